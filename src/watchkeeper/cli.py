@@ -1,0 +1,373 @@
+"""``watchkeeper``: the command line. Settings are read once, here, from the environment."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.lifecycle import Action
+from watchkeeper.service import Role, Watchkeeper
+from watchkeeper.settings import Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
+incidents_app = typer.Typer(no_args_is_help=True, help="List, inspect and work incidents.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+deadletter_app = typer.Typer(no_args_is_help=True, help="Rejected ingest bodies.")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(audit_app, name="audit")
+app.add_typer(deadletter_app, name="deadletter")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _State:
+    settings: Settings | None = None
+    config: Path | None = None
+
+
+STATE = _State()
+
+
+def settings() -> Settings:
+    if STATE.settings is None:
+        STATE.settings = load_settings(os.environ, STATE.config)
+    return STATE.settings
+
+
+@contextmanager
+def service() -> Iterator[Watchkeeper]:
+    wk = Watchkeeper(settings(), metrics=False)
+    try:
+        wk.upgrade()
+        yield wk
+    finally:
+        wk.close()
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS).decode()
+
+
+@app.callback()
+def _main(
+    config: Annotated[Path | None, typer.Option(help="YAML settings file (env vars win)")] = None,
+) -> None:
+    """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
+    STATE.config = config
+
+
+# -- serve ---------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
+) -> None:
+    """Run the API (migrations run at start-up)."""
+    import uvicorn
+
+    from watchkeeper.server import create_app
+
+    cfg = settings()
+    wk = Watchkeeper(cfg)
+    wk.upgrade()
+    bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
+    err.print(f"watchkeeper {_db_label(cfg)} listening on http://{bind_host}:{bind_port}")
+    uvicorn.run(
+        create_app(wk, upgrade=False), host=bind_host, port=bind_port,
+        log_level=cfg.log_level, access_log=False,
+    )
+
+
+def _db_label(cfg: Settings) -> str:
+    return "on SQLite" if cfg.database_url.startswith("sqlite") else "on PostgreSQL"
+
+
+# -- db ------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    with service() as wk:
+        out.print(f"database at revision {wk.db.current_revision()}")
+
+
+# -- tokens --------------------------------------------------------------------------------
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="ingest | viewer | operator | approver | admin")],
+    name: Annotated[str | None, typer.Option(help="Who or what uses it")] = None,
+) -> None:
+    """Create an API token; it is printed once, as the last line."""
+    label = name or f"{role.value}-{datetime.now().strftime('%Y%m%d%H%M%S')}"  # noqa: DTZ005
+    with service() as wk:
+        token = wk.create_token(role, label, actor())
+    err.print(f"token {label!r} with role {role.value} (shown once; store it safely):")
+    print(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never their values)."""
+    with service() as wk, wk.db.read() as conn:
+        from watchkeeper.storage import queries
+
+        rows = queries.list_tokens(conn)
+    table = Table("id", "name", "role", "created", "revoked")
+    for row in rows:
+        table.add_row(str(row["id"]), row["name"], row["role"], _t(row["created_at"]), _t(row["revoked_at"]))
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    with service() as wk:
+        if not wk.revoke_token(token_id, actor()):
+            raise WatchkeeperError(f"no active token with id {token_id}")
+    out.print(f"token {token_id} revoked")
+
+
+# -- incidents -----------------------------------------------------------------------------
+def _t(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@incidents_app.command("list")
+def incidents_list(
+    status: Annotated[str | None, typer.Option(help="open | acknowledged | mitigated | resolved")] = None,
+    service_name: Annotated[str | None, typer.Option("--service", help="Only this service")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Opened at or after (ISO 8601)")] = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """List incidents, newest first."""
+    with service() as wk:
+        found = wk.incidents(status=status, service=service_name, since=since, limit=limit)
+    if as_json:
+        for incident in found:
+            print(dumps(incident))
+        return
+    table = Table("id", "status", "sev", "services", "alerts", "opened", "title")
+    for i in found:
+        table.add_row(str(i["id"]), i["status"], i["severity"], ",".join(i["services"]),
+                      f"{i['firing_alerts']}/{i['alert_count']}", _t(i["opened_at"]), i["title"])
+    out.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """One incident with its alerts (and why each joined) and its timeline."""
+    with service() as wk:
+        found = wk.incident(incident_id)
+    if as_json:
+        print(dumps(found))
+        return
+    _print_incident(found)
+
+
+def _print_incident(i: dict[str, Any]) -> None:
+    out.print(f"[bold]Incident {i['id']}[/bold] [{i['status']}] {i['severity']} — {i['title']}")
+    out.print(f"services: {', '.join(i['services'])}   opened {_t(i['opened_at'])}   "
+              f"acknowledged {_t(i['acknowledged_at'])}   resolved {_t(i['resolved_at'])}   "
+              f"assignee {i['assignee'] or '-'}")
+    alerts = Table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
+    for a in i["alerts"]:
+        alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),
+                       f"{a['reason']}: {a['reason_detail']}")
+    out.print(alerts)
+    timeline = Table("at", "actor", "what", title="timeline")
+    for t in i.get("timeline", []):
+        detail = t.get("comment") or t.get("text") or t.get("detail") or ""
+        timeline.add_row(_t(t["at"]), t["actor"], f"{t['kind']} {detail}".strip())
+    out.print(timeline)
+
+
+def _lifecycle(action: Action, incident_id: int, text: str) -> None:
+    with service() as wk:
+        found = wk.act(incident_id, action, actor(), text)
+    out.print(f"incident {incident_id}: {found['status']}"
+              + (f", assigned to {found['assignee']}" if found["assignee"] else ""))
+
+
+@incidents_app.command("ack")
+def incidents_ack(incident_id: int, comment: str = "") -> None:
+    """Acknowledge an incident."""
+    _lifecycle(Action.ACKNOWLEDGE, incident_id, comment)
+
+
+@incidents_app.command("mitigate")
+def incidents_mitigate(incident_id: int, comment: str = "") -> None:
+    """Mark an incident mitigated."""
+    _lifecycle(Action.MITIGATE, incident_id, comment)
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(incident_id: int, comment: str = "") -> None:
+    """Resolve an incident."""
+    _lifecycle(Action.RESOLVE, incident_id, comment)
+
+
+@incidents_app.command("reopen")
+def incidents_reopen(incident_id: int, comment: str = "") -> None:
+    """Reopen a resolved or mitigated incident."""
+    _lifecycle(Action.REOPEN, incident_id, comment)
+
+
+@incidents_app.command("assign")
+def incidents_assign(incident_id: int, assignee: str) -> None:
+    """Assign an incident to someone."""
+    _lifecycle(Action.ASSIGN, incident_id, assignee)
+
+
+@incidents_app.command("comment")
+def incidents_comment(incident_id: int, text: str) -> None:
+    """Add a comment to an incident's timeline."""
+    _lifecycle(Action.COMMENT, incident_id, text)
+
+
+# -- replay --------------------------------------------------------------------------------
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSONL: one webhook body per line", exists=True, dir_okay=False)],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write incidents as JSONL here")] = None,
+    window: Annotated[float | None, typer.Option(help="Correlation window, seconds")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
+) -> None:
+    """Run the pipeline offline on a file, no server, and print or write the incidents."""
+    from datetime import timedelta
+
+    from watchkeeper.kpi import compression, dedup_ratio
+    from watchkeeper.pipeline import PipelineConfig
+    from watchkeeper.replay import incident_records
+    from watchkeeper.replay import replay as run
+    from watchkeeper.sources import registry
+
+    cfg = settings()
+    config = PipelineConfig(
+        window=timedelta(seconds=window or cfg.correlation_window_seconds), auto_resolve=cfg.auto_resolve
+    )
+    with file.open("rb") as fh:
+        result = run(fh, registry(), config, strict=strict)
+    for bad in result.bad[:20]:
+        err.print(f"line {bad.number}: skipped: {bad.error}")
+    if len(result.bad) > 20:
+        err.print(f"... and {len(result.bad) - 20} more bad lines")
+    records = list(incident_records(result))
+    if out_file is not None:
+        with out_file.open("wb") as fh:
+            for record in records:
+                fh.write(dumps(record).encode() + b"\n")
+    else:
+        for record in records:
+            print(dumps(record))
+    alerts = sum(len(r["alerts"]) for r in records)
+    ratio, comp = dedup_ratio(result.events, len(result.state.alerts)), compression(alerts, len(records))
+    err.print(
+        f"{result.lines} lines, {result.events} events → {len(result.state.alerts)} alerts → "
+        f"{len(records)} incidents (dedup {_pct(ratio)}, compression {_pct(comp)}); "
+        f"{len(result.bad)} bad lines skipped" + (f"; written to {out_file}" if out_file else "")
+    )
+    if result.lines and len(result.bad) == result.lines:
+        raise WatchkeeperError("no line of the file could be read")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+# -- KPIs ----------------------------------------------------------------------------------
+@app.command()
+def kpi(
+    start: Annotated[datetime | None, typer.Option("--from", help="Window start (ISO 8601)")] = None,
+    end: Annotated[datetime | None, typer.Option("--to", help="Window end (ISO 8601)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """MTTA, MTTR, deduplication and compression over incidents opened in a window."""
+    from watchkeeper.model import utc
+
+    with service() as wk:
+        report = wk.kpis(utc(start) if start else None, utc(end) if end else None)
+    data = report.as_dict()
+    if as_json:
+        print(dumps(data))
+        return
+    table = Table("KPI", "value", title="Watchkeeper KPIs")
+    table.add_row("events → alerts (dedup)", f"{report.events} → {report.alerts} ({_pct(report.dedup_ratio)})")
+    table.add_row("alerts → incidents (compression)", f"{report.alerts} → {report.incidents} ({_pct(report.compression)})")
+    for label, stats in (("MTTA", report.mtta), ("MTTR", report.mttr)):
+        table.add_row(label, "n/a" if stats.mean is None else (
+            f"mean {_dur(stats.mean)}, median {_dur(stats.median)}, p90 {_dur(stats.p90)} (n={stats.count})"))
+    out.print(table)
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+# -- audit and dead letters ----------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 naming the first broken record."""
+    with service() as wk:
+        verdict = wk.verify_audit()
+    if verdict.ok:
+        out.print(str(verdict))
+        return
+    err.print(str(verdict))
+    raise typer.Exit(1)
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    limit: int = 20, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """The newest rejected bodies, with the error each got."""
+    with service() as wk:
+        rows = wk.dead_letters(limit)
+    if as_json:
+        for row in rows:
+            print(dumps({**row, "body": row["body"].decode("utf-8", "replace")}))
+        return
+    table = Table("id", "received", "source", "status", "size", "error", "body")
+    for row in rows:
+        preview = row["body"][:60].decode("utf-8", "replace")
+        table.add_row(str(row["id"]), _t(row["received_at"]), row["source"], str(row["status"]),
+                      f"{row['size']}{'+' if row['truncated'] else ''}", row["error"], preview)
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except WatchkeeperError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(2)

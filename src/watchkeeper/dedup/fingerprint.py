@@ -1,0 +1,117 @@
+"""Deduplicate events by fingerprint. Pure: state is passed in, time comes from the event."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from watchkeeper.model import Alert, Event, Status
+
+
+class DedupReason(StrEnum):
+    """What one event did to its alert."""
+
+    NEW = "new"
+    REPEAT = "repeat"
+    RESOLVED = "resolved"
+    REFIRED = "refired"
+    ALREADY_RESOLVED = "already_resolved"
+    RESOLVED_UNSEEN = "resolved_unseen"
+    STALE = "stale"
+
+    @property
+    def text(self) -> str:
+        return _TEXT[self]
+
+
+_TEXT = {
+    DedupReason.NEW: "first event of this fingerprint: a new alert",
+    DedupReason.REPEAT: "same fingerprint still firing: count and last seen updated",
+    DedupReason.RESOLVED: "resolved event closed a firing alert",
+    DedupReason.REFIRED: "fired again after it had resolved",
+    DedupReason.ALREADY_RESOLVED: "resolved again: already resolved, count updated",
+    DedupReason.RESOLVED_UNSEEN: "resolved event for a fingerprint never seen firing",
+    DedupReason.STALE: "firing event older than the alert's resolution: ignored",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DedupResult:
+    alert: Alert
+    reason: DedupReason
+
+    @property
+    def fires(self) -> bool:
+        """The alert started firing with this event (it needs an incident)."""
+        return self.reason in (DedupReason.NEW, DedupReason.REFIRED)
+
+
+class Deduplicator:
+    """Fold events into alerts keyed by fingerprint.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from watchkeeper.model import EventKind, Severity
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def ev(status, at):
+    ...     return Event("api", EventKind.ALERT, "fp1", status, Severity.WARNING, "Down", "db", "",
+    ...                  {}, "db down", t, None, at)
+    >>> alerts, dedup = {}, Deduplicator()
+    >>> [dedup.observe(ev(s, t + timedelta(seconds=i)), alerts).reason.value
+    ...  for i, s in enumerate([Status.FIRING, Status.FIRING, Status.RESOLVED])]
+    ['new', 'repeat', 'resolved']
+    >>> alerts["fp1"].count
+    3
+    """
+
+    def observe(self, event: Event, alerts: MutableMapping[str, Alert]) -> DedupResult:
+        alert = alerts.get(event.fingerprint)
+        if alert is None:
+            alert = _new_alert(event)
+            alerts[event.fingerprint] = alert
+            if event.status is Status.RESOLVED:
+                alert.resolved_at = event.ends_at or event.received_at
+                return DedupResult(alert, DedupReason.RESOLVED_UNSEEN)
+            return DedupResult(alert, DedupReason.NEW)
+
+        alert.count += 1
+        if event.received_at > alert.last_seen:
+            alert.last_seen = event.received_at
+        if event.status is Status.RESOLVED:
+            if alert.status is Status.RESOLVED:
+                return DedupResult(alert, DedupReason.ALREADY_RESOLVED)
+            alert.status = Status.RESOLVED
+            alert.resolved_at = event.ends_at or event.received_at
+            return DedupResult(alert, DedupReason.RESOLVED)
+        if alert.status is Status.FIRING:
+            _refresh(alert, event)
+            return DedupResult(alert, DedupReason.REPEAT)
+        if alert.resolved_at is not None and event.starts_at < alert.resolved_at:
+            return DedupResult(alert, DedupReason.STALE)
+        alert.status = Status.FIRING
+        alert.resolved_at = None
+        alert.first_seen = event.starts_at
+        _refresh(alert, event)
+        return DedupResult(alert, DedupReason.REFIRED)
+
+
+def _new_alert(event: Event) -> Alert:
+    return Alert(
+        fingerprint=event.fingerprint,
+        source=event.source,
+        name=event.name,
+        service=event.service,
+        resource=event.resource,
+        severity=event.severity,
+        status=event.status,
+        labels=event.labels,
+        summary=event.summary,
+        first_seen=event.starts_at,
+        last_seen=event.received_at,
+    )
+
+
+def _refresh(alert: Alert, event: Event) -> None:
+    alert.severity = event.severity
+    alert.summary = event.summary
+    alert.labels = event.labels

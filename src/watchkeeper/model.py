@@ -1,0 +1,172 @@
+"""Domain types shared by every stage.
+
+Plain dataclasses: no IO, no framework. Times are timezone-aware UTC ``datetime`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    ALERT = "alert"
+    LOG = "log"
+    ANOMALY = "anomaly"
+    FORECAST = "forecast"
+    CHANGE = "change"
+
+
+class Status(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: ``Severity.CRITICAL.rank > Severity.INFO.rank``."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: object) -> Severity:
+        """Map the many spellings sources use onto four levels.
+
+        >>> Severity.parse("P1"), Severity.parse("warn"), Severity.parse(None)
+        (<Severity.CRITICAL: 'critical'>, <Severity.WARNING: 'warning'>, <Severity.WARNING: 'warning'>)
+        """
+        if value is None:
+            return cls.WARNING
+        return _SEVERITY_ALIASES.get(str(value).strip().lower(), cls.WARNING)
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+_SEVERITY_ALIASES = {
+    "critical": Severity.CRITICAL, "crit": Severity.CRITICAL, "fatal": Severity.CRITICAL,
+    "page": Severity.CRITICAL, "p1": Severity.CRITICAL, "sev1": Severity.CRITICAL,
+    "high": Severity.ERROR, "error": Severity.ERROR, "err": Severity.ERROR, "major": Severity.ERROR,
+    "p2": Severity.ERROR, "sev2": Severity.ERROR,
+    "warning": Severity.WARNING, "warn": Severity.WARNING, "medium": Severity.WARNING,
+    "minor": Severity.WARNING, "p3": Severity.WARNING, "sev3": Severity.WARNING,
+    "info": Severity.INFO, "informational": Severity.INFO, "low": Severity.INFO, "none": Severity.INFO,
+    "ok": Severity.INFO, "p4": Severity.INFO, "p5": Severity.INFO, "sev4": Severity.INFO,
+}
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalized observation from any source."""
+
+    source: str
+    kind: EventKind
+    fingerprint: str
+    status: Status
+    severity: Severity
+    name: str
+    service: str
+    resource: str
+    labels: Mapping[str, str]
+    summary: str
+    starts_at: datetime
+    ends_at: datetime | None
+    received_at: datetime
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(slots=True)
+class Alert:
+    """The deduplicated state of one fingerprint."""
+
+    fingerprint: str
+    source: str
+    name: str
+    service: str
+    resource: str
+    severity: Severity
+    status: Status
+    labels: Mapping[str, str]
+    summary: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+    resolved_at: datetime | None = None
+    incident_id: int | None = None
+    join_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Incident:
+    """Alerts grouped by correlation, with a lifecycle."""
+
+    id: int
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    services: list[str]
+    opened_at: datetime
+    last_activity_at: datetime
+    firing_count: int = 0
+    alert_count: int = 0
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    assignee: str | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is not IncidentStatus.RESOLVED
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Why one alert joined one incident."""
+
+    incident_id: int
+    fingerprint: str
+    joined_at: datetime
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change a stage made, with its machine-readable reason: what the audit log stores."""
+
+    kind: str
+    subject: str
+    at: datetime
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One link of the hash-chained, append-only audit log."""
+
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    subject: str
+    payload: Mapping[str, Any]
+    prev_hash: str
+    hash: str

@@ -1,0 +1,181 @@
+"""Compose the observe stages: normalize → dedup → correlate → incident lifecycle.
+
+Pure: the caller owns the :class:`State` (in memory for replay, loaded from and written back to
+the database by ``storage`` for the server) and injects incident ids. Time is the event's
+``received_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from watchkeeper.correlate import Join, ServiceWindowCorrelator
+from watchkeeper.dedup import Deduplicator, DedupReason
+from watchkeeper.model import (
+    Alert,
+    Change,
+    Event,
+    Incident,
+    IncidentStatus,
+    Membership,
+    Status,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    window: timedelta = timedelta(minutes=5)
+    auto_resolve: bool = True
+
+
+@dataclass(slots=True)
+class State:
+    """The part of the world the pipeline reads and writes, plus what it changed."""
+
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    active_by_service: dict[str, int] = field(default_factory=dict)
+    changed_alerts: set[str] = field(default_factory=set)
+    changed_incidents: set[int] = field(default_factory=set)
+    new_incidents: set[int] = field(default_factory=set)
+    memberships: list[Membership] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    repeats: int = 0
+
+    def clear_changes(self) -> None:
+        self.changed_alerts.clear()
+        self.changed_incidents.clear()
+        self.new_incidents.clear()
+        self.memberships.clear()
+        self.changes.clear()
+        self.repeats = 0
+
+
+class Pipeline:
+    """Observe events one at a time.
+
+    >>> import itertools
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from watchkeeper.model import EventKind, Severity
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def ev(fp, service, status=Status.FIRING, s=0):
+    ...     return Event("api", EventKind.ALERT, fp, status, Severity.WARNING, "X", service, "", {},
+    ...                  "x", t, None, t + timedelta(seconds=s))
+    >>> state, ids = State(), itertools.count(1)
+    >>> p = Pipeline(PipelineConfig(), lambda: next(ids))
+    >>> for e in [ev("a", "db"), ev("b", "db", s=10), ev("c", "web", s=20)]:
+    ...     p.observe(e, state)
+    >>> {fp: a.incident_id for fp, a in state.alerts.items()}
+    {'a': 1, 'b': 1, 'c': 2}
+    >>> p.observe(ev("a", "db", Status.RESOLVED, 30), state)
+    >>> p.observe(ev("b", "db", Status.RESOLVED, 40), state)
+    >>> state.incidents[1].status.value, state.incidents[2].status.value
+    ('resolved', 'open')
+    """
+
+    def __init__(self, config: PipelineConfig, next_incident_id: Callable[[], int]) -> None:
+        self.config = config
+        self.next_incident_id = next_incident_id
+        self.dedup = Deduplicator()
+        self.correlate = ServiceWindowCorrelator(config.window)
+
+    def observe_all(self, events: Iterable[Event], state: State) -> None:
+        for event in events:
+            self.observe(event, state)
+
+    def observe(self, event: Event, state: State) -> None:
+        result = self.dedup.observe(event, state.alerts)
+        alert, reason = result.alert, result.reason
+        now = event.received_at
+        state.changed_alerts.add(alert.fingerprint)
+        if result.fires:
+            join = self.correlate.observe(alert, state.incidents, state.active_by_service, now)
+            incident = self._join(alert, join, state, event)
+            state.changes.append(Change(
+                f"alert.{'opened' if reason is DedupReason.NEW else 'refired'}",
+                f"alert:{alert.fingerprint}",
+                now,
+                {
+                    "fingerprint": alert.fingerprint, "source": alert.source, "name": alert.name,
+                    "service": alert.service, "severity": alert.severity.value,
+                    "dedup_reason": reason.value, "incident_id": incident.id,
+                    "join_reason": join.reason.value, "join_detail": join.detail,
+                },
+            ))
+        elif reason is DedupReason.RESOLVED:
+            self._resolved(alert, state)
+        elif reason is DedupReason.RESOLVED_UNSEEN:
+            state.changes.append(Change(
+                "alert.resolved_unseen", f"alert:{alert.fingerprint}", now,
+                {"fingerprint": alert.fingerprint, "service": alert.service,
+                 "dedup_reason": reason.value},
+            ))
+        else:
+            state.repeats += 1
+            incident = state.incidents.get(alert.incident_id) if alert.incident_id else None
+            if incident is not None and incident.is_active and now > incident.last_activity_at:
+                incident.last_activity_at = now
+                state.changed_incidents.add(incident.id)
+
+    def _join(self, alert: Alert, join: Join, state: State, event: Event) -> Incident:
+        now = event.received_at
+        if join.incident_id is None:
+            incident = Incident(
+                id=self.next_incident_id(),
+                title=alert.summary or alert.name or f"alert on {alert.service}",
+                status=IncidentStatus.OPEN,
+                severity=alert.severity,
+                services=[alert.service],
+                opened_at=now,
+                last_activity_at=now,
+            )
+            state.incidents[incident.id] = incident
+            state.new_incidents.add(incident.id)
+            state.changes.append(Change(
+                "incident.opened", f"incident:{incident.id}", now,
+                {"id": incident.id, "title": incident.title, "services": incident.services,
+                 "severity": incident.severity.value, "first_alert": alert.fingerprint,
+                 "reason": join.reason.value, "detail": join.detail},
+            ))
+        else:
+            incident = state.incidents[join.incident_id]
+        state.active_by_service[alert.service] = incident.id
+        if alert.service not in incident.services:
+            incident.services.append(alert.service)
+        if alert.severity.rank > incident.severity.rank:
+            incident.severity = alert.severity
+        incident.firing_count += 1
+        incident.last_activity_at = max(incident.last_activity_at, now)
+        if alert.incident_id != incident.id:
+            incident.alert_count += 1
+            state.memberships.append(
+                Membership(incident.id, alert.fingerprint, now, join.reason.value, join.detail)
+            )
+        alert.incident_id = incident.id
+        alert.join_reason = join.reason.value
+        state.changed_incidents.add(incident.id)
+        return incident
+
+    def _resolved(self, alert: Alert, state: State) -> None:
+        incident = state.incidents.get(alert.incident_id) if alert.incident_id else None
+        payload: dict[str, object] = {"fingerprint": alert.fingerprint, "incident_id": alert.incident_id}
+        at = alert.resolved_at or alert.last_seen
+        state.changes.append(Change("alert.resolved", f"alert:{alert.fingerprint}", alert.last_seen, payload))
+        if incident is None:
+            return
+        incident.firing_count = max(0, incident.firing_count - 1)
+        incident.last_activity_at = max(incident.last_activity_at, alert.last_seen)
+        state.changed_incidents.add(incident.id)
+        if self.config.auto_resolve and incident.firing_count == 0 and incident.is_active:
+            incident.status = IncidentStatus.RESOLVED
+            incident.resolved_at = max(at, incident.opened_at)
+            for service in incident.services:
+                if state.active_by_service.get(service) == incident.id:
+                    del state.active_by_service[service]
+            state.changes.append(Change(
+                "incident.resolved", f"incident:{incident.id}", alert.last_seen,
+                {"id": incident.id, "reason": "all_alerts_resolved",
+                 "detail": "every alert of the incident has resolved"},
+            ))

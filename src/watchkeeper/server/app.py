@@ -1,0 +1,215 @@
+"""The FastAPI application. Only this package knows HTTP; it calls :class:`Watchkeeper`."""
+
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from watchkeeper import __version__
+from watchkeeper.errors import AuthError, InputError, WatchkeeperError
+from watchkeeper.lifecycle import Action
+from watchkeeper.server.responses import Json, error
+from watchkeeper.service import Permission, Principal, Watchkeeper
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeeper token create`")
+
+
+class Comment(BaseModel):
+    comment: str = Field("", max_length=10_000, description="Why (kept in the audit log)")
+
+
+class Assign(BaseModel):
+    assignee: str = Field(min_length=1, max_length=256)
+
+
+class NewComment(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if upgrade:
+            await run_in_threadpool(service.upgrade)
+        yield
+
+    app = FastAPI(
+        title="Watchkeeper", version=__version__, lifespan=lifespan, default_response_class=Json,
+        description="Alerts in, a few explained incidents out, every step audited.",
+    )
+
+    @app.exception_handler(WatchkeeperError)
+    async def _known(_request: Request, exc: WatchkeeperError) -> Response:
+        status = getattr(exc, "status", 500)
+        return error(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        return error(422, "invalid request: " + "; ".join(parts))
+
+    def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+        async def dependency(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> Principal:
+            header = f"Bearer {credentials.credentials}" if credentials else None
+            who = await run_in_threadpool(service.authenticate, header)
+            who.require(permission)
+            return who
+        return dependency
+
+    Reader = Annotated[Principal, Depends(principal(Permission.READ))]
+    Operator = Annotated[Principal, Depends(principal(Permission.OPERATE))]
+    Admin = Annotated[Principal, Depends(principal(Permission.ADMIN))]
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        if service.metrics is None:
+            return Response(b"", media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for name, source in service.sources.items():
+        _add_ingest_route(app, service, name, source.schema, principal(Permission.INGEST))
+    _publish_schemas(app, [source.schema for source in service.sources.values()])
+
+    @app.get("/api/v1/incidents", tags=["incidents"])
+    def list_incidents(
+        _who: Reader,
+        status: Annotated[str | None, Query(pattern="^(open|acknowledged|mitigated|resolved)$")] = None,
+        service_name: Annotated[str | None, Query(alias="service", max_length=256)] = None,
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        return service.incidents(status=status, service=service_name, since=since, limit=limit, offset=offset)
+
+    @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"])
+    def get_incident(incident_id: int, _who: Reader) -> Any:
+        return service.incident(incident_id)
+
+    def _action_route(action: Action) -> None:
+        def act(incident_id: int, who: Operator, body: Comment | None = None) -> Any:
+            return service.act(incident_id, action, f"token:{who.name}", body.comment if body else "")
+        act.__name__ = f"{action.value}_incident"
+        app.post(f"/api/v1/incidents/{{incident_id}}/{action.value}", tags=["incidents"])(act)
+
+    for action in (Action.ACKNOWLEDGE, Action.MITIGATE, Action.RESOLVE, Action.REOPEN):
+        _action_route(action)
+
+    @app.post("/api/v1/incidents/{incident_id}/assign", tags=["incidents"])
+    def assign(incident_id: int, body: Assign, who: Operator) -> Any:
+        return service.act(incident_id, Action.ASSIGN, f"token:{who.name}", body.assignee)
+
+    @app.post("/api/v1/incidents/{incident_id}/comments", tags=["incidents"])
+    def comment(incident_id: int, body: NewComment, who: Operator) -> Any:
+        return service.act(incident_id, Action.COMMENT, f"token:{who.name}", body.text)
+
+    @app.get("/api/v1/kpis", tags=["kpis"])
+    def kpis(
+        _who: Reader,
+        start: Annotated[datetime | None, Query(alias="from")] = None,
+        end: Annotated[datetime | None, Query(alias="to")] = None,
+    ) -> Any:
+        if start and end and end <= start:
+            raise InputError("'to' must be after 'from'")
+        return service.kpis(start, end).as_dict()
+
+    @app.get("/api/v1/deadletters", tags=["ops"])
+    def deadletters(_who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+        return [
+            {**{k: v for k, v in row.items() if k != "body"},
+             "body": row["body"][:4096].decode("utf-8", "replace")}
+            for row in service.dead_letters(limit)
+        ]
+
+    @app.get("/api/v1/audit/verify", tags=["ops"])
+    def audit_verify(_who: Admin) -> Any:
+        verdict = service.verify_audit()
+        return {"ok": verdict.ok, "checked": verdict.checked, "broken_seq": verdict.broken_seq,
+                "message": str(verdict)}
+
+    return app
+
+
+def _add_ingest_route(
+    app: FastAPI, service: Watchkeeper, name: str, schema: type[BaseModel],
+    auth: Callable[..., Awaitable[Principal]],
+) -> None:
+    async def ingest(request: Request, who: Annotated[Principal, Depends(auth)]) -> Response:
+        started = time.perf_counter()
+        limit = service.settings.max_body_bytes
+        body, size, truncated = await _read_limited(request, limit)
+        content_type = request.headers.get("content-type")
+        if truncated:
+            exc = InputError(f"body of {size}+ bytes exceeds the limit of {limit}", status=413)
+            await run_in_threadpool(
+                lambda: service.dead_letter(name, body, exc, content_type, size=size, truncated=True)
+            )
+            raise exc
+        result = await run_in_threadpool(
+            service.ingest, name, body, content_type, f"token:{who.name}", started
+        )
+        return Json({"accepted": result.accepted, "incidents": result.incidents,
+                     "opened": result.opened}, status_code=202)
+
+    ingest.__name__ = f"ingest_{name}"
+    app.post(
+        f"/api/v1/ingest/{name}", tags=["ingest"], status_code=202,
+        summary=f"Ingest a {name} body",
+        responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
+                   415: {"description": "not JSON"}, 422: {"description": "not this format"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
+        }}},
+    )(ingest)
+
+
+def _publish_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Add the ingest bodies' JSON Schemas to the OpenAPI components (they are read raw)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema.pop("$defs", {}))
+                components[model.__name__] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _read_limited(request: Request, limit: int) -> tuple[bytes, int, bool]:
+    """Read at most ``limit`` bytes; say whether more was sent (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b"", int(declared), True
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
+            return b"".join(chunks), size, True
+        chunks.append(chunk)
+    return b"".join(chunks), size, False
+
+
+__all__ = ["AuthError", "create_app"]

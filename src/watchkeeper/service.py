@@ -1,0 +1,262 @@
+"""The application service: what the API and the CLI both call.
+
+It wires the pure stages to storage: authenticate, ingest (normalize → dedup → correlate →
+persist + audit, in one transaction), incident lifecycle, KPIs, audit verification, dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from watchkeeper import kpi, lifecycle
+from watchkeeper.audit import Verdict, verify
+from watchkeeper.errors import AuthError, InputError
+from watchkeeper.lifecycle import Action
+from watchkeeper.model import Change, Incident
+from watchkeeper.pipeline import Pipeline, PipelineConfig
+from watchkeeper.settings import Settings
+from watchkeeper.sources import Source, registry
+from watchkeeper.storage import Database, audit, ingest, queries
+from watchkeeper.telemetry import Metrics
+
+#: Accepted ingest content types (a missing header is taken as JSON, as curl users expect).
+JSON_TYPES = ("application/json", "text/json")
+
+
+class Role(StrEnum):
+    INGEST = "ingest"
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    INGEST = "ingest"
+    READ = "read"
+    OPERATE = "operate"
+    APPROVE = "approve"
+    ADMIN = "admin"
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.INGEST: frozenset({Permission.INGEST}),
+    Role.VIEWER: frozenset({Permission.READ}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
+    Role.APPROVER: frozenset({Permission.READ, Permission.OPERATE, Permission.APPROVE}),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: Role
+
+    def require(self, permission: Permission) -> None:
+        if permission not in GRANTS[self.role]:
+            raise AuthError(
+                f"token {self.name!r} has role {self.role.value}, which may not {permission.value}",
+                status=403,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    incidents: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Watchkeeper:
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = Database(settings.database_url)
+        self.sources: dict[str, Source] = registry()
+        self.config = PipelineConfig(
+            window=timedelta(seconds=settings.correlation_window_seconds),
+            auto_resolve=settings.auto_resolve,
+        )
+        self.metrics = Metrics(self.active_incidents) if metrics else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def upgrade(self) -> None:
+        self.db.upgrade()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- auth ------------------------------------------------------------------------------
+    def create_token(self, role: Role, name: str, actor: str) -> str:
+        token = "wk_" + secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.db.write() as conn:
+            token_id = queries.add_token(conn, name, role.value, hash_token(token), now)
+            audit.append(conn, actor, [Change(
+                "token.created", f"token:{token_id}", now, {"id": token_id, "name": name, "role": role.value}
+            )])
+        return token
+
+    def revoke_token(self, token_id: int, actor: str) -> bool:
+        now = self.clock()
+        with self.db.write() as conn:
+            done = queries.revoke_token(conn, token_id, now)
+            if done:
+                audit.append(conn, actor, [Change("token.revoked", f"token:{token_id}", now, {"id": token_id})])
+        return done
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise AuthError("missing 'Authorization: Bearer TOKEN' header")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer TOKEN'")
+        with self.db.read() as conn:
+            row = queries.find_token(conn, hash_token(token.strip()))
+        if row is None:
+            raise AuthError("unknown or revoked token")
+        return Principal(row.name, Role(row.role))
+
+    # -- ingest ----------------------------------------------------------------------------
+    def source(self, name: str) -> Source:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise InputError(
+                f"unknown source {name!r}; known: {', '.join(sorted(self.sources))}", status=404
+            ) from None
+
+    def ingest(
+        self, source_name: str, body: bytes, content_type: str | None, actor: str,
+        started: float | None = None,
+    ) -> IngestResult:
+        """Normalize, correlate and commit one request body; reject it to the dead letters."""
+        started = time.perf_counter() if started is None else started
+        received_at = self.clock()
+        source = self.source(source_name)
+        try:
+            media = (content_type or "application/json").split(";")[0].strip().lower()
+            if media not in JSON_TYPES and not media.endswith("+json"):
+                raise InputError(f"unsupported content type {media!r}; send application/json", status=415)
+            if len(body) > self.settings.max_body_bytes:
+                raise InputError(
+                    f"body of {len(body)} bytes exceeds the limit of {self.settings.max_body_bytes}",
+                    status=413,
+                )
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON: {exc}", status=400) from exc
+            batch = source.normalize(payload, received_at)
+        except InputError as exc:
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
+        with self.db.write() as conn:
+            state, loaded = ingest.load_state(conn, batch)
+            Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
+            ingest.persist(conn, batch, state, loaded)
+            changes = [*state.changes, Change(
+                "ingest.accepted", f"source:{source_name}", received_at,
+                {"source": source_name, "events": len(batch), "repeats": state.repeats},
+            )]
+            audit.append(conn, actor, changes)
+        if self.metrics is not None:
+            self.metrics.events.labels(source_name).inc(len(batch))
+            self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
+        touched = sorted({a.incident_id for a in state.alerts.values() if a.incident_id is not None})
+        return IngestResult(len(batch), touched, sorted(state.new_incidents))
+
+    def dead_letter(
+        self, source_name: str, body: bytes, error: InputError, content_type: str | None,
+        *, size: int, truncated: bool = False,
+    ) -> int:
+        with self.db.write() as conn:
+            dl_id = queries.add_dead_letter(
+                conn, at=self.clock(), source=source_name, content_type=content_type,
+                status=error.status, error=str(error), size=size, body=body, truncated=truncated,
+            )
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(source_name, str(error.status)).inc()
+        return dl_id
+
+    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return queries.list_dead_letters(conn, limit)
+
+    # -- incidents -------------------------------------------------------------------------
+    def incidents(
+        self, *, status: str | None = None, service: str | None = None,
+        since: datetime | None = None, limit: int = 100, offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            found = queries.list_incidents(
+                conn, status=status, service=service, since=since, limit=limit, offset=offset
+            )
+            members = queries.incident_alerts_of(conn, [i.id for i in found])
+        return [incident_view(i, members[i.id]) for i in found]
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            found = queries.get_incident(conn, incident_id)
+            members = queries.incident_alerts_of(conn, [incident_id])[incident_id]
+            timeline = [
+                {"seq": r.seq, "at": r.at, "actor": r.actor, "kind": r.kind, **dict(r.payload)}
+                for r in audit.records(conn, subject=f"incident:{incident_id}")
+            ]
+        return {**incident_view(found, members), "timeline": timeline}
+
+    def act(self, incident_id: int, action: Action, actor: str, text: str = "") -> dict[str, Any]:
+        """Apply a human lifecycle action and audit it, in one transaction."""
+        now = self.clock()
+        with self.db.write() as conn:
+            found = queries.get_incident(conn, incident_id)
+            change = lifecycle.apply(found, action, actor, now, text)
+            if change is not None:
+                ingest.save_incident(conn, found)
+                audit.append(conn, actor, [change])
+        return self.incident(incident_id)
+
+    def active_incidents(self) -> int:
+        with self.db.read() as conn:
+            return queries.count_active_incidents(conn)
+
+    # -- KPIs and audit --------------------------------------------------------------------
+    def kpis(self, start: datetime | None = None, end: datetime | None = None) -> kpi.KpiReport:
+        with self.db.read() as conn:
+            found = queries.incidents_opened_between(conn, start, end)
+            events = queries.count_between(conn, "events", start, end)
+            alerts = queries.count_between(conn, "alerts", start, end)
+        return kpi.report(found, events, alerts, start, end)
+
+    def verify_audit(self) -> Verdict:
+        with self.db.read() as conn:
+            return verify(audit.records(conn))
+
+
+def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": incident.id, "title": incident.title, "status": incident.status.value,
+        "severity": incident.severity.value, "services": incident.services,
+        "opened_at": incident.opened_at, "acknowledged_at": incident.acknowledged_at,
+        "mitigated_at": incident.mitigated_at, "resolved_at": incident.resolved_at,
+        "last_activity_at": incident.last_activity_at, "assignee": incident.assignee,
+        "firing_alerts": incident.firing_count, "alert_count": incident.alert_count,
+        "alerts": alerts,
+    }

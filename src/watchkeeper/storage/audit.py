@@ -1,0 +1,59 @@
+"""Append to and read the audit log, in the caller's (write) transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, insert, select
+
+from watchkeeper.audit import GENESIS, AuditChain, canonical_json
+from watchkeeper.model import AuditRecord, Change
+from watchkeeper.storage.tables import audit_log
+
+
+def head(conn: Connection) -> AuditChain:
+    """The chain positioned after the last stored record (call inside a write transaction)."""
+    row = conn.execute(
+        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+    ).first()
+    return AuditChain(row.seq, row.hash) if row else AuditChain(0, GENESIS)
+
+
+def append(conn: Connection, actor: str, changes: Iterable[Change]) -> list[AuditRecord]:
+    """Append one record per change, chained after the current head, in this transaction."""
+    chain = head(conn)
+    records = [chain.append(actor, c.kind, c.subject, c.payload, c.at) for c in changes]
+    if records:
+        conn.execute(insert(audit_log), [_row(r) for r in records])
+    return records
+
+
+def _row(r: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": r.seq, "at": r.at, "actor": r.actor, "kind": r.kind, "subject": r.subject,
+        "payload": canonical_json(r.payload).decode(), "prev_hash": r.prev_hash, "hash": r.hash,
+    }
+
+
+def records(conn: Connection, *, subject: str | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
+    """Stored records in ``seq`` order, read in batches (the log may be large)."""
+    last = 0
+    while True:
+        query = select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+        if subject is not None:
+            query = query.where(audit_log.c.subject == subject)
+        rows = conn.execute(query).all()
+        for row in rows:
+            yield AuditRecord(
+                row.seq, row.at, row.actor, row.kind, row.subject, orjson.loads(row.payload),
+                row.prev_hash, row.hash,
+            )
+        if len(rows) < batch:
+            return
+        last = rows[-1].seq
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())

@@ -1,0 +1,119 @@
+"""The database handle: engine set-up, read and write transactions, migrations.
+
+Writes are serialized: SQLite takes its write lock at ``BEGIN IMMEDIATE``; PostgreSQL takes a
+transaction-scoped advisory lock. The pipeline's state and the audit chain's head are therefore
+read and written by one writer at a time, on one process or many.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from watchkeeper.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: Key of the advisory lock that serializes writers on PostgreSQL ("wk" in ASCII, arbitrary).
+WRITE_LOCK = 0x776B
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class Database:
+    """One engine per process; ``read()`` and ``write()`` hand out transactions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock()
+        try:
+            if self.is_sqlite:
+                self.engine = create_engine(
+                    url, echo=echo, json_serializer=_json, json_deserializer=orjson.loads,
+                    connect_args={"check_same_thread": False, "timeout": 30},
+                )
+                event.listen(self.engine, "connect", _sqlite_connect)
+                event.listen(self.engine, "begin", _sqlite_begin)
+            else:
+                self.engine = create_engine(
+                    url, echo=echo, json_serializer=_json, json_deserializer=orjson.loads,
+                    pool_pre_ping=True, pool_size=10, max_overflow=10,
+                )
+        except Exception as exc:  # SQLAlchemy raises several types for a bad URL
+            raise ConfigError(f"cannot use database URL {_redact(url)}: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that holds the global write lock until it commits or rolls back."""
+        with self._write_lock, self.engine.connect() as conn:
+            conn = conn.execution_options(wk_write=True)
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+                yield conn
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run Alembic migrations up to ``revision`` (idempotent)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.write() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except OperationalError as exc:
+            raise ConfigError(f"cannot reach the database {_redact(self.url)}: {exc.orig}") from exc
+
+    def current_revision(self) -> str | None:
+        with self.read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def is_current(self) -> bool:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return self.current_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("wk_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message or a log."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

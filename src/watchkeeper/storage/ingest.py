@@ -1,0 +1,161 @@
+"""Load the slice of pipeline state a batch of events touches, and write back what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
+from watchkeeper.pipeline import State
+from watchkeeper.storage.tables import alerts, events, incident_alerts, incident_services, incidents
+
+CHUNK = 500
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What was read, so that writing back knows insert from update."""
+
+    alerts: set[str] = field(default_factory=set)
+    incident_services: set[tuple[int, str]] = field(default_factory=set)
+    next_id: int = 1
+
+    def new_incident_id(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def load_state(conn: Connection, batch: Sequence[Event]) -> tuple[State, Loaded]:
+    state, loaded = State(), Loaded()
+    fingerprints = sorted({e.fingerprint for e in batch})
+    for part in _chunks(fingerprints):
+        for row in conn.execute(select(alerts).where(alerts.c.fingerprint.in_(part))):
+            state.alerts[row.fingerprint] = alert_from_row(row)
+            loaded.alerts.add(row.fingerprint)
+    incident_ids = {a.incident_id for a in state.alerts.values() if a.incident_id is not None}
+    services = sorted({e.service for e in batch})
+    for part in _chunks(services):
+        query = (
+            select(incident_services.c.service, incidents.c.id)
+            .join(incidents, incidents.c.id == incident_services.c.incident_id)
+            .where(incident_services.c.service.in_(part))
+            .where(incidents.c.status != IncidentStatus.RESOLVED.value)
+            .order_by(incidents.c.last_activity_at)
+        )
+        for row in conn.execute(query):
+            state.active_by_service[row.service] = row.id  # the most recently active wins
+            incident_ids.add(row.id)
+    for part in _chunks(sorted(incident_ids)):
+        for row in conn.execute(select(incidents).where(incidents.c.id.in_(part))):
+            state.incidents[row.id] = incident_from_row(row)
+        for row in conn.execute(
+            select(incident_services).where(incident_services.c.incident_id.in_(part))
+        ):
+            loaded.incident_services.add((row.incident_id, row.service))
+    loaded.next_id = int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
+    return state, loaded
+
+
+def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Loaded) -> None:
+    if batch:
+        conn.execute(insert(events), [_event_row(e) for e in batch])
+    new_incidents = [state.incidents[i] for i in sorted(state.new_incidents)]
+    if new_incidents:
+        conn.execute(insert(incidents), [incident_row(i) for i in new_incidents])
+    changed = [state.incidents[i] for i in sorted(state.changed_incidents - state.new_incidents)]
+    if changed:
+        conn.execute(
+            update(incidents).where(incidents.c.id == bindparam("b_id")),
+            [{"b_id": i.id, **_incident_values(i)} for i in changed],
+        )
+    pairs = {
+        (i, s) for i in state.changed_incidents for s in state.incidents[i].services
+    } - loaded.incident_services
+    if pairs:
+        conn.execute(insert(incident_services), [{"incident_id": i, "service": s} for i, s in sorted(pairs)])
+    fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
+    if fresh:
+        conn.execute(insert(alerts), [_alert_row(a) for a in fresh])
+    known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
+    if known:
+        conn.execute(
+            update(alerts).where(alerts.c.fingerprint == bindparam("b_fp")),
+            [{"b_fp": a.fingerprint, **_alert_values(a)} for a in known],
+        )
+    if state.memberships:
+        conn.execute(insert(incident_alerts), [
+            {"incident_id": m.incident_id, "fingerprint": m.fingerprint, "joined_at": m.joined_at,
+             "reason": m.reason, "detail": m.detail}
+            for m in state.memberships
+        ])
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "received_at": e.received_at, "source": e.source, "kind": e.kind.value,
+        "fingerprint": e.fingerprint, "status": e.status.value, "severity": e.severity.value,
+        "service": e.service, "summary": e.summary, "starts_at": e.starts_at, "ends_at": e.ends_at,
+        "labels": dict(e.labels), "raw": e.raw,
+    }
+
+
+def _alert_values(a: Alert) -> dict[str, Any]:
+    return {
+        "source": a.source, "name": a.name, "service": a.service, "resource": a.resource,
+        "severity": a.severity.value, "status": a.status.value, "labels": dict(a.labels),
+        "summary": a.summary, "first_seen": a.first_seen, "last_seen": a.last_seen,
+        "count": a.count, "resolved_at": a.resolved_at, "incident_id": a.incident_id,
+        "join_reason": a.join_reason,
+    }
+
+
+def _alert_row(a: Alert) -> dict[str, Any]:
+    return {"fingerprint": a.fingerprint, **_alert_values(a)}
+
+
+def alert_from_row(row: Any) -> Alert:
+    return Alert(
+        fingerprint=row.fingerprint, source=row.source, name=row.name, service=row.service,
+        resource=row.resource, severity=Severity(row.severity), status=Status(row.status),
+        labels=row.labels, summary=row.summary, first_seen=row.first_seen,
+        last_seen=row.last_seen, count=row.count, resolved_at=row.resolved_at,
+        incident_id=row.incident_id, join_reason=row.join_reason,
+    )
+
+
+def _incident_values(i: Incident) -> dict[str, Any]:
+    return {
+        "title": i.title, "status": i.status.value, "severity": i.severity.value,
+        "services": list(i.services), "opened_at": i.opened_at,
+        "last_activity_at": i.last_activity_at, "acknowledged_at": i.acknowledged_at,
+        "mitigated_at": i.mitigated_at, "resolved_at": i.resolved_at,
+        "firing_count": i.firing_count, "alert_count": i.alert_count, "assignee": i.assignee,
+    }
+
+
+def incident_row(i: Incident) -> dict[str, Any]:
+    return {"id": i.id, **_incident_values(i)}
+
+
+def incident_from_row(row: Any) -> Incident:
+    return Incident(
+        id=row.id, title=row.title, status=IncidentStatus(row.status),
+        severity=Severity(row.severity), services=list(row.services), opened_at=row.opened_at,
+        last_activity_at=row.last_activity_at, firing_count=row.firing_count,
+        alert_count=row.alert_count, acknowledged_at=row.acknowledged_at,
+        mitigated_at=row.mitigated_at, resolved_at=row.resolved_at, assignee=row.assignee,
+    )
+
+
+def save_incident(conn: Connection, incident: Incident) -> None:
+    conn.execute(
+        update(incidents).where(incidents.c.id == incident.id).values(**_incident_values(incident))
+    )

@@ -1,0 +1,156 @@
+"""Reads and small writes for the API and CLI: incidents, tokens, dead letters, KPI counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from watchkeeper.errors import NotFound
+from watchkeeper.model import Incident
+from watchkeeper.storage.ingest import incident_from_row
+from watchkeeper.storage.tables import (
+    alerts,
+    api_tokens,
+    dead_letters,
+    events,
+    incident_alerts,
+    incident_services,
+    incidents,
+)
+
+
+def list_incidents(
+    conn: Connection, *, status: str | None = None, service: str | None = None,
+    since: datetime | None = None, limit: int = 100, offset: int = 0,
+) -> list[Incident]:
+    query = select(incidents).order_by(incidents.c.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(incidents.c.status == status)
+    if since:
+        query = query.where(incidents.c.opened_at >= since)
+    if service:
+        query = query.where(incidents.c.id.in_(
+            select(incident_services.c.incident_id).where(incident_services.c.service == service)
+        ))
+    return [incident_from_row(row) for row in conn.execute(query)]
+
+
+def get_incident(conn: Connection, incident_id: int) -> Incident:
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    return incident_from_row(row)
+
+
+def incident_alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every alert that joined each incident, with the reason it joined and its current state."""
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in incident_ids}
+    if not incident_ids:
+        return found
+    query = (
+        select(
+            incident_alerts.c.incident_id, incident_alerts.c.fingerprint, incident_alerts.c.joined_at,
+            incident_alerts.c.reason, incident_alerts.c.detail, alerts.c.name, alerts.c.service,
+            alerts.c.status, alerts.c.severity, alerts.c.labels, alerts.c.summary,
+            alerts.c.count, alerts.c.last_seen, alerts.c.resolved_at,
+        )
+        .join(alerts, alerts.c.fingerprint == incident_alerts.c.fingerprint)
+        .where(incident_alerts.c.incident_id.in_(incident_ids))
+        .order_by(incident_alerts.c.id)
+    )
+    for row in conn.execute(query):
+        found[row.incident_id].append({
+            "fingerprint": row.fingerprint, "name": row.name, "service": row.service,
+            "status": row.status, "severity": row.severity, "labels": row.labels,
+            "summary": row.summary, "count": row.count, "joined_at": row.joined_at,
+            "last_seen": row.last_seen, "resolved_at": row.resolved_at,
+            "reason": row.reason, "reason_detail": row.detail,
+        })
+    return found
+
+
+def incidents_opened_between(conn: Connection, start: datetime | None, end: datetime | None) -> list[Incident]:
+    query = select(incidents)
+    if start:
+        query = query.where(incidents.c.opened_at >= start)
+    if end:
+        query = query.where(incidents.c.opened_at < end)
+    return [incident_from_row(row) for row in conn.execute(query)]
+
+
+def count_between(conn: Connection, what: str, start: datetime | None, end: datetime | None) -> int:
+    """Events received, or alerts that joined an incident, in ``[start, end)``."""
+    column = {"events": events.c.received_at, "alerts": incident_alerts.c.joined_at}[what]
+    query = select(func.count()).select_from(column.table)
+    if start:
+        query = query.where(column >= start)
+    if end:
+        query = query.where(column < end)
+    return int(conn.execute(query).scalar_one())
+
+
+def count_active_incidents(conn: Connection) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(incidents).where(incidents.c.status != "resolved")
+    ).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: int
+    name: str
+    role: str
+
+
+def add_token(conn: Connection, name: str, role: str, token_hash: str, at: datetime) -> int:
+    result = conn.execute(insert(api_tokens).values(
+        name=name, role=role, token_hash=token_hash, created_at=at
+    ))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def find_token(conn: Connection, token_hash: str) -> TokenRow | None:
+    row = conn.execute(
+        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
+    ).first()
+    return TokenRow(row.id, row.name, row.role) if row else None
+
+
+def list_tokens(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(
+        api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.created_at,
+        api_tokens.c.revoked_at,
+    ).order_by(api_tokens.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
+def revoke_token(conn: Connection, token_id: int, at: datetime) -> bool:
+    result = conn.execute(
+        update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def add_dead_letter(
+    conn: Connection, *, at: datetime, source: str, content_type: str | None, status: int,
+    error: str, size: int, body: bytes, truncated: bool,
+) -> int:
+    result = conn.execute(insert(dead_letters).values(
+        received_at=at, source=source, content_type=content_type, status=status, error=error,
+        size=size, body=body, truncated=truncated,
+    ))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def list_dead_letters(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    rows = conn.execute(select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit))
+    return [dict(row._mapping) for row in rows]
+
+
+def count_dead_letters(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())

@@ -1,0 +1,126 @@
+"""The schema. Only ``storage/`` knows SQL; migrations live in ``storage/migrations``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from watchkeeper.storage.types import Json, UTCDateTime
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("fingerprint", String(256), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("service", String(256), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime()),
+    Column("labels", Json, nullable=False),
+    Column("raw", Json, nullable=False),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("fingerprint", String(256), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("service", String(256), nullable=False, index=True),
+    Column("resource", String(256), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("incident_id", Integer, index=True),
+    Column("join_reason", String(32)),
+)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("title", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("services", Json, nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False, index=True),
+    Column("last_activity_at", UTCDateTime(), nullable=False),
+    Column("acknowledged_at", UTCDateTime()),
+    Column("mitigated_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    Column("firing_count", Integer, nullable=False),
+    Column("alert_count", Integer, nullable=False),
+    Column("assignee", String(256)),
+)
+
+incident_services = Table(
+    "incident_services", metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("service", String(256), primary_key=True),
+    Index("ix_incident_services_service", "service"),
+)
+
+incident_alerts = Table(
+    "incident_alerts", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("fingerprint", String(256), nullable=False),
+    Column("joined_at", UTCDateTime(), nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(300), nullable=False, index=True),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("content_type", String(256)),
+    Column("status", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("truncated", Boolean, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)

@@ -1,0 +1,40 @@
+"""Watchkeeper's own Prometheus metrics, on a registry of its own (one per app instance)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _ActiveIncidents(Collector):
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "watchkeeper_open_incidents", "Incidents not yet resolved", value=self.count()
+        )
+
+
+class Metrics:
+    def __init__(self, active_incidents: Callable[[], int] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "watchkeeper_events_ingested", "Events accepted durably, by source", ["source"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "watchkeeper_dead_letters", "Rejected ingest bodies kept in the dead-letter table",
+            ["source", "status"], registry=self.registry,
+        )
+        self.pipeline_seconds = Histogram(
+            "watchkeeper_pipeline_seconds",
+            "From receipt of an ingest request to its incidents committed",
+            ["source"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        if active_incidents is not None:
+            self.registry.register(_ActiveIncidents(active_incidents))
