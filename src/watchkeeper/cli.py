@@ -121,7 +121,7 @@ def token_create(
     name: Annotated[str | None, typer.Option(help="Who or what uses it")] = None,
 ) -> None:
     """Create an API token; it is printed once, as the last line."""
-    label = name or f"{role.value}-{datetime.now().strftime('%Y%m%d%H%M%S')}"  # noqa: DTZ005
+    label = name or f"{role.value}-{datetime.now().strftime('%Y%m%d%H%M%S')}"
     with service() as wk:
         token = wk.create_token(role, label, actor())
     err.print(f"token {label!r} with role {role.value} (shown once; store it safely):")
@@ -253,7 +253,9 @@ def incidents_comment(incident_id: int, text: str) -> None:
 # -- replay --------------------------------------------------------------------------------
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(help="JSONL: one webhook body per line", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="JSONL: one webhook body per line", exists=True, dir_okay=False)
+    ],
     out_file: Annotated[Path | None, typer.Option("--out", help="Write incidents as JSONL here")] = None,
     window: Annotated[float | None, typer.Option(help="Correlation window, seconds")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
@@ -317,8 +319,10 @@ def kpi(
         print(dumps(data))
         return
     table = Table("KPI", "value", title="Watchkeeper KPIs")
-    table.add_row("events → alerts (dedup)", f"{report.events} → {report.alerts} ({_pct(report.dedup_ratio)})")
-    table.add_row("alerts → incidents (compression)", f"{report.alerts} → {report.incidents} ({_pct(report.compression)})")
+    table.add_row("events → alerts (dedup)",
+                  f"{report.events} → {report.alerts} ({_pct(report.dedup_ratio)})")
+    table.add_row("alerts → incidents (compression)",
+                  f"{report.alerts} → {report.incidents} ({_pct(report.compression)})")
     for label, stats in (("MTTA", report.mtta), ("MTTR", report.mttr)):
         table.add_row(label, "n/a" if stats.mean is None else (
             f"mean {_dur(stats.mean)}, median {_dur(stats.median)}, p90 {_dur(stats.p90)} (n={stats.count})"))
@@ -328,7 +332,7 @@ def kpi(
 def _dur(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 

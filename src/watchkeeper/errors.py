@@ -51,9 +51,5 @@ class IntegrationError(WatchkeeperError):
         self.retryable = retryable
 
 
-class AuditChainBroken(WatchkeeperError):
-    """The audit log's hash chain does not verify."""
-
-
 class PolicyDenied(WatchkeeperError):
     """The policy refused an action."""

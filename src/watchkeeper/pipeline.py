@@ -20,7 +20,6 @@ from watchkeeper.model import (
     Incident,
     IncidentStatus,
     Membership,
-    Status,
 )
 
 
@@ -114,10 +113,10 @@ class Pipeline:
             ))
         else:
             state.repeats += 1
-            incident = state.incidents.get(alert.incident_id) if alert.incident_id else None
-            if incident is not None and incident.is_active and now > incident.last_activity_at:
-                incident.last_activity_at = now
-                state.changed_incidents.add(incident.id)
+            current = state.incidents.get(alert.incident_id) if alert.incident_id else None
+            if current is not None and current.is_active and now > current.last_activity_at:
+                current.last_activity_at = now
+                state.changed_incidents.add(current.id)
 
     def _join(self, alert: Alert, join: Join, state: State, event: Event) -> Incident:
         now = event.received_at

@@ -119,7 +119,8 @@ class Watchkeeper:
         with self.db.write() as conn:
             done = queries.revoke_token(conn, token_id, now)
             if done:
-                audit.append(conn, actor, [Change("token.revoked", f"token:{token_id}", now, {"id": token_id})])
+                change = Change("token.revoked", f"token:{token_id}", now, {"id": token_id})
+                audit.append(conn, actor, [change])
         return done
 
     def authenticate(self, authorization: str | None) -> Principal:
@@ -154,7 +155,9 @@ class Watchkeeper:
         try:
             media = (content_type or "application/json").split(";")[0].strip().lower()
             if media not in JSON_TYPES and not media.endswith("+json"):
-                raise InputError(f"unsupported content type {media!r}; send application/json", status=415)
+                raise InputError(
+                    f"unsupported content type {media!r}; send application/json", status=415
+                )
             if len(body) > self.settings.max_body_bytes:
                 raise InputError(
                     f"body of {len(body)} bytes exceeds the limit of {self.settings.max_body_bytes}",

@@ -94,7 +94,8 @@ def verify(records: Iterable[AuditRecord]) -> Verdict:
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     for r in records:
         if r.seq != expected_seq:
-            return Verdict(False, checked, r.seq, f"expected seq {expected_seq}: a record is missing or moved")
+            problem = f"expected seq {expected_seq}: a record is missing or moved"
+            return Verdict(False, checked, r.seq, problem)
         if r.prev_hash != expected_prev:
             return Verdict(False, checked, r.seq, "prev_hash does not match the previous record's hash")
         actual = record_hash(r.seq, r.at, r.actor, r.kind, r.subject, r.payload, r.prev_hash)

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from watchkeeper import __version__
-from watchkeeper.errors import AuthError, InputError, WatchkeeperError
+from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
@@ -36,6 +36,28 @@ class NewComment(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
 
 
+def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's token, which must grant ``permission``."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        service: Watchkeeper = request.app.state.service
+        header = f"Bearer {credentials.credentials}" if credentials else None
+        who = await run_in_threadpool(service.authenticate, header)
+        who.require(permission)
+        return who
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(principal(Permission.READ))]
+Operator = Annotated[Principal, Depends(principal(Permission.OPERATE))]
+Admin = Annotated[Principal, Depends(principal(Permission.ADMIN))]
+Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
+
+
 def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +69,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
         title="Watchkeeper", version=__version__, lifespan=lifespan, default_response_class=Json,
         description="Alerts in, a few explained incidents out, every step audited.",
     )
+    app.state.service = service
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:
@@ -57,20 +80,6 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return error(422, "invalid request: " + "; ".join(parts))
-
-    def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-        async def dependency(
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        ) -> Principal:
-            header = f"Bearer {credentials.credentials}" if credentials else None
-            who = await run_in_threadpool(service.authenticate, header)
-            who.require(permission)
-            return who
-        return dependency
-
-    Reader = Annotated[Principal, Depends(principal(Permission.READ))]
-    Operator = Annotated[Principal, Depends(principal(Permission.OPERATE))]
-    Admin = Annotated[Principal, Depends(principal(Permission.ADMIN))]
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -83,7 +92,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for name, source in service.sources.items():
-        _add_ingest_route(app, service, name, source.schema, principal(Permission.INGEST))
+        _add_ingest_route(app, service, name, source.schema)
     _publish_schemas(app, [source.schema for source in service.sources.values()])
 
     @app.get("/api/v1/incidents", tags=["incidents"])
@@ -145,11 +154,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
     return app
 
 
-def _add_ingest_route(
-    app: FastAPI, service: Watchkeeper, name: str, schema: type[BaseModel],
-    auth: Callable[..., Awaitable[Principal]],
-) -> None:
-    async def ingest(request: Request, who: Annotated[Principal, Depends(auth)]) -> Response:
+def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: type[BaseModel]) -> None:
+    async def ingest(request: Request, who: Ingester) -> Response:
         started = time.perf_counter()
         limit = service.settings.max_body_bytes
         body, size, truncated = await _read_limited(request, limit)
@@ -212,4 +218,4 @@ async def _read_limited(request: Request, limit: int) -> tuple[bytes, int, bool]
     return b"".join(chunks), size, False
 
 
-__all__ = ["AuthError", "create_app"]
+__all__ = ["create_app"]

@@ -28,7 +28,8 @@ class WatchkeeperEvent(BaseModel):
     resource: str = Field("", max_length=256, description="Host, pod or instance")
     fingerprint: str | None = Field(
         None, min_length=1, max_length=256,
-        description="Stable identity of the condition; derived from source, service, name and labels if absent",
+        description="Stable identity of the condition; "
+        "derived from source, service, name and labels if absent",
     )
     source: str = Field("api", min_length=1, max_length=64, description="Who sent it")
     labels: dict[str, str] = Field(default_factory=dict)

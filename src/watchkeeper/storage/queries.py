@@ -72,7 +72,9 @@ def incident_alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, l
     return found
 
 
-def incidents_opened_between(conn: Connection, start: datetime | None, end: datetime | None) -> list[Incident]:
+def incidents_opened_between(
+    conn: Connection, start: datetime | None, end: datetime | None
+) -> list[Incident]:
     query = select(incidents)
     if start:
         query = query.where(incidents.c.opened_at >= start)
