@@ -32,7 +32,7 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
-def _pg_available() -> bool:
+def pg_available() -> bool:
     try:
         with psycopg.connect(PG_DSN, connect_timeout=3):
             return True
@@ -42,7 +42,7 @@ def _pg_available() -> bool:
 
 @pytest.fixture(scope="session")
 def pg_ok() -> bool:
-    return _pg_available()
+    return pg_available()
 
 
 @pytest.fixture

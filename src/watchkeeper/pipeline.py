@@ -57,7 +57,7 @@ class Pipeline:
 
     >>> import itertools
     >>> from datetime import UTC, datetime, timedelta
-    >>> from watchkeeper.model import EventKind, Severity
+    >>> from watchkeeper.model import EventKind, Severity, Status
     >>> t = datetime(2026, 1, 1, tzinfo=UTC)
     >>> def ev(fp, service, status=Status.FIRING, s=0):
     ...     return Event("api", EventKind.ALERT, fp, status, Severity.WARNING, "X", service, "", {},

@@ -167,6 +167,8 @@ class Watchkeeper:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise InputError(f"malformed JSON: {exc}", status=400) from exc
+            if b"\\u0000" in body and _has_nul(payload):
+                raise InputError("the body contains a NUL character (\\u0000), which cannot be stored")
             batch = source.normalize(payload, received_at)
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
@@ -251,6 +253,17 @@ class Watchkeeper:
     def verify_audit(self) -> Verdict:
         with self.db.read() as conn:
             return verify(audit.records(conn))
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any string (key or value) in a decoded JSON document holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,75 @@
+"""Ingest through the database (SQLite and PostgreSQL) equals the in-memory replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from conftest import Clock
+from fixtures.alertmanager import am_alert, am_webhook
+from watchkeeper.replay import incident_records, replay
+from watchkeeper.service import Watchkeeper
+from watchkeeper.sources import registry
+
+
+def storm() -> list[dict[str, object]]:
+    """Two services failing, repeats, a resolution, a refire, a third service much later."""
+    db1 = am_alert("InstanceDown", "payments-db", instance="db-1:5432")
+    db2 = am_alert("HighLatency", "payments-db", instance="db-1:5432", severity="warning")
+    web = am_alert("HighErrorRate", "checkout", instance="checkout-1:8080")
+    resolved = {**db1, "status": "resolved", "endsAt": "2026-11-22T06:04:00Z"}
+    late = am_alert("DiskFull", "payments-db", instance="db-2:5432", starts="2026-11-22T07:00:00Z")
+    return [am_webhook(db1), am_webhook(db1, db2), am_webhook(web), am_webhook(resolved, db2), am_webhook(late)]
+
+
+def test_database_ingest_matches_offline_replay(service: Watchkeeper, clock: Clock) -> None:
+    bodies = storm()
+    lines = []
+    for offset, body in zip([0, 30, 40, 240, 3600], bodies, strict=True):
+        clock.now = clock.now.replace(minute=0, second=0) + timedelta(seconds=offset)
+        service.ingest("alertmanager", orjson.dumps(body), "application/json", "test")
+        lines.append(orjson.dumps({**body, "received_at": clock.now.isoformat()}))
+    offline = {r["id"]: r for r in incident_records(replay(lines, registry(), service.config))}
+    online = {i["id"]: i for i in service.incidents()}
+    assert set(offline) == set(online) == {1, 2, 3}
+    for incident_id, record in offline.items():
+        assert [a["fingerprint"] for a in online[incident_id]["alerts"]] == [
+            a["fingerprint"] for a in record["alerts"]
+        ]
+        assert [a["reason"] for a in online[incident_id]["alerts"]] == [a["reason"] for a in record["alerts"]]
+        assert online[incident_id]["status"] == record["status"]
+        assert online[incident_id]["services"] == record["services"]
+
+
+def test_repeats_update_count_and_resolution_closes(service: Watchkeeper) -> None:
+    alert = am_alert("InstanceDown", "db", fingerprint="f1")
+    for _ in range(3):
+        service.ingest("alertmanager", orjson.dumps(am_webhook(alert)), "application/json", "t")
+    [incident] = service.incidents()
+    assert incident["alerts"][0]["count"] == 3 and incident["status"] == "open"
+    done = {**alert, "status": "resolved", "endsAt": "2026-11-22T06:10:00Z"}
+    service.ingest("alertmanager", orjson.dumps(am_webhook(done)), "application/json", "t")
+    [incident] = service.incidents()
+    assert incident["status"] == "resolved" and incident["alerts"][0]["status"] == "resolved"
+
+
+def test_state_survives_a_restart(service: Watchkeeper, make_service: Callable[..., Watchkeeper], db_url: str) -> None:
+    alert = am_alert("InstanceDown", "db", fingerprint="f1")
+    service.ingest("alertmanager", orjson.dumps(am_webhook(alert)), "application/json", "t")
+    service.close()
+    again = make_service(db_url)
+    again.ingest("alertmanager", orjson.dumps(am_webhook(alert)), "application/json", "t")
+    [incident] = again.incidents()
+    assert incident["alerts"][0]["count"] == 2
+
+
+@pytest.mark.parametrize("window", [60.0, 600.0])
+def test_window_setting_applies(make_service: Callable[..., Watchkeeper], db_url: str, clock: Clock, window: float) -> None:
+    wk = make_service(db_url, correlation_window_seconds=window)
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("A", "db"))), "application/json", "t")
+    clock.advance(seconds=120)
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db"))), "application/json", "t")
+    assert len(wk.incidents()) == (2 if window == 60.0 else 1)
