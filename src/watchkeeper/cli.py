@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import getpass
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings, load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _Group(TyperGroup):
+    """Turn Watchkeeper's own errors into one sentence on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WatchkeeperError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, cls=_Group)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
 incidents_app = typer.Typer(no_args_is_help=True, help="List, inspect and work incidents.")
@@ -33,8 +49,6 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(audit_app, name="audit")
 app.add_typer(deadletter_app, name="deadletter")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 class _State:
@@ -77,7 +91,7 @@ def _main(
     config: Annotated[Path | None, typer.Option(help="YAML settings file (env vars win)")] = None,
 ) -> None:
     """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
-    STATE.config = config
+    STATE.config, STATE.settings = config, None
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -370,8 +384,4 @@ def deadletter_list(
 
 
 def main() -> None:
-    try:
-        app()
-    except WatchkeeperError as exc:
-        err.print(f"error: {exc}")
-        sys.exit(2)
+    app()
