@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import orjson
 import typer
 from rich.console import Console
@@ -29,7 +28,7 @@ err = Console(stderr=True, highlight=False)
 class _Group(TyperGroup):
     """Turn Watchkeeper's own errors into one sentence on stderr and exit code 2."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except WatchkeeperError as exc:
