@@ -382,5 +382,53 @@ def deadletter_list(
     out.print(table)
 
 
+# -- demo ----------------------------------------------------------------------------------
+@app.command()
+def demo(
+    database: Annotated[Path, typer.Option(help="SQLite file the demo writes (kept afterwards)")] = Path(
+        "watchkeeper-demo.db"
+    ),
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0: flat out)")] = 0.0,
+) -> None:
+    """Replay a realistic alert storm through a live server and show what Watchkeeper made of it."""
+    from rich.progress import Progress
+
+    from watchkeeper import demo as demo_mod
+
+    out.rule("[bold]Watchkeeper demo[/bold]")
+    out.print("A live Watchkeeper on 127.0.0.1 (SQLite, in-process) receives, over HTTP, what "
+              "Alertmanager would send during a simulated 10-minute morning: two overlapping outages "
+              f"and a disk warning. A simulated on-call engineer acknowledges each incident "
+              f"{demo_mod.ACK_AFTER_S // 60}m{demo_mod.ACK_AFTER_S % 60:02d}s after it opens; "
+              "incidents resolve when their alerts do. Times below are simulated time.")
+    with Progress(console=out, transient=True) as progress:
+        result = demo_mod.run(database, speed=speed, progress=progress)
+    alerts = sum(len(i["alerts"]) for i in result.incidents)
+    out.print(f"\n[bold]{result.webhooks}[/bold] webhooks carrying [bold]{result.alert_events}[/bold] "
+              f"alert notifications → [bold]{alerts}[/bold] distinct alerts → "
+              f"[bold]{len(result.incidents)}[/bold] incidents\n")
+    table = Table("id", "status", "sev", "services", "alerts", "why they joined", title="incidents")
+    for i in sorted(result.incidents, key=lambda i: i["id"]):
+        reasons: dict[str, int] = {}
+        for a in i["alerts"]:
+            reasons[a["reason"]] = reasons.get(a["reason"], 0) + 1
+        table.add_row(str(i["id"]), i["status"], i["severity"], ",".join(i["services"]),
+                      str(len(i["alerts"])), ", ".join(f"{n}× {r}" for r, n in reasons.items()))
+    out.print(table)
+    k = result.kpis
+    summary = Table("KPI", "value", title="KPIs")
+    summary.add_row("events → alerts (dedup)", f"{k['events']} → {k['alerts']} ({_pct(k['dedup_ratio'])})")
+    summary.add_row("alerts → incidents (compression)",
+                    f"{k['alerts']} → {k['incidents']} ({_pct(k['compression'])})")
+    summary.add_row("MTTA (mean)", _dur(k["mtta"]["mean"]))
+    summary.add_row("MTTR (mean / p90)", f"{_dur(k['mttr']['mean'])} / {_dur(k['mttr']['p90'])}")
+    summary.add_row("audit chain", result.audit)
+    out.print(summary)
+    out.print(f"\nExplore it: [bold]WATCHKEEPER_DATABASE_URL=sqlite:///{result.database} "
+              "watchkeeper incidents show 1[/bold]  (or incidents list, kpi, audit verify)")
+    if not result.audit_ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

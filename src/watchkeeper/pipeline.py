@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from watchkeeper.correlate import Join, ServiceWindowCorrelator
 from watchkeeper.dedup import Deduplicator, DedupReason
@@ -104,7 +104,7 @@ class Pipeline:
                 },
             ))
         elif reason is DedupReason.RESOLVED:
-            self._resolved(alert, state)
+            self._resolved(alert, state, now)
         elif reason is DedupReason.RESOLVED_UNSEEN:
             state.changes.append(Change(
                 "alert.resolved_unseen", f"alert:{alert.fingerprint}", now,
@@ -157,24 +157,25 @@ class Pipeline:
         state.changed_incidents.add(incident.id)
         return incident
 
-    def _resolved(self, alert: Alert, state: State) -> None:
+    def _resolved(self, alert: Alert, state: State, now: datetime) -> None:
+        """The alert keeps the source's own end time; the incident uses our receipt clock, like
+        ``opened_at``, so MTTR never mixes two clocks."""
         incident = state.incidents.get(alert.incident_id) if alert.incident_id else None
         payload: dict[str, object] = {"fingerprint": alert.fingerprint, "incident_id": alert.incident_id}
-        at = alert.resolved_at or alert.last_seen
-        state.changes.append(Change("alert.resolved", f"alert:{alert.fingerprint}", alert.last_seen, payload))
+        state.changes.append(Change("alert.resolved", f"alert:{alert.fingerprint}", now, payload))
         if incident is None:
             return
         incident.firing_count = max(0, incident.firing_count - 1)
-        incident.last_activity_at = max(incident.last_activity_at, alert.last_seen)
+        incident.last_activity_at = max(incident.last_activity_at, now)
         state.changed_incidents.add(incident.id)
         if self.config.auto_resolve and incident.firing_count == 0 and incident.is_active:
             incident.status = IncidentStatus.RESOLVED
-            incident.resolved_at = max(at, incident.opened_at)
+            incident.resolved_at = max(now, incident.opened_at)
             for service in incident.services:
                 if state.active_by_service.get(service) == incident.id:
                     del state.active_by_service[service]
             state.changes.append(Change(
-                "incident.resolved", f"incident:{incident.id}", alert.last_seen,
+                "incident.resolved", f"incident:{incident.id}", now,
                 {"id": incident.id, "reason": "all_alerts_resolved",
                  "detail": "every alert of the incident has resolved"},
             ))

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from e2e.servers import (
+    HOST,
     Server,
     Servers,
     WatchkeeperServer,
+    free_port,
     http,
     start_alertmanager,
     start_node_exporter,
@@ -64,20 +66,24 @@ def _our_incidents(wk: WatchkeeperServer) -> list[dict[str, Any]]:
 def test_target_down_opens_an_incident_that_resolves_when_it_is_back(
     servers: Servers, tmp_path: Path
 ) -> None:
-    wk = start_watchkeeper(servers, tmp_path / "watchkeeper", roles=("ingest", "viewer"))
+    # Prometheus first: its scrape manager takes ~5 s to pick up targets, which overlaps with
+    # watchkeeper's start (token CLI runs + serve, ~6 s). Alertmanager comes last, on a port
+    # chosen now; Prometheus retries it until it is up, and no alert fires before the outage.
+    alertmanager_port = free_port()
     target = start_node_exporter(servers, tmp_path / "target")
-    alertmanager = start_alertmanager(
-        servers, tmp_path / "alertmanager",
-        webhook_url=f"{wk.url}/api/v1/ingest/alertmanager", bearer_token=wk.tokens["ingest"],
-    )
     prometheus = start_prometheus(
         servers, tmp_path / "prometheus",
-        scrape_jobs={"target": [target.address]}, alertmanager=alertmanager.address,
+        scrape_jobs={"target": [target.address]}, alertmanager=f"{HOST}:{alertmanager_port}",
         alert_rules=[{
             "alert": ALERT, "expr": 'up{job="target"} == 0', "for": "0s",
             "labels": {"service": SERVICE, "severity": "critical"},
             "annotations": {"summary": "the e2e scrape target is down"},
         }],
+    )
+    wk = start_watchkeeper(servers, tmp_path / "watchkeeper", roles=("ingest", "viewer"))
+    start_alertmanager(
+        servers, tmp_path / "alertmanager", port=alertmanager_port,
+        webhook_url=f"{wk.url}/api/v1/ingest/alertmanager", bearer_token=wk.tokens["ingest"],
     )
     wait_until(lambda: _target_up(prometheus), what="Prometheus to scrape the target as up",
                timeout=DEADLINE, servers=servers)

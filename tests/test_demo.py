@@ -1,0 +1,26 @@
+"""`watchkeeper demo` (what `make demo` runs) works end to end over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from watchkeeper import demo
+from watchkeeper.cli import app
+
+
+def test_demo_run(tmp_path: Path) -> None:
+    result = demo.run(tmp_path / "demo.db")
+    assert result.audit_ok
+    assert sorted(tuple(i["services"]) for i in result.incidents) == [
+        ("batch",), ("checkout",), ("frontend",), ("payments-db",), ("search",)]
+    assert all(i["status"] == "resolved" for i in result.incidents)
+    assert result.kpis["mtta"]["mean"] == demo.ACK_AFTER_S
+    assert result.kpis["alerts"] == 11 and result.alert_events > 100
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["demo", "--database", str(tmp_path / "d.db")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "5 incidents" in r.stdout and "hash chain intact" in r.stdout
