@@ -5,7 +5,6 @@ audit chain. (The lab with real services and fault injection will replace the re
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -101,13 +100,13 @@ class LiveServer:
     """``create_app`` served by uvicorn in a thread, on a free loopback port."""
 
     def __init__(self, service: Watchkeeper) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(service, upgrade=False), log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_app(service, upgrade=False), host="127.0.0.1", port=0, log_level="warning",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -116,12 +115,13 @@ class LiveServer:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the demo server did not start")
             time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @dataclass(frozen=True, slots=True)
