@@ -91,6 +91,9 @@ class Event:
     ends_at: datetime | None
     received_at: datetime
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The event names an existing condition by fingerprint and describes nothing itself (a
+    #: PagerDuty acknowledge or resolve without payload): it must not overwrite labels or severity.
+    reference: bool = False
 
 
 @dataclass(slots=True)

@@ -84,14 +84,16 @@ class Deduplicator:
             alert.resolved_at = event.ends_at or event.received_at
             return DedupResult(alert, DedupReason.RESOLVED)
         if alert.status is Status.FIRING:
-            _refresh(alert, event)
+            if not event.reference:
+                _refresh(alert, event)
             return DedupResult(alert, DedupReason.REPEAT)
         if alert.resolved_at is not None and event.starts_at < alert.resolved_at:
             return DedupResult(alert, DedupReason.STALE)
         alert.status = Status.FIRING
         alert.resolved_at = None
         alert.first_seen = event.starts_at
-        _refresh(alert, event)
+        if not event.reference:
+            _refresh(alert, event)
         return DedupResult(alert, DedupReason.REFIRED)
 
 

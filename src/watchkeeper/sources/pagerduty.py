@@ -166,6 +166,7 @@ class PagerDutySource:
             ends_at=at if resolved else None,
             received_at=received_at,
             raw=_redacted(raw, secret),
+            reference=body is None,
         )
 
 
