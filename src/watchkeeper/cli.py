@@ -102,9 +102,11 @@ def serve(
     """Run the API (migrations run at start-up)."""
     import uvicorn
 
+    from watchkeeper import logs
     from watchkeeper.server import create_app
 
     cfg = settings()
+    logs.configure(cfg.log_level)
     wk = Watchkeeper(cfg)
     wk.upgrade()
     bind_host, bind_port = host or cfg.host, cfg.port if port is None else port

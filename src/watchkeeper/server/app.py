@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +21,8 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
+
+log = structlog.get_logger("watchkeeper.http")
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeeper token create`")
 
@@ -70,6 +73,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
         description="Alerts in, a few explained incidents out, every step audited.",
     )
     app.state.service = service
+    app.add_middleware(AccessLog)
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:
@@ -182,6 +186,34 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
             "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
         }}},
     )(ingest)
+
+
+class AccessLog:
+    """One structured log line per request: method, path, status, duration (pure ASGI)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            level = log.warning if status >= 400 else log.info
+            level("request", method=scope["method"], path=scope["path"], status=status,
+                  ms=round((time.perf_counter() - started) * 1000, 2),
+                  client=(scope.get("client") or ("-",))[0])
 
 
 def _publish_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
