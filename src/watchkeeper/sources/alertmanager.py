@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.errors import InputError
-from watchkeeper.model import Event, EventKind, Severity, Status, utc
+from watchkeeper.model import STATUS_BY_VALUE, Event, EventKind, Severity, utc
 from watchkeeper.sources.base import (
     RESOURCE_LABELS,
     SERVICE_LABELS,
@@ -69,29 +69,102 @@ class AlertmanagerSource:
         )
 
     def normalize(self, payload: Any, received_at: datetime) -> list[Event]:
-        body: AlertmanagerWebhook = validate(AlertmanagerWebhook, payload, "Alertmanager webhook")
-        if body.version != "4":
-            raise InputError(f"unsupported Alertmanager webhook version {body.version!r}; expected '4'")
-        raws = payload["alerts"]
-        return [self._event(alert, raw, received_at) for alert, raw in zip(body.alerts, raws, strict=True)]
+        fast = fast_normalize(payload, received_at)
+        return fast if fast is not None else validated_normalize(payload, received_at)
 
-    def _event(self, alert: AlertmanagerAlert, raw: Any, received_at: datetime) -> Event:
-        labels = alert.labels
-        annotations = alert.annotations
-        name = labels.get("alertname", "")
-        return Event(
-            source=self.name,
-            kind=EventKind.ALERT,
-            fingerprint=alert.fingerprint or fingerprint_of(labels),
-            status=Status(alert.status),
-            severity=Severity.parse(labels.get("severity")),
-            name=name,
-            service=first_label(labels, SERVICE_LABELS, "unknown"),
-            resource=first_label(labels, RESOURCE_LABELS, ""),
-            labels=labels,
-            summary=annotations.get("summary") or annotations.get("description") or name,
-            starts_at=utc(alert.startsAt),
-            ends_at=unset_time(utc(alert.endsAt) if alert.endsAt else None),
-            received_at=received_at,
-            raw=raw,
-        )
+
+def validated_normalize(payload: Any, received_at: datetime) -> list[Event]:
+    """The reference path: pydantic validation, exact error messages."""
+    body: AlertmanagerWebhook = validate(AlertmanagerWebhook, payload, "Alertmanager webhook")
+    if body.version != "4":
+        raise InputError(f"unsupported Alertmanager webhook version {body.version!r}; expected '4'")
+    return [
+        _event(a.status, a.labels, a.annotations, a.startsAt, a.endsAt, a.fingerprint, raw, received_at)
+        for a, raw in zip(body.alerts, payload["alerts"], strict=True)
+    ]
+
+
+def _event(
+    status: str, labels: dict[str, str], annotations: dict[str, str], starts: datetime,
+    ends: datetime | None, fingerprint: str | None, raw: Any, received_at: datetime,
+) -> Event:
+    name = labels.get("alertname", "")
+    return Event(
+        source=AlertmanagerSource.name,
+        kind=EventKind.ALERT,
+        fingerprint=fingerprint or fingerprint_of(labels),
+        status=STATUS_BY_VALUE[status],
+        severity=Severity.parse(labels.get("severity")),
+        name=name,
+        service=first_label(labels, SERVICE_LABELS, "unknown"),
+        resource=first_label(labels, RESOURCE_LABELS, ""),
+        labels=labels,
+        summary=annotations.get("summary") or annotations.get("description") or name,
+        starts_at=utc(starts),
+        ends_at=unset_time(utc(ends)) if ends is not None else None,
+        received_at=received_at,
+        raw=raw,
+    )
+
+
+# -- fast path -------------------------------------------------------------------------------
+# A well-formed webhook (what Alertmanager actually sends) is checked with plain type tests and
+# normalized directly, about 3x faster than pydantic. Anything unusual returns None, and the
+# pydantic model above decides, with its exact semantics and error messages. A property test
+# checks that the two agree on every input the fast path accepts.
+
+_STR_FIELDS = ("receiver", "groupKey", "externalURL")
+_MAP_FIELDS = ("groupLabels", "commonLabels", "commonAnnotations")
+
+
+def _status(value: Any) -> TypeGuard[str]:
+    return type(value) is str and value in STATUS_BY_VALUE
+
+
+def _str_map(value: Any) -> TypeGuard[dict[str, str]]:
+    return type(value) is dict and all(type(v) is str for v in value.values())
+
+
+def _time(value: Any) -> datetime | None:
+    if type(value) is not str or len(value) < 20 or value[10] != "T":
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
+    """Normalize a plainly well-formed webhook, or return None to let pydantic decide."""
+    if type(payload) is not dict or payload.get("version", "4") != "4":
+        return None
+    if not _status(payload.get("status")) or type(payload.get("alerts")) is not list:
+        return None
+    for key in _STR_FIELDS:
+        if key in payload and type(payload[key]) is not str:
+            return None
+    for key in _MAP_FIELDS:
+        if key in payload and not _str_map(payload[key]):
+            return None
+    if "truncatedAlerts" in payload and type(payload["truncatedAlerts"]) is not int:
+        return None
+    events = []
+    for raw in payload["alerts"]:
+        if type(raw) is not dict:
+            return None
+        status, labels = raw.get("status"), raw.get("labels")
+        annotations = raw.get("annotations", {})
+        fingerprint = raw.get("fingerprint")
+        if not (_status(status) and _str_map(labels) and _str_map(annotations)):
+            return None
+        if (fingerprint is not None and type(fingerprint) is not str) or (
+            type(raw.get("generatorURL", "")) is not str
+        ):
+            return None
+        starts = _time(raw.get("startsAt"))
+        ends_raw = raw.get("endsAt")
+        ends = None if ends_raw is None else _time(ends_raw)
+        if starts is None or (ends_raw is not None and ends is None):
+            return None
+        events.append(_event(status, labels, annotations, starts, ends, fingerprint, raw, received_at))
+    return events
