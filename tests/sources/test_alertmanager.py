@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fixtures.alertmanager import am_alert, am_webhook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures.alertmanager import am_alert, am_webhook
 from watchkeeper.errors import InputError
 from watchkeeper.model import Severity, Status
 from watchkeeper.sources.alertmanager import AlertmanagerSource, fast_normalize, validated_normalize
