@@ -1,0 +1,1 @@
+"""Act: runbooks (YAML), parameter binding, executors, and the step → verify → rollback engine."""
