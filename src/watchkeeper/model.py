@@ -158,6 +158,18 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class Cause:
+    """A candidate root cause with a calibrated confidence (from a ranker or a human)."""
+
+    component: str
+    kind: str = "service"  # service | resource | metric | change
+    score: float = 0.0
+    confidence: float = 0.0
+    model: str = "manual"
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One state change a stage made, with its machine-readable reason: what the audit log stores."""
 

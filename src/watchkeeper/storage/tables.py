@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -123,4 +124,96 @@ dead_letters = Table(
     Column("size", BigInteger, nullable=False),
     Column("truncated", Boolean, nullable=False),
     Column("body", LargeBinary, nullable=False),
+)
+
+# -- governance (migration 0002) ---------------------------------------------------------------
+incident_causes = Table(
+    "incident_causes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("rank", Integer, nullable=False),
+    Column("component", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("evidence", Json, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("runbook_id", String(64), nullable=False, index=True),
+    Column("runbook_version", String(32), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("confidence", Float),
+    Column("threshold", Float, nullable=False),
+    Column("params", Json, nullable=False),
+    Column("inputs", Json, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("outcome", String(32)),
+    Column("scored_at", UTCDateTime()),
+)
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", Integer, ForeignKey("decisions.id")),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("runbook_id", String(64), nullable=False),
+    Column("risk", String(16), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("requested_by", String(256), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("required", Integer, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("decided_at", UTCDateTime()),
+)
+
+approval_votes = Table(
+    "approval_votes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("approval_id", Integer, ForeignKey("approvals.id"), nullable=False, index=True),
+    Column("actor", String(256), nullable=False),
+    Column("approve", Boolean, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+action_runs = Table(
+    "action_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", Integer, ForeignKey("decisions.id")),
+    Column("approval_id", Integer, ForeignKey("approvals.id")),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("runbook_id", String(64), nullable=False, index=True),
+    Column("service", String(256), nullable=False, index=True),
+    Column("trigger", String(16), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("status", String(24), nullable=False, index=True),
+    Column("verification", String(16)),
+    Column("params", Json, nullable=False),
+    Column("result", Json),
+    Column("queued_at", UTCDateTime(), nullable=False, index=True),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+)
+
+runbook_state = Table(
+    "runbook_state", metadata,
+    Column("runbook_id", String(64), primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("breaker_open", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+cursors = Table(
+    "cursors", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
 )

@@ -1,0 +1,199 @@
+"""SQL for decisions, approvals, action runs, causes, runbook state and cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from watchkeeper.errors import NotFound
+from watchkeeper.model import Cause
+from watchkeeper.storage.tables import (
+    action_runs,
+    approval_votes,
+    approvals,
+    cursors,
+    decisions,
+    incident_causes,
+    runbook_state,
+)
+
+ACTIVE = ("queued", "running")
+
+
+def _one(conn: Connection, query: Any, what: str) -> dict[str, Any]:
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no {what}")
+    return dict(row._mapping)
+
+
+# -- cursor ---------------------------------------------------------------------------------
+def cursor(conn: Connection, name: str) -> int:
+    value = conn.execute(select(cursors.c.seq).where(cursors.c.name == name)).scalar()
+    return int(value or 0)
+
+
+def set_cursor(conn: Connection, name: str, seq: int) -> None:
+    if conn.execute(update(cursors).where(cursors.c.name == name).values(seq=seq)).rowcount == 0:
+        conn.execute(insert(cursors).values(name=name, seq=seq))
+
+
+# -- causes ---------------------------------------------------------------------------------
+def replace_causes(conn: Connection, incident_id: int, causes: Sequence[Cause], at: datetime) -> None:
+    conn.execute(incident_causes.delete().where(incident_causes.c.incident_id == incident_id))
+    if causes:
+        conn.execute(insert(incident_causes), [
+            {"incident_id": incident_id, "rank": i, "component": c.component, "kind": c.kind, "score": c.score,
+             "confidence": c.confidence, "model": c.model, "evidence": dict(c.evidence), "created_at": at}
+            for i, c in enumerate(causes, start=1)
+        ])
+
+
+def causes_of(conn: Connection, incident_id: int) -> list[Cause]:
+    rows = conn.execute(select(incident_causes).where(incident_causes.c.incident_id == incident_id)
+                        .order_by(incident_causes.c.rank))
+    return [Cause(r.component, r.kind, r.score, r.confidence, r.model, r.evidence) for r in rows]
+
+
+# -- decisions ------------------------------------------------------------------------------
+def add_decision(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(decisions).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def decisions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(decisions).where(decisions.c.incident_id == incident_id).order_by(decisions.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def unscored_shadow(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(decisions).where(
+        decisions.c.incident_id == incident_id, decisions.c.verdict == "shadow", decisions.c.outcome.is_(None)))
+    return [dict(r._mapping) for r in rows]
+
+
+def score_decision(conn: Connection, decision_id: int, outcome: str, at: datetime) -> None:
+    conn.execute(update(decisions).where(decisions.c.id == decision_id).values(outcome=outcome, scored_at=at))
+
+
+def shadow_evidence(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per runbook: shadow decisions by outcome (``None`` → ``unscored``)."""
+    rows = conn.execute(
+        select(decisions.c.runbook_id, decisions.c.outcome, func.count())
+        .where(decisions.c.verdict == "shadow").group_by(decisions.c.runbook_id, decisions.c.outcome)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for runbook_id, outcome, n in rows:
+        found.setdefault(runbook_id, {})[outcome or "unscored"] = int(n)
+    return found
+
+
+# -- approvals ------------------------------------------------------------------------------
+def add_approval(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(approvals).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def approval(conn: Connection, approval_id: int) -> dict[str, Any]:
+    return _one(conn, select(approvals).where(approvals.c.id == approval_id), f"approval request {approval_id}")
+
+
+def list_approvals(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    query = select(approvals).order_by(approvals.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(approvals.c.status == status)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def pending_approvals_of(conn: Connection, incident_id: int, runbook_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(approvals).where(
+        approvals.c.incident_id == incident_id, approvals.c.runbook_id == runbook_id, approvals.c.status == "pending"))
+    return [dict(r._mapping) for r in rows]
+
+
+def votes(conn: Connection, approval_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(approval_votes).where(approval_votes.c.approval_id == approval_id)
+                        .order_by(approval_votes.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def add_vote(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(approval_votes).values(**values))
+
+
+def set_approval_status(conn: Connection, approval_id: int, status: str, at: datetime) -> None:
+    conn.execute(update(approvals).where(approvals.c.id == approval_id).values(status=status, decided_at=at))
+
+
+def expired_approvals(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    rows = conn.execute(select(approvals).where(approvals.c.status == "pending", approvals.c.expires_at <= now))
+    return [dict(r._mapping) for r in rows]
+
+
+# -- action runs ----------------------------------------------------------------------------
+def add_action(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(action_runs).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def action(conn: Connection, action_id: int) -> dict[str, Any]:
+    return _one(conn, select(action_runs).where(action_runs.c.id == action_id), f"action run {action_id}")
+
+
+def actions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(action_runs).where(action_runs.c.incident_id == incident_id).order_by(action_runs.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def has_action(conn: Connection, incident_id: int, runbook_id: str) -> bool:
+    return conn.execute(select(action_runs.c.id).where(
+        action_runs.c.incident_id == incident_id, action_runs.c.runbook_id == runbook_id).limit(1)).first() is not None
+
+
+def queued(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(action_runs).where(action_runs.c.status == "queued").order_by(action_runs.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def set_action(conn: Connection, action_id: int, **values: Any) -> None:
+    conn.execute(update(action_runs).where(action_runs.c.id == action_id).values(**values))
+
+
+def count_active(conn: Connection, *, service: str | None = None, runbook_id: str | None = None) -> int:
+    query = select(func.count()).select_from(action_runs).where(action_runs.c.status.in_(ACTIVE))
+    if service is not None:
+        query = query.where(action_runs.c.service == service)
+    if runbook_id is not None:
+        query = query.where(action_runs.c.runbook_id == runbook_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def count_running(conn: Connection, service: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(action_runs).where(
+        and_(action_runs.c.status == "running", action_runs.c.service == service))).scalar_one())
+
+
+def count_since(conn: Connection, since: datetime, runbook_id: str | None = None) -> int:
+    query = select(func.count()).select_from(action_runs).where(
+        action_runs.c.queued_at >= since, action_runs.c.trigger == "auto")
+    if runbook_id is not None:
+        query = query.where(action_runs.c.runbook_id == runbook_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def interrupted(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(action_runs).where(action_runs.c.status == "running"))
+    return [dict(r._mapping) for r in rows]
+
+
+# -- runbook state --------------------------------------------------------------------------
+def breaker(conn: Connection, runbook_id: str) -> tuple[int, bool]:
+    row = conn.execute(select(runbook_state).where(runbook_state.c.runbook_id == runbook_id)).first()
+    return (int(row.consecutive_failures), bool(row.breaker_open)) if row else (0, False)
+
+
+def set_breaker(conn: Connection, runbook_id: str, failures: int, is_open: bool, at: datetime) -> None:
+    values = {"consecutive_failures": failures, "breaker_open": is_open, "updated_at": at}
+    query = update(runbook_state).where(runbook_state.c.runbook_id == runbook_id).values(**values)
+    if conn.execute(query).rowcount == 0:
+        conn.execute(insert(runbook_state).values(runbook_id=runbook_id, **values))
