@@ -42,11 +42,15 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed)."
 incidents_app = typer.Typer(no_args_is_help=True, help="List, inspect and work incidents.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Rejected ingest bodies.")
+runbooks_app = typer.Typer(no_args_is_help=True, help="Runbooks: validate, inspect, run; evidence and breakers.")
+approvals_app = typer.Typer(no_args_is_help=True, help="Approve or reject pending actions.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(audit_app, name="audit")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(runbooks_app, name="runbooks")
+app.add_typer(approvals_app, name="approvals")
 
 
 
@@ -65,8 +69,11 @@ def settings() -> Settings:
 
 
 @contextmanager
-def service() -> Iterator[Watchkeeper]:
-    wk = Watchkeeper(settings(), metrics=False)
+def service(runbooks_dir: Path | None = None) -> Iterator[Watchkeeper]:
+    cfg = settings()
+    if runbooks_dir is not None:
+        cfg = cfg.model_copy(update={"runbooks_dir": runbooks_dir})
+    wk = Watchkeeper(cfg, metrics=False)
     try:
         wk.upgrade()
         yield wk
@@ -242,9 +249,34 @@ def incidents_mitigate(incident_id: int, comment: str = "") -> None:
 
 
 @incidents_app.command("resolve")
-def incidents_resolve(incident_id: int, comment: str = "") -> None:
-    """Resolve an incident."""
-    _lifecycle(Action.RESOLVE, incident_id, comment)
+def incidents_resolve(
+    incident_id: int, comment: str = "",
+    fixed_by: Annotated[str | None, typer.Option(help="runbook id that fixed it, 'manual' or 'nothing'")] = None,
+    harmful: Annotated[list[str] | None, typer.Option(help="a runbook that would have done harm (repeatable)")] = None,
+) -> None:
+    """Resolve an incident (saying what fixed it scores the runbooks' shadow decisions)."""
+    with service() as wk:
+        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [])
+    out.print(f"incident {incident_id}: {found['status']}")
+
+
+@incidents_app.command("rank")
+def incidents_rank(
+    incident_id: int,
+    component: Annotated[list[str], typer.Option(help="a probable cause, best first (repeatable)")],
+    confidence: Annotated[list[float], typer.Option(help="its calibrated confidence, one per --component")],
+    kind: str = "service",
+) -> None:
+    """Record ranked causes for an incident (what an RCA model or a human believes)."""
+    from watchkeeper.model import Cause
+
+    if len(component) != len(confidence) or not all(0 <= c <= 1 for c in confidence):
+        raise WatchkeeperError("give one --confidence between 0 and 1 for each --component")
+    with service() as wk:
+        wk.governance.set_causes(
+            incident_id, [Cause(c, kind, p, p, "manual") for c, p in zip(component, confidence, strict=True)], actor()
+        )
+    out.print(f"incident {incident_id}: {len(component)} causes recorded")
 
 
 @incidents_app.command("reopen")
@@ -430,6 +462,136 @@ def demo(
               "watchkeeper incidents show 1[/bold]  (or incidents list, kpi, audit verify)")
     if not result.audit_ok:
         raise typer.Exit(1)
+
+
+# -- runbooks ------------------------------------------------------------------------------
+RunbooksDir = Annotated[Path | None, typer.Option("--dir", help="Runbooks directory (default: settings)")]
+
+
+@runbooks_app.command("validate")
+def runbooks_validate(directory: Annotated[Path, typer.Argument(help="Directory of runbook YAML files")]) -> None:
+    """Report every error with its file and line; exit 1 if there is any."""
+    from watchkeeper.execute.runbook import load_catalog
+
+    catalog = load_catalog(directory)
+    for problem in catalog.problems:
+        err.print(str(problem), markup=False)
+    if catalog.problems:
+        err.print(f"{len(catalog.problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    out.print(f"OK: {len(catalog.runbooks)} runbooks valid"
+              + (", policy.yaml valid" if (directory / "policy.yaml").exists() else ""))
+
+
+@runbooks_app.command("schema")
+def runbooks_schema() -> None:
+    """Print the runbook JSON Schema (for editors and CI)."""
+    from watchkeeper.execute.runbook import json_schema
+
+    print(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode())
+
+
+@runbooks_app.command("list")
+def runbooks_list(directory: RunbooksDir = None) -> None:
+    """Runbooks with their autonomy, risk, shadow evidence and breaker state."""
+    with service(directory) as wk:
+        evidence = wk.governance.evidence()
+        runbooks = list(wk.governance.catalog.runbooks.values())
+    table = Table("id", "autonomy", "risk", "shadow (agreed/scored)", "precision", "breaker", "title")
+    for rb in runbooks:
+        e = evidence[rb.id]
+        precision = "n/a" if e["shadow_precision"] is None else f"{e['shadow_precision']:.0%}"
+        table.add_row(rb.id, rb.autonomy.value, rb.risk.value, f"{e['agreed']}/{e['scored']}", precision,
+                      "OPEN" if e["breaker_open"] else "closed", rb.title)
+    out.print(table)
+
+
+@runbooks_app.command("show")
+def runbooks_show(runbook_id: str, directory: RunbooksDir = None) -> None:
+    """One runbook as loaded, with its evidence."""
+    with service(directory) as wk:
+        rb = wk.governance.runbook(runbook_id)
+        evidence = wk.governance.evidence()[runbook_id]
+    print(dumps({**rb.model_dump(mode="json", by_alias=True, exclude_none=True), "evidence": evidence}))
+
+
+@runbooks_app.command("run")
+def runbooks_run(
+    runbook_id: str,
+    incident: Annotated[int, typer.Option(help="Incident to act on")],
+    dry_run: Annotated[bool, typer.Option(help="Show the rendered steps; run nothing")] = False,
+    directory: RunbooksDir = None,
+) -> None:
+    """Run a runbook for an incident now (or ask for approval when its level or risk needs it)."""
+    with service(directory) as wk:
+        gov = wk.governance
+        proposed = gov.propose_manual(runbook_id, incident)
+        if dry_run:
+            print(dumps({"params": proposed.params, "plan": gov.plan(proposed.runbook, proposed.params, incident)}))
+            return
+        result = gov.run_manual(runbook_id, incident, actor())
+        if "approval_id" in result:
+            out.print(f"approval {result['approval_id']} requested: another approver must run "
+                      f"'watchkeeper approvals approve {result['approval_id']}'")
+            return
+        gov.work()
+        with wk.db.read() as conn:
+            from watchkeeper.storage import governance as gov_store
+
+            run = gov_store.action(conn, result["action_id"])
+    out.print(f"action {run['id']}: {run['status']} (verification {run['verification']})")
+    for step in (run["result"] or {}).get("steps", []):
+        out.print(f"  {step['phase']:8} {step['name']}: {'ok' if step['ok'] else 'FAILED'} — {step['detail']}")
+    if run["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@runbooks_app.command("enable")
+def runbooks_enable(runbook_id: str, directory: RunbooksDir = None) -> None:
+    """Close a runbook's circuit breaker after a human has looked into its failures."""
+    with service(directory) as wk:
+        wk.governance.enable(runbook_id, actor())
+    out.print(f"runbook {runbook_id}: breaker closed")
+
+
+# -- approvals ------------------------------------------------------------------------------
+@approvals_app.command("list")
+def approvals_list(
+    status: Annotated[str, typer.Option(help="pending | approved | rejected | expired | all")] = "pending",
+    as_json: Annotated[bool, typer.Option("--json")] = False, directory: RunbooksDir = None,
+) -> None:
+    """Approval requests, newest first."""
+    with service(directory) as wk:
+        rows = wk.governance.approvals(None if status == "all" else status)
+    if as_json:
+        for row in rows:
+            print(dumps(row))
+        return
+    table = Table("id", "incident", "runbook", "risk", "status", "requested by", "expires", "votes")
+    for r in rows:
+        approved = sum(v["approve"] for v in r["votes"])
+        table.add_row(str(r["id"]), str(r["incident_id"]), r["runbook_id"], r["risk"], r["status"],
+                      r["requested_by"], _t(r["expires_at"]), f"{approved}/{r['required']}")
+    out.print(table)
+
+
+def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None) -> None:
+    with service(directory) as wk:
+        result = wk.governance.vote(approval_id, actor(), approve, comment)
+    out.print(f"approval {approval_id}: {result['status']}"
+              + (f"; action {result['action_id']} queued" if "action_id" in result else ""))
+
+
+@approvals_app.command("approve")
+def approvals_approve(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
+    """Approve a pending action (it then runs on the server's worker)."""
+    _vote(approval_id, True, comment, directory)
+
+
+@approvals_app.command("reject")
+def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
+    """Reject a pending action."""
+    _vote(approval_id, False, comment, directory)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -20,12 +20,14 @@ import orjson
 from watchkeeper import kpi, lifecycle
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.errors import AuthError, InputError
+from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Incident
 from watchkeeper.pipeline import Pipeline, PipelineConfig
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
 from watchkeeper.storage import Database, audit, ingest, queries
+from watchkeeper.storage import governance as gov_store
 from watchkeeper.telemetry import Metrics
 
 #: Accepted ingest content types (a missing header is taken as JSON, as curl users expect).
@@ -95,6 +97,7 @@ class Watchkeeper:
             auto_resolve=settings.auto_resolve,
         )
         self.metrics = Metrics(self.active_incidents) if metrics else None
+        self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
     def upgrade(self) -> None:
@@ -225,17 +228,29 @@ class Watchkeeper:
                 {"seq": r.seq, "at": r.at, "actor": r.actor, "kind": r.kind, **dict(r.payload)}
                 for r in audit.records(conn, subject=f"incident:{incident_id}")
             ]
-        return {**incident_view(found, members), "timeline": timeline}
+            causes = [asdict(c) for c in gov_store.causes_of(conn, incident_id)]
+            decisions = gov_store.decisions_of(conn, incident_id)
+            actions = gov_store.actions_of(conn, incident_id)
+        return {**incident_view(found, members), "causes": causes, "decisions": decisions, "actions": actions,
+                "timeline": timeline}
 
-    def act(self, incident_id: int, action: Action, actor: str, text: str = "") -> dict[str, Any]:
-        """Apply a human lifecycle action and audit it, in one transaction."""
+    def act(
+        self, incident_id: int, action: Action, actor: str, text: str = "", *,
+        fixed_by: str | None = None, harmful: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Apply a human lifecycle action and audit it, in one transaction. Resolving may say what
+        fixed the incident (a runbook id, ``manual`` or ``nothing``) and which runbooks would have
+        harmed: that scores the incident's shadow decisions."""
         now = self.clock()
         with self.db.write() as conn:
             found = queries.get_incident(conn, incident_id)
             change = lifecycle.apply(found, action, actor, now, text)
+            changes = [change] if change is not None else []
             if change is not None:
                 ingest.save_incident(conn, found)
-                audit.append(conn, actor, [change])
+            if action is Action.RESOLVE:
+                changes += self.governance.score_shadow(conn, incident_id, fixed_by, harmful or [], actor)
+            audit.append(conn, actor, changes)
         return self.incident(incident_id)
 
     def active_incidents(self) -> int:

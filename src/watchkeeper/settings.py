@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         True, description="Resolve an incident by itself when all its alerts have resolved"
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted ingest body")
+    runbooks_dir: Path | None = Field(
+        None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
+    )
+    responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from watchkeeper import __version__
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
+from watchkeeper.model import Cause
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
 
@@ -29,6 +30,37 @@ bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeepe
 
 class Comment(BaseModel):
     comment: str = Field("", max_length=10_000, description="Why (kept in the audit log)")
+
+
+class Resolution(Comment):
+    fixed_by: str | None = Field(None, max_length=64,
+                                 description="runbook id that fixed it, 'manual' or 'nothing' (scores shadow runs)")
+    harmful: list[str] = Field(default_factory=list, description="runbook ids that would have done harm")
+
+
+class CauseIn(BaseModel):
+    component: str = Field(min_length=1, max_length=256)
+    kind: str = Field("service", pattern="^(service|resource|metric|change|log)$")
+    score: float = 0.0
+    confidence: float = Field(ge=0, le=1)
+    model: str = Field("external", max_length=128)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Ranking(BaseModel):
+    causes: list[CauseIn] = Field(max_length=100)
+
+
+class Vote(BaseModel):
+    comment: str = Field("", max_length=10_000)
+
+
+APPROVAL_STATUSES = "^(pending|approved|rejected|expired|superseded|all)$"
+
+
+class RunRequest(BaseModel):
+    incident: int
+    dry_run: bool = False
 
 
 class Assign(BaseModel):
@@ -58,15 +90,21 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 Reader = Annotated[Principal, Depends(principal(Permission.READ))]
 Operator = Annotated[Principal, Depends(principal(Permission.OPERATE))]
 Admin = Annotated[Principal, Depends(principal(Permission.ADMIN))]
+Approver = Annotated[Principal, Depends(principal(Permission.APPROVE))]
 Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
-def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
+def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if upgrade:
             await run_in_threadpool(service.upgrade)
-        yield
+        if responder and service.governance.catalog.runbooks:
+            service.governance.start(service.settings.responder_interval_seconds)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.governance.stop)
 
     app = FastAPI(
         title="Watchkeeper", version=__version__, lifespan=lifespan, default_response_class=Json,
@@ -120,8 +158,60 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True) -> FastAPI:
         act.__name__ = f"{action.value}_incident"
         app.post(f"/api/v1/incidents/{{incident_id}}/{action.value}", tags=["incidents"])(act)
 
-    for action in (Action.ACKNOWLEDGE, Action.MITIGATE, Action.RESOLVE, Action.REOPEN):
+    for action in (Action.ACKNOWLEDGE, Action.MITIGATE, Action.REOPEN):
         _action_route(action)
+
+    @app.post("/api/v1/incidents/{incident_id}/resolve", tags=["incidents"])
+    def resolve(incident_id: int, who: Operator, body: Resolution | None = None) -> Any:
+        body = body or Resolution()
+        return service.act(incident_id, Action.RESOLVE, f"token:{who.name}", body.comment,
+                           fixed_by=body.fixed_by, harmful=body.harmful)
+
+    @app.put("/api/v1/incidents/{incident_id}/causes", tags=["incidents"])
+    def rank_causes(incident_id: int, body: Ranking, who: Operator) -> Any:
+        causes = [Cause(c.component, c.kind, c.score, c.confidence, c.model, c.evidence) for c in body.causes]
+        service.governance.set_causes(incident_id, causes, f"token:{who.name}")
+        return service.incident(incident_id)
+
+    @app.get("/api/v1/runbooks", tags=["runbooks"])
+    def runbooks(_who: Reader) -> Any:
+        evidence = service.governance.evidence()
+        return [{"id": rb.id, "title": rb.title, "risk": rb.risk.value, "autonomy": rb.autonomy.value,
+                 "evidence": evidence.get(rb.id)} for rb in service.governance.catalog.runbooks.values()]
+
+    @app.get("/api/v1/runbooks/{runbook_id}", tags=["runbooks"])
+    def runbook(runbook_id: str, _who: Reader) -> Any:
+        rb = service.governance.runbook(runbook_id)
+        return {**rb.model_dump(mode="json", by_alias=True), "evidence": service.governance.evidence().get(rb.id)}
+
+    @app.post("/api/v1/runbooks/{runbook_id}/run", tags=["runbooks"])
+    def run_runbook(runbook_id: str, body: RunRequest, who: Operator) -> Any:
+        gov = service.governance
+        if body.dry_run:
+            proposed = gov.propose_manual(runbook_id, body.incident)
+            return {"dry_run": True, "params": proposed.params,
+                    "plan": gov.plan(proposed.runbook, proposed.params, body.incident)}
+        return gov.run_manual(runbook_id, body.incident, f"token:{who.name}")
+
+    @app.post("/api/v1/runbooks/{runbook_id}/enable", tags=["runbooks"])
+    def enable_runbook(runbook_id: str, who: Approver) -> Any:
+        service.governance.enable(runbook_id, f"token:{who.name}")
+        return service.governance.evidence()[runbook_id]
+
+    @app.get("/api/v1/approvals", tags=["approvals"])
+    def list_approvals(
+        _who: Reader,
+        status: Annotated[str, Query(pattern=APPROVAL_STATUSES)] = "pending",
+    ) -> Any:
+        return service.governance.approvals(None if status == "all" else status)
+
+    @app.post("/api/v1/approvals/{approval_id}/approve", tags=["approvals"])
+    def approve(approval_id: int, who: Approver, body: Vote | None = None) -> Any:
+        return service.governance.vote(approval_id, f"token:{who.name}", True, body.comment if body else "")
+
+    @app.post("/api/v1/approvals/{approval_id}/reject", tags=["approvals"])
+    def reject(approval_id: int, who: Approver, body: Vote | None = None) -> Any:
+        return service.governance.vote(approval_id, f"token:{who.name}", False, body.comment if body else "")
 
     @app.post("/api/v1/incidents/{incident_id}/assign", tags=["incidents"])
     def assign(incident_id: int, body: Assign, who: Operator) -> Any:

@@ -37,11 +37,14 @@ def _row(r: AuditRecord) -> dict[str, Any]:
     }
 
 
-def records(conn: Connection, *, subject: str | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
-    """Stored records in ``seq`` order, read in batches (the log may be large)."""
-    last = 0
-    while True:
-        query = select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+def records(
+    conn: Connection, *, subject: str | None = None, after: int = 0, limit: int | None = None, batch: int = 5000
+) -> Iterator[AuditRecord]:
+    """Stored records with ``seq > after`` in ``seq`` order (at most ``limit``), read in batches."""
+    last, left = after, limit
+    while left is None or left > 0:
+        size = batch if left is None else min(batch, left)
+        query = select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(size)
         if subject is not None:
             query = query.where(audit_log.c.subject == subject)
         rows = conn.execute(query).all()
@@ -50,7 +53,9 @@ def records(conn: Connection, *, subject: str | None = None, batch: int = 5000) 
                 row.seq, row.at, row.actor, row.kind, row.subject, orjson.loads(row.payload),
                 row.prev_hash, row.hash,
             )
-        if len(rows) < batch:
+        if left is not None:
+            left -= len(rows)
+        if len(rows) < size:
             return
         last = rows[-1].seq
 
