@@ -16,7 +16,16 @@ import yaml
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from watchkeeper.execute.yamlpos import YamlPositions, load
 from watchkeeper.policy.base import Autonomy, PolicyConfig, Risk
@@ -39,7 +48,13 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=86_400)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), Field(gt=0, le=86_400),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400},
+        {"type": "string", "pattern": _DURATION.pattern, "description": "e.g. 30s, 5m, 250ms, 1h"},
+    ]}),
+]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 #: Where a parameter's value comes from.
 PARAM_SOURCE = (
@@ -65,13 +80,18 @@ class Parameter(_Strict):
     max_length: int = Field(256, ge=1, le=4096)
     default: str | int | float | bool | None = None
 
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Parameter:
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
         if self.source is None and self.default is None:
             raise ValueError("a parameter needs 'from' (incident data) or a 'default'")
         return self

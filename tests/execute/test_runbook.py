@@ -1,0 +1,105 @@
+"""Runbook files: validation with file and line, templates limited to declared params, the schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fixtures.runbooks import write_restart
+from watchkeeper.cli import app
+from watchkeeper.execute.runbook import json_schema, load_catalog, parse_duration
+
+SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "runbook.schema.json"
+
+
+def test_valid_catalog(tmp_path: Path) -> None:
+    write_restart(tmp_path)
+    (tmp_path / "policy.yaml").write_text("confidence_threshold: 0.9\nlimits: {max_actions_per_hour: 5}\n")
+    catalog = load_catalog(tmp_path)
+    assert catalog.problems == []
+    assert list(catalog.runbooks) == ["restart-web"]
+    assert catalog.policy.confidence_threshold == 0.9 and catalog.policy.limits.max_actions_per_hour == 5
+    rb = catalog.runbooks["restart-web"]
+    assert rb.verify is not None and rb.verify.deadline == 10.0 and rb.verify.interval == 0.2
+
+
+BROKEN = """\
+id: Bad ID
+title: broken
+selector: {}
+parameters:
+  host:
+    from: alert.labels.host
+    pattern: "([unclosed"
+steps:
+  - name: both
+    command: {argv: [ls]}
+    http: {url: "http://x"}
+  - name: leak
+    command:
+      argv: ["echo", "{{ alert.labels.host }}", "{{ params.nope }}"]
+risk: extreme
+autonomy: auto
+"""
+
+
+def test_every_error_has_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    problems = [str(p) for p in load_catalog(tmp_path).problems]
+    joined = "\n".join(problems)
+    assert f"{path}:1: id:" in joined  # bad id, line 1
+    assert f"{path}:7: parameters.host" in joined and "regular expression" in joined
+    assert f"{path}:9: steps.0" in joined and "exactly one of" in joined
+    assert f"{path}:15: risk:" in joined
+
+
+def test_templates_may_only_use_declared_params(tmp_path: Path) -> None:
+    text = BROKEN.replace("id: Bad ID", "id: leak").replace("risk: extreme", "risk: low")
+    text = text.replace('    pattern: "([unclosed"\n', "").replace("    http: {url: \"http://x\"}\n", "")
+    (tmp_path / "leak.yaml").write_text(text)
+    problems = [str(p) for p in load_catalog(tmp_path).problems]
+    assert any(":12: " in p and "unknown variable 'alert'" in p for p in problems), problems
+    assert any("params.nope is not a declared parameter" in p for p in problems), problems
+
+
+def test_duplicate_ids_and_bad_yaml(tmp_path: Path) -> None:
+    write_restart(tmp_path)
+    (tmp_path / "copy.yml").write_text((tmp_path / "restart-web.yaml").read_text())
+    (tmp_path / "zz.yaml").write_text("id: [unclosed\n")
+    problems = [str(p) for p in load_catalog(tmp_path).problems]
+    assert any("also used by" in p for p in problems)
+    assert any(p.startswith(str(tmp_path / "zz.yaml")) and "invalid YAML" in p for p in problems)
+
+
+def test_cli_validate_exit_codes(tmp_path: Path) -> None:
+    write_restart(tmp_path / "good")
+    ok = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path / "good")])
+    assert ok.exit_code == 0 and "1 runbooks valid" in ok.stdout
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.yaml").write_text(BROKEN)
+    bad = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "broken.yaml:15" in bad.stderr
+
+
+def test_published_schema_is_current_and_validates_examples(tmp_path: Path) -> None:
+    schema = json_schema()
+    assert json.loads(SCHEMA_FILE.read_text()) == schema, "run: watchkeeper runbooks schema > docs/runbook.schema.json"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    write_restart(tmp_path)
+    document = yaml.safe_load((tmp_path / "restart-web.yaml").read_text())
+    jsonschema.validate(document, schema)
+    for example in sorted((Path(__file__).parents[2] / "examples" / "runbooks").glob("*.yaml")):
+        if example.name != "policy.yaml":
+            jsonschema.validate(yaml.safe_load(example.read_text()), schema)
+
+
+@pytest.mark.parametrize("bad", ["5 minutes", "-1s", "1d", ""])
+def test_bad_durations(bad: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
