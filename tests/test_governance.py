@@ -1,0 +1,239 @@
+"""Decide → act → record through the service, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from conftest import Clock
+from watchkeeper.errors import AuthError, Conflict
+from watchkeeper.lifecycle import Action
+from watchkeeper.model import Cause
+from watchkeeper.service import Watchkeeper
+
+PY = sys.executable
+
+
+def runbook(rb_id: str, *, autonomy: str = "auto", risk: str = "low", ok: bool = True, verify_ok: bool = True,
+            marker: Path | None = None, **extra: Any) -> dict[str, Any]:
+    touch = f"open({str(marker)!r}, 'a').write('{{{{ params.instance }}}}\\n')" if marker else "pass"
+    return {
+        "id": rb_id, "title": f"fix {rb_id}", "risk": risk, "autonomy": autonomy,
+        "selector": {"alertnames": ["Down"]},
+        "parameters": {"instance": {"from": "alert.resource", "pattern": "[a-z0-9-]+:[0-9]+"}},
+        "steps": [{"name": "fix", "command": {"argv": [PY, "-c", touch if ok else "raise SystemExit(1)"]}}],
+        "verify": {"check": {"name": "check", "command": {"argv": [PY, "-c", f"raise SystemExit({0 if verify_ok else 1})"]}},
+                   "deadline": "1s", "interval": "100ms"},
+        "rollback": [{"name": "undo", "command": {"argv": [PY, "-c", "print('undone')"]}}],
+        "on_success": "resolve", **extra,
+    }
+
+
+def setup(tmp_path: Path, make_service: Callable[..., Watchkeeper], db_url: str, *runbooks: dict[str, Any],
+          policy: dict[str, Any] | None = None) -> Watchkeeper:
+    directory = tmp_path / "runbooks"
+    directory.mkdir(exist_ok=True)
+    for rb in runbooks:
+        (directory / f"{rb['id']}.yaml").write_text(yaml.safe_dump(rb))
+    if policy is not None:
+        (directory / "policy.yaml").write_text(yaml.safe_dump(policy))
+    return make_service(db_url, runbooks_dir=directory)
+
+
+def fire(wk: Watchkeeper, service: str = "web", name: str = "Down", instance: str = "web-1:8080") -> int:
+    body = {"service": service, "name": name, "summary": f"{service} is down", "resource": instance,
+            "severity": "critical", "fingerprint": f"{service}-{name}-{instance}"}
+    return wk.ingest("events", orjson.dumps(body), "application/json", "test").incidents[0]
+
+
+def kinds(wk: Watchkeeper, incident_id: int) -> list[str]:
+    return [t["kind"] for t in wk.incident(incident_id)["timeline"]]
+
+
+def test_confident_cause_runs_automatically(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker))
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1
+    assert wk.governance.work() == 1
+    assert marker.read_text() == "web-1:8080\n"
+    view = wk.incident(incident)
+    assert view["status"] == "resolved"
+    [decision] = view["decisions"]
+    assert (decision["verdict"], decision["reason"]) == ("auto", "all_checks_passed")
+    assert decision["inputs"]["cause"]["confidence"] == 0.99 and decision["inputs"]["threshold"] == 0.95
+    [action] = view["actions"]
+    assert (action["status"], action["verification"], action["trigger"]) == ("succeeded", "passed", "auto")
+    assert kinds(wk, incident)[-6:] == ["incident.causes_ranked", "decision.made", "action.queued", "action.started",
+                                        "action.finished", "incident.resolved"]
+    assert wk.verify_audit().ok
+    assert wk.governance.respond() == 0  # nothing new: no second decision
+
+
+def test_without_a_cause_a_human_approves(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker))
+    incident = fire(wk)
+    wk.governance.respond()
+    [pending] = wk.governance.approvals()
+    assert pending["incident_id"] == incident and pending["params"] == {"instance": "web-1:8080"}
+    assert wk.incident(incident)["decisions"][0]["reason"] == "no_confidence"
+    assert wk.governance.work() == 0 and not marker.exists()
+    result = wk.governance.vote(pending["id"], "token:bob", True, "go")
+    assert result["status"] == "approved"
+    assert wk.governance.work() == 1 and marker.exists()
+    assert wk.incident(incident)["actions"][0]["trigger"] == "approved"
+    with pytest.raises(Conflict, match="already approved"):
+        wk.governance.vote(pending["id"], "token:carol", True)
+
+
+def test_a_later_ranking_supersedes_an_untouched_approval(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    wk = setup(tmp_path, make_service, db_url, runbook("restart"))
+    incident = fire(wk)
+    wk.governance.respond()
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.97)], "rca")
+    wk.governance.respond()
+    assert [d["verdict"] for d in wk.incident(incident)["decisions"]] == ["needs_approval", "auto"]
+    assert wk.governance.approvals("superseded")[0]["incident_id"] == incident
+    assert wk.governance.approvals() == []
+
+
+def test_four_eyes_for_high_risk_manual_runs(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    wk = setup(tmp_path, make_service, db_url, runbook("failover", autonomy="suggest", risk="high"))
+    incident = fire(wk)
+    requested = wk.governance.run_manual("failover", incident, "cli:alice")
+    with pytest.raises(AuthError, match="four-eyes"):
+        wk.governance.vote(requested["approval_id"], "cli:alice", True)
+    assert wk.governance.vote(requested["approval_id"], "cli:bob", True)["status"] == "approved"
+    assert wk.governance.work() == 1
+
+
+def test_two_approvals_when_policy_says_so(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    wk = setup(tmp_path, make_service, db_url, runbook("failover", autonomy="approve", risk="high"),
+               policy={"two_approvals_risk": "high"})
+    fire(wk)
+    wk.governance.respond()
+    [pending] = wk.governance.approvals()
+    assert pending["required"] == 2
+    assert wk.governance.vote(pending["id"], "cli:bob", True)["status"] == "pending"
+    assert wk.governance.vote(pending["id"], "cli:carol", True)["status"] == "approved"
+
+
+def test_approvals_expire(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", autonomy="approve"),
+               policy={"approval_ttl_seconds": 60})
+    incident = fire(wk)
+    wk.governance.respond()
+    [pending] = wk.governance.approvals()
+    clock.advance(seconds=61)
+    wk.governance.respond()
+    assert wk.governance.approvals() == [] and wk.governance.approvals("expired")[0]["id"] == pending["id"]
+    assert "approval.expired" in kinds(wk, incident)
+    with pytest.raises(Conflict, match="expired"):
+        wk.governance.vote(pending["id"], "cli:bob", True)
+
+
+def test_failed_verification_rolls_back_escalates_and_opens_the_breaker(
+    tmp_path: Path, make_service: Any, db_url: str
+) -> None:
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", verify_ok=False), policy={"breaker_failures": 2})
+    for n in range(3):
+        incident = fire(wk, service=f"web{n}", instance=f"web-{n}:8080")
+        wk.governance.set_causes(incident, [Cause(f"web{n}", confidence=0.99)], "rca")
+        wk.governance.respond()
+        wk.governance.work()
+        view = wk.incident(incident)
+        if n < 2:
+            assert view["actions"][0]["status"] == "rolled_back" and view["actions"][0]["verification"] == "failed"
+            assert view["status"] == "open" and "incident.escalated" in kinds(wk, incident)
+            steps = view["actions"][0]["result"]["steps"]
+            assert [s["phase"] for s in steps] == ["step", "verify", "rollback"] and steps[-1]["output"] == "undone\n"
+        else:
+            assert (view["decisions"][0]["verdict"], view["decisions"][0]["reason"]) == ("suggest", "circuit_open")
+            assert view["actions"] == []
+    assert wk.governance.evidence()["restart"]["breaker_open"]
+    wk.governance.enable("restart", "cli:alice")
+    assert not wk.governance.evidence()["restart"]["breaker_open"]
+    assert wk.verify_audit().ok
+
+
+def test_shadow_decisions_are_scored_against_humans(tmp_path: Path, make_service: Any, db_url: str) -> None:
+    marker = tmp_path / "never.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", autonomy="shadow", marker=marker))
+    outcomes = []
+    for n, (fixed_by, harmful) in enumerate([("restart", []), ("manual", []), ("nothing", ["restart"])]):
+        incident = fire(wk, instance=f"web-{n}:8080", service=f"web{n}")
+        wk.governance.respond()
+        assert wk.governance.work() == 0
+        decision = wk.incident(incident)["decisions"][0]
+        assert decision["verdict"] == "shadow"
+        made = next(t for t in wk.incident(incident)["timeline"] if t["kind"] == "decision.made")
+        assert made["would_run"]["steps"][0]["argv"][-1].endswith(f"'web-{n}:8080\\n')")
+        wk.act(incident, Action.RESOLVE, "cli:alice", fixed_by=fixed_by, harmful=harmful)
+        outcomes.append(wk.incident(incident)["decisions"][0]["outcome"])
+    assert outcomes == ["agreed", "different_action", "would_have_harmed"]
+    assert not marker.exists()
+    evidence = wk.governance.evidence()["restart"]
+    assert (evidence["shadow_decisions"], evidence["agreed"], evidence["shadow_precision"]) == (3, 1, 1 / 3)
+
+
+def test_invalid_parameters_and_maintenance_deny(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    window = {"start": clock.now.isoformat(), "end": clock.now.replace(year=2030).isoformat(), "services": ["db*"]}
+    wk = setup(tmp_path, make_service, db_url, runbook("restart"), policy={"maintenance": [window]})
+    bad = fire(wk, instance="web-1:8080; reboot")
+    maint = fire(wk, service="db", instance="db-1:5432")
+    wk.governance.respond()
+    assert wk.incident(bad)["decisions"][0]["reason"] == "invalid_parameters"
+    assert wk.incident(maint)["decisions"][0]["reason"] == "maintenance_window"
+    assert wk.governance.work() == 0
+
+
+@pytest.mark.parametrize(("services", "per_hour", "expected_max"), [(3, 50, 3), (12, 4, 4)],
+                         ids=["blast-radius-per-service", "hourly-limit"])
+def test_limits_hold_under_concurrent_storms(
+    tmp_path: Path, make_service: Any, db_url: str, services: int, per_hour: int, expected_max: int
+) -> None:
+    """Many incidents arriving at once from many threads: blast radius and hourly limits hold.
+    Queued actions never run here (no worker), so they stay active and keep counting."""
+    wk = setup(tmp_path, make_service, db_url, runbook("restart"),
+               policy={"limits": {"max_concurrent_per_service": 1, "max_concurrent_per_runbook": 100,
+                                  "max_actions_per_hour": per_hour, "max_runbook_actions_per_hour": per_hour}})
+    errors: list[BaseException] = []
+
+    def storm(worker: int) -> None:
+        try:
+            for n in range(6):
+                service = f"svc{(worker * 7 + n) % services}"
+                incident = fire(wk, service=service, instance=f"{service}-{worker}-{n}:80")
+                wk.governance.set_causes(incident, [Cause(service, confidence=0.99)], "rca")
+                wk.governance.respond()
+                wk.act(incident, Action.RESOLVE, "test")  # the next alert of this service opens a new incident
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=storm, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    wk.governance.respond()
+    with wk.db.read() as conn:
+        rows = conn.execute(sa.text("SELECT service FROM action_runs")).scalars().all()
+        acted = conn.execute(sa.text("SELECT count(DISTINCT incident_id) FROM action_runs")).scalar_one()
+        autos = conn.execute(sa.text("SELECT count(*) FROM decisions WHERE verdict = 'auto'")).scalar_one()
+        decided = conn.execute(sa.text("SELECT count(DISTINCT incident_id) FROM decisions")).scalar_one()
+        incidents = conn.execute(sa.text("SELECT count(*) FROM incidents")).scalar_one()
+    assert 1 <= len(rows) <= expected_max, rows
+    assert len(set(rows)) == len(rows), rows  # never two actions on one service
+    assert autos == len(rows) == acted  # one action per auto decision, at most one per incident
+    assert decided == incidents > expected_max  # every incident was decided on
