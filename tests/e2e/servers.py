@@ -344,15 +344,16 @@ class WatchkeeperServer:
 
 def start_watchkeeper(
     servers: Servers, workdir: Path, *, roles: Sequence[str] = ("ingest", "viewer"), port: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WatchkeeperServer:
     """``watchkeeper serve`` with its own SQLite file in ``workdir``; a token per role is
     created (``.tokens[role]``) before it starts."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = watchkeeper_command()
     port = port or free_port()
-    env = clean_env({"WATCHKEEPER_DATABASE_URL": f"sqlite:///{workdir.resolve() / 'watchkeeper.db'}"})
+    full_env = clean_env({"WATCHKEEPER_DATABASE_URL": f"sqlite:///{workdir.resolve() / 'watchkeeper.db'}", **(env or {})})
     argv = [str(command), "serve", "--host", HOST, "--port", str(port)]
-    server = Server("watchkeeper", argv, workdir, port, ready_path="/healthz", env=env)
+    server = Server("watchkeeper", argv, workdir, port, ready_path="/healthz", env=full_env)
     wk = WatchkeeperServer(server, command)
     for role in roles:
         wk.create_token(role)
