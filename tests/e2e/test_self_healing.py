@@ -3,6 +3,7 @@ and resolves the incident — or, when verification fails, rolls back and escala
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -82,10 +83,8 @@ def lab(tmp_path: Path) -> Iterator[tuple[WatchkeeperServer, Path]]:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _answers(port: int) -> bool:
