@@ -20,6 +20,9 @@ def test_four_eyes_for_high_risk() -> None:
     with pytest.raises(AuthError, match="four-eyes"):
         cast(ApprovalStatus.PENDING, [], vote("alice"), requester="alice", risk=Risk.HIGH, required=1,
              expires_at=EXPIRES, config=PolicyConfig())
+    # the requester may withdraw (reject) their own request
+    assert cast(ApprovalStatus.PENDING, [], vote("alice", approve=False), requester="alice", risk=Risk.HIGH,
+                required=1, expires_at=EXPIRES, config=PolicyConfig()) is ApprovalStatus.REJECTED
     # below the four-eyes risk, requesting and approving may be the same person
     assert cast(ApprovalStatus.PENDING, [], vote("alice"), requester="alice", risk=Risk.MEDIUM, required=1,
                 expires_at=EXPIRES, config=PolicyConfig()) is ApprovalStatus.APPROVED

@@ -57,7 +57,7 @@ def cast(
         raise Conflict(f"the approval request is already {status.value}")
     if vote.at >= expires_at:
         raise Conflict("the approval request has expired")
-    if four_eyes(risk, config) and vote.actor == requester:
+    if vote.approve and four_eyes(risk, config) and vote.actor == requester:
         raise AuthError(
             f"four-eyes rule: {vote.actor} requested this {risk.value}-risk action and cannot approve it",
             status=403,
