@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import typer.main
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -25,8 +27,39 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+@functools.cache
+def _lazy(name: str) -> Any:
+    """Sub-commands whose imports are heavy (numpy, matplotlib …), built only when used."""
+    if name == "metrics":
+        from watchkeeper.detect.cli import app as metrics
+        from watchkeeper.detect.forecast_cli import forecast
+
+        metrics.command("forecast", help="When will a utilisation series cross a threshold?")(forecast)
+        return typer.main.get_command(metrics)
+    from watchkeeper.eval.cli import app as evaluate
+    from watchkeeper.eval.forecast_cli import forecast as eval_forecast
+
+    evaluate.command("forecast", help="Forecast accuracy (MASE, sMAPE) and threshold lead times.")(eval_forecast)
+    return typer.main.get_command(evaluate)
+
+
+LAZY = {"metrics": "Metrics: anomaly detection and capacity forecasting.",
+        "eval": "Evaluate Watchkeeper on public benchmarks (NAB, SMD, forecasting)."}
+
+
 class _Group(TyperGroup):
-    """Turn Watchkeeper's own errors into one sentence on stderr and exit code 2."""
+    """Turn Watchkeeper's own errors into one sentence on stderr and exit code 2; load heavy
+    sub-commands lazily."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *LAZY]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY:
+            command = _lazy(cmd_name)
+            command.name, command.help = cmd_name, LAZY[cmd_name]
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: Any) -> Any:
         try:
