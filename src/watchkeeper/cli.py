@@ -255,6 +255,23 @@ def _print_incident(i: dict[str, Any]) -> None:
         alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),
                        f"{a['reason']}: {a['reason_detail']}")
     out.print(alerts)
+    if i.get("causes"):
+        causes = Table("rank", "component", "kind", "confidence", "model", title="ranked causes")
+        for n, c in enumerate(i["causes"], start=1):
+            causes.add_row(str(n), c["component"], c["kind"], f"{c['confidence']:.2f}", c["model"])
+        out.print(causes)
+    if i.get("decisions"):
+        decisions = Table("id", "runbook", "verdict", "why", "confidence", "outcome", title="policy decisions")
+        for d in i["decisions"]:
+            confidence = "-" if d["confidence"] is None else f"{d['confidence']:.2f} (≥{d['threshold']:.2f})"
+            decisions.add_row(str(d["id"]), d["runbook_id"], d["verdict"], d["reason"], confidence, d["outcome"] or "-")
+        out.print(decisions)
+    if i.get("actions"):
+        actions = Table("id", "runbook", "trigger", "status", "verification", "finished", title="action runs")
+        for a in i["actions"]:
+            actions.add_row(str(a["id"]), a["runbook_id"], f"{a['trigger']} by {a['actor']}", a["status"],
+                            a["verification"] or "-", _t(a["finished_at"]))
+        out.print(actions)
     timeline = Table("at", "actor", "what", title="timeline")
     for t in i.get("timeline", []):
         detail = t.get("comment") or t.get("text") or t.get("detail") or ""
