@@ -28,7 +28,9 @@ from watchkeeper.errors import ConfigError
 from watchkeeper.execute.runbook import Step, render
 
 MAX_OUTPUT = 4096
-_SECRETISH = re.compile(r"(?i)((?:authorization|token|password|passwd|secret|api[_-]?key)\s*[:=]\s*)(\S+)")
+_SECRETISH = re.compile(
+    r"(?i)((?:authorization|token|password|passwd|secret|api[_-]?key)\s*[:=]\s*)((?:bearer\s+|basic\s+)?\S+)"
+)
 _SECRET_NAMES = re.compile(r"(?i)(token|secret|password|passwd|key|authorization|credential)")
 
 
