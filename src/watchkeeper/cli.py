@@ -355,11 +355,13 @@ def replay(
     ],
     out_file: Annotated[Path | None, typer.Option("--out", help="Write incidents as JSONL here")] = None,
     window: Annotated[float | None, typer.Option(help="Correlation window, seconds")] = None,
+    config_path: Annotated[Path | None, typer.Option("--correlation", help="Correlation config YAML")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
 ) -> None:
     """Run the pipeline offline on a file, no server, and print or write the incidents."""
     from datetime import timedelta
 
+    from watchkeeper.correlate.config import load_config
     from watchkeeper.kpi import compression, dedup_ratio
     from watchkeeper.pipeline import PipelineConfig
     from watchkeeper.replay import incident_records
@@ -370,6 +372,11 @@ def replay(
     config = PipelineConfig(
         window=timedelta(seconds=window or cfg.correlation_window_seconds), auto_resolve=cfg.auto_resolve
     )
+    path = config_path or cfg.correlation_config
+    if path is not None:
+        loaded = load_config(path)
+        config = PipelineConfig(timedelta(seconds=window) if window else loaded.window_delta, loaded.auto_resolve,
+                                loaded.build(path.parent))
     with file.open("rb") as fh:
         result = run(fh, registry(), config, strict=strict)
     for bad in result.bad[:20]:

@@ -140,6 +140,8 @@ class Incident:
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
     assignee: str | None = None
+    #: Correlation keys its alerts are indexed under (``labels:service=web``, ``service:web`` …).
+    keys: list[str] = field(default_factory=list)
 
     @property
     def is_active(self) -> bool:

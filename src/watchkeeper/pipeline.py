@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate import Join, ServiceWindowCorrelator
+from watchkeeper.correlate import Correlator, Join, LabelGroup, Strategy
 from watchkeeper.dedup import Deduplicator, DedupReason
+from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.model import (
     Alert,
     Change,
@@ -27,6 +28,7 @@ from watchkeeper.model import (
 class PipelineConfig:
     window: timedelta = timedelta(minutes=5)
     auto_resolve: bool = True
+    strategies: tuple[Strategy, ...] = (LabelGroup(),)
 
 
 @dataclass(slots=True)
@@ -35,7 +37,7 @@ class State:
 
     alerts: dict[str, Alert] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
-    active_by_service: dict[str, int] = field(default_factory=dict)
+    active_by_key: dict[str, int] = field(default_factory=dict)
     changed_alerts: set[str] = field(default_factory=set)
     changed_incidents: set[int] = field(default_factory=set)
     new_incidents: set[int] = field(default_factory=set)
@@ -78,7 +80,16 @@ class Pipeline:
         self.config = config
         self.next_incident_id = next_incident_id
         self.dedup = Deduplicator()
-        self.correlate = ServiceWindowCorrelator(config.window)
+        self.correlate = Correlator(config.window, config.strategies)
+
+    def keys(self, events: Iterable[Event]) -> set[str]:
+        """Every correlation key these events may probe or be indexed under (for loading state)."""
+        found: set[str] = set()
+        for event in events:
+            alert = alert_of(event)
+            found.update(self.correlate.probe_keys(alert))
+            found.update(self.correlate.index_keys(alert))
+        return found
 
     def observe_all(self, events: Iterable[Event], state: State) -> None:
         for event in events:
@@ -90,7 +101,7 @@ class Pipeline:
         now = event.received_at
         state.changed_alerts.add(alert.fingerprint)
         if result.fires:
-            join = self.correlate.observe(alert, state.incidents, state.active_by_service, now)
+            join = self.correlate.observe(alert, state.incidents, state.active_by_key, now)
             incident = self._join(alert, join, state, event)
             state.changes.append(Change(
                 f"alert.{'opened' if reason is DedupReason.NEW else 'refired'}",
@@ -140,7 +151,10 @@ class Pipeline:
             ))
         else:
             incident = state.incidents[join.incident_id]
-        state.active_by_service[alert.service] = incident.id
+        for key in self.correlate.index_keys(alert):
+            state.active_by_key[key] = incident.id
+            if key not in incident.keys:
+                incident.keys.append(key)
         if alert.service not in incident.services:
             incident.services.append(alert.service)
         if alert.severity.rank > incident.severity.rank:
@@ -171,9 +185,9 @@ class Pipeline:
         if self.config.auto_resolve and incident.firing_count == 0 and incident.is_active:
             incident.status = IncidentStatus.RESOLVED
             incident.resolved_at = max(now, incident.opened_at)
-            for service in incident.services:
-                if state.active_by_service.get(service) == incident.id:
-                    del state.active_by_service[service]
+            for key in incident.keys:
+                if state.active_by_key.get(key) == incident.id:
+                    del state.active_by_key[key]
             state.changes.append(Change(
                 "incident.resolved", f"incident:{incident.id}", now,
                 {"id": incident.id, "reason": "all_alerts_resolved",

@@ -16,13 +16,15 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+import structlog
 
 from watchkeeper import kpi, lifecycle
 from watchkeeper.audit import Verdict, verify
-from watchkeeper.errors import AuthError, InputError
+from watchkeeper.correlate.config import load_config as load_correlation
+from watchkeeper.errors import AuthError, ConfigError, InputError
 from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
-from watchkeeper.model import Change, Incident
+from watchkeeper.model import Change, Event, Incident
 from watchkeeper.pipeline import Pipeline, PipelineConfig
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
@@ -96,6 +98,8 @@ class Watchkeeper:
             window=timedelta(seconds=settings.correlation_window_seconds),
             auto_resolve=settings.auto_resolve,
         )
+        self._config_stamp: float | None = None
+        self.reload_correlation(strict=True)
         self.metrics = Metrics(self.active_incidents) if metrics else None
         self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
 
@@ -105,6 +109,31 @@ class Watchkeeper:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def reload_correlation(self, *, strict: bool = False) -> bool:
+        """(Re)load ``correlation_config`` if it changed. At start-up an invalid file is fatal;
+        later, a bad edit keeps the last good configuration and is logged. True if reloaded."""
+        path = self.settings.correlation_config
+        if path is None:
+            return False
+        try:
+            stamp = path.stat().st_mtime
+        except OSError as exc:
+            if strict:
+                raise ConfigError(f"cannot read correlation config {path}: {exc}") from exc
+            return False
+        if stamp == self._config_stamp:
+            return False
+        self._config_stamp = stamp
+        try:
+            loaded = load_correlation(path)
+            self.config = PipelineConfig(loaded.window_delta, loaded.auto_resolve, loaded.build(path.parent))
+        except ConfigError as exc:
+            if strict:
+                raise
+            structlog.get_logger("watchkeeper").error("correlation config not reloaded", error=str(exc))
+            return False
+        return True
 
     # -- auth ------------------------------------------------------------------------------
     def create_token(self, role: Role, name: str, actor: str) -> str:
@@ -153,6 +182,7 @@ class Watchkeeper:
     ) -> IngestResult:
         """Normalize, correlate and commit one request body; reject it to the dead letters."""
         started = time.perf_counter() if started is None else started
+        self.reload_correlation()
         received_at = self.clock()
         source = self.source(source_name)
         try:
@@ -177,7 +207,7 @@ class Watchkeeper:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
         with self.db.write() as conn:
-            state, loaded = ingest.load_state(conn, batch)
+            state, loaded = ingest.load_state(conn, batch, self.keys(batch))
             Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
             ingest.persist(conn, batch, state, loaded)
             changes = [*state.changes, Change(
@@ -190,6 +220,10 @@ class Watchkeeper:
             self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
         touched = sorted({a.incident_id for a in state.alerts.values() if a.incident_id is not None})
         return IngestResult(len(batch), touched, sorted(state.new_incidents))
+
+    def keys(self, batch: list[Event]) -> set[str]:
+        """The correlation keys a batch may probe or be indexed under."""
+        return Pipeline(self.config, _no_ids).keys(batch)
 
     def dead_letter(
         self, source_name: str, body: bytes, error: InputError, content_type: str | None,
@@ -268,6 +302,10 @@ class Watchkeeper:
     def verify_audit(self) -> Verdict:
         with self.db.read() as conn:
             return verify(audit.records(conn))
+
+
+def _no_ids() -> int:
+    raise AssertionError("computing keys never opens an incident")
 
 
 def _has_nul(value: Any) -> bool:

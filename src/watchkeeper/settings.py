@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     correlation_window_seconds: float = Field(
         300.0, gt=0, description="Alerts of one service this close together join one incident"
     )
+    correlation_config: Path | None = Field(
+        None, description="YAML with the correlation window and strategies (reloaded when it changes)"
+    )
     auto_resolve: bool = Field(
         True, description="Resolve an incident by itself when all its alerts have resolved"
     )

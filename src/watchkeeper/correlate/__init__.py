@@ -1,5 +1,9 @@
 """Correlation: alerts become incidents, each join explained."""
 
-from watchkeeper.correlate.window import Join, JoinReason, ServiceWindowCorrelator
+from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, TextTemplate, Topology, template
+from watchkeeper.correlate.window import Correlator, Join, ServiceWindowCorrelator
 
-__all__ = ["Join", "JoinReason", "ServiceWindowCorrelator"]
+__all__ = [
+    "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "ServiceWindowCorrelator", "Strategy", "TextTemplate",
+    "Topology", "template",
+]

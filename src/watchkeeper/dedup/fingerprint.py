@@ -67,7 +67,7 @@ class Deduplicator:
     def observe(self, event: Event, alerts: MutableMapping[str, Alert]) -> DedupResult:
         alert = alerts.get(event.fingerprint)
         if alert is None:
-            alert = _new_alert(event)
+            alert = alert_of(event)
             alerts[event.fingerprint] = alert
             if event.status is Status.RESOLVED:
                 alert.resolved_at = event.ends_at or event.received_at
@@ -97,7 +97,8 @@ class Deduplicator:
         return DedupResult(alert, DedupReason.REFIRED)
 
 
-def _new_alert(event: Event) -> Alert:
+def alert_of(event: Event) -> Alert:
+    """The alert an event would create (also used to compute correlation keys up front)."""
     return Alert(
         fingerprint=event.fingerprint,
         source=event.source,

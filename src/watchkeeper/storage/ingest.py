@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
-from watchkeeper.storage.tables import alerts, events, incident_alerts, incident_services, incidents
+from watchkeeper.storage.tables import alerts, events, incident_alerts, incident_keys, incident_services, incidents
 
 CHUNK = 500
 
@@ -21,6 +21,7 @@ class Loaded:
 
     alerts: set[str] = field(default_factory=set)
     incident_services: set[tuple[int, str]] = field(default_factory=set)
+    incident_keys: set[tuple[int, str]] = field(default_factory=set)
     next_id: int = 1
 
     def new_incident_id(self) -> int:
@@ -33,7 +34,8 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
-def load_state(conn: Connection, batch: Sequence[Event]) -> tuple[State, Loaded]:
+def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tuple[State, Loaded]:
+    """Alerts these events name, and the active incidents indexed under ``keys``."""
     state, loaded = State(), Loaded()
     fingerprints = sorted({e.fingerprint for e in batch})
     for part in _chunks(fingerprints):
@@ -41,17 +43,16 @@ def load_state(conn: Connection, batch: Sequence[Event]) -> tuple[State, Loaded]
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
     incident_ids = {a.incident_id for a in state.alerts.values() if a.incident_id is not None}
-    services = sorted({e.service for e in batch})
-    for part in _chunks(services):
+    for part in _chunks(sorted(keys)):
         query = (
-            select(incident_services.c.service, incidents.c.id)
-            .join(incidents, incidents.c.id == incident_services.c.incident_id)
-            .where(incident_services.c.service.in_(part))
+            select(incident_keys.c.key, incidents.c.id)
+            .join(incidents, incidents.c.id == incident_keys.c.incident_id)
+            .where(incident_keys.c.key.in_(part))
             .where(incidents.c.status != IncidentStatus.RESOLVED.value)
             .order_by(incidents.c.last_activity_at)
         )
         for row in conn.execute(query):
-            state.active_by_service[row.service] = row.id  # the most recently active wins
+            state.active_by_key[row.key] = row.id  # the most recently active wins
             incident_ids.add(row.id)
     for part in _chunks(sorted(incident_ids)):
         for row in conn.execute(select(incidents).where(incidents.c.id.in_(part))):
@@ -60,6 +61,9 @@ def load_state(conn: Connection, batch: Sequence[Event]) -> tuple[State, Loaded]
             select(incident_services).where(incident_services.c.incident_id.in_(part))
         ):
             loaded.incident_services.add((row.incident_id, row.service))
+        for row in conn.execute(select(incident_keys).where(incident_keys.c.incident_id.in_(part))):
+            loaded.incident_keys.add((row.incident_id, row.key))
+            state.incidents[row.incident_id].keys.append(row.key)
     loaded.next_id = int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
     return state, loaded
 
@@ -81,6 +85,9 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
     } - loaded.incident_services
     if pairs:
         conn.execute(insert(incident_services), [{"incident_id": i, "service": s} for i, s in sorted(pairs)])
+    key_pairs = {(i, k) for i in state.changed_incidents for k in state.incidents[i].keys} - loaded.incident_keys
+    if key_pairs:
+        conn.execute(insert(incident_keys), [{"incident_id": i, "key": k} for i, k in sorted(key_pairs)])
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
     if fresh:
         conn.execute(insert(alerts), [_alert_row(a) for a in fresh])

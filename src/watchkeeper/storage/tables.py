@@ -81,6 +81,13 @@ incident_services = Table(
     Index("ix_incident_services_service", "service"),
 )
 
+incident_keys = Table(
+    "incident_keys", metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Index("ix_incident_keys_key", "key"),
+)
+
 incident_alerts = Table(
     "incident_alerts", metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),

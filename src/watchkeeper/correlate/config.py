@@ -1,0 +1,128 @@
+"""Correlation configuration (YAML): the window and the strategies, in priority order.
+
+```yaml
+window: 5m
+auto_resolve: true
+strategies:
+  - type: labels          # Alertmanager-style group_by
+    group_by: [service]
+  - type: topology        # services connected in the graph
+    hops: 1
+    graph:                # service: [services it depends on]
+      frontend: [checkout, catalog]
+      checkout: [payments-db]
+  - type: text            # same summary template once numbers and hosts are masked
+    scope: service        # only within one service (or: any)
+```
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from watchkeeper.correlate.strategies import LabelGroup, Strategy, TextTemplate, Topology
+from watchkeeper.errors import ConfigError
+from watchkeeper.execute.runbook import Duration
+from watchkeeper.execute.yamlpos import load
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelsSpec(_Strict):
+    type: Literal["labels"]
+    group_by: list[str] = Field(default_factory=lambda: ["service"], min_length=1)
+
+
+class TopologySpec(_Strict):
+    type: Literal["topology"]
+    graph: dict[str, list[str]] = Field(default_factory=dict, description="service: [services it depends on]")
+    graph_file: Path | None = Field(None, description="YAML file holding the same mapping")
+    hops: int = Field(1, ge=1, le=5)
+
+
+class TextSpec(_Strict):
+    type: Literal["text"]
+    scope: Literal["any", "service"] = "service"
+
+
+StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec, Field(discriminator="type")]
+
+
+class CorrelationConfig(_Strict):
+    window: Duration = 300.0
+    auto_resolve: bool = True
+    strategies: list[StrategySpec] = Field(default_factory=lambda: _default_strategies(), min_length=1)
+
+    def build(self, base: Path | None = None) -> tuple[Strategy, ...]:
+        built: list[Strategy] = []
+        for spec in self.strategies:
+            if isinstance(spec, LabelsSpec):
+                built.append(LabelGroup(spec.group_by))
+            elif isinstance(spec, TopologySpec):
+                graph = dict(spec.graph)
+                if spec.graph_file is not None:
+                    graph.update(_graph_file(spec.graph_file if base is None else base / spec.graph_file))
+                built.append(Topology(graph, spec.hops))
+            else:
+                built.append(TextTemplate(spec.scope))
+        return tuple(built)
+
+    @property
+    def window_delta(self) -> timedelta:
+        return timedelta(seconds=self.window)
+
+
+def _document_path(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Pydantic's error location without the steps that are not in the document (union tags)."""
+    path: list[int | str] = []
+    for step in loc:
+        in_list = isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)
+        if (isinstance(data, dict) and step in data) or in_list:
+            data = data[step]
+        elif isinstance(data, dict | list):
+            continue
+        path.append(step)
+    return tuple(path)
+
+
+def _default_strategies() -> list[StrategySpec]:
+    return [LabelsSpec(type="labels")]
+
+
+def _graph_file(path: Path) -> dict[str, list[str]]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the service graph {path}: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in data.items()
+    ):
+        raise ConfigError(f"{path}: the service graph must map each service to a list of services")
+    return data
+
+
+def load_config(path: Path) -> CorrelationConfig:
+    """Read and validate; every problem is reported as ``file:line: field: message``."""
+    try:
+        doc = load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    try:
+        config = CorrelationConfig.model_validate(doc.data or {})
+        config.build(path.parent)
+        return config
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = _document_path(doc.data, err["loc"])
+            problems.append(f"{path}:{doc.line(where)}: {'.'.join(map(str, where)) or '(top)'}: {err['msg']}")
+        raise ConfigError("invalid correlation config:\n" + "\n".join(problems)) from exc

@@ -1,0 +1,125 @@
+"""Correlation strategies and their configuration, table-driven."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from watchkeeper.correlate import LabelGroup, TextTemplate, Topology, template
+from watchkeeper.correlate.config import load_config
+from watchkeeper.errors import ConfigError
+from watchkeeper.model import Event, EventKind, Severity, Status
+from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.service import Watchkeeper
+
+T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+GRAPH = {"frontend": ["checkout", "catalog"], "checkout": ["payments-db"], "catalog": ["cache"]}
+
+
+def ev(fp: str, service: str, at: float, summary: str = "", labels: dict[str, str] | None = None) -> Event:
+    when = T0 + timedelta(seconds=at)
+    return Event("test", EventKind.ALERT, fp, Status.FIRING, Severity.WARNING, fp, service, "",
+                 {"service": service, **(labels or {})}, summary or f"{fp} on {service}", when, None, when)
+
+
+def groups(strategies: tuple[object, ...], events: list[Event]) -> dict[str, tuple[int, str]]:
+    ids = itertools.count(1)
+    state = State()
+    Pipeline(PipelineConfig(strategies=strategies), lambda: next(ids)).observe_all(events, state)  # type: ignore[arg-type]
+    reasons = {m.fingerprint: m.reason for m in state.memberships}
+    return {fp: (a.incident_id or 0, reasons[fp]) for fp, a in state.alerts.items()}
+
+
+STORM = [ev("db", "payments-db", 0), ev("co", "checkout", 20), ev("fe", "frontend", 40),
+         ev("cache", "cache", 50), ev("other", "batch", 60)]
+
+
+@pytest.mark.parametrize(("strategies", "expected"), [
+    pytest.param((LabelGroup(),), {"db": 1, "co": 2, "fe": 3, "cache": 4, "other": 5}, id="service-only"),
+    pytest.param((LabelGroup(), Topology(GRAPH)), {"db": 1, "co": 1, "fe": 1, "cache": 2, "other": 3}, id="topology-1-hop"),
+    pytest.param((LabelGroup(), Topology(GRAPH, hops=3)), {"db": 1, "co": 1, "fe": 1, "cache": 1, "other": 2},
+                 id="topology-3-hops"),
+])
+def test_topology_groups_a_cascade(strategies: tuple[object, ...], expected: dict[str, int]) -> None:
+    got = groups(strategies, STORM)
+    assert {fp: inc for fp, (inc, _) in got.items()} == expected
+
+
+def test_topology_reason_explains_the_path() -> None:
+    got = groups((LabelGroup(), Topology(GRAPH)), STORM)
+    assert got["co"][1] == "topology" and got["db"][1] == "new_incident"
+
+
+def test_label_group_by() -> None:
+    events = [ev("a", "web", 0, labels={"cluster": "eu"}), ev("b", "db", 5, labels={"cluster": "eu"}),
+              ev("c", "db", 6, labels={"cluster": "us"}), ev("d", "x", 7)]
+    got = groups((LabelGroup(["cluster"]),), events)
+    assert got["a"][0] == got["b"][0] != got["c"][0]
+    assert got["b"][1] == "same_labels" and got["d"][1] == "new_incident"
+
+
+def test_text_templates() -> None:
+    assert template("disk 91% on db-1") == template("disk 97% on db-2") == "disk <*>% on <*>"
+    events = [ev("a", "db", 0, "disk 91% on db-1"), ev("b", "db2", 5, "Disk 97% on db-2"),
+              ev("c", "db", 6, "replication lag 30s")]
+    got = groups((TextTemplate("any"),), events)
+    assert got["a"][0] == got["b"][0] != got["c"][0] and got["b"][1] == "similar_text"
+    scoped = groups((TextTemplate("service"),), events)
+    assert scoped["a"][0] != scoped["b"][0]
+
+
+CONFIG = """\
+window: 2m
+strategies:
+  - type: labels
+    group_by: [service]
+  - type: topology
+    hops: 1
+    graph_file: graph.yaml
+"""
+
+
+def test_config_file(tmp_path: Path) -> None:
+    (tmp_path / "graph.yaml").write_text("frontend: [checkout]\n")
+    (tmp_path / "correlation.yaml").write_text(CONFIG)
+    config = load_config(tmp_path / "correlation.yaml")
+    assert config.window == 120.0
+    strategies = config.build(tmp_path)
+    assert [s.name for s in strategies] == ["labels", "topology"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("window: soon\n", "correlation.yaml:1: window"),
+    ("strategies:\n  - type: magic\n", "correlation.yaml:2: strategies.0"),
+    ("strategies:\n  - type: topology\n    hops: 9\n", "correlation.yaml:3: strategies.0.hops"),
+    ("strategies: []\n", "strategies"),
+    ("strategies:\n  - type: topology\n    graph_file: missing.yaml\n", "cannot read the service graph"),
+])
+def test_config_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "correlation.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(tmp_path / "correlation.yaml")
+
+
+def test_service_reloads_config_without_restart(tmp_path: Path, make_service: object, sqlite_url: str) -> None:
+    path = tmp_path / "correlation.yaml"
+    path.write_text("strategies: [{type: labels}]\n")
+    wk: Watchkeeper = make_service(sqlite_url, correlation_config=path)  # type: ignore[operator]
+
+    def post(service: str, fp: str) -> int:
+        body = {"service": service, "name": fp, "summary": "x", "fingerprint": fp}
+        return wk.ingest("events", orjson.dumps(body), "application/json", "t").incidents[0]
+
+    assert post("frontend", "a") != post("checkout", "b")
+    path.write_text("strategies: [{type: labels}, {type: topology, graph: {web: [api, auth]}}]\n")
+    os.utime(path, (1, 2))  # a new modification time, whatever the clock's resolution
+    first = post("web", "c")
+    assert post("api", "d") == first  # joined through the reloaded service graph
+    path.write_text("strategies: [{type: nonsense}]\n")
+    os.utime(path, (3, 4))
+    assert post("auth", "e") == first  # a bad edit keeps the last good configuration
