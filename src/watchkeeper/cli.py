@@ -77,6 +77,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log."
 deadletter_app = typer.Typer(no_args_is_help=True, help="Rejected ingest bodies.")
 runbooks_app = typer.Typer(no_args_is_help=True, help="Runbooks: validate, inspect, run; evidence and breakers.")
 approvals_app = typer.Typer(no_args_is_help=True, help="Approve or reject pending actions.")
+silences_app = typer.Typer(no_args_is_help=True, help="Mute alerts by matchers for a while (maintenance).")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(incidents_app, name="incidents")
@@ -84,6 +85,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(silences_app, name="silences")
 
 
 
@@ -519,6 +521,47 @@ def demo(
               "watchkeeper incidents show 1[/bold]  (or incidents list, kpi, audit verify)")
     if not result.audit_ok:
         raise typer.Exit(1)
+
+
+# -- silences ------------------------------------------------------------------------------
+@silences_app.command("add")
+def silences_add(
+    matcher: Annotated[list[str], typer.Option(help='name="value", name!=…, name=~regex, name!~regex (repeatable)')],
+    duration: Annotated[str, typer.Option(help="how long: 30m, 2h …")] = "1h",
+    comment: str = "",
+) -> None:
+    """Mute matching alerts from now for DURATION (they are kept and audited, but open no incident)."""
+    from datetime import timedelta
+
+    from watchkeeper.execute.runbook import parse_duration
+
+    try:
+        seconds = float(parse_duration(duration))
+    except ValueError as exc:
+        raise WatchkeeperError(str(exc)) from None
+    with service() as wk:
+        made = wk.add_silence(list(matcher), wk.clock() + timedelta(seconds=seconds), actor(), comment)
+    out.print(f"silence {made['id']}: {' '.join(made['matchers'])} until {_t(made['ends_at'])}Z")
+
+
+@silences_app.command("list")
+def silences_list(expired: Annotated[bool, typer.Option(help="include ended silences")] = False) -> None:
+    """Active silences (or all)."""
+    with service() as wk:
+        rows = wk.silences(active=not expired)
+    table = Table("id", "matchers", "starts", "ends", "by", "comment")
+    for r in rows:
+        table.add_row(str(r["id"]), " ".join(r["matchers"]), _t(r["starts_at"]), _t(r["ends_at"]), r["created_by"],
+                      r["comment"])
+    out.print(table)
+
+
+@silences_app.command("expire")
+def silences_expire(silence_id: int) -> None:
+    """End a silence now."""
+    with service() as wk:
+        wk.expire_silence(silence_id, actor())
+    out.print(f"silence {silence_id} ended")
 
 
 # -- runbooks ------------------------------------------------------------------------------

@@ -121,6 +121,10 @@ class Alert:
     resolved_at: datetime | None = None
     incident_id: int | None = None
     join_reason: str | None = None
+    #: Why the alert is held out of incidents (``silenced`` / ``flapping``), or None.
+    held: str | None = None
+    #: Times of its recent state changes (firing ↔ resolved), for flapping detection.
+    changes: list[datetime] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from watchkeeper.model import (
     IncidentStatus,
     Membership,
 )
+from watchkeeper.suppress import FlapDetector, Silence
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class PipelineConfig:
     window: timedelta = timedelta(minutes=5)
     auto_resolve: bool = True
     strategies: tuple[Strategy, ...] = (LabelGroup(),)
+    flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
 
 
 @dataclass(slots=True)
@@ -38,6 +40,7 @@ class State:
     alerts: dict[str, Alert] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
     active_by_key: dict[str, int] = field(default_factory=dict)
+    silences: list[Silence] = field(default_factory=list)
     changed_alerts: set[str] = field(default_factory=set)
     changed_incidents: set[int] = field(default_factory=set)
     new_incidents: set[int] = field(default_factory=set)
@@ -100,20 +103,33 @@ class Pipeline:
         alert, reason = result.alert, result.reason
         now = event.received_at
         state.changed_alerts.add(alert.fingerprint)
-        if result.fires:
+        if reason in (DedupReason.NEW, DedupReason.REFIRED, DedupReason.RESOLVED):
+            alert.changes = [*(self.config.flapping.trim(alert.changes, now) if self.config.flapping else []), now]
+        # A held alert is released by its next notification once nothing mutes it any more.
+        released = reason is DedupReason.REPEAT and alert.held is not None
+        if result.fires or released:
+            was_held = alert.held
+            if self._held(alert, state, now):
+                return
+            alert.held = None
             join = self.correlate.observe(alert, state.incidents, state.active_by_key, now)
             incident = self._join(alert, join, state, event)
+            kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
-                f"alert.{'opened' if reason is DedupReason.NEW else 'refired'}",
+                f"alert.{kind}",
                 f"alert:{alert.fingerprint}",
                 now,
                 {
                     "fingerprint": alert.fingerprint, "source": alert.source, "name": alert.name,
                     "service": alert.service, "severity": alert.severity.value,
-                    "dedup_reason": reason.value, "incident_id": incident.id,
+                    "dedup_reason": reason.value, "incident_id": incident.id, "was_held": was_held,
                     "join_reason": join.reason.value, "join_detail": join.detail,
                 },
             ))
+        elif reason is DedupReason.RESOLVED and alert.held is not None:
+            state.changes.append(Change("alert.resolved", f"alert:{alert.fingerprint}", now, {
+                "fingerprint": alert.fingerprint, "incident_id": None, "was_held": alert.held}))
+            alert.held = None  # it never counted towards an incident while held
         elif reason is DedupReason.RESOLVED:
             self._resolved(alert, state, now)
         elif reason is DedupReason.RESOLVED_UNSEEN:
@@ -128,6 +144,28 @@ class Pipeline:
             if current is not None and current.is_active and now > current.last_activity_at:
                 current.last_activity_at = now
                 state.changed_incidents.add(current.id)
+
+    def _held(self, alert: Alert, state: State, now: datetime) -> bool:
+        """Silenced or flapping alerts are kept, audited once, and open no incident."""
+        why, detail = None, ""
+        for silence in state.silences:
+            if silence.mutes(alert.labels, now):
+                why = "silenced"
+                detail = f"silence {silence.id} by {silence.created_by} until {silence.ends_at:%Y-%m-%d %H:%M}Z"
+                if silence.comment:
+                    detail += f": {silence.comment}"
+                break
+        if why is None and self.config.flapping is not None and self.config.flapping.flapping(alert.changes, now):
+            flap = self.config.flapping
+            why = "flapping"
+            detail = f"{len(flap.trim(alert.changes, now))} state changes within {flap.window.total_seconds():g}s"
+        if why is None:
+            return False
+        if alert.held != why:
+            state.changes.append(Change("alert.held", f"alert:{alert.fingerprint}", now, {
+                "fingerprint": alert.fingerprint, "service": alert.service, "reason": why, "detail": detail}))
+        alert.held = why
+        return True
 
     def _join(self, alert: Alert, join: Join, state: State, event: Event) -> Incident:
         now = event.received_at

@@ -21,7 +21,7 @@ import structlog
 from watchkeeper import kpi, lifecycle
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.correlate.config import load_config as load_correlation
-from watchkeeper.errors import AuthError, ConfigError, InputError
+from watchkeeper.errors import AuthError, ConfigError, InputError, NotFound
 from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident
@@ -286,6 +286,42 @@ class Watchkeeper:
                 changes += self.governance.score_shadow(conn, incident_id, fixed_by, harmful or [], actor)
             audit.append(conn, actor, changes)
         return self.incident(incident_id)
+
+    # -- silences --------------------------------------------------------------------------
+    def add_silence(
+        self, matchers: list[str | dict[str, Any]], ends_at: datetime, actor: str, comment: str = "",
+        starts_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Mute alerts matching every matcher between ``starts_at`` (default now) and ``ends_at``."""
+        from watchkeeper.suppress import parse_matcher
+
+        now = self.clock()
+        starts_at = starts_at or now
+        parsed = [parse_matcher(m) for m in matchers]
+        if not parsed:
+            raise InputError("a silence needs at least one matcher")
+        if ends_at <= starts_at:
+            raise InputError("a silence must end after it starts")
+        with self.db.write() as conn:
+            silence_id = queries.add_silence(
+                conn, matchers=[str(m) for m in parsed], starts_at=starts_at, ends_at=ends_at, created_by=actor,
+                comment=comment, created_at=now)
+            audit.append(conn, actor, [Change("silence.created", f"silence:{silence_id}", now, {
+                "id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
+                "comment": comment})])
+        return {"id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
+                "created_by": actor, "comment": comment}
+
+    def silences(self, *, active: bool = True) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return queries.list_silences(conn, self.clock() if active else None)
+
+    def expire_silence(self, silence_id: int, actor: str) -> None:
+        now = self.clock()
+        with self.db.write() as conn:
+            if not queries.end_silence(conn, silence_id, now):
+                raise NotFound(f"no active silence {silence_id}")
+            audit.append(conn, actor, [Change("silence.expired", f"silence:{silence_id}", now, {"id": silence_id})])
 
     def active_incidents(self) -> int:
         with self.db.read() as conn:

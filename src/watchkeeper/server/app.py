@@ -55,6 +55,14 @@ class Vote(BaseModel):
     comment: str = Field("", max_length=10_000)
 
 
+class SilenceIn(BaseModel):
+    matchers: list[str | dict[str, Any]] = Field(min_length=1, max_length=50,
+                                                 description='e.g. service="db" or {name, value, isRegex, isEqual}')
+    ends_at: datetime
+    starts_at: datetime | None = None
+    comment: str = Field("", max_length=2000)
+
+
 APPROVAL_STATUSES = "^(pending|approved|rejected|expired|superseded|all)$"
 
 
@@ -172,6 +180,19 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         causes = [Cause(c.component, c.kind, c.score, c.confidence, c.model, c.evidence) for c in body.causes]
         service.governance.set_causes(incident_id, causes, f"token:{who.name}")
         return service.incident(incident_id)
+
+    @app.get("/api/v1/silences", tags=["silences"])
+    def list_silences(_who: Reader, expired: bool = False) -> Any:
+        return service.silences(active=not expired)
+
+    @app.post("/api/v1/silences", tags=["silences"], status_code=201)
+    def add_silence(body: SilenceIn, who: Operator) -> Any:
+        return service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
+
+    @app.delete("/api/v1/silences/{silence_id}", tags=["silences"], status_code=204)
+    def expire_silence(silence_id: int, who: Operator) -> Response:
+        service.expire_silence(silence_id, f"token:{who.name}")
+        return Response(status_code=204)
 
     @app.get("/api/v1/runbooks", tags=["runbooks"])
     def runbooks(_who: Reader) -> Any:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
-from watchkeeper.storage.tables import alerts, events, incident_alerts, incident_keys, incident_services, incidents
+from watchkeeper.storage.tables import (
+    alerts,
+    events,
+    incident_alerts,
+    incident_keys,
+    incident_services,
+    incidents,
+    silences,
+)
+from watchkeeper.suppress import Silence, parse_matcher
 
 CHUNK = 500
 
@@ -64,6 +74,9 @@ def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tupl
         for row in conn.execute(select(incident_keys).where(incident_keys.c.incident_id.in_(part))):
             loaded.incident_keys.add((row.incident_id, row.key))
             state.incidents[row.incident_id].keys.append(row.key)
+    now = max((e.received_at for e in batch), default=None)
+    if now is not None:
+        state.silences = active_silences(conn, now)
     loaded.next_id = int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
     return state, loaded
 
@@ -120,7 +133,8 @@ def _alert_values(a: Alert) -> dict[str, Any]:
         "severity": a.severity.value, "status": a.status.value, "labels": dict(a.labels),
         "summary": a.summary, "first_seen": a.first_seen, "last_seen": a.last_seen,
         "count": a.count, "resolved_at": a.resolved_at, "incident_id": a.incident_id,
-        "join_reason": a.join_reason,
+        "join_reason": a.join_reason, "held": a.held,
+        "changes": [c.timestamp() for c in a.changes] if a.changes else None,
     }
 
 
@@ -134,7 +148,8 @@ def alert_from_row(row: Any) -> Alert:
         resource=row.resource, severity=Severity(row.severity), status=Status(row.status),
         labels=row.labels, summary=row.summary, first_seen=row.first_seen,
         last_seen=row.last_seen, count=row.count, resolved_at=row.resolved_at,
-        incident_id=row.incident_id, join_reason=row.join_reason,
+        incident_id=row.incident_id, join_reason=row.join_reason, held=row.held,
+        changes=[datetime.fromtimestamp(c, UTC) for c in row.changes or ()],
     )
 
 
@@ -166,3 +181,13 @@ def save_incident(conn: Connection, incident: Incident) -> None:
     conn.execute(
         update(incidents).where(incidents.c.id == incident.id).values(**_incident_values(incident))
     )
+
+
+def active_silences(conn: Connection, at: datetime) -> list[Silence]:
+    rows = conn.execute(select(silences).where(silences.c.starts_at <= at, silences.c.ends_at > at))
+    return [silence_from_row(row) for row in rows]
+
+
+def silence_from_row(row: Any) -> Silence:
+    return Silence(row.id, tuple(parse_matcher(m) for m in row.matchers), row.starts_at, row.ends_at,
+                   row.created_by, row.comment)

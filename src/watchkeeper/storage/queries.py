@@ -19,6 +19,7 @@ from watchkeeper.storage.tables import (
     incident_alerts,
     incident_services,
     incidents,
+    silences,
 )
 
 
@@ -156,3 +157,20 @@ def list_dead_letters(conn: Connection, limit: int = 50) -> list[dict[str, Any]]
 
 def count_dead_letters(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
+
+
+def add_silence(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(silences).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def list_silences(conn: Connection, at: datetime | None) -> list[dict[str, Any]]:
+    query = select(silences).order_by(silences.c.id.desc())
+    if at is not None:
+        query = query.where(silences.c.ends_at > at)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def end_silence(conn: Connection, silence_id: int, at: datetime) -> bool:
+    result = conn.execute(update(silences).where(silences.c.id == silence_id, silences.c.ends_at > at)
+                          .values(ends_at=at))
+    return bool(result.rowcount)

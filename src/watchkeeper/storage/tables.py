@@ -55,6 +55,8 @@ alerts = Table(
     Column("resolved_at", UTCDateTime()),
     Column("incident_id", Integer, index=True),
     Column("join_reason", String(32)),
+    Column("held", String(32)),
+    Column("changes", Json),
 )
 
 incidents = Table(
@@ -131,6 +133,17 @@ dead_letters = Table(
     Column("size", BigInteger, nullable=False),
     Column("truncated", Boolean, nullable=False),
     Column("body", LargeBinary, nullable=False),
+)
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", Json, nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False, index=True),
+    Column("created_by", String(256), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # -- governance (migration 0002) ---------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""Silences and flapping: muted alerts are kept and audited but open no incident."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from conftest import Api, Clock
+from watchkeeper.cli import app
+from watchkeeper.errors import InputError
+from watchkeeper.model import Event, EventKind, Severity, Status
+from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.service import Role, Watchkeeper
+from watchkeeper.suppress import FlapDetector, Silence, parse_matcher
+
+T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+def ev(status: str, minute: float, fp: str = "f") -> Event:
+    when = T0 + timedelta(minutes=minute)
+    return Event("t", EventKind.ALERT, fp, Status(status), Severity.WARNING, "Down", "db", "",
+                 {"service": "db", "alertname": "Down"}, "db down", when, when if status == "resolved" else None, when)
+
+
+@pytest.mark.parametrize(("text", "labels", "hit"), [
+    ('service="db"', {"service": "db"}, True), ('service!="db"', {"service": "db"}, False),
+    ('severity=~"crit.*"', {"severity": "critical"}, True), ('severity!~"crit.*"', {"severity": "warning"}, True),
+    ("team=ops", {}, False), ('team=""', {}, True),
+])
+def test_matchers(text: str, labels: dict[str, str], hit: bool) -> None:
+    assert parse_matcher(text).matches(labels) is hit
+
+
+@pytest.mark.parametrize("bad", ["no operator", 'x=~"([unclosed"', {"value": "x"}])
+def test_bad_matchers(bad: Any) -> None:
+    with pytest.raises(InputError):
+        parse_matcher(bad)
+
+
+def test_flapping_alert_is_held_then_released() -> None:
+    ids = itertools.count(1)
+    state = State()
+    pipeline = Pipeline(PipelineConfig(flapping=FlapDetector(4, timedelta(minutes=10))), lambda: next(ids))
+    for n, status in enumerate(["firing", "resolved", "firing", "resolved", "firing"]):
+        pipeline.observe(ev(status, n), state)
+    alert = state.alerts["f"]
+    assert alert.held == "flapping" and [c.kind for c in state.changes].count("alert.held") == 1
+    assert len(state.incidents) == 2 and all(i.status.value == "resolved" for i in state.incidents.values())
+    pipeline.observe(ev("firing", 20), state)  # quiet for 16 minutes: a repeat releases it
+    assert alert.held is None and alert.incident_id == 3
+    assert state.changes[-1].kind == "alert.released" and state.changes[-1].payload["was_held"] == "flapping"
+
+
+def test_silenced_alert_opens_no_incident_until_the_silence_ends() -> None:
+    state = State(silences=[Silence(9, (parse_matcher('service="db"'),), T0, T0 + timedelta(minutes=30), "alice",
+                                    "planned failover")])
+    ids = itertools.count(1)
+    pipeline = Pipeline(PipelineConfig(), lambda: next(ids))
+    pipeline.observe(ev("firing", 0), state)
+    held = state.changes[-1]
+    assert state.incidents == {} and held.kind == "alert.held" and "silence 9 by alice" in held.payload["detail"]
+    pipeline.observe(ev("firing", 10), state)
+    assert state.incidents == {} and [c.kind for c in state.changes].count("alert.held") == 1
+    pipeline.observe(ev("firing", 31), state)
+    assert state.alerts["f"].incident_id == 1
+
+
+def test_silences_through_the_api(api: Api, clock: Clock) -> None:
+    h = api.headers(Role.OPERATOR)
+    ends = (clock.now + timedelta(hours=1)).isoformat()
+    r = api.client.post("/api/v1/silences", headers=h,
+                        json={"matchers": ['service="db"', {"name": "alertname", "value": "Do.*", "isRegex": True}],
+                              "ends_at": ends, "comment": "upgrade"})
+    assert r.status_code == 201 and r.json()["matchers"] == ['service="db"', 'alertname=~"Do.*"']
+    body = {"service": "db", "name": "Down", "summary": "db down"}
+    api.client.post("/api/v1/ingest/events", content=orjson.dumps(body),
+                    headers={**api.headers(Role.INGEST), "Content-Type": "application/json"})
+    assert api.service.incidents() == []
+    assert api.client.post("/api/v1/silences", headers=h, json={"matchers": ["x"], "ends_at": ends}).status_code == 422
+    past = (clock.now - timedelta(hours=1)).isoformat()
+    assert api.client.post("/api/v1/silences", headers=h,
+                           json={"matchers": ['a="b"'], "ends_at": past}).status_code == 422
+    silence_id = r.json()["id"]
+    assert api.client.delete(f"/api/v1/silences/{silence_id}", headers=h).status_code == 204
+    assert api.client.delete(f"/api/v1/silences/{silence_id}", headers=h).status_code == 404
+    assert api.client.get("/api/v1/silences", headers=api.headers(Role.VIEWER)).json() == []
+    clock.advance(seconds=1)
+    api.client.post("/api/v1/ingest/events", content=orjson.dumps(body),
+                    headers={**api.headers(Role.INGEST), "Content-Type": "application/json"})
+    assert len(api.service.incidents()) == 1  # released by its next notification
+    assert api.service.verify_audit().ok
+
+
+def test_silences_cli(tmp_path: Any, make_service: Any, sqlite_url: str) -> None:
+    wk: Watchkeeper = make_service(sqlite_url)
+    del wk
+    env = {"WATCHKEEPER_DATABASE_URL": sqlite_url, "COLUMNS": "200"}
+    runner = CliRunner()
+    added = runner.invoke(app, ["silences", "add", "--matcher", 'service="db"', "--duration", "2h",
+                                "--comment", "maintenance"], env=env)
+    assert added.exit_code == 0 and 'silence 1: service="db"' in added.stdout
+    assert "maintenance" in runner.invoke(app, ["silences", "list"], env=env).stdout
+    bad = runner.invoke(app, ["silences", "add", "--matcher", "nonsense"], env=env)
+    assert bad.exit_code == 2 and "not a matcher" in bad.stderr
+    assert runner.invoke(app, ["silences", "expire", "1"], env=env).exit_code == 0
+    assert runner.invoke(app, ["silences", "expire", "1"], env=env).exit_code == 2
