@@ -312,6 +312,32 @@ def incidents_resolve(
     out.print(f"incident {incident_id}: {found['status']}")
 
 
+@incidents_app.command("merge")
+def incidents_merge(incident_id: int, into: Annotated[int, typer.Option(help="incident that absorbs it")]) -> None:
+    """Merge an incident into another (they were one problem)."""
+    with service() as wk:
+        found = wk.merge(incident_id, into, actor())
+    out.print(f"incident {incident_id} merged into {into}: {len(found['alerts'])} alerts")
+
+
+@incidents_app.command("split")
+def incidents_split(
+    incident_id: int, fingerprint: Annotated[list[str], typer.Argument(help="alerts to split off")]
+) -> None:
+    """Split alerts off an incident into a new one (they were unrelated)."""
+    with service() as wk:
+        found = wk.split(incident_id, list(fingerprint), actor())
+    out.print(f"new incident {found['id']} with {len(found['alerts'])} alerts split from {incident_id}")
+
+
+@incidents_app.command("move")
+def incidents_move(fingerprint: str, to: Annotated[int, typer.Option("--to", help="incident it belongs to")]) -> None:
+    """Move one alert to the incident it belongs to."""
+    with service() as wk:
+        wk.move_alert(fingerprint, to, actor())
+    out.print(f"alert {fingerprint} moved to incident {to}")
+
+
 @incidents_app.command("rank")
 def incidents_rank(
     incident_id: int,
@@ -429,6 +455,10 @@ def kpi(
                   f"{report.events} → {report.alerts} ({_pct(report.dedup_ratio)})")
     table.add_row("alerts → incidents (compression)",
                   f"{report.alerts} → {report.incidents} ({_pct(report.compression)})")
+    g = report.grouping
+    if g is not None:
+        table.add_row("grouping precision (judged by humans)",
+                      f"{_pct(g.precision)} ({g.moved_out} of {g.auto_joined} joins moved out; {g.merges} merges)")
     for label, stats in (("MTTA", report.mtta), ("MTTR", report.mttr)):
         table.add_row(label, "n/a" if stats.mean is None else (
             f"mean {_dur(stats.mean)}, median {_dur(stats.median)}, p90 {_dur(stats.p90)} (n={stats.count})"))

@@ -20,11 +20,12 @@ import structlog
 
 from watchkeeper import kpi, lifecycle
 from watchkeeper.audit import Verdict, verify
+from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
-from watchkeeper.errors import AuthError, ConfigError, InputError, NotFound
+from watchkeeper.errors import AuthError, ConfigError, Conflict, InputError, NotFound
 from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
-from watchkeeper.model import Change, Event, Incident
+from watchkeeper.model import Change, Event, Incident, IncidentStatus
 from watchkeeper.pipeline import Pipeline, PipelineConfig
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
@@ -323,6 +324,82 @@ class Watchkeeper:
                 raise NotFound(f"no active silence {silence_id}")
             audit.append(conn, actor, [Change("silence.expired", f"silence:{silence_id}", now, {"id": silence_id})])
 
+    # -- human corrections to grouping --------------------------------------------------------
+    def _move(self, conn: Any, fingerprint: str, source: Incident, target: Incident, actor: str, now: datetime,
+              detail: str) -> Change:
+        alert = queries.get_alert(conn, fingerprint)
+        change = feedback.move(alert, source, target, actor, now, self._index_keys(alert))
+        ingest.save_alert(conn, alert)
+        queries.move_membership(conn, fingerprint, source.id, target.id, now, detail)
+        return change
+
+    def _index_keys(self, alert: Any) -> list[str]:
+        return Pipeline(self.config, _no_ids).correlate.index_keys(alert)
+
+    def move_alert(self, fingerprint: str, target_id: int, actor: str) -> dict[str, Any]:
+        """Move one alert to another incident (the correlator put it in the wrong one)."""
+        now = self.clock()
+        with self.db.write() as conn:
+            alert = queries.get_alert(conn, fingerprint)
+            if alert.incident_id is None:
+                raise Conflict(f"alert {fingerprint} is not in any incident")
+            source, target = queries.get_incident(conn, alert.incident_id), queries.get_incident(conn, target_id)
+            change = self._move(conn, fingerprint, source, target, actor, now,
+                                f"moved by {actor} from incident {source.id}")
+            ingest.save_incidents(conn, [source, target])
+            audit.append(conn, actor, [change])
+        return self.incident(target_id)
+
+    def merge(self, source_id: int, target_id: int, actor: str) -> dict[str, Any]:
+        """Merge ``source`` into ``target`` (they were one incident); ``source`` resolves."""
+        now = self.clock()
+        with self.db.write() as conn:
+            source, target = queries.get_incident(conn, source_id), queries.get_incident(conn, target_id)
+            if source_id == target_id:
+                raise InputError("an incident cannot be merged into itself")
+            moved = queries.member_fingerprints(conn, source_id)
+            for fingerprint in moved:
+                self._move(conn, fingerprint, source, target, actor, now,
+                           f"merged by {actor} from incident {source_id}")
+            if source.is_active:
+                source.status, source.resolved_at = IncidentStatus.RESOLVED, now
+            ingest.save_incidents(conn, [source, target])
+            audit.append(conn, actor, [Change("incident.merged", f"incident:{target_id}", now, {
+                "from": source_id, "into": target_id, "incident_id": target_id, "fingerprints": moved,
+                "correction": "merged"}),
+                Change("incident.resolved", f"incident:{source_id}", now, {
+                    "id": source_id, "reason": "merged", "detail": f"merged into incident {target_id} by {actor}"})])
+        return self.incident(target_id)
+
+    def split(self, incident_id: int, fingerprints: list[str], actor: str) -> dict[str, Any]:
+        """Split ``fingerprints`` off ``incident_id`` into a new incident (they were unrelated)."""
+        now = self.clock()
+        with self.db.write() as conn:
+            source = queries.get_incident(conn, incident_id)
+            members = set(queries.member_fingerprints(conn, incident_id))
+            missing = [f for f in fingerprints if f not in members]
+            if not fingerprints or missing:
+                raise InputError(f"alerts not in incident {incident_id}: {', '.join(missing) or '(none given)'}")
+            if len(set(fingerprints)) == len(members):
+                raise InputError("splitting off every alert would leave the incident empty; use merge or move")
+            first = queries.get_alert(conn, fingerprints[0])
+            new = Incident(id=ingest.next_incident_id(conn), title=first.summary or first.name,
+                           status=IncidentStatus.OPEN, severity=first.severity, services=[first.service],
+                           opened_at=now, last_activity_at=now)
+            ingest.insert_incident(conn, new)
+            changes = [Change("incident.opened", f"incident:{new.id}", now, {
+                "id": new.id, "title": new.title, "services": new.services, "severity": new.severity.value,
+                "reason": "human", "detail": f"split by {actor} from incident {incident_id}"})]
+            for fingerprint in dict.fromkeys(fingerprints):
+                changes.append(self._move(conn, fingerprint, source, new, actor, now,
+                                          f"split by {actor} from incident {incident_id}"))
+            ingest.save_incidents(conn, [source, new])
+            changes.append(Change("incident.split", f"incident:{incident_id}", now, {
+                "id": incident_id, "incident_id": incident_id, "into": new.id, "fingerprints": fingerprints,
+                "correction": "split"}))
+            audit.append(conn, actor, changes)
+        return self.incident(new.id)
+
     def active_incidents(self) -> int:
         with self.db.read() as conn:
             return queries.count_active_incidents(conn)
@@ -333,7 +410,10 @@ class Watchkeeper:
             found = queries.incidents_opened_between(conn, start, end)
             events = queries.count_between(conn, "events", start, end)
             alerts = queries.count_between(conn, "alerts", start, end)
-        return kpi.report(found, events, alerts, start, end)
+            kept = queries.count_auto_joins(conn, start, end)
+            moved = queries.count_audit(conn, "alert.moved", start, end)
+            merged = queries.count_audit(conn, "incident.merged", start, end)
+        return kpi.report(found, events, alerts, start, end, grouping=kpi.grouping(kept, moved, merged))
 
     def verify_audit(self) -> Verdict:
         with self.db.read() as conn:

@@ -87,10 +87,11 @@ class CoOccurrence:
         self.q_values: FloatArray = np.zeros((0, 0))
         self._edges: list[Edge] = []
         self._index: dict[Hashable, int] = {}
+        self._uses_topology = topology is not None
 
     def __repr__(self) -> str:
         return (f"CoOccurrence(window_s={self.window_s}, alpha={self.alpha}, min_support={self.min_support}, "
-                f"min_lift={self.min_lift}, hops={self.hops}, topology={'yes' if self.topology else 'no'})")
+                f"min_lift={self.min_lift}, hops={self.hops}, topology={'yes' if self._uses_topology else 'no'})")
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self, events: Iterable[Sequence[Any]]) -> CoOccurrence:
@@ -136,11 +137,19 @@ class CoOccurrence:
         """The fast path: type and device indices (0-based), start times in seconds, and an optional
         symmetric device adjacency matrix (``hops`` is applied to it)."""
         n_types = len(types)
+        self._uses_topology = adjacency is not None
         n_devices = int(devices.max()) + 1 if len(devices) else 1
         if adjacency is not None:
             n_devices = max(n_devices, adjacency.shape[0])
         self.types = list(types)
         self._index = {t: i for i, t in enumerate(self.types)}
+        if len(kinds) == 0:
+            empty = np.zeros((n_types, n_types), dtype=np.int64)
+            self.support, self.after, self.before = empty, empty.copy(), empty.copy()
+            self.expected, self.p_values, self.q_values = np.zeros((n_types, n_types)), *(
+                np.ones((n_types, n_types)) for _ in range(2))
+            self._edges = []
+            return self
         window = float(self.window_s)
         span = float(times.max() - times.min()) + window if len(times) else window
         reach = _reach(adjacency, n_devices, self.hops)

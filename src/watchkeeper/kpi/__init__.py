@@ -2,16 +2,26 @@
 
 from watchkeeper.kpi.measures import (
     DurationStats,
+    Grouping,
     KpiReport,
     compression,
     dedup_ratio,
     duration_stats,
+    grouping,
     mtta,
     mttr,
     report,
 )
 
 __all__ = [
-    "DurationStats", "KpiReport", "compression", "dedup_ratio", "duration_stats", "mtta", "mttr",
+    "DurationStats",
+    "Grouping",
+    "KpiReport",
+    "compression",
+    "dedup_ratio",
+    "duration_stats",
+    "grouping",
+    "mtta",
+    "mttr",
     "report",
 ]

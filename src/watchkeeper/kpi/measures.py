@@ -78,6 +78,26 @@ def compression(alerts: int, incidents: int) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Grouping:
+    """Grouping quality as judged by humans: of the alerts the correlator joined to an existing
+    incident, the share nobody moved out again; merges count the groupings it missed."""
+
+    auto_joined: int
+    moved_out: int
+    merges: int
+    precision: float | None
+
+
+def grouping(kept: int, moved: int, merged: int) -> Grouping:
+    """
+    >>> grouping(kept=95, moved=5, merged=2).precision
+    0.95
+    """
+    joined = kept + moved
+    return Grouping(joined, moved, merged, None if joined == 0 else kept / joined)
+
+
+@dataclass(frozen=True, slots=True)
 class KpiReport:
     start: datetime | None
     end: datetime | None
@@ -88,6 +108,7 @@ class KpiReport:
     mttr: DurationStats
     dedup_ratio: float | None
     compression: float | None
+    grouping: Grouping | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,10 +116,10 @@ class KpiReport:
 
 def report(
     incidents: Sequence[Incident], events: int, alerts: int,
-    start: datetime | None = None, end: datetime | None = None,
+    start: datetime | None = None, end: datetime | None = None, grouping: Grouping | None = None,
 ) -> KpiReport:
     """All foundation KPIs for incidents opened in a window, and the events/alerts seen in it."""
     return KpiReport(
         start, end, events, alerts, len(incidents), mtta(incidents), mttr(incidents),
-        dedup_ratio(events, alerts), compression(alerts, len(incidents)),
+        dedup_ratio(events, alerts), compression(alerts, len(incidents)), grouping,
     )

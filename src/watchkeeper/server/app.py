@@ -55,6 +55,18 @@ class Vote(BaseModel):
     comment: str = Field("", max_length=10_000)
 
 
+class MergeIn(BaseModel):
+    into: int = Field(description="the incident that absorbs this one")
+
+
+class SplitIn(BaseModel):
+    fingerprints: list[str] = Field(min_length=1, max_length=1000)
+
+
+class MoveIn(BaseModel):
+    incident: int = Field(description="the incident the alert belongs to")
+
+
 class SilenceIn(BaseModel):
     matchers: list[str | dict[str, Any]] = Field(min_length=1, max_length=50,
                                                  description='e.g. service="db" or {name, value, isRegex, isEqual}')
@@ -180,6 +192,18 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         causes = [Cause(c.component, c.kind, c.score, c.confidence, c.model, c.evidence) for c in body.causes]
         service.governance.set_causes(incident_id, causes, f"token:{who.name}")
         return service.incident(incident_id)
+
+    @app.post("/api/v1/incidents/{incident_id}/merge", tags=["incidents"])
+    def merge(incident_id: int, body: MergeIn, who: Operator) -> Any:
+        return service.merge(incident_id, body.into, f"token:{who.name}")
+
+    @app.post("/api/v1/incidents/{incident_id}/split", tags=["incidents"], status_code=201)
+    def split(incident_id: int, body: SplitIn, who: Operator) -> Any:
+        return service.split(incident_id, body.fingerprints, f"token:{who.name}")
+
+    @app.post("/api/v1/alerts/{fingerprint}/move", tags=["incidents"])
+    def move(fingerprint: str, body: MoveIn, who: Operator) -> Any:
+        return service.move_alert(fingerprint, body.incident, f"token:{who.name}")
 
     @app.get("/api/v1/silences", tags=["silences"])
     def list_silences(_who: Reader, expired: bool = False) -> Any:

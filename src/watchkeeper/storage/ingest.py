@@ -191,3 +191,31 @@ def active_silences(conn: Connection, at: datetime) -> list[Silence]:
 def silence_from_row(row: Any) -> Silence:
     return Silence(row.id, tuple(parse_matcher(m) for m in row.matchers), row.starts_at, row.ends_at,
                    row.created_by, row.comment)
+
+
+def save_alert(conn: Connection, alert: Alert) -> None:
+    conn.execute(update(alerts).where(alerts.c.fingerprint == alert.fingerprint).values(**_alert_values(alert)))
+
+
+def next_incident_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
+
+
+def insert_incident(conn: Connection, incident: Incident) -> None:
+    conn.execute(insert(incidents).values(**incident_row(incident)))
+
+
+def save_incidents(conn: Connection, changed: Sequence[Incident]) -> None:
+    """Write incidents back, with any services and correlation keys they gained."""
+    for incident in changed:
+        save_incident(conn, incident)
+        have = {r.service for r in conn.execute(
+            select(incident_services.c.service).where(incident_services.c.incident_id == incident.id))}
+        for service in incident.services:
+            if service not in have:
+                conn.execute(insert(incident_services).values(incident_id=incident.id, service=service))
+        query = select(incident_keys.c.key).where(incident_keys.c.incident_id == incident.id)
+        keys = {r.key for r in conn.execute(query)}
+        for key in incident.keys:
+            if key not in keys:
+                conn.execute(insert(incident_keys).values(incident_id=incident.id, key=key))

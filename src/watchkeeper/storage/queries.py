@@ -174,3 +174,47 @@ def end_silence(conn: Connection, silence_id: int, at: datetime) -> bool:
     result = conn.execute(update(silences).where(silences.c.id == silence_id, silences.c.ends_at > at)
                           .values(ends_at=at))
     return bool(result.rowcount)
+
+
+def get_alert(conn: Connection, fingerprint: str) -> Any:
+    from watchkeeper.storage.ingest import alert_from_row
+
+    row = conn.execute(select(alerts).where(alerts.c.fingerprint == fingerprint)).first()
+    if row is None:
+        raise NotFound(f"no alert with fingerprint {fingerprint!r}")
+    return alert_from_row(row)
+
+
+def member_fingerprints(conn: Connection, incident_id: int) -> list[str]:
+    rows = conn.execute(select(incident_alerts.c.fingerprint).where(incident_alerts.c.incident_id == incident_id)
+                        .order_by(incident_alerts.c.id))
+    return list(dict.fromkeys(r.fingerprint for r in rows))
+
+
+def move_membership(conn: Connection, fingerprint: str, source: int, target: int, at: datetime, detail: str) -> None:
+    conn.execute(incident_alerts.delete().where(incident_alerts.c.incident_id == source,
+                                                incident_alerts.c.fingerprint == fingerprint))
+    conn.execute(insert(incident_alerts).values(incident_id=target, fingerprint=fingerprint, joined_at=at,
+                                                reason="human", detail=detail))
+
+
+def count_auto_joins(conn: Connection, start: datetime | None, end: datetime | None) -> int:
+    """Alerts the correlator put into an existing incident (joins other than new/human)."""
+    query = select(func.count()).select_from(incident_alerts).where(
+        incident_alerts.c.reason.not_in(("new_incident", "human")))
+    if start:
+        query = query.where(incident_alerts.c.joined_at >= start)
+    if end:
+        query = query.where(incident_alerts.c.joined_at < end)
+    return int(conn.execute(query).scalar_one())
+
+
+def count_audit(conn: Connection, kind: str, start: datetime | None, end: datetime | None) -> int:
+    from watchkeeper.storage.tables import audit_log
+
+    query = select(func.count()).select_from(audit_log).where(audit_log.c.kind == kind)
+    if start:
+        query = query.where(audit_log.c.at >= start)
+    if end:
+        query = query.where(audit_log.c.at < end)
+    return int(conn.execute(query).scalar_one())
