@@ -200,6 +200,19 @@ def test_fast_model_is_as_accurate_as_autoets() -> None:
     assert np.mean(ours) <= np.mean(ref) * 1.05, (ours, ref)
 
 
+def test_beats_seasonal_naive_and_the_80_percent_interval_covers_about_80_percent() -> None:
+    """Held-out day of seeded series: better than seasonal naive, and calibrated intervals."""
+    h, m = 24, 24
+    data = synthetic_utilisation(80, 600 + h, seed=3).values
+    train, test = data[:, :-h], data[:, -h:]
+    pred = EtsBatch.fit(train, season_length=m, horizon=h).predict(h, level=80.0)
+    ours = [mase(test[i], pred.mean[i], train[i], m) for i in range(len(data))]
+    naive = [mase(test[i], np.resize(train[i, -m:], h), train[i], m) for i in range(len(data))]
+    assert np.mean(ours) < np.mean(naive), (np.mean(ours), np.mean(naive))
+    covered = float(((test >= pred.lower) & (test <= pred.upper)).mean())
+    assert 0.7 <= covered <= 0.9, covered
+
+
 def test_cli_prints_the_crossing_and_writes_a_plot(tmp_path: Path) -> None:
     series = ramp()
     wide = tmp_path / "disk.csv"

@@ -161,10 +161,11 @@ class Forecaster:
     the fitted parameters (and refits every ``refit_every`` new points when set);
     ``forecasts``/``events`` read the current predictions.
 
-    ``trend=True`` (the default) keeps only trended models (linear or damped, chosen by AIC):
-    on seeded synthetic ramps it misses fewer crossings and warns earlier than letting the AIC
-    drop the trend (``trend=None``), at the price of more false alarms and a slightly worse
-    MASE. ``season_length=None`` detects a daily or weekly season from the data.
+    ``trend=True`` (the default) keeps only trended models (linear or damped, chosen on the
+    errors of forecasts up to ``horizon`` ahead, see ``forecast_ets``): on seeded synthetic
+    ramps it misses fewer crossings and warns earlier than letting the criterion drop the trend
+    (``trend=None``), at the price of more false alarms and a slightly worse MASE.
+    ``season_length=None`` detects a daily or weekly season from the data.
 
     >>> from datetime import UTC
     >>> t0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -176,7 +177,7 @@ class Forecaster:
     >>> fc.fit([ramp])
     >>> [event] = fc.events(now=ramp.end)
     >>> event.summary
-    'disk_used_percent /var on db-1 will cross 90% in 2h56m (80% interval: 2h26m–3h31m)'
+    'disk_used_percent /var on db-1 will cross 90% in 2h59m (80% interval: 2h30m–3h32m)'
     >>> event.kind.value, event.status.value, event.service, event.resource
     ('forecast', 'firing', 'postgres', 'db-1')
     >>> fc.update({"db-1:/var": [20.0] * 12})  # the disk was cleaned up
@@ -222,7 +223,9 @@ class Forecaster:
             groups.setdefault((len(s.values), s.step, m), []).append(s)
         self._models, self._where, self._since_fit = [], {}, 0
         for (_, _, m), members in groups.items():
-            model = EtsBatch.fit(np.vstack([s.values for s in members]), season_length=m, trend=self.trend)
+            steps = max(1, math.ceil(self.horizon / members[0].step))
+            model = EtsBatch.fit(np.vstack([s.values for s in members]), season_length=m, trend=self.trend,
+                                 horizon=steps)
             for row, s in enumerate(members):
                 if s.name in self._where:
                     raise InputError(f"two series are named {s.name!r}")

@@ -10,10 +10,22 @@ damped trend; with or without additive seasonality — for every series of a bat
 Why not statsforecast's AutoETS for the refresh: it costs about a second per series here, and a
 thousand series must refresh in well under a minute. Here the recursion runs once per time step
 over an array of (candidate models × series), so a grid of a few hundred candidate parameter
-sets costs the same Python overhead as one model. Each series keeps the candidate with the
-lowest AIC (which is also how seasonality and trend damping are "detected"), then two local
-refinement rounds polish its smoothing parameters. After the fit, ``update`` pushes new points
+sets costs the same Python overhead as one model. After the fit, ``update`` pushes new points
 through the recursion with the parameters fixed: a refresh costs microseconds per series.
+
+How a candidate is chosen: not by the one-step likelihood alone. Utilisation noise is mostly
+autocorrelated and mean-reverting, so the one-step error is smallest for a large alpha that
+chases it, while forecasts a day ahead are best with a small alpha (measured: alpha 0.7 picked
+by one-step AIC scored MASE 1.76 on a seeded series where alpha 0.02 scored 0.82). So the
+recursion also scores, at every step, the forecasts made ``h`` steps earlier for a few
+horizons up to the forecast horizon (ring buffers of past levels and slopes), and each series
+keeps the candidate with the lowest ``n log(mean multi-step MSE) + 2k`` (an AIC on the errors
+the forecasts will actually make; it still "detects" seasonality and damping), then two local
+refinement rounds polish its smoothing parameters. The per-horizon error variances measured
+in-sample also set the prediction intervals (relative to the one-step sigma, which ``update``
+keeps current), instead of the textbook formula, which assumes the model is the true process.
+For horizons beyond one season, the seasonal term of an h-step forecast is approximated by the
+current one (the seasonal state moves slowly: gamma is small).
 
 Missing points (NaN) are skipped: the state advances on its own forecast, as for a gap.
 """
@@ -33,13 +45,18 @@ from watchkeeper.errors import InputError
 Array = npt.NDArray[np.float64]
 
 #: Smoothing-parameter grid of the first, coarse round (innovations form, see module doc).
-_ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)
+_ALPHAS = (0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)
 _BETA_FRACTIONS = (0.01, 0.1)  # beta = fraction * alpha
 _PHIS = (0.9, 0.98, 1.0)
-_GAMMA_FRACTIONS = (0.02, 0.1, 0.3)  # gamma = fraction * (1 - alpha)
+_GAMMA_FRACTIONS = (0.002, 0.02, 0.1, 0.3)  # gamma = fraction * (1 - alpha)
+#: The coarse round scores multi-step errors at every ``_COARSE_STRIDE``-th step only (h-step
+#: errors of neighbouring steps are strongly correlated: little is lost, much time is saved).
+_COARSE_STRIDE = 4
 #: Multipliers of the two local refinement rounds (applied to alpha, beta and gamma fractions).
 _REFINE = ((0.6, 1.0, 1.6), (0.8, 1.0, 1.25))
-#: Bound on the (season length × candidates × series) floats one pass holds at once.
+#: Horizons scored besides one step ahead, as fractions of the fit horizon (rounded, distinct).
+_HORIZON_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+#: Bound on the ((season length + 2 × horizon) × candidates × series) floats one pass holds at once.
 _MAX_CELLS = 6_000_000
 
 
@@ -87,7 +104,8 @@ class EtsBatch:
     """
 
     def __init__(self, params: Params, level: Array, trend: Array, season: Array, season_length: int,
-                 n_seen: int, sse: Array, n_obs: Array, n_params: Array) -> None:
+                 n_seen: int, sse: Array, n_obs: Array, n_params: Array, horizons: tuple[int, ...] = (),
+                 variance_ratio: Array | None = None) -> None:
         self.params = params
         self.level = level
         self.trend = trend
@@ -97,13 +115,19 @@ class EtsBatch:
         self.sse = sse
         self.n_obs = n_obs
         self.n_params = n_params
+        #: In-sample h-step error variance over the one-step one, for h in ``horizons`` (> 1).
+        self.horizons = horizons
+        self.variance_ratio = np.ones((len(horizons), len(level))) if variance_ratio is None else variance_ratio
 
     @classmethod
-    def fit(cls, y: npt.ArrayLike, season_length: int = 1, *, trend: bool | None = None) -> EtsBatch:
+    def fit(cls, y: npt.ArrayLike, season_length: int = 1, *, trend: bool | None = None,
+            horizon: int | None = None) -> EtsBatch:
         """Fit every row of ``y`` (series × time); ``season_length`` ≤ 1 means no seasonality.
 
-        ``trend``: None lets the AIC choose per series; True keeps only trended models (linear
-        or damped), which capacity warnings want; False only level models.
+        ``trend``: None lets the criterion choose per series; True keeps only trended models
+        (linear or damped), which capacity warnings want; False only level models.
+        ``horizon``: how far ahead (steps) the forecasts matter; parameters are chosen on the
+        errors up to it (default: one season, at least 12 steps).
         """
         values = np.atleast_2d(np.asarray(y, dtype=np.float64))
         n_series, n_time = values.shape
@@ -115,14 +139,17 @@ class EtsBatch:
         values = np.where(finite, values, np.nan)
         m = season_length if season_length > 1 and n_time >= 2 * season_length + 2 else 1
         burn = min(max(m, 10), n_time // 4)
+        wanted = max(m, 12) if horizon is None else max(1, int(horizon))
+        top = max(1, min(wanted, (n_time - burn) // 2))
+        horizons = tuple(sorted({max(2, round(f * top)) for f in _HORIZON_FRACTIONS})) if top > 1 else ()
         init = _initial_states(values, m)
         grid = [g for g in _coarse_grid(m > 1) if trend is None or g[4] == trend]
         cand = {name: np.repeat(np.array([g[i] for g in grid])[:, None], n_series, axis=1)
                 for i, name in enumerate(("alpha", "beta", "gamma", "phi", "trend", "seasonal"))}
-        best = _search(values, cand, init, m, burn)
+        best = _search(values, cand, init, m, burn, horizons, _COARSE_STRIDE)
         for multipliers in _REFINE:
             cand = _local_grid(best, multipliers)
-            best = _search(values, cand, init, m, burn)
+            best = _search(values, cand, init, m, burn, horizons, 1)
         return best
 
     def update(self, y: npt.ArrayLike) -> None:
@@ -161,9 +188,32 @@ class EtsBatch:
         if m > 1:
             c = c + p.gamma[:, None] * (np.arange(1, horizon) % m == 0)[None, :]
         var = np.concatenate([np.ones((mean.shape[0], 1)), 1.0 + np.cumsum(c**2, axis=1)], axis=1)
+        if self.horizons:
+            var = self._measured_variance(var)
         z = float(ndtri(0.5 + level / 200.0))
         half = z * self.sigma[:, None] * np.sqrt(var)
         return Prediction(mean=mean, lower=mean - half, upper=mean + half, level=level)
+
+    def _measured_variance(self, model_var: Array) -> Array:
+        """Variance multipliers from the in-sample h-step errors: interpolated linearly between
+        the scored horizons, and beyond the last one grown like the model's own formula."""
+        horizon = model_var.shape[1]
+        hs = np.array((1, *self.horizons), dtype=np.float64)
+        ratio = np.vstack([np.ones((1, model_var.shape[0])), self.variance_ratio])  # (len(hs), series)
+        steps = np.arange(1, horizon + 1, dtype=np.float64)
+        last = len(hs) - 1
+        pos = np.clip(np.searchsorted(hs, steps, side="right") - 1, 0, max(last - 1, 0))
+        if last == 0:
+            inside = np.broadcast_to(ratio[0][:, None], model_var.shape)
+        else:
+            w = np.clip((steps - hs[pos]) / (hs[pos + 1] - hs[pos]), 0.0, 1.0)
+            inside = ratio[pos].T * (1.0 - w) + ratio[pos + 1].T * w
+        top = int(hs[last])
+        if horizon <= top:
+            out: Array = np.asarray(inside, dtype=np.float64)
+            return out
+        growth = model_var / model_var[:, top - 1: top]
+        return np.where(steps[None, :] <= top, inside, ratio[last][:, None] * growth)
 
 
 def _coarse_grid(seasonal: bool) -> list[tuple[float, float, float, float, bool, bool]]:
@@ -241,15 +291,17 @@ def _nanmean(a: Array, axis: int, fallback: Array) -> Array:
     return out
 
 
-def _search(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: int) -> EtsBatch:
-    """Run every candidate (K × series) over the data; keep each series' lowest-AIC candidate."""
+def _search(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: int,
+            horizons: tuple[int, ...], stride: int) -> EtsBatch:
+    """Run every candidate (K × series) over the data; keep each series' best candidate."""
     k, n_series = cand["alpha"].shape
-    chunk = max(1, _MAX_CELLS // (k * m))
+    chunk = max(1, _MAX_CELLS // (k * (m + 2 * max(horizons, default=0))))
     best: list[EtsBatch] = []
     for lo in range(0, n_series, chunk):
         sl = slice(lo, min(lo + chunk, n_series))
         best.append(_search_chunk(y[sl], {n: c[:, sl] for n, c in cand.items()},
-                                  _Init(init.level[:, sl], init.trend[:, sl], init.season[:, sl]), m, burn))
+                                  _Init(init.level[:, sl], init.trend[:, sl], init.season[:, sl]), m, burn,
+                                  horizons, stride))
     if len(best) == 1:
         return best[0]
     p = [b.params for b in best]
@@ -259,10 +311,11 @@ def _search(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: int) ->
                cat([q.phi for q in p]), cat([q.trend for q in p]), cat([q.seasonal for q in p])),
         cat([b.level for b in best]), cat([b.trend for b in best]), cat([b.season for b in best], axis=1),
         m, best[0].n_seen, cat([b.sse for b in best]), cat([b.n_obs for b in best]),
-        cat([b.n_params for b in best]))
+        cat([b.n_params for b in best]), horizons, cat([b.variance_ratio for b in best], axis=1))
 
 
-def _search_chunk(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: int) -> EtsBatch:
+def _search_chunk(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: int,
+                  horizons: tuple[int, ...], stride: int) -> EtsBatch:
     k, n = cand["alpha"].shape
     n_time = y.shape[1]
     trend = cand["trend"] > 0.5
@@ -273,12 +326,17 @@ def _search_chunk(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: i
     season = np.where(seasonal[None, :, :], init.season[:, None, :], 0.0)
     sse = np.zeros((k, n))
     nobs = np.zeros((k, n))
+    hsse = np.zeros((len(horizons), k, n))
+    hnobs = np.zeros((len(horizons), n))
     _recurse(y, 0, m, level, slope, season, cand["alpha"], cand["beta"], cand["gamma"], cand["phi"],
-             sse, nobs, burn)
+             sse, nobs, burn, horizons, hsse, hnobs, stride)
     n_params = 2.0 + trend * 2.0 + (trend & (cand["phi"] < 1.0)) * 1.0 + seasonal * float(m)
     eff = np.maximum(nobs, 1.0)
     scale = np.nanmean(y**2, axis=1)[None, :] + 1.0
-    aic = eff * np.log(np.maximum(sse / eff, 1e-12 * scale)) + 2.0 * n_params
+    mse = sse / eff
+    hmse = hsse / np.maximum(hnobs, 1.0)[:, None, :]
+    crit_mse = (mse + hmse.sum(axis=0)) / (1 + len(horizons))
+    aic = eff * np.log(np.maximum(crit_mse, 1e-12 * scale)) + 2.0 * n_params
     pick = np.argmin(aic, axis=0)[None, :]
 
     def take(a: Array) -> Array:
@@ -290,31 +348,62 @@ def _search_chunk(y: Array, cand: dict[str, Array], init: _Init, m: int, burn: i
                     phi=take(cand["phi"]), trend=take(trend.astype(np.float64)) > 0.5,
                     seasonal=take(seasonal.astype(np.float64)) > 0.5)
     final_season = np.take_along_axis(season, np.broadcast_to(pick[None, :, :], (m, 1, n)), axis=1)[:, 0, :]
+    one = np.maximum(take(mse), 1e-300)
+    ratio = np.array([np.maximum(take(hm) / one, 1.0) for hm in hmse]).reshape(len(horizons), n)
+    ratio = np.where(np.isfinite(ratio), ratio, 1.0)
     return EtsBatch(params, take(level), take(slope), np.ascontiguousarray(final_season), m, n_time,
-                    total_sse, take(nobs), take(n_params))
+                    total_sse, take(nobs), take(n_params), horizons, np.maximum.accumulate(ratio, axis=0))
 
 
 def _recurse(y: Array, start: int, m: int, level: Array, slope: Array, season: Array, alpha: Array,
-             beta: Array, gamma: Array, phi: Array, sse: Array, nobs: Array, burn: int) -> None:
-    """The ETS recursion over ``y`` (series × time) for candidate arrays (K × series), in place."""
+             beta: Array, gamma: Array, phi: Array, sse: Array, nobs: Array, burn: int,
+             horizons: tuple[int, ...] = (), hsse: Array | None = None, hnobs: Array | None = None,
+             stride: int = 1) -> None:
+    """The ETS recursion over ``y`` (series × time) for candidate arrays (K × series), in place.
+
+    With ``horizons``, also adds the squared errors of the forecasts made h steps earlier (from
+    origins at or after ``burn``) to ``hsse`` (horizons × K × series), counts in ``hnobs``; at
+    every ``stride``-th step only.
+    """
     yt = np.ascontiguousarray(y.T)
     has_nan = bool(np.isnan(yt).any())
     fit = np.empty_like(level)
     err = np.empty_like(level)
+    ring = max(horizons, default=0)
+    past_level = np.zeros((ring, *level.shape))
+    past_slope = np.zeros((ring, *level.shape))
+    # phi + phi^2 + ... + phi^h: the damped trend multiplier of an h-step forecast.
+    damped = [np.where(phi < 1.0, phi * (1.0 - phi**h) / np.where(phi < 1.0, 1.0 - phi, 1.0), float(h))
+              for h in horizons]
+    herr = np.empty_like(level)
     for t in range(yt.shape[0]):
         s_old = season[(start + t) % m]
+        missing = np.isnan(yt[t]) if has_nan else None
+        if missing is not None and not missing.any():
+            missing = None
+        if hsse is not None and hnobs is not None and t % stride == 0:
+            for j, h in enumerate(horizons):
+                if t - h < burn:
+                    continue
+                np.multiply(damped[j], past_slope[(t - h) % ring], out=herr)
+                herr += past_level[(t - h) % ring]
+                herr += s_old
+                np.subtract(yt[t], herr, out=herr)
+                if missing is not None:
+                    herr[:, missing] = 0.0
+                    hnobs[j, ~missing] += 1.0
+                else:
+                    hnobs[j] += 1.0
+                herr *= herr
+                hsse[j] += herr
         np.multiply(phi, slope, out=fit)
         fit += level
         np.subtract(yt[t], fit, out=err)
         err -= s_old
-        if has_nan:
-            missing = np.isnan(yt[t])
-            if missing.any():
-                err[:, missing] = 0.0
-                if t >= burn:
-                    nobs[:, ~missing] += 1.0
-            elif t >= burn:
-                nobs += 1.0
+        if missing is not None:
+            err[:, missing] = 0.0
+            if t >= burn:
+                nobs[:, ~missing] += 1.0
         elif t >= burn:
             nobs += 1.0
         np.multiply(alpha, err, out=level)
@@ -324,5 +413,8 @@ def _recurse(y: Array, start: int, m: int, level: Array, slope: Array, season: A
         s_old += gamma * err
         if t >= burn:
             sse += err * err
+        if ring:
+            past_level[t % ring] = level
+            past_slope[t % ring] = slope
     if math.isnan(float(sse.sum())):
         raise InputError("the forecast diverged (non-finite errors)")

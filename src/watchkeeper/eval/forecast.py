@@ -108,7 +108,7 @@ def accuracy(values: Array, horizon: int, season_length: int, *, autoets: int = 
     train, test = values[:, :-horizon], values[:, -horizon:]
     n = values.shape[0]
     start = time.perf_counter()
-    pred = EtsBatch.fit(train, season_length=season_length, trend=trend).predict(horizon).mean
+    pred = EtsBatch.fit(train, season_length=season_length, trend=trend, horizon=horizon).predict(horizon).mean
     fit_seconds = time.perf_counter() - start
     nan = np.full(n, np.nan)
     out = {k: nan.copy() for k in ("mf", "mn", "ma", "sf", "sn", "sa")}
@@ -179,7 +179,7 @@ def lead_times(values: Array, threshold: float, horizon: int, season_length: int
         return LeadTimes(series=len(keep))
     rows = values[keep]
     done = done_at[keep]
-    model = EtsBatch.fit(rows[:, :warmup], season_length=season_length, trend=trend)
+    model = EtsBatch.fit(rows[:, :warmup], season_length=season_length, trend=trend, horizon=horizon)
     alarm_start = np.full(len(keep), -1)  # origin where the current warning episode began
     false_alarms = 0
     refresh = 0.0
@@ -190,7 +190,7 @@ def lead_times(values: Array, threshold: float, horizon: int, season_length: int
     while origin < n_time:
         start = time.perf_counter()
         if refit_every is not None and origin - last_fit >= refit_every:
-            model = EtsBatch.fit(rows[:, :origin], season_length=season_length, trend=trend)
+            model = EtsBatch.fit(rows[:, :origin], season_length=season_length, trend=trend, horizon=horizon)
             last_fit = origin
             refits += 1
         pred = model.predict(horizon, level)
@@ -246,7 +246,12 @@ def synthetic_utilisation(n_series: int, n_points: int, *, season_length: int = 
     """Realistic-looking utilisation: daily shape (two harmonics), trend, AR(1) noise, level shifts.
 
     A ``crossing_share`` of the series get a linear ramp that reaches ``threshold`` at a known
-    step in the last third of the data (the noise can make the data touch it a little earlier).
+    step in the last third of the data (the noise can make the data touch it a little earlier),
+    then saturates: the daily peaks level off at a ceiling between ``threshold`` + 2 and 98, so
+    the series keeps its daily shape and noise. (Ramps used to run on into the 0–100 clip and
+    leave long runs of exactly 100, whose in-sample seasonal-naive error is about zero: a
+    flat line no utilisation metric shows, and a MASE scale that turned small forecast
+    errors there into the largest scores of the whole set.)
 
     >>> data = synthetic_utilisation(3, 200, seed=1)
     >>> data.values.shape, bool((data.values >= 0).all() and (data.values <= 100).all())
@@ -281,7 +286,9 @@ def synthetic_utilisation(n_series: int, n_points: int, *, season_length: int = 
             ramp_start = int(rng.integers(n_points // 3, cross - 10))
             peak = float(np.max((base + amp * 1.3 + level)[:cross]))
             slope = (threshold - peak) / (cross - ramp_start)
-            y = base + daily + level + np.clip(t - ramp_start, 0.0, None) * max(slope, 0.0) + 0.0 * trend
+            ceiling = rng.uniform(threshold + 2.0, 98.0)
+            rise = np.minimum(np.clip(t - ramp_start, 0.0, None) * max(slope, 0.0), max(ceiling - peak, 0.0))
+            y = base + daily + level + rise
             crosses[i] = cross
         out[i] = np.clip(y + noise, 0.0, 100.0)
     return SyntheticSet(out, season_length, threshold, crosses)
