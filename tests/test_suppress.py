@@ -109,3 +109,73 @@ def test_silences_cli(tmp_path: Any, make_service: Any, sqlite_url: str) -> None
     assert bad.exit_code == 2 and "not a matcher" in bad.stderr
     assert runner.invoke(app, ["silences", "expire", "1"], env=env).exit_code == 0
     assert runner.invoke(app, ["silences", "expire", "1"], env=env).exit_code == 2
+
+
+INHIBIT = """\
+inhibit_rules:            # pasted from alertmanager.yml
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity=~"warning|info"']
+    equal: [service]
+  - source_match: {alertname: NodeDown}
+    target_match_re: {alertname: ".+"}
+    equal: [instance]
+"""
+
+
+def _am(name: str, service: str, severity: str, status: str = "firing", instance: str = "h1") -> bytes:
+    labels = {"alertname": name, "service": service, "severity": severity, "instance": instance}
+    alert = {"status": status, "labels": labels, "annotations": {"summary": name}, "fingerprint": f"{name}-{service}",
+             "startsAt": "2026-11-22T06:00:00Z", "endsAt": "2026-11-22T06:10:00Z" if status == "resolved" else
+             "0001-01-01T00:00:00Z"}
+    return orjson.dumps({"version": "4", "status": status, "receiver": "wk", "groupKey": "g", "alerts": [alert]})
+
+
+def test_inhibition_through_the_service(tmp_path: Any, make_service: Any, db_url: str, clock: Clock) -> None:
+    config = tmp_path / "correlation.yaml"
+    config.write_text(INHIBIT)
+    wk: Watchkeeper = make_service(db_url, correlation_config=config)
+
+    def send(body: bytes) -> None:
+        wk.ingest("alertmanager", body, "application/json", "t")
+        clock.advance(seconds=10)
+
+    send(_am("DatabaseDown", "db", "critical"))
+    send(_am("SlowQueries", "db", "warning"))           # inhibited: same service, critical firing
+    send(_am("SlowPages", "web", "warning"))            # not inhibited: other service
+    incidents = wk.incidents()
+    assert sorted(i["services"][0] for i in incidents) == ["db", "web"]
+    db_incident = next(i for i in incidents if i["services"] == ["db"])
+    assert [a["fingerprint"] for a in db_incident["alerts"]] == ["DatabaseDown-db"]
+    held = [t for t in wk.incident(db_incident["id"])["timeline"] if t["kind"] == "alert.held"]
+    assert held == []  # the held alert's record is about the alert, not the incident
+    with wk.db.read() as conn:
+        import sqlalchemy as sa
+
+        payload = conn.execute(sa.text("SELECT payload FROM audit_log WHERE kind = 'alert.held'")).scalar_one()
+    assert "inhibited by firing DatabaseDown-db" in payload
+    send(_am("DatabaseDown", "db", "critical", status="resolved"))
+    send(_am("SlowQueries", "db", "warning"))           # the source resolved: released on its next notification
+    slow = [i for i in wk.incidents() if any(a["fingerprint"] == "SlowQueries-db" for a in i["alerts"])]
+    assert len(slow) == 1 and slow[0]["alerts"][-1]["fingerprint"] == "SlowQueries-db"
+    assert wk.verify_audit().ok
+
+
+def test_inhibit_rule_errors_name_the_file(tmp_path: Any) -> None:
+    from watchkeeper.correlate.config import load_config
+    from watchkeeper.errors import ConfigError
+
+    path = tmp_path / "correlation.yaml"
+    path.write_text("inhibit_rules:\n  - equal: [service]\n")
+    with pytest.raises(ConfigError, match=r"correlation\.yaml:1: inhibit_rules: inhibit rule 0: no source matchers"):
+        load_config(path)
+
+
+def test_replay_applies_the_same_config(tmp_path: Any) -> None:
+    config = tmp_path / "correlation.yaml"
+    config.write_text(INHIBIT)
+    src = tmp_path / "storm.jsonl"
+    src.write_bytes(b"\n".join([_am("DatabaseDown", "db", "critical"), _am("SlowQueries", "db", "warning")]) + b"\n")
+    result = CliRunner().invoke(app, ["replay", str(src), "--correlation", str(config)])
+    assert result.exit_code == 0, result.stderr
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [[a["fingerprint"] for a in r["alerts"]] for r in records] == [["DatabaseDown-db"]]

@@ -387,6 +387,7 @@ def replay(
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
 ) -> None:
     """Run the pipeline offline on a file, no server, and print or write the incidents."""
+    from dataclasses import replace
     from datetime import timedelta
 
     from watchkeeper.correlate.config import load_config
@@ -402,9 +403,9 @@ def replay(
     )
     path = config_path or cfg.correlation_config
     if path is not None:
-        loaded = load_config(path)
-        config = PipelineConfig(timedelta(seconds=window) if window else loaded.window_delta, loaded.auto_resolve,
-                                loaded.build(path.parent))
+        config = load_config(path).pipeline(path.parent)
+        if window:
+            config = replace(config, window=timedelta(seconds=window))
     with file.open("rb") as fh:
         result = run(fh, registry(), config, strict=strict)
     for bad in result.bad[:20]:

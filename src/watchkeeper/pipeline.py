@@ -22,7 +22,7 @@ from watchkeeper.model import (
     IncidentStatus,
     Membership,
 )
-from watchkeeper.suppress import FlapDetector, Silence
+from watchkeeper.suppress import FlapDetector, InhibitRule, Silence
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class PipelineConfig:
     auto_resolve: bool = True
     strategies: tuple[Strategy, ...] = (LabelGroup(),)
     flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
+    inhibit: tuple[InhibitRule, ...] = ()
 
 
 @dataclass(slots=True)
@@ -41,6 +42,10 @@ class State:
     incidents: dict[int, Incident] = field(default_factory=dict)
     active_by_key: dict[str, int] = field(default_factory=dict)
     silences: list[Silence] = field(default_factory=list)
+    #: inhibition key → fingerprints of firing alerts that provide it
+    inhibiting: dict[str, set[str]] = field(default_factory=dict)
+    inhibit_added: set[tuple[str, str]] = field(default_factory=set)
+    inhibit_removed: set[tuple[str, str]] = field(default_factory=set)
     changed_alerts: set[str] = field(default_factory=set)
     changed_incidents: set[int] = field(default_factory=set)
     new_incidents: set[int] = field(default_factory=set)
@@ -49,6 +54,8 @@ class State:
     repeats: int = 0
 
     def clear_changes(self) -> None:
+        self.inhibit_added.clear()
+        self.inhibit_removed.clear()
         self.changed_alerts.clear()
         self.changed_incidents.clear()
         self.new_incidents.clear()
@@ -92,6 +99,7 @@ class Pipeline:
             alert = alert_of(event)
             found.update(self.correlate.probe_keys(alert))
             found.update(self.correlate.index_keys(alert))
+            found.update(self.inhibit_keys(alert))
         return found
 
     def observe_all(self, events: Iterable[Event], state: State) -> None:
@@ -105,6 +113,7 @@ class Pipeline:
         state.changed_alerts.add(alert.fingerprint)
         if reason in (DedupReason.NEW, DedupReason.REFIRED, DedupReason.RESOLVED):
             alert.changes = [*(self.config.flapping.trim(alert.changes, now) if self.config.flapping else []), now]
+            self._sources(alert, state, firing=reason is not DedupReason.RESOLVED)
         # A held alert is released by its next notification once nothing mutes it any more.
         released = reason is DedupReason.REPEAT and alert.held is not None
         if result.fires or released:
@@ -145,10 +154,38 @@ class Pipeline:
                 current.last_activity_at = now
                 state.changed_incidents.add(current.id)
 
+    def _sources(self, alert: Alert, state: State, *, firing: bool) -> None:
+        """Keep the index of firing alerts that inhibit others up to date."""
+        for rule in self.config.inhibit:
+            for key in rule.source_keys(alert.labels):
+                holders = state.inhibiting.setdefault(key, set())
+                if firing and alert.fingerprint not in holders:
+                    holders.add(alert.fingerprint)
+                    state.inhibit_added.add((key, alert.fingerprint))
+                    state.inhibit_removed.discard((key, alert.fingerprint))
+                elif not firing and alert.fingerprint in holders:
+                    holders.discard(alert.fingerprint)
+                    state.inhibit_removed.add((key, alert.fingerprint))
+                    state.inhibit_added.discard((key, alert.fingerprint))
+
+    def inhibit_keys(self, alert: Alert) -> list[str]:
+        return [k for rule in self.config.inhibit for k in (*rule.source_keys(alert.labels),
+                                                              *rule.target_keys(alert.labels))]
+
     def _held(self, alert: Alert, state: State, now: datetime) -> bool:
-        """Silenced or flapping alerts are kept, audited once, and open no incident."""
+        """Silenced, inhibited or flapping alerts are kept, audited once, and open no incident."""
         why, detail = None, ""
-        for silence in state.silences:
+        for rule in self.config.inhibit:
+            for key in rule.target_keys(alert.labels):
+                others = state.inhibiting.get(key, set()) - {alert.fingerprint}
+                if others:
+                    why = "inhibited"
+                    detail = (f"inhibited by firing {', '.join(sorted(others)[:3])} (inhibit rule {rule.index}, "
+                              f"equal: {', '.join(rule.equal) or 'none'})")
+                    break
+            if why:
+                break
+        for silence in state.silences if why is None else ():
             if silence.mutes(alert.labels, now):
                 why = "silenced"
                 detail = f"silence {silence.id} by {silence.created_by} until {silence.ends_at:%Y-%m-%d %H:%M}Z"

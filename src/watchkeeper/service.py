@@ -127,8 +127,7 @@ class Watchkeeper:
             return False
         self._config_stamp = stamp
         try:
-            loaded = load_correlation(path)
-            self.config = PipelineConfig(loaded.window_delta, loaded.auto_resolve, loaded.build(path.parent))
+            self.config = load_correlation(path).pipeline(path.parent)
         except ConfigError as exc:
             if strict:
                 raise

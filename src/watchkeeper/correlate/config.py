@@ -26,9 +26,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.correlate.strategies import LabelGroup, Strategy, TextTemplate, Topology
-from watchkeeper.errors import ConfigError
+from watchkeeper.errors import ConfigError, InputError
 from watchkeeper.execute.runbook import Duration
 from watchkeeper.execute.yamlpos import load
+from watchkeeper.pipeline import PipelineConfig
+from watchkeeper.suppress import FlapDetector, InhibitRule
 
 
 class _Strict(BaseModel):
@@ -55,10 +57,28 @@ class TextSpec(_Strict):
 StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec, Field(discriminator="type")]
 
 
+class FlappingSpec(_Strict):
+    transitions: int = Field(4, ge=2, description="state changes within the window that make it flapping")
+    window: Duration = 600.0
+
+
 class CorrelationConfig(_Strict):
     window: Duration = 300.0
     auto_resolve: bool = True
     strategies: list[StrategySpec] = Field(default_factory=lambda: _default_strategies(), min_length=1)
+    inhibit_rules: list[dict[str, Any]] = Field(default_factory=list, description="Alertmanager's inhibit_rules")
+    flapping: FlappingSpec | None = Field(default_factory=lambda: FlappingSpec(), description="null: off")
+
+    def inhibitors(self) -> tuple[InhibitRule, ...]:
+        return tuple(InhibitRule.from_config(i, spec) for i, spec in enumerate(self.inhibit_rules))
+
+    def flap_detector(self) -> FlapDetector | None:
+        return None if self.flapping is None else FlapDetector(self.flapping.transitions,
+                                                               timedelta(seconds=self.flapping.window))
+
+    def pipeline(self, base: Path | None = None) -> PipelineConfig:
+        return PipelineConfig(self.window_delta, self.auto_resolve, self.build(base), self.flap_detector(),
+                              self.inhibitors())
 
     def build(self, base: Path | None = None) -> tuple[Strategy, ...]:
         built: list[Strategy] = []
@@ -119,10 +139,14 @@ def load_config(path: Path) -> CorrelationConfig:
     try:
         config = CorrelationConfig.model_validate(doc.data or {})
         config.build(path.parent)
-        return config
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             where = _document_path(doc.data, err["loc"])
             problems.append(f"{path}:{doc.line(where)}: {'.'.join(map(str, where)) or '(top)'}: {err['msg']}")
         raise ConfigError("invalid correlation config:\n" + "\n".join(problems)) from exc
+    try:
+        config.inhibitors()
+    except InputError as exc:
+        raise ConfigError(f"{path}:{doc.line(('inhibit_rules',))}: inhibit_rules: {exc}") from exc
+    return config

@@ -18,6 +18,7 @@ from watchkeeper.storage.tables import (
     incident_keys,
     incident_services,
     incidents,
+    inhibitors,
     silences,
 )
 from watchkeeper.suppress import Silence, parse_matcher
@@ -53,7 +54,11 @@ def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tupl
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
     incident_ids = {a.incident_id for a in state.alerts.values() if a.incident_id is not None}
-    for part in _chunks(sorted(keys)):
+    inhibit_keys = sorted(k for k in keys if k.startswith("inhibit:"))
+    for part in _chunks(inhibit_keys):
+        for row in conn.execute(select(inhibitors).where(inhibitors.c.key.in_(part))):
+            state.inhibiting.setdefault(row.key, set()).add(row.fingerprint)
+    for part in _chunks(sorted(k for k in keys if not k.startswith("inhibit:"))):
         query = (
             select(incident_keys.c.key, incidents.c.id)
             .join(incidents, incidents.c.id == incident_keys.c.incident_id)
@@ -110,6 +115,10 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
             update(alerts).where(alerts.c.fingerprint == bindparam("b_fp")),
             [{"b_fp": a.fingerprint, **_alert_values(a)} for a in known],
         )
+    if state.inhibit_added:
+        conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in sorted(state.inhibit_added)])
+    for key, fingerprint in sorted(state.inhibit_removed):
+        conn.execute(inhibitors.delete().where(inhibitors.c.key == key, inhibitors.c.fingerprint == fingerprint))
     if state.memberships:
         conn.execute(insert(incident_alerts), [
             {"incident_id": m.incident_id, "fingerprint": m.fingerprint, "joined_at": m.joined_at,

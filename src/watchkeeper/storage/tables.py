@@ -135,6 +135,12 @@ dead_letters = Table(
     Column("body", LargeBinary, nullable=False),
 )
 
+inhibitors = Table(
+    "inhibitors", metadata,
+    Column("key", String(600), primary_key=True),
+    Column("fingerprint", String(256), primary_key=True),
+)
+
 silences = Table(
     "silences", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
