@@ -40,11 +40,15 @@ def _lazy(name: str) -> Any:
     from watchkeeper.eval.forecast_cli import forecast as eval_forecast
 
     evaluate.command("forecast", help="Forecast accuracy (MASE, sMAPE) and threshold lead times.")(eval_forecast)
+    from watchkeeper.eval.correlation_cli import app as correlation
+
+    for command in correlation.registered_commands:
+        evaluate.registered_commands.append(command)
     return typer.main.get_command(evaluate)
 
 
 LAZY = {"metrics": "Metrics: anomaly detection and capacity forecasting.",
-        "eval": "Evaluate Watchkeeper on public benchmarks (NAB, SMD, forecasting)."}
+        "eval": "Evaluate Watchkeeper: NAB, SMD, forecasting, correlation, telecom alarm graph."}
 
 
 class _Group(TyperGroup):

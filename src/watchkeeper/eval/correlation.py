@@ -1,0 +1,202 @@
+"""Correlation quality: incidents from ``watchkeeper replay --out`` against ground-truth groups.
+
+Formats
+-------
+* **Incidents**: the JSONL ``watchkeeper replay --out`` writes, one incident per line:
+  ``{"id": 1, "alerts": [{"fingerprint": "...", "reason": "...", "detail": "..."}], ...}``.
+* **Ground truth**: either JSONL with one ``{"fingerprint": "...", "group": "..."}`` per line, or one
+  JSON object ``{"<fingerprint>": "<group>", ...}``. A group is any string (or number) naming the
+  incident the alert really belongs to. Fingerprints absent from the ground truth are *unlabelled*:
+  by default each is its own group (so grouping it with anything counts as a false pair);
+  ``unlabelled="drop"`` leaves them out of every measure.
+
+Counting
+--------
+The unit is the **membership**: one (incident, fingerprint) pair, repeats within an incident counted
+once. ``alerts`` is the number of memberships, ``compression = 1 - incidents / alerts``. An alert that
+joined two incidents is two memberships; the pair they form is a true pair (same fingerprint, same
+group) that the grouping missed, so splitting an alert costs recall. Pairwise precision is
+``same incident ∧ same group / same incident``, recall ``… / same group`` over unordered pairs of
+memberships. Purity: each incident counts its largest group, divided by memberships; inverse purity:
+each group counts its largest incident.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from watchkeeper.errors import InputError
+from watchkeeper.replay import parse_line
+from watchkeeper.sources import Source
+
+#: A grouping: clusters of fingerprints (an incident, an Alertmanager group, ...).
+Clusters = Sequence[Iterable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Correlation quality of one grouping (``None`` where a ratio has no denominator)."""
+
+    name: str
+    alerts: int
+    incidents: int
+    compression: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    purity: float | None
+    inverse_purity: float | None
+    pairs_predicted: int
+    pairs_true: int
+    pairs_correct: int
+    unlabelled: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def score(name: str, clusters: Clusters, truth: Mapping[str, Hashable], *, unlabelled: str = "singleton") -> Scores:
+    """Pairwise precision/recall/F1, purity, inverse purity and compression of ``clusters``.
+
+    >>> truth = {"a": 1, "b": 1, "c": 2, "d": 2}
+    >>> s = score("x", [["a", "b", "c"], ["d"]], truth)
+    >>> (s.alerts, s.incidents, s.compression, s.precision, s.recall, s.purity, s.inverse_purity)
+    (4, 2, 0.5, 0.3333333333333333, 0.5, 0.75, 0.75)
+    """
+    if unlabelled not in ("singleton", "drop"):
+        raise ValueError("unlabelled must be 'singleton' or 'drop'")
+    members: list[list[Hashable]] = []
+    missing: set[str] = set()
+    for cluster in clusters:
+        labels: list[Hashable] = []
+        for fp in dict.fromkeys(cluster):
+            if fp in truth:
+                labels.append(("group", truth[fp]))
+            else:
+                missing.add(fp)
+                if unlabelled == "singleton":
+                    labels.append(("alone", fp))
+        if labels:
+            members.append(labels)
+    alerts = sum(len(m) for m in members)
+    by_group: Counter[Hashable] = Counter(label for m in members for label in m)
+    predicted = sum(_pairs(len(m)) for m in members)
+    true = sum(_pairs(n) for n in by_group.values())
+    correct = sum(_pairs(n) for m in members for n in Counter(m).values())
+    precision, recall = _ratio(correct, predicted), _ratio(correct, true)
+    f1 = None if precision is None or recall is None or precision + recall == 0 else (
+        2 * precision * recall / (precision + recall))
+    purity = _ratio(sum(max(Counter(m).values()) for m in members), alerts)
+    best: dict[Hashable, int] = {}
+    for m in members:
+        for label, n in Counter(m).items():
+            best[label] = max(best.get(label, 0), n)
+    inverse = _ratio(sum(best.values()), alerts)
+    compression = None if alerts == 0 else 1 - len(members) / alerts
+    return Scores(name, alerts, len(members), compression, precision, recall, f1, purity, inverse,
+                  predicted, true, correct, len(missing))
+
+
+def one_per_alert(clusters: Clusters) -> list[list[str]]:
+    """The "no correlation" baseline: every distinct fingerprint alone.
+
+    >>> one_per_alert([["a", "b"], ["b"]])
+    [['a'], ['b']]
+    """
+    return [[fp] for fp in dict.fromkeys(fp for c in clusters for fp in c)]
+
+
+def incident_clusters(lines: Iterable[bytes]) -> list[list[str]]:
+    """Fingerprints per incident from ``watchkeeper replay --out`` JSONL.
+
+    >>> incident_clusters([b'{"id": 1, "alerts": [{"fingerprint": "a"}, {"fingerprint": "b"}]}', b""])
+    [['a', 'b']]
+    """
+    clusters: list[list[str]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            clusters.append([str(a["fingerprint"]) for a in record["alerts"]])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"incidents line {number}: not a replay incident record ({exc})") from exc
+    return clusters
+
+
+def read_truth(data: bytes) -> dict[str, Hashable]:
+    """Ground truth from a JSON object ``{fingerprint: group}`` or JSONL ``{fingerprint, group}`` lines.
+
+    >>> read_truth(b'{"a": "g1", "b": "g1"}')
+    {'a': 'g1', 'b': 'g1'}
+    >>> read_truth(b'{"fingerprint": "a", "group": 3}\\n{"fingerprint": "b", "group": 3}\\n')
+    {'a': 3, 'b': 3}
+    """
+    text = data.strip()
+    try:
+        whole = orjson.loads(text) if text else {}
+    except orjson.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and not ({"fingerprint", "group"} <= whole.keys()):
+        return {str(k): _label(v) for k, v in whole.items()}
+    truth: dict[str, Hashable] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+            truth[str(row["fingerprint"])] = _label(row["group"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"ground truth line {number}: expected {{fingerprint, group}} ({exc})") from exc
+    return truth
+
+
+def _label(value: Any) -> Hashable:
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise InputError(f"a ground-truth group must be a string or a number, not {value!r}")
+
+
+def groupkey_clusters(lines: Iterable[bytes], sources: Mapping[str, Source]) -> list[list[str]] | None:
+    """The Alertmanager baseline: one incident per ``groupKey``, from the replay input JSONL.
+
+    Each line is normalized as replay does (so fingerprints match); lines without a ``groupKey``
+    (other sources) and unreadable lines are skipped. ``None`` when no line has a ``groupKey``.
+
+    >>> from watchkeeper.sources import registry
+    >>> body = b'{"groupKey": "g", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "A"}, '
+    >>> body += b'"startsAt": "2026-01-01T00:00:00Z", "fingerprint": "fa"}]}'
+    >>> groupkey_clusters([body, body.replace(b'"fa"', b'"fb"')], registry(plugins=False))
+    [['fa', 'fb']]
+    """
+    groups: dict[str, dict[str, None]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            payload = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(payload, dict) or not isinstance(payload.get("groupKey"), str):
+            continue
+        try:
+            events = parse_line(line, dict(sources))
+        except InputError:
+            continue
+        members = groups.setdefault(payload["groupKey"], {})
+        for event in events:
+            members.setdefault(event.fingerprint, None)
+    return [list(m) for m in groups.values() if m] if groups else None
