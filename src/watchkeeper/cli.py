@@ -81,6 +81,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log."
 deadletter_app = typer.Typer(no_args_is_help=True, help="Rejected ingest bodies.")
 runbooks_app = typer.Typer(no_args_is_help=True, help="Runbooks: validate, inspect, run; evidence and breakers.")
 approvals_app = typer.Typer(no_args_is_help=True, help="Approve or reject pending actions.")
+correlation_app = typer.Typer(no_args_is_help=True, help="Correlation configuration and learned co-occurrence.")
 silences_app = typer.Typer(no_args_is_help=True, help="Mute alerts by matchers for a while (maintenance).")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
@@ -90,6 +91,7 @@ app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(silences_app, name="silences")
+app.add_typer(correlation_app, name="correlation")
 
 
 
@@ -556,6 +558,47 @@ def demo(
               "watchkeeper incidents show 1[/bold]  (or incidents list, kpi, audit verify)")
     if not result.audit_ok:
         raise typer.Exit(1)
+
+
+# -- correlation ---------------------------------------------------------------------------
+@correlation_app.command("validate")
+def correlation_validate(file: Annotated[Path, typer.Argument(help="correlation YAML")]) -> None:
+    """Check a correlation config; exit 2 naming file:line of every problem."""
+    from watchkeeper.correlate.config import load_config
+
+    config = load_config(file)
+    out.print(f"OK: window {config.window:g}s, strategies {', '.join(s.type for s in config.strategies)}, "
+              f"{len(config.inhibit_rules)} inhibit rules")
+
+
+@correlation_app.command("learn")
+def correlation_learn(
+    out_file: Annotated[Path, typer.Option("--out", help="YAML graph for a cooccurrence strategy")],
+    start: Annotated[datetime | None, typer.Option("--from", help="history start (ISO 8601)")] = None,
+    end: Annotated[datetime | None, typer.Option("--to", help="history end")] = None,
+    window: Annotated[float, typer.Option(help="seconds within which a type 'follows' another")] = 120.0,
+    alpha: float = 0.01,
+    min_support: int = 5,
+) -> None:
+    """Learn which alert types fire together from the stored history (binomial test, BH-corrected)."""
+    import yaml
+
+    from watchkeeper.correlate.cooccurrence import CoOccurrence
+    from watchkeeper.model import utc
+    from watchkeeper.storage import queries
+
+    with service() as wk, wk.db.read() as conn:
+        history = queries.activations(conn, utc(start) if start else None, utc(end) if end else None)
+    if not history:
+        raise WatchkeeperError("no alert history in that window to learn from")
+    model = CoOccurrence(window_s=window, alpha=alpha, min_support=min_support)
+    model.learn((name, at.timestamp()) for name, at, _service in history)  # types fire together across services
+    graph: dict[str, list[str]] = {}
+    for edge in model.edges():
+        graph.setdefault(str(edge.source), []).append(str(edge.target))
+    out_file.write_text(yaml.safe_dump(graph, sort_keys=True))
+    out.print(f"{len(history)} activations of {len({h[0] for h in history})} alert types → "
+              f"{sum(len(v) for v in graph.values())} edges written to {out_file}")
 
 
 # -- silences ------------------------------------------------------------------------------

@@ -123,3 +123,37 @@ def test_service_reloads_config_without_restart(tmp_path: Path, make_service: ob
     path.write_text("strategies: [{type: nonsense}]\n")
     os.utime(path, (3, 4))
     assert post("auth", "e") == first  # a bad edit keeps the last good configuration
+
+
+def test_cooccurrence_strategy_joins_related_types() -> None:
+    from watchkeeper.correlate import CoOccurring
+
+    events = [ev("LinkDown", "router-1", 0), ev("BgpDown", "router-2", 30), ev("DiskFull", "router-3", 40)]
+    got = groups((LabelGroup(), CoOccurring({"LinkDown": ["BgpDown"]})), events)
+    assert got["BgpDown"] == (got["LinkDown"][0], "co_occurrence")
+    assert got["DiskFull"][0] != got["LinkDown"][0]
+
+
+def test_learn_from_history_then_correlate(tmp_path: Path, make_service: object, sqlite_url: str, clock: object) -> None:
+    from typer.testing import CliRunner
+
+    from watchkeeper.cli import app
+
+    wk: Watchkeeper = make_service(sqlite_url)  # type: ignore[operator]
+    for n in range(12):  # LinkDown is followed by BgpDown 20 s later, on other services; Noise is unrelated
+        for name, offset in (("LinkDown", 0), ("BgpDown", 20), ("Noise", 1000 + 37 * n)):
+            clock.now = T0 + timedelta(hours=2 * n, seconds=offset)  # type: ignore[attr-defined]
+            body = {"service": f"{name.lower()}-{n}", "name": name, "summary": name, "fingerprint": f"{name}-{n}"}
+            wk.ingest("events", orjson.dumps(body), "application/json", "t")
+    graph = tmp_path / "graph.yaml"
+    env = {"WATCHKEEPER_DATABASE_URL": sqlite_url}
+    learned = CliRunner().invoke(app, ["correlation", "learn", "--out", str(graph), "--min-support", "5"], env=env)
+    assert learned.exit_code == 0, learned.stderr
+    assert "LinkDown" in graph.read_text() and "BgpDown" in graph.read_text() and "Noise" not in graph.read_text()
+    config = tmp_path / "correlation.yaml"
+    config.write_text(f"strategies: [{{type: labels}}, {{type: cooccurrence, graph_file: {graph.name}}}]\n")
+    checked = CliRunner().invoke(app, ["correlation", "validate", str(config)])
+    assert checked.exit_code == 0 and "cooccurrence" in checked.stdout
+    strategies = load_config(config).build(tmp_path)
+    got = groups(strategies, [ev("LinkDown", "a", 0), ev("BgpDown", "b", 10)])
+    assert got["BgpDown"] == (got["LinkDown"][0], "co_occurrence")

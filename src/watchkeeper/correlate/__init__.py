@@ -1,9 +1,18 @@
 """Correlation: alerts become incidents, each join explained."""
 
-from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, TextTemplate, Topology, template
+from watchkeeper.correlate.strategies import (
+    CoOccurring,
+    JoinReason,
+    LabelGroup,
+    Probe,
+    Strategy,
+    TextTemplate,
+    Topology,
+    template,
+)
 from watchkeeper.correlate.window import Correlator, Join, ServiceWindowCorrelator
 
 __all__ = [
-    "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "ServiceWindowCorrelator", "Strategy", "TextTemplate",
-    "Topology", "template",
+    "CoOccurring", "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "ServiceWindowCorrelator", "Strategy",
+    "TextTemplate", "Topology", "template",
 ]

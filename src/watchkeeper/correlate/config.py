@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from watchkeeper.correlate.strategies import LabelGroup, Strategy, TextTemplate, Topology
+from watchkeeper.correlate.strategies import CoOccurring, LabelGroup, Strategy, TextTemplate, Topology
 from watchkeeper.errors import ConfigError, InputError
 from watchkeeper.execute.runbook import Duration
 from watchkeeper.execute.yamlpos import load
@@ -54,7 +54,13 @@ class TextSpec(_Strict):
     scope: Literal["any", "service"] = "service"
 
 
-StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec, Field(discriminator="type")]
+class CoOccurrenceSpec(_Strict):
+    type: Literal["cooccurrence"]
+    graph: dict[str, list[str]] = Field(default_factory=dict, description="alert type: [types it fires with]")
+    graph_file: Path | None = Field(None, description="YAML written by `watchkeeper correlation learn`")
+
+
+StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec | CoOccurrenceSpec, Field(discriminator="type")]
 
 
 class FlappingSpec(_Strict):
@@ -85,11 +91,11 @@ class CorrelationConfig(_Strict):
         for spec in self.strategies:
             if isinstance(spec, LabelsSpec):
                 built.append(LabelGroup(spec.group_by))
-            elif isinstance(spec, TopologySpec):
+            elif isinstance(spec, TopologySpec | CoOccurrenceSpec):
                 graph = dict(spec.graph)
                 if spec.graph_file is not None:
                     graph.update(_graph_file(spec.graph_file if base is None else base / spec.graph_file))
-                built.append(Topology(graph, spec.hops))
+                built.append(Topology(graph, spec.hops) if isinstance(spec, TopologySpec) else CoOccurring(graph))
             else:
                 built.append(TextTemplate(spec.scope))
         return tuple(built)

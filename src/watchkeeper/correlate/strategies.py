@@ -171,3 +171,33 @@ class TextTemplate:
     def probe(self, alert: Alert) -> list[Probe]:
         return [Probe(self._key(alert), JoinReason.SIMILAR_TEXT,
                       f"summary matches the template {template(alert.summary or alert.name)!r}")]
+
+
+class CoOccurring:
+    """Alert types that historically fire together (a learned graph: ``{type: [related types]}``),
+    joined in either direction. Learn the graph with ``watchkeeper correlation learn``.
+
+    >>> from datetime import UTC, datetime
+    >>> from watchkeeper.model import Severity, Status
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> a = Alert("f", "am", "LinkDown", "r1", "", Severity.CRITICAL, Status.FIRING, {}, "x", t, t)
+    >>> [p.key for p in CoOccurring({"LinkDown": ["BgpSessionDown"]}).probe(a)]
+    ['name:BgpSessionDown']
+    """
+
+    name = "cooccurrence"
+
+    def __init__(self, graph: Mapping[str, Iterable[str]]) -> None:
+        self.related: dict[str, set[str]] = {}
+        for source, targets in graph.items():
+            for target in targets:
+                self.related.setdefault(source, set()).add(target)
+                self.related.setdefault(target, set()).add(source)
+
+    def index(self, alert: Alert) -> list[str]:
+        return [f"name:{alert.name}"] if alert.name else []
+
+    def probe(self, alert: Alert) -> list[Probe]:
+        return [Probe(f"name:{other}", JoinReason.CO_OCCURRENCE,
+                      f"{alert.name!r} and {other!r} historically fire together")
+                for other in sorted(self.related.get(alert.name, ()))]

@@ -218,3 +218,15 @@ def count_audit(conn: Connection, kind: str, start: datetime | None, end: dateti
     if end:
         query = query.where(audit_log.c.at < end)
     return int(conn.execute(query).scalar_one())
+
+
+def activations(conn: Connection, start: datetime | None, end: datetime | None) -> list[tuple[str, datetime, str]]:
+    """(alert name, when it started firing into an incident, service) — the history co-occurrence learns from."""
+    query = (select(alerts.c.name, incident_alerts.c.joined_at, alerts.c.service)
+             .join(alerts, alerts.c.fingerprint == incident_alerts.c.fingerprint)
+             .where(incident_alerts.c.reason != "human").order_by(incident_alerts.c.joined_at))
+    if start:
+        query = query.where(incident_alerts.c.joined_at >= start)
+    if end:
+        query = query.where(incident_alerts.c.joined_at < end)
+    return [(r.name, r.joined_at, r.service) for r in conn.execute(query) if r.name]
