@@ -28,12 +28,12 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 import httpx
-import pytest
 import yaml
+
+from conftest import need
 
 T = TypeVar("T")
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 HOST = "127.0.0.1"
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
@@ -46,15 +46,6 @@ DEBIAN_PACKAGES = {
 }
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-
-
-def need(condition: bool, why: str) -> None:
-    """Skip outside CI when a real component is missing; in CI, fail (as ``tests/conftest.py``)."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI must run this test, but {why}")
-    pytest.skip(why)
 
 
 def need_binary(path: Path) -> Path:

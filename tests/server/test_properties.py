@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import PG_DSN, need, pg_available
 from fixtures.alertmanager import am_alert, am_webhook
+from fixtures.paths import paths
 from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings
@@ -91,15 +92,6 @@ def test_random_bytes(harness: tuple[TestClient, Watchkeeper, str], source: str,
     check(harness, source, data)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found += _paths(v, (*prefix, i))
-    return found
 
 
 def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
@@ -125,7 +117,7 @@ MUTANTS = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_alertmanager_webhooks(harness: tuple[TestClient, Watchkeeper, str], data: st.DataObject) -> None:
-    path = data.draw(st.sampled_from(_paths(VALID)))
+    path = data.draw(st.sampled_from(paths(VALID)))
     mutant = _replace(VALID, path, data.draw(MUTANTS))
     check(harness, "alertmanager", json.dumps(mutant).encode())
 

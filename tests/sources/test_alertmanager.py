@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.alertmanager import am_alert, am_webhook
+from fixtures.paths import paths
 from watchkeeper.errors import InputError
 from watchkeeper.model import Severity, Status
 from watchkeeper.sources.alertmanager import AlertmanagerSource, fast_normalize, validated_normalize
@@ -88,15 +89,6 @@ json_scalar = st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_siz
 json_value = st.recursive(json_scalar, lambda i: st.lists(i, max_size=3) | st.dictionaries(st.text(max_size=6), i, max_size=3), max_leaves=8)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found += _paths(v, (*prefix, i))
-    return found
 
 
 @settings(max_examples=1500, deadline=None)
@@ -105,7 +97,7 @@ def test_fast_path_agrees_with_pydantic(data: st.DataObject) -> None:
     """Whatever the fast path accepts, pydantic accepts too, with identical events."""
     body = copy.deepcopy(REAL)
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(body)))
+        path = data.draw(st.sampled_from(paths(body)))
         if not path:
             continue
         *parent_path, key = path

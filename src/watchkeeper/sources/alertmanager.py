@@ -8,13 +8,9 @@ from typing import Any, Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.errors import InputError
-from watchkeeper.model import STATUS_BY_VALUE, Event, EventKind, Severity, utc
+from watchkeeper.model import STATUS_BY_VALUE, Event
 from watchkeeper.sources.base import (
-    RESOURCE_LABELS,
-    SERVICE_LABELS,
-    fingerprint_of,
-    first_label,
-    unset_time,
+    labelled_event,
     validate,
 )
 
@@ -88,23 +84,8 @@ def _event(
     status: str, labels: dict[str, str], annotations: dict[str, str], starts: datetime,
     ends: datetime | None, fingerprint: str | None, raw: Any, received_at: datetime,
 ) -> Event:
-    name = labels.get("alertname", "")
-    return Event(
-        source=AlertmanagerSource.name,
-        kind=EventKind.ALERT,
-        fingerprint=fingerprint or fingerprint_of(labels),
-        status=STATUS_BY_VALUE[status],
-        severity=Severity.parse(labels.get("severity")),
-        name=name,
-        service=first_label(labels, SERVICE_LABELS, "unknown"),
-        resource=first_label(labels, RESOURCE_LABELS, ""),
-        labels=labels,
-        summary=annotations.get("summary") or annotations.get("description") or name,
-        starts_at=utc(starts),
-        ends_at=unset_time(utc(ends)) if ends is not None else None,
-        received_at=received_at,
-        raw=raw,
-    )
+    return labelled_event(AlertmanagerSource.name, status=status, labels=labels, annotations=annotations,
+                          starts=starts, ends=ends, fingerprint=fingerprint, raw=raw, received_at=received_at)
 
 
 # -- fast path -------------------------------------------------------------------------------

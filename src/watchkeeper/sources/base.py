@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from watchkeeper.errors import InputError
+from watchkeeper.model import STATUS_BY_VALUE, Event, EventKind, Severity, utc
 
 #: Labels that name the service an alert belongs to, in order of preference.
 SERVICE_LABELS = ("service", "service_name", "app", "application", "job", "component")
@@ -83,3 +84,28 @@ def unset_time(value: datetime | None) -> datetime | None:
     if value is None or value.year <= 1:
         return None
     return value
+
+
+def labelled_event(
+    source: str, *, status: str, labels: dict[str, str], annotations: Mapping[str, str], starts: datetime,
+    ends: datetime | None, fingerprint: str | None, raw: Any, received_at: datetime, namespace: str = "",
+) -> Event:
+    """An Event from a Prometheus-style alert (Alertmanager, Grafana): name, service, resource and
+    severity from its labels, summary from its annotations; ``0001-01-01`` ends mean "not set"."""
+    name = labels.get("alertname", "")
+    return Event(
+        source=source,
+        kind=EventKind.ALERT,
+        fingerprint=fingerprint or fingerprint_of(labels, namespace=namespace),
+        status=STATUS_BY_VALUE[status],
+        severity=Severity.parse(labels.get("severity")),
+        name=name,
+        service=first_label(labels, SERVICE_LABELS, "unknown"),
+        resource=first_label(labels, RESOURCE_LABELS, ""),
+        labels=labels,
+        summary=annotations.get("summary") or annotations.get("description") or name,
+        starts_at=utc(starts),
+        ends_at=unset_time(utc(ends)) if ends is not None else None,
+        received_at=received_at,
+        raw=raw,
+    )

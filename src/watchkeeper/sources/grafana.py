@@ -16,13 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.errors import InputError
-from watchkeeper.model import Event, EventKind, Severity, Status, utc
+from watchkeeper.model import Event
 from watchkeeper.sources.base import (
-    RESOURCE_LABELS,
-    SERVICE_LABELS,
-    fingerprint_of,
-    first_label,
-    unset_time,
+    labelled_event,
     validate,
 )
 
@@ -100,22 +96,6 @@ class GrafanaSource:
         ]
 
     def _event(self, alert: GrafanaAlert, raw: Any, received_at: datetime) -> Event:
-        labels = alert.labels
-        annotations = alert.annotations
-        name = labels.get("alertname", "")
-        return Event(
-            source=self.name,
-            kind=EventKind.ALERT,
-            fingerprint=alert.fingerprint or fingerprint_of(labels, namespace="grafana"),
-            status=Status(alert.status),
-            severity=Severity.parse(labels.get("severity")),
-            name=name,
-            service=first_label(labels, SERVICE_LABELS, "unknown"),
-            resource=first_label(labels, RESOURCE_LABELS, ""),
-            labels=labels,
-            summary=annotations.get("summary") or annotations.get("description") or name,
-            starts_at=utc(alert.startsAt),
-            ends_at=unset_time(utc(alert.endsAt) if alert.endsAt else None),
-            received_at=received_at,
-            raw=raw,
-        )
+        return labelled_event(self.name, status=alert.status, labels=alert.labels, annotations=alert.annotations,
+                              starts=alert.startsAt, ends=alert.endsAt, fingerprint=alert.fingerprint, raw=raw,
+                              received_at=received_at, namespace="grafana")
