@@ -48,6 +48,9 @@ class State:
     inhibit_removed: set[tuple[str, str]] = field(default_factory=set)
     changed_alerts: set[str] = field(default_factory=set)
     changed_incidents: set[int] = field(default_factory=set)
+    #: alerts whose only change is count/last_seen, incidents whose only change is last_activity_at
+    counted_alerts: set[str] = field(default_factory=set)
+    touched_incidents: set[int] = field(default_factory=set)
     new_incidents: set[int] = field(default_factory=set)
     memberships: list[Membership] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
@@ -57,6 +60,8 @@ class State:
         self.inhibit_added.clear()
         self.inhibit_removed.clear()
         self.changed_alerts.clear()
+        self.counted_alerts.clear()
+        self.touched_incidents.clear()
         self.changed_incidents.clear()
         self.new_incidents.clear()
         self.memberships.clear()
@@ -110,7 +115,10 @@ class Pipeline:
         result = self.dedup.observe(event, state.alerts)
         alert, reason = result.alert, result.reason
         now = event.received_at
-        state.changed_alerts.add(alert.fingerprint)
+        if result.counted_only:
+            state.counted_alerts.add(alert.fingerprint)
+        else:
+            state.changed_alerts.add(alert.fingerprint)
         if reason in (DedupReason.NEW, DedupReason.REFIRED, DedupReason.RESOLVED):
             alert.changes = [*(self.config.flapping.trim(alert.changes, now) if self.config.flapping else []), now]
             self._sources(alert, state, firing=reason is not DedupReason.RESOLVED)
@@ -152,7 +160,7 @@ class Pipeline:
             current = state.incidents.get(alert.incident_id) if alert.incident_id else None
             if current is not None and current.is_active and now > current.last_activity_at:
                 current.last_activity_at = now
-                state.changed_incidents.add(current.id)
+                state.touched_incidents.add(current.id)
 
     def _sources(self, alert: Alert, state: State, *, firing: bool) -> None:
         """Keep the index of firing alerts that inhibit others up to date."""

@@ -40,6 +40,8 @@ _TEXT = {
 class DedupResult:
     alert: Alert
     reason: DedupReason
+    #: Only ``count`` and ``last_seen`` changed (a plain repeat): storage may write just those.
+    counted_only: bool = False
 
     @property
     def fires(self) -> bool:
@@ -84,9 +86,8 @@ class Deduplicator:
             alert.resolved_at = event.ends_at or event.received_at
             return DedupResult(alert, DedupReason.RESOLVED)
         if alert.status is Status.FIRING:
-            if not event.reference:
-                _refresh(alert, event)
-            return DedupResult(alert, DedupReason.REPEAT)
+            described = not event.reference and _refresh(alert, event)
+            return DedupResult(alert, DedupReason.REPEAT, counted_only=not described)
         if alert.resolved_at is not None and event.starts_at < alert.resolved_at:
             return DedupResult(alert, DedupReason.STALE)
         alert.status = Status.FIRING
@@ -114,7 +115,11 @@ def alert_of(event: Event) -> Alert:
     )
 
 
-def _refresh(alert: Alert, event: Event) -> None:
+def _refresh(alert: Alert, event: Event) -> bool:
+    """Take the event's description; say whether anything changed."""
+    if (alert.severity, alert.summary, alert.labels) == (event.severity, event.summary, event.labels):
+        return False
     alert.severity = event.severity
     alert.summary = event.summary
     alert.labels = event.labels
+    return True

@@ -98,6 +98,13 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
             update(incidents).where(incidents.c.id == bindparam("b_id")),
             [{"b_id": i.id, **_incident_values(i)} for i in changed],
         )
+    touched = [state.incidents[i] for i in sorted(state.touched_incidents - state.changed_incidents)]
+    if touched:
+        conn.execute(
+            update(incidents).where(incidents.c.id == bindparam("b_id")).values(
+                last_activity_at=bindparam("b_at")),
+            [{"b_id": i.id, "b_at": i.last_activity_at} for i in touched],
+        )
     pairs = {
         (i, s) for i in state.changed_incidents for s in state.incidents[i].services
     } - loaded.incident_services
@@ -109,6 +116,13 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
     if fresh:
         conn.execute(insert(alerts), [_alert_row(a) for a in fresh])
+    counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
+    if counted:
+        conn.execute(
+            update(alerts).where(alerts.c.fingerprint == bindparam("b_fp")).values(
+                count=bindparam("b_count"), last_seen=bindparam("b_seen")),
+            [{"b_fp": a.fingerprint, "b_count": a.count, "b_seen": a.last_seen} for a in counted],
+        )
     known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
         conn.execute(
