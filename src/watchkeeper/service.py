@@ -26,13 +26,15 @@ from watchkeeper.errors import AuthError, ConfigError, Conflict, InputError, Not
 from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident, IncidentStatus
-from watchkeeper.pipeline import Pipeline, PipelineConfig
+from watchkeeper.pipeline import Pipeline, PipelineConfig, State
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
 from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
 from watchkeeper.telemetry import Metrics
 
+#: Keep the pipeline state between requests while it holds at most this many alerts.
+KEEP_ALERTS = 200_000
 #: Accepted ingest content types (a missing header is taken as JSON, as curl users expect).
 JSON_TYPES = ("application/json", "text/json")
 
@@ -102,6 +104,8 @@ class Watchkeeper:
         self._config_stamp: float | None = None
         self.reload_correlation(strict=True)
         self.metrics = Metrics(self.active_incidents) if metrics else None
+        #: pipeline state kept between ingest requests: (audit head after our commit, state, loaded, config)
+        self._kept: tuple[int, State, ingest.Loaded, PipelineConfig] | None = None
         self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -206,20 +210,28 @@ class Watchkeeper:
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
+        kept, self._kept = self._kept, None  # taken: put back only after a successful commit
         with self.db.write() as conn:
-            state, loaded = ingest.load_state(conn, batch, self.keys(batch))
+            head = audit.head(conn).seq
+            if kept is None or kept[0] != head or kept[3] is not self.config:
+                kept = None  # someone else wrote since (every change appends to the audit log)
+            state, loaded = ingest.load_state(conn, batch, self.keys(batch), *(kept[1:3] if kept else ()))
             Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
             ingest.persist(conn, batch, state, loaded)
             changes = [*state.changes, Change(
                 "ingest.accepted", f"source:{source_name}", received_at,
                 {"source": source_name, "events": len(batch), "repeats": state.repeats},
             )]
-            audit.append(conn, actor, changes)
+            records = audit.append(conn, actor, changes)
         if self.metrics is not None:
             self.metrics.events.labels(source_name).inc(len(batch))
             self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
-        touched = sorted({a.incident_id for a in state.alerts.values() if a.incident_id is not None})
-        return IngestResult(len(batch), touched, sorted(state.new_incidents))
+        touched = sorted({i for e in batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
+        opened = sorted(state.new_incidents)
+        state.clear_changes()
+        if len(state.alerts) <= KEEP_ALERTS:
+            self._kept = (records[-1].seq, state, loaded, self.config)
+        return IngestResult(len(batch), touched, opened)
 
     def keys(self, batch: list[Event]) -> set[str]:
         """The correlation keys a batch may probe or be indexed under."""

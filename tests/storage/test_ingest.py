@@ -73,3 +73,45 @@ def test_window_setting_applies(make_service: Callable[..., Watchkeeper], db_url
     clock.advance(seconds=120)
     wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db"))), "application/json", "t")
     assert len(wk.incidents()) == (2 if window == 60.0 else 1)
+
+
+def test_kept_state_is_dropped_when_someone_else_writes(
+    make_service: Callable[..., Watchkeeper], db_url: str
+) -> None:
+    """Two processes on one database: the first keeps its pipeline state between requests; the
+    second resolves the incident behind its back; the first must notice (the audit head moved)."""
+    from watchkeeper.lifecycle import Action
+
+    first, second = make_service(db_url), make_service(db_url)
+    first.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("A", "db", fingerprint="a"))), "application/json", "t")
+    first.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("A", "db", fingerprint="a"))), "application/json", "t")
+    assert first._kept is not None
+    second.act(1, Action.RESOLVE, "cli:alice")
+    result = first.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db", fingerprint="b"))),
+                          "application/json", "t")
+    assert result.opened == [2]  # not joined to the incident the other process resolved
+    second.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("C", "db", fingerprint="c"))), "application/json", "t")
+    result = first.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db", fingerprint="b"))),
+                          "application/json", "t")
+    [incident] = [i for i in first.incidents() if i["id"] == 2]
+    assert [a["fingerprint"] for a in incident["alerts"]] == ["b", "c"]
+    assert incident["alerts"][0]["count"] == 2  # the repeat counted on top of what is stored
+    assert first.verify_audit().ok
+
+
+def test_a_failed_request_leaves_nothing_kept(make_service: Callable[..., Watchkeeper], db_url: str) -> None:
+    wk = make_service(db_url)
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("A", "db", fingerprint="a"))), "application/json", "t")
+    assert wk._kept is not None
+    original = wk.db.write
+
+    def broken():  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    wk.db.write = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db", fingerprint="b"))), "application/json", "t")
+    assert wk._kept is None
+    wk.db.write = original  # type: ignore[method-assign]
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db", fingerprint="b"))), "application/json", "t")
+    assert [a["fingerprint"] for a in wk.incidents()[0]["alerts"]] == ["a", "b"]

@@ -34,6 +34,9 @@ class Loaded:
     incident_services: set[tuple[int, str]] = field(default_factory=set)
     incident_keys: set[tuple[int, str]] = field(default_factory=set)
     next_id: int = 1
+    #: fingerprints and keys already looked up (present or not), so a kept State is topped up only
+    known_fingerprints: set[str] = field(default_factory=set)
+    known_keys: set[str] = field(default_factory=set)
 
     def new_incident_id(self) -> int:
         value = self.next_id
@@ -45,15 +48,24 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
-def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tuple[State, Loaded]:
-    """Alerts these events name, and the active incidents indexed under ``keys``."""
-    state, loaded = State(), Loaded()
-    fingerprints = sorted({e.fingerprint for e in batch})
+def load_state(
+    conn: Connection, batch: Sequence[Event], keys: set[str], state: State | None = None,
+    loaded: Loaded | None = None,
+) -> tuple[State, Loaded]:
+    """Alerts these events name, and the active incidents indexed under ``keys``. Given a State
+    kept from earlier batches (valid: nothing else wrote since), only what it lacks is read."""
+    fresh = state is None or loaded is None
+    state = State() if state is None else state
+    loaded = Loaded() if loaded is None else loaded
+    fingerprints = sorted({e.fingerprint for e in batch} - loaded.known_fingerprints)
+    loaded.known_fingerprints.update(fingerprints)
+    keys = keys - loaded.known_keys
+    loaded.known_keys.update(keys)
     for part in _chunks(fingerprints):
         for row in conn.execute(select(alerts).where(alerts.c.fingerprint.in_(part))):
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
-    incident_ids = {a.incident_id for a in state.alerts.values() if a.incident_id is not None}
+    incident_ids = {state.alerts[f].incident_id for f in fingerprints if f in state.alerts} - {None}
     inhibit_keys = sorted(k for k in keys if k.startswith("inhibit:"))
     for part in _chunks(inhibit_keys):
         for row in conn.execute(select(inhibitors).where(inhibitors.c.key.in_(part))):
@@ -69,7 +81,7 @@ def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tupl
         for row in conn.execute(query):
             state.active_by_key[row.key] = row.id  # the most recently active wins
             incident_ids.add(row.id)
-    for part in _chunks(sorted(incident_ids)):
+    for part in _chunks(sorted(i for i in incident_ids if i is not None and i not in state.incidents)):
         for row in conn.execute(select(incidents).where(incidents.c.id.in_(part))):
             state.incidents[row.id] = incident_from_row(row)
         for row in conn.execute(
@@ -82,7 +94,8 @@ def load_state(conn: Connection, batch: Sequence[Event], keys: set[str]) -> tupl
     now = max((e.received_at for e in batch), default=None)
     if now is not None:
         state.silences = active_silences(conn, now)
-    loaded.next_id = int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
+    if fresh:
+        loaded.next_id = next_incident_id(conn)
     return state, loaded
 
 
@@ -110,12 +123,15 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
     } - loaded.incident_services
     if pairs:
         conn.execute(insert(incident_services), [{"incident_id": i, "service": s} for i, s in sorted(pairs)])
+        loaded.incident_services.update(pairs)
     key_pairs = {(i, k) for i in state.changed_incidents for k in state.incidents[i].keys} - loaded.incident_keys
     if key_pairs:
         conn.execute(insert(incident_keys), [{"incident_id": i, "key": k} for i, k in sorted(key_pairs)])
+        loaded.incident_keys.update(key_pairs)
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
     if fresh:
         conn.execute(insert(alerts), [_alert_row(a) for a in fresh])
+        loaded.alerts.update(a.fingerprint for a in fresh)
     counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
     if counted:
         conn.execute(
