@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,8 @@ from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
 from watchkeeper.telemetry import Metrics
 
+#: A valid token is looked up again after this long (so a revocation takes effect within it).
+TOKEN_CACHE_SECONDS = 5.0
 #: Keep the pipeline state between requests while it holds at most this many alerts.
 KEEP_ALERTS = 200_000
 #: Accepted ingest content types (a missing header is taken as JSON, as curl users expect).
@@ -106,6 +109,8 @@ class Watchkeeper:
         self.metrics = Metrics(self.active_incidents) if metrics else None
         #: pipeline state kept between ingest requests: (audit head after our commit, state, loaded, config)
         self._kept: tuple[int, State, ingest.Loaded, PipelineConfig] | None = None
+        self._tokens: dict[str, tuple[float, Principal]] = {}
+        self._ingest_lock = threading.Lock()
         self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -152,6 +157,7 @@ class Watchkeeper:
 
     def revoke_token(self, token_id: int, actor: str) -> bool:
         now = self.clock()
+        self._tokens.clear()
         with self.db.write() as conn:
             done = queries.revoke_token(conn, token_id, now)
             if done:
@@ -165,11 +171,21 @@ class Watchkeeper:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must be 'Bearer TOKEN'")
+        digest = hash_token(token.strip())
+        now = time.monotonic()
+        cached = self._tokens.get(digest)
+        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
         with self.db.read() as conn:
-            row = queries.find_token(conn, hash_token(token.strip()))
+            row = queries.find_token(conn, digest)
         if row is None:
+            self._tokens.pop(digest, None)
             raise AuthError("unknown or revoked token")
-        return Principal(row.name, Role(row.role))
+        principal = Principal(row.name, Role(row.role))
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[digest] = (now, principal)
+        return principal
 
     # -- ingest ----------------------------------------------------------------------------
     def source(self, name: str) -> Source:
@@ -210,27 +226,28 @@ class Watchkeeper:
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
-        kept, self._kept = self._kept, None  # taken: put back only after a successful commit
-        with self.db.write() as conn:
-            head = audit.head(conn).seq
-            if kept is None or kept[0] != head or kept[3] is not self.config:
-                kept = None  # someone else wrote since (every change appends to the audit log)
-            state, loaded = ingest.load_state(conn, batch, self.keys(batch), *(kept[1:3] if kept else ()))
-            Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
-            ingest.persist(conn, batch, state, loaded)
-            changes = [*state.changes, Change(
-                "ingest.accepted", f"source:{source_name}", received_at,
-                {"source": source_name, "events": len(batch), "repeats": state.repeats},
-            )]
-            records = audit.append(conn, actor, changes)
-        if self.metrics is not None:
-            self.metrics.events.labels(source_name).inc(len(batch))
-            self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
-        touched = sorted({i for e in batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
-        opened = sorted(state.new_incidents)
-        state.clear_changes()
-        if len(state.alerts) <= KEEP_ALERTS:
-            self._kept = (records[-1].seq, state, loaded, self.config)
+        with self._ingest_lock:  # the kept state is taken and put back under one lock
+            kept, self._kept = self._kept, None  # taken: put back only after a successful commit
+            with self.db.write() as conn:
+                head = audit.head(conn).seq
+                if kept is None or kept[0] != head or kept[3] is not self.config:
+                    kept = None  # someone else wrote since (every change appends to the audit log)
+                state, loaded = ingest.load_state(conn, batch, self.keys(batch), *(kept[1:3] if kept else ()))
+                Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
+                ingest.persist(conn, batch, state, loaded)
+                changes = [*state.changes, Change(
+                    "ingest.accepted", f"source:{source_name}", received_at,
+                    {"source": source_name, "events": len(batch), "repeats": state.repeats},
+                )]
+                records = audit.append(conn, actor, changes)
+            if self.metrics is not None:
+                self.metrics.events.labels(source_name).inc(len(batch))
+                self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
+            touched = sorted({i for e in batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
+            opened = sorted(state.new_incidents)
+            state.clear_changes()
+            if len(state.alerts) <= KEEP_ALERTS:
+                self._kept = (records[-1].seq, state, loaded, self.config)
         return IngestResult(len(batch), touched, opened)
 
     def keys(self, batch: list[Event]) -> set[str]:

@@ -215,3 +215,25 @@ def test_nul_characters_are_rejected_cleanly(api: Api) -> None:
     alert["labels"]["weird"] = "\\u0000"
     alert["annotations"]["summary"] = "fine"
     assert post(api, am_webhook(alert)).status_code == 202
+
+
+def test_revoked_token_stops_working(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid tokens are cached for a few seconds; revoking from this process clears the cache, and
+    another process's revocation takes effect once the cache entry is older than TOKEN_CACHE_SECONDS."""
+    from watchkeeper import service as service_module
+
+    h = api.headers(Role.VIEWER)
+    assert api.client.get("/api/v1/incidents", headers=h).status_code == 200
+    with api.service.db.read() as conn:
+        import sqlalchemy as sa
+
+        token_id = conn.execute(sa.text("SELECT id FROM api_tokens WHERE role = 'viewer'")).scalar_one()
+    assert api.service.revoke_token(token_id, "test")
+    assert api.client.get("/api/v1/incidents", headers=h).status_code == 401
+    # a revocation done elsewhere (another process) is seen once the cached entry is stale
+    admin = api.headers(Role.ADMIN)
+    assert api.client.get("/api/v1/deadletters", headers=admin).status_code == 200
+    with api.service.db.write() as conn:
+        conn.execute(sa.text("UPDATE api_tokens SET revoked_at = created_at WHERE role = 'admin'"))
+    monkeypatch.setattr(service_module, "TOKEN_CACHE_SECONDS", 0.0)
+    assert api.client.get("/api/v1/deadletters", headers=admin).status_code == 401
