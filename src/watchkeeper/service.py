@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -87,6 +88,18 @@ class IngestResult:
     opened: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One accepted request body waiting for its group's commit."""
+
+    source: str
+    batch: list[Event]
+    received_at: datetime
+    actor: str
+    started: float
+    future: Future[IngestResult] = field(default_factory=Future)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -111,6 +124,8 @@ class Watchkeeper:
         self._kept: tuple[int, State, ingest.Loaded, PipelineConfig] | None = None
         self._tokens: dict[str, tuple[float, Principal]] = {}
         self._ingest_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Pending] = []
         self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -226,29 +241,57 @@ class Watchkeeper:
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
-        with self._ingest_lock:  # the kept state is taken and put back under one lock
-            kept, self._kept = self._kept, None  # taken: put back only after a successful commit
-            with self.db.write() as conn:
-                head = audit.head(conn).seq
-                if kept is None or kept[0] != head or kept[3] is not self.config:
-                    kept = None  # someone else wrote since (every change appends to the audit log)
-                state, loaded = ingest.load_state(conn, batch, self.keys(batch), *(kept[1:3] if kept else ()))
-                Pipeline(self.config, loaded.new_incident_id).observe_all(batch, state)
-                ingest.persist(conn, batch, state, loaded)
-                changes = [*state.changes, Change(
-                    "ingest.accepted", f"source:{source_name}", received_at,
-                    {"source": source_name, "events": len(batch), "repeats": state.repeats},
-                )]
-                records = audit.append(conn, actor, changes)
+        return self._submit(_Pending(source_name, batch, received_at, actor, started))
+
+    def _submit(self, item: _Pending) -> IngestResult:
+        """Group commit: concurrent requests share one transaction. Whoever gets the lock commits
+        everything pending; each caller returns (2xx) only once its events are committed."""
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._ingest_lock:
+            if not item.future.done():
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    for pending, result in zip(group, self._commit(group), strict=True):
+                        pending.future.set_result(result)
+                except BaseException as exc:
+                    for pending in group:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+        return item.future.result()
+
+    def _commit(self, group: list[_Pending]) -> list[IngestResult]:
+        kept, self._kept = self._kept, None  # taken: put back only after a successful commit
+        every = [e for item in group for e in item.batch]
+        results: list[IngestResult] = []
+        with self.db.write() as conn:
+            head = audit.head(conn).seq
+            if kept is None or kept[0] != head or kept[3] is not self.config:
+                kept = None  # someone else wrote since (every change appends to the audit log)
+            state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
+            pipeline = Pipeline(self.config, loaded.new_incident_id)
+            changes: list[list[Change]] = []
+            for item in group:
+                opened_before, repeats_before = set(state.new_incidents), state.repeats
+                pipeline.observe_all(item.batch, state)
+                changes.append(list(state.changes))
+                state.changes.clear()
+                changes[-1].append(Change("ingest.accepted", f"source:{item.source}", item.received_at, {
+                    "source": item.source, "events": len(item.batch), "repeats": state.repeats - repeats_before}))
+                touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
+                results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
+            ingest.persist(conn, every, state, loaded)
+            for item, item_changes in zip(group, changes, strict=True):
+                records = audit.append(conn, item.actor, item_changes)
+        for item in group:
             if self.metrics is not None:
-                self.metrics.events.labels(source_name).inc(len(batch))
-                self.metrics.pipeline_seconds.labels(source_name).observe(time.perf_counter() - started)
-            touched = sorted({i for e in batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
-            opened = sorted(state.new_incidents)
-            state.clear_changes()
-            if len(state.alerts) <= KEEP_ALERTS:
-                self._kept = (records[-1].seq, state, loaded, self.config)
-        return IngestResult(len(batch), touched, opened)
+                self.metrics.events.labels(item.source).inc(len(item.batch))
+                self.metrics.pipeline_seconds.labels(item.source).observe(time.perf_counter() - item.started)
+        state.clear_changes()
+        if len(state.alerts) <= KEEP_ALERTS:
+            self._kept = (records[-1].seq, state, loaded, self.config)
+        return results
 
     def keys(self, batch: list[Event]) -> set[str]:
         """The correlation keys a batch may probe or be indexed under."""

@@ -115,3 +115,43 @@ def test_a_failed_request_leaves_nothing_kept(make_service: Callable[..., Watchk
     wk.db.write = original  # type: ignore[method-assign]
     wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("B", "db", fingerprint="b"))), "application/json", "t")
     assert [a["fingerprint"] for a in wk.incidents()[0]["alerts"]] == ["a", "b"]
+
+
+def test_concurrent_requests_share_commits_but_keep_their_own_results(
+    make_service: Callable[..., Watchkeeper], db_url: str
+) -> None:
+    import threading
+
+    import sqlalchemy as sa
+
+    wk = make_service(db_url)
+    results: dict[tuple[int, int], object] = {}
+    errors: list[BaseException] = []
+
+    def client(worker: int) -> None:
+        try:
+            for n in range(15):
+                body = am_webhook(am_alert(f"A{n % 3}", f"svc{worker}", fingerprint=f"w{worker}-{n % 3}"))
+                results[(worker, n)] = wk.ingest("alertmanager", orjson.dumps(body), "application/json", f"token:w{worker}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    incidents = {i["services"][0]: i for i in wk.incidents()}
+    assert len(incidents) == 6
+    for (worker, _n), result in results.items():
+        assert result.accepted == 1  # type: ignore[attr-defined]
+        assert result.incidents == [incidents[f"svc{worker}"]["id"]]  # type: ignore[attr-defined]
+    assert sum(1 for r in results.values() if r.opened) == 6  # type: ignore[attr-defined]
+    with wk.db.read() as conn:
+        actors = conn.execute(sa.text("SELECT actor, count(*) FROM audit_log WHERE kind = 'ingest.accepted' "
+                                      "GROUP BY actor")).all()
+        events = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
+    assert dict(actors) == {f"token:w{w}": 15 for w in range(6)} and events == 90
+    assert all(i["alerts"][0]["count"] == 5 for i in incidents.values())
+    assert wk.verify_audit().ok
