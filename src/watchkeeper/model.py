@@ -49,7 +49,8 @@ class Severity(StrEnum):
         """
         if value is None:
             return cls.WARNING
-        return _SEVERITY_ALIASES.get(str(value).strip().lower(), cls.WARNING)
+        exact = _SEVERITY_ALIASES.get(value) if isinstance(value, str) else None
+        return exact or _SEVERITY_ALIASES.get(str(value).strip().lower(), cls.WARNING)
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
@@ -74,6 +75,8 @@ class IncidentStatus(StrEnum):
 
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    if dt.tzinfo is UTC:
+        return dt
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
