@@ -14,7 +14,9 @@ def test_demo_run(tmp_path: Path) -> None:
     result = demo.run(tmp_path / "demo.db")
     assert result.audit_ok
     assert sorted(tuple(i["services"]) for i in result.incidents) == [
-        ("batch",), ("checkout",), ("frontend",), ("payments-db",), ("search",)]
+        ("batch",), ("payments-db", "checkout", "frontend"), ("search",)]
+    cascade = next(i for i in result.incidents if len(i["services"]) == 3)
+    assert {a["reason"] for a in cascade["alerts"]} == {"new_incident", "same_service", "topology"}
     assert all(i["status"] == "resolved" for i in result.incidents)
     assert result.kpis["mtta"]["mean"] == demo.ACK_AFTER_S
     assert result.kpis["alerts"] == 11 and result.alert_events > 100
@@ -23,4 +25,4 @@ def test_demo_run(tmp_path: Path) -> None:
 def test_demo_command(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["demo", "--database", str(tmp_path / "d.db")], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.stdout + r.stderr
-    assert "5 incidents" in r.stdout and "hash chain intact" in r.stdout
+    assert "3 incidents" in r.stdout and "hash chain intact" in r.stdout

@@ -53,6 +53,20 @@ FAULTS = (
     )),
 )
 GROUP_INTERVAL_S = 30  # Alertmanager re-sends a firing group this often
+#: The demo's service graph and correlation: a service's alerts group, and so do alerts on services
+#: that depend on each other (search and batch are unrelated to the payments path).
+CORRELATION = """\
+window: 5m
+strategies:
+  - type: labels
+    group_by: [service]
+  - type: topology
+    hops: 2
+    graph:
+      frontend: [checkout, catalog]
+      checkout: [payments-db]
+      search: [search-index]
+"""
 
 
 def storm(start: datetime) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -165,7 +179,9 @@ def run(database: Path, *, speed: float = 0.0, progress: Any = None) -> DemoResu
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     start = datetime.now(UTC).replace(microsecond=0)
     clock = SimClock(start)
-    service = Watchkeeper(Settings(database_url=f"sqlite:///{database}"), clock=clock)
+    correlation = database.with_suffix(".correlation.yaml")
+    correlation.write_text(CORRELATION)
+    service = Watchkeeper(Settings(database_url=f"sqlite:///{database}", correlation_config=correlation), clock=clock)
     service.upgrade()
     ingest = service.create_token(Role.INGEST, "demo-alertmanager", "demo")
     oncall = service.create_token(Role.OPERATOR, "demo-oncall", "demo")
