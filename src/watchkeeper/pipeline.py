@@ -115,6 +115,17 @@ class Pipeline:
         result = self.dedup.observe(event, state.alerts)
         alert, reason = result.alert, result.reason
         now = event.received_at
+        if reason is DedupReason.REPEAT and alert.held is None:  # most events: a plain repeat
+            if result.counted_only:
+                state.counted_alerts.add(alert.fingerprint)
+            else:
+                state.changed_alerts.add(alert.fingerprint)
+            state.repeats += 1
+            current = state.incidents.get(alert.incident_id) if alert.incident_id else None
+            if current is not None and now > current.last_activity_at and current.is_active:
+                current.last_activity_at = now
+                state.touched_incidents.add(current.id)
+            return
         if result.counted_only:
             state.counted_alerts.add(alert.fingerprint)
         else:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from watchkeeper.model import Alert, Event, Status
 
@@ -36,8 +36,9 @@ _TEXT = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class DedupResult:
+class DedupResult(NamedTuple):
+    """What one event did (a NamedTuple: immutable, and cheap to make once per event)."""
+
     alert: Alert
     reason: DedupReason
     #: Only ``count`` and ``last_seen`` changed (a plain repeat): storage may write just those.
@@ -46,7 +47,7 @@ class DedupResult:
     @property
     def fires(self) -> bool:
         """The alert started firing with this event (it needs an incident)."""
-        return self.reason in (DedupReason.NEW, DedupReason.REFIRED)
+        return self.reason is DedupReason.NEW or self.reason is DedupReason.REFIRED
 
 
 class Deduplicator:
