@@ -93,19 +93,11 @@ def labelled_event(
     """An Event from a Prometheus-style alert (Alertmanager, Grafana): name, service, resource and
     severity from its labels, summary from its annotations; ``0001-01-01`` ends mean "not set"."""
     name = labels.get("alertname", "")
+    # Positional arguments, in Event's field order: this runs once per alert on the ingest hot path.
     return Event(
-        source=source,
-        kind=EventKind.ALERT,
-        fingerprint=fingerprint or fingerprint_of(labels, namespace=namespace),
-        status=STATUS_BY_VALUE[status],
-        severity=Severity.parse(labels.get("severity")),
-        name=name,
-        service=first_label(labels, SERVICE_LABELS, "unknown"),
-        resource=first_label(labels, RESOURCE_LABELS, ""),
-        labels=labels,
-        summary=annotations.get("summary") or annotations.get("description") or name,
-        starts_at=utc(starts),
-        ends_at=unset_time(utc(ends)) if ends is not None else None,
-        received_at=received_at,
-        raw=raw,
+        source, EventKind.ALERT, fingerprint or fingerprint_of(labels, namespace=namespace),
+        STATUS_BY_VALUE[status], Severity.parse(labels.get("severity")), name,
+        first_label(labels, SERVICE_LABELS, "unknown"), first_label(labels, RESOURCE_LABELS, ""), labels,
+        annotations.get("summary") or annotations.get("description") or name,
+        utc(starts), unset_time(utc(ends)) if ends is not None else None, received_at, raw,
     )
