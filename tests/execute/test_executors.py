@@ -135,3 +135,24 @@ def test_python_plugins() -> None:
     assert ok.ok and ok.detail == "restarted web-1 for incident 42"
     assert "raised RuntimeError: boom" in executor.run(step(python={"executor": "broken"}), CTX).detail
     assert "no executor plugin" in executor.run(step(python={"executor": "missing"}), CTX).detail
+
+
+def plugin_restart(args: dict[str, Any], ctx: StepContext) -> StepResult:
+    """A third-party executor, as a plugin package would ship it."""
+    return StepResult(True, f"plugin restarted {args['target']}")
+
+
+def test_python_executors_come_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from watchkeeper.errors import ConfigError
+    from watchkeeper.execute import executors as module
+
+    point = EntryPoint("restart", f"{__name__}:plugin_restart", "watchkeeper.executors")
+    monkeypatch.setattr(module, "entry_points", lambda group: [point] if group == "watchkeeper.executors" else [])
+    registry = module.registry()
+    result = registry["python"].run(step(python={"executor": "restart", "with": {"target": "{{ params.name }}"}}), CTX)
+    assert result.ok and result.detail == "plugin restarted web-1"
+    monkeypatch.setattr(module, "entry_points", lambda group: [point, point])
+    with pytest.raises(ConfigError, match="two executor plugins"):
+        module.registry()
