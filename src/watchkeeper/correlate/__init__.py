@@ -10,9 +10,9 @@ from watchkeeper.correlate.strategies import (
     Topology,
     template,
 )
-from watchkeeper.correlate.window import Correlator, Join, ServiceWindowCorrelator
+from watchkeeper.correlate.window import Correlator, Join
 
 __all__ = [
-    "CoOccurring", "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "ServiceWindowCorrelator", "Strategy",
+    "CoOccurring", "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "Strategy",
     "TextTemplate", "Topology", "template",
 ]

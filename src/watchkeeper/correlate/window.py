@@ -71,6 +71,3 @@ class Correlator:
 def _secs(delta: timedelta) -> str:
     return f"{delta.total_seconds():g}s"
 
-
-#: The previous name of the default correlator.
-ServiceWindowCorrelator = Correlator
