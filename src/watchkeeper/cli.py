@@ -577,6 +577,8 @@ def correlation_learn(
     start: Annotated[datetime | None, typer.Option("--from", help="history start (ISO 8601)")] = None,
     end: Annotated[datetime | None, typer.Option("--to", help="history end")] = None,
     window: Annotated[float, typer.Option(help="seconds within which a type 'follows' another")] = 120.0,
+    by: Annotated[str, typer.Option(help="'name': alert types (cooccurrence graph); 'service': a service graph "
+                                         "for the topology strategy")] = "name",
     alpha: float = 0.01,
     min_support: int = 5,
 ) -> None:
@@ -592,7 +594,10 @@ def correlation_learn(
     if not history:
         raise WatchkeeperError("no alert history in that window to learn from")
     model = CoOccurrence(window_s=window, alpha=alpha, min_support=min_support)
-    model.learn((name, at.timestamp()) for name, at, _service in history)  # types fire together across services
+    if by not in ("name", "service"):
+        raise WatchkeeperError("--by is 'name' or 'service'")
+    # alert types (or services) that start firing together, wherever they fire
+    model.learn(((name if by == "name" else svc), at.timestamp()) for name, at, svc in history)
     graph: dict[str, list[str]] = {}
     for edge in model.edges():
         graph.setdefault(str(edge.source), []).append(str(edge.target))

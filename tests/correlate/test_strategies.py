@@ -157,3 +157,40 @@ def test_learn_from_history_then_correlate(tmp_path: Path, make_service: object,
     strategies = load_config(config).build(tmp_path)
     got = groups(strategies, [ev("LinkDown", "a", 0), ev("BgpDown", "b", 10)])
     assert got["BgpDown"] == (got["LinkDown"][0], "co_occurrence")
+
+
+def test_topology_edges_declared_by_labels() -> None:
+    events = [ev("db", "payments-db", 0), ev("co", "checkout", 10, labels={"depends_on": "payments-db, cache"}),
+              ev("ca", "cache", 20), ev("x", "batch", 30)]
+    got = groups((LabelGroup(), Topology({}, labels=["depends_on"])), events)
+    assert got["co"] == (got["db"][0], "topology") and got["ca"][0] == got["db"][0]
+    assert got["x"][0] != got["db"][0]
+    plain = groups((LabelGroup(), Topology({})), events)
+    assert plain["co"][0] != plain["db"][0]
+
+
+def test_learn_a_service_graph(tmp_path: Path, make_service: object, sqlite_url: str, clock: object) -> None:
+    from typer.testing import CliRunner
+
+    from watchkeeper.cli import app
+
+    wk: Watchkeeper = make_service(sqlite_url)  # type: ignore[operator]
+    for n in range(12):  # checkout alerts follow payments-db alerts, whatever the alert names
+        for service, offset in (("payments-db", 0), ("checkout", 15), (f"noise{n}", 900 + 37 * n)):
+            clock.now = T0 + timedelta(hours=2 * n, seconds=offset)  # type: ignore[attr-defined]
+            body = {"service": service, "name": f"Alert{n}", "summary": "x", "fingerprint": f"{service}-{n}"}
+            wk.ingest("events", orjson.dumps(body), "application/json", "t")
+    graph = tmp_path / "services.yaml"
+    result = CliRunner().invoke(app, ["correlation", "learn", "--by", "service", "--out", str(graph),
+                                      "--min-support", "5"], env={"WATCHKEEPER_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 0, result.stderr
+    learned = load_config_graph(graph)
+    assert learned in ({"payments-db": ["checkout"]}, {"checkout": ["payments-db"]})
+
+
+def load_config_graph(path: Path) -> dict[str, list[str]]:
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data

@@ -47,6 +47,8 @@ class TopologySpec(_Strict):
     graph: dict[str, list[str]] = Field(default_factory=dict, description="service: [services it depends on]")
     graph_file: Path | None = Field(None, description="YAML file holding the same mapping")
     hops: int = Field(1, ge=1, le=5)
+    labels: list[str] = Field(default_factory=list,
+                              description="alert labels naming services it depends on, e.g. [depends_on]")
 
 
 class TextSpec(_Strict):
@@ -95,7 +97,8 @@ class CorrelationConfig(_Strict):
                 graph = dict(spec.graph)
                 if spec.graph_file is not None:
                     graph.update(_graph_file(spec.graph_file if base is None else base / spec.graph_file))
-                built.append(Topology(graph, spec.hops) if isinstance(spec, TopologySpec) else CoOccurring(graph))
+                built.append(Topology(graph, spec.hops, spec.labels) if isinstance(spec, TopologySpec)
+                             else CoOccurring(graph))
             else:
                 built.append(TextTemplate(spec.scope))
         return tuple(built)

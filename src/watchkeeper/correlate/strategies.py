@@ -92,6 +92,8 @@ class LabelGroup:
 
 class Topology:
     """Services joined by an edge of the dependency graph (either direction), within ``hops``.
+    Edges come from the configured graph and, with ``labels``, from alerts themselves: an alert
+    whose ``depends_on`` label says ``payments-db,cache`` adds those edges for its service.
 
     >>> t = Topology({"frontend": ["checkout"], "checkout": ["payments-db"]}, hops=2)
     >>> sorted(t.neighbours("payments-db"))
@@ -100,13 +102,23 @@ class Topology:
 
     name = "topology"
 
-    def __init__(self, graph: Mapping[str, Iterable[str]], hops: int = 1) -> None:
+    def __init__(self, graph: Mapping[str, Iterable[str]], hops: int = 1, labels: Iterable[str] = ()) -> None:
         self.edges: dict[str, set[str]] = {}
         for source, targets in graph.items():
             for target in targets:
-                self.edges.setdefault(source, set()).add(target)
-                self.edges.setdefault(target, set()).add(source)
+                self._edge(source, target)
         self.hops = hops
+        self.labels = tuple(labels)
+
+    def _edge(self, a: str, b: str) -> None:
+        if a and b and a != b:
+            self.edges.setdefault(a, set()).add(b)
+            self.edges.setdefault(b, set()).add(a)
+
+    def _learn(self, alert: Alert) -> None:
+        for label in self.labels:
+            for other in (alert.labels.get(label) or "").split(","):
+                self._edge(alert.service, other.strip())
 
     def neighbours(self, service: str) -> dict[str, int]:
         found, frontier = {service: 0}, [service]
@@ -125,6 +137,8 @@ class Topology:
         return [f"service:{alert.service}"]
 
     def probe(self, alert: Alert) -> list[Probe]:
+        if self.labels:
+            self._learn(alert)
         return [
             Probe(f"service:{other}", JoinReason.TOPOLOGY,
                   f"{alert.service!r} and {other!r} are {hops} hop{'s' if hops > 1 else ''} apart in the service graph")
