@@ -103,7 +103,14 @@ def _status(value: Any) -> TypeGuard[str]:
 
 
 def _str_map(value: Any) -> TypeGuard[dict[str, str]]:
-    return type(value) is dict and all(type(v) is str for v in value.values())
+    """A dict whose values are all strings (``str.join`` checks that in C; JSON gives exact ``str``)."""
+    if type(value) is not dict:
+        return False
+    try:
+        "".join(value.values())
+    except TypeError:
+        return False
+    return True
 
 
 def _time(value: Any) -> datetime | None:
