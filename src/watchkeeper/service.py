@@ -180,6 +180,15 @@ class Watchkeeper:
                 audit.append(conn, actor, [change])
         return done
 
+    def cached_principal(self, authorization: str | None) -> Principal | None:
+        """The principal of a recently verified token, without touching the database (or None)."""
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return None
+        cached = self._tokens.get(hash_token(authorization[7:].strip()))
+        if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+        return None
+
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
             raise AuthError("missing 'Authorization: Bearer TOKEN' header")
@@ -188,9 +197,9 @@ class Watchkeeper:
             raise AuthError("the Authorization header must be 'Bearer TOKEN'")
         digest = hash_token(token.strip())
         now = time.monotonic()
-        cached = self._tokens.get(digest)
-        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
-            return cached[1]
+        cached = self.cached_principal(authorization)
+        if cached is not None:
+            return cached
         with self.db.read() as conn:
             row = queries.find_token(conn, digest)
         if row is None:

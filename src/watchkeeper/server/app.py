@@ -100,7 +100,9 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         service: Watchkeeper = request.app.state.service
         header = f"Bearer {credentials.credentials}" if credentials else None
-        who = await run_in_threadpool(service.authenticate, header)
+        who = service.cached_principal(header)  # a recently verified token: no thread hop, no query
+        if who is None:
+            who = await run_in_threadpool(service.authenticate, header)
         who.require(permission)
         return who
 
