@@ -108,3 +108,35 @@ def test_cli_table_and_json(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     assert "Correlation vs ground truth" in table.stdout
     assert "0.3" in table.stdout
+
+
+def test_cli_replays_payloads_itself(tmp_path: Path) -> None:
+    """`eval correlation PAYLOADS TRUTH`: webhook bodies are replayed with the same pipeline."""
+    import orjson as _orjson
+    from typer.testing import CliRunner
+
+    from watchkeeper.eval.correlation_cli import app
+
+    def body(name: str, service: str, fp: str, at: str) -> bytes:
+        alert = {"status": "firing", "labels": {"alertname": name, "service": service}, "annotations": {},
+                 "startsAt": at, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp}
+        return _orjson.dumps({"version": "4", "status": "firing", "receiver": "wk", "groupKey": f"{{}}:{name}",
+                              "alerts": [alert], "received_at": at})
+
+    payloads = tmp_path / "webhooks.jsonl"
+    payloads.write_bytes(b"\n".join([body("Down", "db", "a", "2026-11-23T06:00:00Z"),
+                                     body("Errors", "web", "b", "2026-11-23T06:00:10Z"),
+                                     body("Slow", "db", "c", "2026-11-23T06:00:20Z")]) + b"\n")
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"fingerprint": "a", "group": 1}\n{"fingerprint": "b", "group": 1}\n'
+                     '{"fingerprint": "c", "group": 1}\n')
+    config = tmp_path / "correlation.yaml"
+    config.write_text("strategies: [{type: labels}, {type: topology, graph: {web: [db]}}]\n")
+    plain = CliRunner().invoke(app, ["correlation", str(payloads), str(truth), "--json"])
+    assert plain.exit_code == 0, plain.output
+    first = _orjson.loads(plain.stdout)["groupings"][0]
+    assert (first["alerts"], first["incidents"]) == (3, 2)  # service grouping: db, web
+    topo = CliRunner().invoke(app, ["correlation", str(payloads), str(truth), "--json", "--correlation", str(config)])
+    assert topo.exit_code == 0, topo.output
+    got = _orjson.loads(topo.stdout)["groupings"][0]
+    assert (got["incidents"], got["precision"], got["recall"]) == (1, 1.0, 1.0)

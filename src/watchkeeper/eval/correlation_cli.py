@@ -31,7 +31,8 @@ def _fmt(value: float | None) -> str:
 @app.command("correlation")
 def correlation(
     incidents: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                              help="`watchkeeper replay --out` JSONL")],
+                                              help="Webhook payloads JSONL (replayed here, with --correlation), "
+                                                   "or incidents from `watchkeeper replay --out`")],
     ground_truth: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                                  help="JSONL of {fingerprint, group}, or one JSON object "
                                                       "{fingerprint: group}")],
@@ -41,12 +42,29 @@ def correlation(
     unlabelled: Annotated[str, typer.Option(help="Fingerprints missing from the ground truth: "
                                                  "'singleton' (each its own group) or 'drop'")] = "singleton",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    correlation_config: Annotated[Path | None, typer.Option(
+        "--correlation", exists=True, dir_okay=False,
+        help="Correlation config for replaying payloads (default: service grouping, 5 min window)")] = None,
 ) -> None:
     """Pairwise precision/recall/F1, purity and compression of replayed incidents, with baselines."""
     if unlabelled not in ("singleton", "drop"):
         raise typer.BadParameter("--unlabelled must be 'singleton' or 'drop'")
     with incidents.open("rb") as fh:
-        clusters = incident_clusters(fh)
+        first = next((line for line in fh if line.strip()), b"{}")
+    if not _is_payload(first):  # replay output: incident records
+        with incidents.open("rb") as fh:
+            clusters = incident_clusters(fh)
+    else:  # webhook payloads: replay them here, with the same pipeline as the server
+        from watchkeeper.correlate.config import load_config
+        from watchkeeper.pipeline import PipelineConfig
+        from watchkeeper.replay import incident_records, replay
+
+        config = load_config(correlation_config).pipeline(correlation_config.parent) if correlation_config \
+            else PipelineConfig()
+        with incidents.open("rb") as fh:
+            result = replay(fh, registry(plugins=False), config)
+        clusters = [[a["fingerprint"] for a in record["alerts"]] for record in incident_records(result)]
+        payloads = payloads or incidents
     truth = read_truth(ground_truth.read_bytes())
     results: list[Scores] = [
         score("watchkeeper", clusters, truth, unlabelled=unlabelled),
@@ -115,3 +133,18 @@ def telecom(
     if published:
         _out.print("published directed F1: " + ", ".join(f"{k} {v:.3f}" for k, v in published.items()))
     _out.print("parameters tuned on this very set (the only one at hand): the F1 is optimistic", style="yellow")
+
+
+def _is_payload(line: bytes) -> bool:
+    """Whether a JSONL line is a webhook body of a known format (else: a replay incident record)."""
+    from watchkeeper.errors import InputError
+    from watchkeeper.sources import detect
+
+    try:
+        payload = orjson.loads(line)
+        if isinstance(payload, dict):
+            payload.pop("received_at", None)
+        detect(payload, registry(plugins=False))
+    except (orjson.JSONDecodeError, InputError):
+        return False
+    return True
