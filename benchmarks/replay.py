@@ -23,7 +23,6 @@ import argparse
 import gc
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from ingest import one_core  # benchmarks/ is on sys.path when this script runs
+from ingest import _fixtures, _stamp, one_core  # benchmarks/ is on sys.path when this script runs
 from watchkeeper.correlate.config import CorrelationConfig
 from watchkeeper.pipeline import PipelineConfig
 from watchkeeper.replay import replay
@@ -44,19 +43,6 @@ ALERT_NAMES = ["ServiceDown", "HighErrorRate", "HighLatency", "DependencyErrors"
 SEVERITY = {"ServiceDown": "critical", "HighErrorRate": "warning", "HighLatency": "warning",
             "DependencyErrors": "warning", "SaturationHigh": "info"}
 TARGET = 20_000  # alerts/s, the target
-
-
-def _fixtures() -> tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Any]]]:
-    tests = str(ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from fixtures.alertmanager import am_alert, am_webhook
-
-    return am_alert, am_webhook
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 WORDS = ["amber", "azure", "brisk", "calm", "dusk", "ember", "fern", "frost", "gale", "harbor", "iris", "jade",

@@ -616,7 +616,7 @@ def silences_add(
     """Mute matching alerts from now for DURATION (they are kept and audited, but open no incident)."""
     from datetime import timedelta
 
-    from watchkeeper.execute.runbook import parse_duration
+    from watchkeeper.yamlfile import parse_duration
 
     try:
         seconds = float(parse_duration(duration))

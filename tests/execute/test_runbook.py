@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from fixtures.runbooks import write_restart
 from watchkeeper.cli import app
-from watchkeeper.execute.runbook import json_schema, load_catalog, parse_duration
+from watchkeeper.execute.runbook import json_schema, load_catalog
+from watchkeeper.yamlfile import parse_duration
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "runbook.schema.json"
 

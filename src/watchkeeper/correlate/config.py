@@ -27,10 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.correlate.strategies import CoOccurring, LabelGroup, Strategy, TextTemplate, Topology
 from watchkeeper.errors import ConfigError, InputError
-from watchkeeper.execute.runbook import Duration
-from watchkeeper.execute.yamlpos import load
 from watchkeeper.pipeline import PipelineConfig
 from watchkeeper.suppress import FlapDetector, InhibitRule
+from watchkeeper.yamlfile import Duration, load
 
 
 class _Strict(BaseModel):
@@ -108,19 +107,6 @@ class CorrelationConfig(_Strict):
         return timedelta(seconds=self.window)
 
 
-def _document_path(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Pydantic's error location without the steps that are not in the document (union tags)."""
-    path: list[int | str] = []
-    for step in loc:
-        in_list = isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)
-        if (isinstance(data, dict) and step in data) or in_list:
-            data = data[step]
-        elif isinstance(data, dict | list):
-            continue
-        path.append(step)
-    return tuple(path)
-
-
 def _default_strategies() -> list[StrategySpec]:
     return [LabelsSpec(type="labels")]
 
@@ -151,8 +137,8 @@ def load_config(path: Path) -> CorrelationConfig:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            where = _document_path(doc.data, err["loc"])
-            problems.append(f"{path}:{doc.line(where)}: {'.'.join(map(str, where)) or '(top)'}: {err['msg']}")
+            line, where = doc.where(tuple(err["loc"]))
+            problems.append(f"{path}:{line}: {where}: {err['msg']}")
         raise ConfigError("invalid correlation config:\n" + "\n".join(problems)) from exc
     try:
         config.inhibitors()

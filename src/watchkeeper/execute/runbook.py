@@ -18,43 +18,16 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from watchkeeper.execute.yamlpos import YamlPositions, load
 from watchkeeper.policy.base import Autonomy, PolicyConfig, Risk
+from watchkeeper.yamlfile import Duration, YamlPositions, load
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"`` or a number of seconds.
-
-    >>> parse_duration("5m"), parse_duration("250ms"), parse_duration(3)
-    (300.0, 0.25, 3)
-    """
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"{value!r} is not a duration like 30s, 5m, 250ms or 1h")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-    return value
-
-
-Duration = Annotated[
-    float, BeforeValidator(parse_duration), Field(gt=0, le=86_400),
-    WithJsonSchema({"anyOf": [
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400},
-        {"type": "string", "pattern": _DURATION.pattern, "description": "e.g. 30s, 5m, 250ms, 1h"},
-    ]}),
-]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 #: Where a parameter's value comes from.
 PARAM_SOURCE = (
@@ -260,9 +233,8 @@ def _validate(
         return model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            path = tuple(err["loc"])
-            where = ".".join(str(p) for p in path) or "(top)"
-            problems.append(Problem(name, doc.line(path), f"{where}: {err['msg']}"))
+            line, where = doc.where(tuple(err["loc"]))
+            problems.append(Problem(name, line, f"{where}: {err['msg']}"))
         return None
 
 
