@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from watchkeeper import demo
+from watchkeeper.demo import storm as demo
 from watchkeeper.cli import app
 
 

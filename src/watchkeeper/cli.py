@@ -523,7 +523,7 @@ def demo(
     """Replay a realistic alert storm through a live server and show what Watchkeeper made of it."""
     from rich.progress import Progress
 
-    from watchkeeper import demo as demo_mod
+    from watchkeeper.demo import storm as demo_mod
 
     out.rule("[bold]Watchkeeper demo[/bold]")
     out.print("A live Watchkeeper on 127.0.0.1 (SQLite, in-process) receives, over HTTP, what "
