@@ -1,0 +1,514 @@
+"""The lab's signals without Prometheus: scrape every service's ``/metrics``, derive a few
+per-service series, and turn them into Watchkeeper anomaly events.
+
+* :func:`parse` reads one Prometheus text page (prometheus_client's parser) into a :class:`Sample`
+  of raw counters and gauges; :func:`derive` turns two consecutive samples into the derived
+  metrics of :data:`~watchkeeper.lab.record.COLUMNS` (rates from counter deltas, the p90 latency
+  from histogram bucket deltas, as PromQL's ``rate`` and ``histogram_quantile`` would).
+* :class:`Scraper` does that over HTTP for every service (and every instance of it).
+* :class:`Monitor` keeps the series, scores each one with a robust detector wrapped in
+  :class:`~watchkeeper.detect.filter.AnomalyFilter` (scores separate from decisions; anomalous
+  points are not learned) and evaluates the plain SLO rules of :data:`RULES` — the same rules
+  :mod:`watchkeeper.lab.prometheus` writes in PromQL. Every rule or detector window yields a
+  firing event when it opens and a resolved event, same fingerprint, when it closes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from watchkeeper.detect.base import Detector
+from watchkeeper.detect.filter import AnomalyFilter
+from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.lab.record import COLUMNS, Recorder
+from watchkeeper.model import Event, EventKind, Severity, Status
+from watchkeeper.sources.base import fingerprint_of
+
+SOURCE = "watchkeeper.lab"
+NAN = math.nan
+MB = 1024.0 * 1024.0
+
+# -- one scrape ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The raw values of one scrape of one instance (counters are cumulative)."""
+
+    at: float
+    requests: Mapping[str, float] = field(default_factory=dict)  # status code -> count
+    buckets: Mapping[float, float] = field(default_factory=dict)  # le -> cumulative count
+    dependency_errors: float = 0.0
+    cpu_seconds: float = NAN
+    rss_bytes: float = NAN
+    disk_used: float = NAN
+    disk_capacity: float = NAN
+    version: str = ""
+
+
+def parse(text: str, at: float) -> Sample:
+    """Read one ``/metrics`` page of a lab service.
+
+    >>> page = '''lab_requests_total{service="a",status="200"} 90
+    ... lab_requests_total{service="a",status="500"} 10
+    ... process_resident_memory_bytes 5e7
+    ... '''
+    >>> s = parse(page, at=1.0)
+    >>> dict(s.requests), s.rss_bytes
+    ({'200': 90.0, '500': 10.0}, 50000000.0)
+    """
+    requests: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    values: dict[str, float] = {}
+    dependency_errors = 0.0
+    version = ""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "lab_requests_total":
+                status = s.labels.get("status", "")
+                requests[status] = requests.get(status, 0.0) + s.value
+            elif s.name == "lab_request_duration_seconds_bucket":
+                le = float(s.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + s.value
+            elif s.name == "lab_dependency_errors_total":
+                dependency_errors += s.value
+            elif s.name == "lab_config_version_info" and s.value:
+                version = s.labels.get("version", "")
+            elif s.name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                            "lab_disk_used_bytes", "lab_disk_capacity_bytes"):
+                values[s.name] = values.get(s.name, 0.0) + s.value
+    return Sample(
+        at, requests, buckets, dependency_errors, values.get("process_cpu_seconds_total", NAN),
+        values.get("process_resident_memory_bytes", NAN), values.get("lab_disk_used_bytes", NAN),
+        values.get("lab_disk_capacity_bytes", NAN), version,
+    )
+
+
+def _delta(cur: float, prev: float) -> float:
+    """A counter's increase; a decrease means the process restarted and counts from 0 again."""
+    return cur - prev if cur >= prev else cur
+
+
+def quantile(q: float, buckets: Mapping[float, float]) -> float:
+    """PromQL's ``histogram_quantile`` over cumulative bucket counts (``le`` -> count).
+
+    >>> quantile(0.9, {0.1: 50.0, 0.5: 90.0, 1.0: 100.0, math.inf: 100.0})
+    0.5
+    >>> quantile(0.5, {0.1: 0.0, 1.0: 10.0, math.inf: 10.0})
+    0.55
+    >>> math.isnan(quantile(0.9, {math.inf: 0.0}))
+    True
+    """
+    bounds = sorted(buckets)
+    if not bounds or bounds[-1] != math.inf:
+        return NAN
+    total = buckets[math.inf]
+    if not total > 0:
+        return NAN
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        count = buckets[le]
+        if count >= rank:
+            if le == math.inf:
+                return lower  # the highest finite bound, as Prometheus answers
+            if count == below:
+                return le
+            return lower + (le - lower) * (rank - below) / (count - below)
+        lower, below = le, count
+    return NAN
+
+
+def derive(prev: Sequence[Sample | None], cur: Sequence[Sample | None]) -> dict[str, float]:
+    """The derived metrics of one service from the previous and the current scrape of each of its
+    instances (``None`` = that scrape failed).
+
+    Rates need two scrapes of an instance; ``up`` is 1 only when every instance answered; when
+    none did, ``up`` is the only value. CPU, RSS and disk are the largest over the instances (the
+    one that hurts), requests and latencies are pooled.
+
+    >>> a = Sample(0.0, {"200": 100.0}, {0.1: 100.0, 2.5: 100.0, math.inf: 100.0}, cpu_seconds=1.0, rss_bytes=4e7)
+    >>> b = Sample(2.0, {"200": 118.0, "500": 2.0}, {0.1: 110.0, 2.5: 120.0, math.inf: 120.0},
+    ...            cpu_seconds=1.1, rss_bytes=4e7, disk_used=10.0, disk_capacity=100.0)
+    >>> d = derive([a], [b])
+    >>> d["request_rate"], d["error_ratio"], d["latency_p90_s"], round(d["cpu_rate"], 3), d["up"]
+    (10.0, 0.1, 2.02, 0.05, 1.0)
+    >>> derive([b], [None])
+    {'up': 0.0}
+    """
+    answered = [s for s in cur if s is not None]
+    out: dict[str, float] = {"up": 1.0 if answered and len(answered) == len(cur) else 0.0}
+    if not answered:
+        return out
+    total = errors = 0.0
+    buckets: dict[float, float] = {}
+    cpu: list[float] = []
+    have_rate = False
+    for before, now in zip(prev, cur, strict=True):
+        if now is None or before is None or not now.at > before.at:
+            continue
+        have_rate = True
+        dt = now.at - before.at
+        for status, count in now.requests.items():
+            d = _delta(count, before.requests.get(status, 0.0))
+            total += d / dt
+            if status.startswith("5"):
+                errors += d / dt
+        for le, count in now.buckets.items():
+            buckets[le] = buckets.get(le, 0.0) + _delta(count, before.buckets.get(le, 0.0))
+        if not (math.isnan(now.cpu_seconds) or math.isnan(before.cpu_seconds)):
+            cpu.append(_delta(now.cpu_seconds, before.cpu_seconds) / dt)
+    if have_rate:
+        out["request_rate"] = total
+        out["error_ratio"] = errors / total if total > 0 else 0.0
+        out["latency_p90_s"] = quantile(0.9, buckets)
+        out["cpu_rate"] = max(cpu) if cpu else NAN
+    out["rss_bytes"] = max((s.rss_bytes for s in answered), default=NAN)
+    ratios = [s.disk_used / s.disk_capacity for s in answered if s.disk_capacity > 0]
+    out["disk_used_ratio"] = max(ratios) if ratios else NAN
+    return {name: out.get(name, NAN) for name in COLUMNS if name in out}
+
+
+class Scraper:
+    """Scrape every instance of every service; derive its metrics from consecutive scrapes.
+
+    ``endpoints`` maps a service to its base URL (or the URLs of its instances). A failed scrape
+    (refused, timed out, not 200, unparsable) counts as that instance being down.
+    """
+
+    def __init__(
+        self, endpoints: Mapping[str, str | Sequence[str]], *, timeout: float = 2.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.endpoints: dict[str, list[str]] = {
+            service: [urls] if isinstance(urls, str) else list(urls) for service, urls in endpoints.items()
+        }
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 0.5)),
+                                              trust_env=False)
+        self._last: dict[str, list[Sample | None]] = {}
+
+    @classmethod
+    def from_lab(cls, directory: Path | str, **kwargs: Any) -> Scraper:
+        """The services and instances of a running lab, from its ``lab.json``."""
+        path = Path(directory) / "lab.json"
+        try:
+            lab = json.loads(path.read_text(encoding="utf-8"))
+            endpoints: dict[str, list[str]] = {}
+            for name, svc in lab["services"].items():
+                ports = [int(svc["port"])] + [int(i["port"]) for i in svc.get("instances", [])]
+                endpoints[name] = [f"http://127.0.0.1:{p}" for p in dict.fromkeys(ports)]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot read the lab's services from {path}: {exc}") from exc
+        return cls(endpoints, **kwargs)
+
+    def fetch(self, url: str, now: float) -> Sample | None:
+        try:
+            response = self._client.get(url.rstrip("/") + "/metrics")
+            if response.status_code != 200:
+                return None
+            return parse(response.text, now)
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def scrape(self, now: float) -> dict[str, dict[str, float]]:
+        """One scrape of everything: service -> derived metric -> value (see :func:`derive`)."""
+        out: dict[str, dict[str, float]] = {}
+        for service, urls in self.endpoints.items():
+            cur = [self.fetch(url, now) for url in urls]
+            prev = self._last.get(service, [None] * len(cur))
+            out[service] = derive(prev, cur)
+            self._last[service] = cur
+        return out
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- detectors -------------------------------------------------------------------------------
+
+
+class Floored(Detector):
+    """A detector whose score is 0 while the value stays within ``floor`` of the expected one:
+    a deviation too small to matter to an operator (2 ms of latency, one error in a thousand) is
+    not an anomaly, however quiet the series was.
+
+    >>> det = Floored(RobustSeasonal(window=8, warmup=4), floor=0.05)
+    >>> for i in range(20):
+    ...     det.learn_one(0.0, float(i))
+    >>> det.score_one(0.01, 20.0), det.score_one(0.5, 20.0) > 0.9
+    (0.0, True)
+    """
+
+    def __init__(self, inner: Detector, floor: float) -> None:
+        self.inner = inner
+        self.floor = floor
+
+    def learn_one(self, x: float, t: float) -> None:
+        self.inner.learn_one(x, t)
+
+    def score_one(self, x: float, t: float) -> float:
+        span = self.inner.expected_range(t)
+        if span is not None and abs(x - (span[0] + span[1]) / 2.0) < self.floor:
+            return 0.0
+        return self.inner.score_one(x, t)
+
+    def expected_range(self, t: float) -> tuple[float, float] | None:
+        span = self.inner.expected_range(t)
+        if span is None:
+            return None
+        mid = (span[0] + span[1]) / 2.0
+        half = max((span[1] - span[0]) / 2.0, self.floor)
+        return (mid - half, mid + half)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"inner": self.inner.to_state()}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.inner = type(self.inner).from_state(state["inner"])
+
+
+#: The smallest deviation worth an anomaly, per derived metric.
+FLOORS: Mapping[str, float] = {
+    "request_rate": 5.0, "error_ratio": 0.02, "latency_p90_s": 0.1, "cpu_rate": 0.15,
+    "rss_bytes": 32 * MB, "disk_used_ratio": 0.05,
+}
+
+
+def default_detector(metric: str) -> Detector:
+    """A median/MAD baseline without season (the lab runs for minutes), floored per metric."""
+    return Floored(RobustSeasonal(window=32, season="none", warmup=10), floor=FLOORS.get(metric, 0.0))
+
+
+# -- SLO rules -------------------------------------------------------------------------------
+
+#: One point of a series: (unix seconds, value).
+Point = tuple[float, float]
+_OPS: Mapping[str, Callable[[float, float], bool]] = {">": operator.gt, "<": operator.lt}
+
+
+def last(points: Sequence[Point]) -> float:
+    return points[-1][1] if points else NAN
+
+
+def growth_per_minute(window_s: float) -> Callable[[Sequence[Point]], float]:
+    """The growth per minute over the last ``window_s`` (least squares; NaN with < 3 points)."""
+
+    def slope(points: Sequence[Point]) -> float:
+        if not points:
+            return NAN
+        end = points[-1][0]
+        pts = [(t, v) for t, v in points if t >= end - window_s and not math.isnan(v)]
+        if len(pts) < 3:
+            return NAN
+        mt = sum(t for t, _ in pts) / len(pts)
+        mv = sum(v for _, v in pts) / len(pts)
+        var = sum((t - mt) ** 2 for t, _ in pts)
+        if not var > 0:
+            return NAN
+        return 60.0 * sum((t - mt) * (v - mv) for t, v in pts) / var
+
+    return slope
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``value(series of metric) op threshold`` for ``for_steps`` scrapes in a row fires ``alert``.
+
+    A missing value (the service is down, or no rate yet) neither fires nor resolves the rule.
+    """
+
+    alert: str
+    metric: str
+    op: str
+    threshold: float
+    severity: Severity
+    summary: str
+    for_steps: int = 1
+    value: Callable[[Sequence[Point]], float] = last
+    unit: str = ""
+
+    def breached(self, v: float) -> bool:
+        return _OPS[self.op](v, self.threshold)
+
+    @property
+    def expected_range(self) -> list[float | None]:
+        return [None, self.threshold] if self.op == ">" else [self.threshold, None]
+
+
+RSS_GROWTH_MB_PER_MIN = 30.0
+RSS_LIMIT_BYTES = 250 * MB
+RSS_GROWTH_WINDOW_S = 20.0
+
+#: The SLO rules an SRE would expect of any HTTP service (PromQL twins in lab/prometheus.py).
+RULES: tuple[Rule, ...] = (
+    Rule("ServiceDown", "up", "<", 1.0, Severity.CRITICAL, "{service} is down (its /metrics does not answer)"),
+    Rule("HighErrorRatio", "error_ratio", ">", 0.05, Severity.ERROR,
+         "{service}: {value:.1%} of requests fail (SLO 5%)", for_steps=2),
+    Rule("HighLatency", "latency_p90_s", ">", 1.0, Severity.ERROR,
+         "{service}: p90 latency {value:.2f}s (SLO 1s)", for_steps=2),
+    Rule("HighCpu", "cpu_rate", ">", 0.8, Severity.WARNING,
+         "{service}: CPU {value:.2f} cores (limit 0.8)", for_steps=2),
+    Rule("MemoryGrowing", "rss_bytes", ">", RSS_GROWTH_MB_PER_MIN * MB, Severity.WARNING,
+         "{service}: RSS grows {mb_value:.0f} MB/min", for_steps=2,
+         value=growth_per_minute(RSS_GROWTH_WINDOW_S), unit="bytes/min"),
+    Rule("MemoryHigh", "rss_bytes", ">", RSS_LIMIT_BYTES, Severity.ERROR,
+         "{service}: RSS {mb_value:.0f} MB (limit 250 MB)"),
+    Rule("DiskAlmostFull", "disk_used_ratio", ">", 0.9, Severity.ERROR, "{service}: disk {value:.0%} full"),
+)
+
+
+@dataclass
+class _RuleState:
+    streak: int = 0
+    firing_since: float | None = None
+    peak: float = NAN
+    event_labels: dict[str, str] = field(default_factory=dict)
+
+
+# -- the monitor -----------------------------------------------------------------------------
+
+
+class Monitor:
+    """Series per service, scored by detectors and checked against SLO rules, as events.
+
+    ``observe(now, values)`` takes one scrape's derived values (drive it directly in tests);
+    ``step(now)`` scrapes first (and records, when given a recorder).
+
+    >>> m = Monitor(rules=RULES[:1])
+    >>> m.observe(0.0, {"api": {"up": 1.0}}) + m.observe(2.0, {"api": {"up": 1.0}})
+    []
+    >>> [(e.name, e.status.value, e.labels["severity"]) for e in m.observe(4.0, {"api": {"up": 0.0}})]
+    [('ServiceDown', 'firing', 'critical')]
+    >>> [(e.name, e.status.value) for e in m.observe(6.0, {"api": {"up": 1.0}})]
+    [('ServiceDown', 'resolved')]
+    """
+
+    def __init__(
+        self, scraper: Scraper | None = None, *, rules: Iterable[Rule] = RULES,
+        detector: Callable[[str], Detector] | None = default_detector, threshold: float = 0.9,
+        recorder: Recorder | None = None, history: int = 600,
+    ) -> None:
+        self.scraper = scraper
+        self.rules = tuple(rules)
+        self.detector = detector
+        self.threshold = threshold
+        self.recorder = recorder
+        self.series: dict[str, dict[str, deque[Point]]] = {}
+        self._history = history
+        self._filters: dict[tuple[str, str], AnomalyFilter] = {}
+        self._rules: dict[tuple[str, str], _RuleState] = {}
+
+    def step(self, now: float) -> list[Event]:
+        """Scrape once (``now`` in unix seconds), record, and return the events it causes."""
+        if self.scraper is None:
+            raise RuntimeError("Monitor.step needs a scraper; use observe() to feed values directly")
+        values = self.scraper.scrape(now)
+        if self.recorder is not None:
+            self.recorder.write(now, values)
+        return self.observe(now, values)
+
+    def observe(self, now: float, values: Mapping[str, Mapping[str, float]]) -> list[Event]:
+        events: list[Event] = []
+        for service, metrics in values.items():
+            series = self.series.setdefault(service, {})
+            for metric in COLUMNS:
+                v = metrics.get(metric, NAN)
+                points = series.setdefault(metric, deque(maxlen=self._history))
+                points.append((now, v))
+                if metric != "up" and not math.isnan(v) and self.detector is not None:
+                    events += self._filter(service, metric).update(v, now)
+            for rule in self.rules:
+                events += self._check(service, rule, now)
+        return events
+
+    def firing(self) -> list[tuple[str, str]]:
+        """The (service, alertname) of every rule firing now."""
+        return sorted(key for key, st in self._rules.items() if st.firing_since is not None)
+
+    def _filter(self, service: str, metric: str) -> AnomalyFilter:
+        key = (service, metric)
+        f = self._filters.get(key)
+        if f is None:
+            assert self.detector is not None
+            labels = {"service": service, "alertname": f"{_camel(metric)}Anomaly", "severity": "warning"}
+            f = AnomalyFilter(self.detector(metric), series=f"{service} {metric}", threshold=self.threshold,
+                              labels=labels, service=service)
+            self._filters[key] = f
+        return f
+
+    def _check(self, service: str, rule: Rule, now: float) -> list[Event]:
+        points = self.series[service].get(rule.metric, ())
+        v = rule.value(points)
+        st = self._rules.setdefault((service, rule.alert), _RuleState())
+        if math.isnan(v):
+            return []
+        if rule.breached(v):
+            st.streak += 1
+            if st.firing_since is None:
+                if st.streak < rule.for_steps:
+                    return []
+                st.firing_since, st.peak = now, v
+                return [self._event(service, rule, st, v, now, Status.FIRING)]
+            st.peak = max(st.peak, v) if rule.op == ">" else min(st.peak, v)
+            return []
+        st.streak = 0
+        if st.firing_since is None:
+            return []
+        event = self._event(service, rule, st, v, now, Status.RESOLVED)
+        st.firing_since, st.peak = None, NAN
+        return [event]
+
+    def _event(self, service: str, rule: Rule, st: _RuleState, v: float, now: float, status: Status) -> Event:
+        labels = {"service": service, "alertname": rule.alert, "severity": rule.severity.value}
+        start = _dt(st.firing_since if st.firing_since is not None else now)
+        end = _dt(now) if status is Status.RESOLVED else None
+        shown = st.peak if status is Status.RESOLVED else v
+        summary = rule.summary.format(service=service, value=shown, mb_value=shown / MB)
+        if status is Status.RESOLVED:
+            summary = f"resolved: {summary} (now {v:g})"
+        evidence: dict[str, Any] = {
+            "series": f"{service} {rule.metric}", "rule": f"{rule.alert}: {rule.metric} {rule.op} {rule.threshold:g}"
+            + (f" {rule.unit}" if rule.unit else "") + f" for {rule.for_steps} scrape(s)",
+            "window": {"start": start.isoformat(), "end": None if end is None else end.isoformat()},
+            "observed": v, "peak": None if math.isnan(st.peak) else st.peak, "expected_range": rule.expected_range,
+            "annotations": {"summary": summary},
+        }
+        return Event(
+            source=SOURCE, kind=EventKind.ANOMALY, fingerprint=fingerprint_of(labels, namespace="lab-slo"),
+            status=status, severity=rule.severity, name=rule.alert, service=service, resource="", labels=labels,
+            summary=summary, starts_at=start, ends_at=end, received_at=_dt(now), raw=evidence,
+        )
+
+
+def _camel(metric: str) -> str:
+    """``latency_p90_s`` -> ``LatencyP90S``."""
+    return "".join(part.capitalize() for part in metric.split("_"))
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def as_native(event: Event) -> dict[str, Any]:
+    """The event in Watchkeeper's own ingest schema (``POST /api/v1/ingest/events``)."""
+    out: dict[str, Any] = {
+        "summary": event.summary, "service": event.service, "name": event.name, "kind": event.kind.value,
+        "status": event.status.value, "severity": event.severity.value, "fingerprint": event.fingerprint,
+        "source": "lab", "labels": dict(event.labels), "starts_at": event.starts_at.isoformat(),
+    }
+    if event.resource:
+        out["resource"] = event.resource
+    if event.ends_at is not None:
+        out["ends_at"] = event.ends_at.isoformat()
+    return out
