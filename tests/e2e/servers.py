@@ -31,6 +31,7 @@ import httpx
 import yaml
 
 from conftest import need
+from watchkeeper.lab.prometheus import alertmanager_config, prometheus_config, static_jobs
 
 T = TypeVar("T")
 
@@ -261,16 +262,8 @@ def start_prometheus(
     rules_file = workdir / "rules.yml"
     rules = {"groups": [{"name": "e2e", "rules": [dict(rule) for rule in alert_rules]}]}
     rules_file.write_text(yaml.safe_dump(rules))
-    config: dict[str, Any] = {
-        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-        "rule_files": [str(rules_file)],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": list(targets)}]}
-            for job, targets in scrape_jobs.items()
-        ],
-    }
-    if alertmanager is not None:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    config = prometheus_config(static_jobs(scrape_jobs), interval=interval, rule_files=[rules_file],
+                               alertmanager=alertmanager)
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
     argv = [str(need_binary(PROMETHEUS)), f"--config.file={config_file}",
@@ -286,14 +279,7 @@ def start_alertmanager(
     after 1 s of grouping."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
-    if bearer_token is not None:
-        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer_token}}
-    config = {
-        "route": {"receiver": "webhook", "group_by": ["alertname"], "group_wait": "1s",
-                  "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "webhook", "webhook_configs": [webhook]}],
-    }
+    config = alertmanager_config(webhook_url, bearer_token=bearer_token, group_by=("alertname",))
     config_file = workdir / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(config))
     argv = [str(need_binary(ALERTMANAGER)), f"--config.file={config_file}",

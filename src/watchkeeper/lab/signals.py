@@ -36,6 +36,7 @@ from watchkeeper.model import Event, EventKind, Severity, Status
 from watchkeeper.sources.base import fingerprint_of
 
 SOURCE = "watchkeeper.lab"
+HOST = "127.0.0.1"
 NAN = math.nan
 MB = 1024.0 * 1024.0
 
@@ -93,6 +94,20 @@ def parse(text: str, at: float) -> Sample:
         values.get("process_resident_memory_bytes", NAN), values.get("lab_disk_used_bytes", NAN),
         values.get("lab_disk_capacity_bytes", NAN), version,
     )
+
+
+def lab_ports(directory: Path | str) -> dict[str, list[int]]:
+    """service -> the ports of its instances, from the ``lab.json`` of the lab in ``directory``."""
+    path = Path(directory) / "lab.json"
+    try:
+        lab = json.loads(path.read_text(encoding="utf-8"))
+        out: dict[str, list[int]] = {}
+        for name, svc in lab["services"].items():
+            ports = [int(svc["port"])] + [int(i["port"]) for i in svc.get("instances", [])]
+            out[str(name)] = list(dict.fromkeys(ports))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"cannot read the lab's services from {path}: {exc}") from exc
+    return out
 
 
 def _delta(cur: float, prev: float) -> float:
@@ -201,16 +216,8 @@ class Scraper:
     @classmethod
     def from_lab(cls, directory: Path | str, **kwargs: Any) -> Scraper:
         """The services and instances of a running lab, from its ``lab.json``."""
-        path = Path(directory) / "lab.json"
-        try:
-            lab = json.loads(path.read_text(encoding="utf-8"))
-            endpoints: dict[str, list[str]] = {}
-            for name, svc in lab["services"].items():
-                ports = [int(svc["port"])] + [int(i["port"]) for i in svc.get("instances", [])]
-                endpoints[name] = [f"http://127.0.0.1:{p}" for p in dict.fromkeys(ports)]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"cannot read the lab's services from {path}: {exc}") from exc
-        return cls(endpoints, **kwargs)
+        ports = lab_ports(directory)
+        return cls({name: [f"http://{HOST}:{p}" for p in ps] for name, ps in ports.items()}, **kwargs)
 
     def fetch(self, url: str, now: float) -> Sample | None:
         try:
@@ -340,6 +347,17 @@ class Rule:
 
     def breached(self, v: float) -> bool:
         return _OPS[self.op](v, self.threshold)
+
+    @property
+    def text(self) -> str:
+        """The condition in words: ``error_ratio > 0.05 for 2 scrapes``."""
+        if self.unit == "bytes/min":
+            limit = f"growth {self.op} {self.threshold / MB:g} MiB/min"
+        elif self.metric == "rss_bytes":
+            limit = f"{self.op} {self.threshold / MB:g} MiB"
+        else:
+            limit = f"{self.op} {self.threshold:g}"
+        return f"{self.metric} {limit} for {self.for_steps} scrape{'s' if self.for_steps > 1 else ''}"
 
     @property
     def expected_range(self) -> list[float | None]:
@@ -478,8 +496,7 @@ class Monitor:
         if status is Status.RESOLVED:
             summary = f"resolved: {summary} (now {v:g})"
         evidence: dict[str, Any] = {
-            "series": f"{service} {rule.metric}", "rule": f"{rule.alert}: {rule.metric} {rule.op} {rule.threshold:g}"
-            + (f" {rule.unit}" if rule.unit else "") + f" for {rule.for_steps} scrape(s)",
+            "series": f"{service} {rule.metric}", "rule": f"{rule.alert}: {rule.text}",
             "window": {"start": start.isoformat(), "end": None if end is None else end.isoformat()},
             "observed": v, "peak": None if math.isnan(st.peak) else st.peak, "expected_range": rule.expected_range,
             "annotations": {"summary": summary},
