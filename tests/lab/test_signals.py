@@ -302,3 +302,19 @@ def test_scraper_from_lab_json(tmp_path: Path) -> None:
     scraper.close()
     with pytest.raises(ValueError, match=r"lab\.json"):
         Scraper.from_lab(tmp_path / "missing")
+
+
+def test_only_the_harmful_side_is_an_anomaly() -> None:
+    fake = FakeService("api", seed=21)
+    fake.cpu_cores, fake.latency_s = 0.5, 0.2
+    monitor = Monitor()
+    t, events = drive(monitor, fake, T0, 120.0, 2.0)
+    assert events == []
+    fake.cpu_cores, fake.latency_s = 0.01, 0.005  # better: no event
+    t, events = drive(monitor, fake, t, 30.0, 2.0)
+    assert events == [], [(e.name, e.labels) for e in events]
+    fake.rps = 8.0  # traffic lost: an anomaly on the request rate (both sides are watched)
+    _, events = drive(monitor, fake, t, 30.0, 2.0)
+    assert {e.labels["alertname"] for e in events} == {"RequestRateAnomaly"}
+    assert events[0].status is Status.FIRING and events[0].raw["peak"]["value"] < 14.0
+    assert events[0].raw["detector"].startswith("Cusum(")

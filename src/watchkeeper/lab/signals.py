@@ -15,6 +15,7 @@ per-service series, and turn them into Watchkeeper anomaly events.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import operator
@@ -29,6 +30,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from watchkeeper.detect.base import Detector
+from watchkeeper.detect.changepoint import Cusum
 from watchkeeper.detect.filter import AnomalyFilter
 from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.lab.record import COLUMNS, Recorder
@@ -245,56 +247,56 @@ class Scraper:
 # -- detectors -------------------------------------------------------------------------------
 
 
-class Floored(Detector):
-    """A detector whose score is 0 while the value stays within ``floor`` of the expected one:
-    a deviation too small to matter to an operator (2 ms of latency, one error in a thousand) is
-    not an anomaly, however quiet the series was.
+class Baseline(RobustSeasonal):
+    """:class:`~watchkeeper.detect.robust.RobustSeasonal` that scores only what an operator would
+    call worse: deviations on the harmful ``side`` (``"up"``, ``"down"`` or ``"both"``) of at
+    least ``floor`` — 2 ms more latency or one error in a thousand is not an anomaly, however
+    quiet the series was, and a drop in CPU or errors is good news.
 
-    >>> det = Floored(RobustSeasonal(window=8, warmup=4), floor=0.05)
+    >>> det = Baseline(floor=0.05, side="up", window=8, warmup=4, season="none")
     >>> for i in range(20):
-    ...     det.learn_one(0.0, float(i))
-    >>> det.score_one(0.01, 20.0), det.score_one(0.5, 20.0) > 0.9
-    (0.0, True)
+    ...     det.learn_one(0.2, float(i))
+    >>> det.score_one(0.24, 20.0), det.score_one(0.0, 20.0), det.score_one(0.9, 20.0) > 0.9
+    (0.0, 0.0, True)
     """
 
-    def __init__(self, inner: Detector, floor: float) -> None:
-        self.inner = inner
+    def __init__(self, floor: float = 0.0, side: str = "both", **kwargs: Any) -> None:
+        if side not in ("up", "down", "both"):
+            raise ValueError(f"side must be up, down or both, not {side!r}")
+        super().__init__(**kwargs)
         self.floor = floor
+        self.side = side
 
-    def learn_one(self, x: float, t: float) -> None:
-        self.inner.learn_one(x, t)
+    def params(self) -> dict[str, Any]:
+        base = {name: getattr(self, name) for name in inspect.signature(RobustSeasonal.__init__).parameters
+                if name != "self"}
+        return {"floor": self.floor, "side": self.side, **base}
 
     def score_one(self, x: float, t: float) -> float:
-        span = self.inner.expected_range(t)
-        if span is not None and abs(x - (span[0] + span[1]) / 2.0) < self.floor:
-            return 0.0
-        return self.inner.score_one(x, t)
-
-    def expected_range(self, t: float) -> tuple[float, float] | None:
-        span = self.inner.expected_range(t)
-        if span is None:
-            return None
-        mid = (span[0] + span[1]) / 2.0
-        half = max((span[1] - span[0]) / 2.0, self.floor)
-        return (mid - half, mid + half)
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"inner": self.inner.to_state()}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.inner = type(self.inner).from_state(state["inner"])
+        span = self.expected_range(t)
+        if span is not None:
+            deviation = x - (span[0] + span[1]) / 2.0
+            if abs(deviation) < self.floor or (self.side == "up" and deviation < 0) or (
+                    self.side == "down" and deviation > 0):
+                return 0.0
+        return super().score_one(x, t)
 
 
 #: The smallest deviation worth an anomaly, per derived metric.
 FLOORS: Mapping[str, float] = {
-    "request_rate": 5.0, "error_ratio": 0.02, "latency_p90_s": 0.1, "cpu_rate": 0.15,
+    "error_ratio": 0.02, "latency_p90_s": 0.1, "cpu_rate": 0.15,
     "rss_bytes": 32 * MB, "disk_used_ratio": 0.05,
 }
 
 
 def default_detector(metric: str) -> Detector:
-    """A median/MAD baseline without season (the lab runs for minutes), floored per metric."""
-    return Floored(RobustSeasonal(window=32, season="none", warmup=10), floor=FLOORS.get(metric, 0.0))
+    """Per derived metric: the request rate (Poisson-noisy, and both a drop and a surge matter) by a
+    CUSUM change-point detector, which sums evidence over scrapes; every other series by a
+    median/MAD baseline without season (the lab runs for minutes), floored, watching the harmful
+    side only."""
+    if metric == "request_rate":
+        return Cusum(warmup=20, drift=1.0, threshold=10.0)
+    return Baseline(floor=FLOORS.get(metric, 0.0), side="up", window=32, season="none", warmup=10)
 
 
 # -- SLO rules -------------------------------------------------------------------------------
