@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from watchkeeper.lab.record import COLUMNS, HEADER, Recorder
-from watchkeeper.lab.signals import RULES, Monitor, Scraper, as_native, derive, parse
+from watchkeeper.lab.signals import RULES, Monitor, Scraper, as_native, derive, parse, watch
 from watchkeeper.model import EventKind, Status
 
 MB = 1024.0 * 1024.0
@@ -72,8 +72,8 @@ class FakeService:
         for latency in rng.lognormal(math.log(self.latency_s), 0.4, size=n):
             self.duration.labels(self.name).observe(float(latency))
         self.cpu.inc(max(0.0, self.cpu_cores * dt * float(rng.normal(1.0, 0.2))))
-        self.rss_bytes += self.leak_bytes_per_s * dt + float(rng.normal(0.0, 0.2 * MB))
-        self.rss.set(self.rss_bytes)
+        self.rss_bytes += self.leak_bytes_per_s * dt
+        self.rss.set(self.rss_bytes + float(rng.normal(0.0, 0.3 * MB)))
         self.disk_used.labels(self.name).set(self.disk_ratio * 50 * MB + float(rng.normal(0.0, 0.001 * MB)))
         self.info.clear()
         self.info.labels(self.name, self.version).set(1)
@@ -318,3 +318,21 @@ def test_only_the_harmful_side_is_an_anomaly() -> None:
     assert {e.labels["alertname"] for e in events} == {"RequestRateAnomaly"}
     assert events[0].status is Status.FIRING and events[0].raw["peak"]["value"] < 14.0
     assert events[0].raw["detector"].startswith("Cusum(")
+
+
+def test_watch_steps_until_stopped_and_emits_batches(fake: FakeService) -> None:
+    batches: list[list[Any]] = []
+    stop = threading.Event()
+    monitor = Monitor(Scraper({"frontend": fake.url, "gone": "http://127.0.0.1:9"}, timeout=1.0))
+    thread = threading.Thread(target=watch, args=(monitor, 0.1, batches.append, stop))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(monitor.series.get("frontend", {}).get("up", ())) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(monitor.series["frontend"]["up"]) >= 5
+    assert [[(e.service, e.name) for e in b] for b in batches] == [[("gone", "ServiceDown")]]
+    with pytest.raises(ValueError, match="interval"):
+        watch(monitor, 0.0, batches.append, stop)

@@ -19,6 +19,8 @@ import inspect
 import json
 import math
 import operator
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -311,14 +313,15 @@ def last(points: Sequence[Point]) -> float:
 
 
 def growth_per_minute(window_s: float) -> Callable[[Sequence[Point]], float]:
-    """The growth per minute over the last ``window_s`` (least squares; NaN with < 3 points)."""
+    """The growth per minute over the last ``window_s`` (least squares; NaN with fewer than 3
+    points or when they span less than half the window)."""
 
     def slope(points: Sequence[Point]) -> float:
         if not points:
             return NAN
         end = points[-1][0]
         pts = [(t, v) for t, v in points if t >= end - window_s and not math.isnan(v)]
-        if len(pts) < 3:
+        if len(pts) < 3 or pts[-1][0] - pts[0][0] < window_s / 2:
             return NAN
         mt = sum(t for t, _ in pts) / len(pts)
         mv = sum(v for _, v in pts) / len(pts)
@@ -508,6 +511,26 @@ class Monitor:
             status=status, severity=rule.severity, name=rule.alert, service=service, resource="", labels=labels,
             summary=summary, starts_at=start, ends_at=end, received_at=_dt(now), raw=evidence,
         )
+
+
+def watch(
+    monitor: Monitor, interval: float, emit: Callable[[list[Event]], None], stop: threading.Event,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Step ``monitor`` every ``interval`` seconds (on a fixed grid, skipping missed ticks) and hand
+    each non-empty batch of events to ``emit``, until ``stop`` is set. Run it in a thread."""
+    if not 0.1 <= interval <= 60.0:
+        raise ValueError(f"the scrape interval must be between 0.1 and 60 seconds, not {interval}")
+    next_at = clock()
+    while not stop.is_set():
+        events = monitor.step(clock())
+        if events:
+            emit(events)
+        next_at += interval
+        now = clock()
+        if next_at < now:  # a slow scrape: skip the missed ticks rather than bunch up
+            next_at = now + interval - (now - next_at) % interval
+        stop.wait(next_at - now)
 
 
 def _camel(metric: str) -> str:
