@@ -4,15 +4,19 @@ self-scrape monitor's (``promtool test rules`` on synthetic series)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from conftest import need
-from watchkeeper.lab.prometheus import JOB, alert_rules, read_lab, write_configs
+from e2e.servers import wait_until
+from lab.test_signals import FakeService
+from watchkeeper.lab.prometheus import JOB, alert_rules, read_lab, start, write_configs
 from watchkeeper.lab.signals import RULES
 
 TARGETS = {"frontend": ["127.0.0.1:4001"], "cache": ["127.0.0.1:4002", "127.0.0.1:4003"]}
@@ -141,3 +145,40 @@ def test_rules_fire_on_synthetic_series(tmp_path: Path) -> None:
         "tests": [{"interval": "2s", "input_series": series, "alert_rule_test": tests}],
     }))
     assert "SUCCESS" in run([promtool, "test", "rules", "test.yml"], tmp_path)
+
+
+def test_start_without_alertmanager_runs_prometheus_alone(tmp_path: Path) -> None:
+    prometheus = tool("prometheus")
+    fake = FakeService("cache", seed=9).start()
+    lab = {"services": {"cache": {"port": fake.port, "pid": 1, "deps": [], "version": "v1", "instances": []}}}
+    (tmp_path / "lab.json").write_text(json.dumps(lab))
+    try:
+        stack = start(tmp_path, interval="1s", webhook_url=WEBHOOK, prometheus=prometheus,
+                      alertmanager=str(tmp_path / "no-alertmanager"))
+        try:
+            assert stack.alertmanager is None and stack.files.alertmanager is None
+            assert (tmp_path / "prometheus" / "data").is_dir()
+            pid = stack.prometheus.proc.pid if stack.prometheus.proc else 0
+
+            def rules_evaluated() -> list[str]:
+                with httpx.Client(timeout=2.0, trust_env=False) as client:
+                    groups = client.get(f"{stack.prometheus.url}/api/v1/rules").json()["data"]["groups"]
+                return [r["name"] for g in groups for r in g["rules"] if r["health"] == "ok"]
+
+            names = wait_until(lambda: len(rules_evaluated()) == len(RULES) and rules_evaluated(),
+                               what="Prometheus evaluating every rule", timeout=30, logs=stack.logs)
+            assert sorted(names) == sorted(r.alert for r in RULES)
+        finally:
+            stack.stop()
+        assert stack.prometheus.proc is None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        fake.stop()
+
+
+def test_start_names_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read the lab's services"):
+        start(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        start(tmp_path, targets=TARGETS, prometheus=str(tmp_path / "no-prometheus"))
