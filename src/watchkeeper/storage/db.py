@@ -29,8 +29,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_LOCK = 0x776B
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as every JSON column stores it (also used by writers that bypass SQLAlchemy)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
 
 
 class Database:
@@ -43,14 +45,14 @@ class Database:
         try:
             if self.is_sqlite:
                 self.engine = create_engine(
-                    url, echo=echo, json_serializer=_json, json_deserializer=orjson.loads,
+                    url, echo=echo, json_serializer=json_text, json_deserializer=orjson.loads,
                     connect_args={"check_same_thread": False, "timeout": 30},
                 )
                 event.listen(self.engine, "connect", _sqlite_connect)
                 event.listen(self.engine, "begin", _sqlite_begin)
             else:
                 self.engine = create_engine(
-                    url, echo=echo, json_serializer=_json, json_deserializer=orjson.loads,
+                    url, echo=echo, json_serializer=json_text, json_deserializer=orjson.loads,
                     pool_pre_ping=True, pool_size=10, max_overflow=10,
                 )
         except Exception as exc:  # SQLAlchemy raises several types for a bad URL

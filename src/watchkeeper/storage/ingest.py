@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -11,16 +11,16 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
+from watchkeeper.storage.db import json_text
 from watchkeeper.storage.tables import (
     alerts,
-    events,
-    incident_alerts,
     incident_keys,
     incident_services,
     incidents,
     inhibitors,
     silences,
 )
+from watchkeeper.storage.types import pg_stamp, sqlite_stamp
 from watchkeeper.suppress import Silence, parse_matcher
 
 CHUNK = 500
@@ -100,8 +100,13 @@ def load_state(
 
 
 def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Loaded) -> None:
+    """Write the batch's events and every change the pipeline made, in the caller's transaction.
+
+    The rows that grow with the traffic (events, alerts, memberships, touched incidents) go to
+    the driver as plain tuples (:class:`_Driver`); the rarer ones through SQLAlchemy Core."""
+    driver = _Driver.of(conn)
     if batch:
-        conn.execute(insert(events), [_event_row(e) for e in batch])
+        driver.insert_events(conn, batch)
     new_incidents = [state.incidents[i] for i in sorted(state.new_incidents)]
     if new_incidents:
         conn.execute(insert(incidents), [incident_row(i) for i in new_incidents])
@@ -113,11 +118,9 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
         )
     touched = [state.incidents[i] for i in sorted(state.touched_incidents - state.changed_incidents)]
     if touched:
-        conn.execute(
-            update(incidents).where(incidents.c.id == bindparam("b_id")).values(
-                last_activity_at=bindparam("b_at")),
-            [{"b_id": i.id, "b_at": i.last_activity_at} for i in touched],
-        )
+        stamp = driver.stamp
+        driver.executemany(conn, "UPDATE incidents SET last_activity_at = ? WHERE id = ?",
+                           [(stamp(i.last_activity_at), i.id) for i in touched])
     pairs = {
         (i, s) for i in state.changed_incidents for s in state.incidents[i].services
     } - loaded.incident_services
@@ -130,40 +133,114 @@ def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Load
         loaded.incident_keys.update(key_pairs)
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
     if fresh:
-        conn.execute(insert(alerts), [_alert_row(a) for a in fresh])
+        driver.executemany(conn, _INSERT_ALERT, [(a.fingerprint, *driver.alert_values(a)) for a in fresh])
         loaded.alerts.update(a.fingerprint for a in fresh)
     counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
     if counted:
-        conn.execute(
-            update(alerts).where(alerts.c.fingerprint == bindparam("b_fp")).values(
-                count=bindparam("b_count"), last_seen=bindparam("b_seen")),
-            [{"b_fp": a.fingerprint, "b_count": a.count, "b_seen": a.last_seen} for a in counted],
-        )
+        driver.count_alerts(conn, counted)
     known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
-        conn.execute(
-            update(alerts).where(alerts.c.fingerprint == bindparam("b_fp")),
-            [{"b_fp": a.fingerprint, **_alert_values(a)} for a in known],
-        )
+        driver.executemany(conn, _UPDATE_ALERT, [(*driver.alert_values(a), a.fingerprint) for a in known])
     if state.inhibit_added:
         conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in sorted(state.inhibit_added)])
     for key, fingerprint in sorted(state.inhibit_removed):
         conn.execute(inhibitors.delete().where(inhibitors.c.key == key, inhibitors.c.fingerprint == fingerprint))
     if state.memberships:
-        conn.execute(insert(incident_alerts), [
-            {"incident_id": m.incident_id, "fingerprint": m.fingerprint, "joined_at": m.joined_at,
-             "reason": m.reason, "detail": m.detail}
-            for m in state.memberships
-        ])
+        stamp = driver.stamp
+        driver.executemany(
+            conn, "INSERT INTO incident_alerts (incident_id, fingerprint, joined_at, reason, detail) "
+                  "VALUES (?, ?, ?, ?, ?)",
+            [(m.incident_id, m.fingerprint, stamp(m.joined_at), m.reason, m.detail) for m in state.memberships],
+        )
 
 
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "received_at": e.received_at, "source": e.source, "kind": e.kind.value,
-        "fingerprint": e.fingerprint, "status": e.status.value, "severity": e.severity.value,
-        "service": e.service, "summary": e.summary, "starts_at": e.starts_at, "ends_at": e.ends_at,
-        "labels": dict(e.labels), "raw": e.raw,
-    }
+# The columns of ``_Driver.alert_values`` (``_alert_values``'s keys, in order) and of events.
+_INSERT_ALERT = (
+    "INSERT INTO alerts (fingerprint, source, name, service, resource, severity, status, labels, summary, "
+    "first_seen, last_seen, count, resolved_at, incident_id, join_reason, held, changes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_ALERT = (
+    "UPDATE alerts SET source = ?, name = ?, service = ?, resource = ?, severity = ?, status = ?, labels = ?, "
+    "summary = ?, first_seen = ?, last_seen = ?, count = ?, resolved_at = ?, incident_id = ?, join_reason = ?, "
+    "held = ?, changes = ? WHERE fingerprint = ?"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
+    "ends_at, labels, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COPY_EVENTS = (
+    "COPY events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
+    "ends_at, labels, raw) FROM STDIN"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Driver:
+    """Rows handed to the DBAPI driver as tuples of what it stores: times as ``UTCDateTime``
+    stores them, JSON as text. SQLAlchemy Core's per-row work (a parameter dict, compiled
+    parameters, a type processor per value) cost more than SQLite's own insert, so the
+    high-volume writes skip it; SQL is written with ``?`` and adapted to the driver's style."""
+
+    sqlite: bool
+    stamp: Callable[[datetime], Any]
+
+    @classmethod
+    def of(cls, conn: Connection) -> _Driver:
+        sqlite = conn.dialect.name == "sqlite"
+        return cls(sqlite, sqlite_stamp if sqlite else pg_stamp)
+
+    def executemany(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), rows)
+
+    def insert_events(self, conn: Connection, batch: Sequence[Event]) -> None:
+        stamp = self.stamp
+        received: dict[datetime, Any] = {}
+        rows = []
+        for e in batch:
+            at = received.get(e.received_at)
+            if at is None:
+                at = received[e.received_at] = stamp(e.received_at)
+            labels = e.labels if type(e.labels) is dict else dict(e.labels)
+            rows.append((
+                at, e.source, e.kind.value, e.fingerprint, e.status.value, e.severity.value, e.service,
+                e.summary, stamp(e.starts_at), None if e.ends_at is None else stamp(e.ends_at),
+                json_text(labels), json_text(e.raw if type(e.raw) is dict else dict(e.raw)),
+            ))
+        if self.sqlite:
+            conn.exec_driver_sql(_INSERT_EVENT, rows)
+            return
+        # PostgreSQL: COPY, on the transaction's own connection (about 3x executemany's rate).
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def alert_values(self, a: Alert) -> tuple[Any, ...]:
+        stamp = self.stamp
+        return (
+            a.source, a.name, a.service, a.resource, a.severity.value, a.status.value,
+            json_text(a.labels if type(a.labels) is dict else dict(a.labels)), a.summary,
+            stamp(a.first_seen), stamp(a.last_seen), a.count,
+            None if a.resolved_at is None else stamp(a.resolved_at), a.incident_id, a.join_reason, a.held,
+            json_text([c.timestamp() for c in a.changes]) if a.changes else None,
+        )
+
+    def count_alerts(self, conn: Connection, counted: Sequence[Alert]) -> None:
+        """Plain repeats: only ``count`` and ``last_seen`` change."""
+        stamp = self.stamp
+        if self.sqlite:
+            conn.exec_driver_sql("UPDATE alerts SET count = ?, last_seen = ? WHERE fingerprint = ?",
+                                 [(a.count, stamp(a.last_seen), a.fingerprint) for a in counted])
+            return
+        # PostgreSQL: one statement over arrays instead of a round trip per row.
+        conn.exec_driver_sql(
+            "UPDATE alerts SET count = v.count, last_seen = v.last_seen FROM unnest("
+            "%s::text[], %s::integer[], %s::timestamptz[]) AS v(fingerprint, count, last_seen) "
+            "WHERE alerts.fingerprint = v.fingerprint",
+            ([a.fingerprint for a in counted], [a.count for a in counted], [stamp(a.last_seen) for a in counted]),
+        )
 
 
 def _alert_values(a: Alert) -> dict[str, Any]:
@@ -175,10 +252,6 @@ def _alert_values(a: Alert) -> dict[str, Any]:
         "join_reason": a.join_reason, "held": a.held,
         "changes": [c.timestamp() for c in a.changes] if a.changes else None,
     }
-
-
-def _alert_row(a: Alert) -> dict[str, Any]:
-    return {"fingerprint": a.fingerprint, **_alert_values(a)}
 
 
 def alert_from_row(row: Any) -> Alert:

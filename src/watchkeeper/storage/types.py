@@ -9,6 +9,30 @@ from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
+NAIVE = "naive datetime given to the database; use aware UTC times"
+
+
+def sqlite_stamp(value: datetime) -> str:
+    """How ``UTCDateTime`` stores an aware time on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC),
+    for the ingest writers that hand rows to the driver themselves.
+
+    >>> from datetime import timedelta, timezone
+    >>> sqlite_stamp(datetime(2026, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=1))))
+    '2026-01-01 00:30:00.000000'
+    """
+    if value.tzinfo is UTC:  # the usual case: skip the conversion, drop the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
+    if value.tzinfo is None:
+        raise ValueError(NAIVE)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def pg_stamp(value: datetime) -> datetime:
+    """An aware time as the PostgreSQL driver takes it (the check ``UTCDateTime`` makes)."""
+    if value.tzinfo is None:
+        raise ValueError(NAIVE)
+    return value
+
 
 class _SQLiteStamp(UserDefinedType[Any]):
     """A DATETIME column on SQLite whose values pass through untouched: ``UTCDateTime`` formats
@@ -35,10 +59,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use aware UTC times")
         if dialect.name == "sqlite":
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            return sqlite_stamp(value)
+        if value.tzinfo is None:
+            raise ValueError(NAIVE)
         return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
