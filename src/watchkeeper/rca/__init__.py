@@ -1,0 +1,171 @@
+"""Root-cause ranking: which service most likely caused an incident, with a calibrated confidence.
+
+``rank(incident_services, evidence)`` scores every candidate service by the largest robust z-score of
+its metrics after the onset against the hour before (BARO's scorer, :mod:`watchkeeper.rca.scoring`),
+multiplies in recent change events and log anomalies, optionally discounts services whose anomaly is
+explained by an earlier anomalous callee, and returns :class:`~watchkeeper.model.Cause` objects sorted
+best first, each with a JSON-able explanation. Pure: no IO.
+
+>>> import networkx as nx
+>>> t = np.arange(0.0, 4000.0, 60.0)
+>>> flat = np.ones_like(t) + 0.01 * np.sin(t)
+>>> ev = Evidence(
+...     graph=nx.DiGraph([("web", "db")]),
+...     metrics={"web": {"latency": (t, np.where(t >= 3600, 2.0, flat))},
+...              "db": {"cpu": (t, np.where(t >= 3600, 9.0, flat))}},
+...     onset=3600.0)
+>>> [c.component for c in rank(["web"], ev)]
+['db', 'web']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import networkx as nx
+import numpy as np
+
+from watchkeeper.model import Cause
+from watchkeeper.rca.calibration import CALIBRATION, confidences
+from watchkeeper.rca.scoring import Array, MetricScore, Params, finite, score_metric
+
+MODEL = "baro-v1"
+
+__all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "Params", "rank"]
+
+
+class ChangeLike(Protocol):
+    """Anything with ``at`` (unix seconds), ``service`` and ``description``."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change event (deploy, rollback, config) on a service."""
+
+    at: float
+    service: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything the ranker looks at; ``graph`` edges are caller → callee."""
+
+    graph: nx.DiGraph
+    metrics: Mapping[str, Mapping[str, tuple[Array, Array]]]
+    onset: float
+    changes: Sequence[ChangeLike] = ()
+    log_anomalies: Mapping[str, float] = field(default_factory=dict)
+
+
+def candidates(incident_services: Sequence[str] | None, evidence: Evidence) -> list[str]:
+    """The services to rank: the incident's services and everything they depend on, or all known services."""
+    if incident_services is None:
+        names = set(evidence.metrics) | set(evidence.graph.nodes) | set(evidence.log_anomalies)
+    else:
+        names = set(incident_services)
+        for s in incident_services:
+            if s in evidence.graph:
+                names |= nx.descendants(evidence.graph, s)
+    return sorted(str(n) for n in names)
+
+
+def rank(
+    incident_services: Sequence[str] | None,
+    evidence: Evidence,
+    *,
+    params: Params | None = None,
+    calibration: dict[str, Any] | None = None,
+) -> list[Cause]:
+    """Rank candidate root-cause services, best first (see the module docstring)."""
+    p = params or Params()
+    names = candidates(incident_services, evidence)
+    per_service: dict[str, dict[str, MetricScore]] = {}
+    for s in names:
+        scored = {}
+        for metric, (t, v) in evidence.metrics.get(s, {}).items():
+            ms = score_metric(t, v, evidence.onset, p, metric)
+            if ms is not None:
+                scored[metric] = ms
+        per_service[s] = scored
+
+    base = {s: max((m.z for m in ms.values()), default=0.0) for s, ms in per_service.items()}
+    first = {
+        s: min((m.onset_at for m in ms.values() if m.onset_at is not None), default=None)
+        for s, ms in per_service.items()
+    }
+    score: dict[str, float] = {}
+    why: dict[str, dict[str, Any]] = {}
+    for s in names:
+        value = base[s]
+        reasons: dict[str, Any] = {}
+        log_score = float(evidence.log_anomalies.get(s, 0.0))
+        if log_score > value:
+            reasons["log_anomaly"] = finite(log_score)
+            value = log_score
+        suspects = [
+            c for c in evidence.changes
+            if c.service == s and evidence.onset - p.change_window_s <= c.at < evidence.onset + p.window_s
+        ]
+        if suspects and value >= p.threshold:
+            value *= p.change_boost
+            reasons["changes"] = [{"at": c.at, "description": c.description} for c in suspects]
+        explained_by = _explained_by(s, evidence.graph, base, first, p)
+        if explained_by:
+            reasons["explained_by"] = explained_by
+            value *= p.graph_discount
+        callers = sorted(
+            str(u) for u in (evidence.graph.predecessors(s) if s in evidence.graph else ())
+            if base.get(str(u), 0.0) >= p.threshold
+        )
+        if callers and base[s] >= p.threshold:
+            reasons["explains_anomalous_callers"] = callers
+        score[s] = value
+        why[s] = reasons
+
+    order = sorted(names, key=lambda s: (-score[s], first[s] if first[s] is not None else float("inf"), s))
+    conf = confidences([score[s] for s in order], calibration or CALIBRATION)
+    onset_rank = {s: i + 1 for i, s in enumerate(sorted((s for s in names if first[s] is not None),
+                                                         key=lambda s: (first[s], s)))}
+    causes = []
+    for s, c in zip(order, conf, strict=True):
+        top = sorted(per_service[s].items(), key=lambda kv: -kv[1].z)[:3]
+        evidence_doc: dict[str, Any] = {
+            "score": finite(score[s]),
+            "metric_score": finite(base[s]),
+            "top_metrics": [
+                {"metric": name, "z": finite(m.z), "baseline": finite(m.median), "peak": finite(m.peak),
+                 "onset_at": m.onset_at}
+                for name, m in top
+            ],
+            "first_anomaly_at": first[s],
+            "onset_order": onset_rank.get(s),
+            **why[s],
+        }
+        causes.append(Cause(component=s, kind="service", score=finite(score[s]), confidence=round(c, 4),
+                            model=MODEL, evidence=evidence_doc))
+    return causes
+
+
+def _explained_by(
+    s: str, graph: nx.DiGraph, base: Mapping[str, float], first: Mapping[str, float | None], p: Params
+) -> list[str]:
+    """Anomalous direct callees of ``s`` that became anomalous strictly before ``s`` did."""
+    own = first.get(s)
+    if s not in graph or own is None or base.get(s, 0.0) < p.threshold:
+        return []
+    out = []
+    for callee in graph.successors(s):
+        t = first.get(str(callee))
+        if t is not None and t < own and base.get(str(callee), 0.0) >= p.threshold:
+            out.append(str(callee))
+    return sorted(out)

@@ -1,0 +1,93 @@
+"""Robust (BARO-style) anomaly scores of metrics around an onset.
+
+For each metric: the median and inter-quartile range of a long *reference* window before the onset,
+and the largest robust z-score ``|x - median| / scale`` in a short window after it. The median and the
+IQR ignore the earlier incidents that fall into the reference window (unless they fill more than a
+quarter of it), which is why BARO prefers them to the mean and the standard deviation.
+
+``scale`` is the IQR with two floors so that a flat reference (an error ratio that was always 0, a
+latency stuck at one histogram bucket) does not divide by zero: ``relative_floor × |median|`` and a
+per-metric absolute floor (:data:`ABSOLUTE_FLOORS`, by metric name suffix).
+
+>>> t = np.arange(0.0, 600.0, 10.0)
+>>> v = np.where(t < 500, 1.0 + 0.1 * np.sin(t), 5.0)
+>>> s = score_metric(t, v, onset=500.0, params=Params(reference_s=500, window_s=100))
+>>> round(s.z, 1), s.onset_at
+(28.3, 500.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray[Any, np.dtype[np.float64]]
+
+#: Smallest meaningful change of a metric, by name suffix: ratios move in hundredths, ``up`` in wholes.
+ABSOLUTE_FLOORS: dict[str, float] = {
+    "error_ratio": 0.01,
+    "disk_used_ratio": 0.01,
+    "up": 0.05,
+    "SuccessRate(%)": 1.0,
+    "PodSuccessRate(%)": 1.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The few knobs of the scorer (seconds, and dimensionless thresholds)."""
+
+    reference_s: float = 3600.0  # how much history before the onset describes "normal"
+    window_s: float = 300.0  # how long after the onset to look for the change
+    relative_floor: float = 0.05  # the scale is at least 5 % of the normal level
+    threshold: float = 3.0  # a z-score at least this large counts as anomalous (onset order, graph)
+    change_window_s: float = 1800.0  # a change this long before the onset (or during the window) is suspect
+    change_boost: float = 2.0  # a suspect change multiplies its service's score by this
+    graph_discount: float = 1.0  # a service explained by an earlier anomalous callee: score × this (1 = off)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricScore:
+    """The score of one metric: robust z, when it first crossed the threshold, and its baseline."""
+
+    z: float
+    onset_at: float | None
+    median: float
+    scale: float
+    peak: float
+
+
+def _floor(name: str) -> float:
+    for suffix, floor in ABSOLUTE_FLOORS.items():
+        if name.endswith(suffix):
+            return floor
+    return 1e-9
+
+
+def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "") -> MetricScore | None:
+    """Score one series; ``None`` when there is too little data before or after the onset."""
+    t = np.asarray(t, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(v)
+    t, v = t[ok], v[ok]
+    before = v[(t >= onset - params.reference_s) & (t < onset)]
+    in_window = (t >= onset) & (t < onset + params.window_s)
+    after, after_t = v[in_window], t[in_window]
+    if len(before) < 2 or len(after) < 1:
+        return None
+    median = float(np.median(before))
+    q75, q25 = np.percentile(before, [75, 25])
+    scale = max(float(q75 - q25), params.relative_floor * abs(median), _floor(name))
+    dev = np.abs(after - median) / scale
+    i = int(np.argmax(dev))
+    crossed = np.nonzero(dev >= params.threshold)[0]
+    onset_at = float(after_t[crossed[0]]) if len(crossed) else None
+    return MetricScore(z=float(dev[i]), onset_at=onset_at, median=median, scale=scale, peak=float(after[i]))
+
+
+def finite(x: float) -> float:
+    """JSON-safe float (NaN/inf → 0) rounded for explanations."""
+    return round(x, 4) if math.isfinite(x) else 0.0
