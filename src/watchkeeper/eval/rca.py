@@ -1,0 +1,374 @@
+"""Root-cause ranking on labelled faults: readers, top-k / Avg@k, reliability table, leave-one-group-out.
+
+Two layouts are read into the same :class:`Case` list:
+
+- **nezha** (Nezha, FSE'23, Online Boutique): ``rca_data/<day>/<day>-fault_list.json`` and
+  ``rca_data/<day>/metric/*.csv.gz`` (one CSV per pod, plus the call-latency tables ``source_50`` /
+  ``destination_50``, the front-end table ``front_service`` and the call graph ``dependency``).
+- **lab** (a campaign recorded by ``watchkeeper demo --record``): ``faults.jsonl``, ``topology.json``,
+  ``changes.jsonl`` and ``metrics/<service>.csv``.
+
+>>> topk([1, 2, 4, 9], 3)
+0.5
+>>> avg_at_k([1, 2, 4, 9], 5)
+0.5
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import networkx as nx
+import numpy as np
+
+from watchkeeper import topology
+from watchkeeper.errors import InputError
+from watchkeeper.model import Cause
+from watchkeeper.rca import Change, Evidence, Params, rank
+from watchkeeper.rca.calibration import fit
+from watchkeeper.rca.scoring import Array
+
+#: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
+#: (workload, network bytes, syscalls) move with the load everywhere and only add noise.
+NEZHA_POD_METRICS = ("CpuUsageRate(%)", "MemoryUsageRate(%)", "PodServerLatencyP90(s)")
+#: ``frontend-579b9bff58-t2dbm`` → ``frontend`` (Deployment pods: <name>-<replicaset hash>-<pod hash>).
+_POD = re.compile(r"^(?P<service>.+?)-[0-9a-f]{6,10}-[0-9a-z]{5}$")
+#: The reliability table's bins of confidence.
+BINS = (0.0, 0.5, 0.8, 0.95, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One labelled fault: its id, the true root-cause service, and what the ranker may look at."""
+
+    id: str
+    truth: str
+    kind: str
+    group: str  # the day or the campaign: the unit of leave-one-group-out
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The ranking of one case and where the truth landed (``rank`` = 0 when it is not ranked)."""
+
+    case: Case
+    causes: list[Cause]
+
+    @property
+    def ranking(self) -> list[str]:
+        return [c.component for c in self.causes]
+
+    @property
+    def rank(self) -> int:
+        r = self.ranking
+        return r.index(self.case.truth) + 1 if self.case.truth in r else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    n: int
+    top1: float
+    top3: float
+    top5: float
+    avg5: float
+    by_kind: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+
+def service_of_pod(pod: str) -> str:
+    """The Deployment name of a pod (the name itself when it does not look like a pod).
+
+    >>> service_of_pod("frontend-579b9bff58-t2dbm"), service_of_pod("redis-cart")
+    ('frontend', 'redis-cart')
+    """
+    m = _POD.match(pod)
+    return m.group("service") if m else pod
+
+
+def parse_nezha_time(cells: Sequence[str]) -> Array:
+    """Unix seconds from Nezha ``Time`` strings (``2022-08-22 03:51:19.79 +0000 UTC m=+0.3``): the first
+    19 characters, in UTC. (The ``TimeStamp`` column is not used: it is offset in some files.)
+
+    >>> parse_nezha_time(["2022-08-22 03:51:19.799087274 +0000 UTC m=+0.305041286"])[0]
+    1661140279.0
+    """
+    try:
+        stamps = np.array([c[:19].replace(" ", "T") for c in cells], dtype="datetime64[s]")
+    except ValueError as e:
+        raise InputError(f"not a Nezha time: {e}") from e
+    return stamps.astype(np.int64).astype(np.float64)
+
+
+def _floats(cells: Iterable[str]) -> Array:
+    return np.array([float(c) if c not in ("", "nan", "NaN") else math.nan for c in cells], dtype=np.float64)
+
+
+def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    try:
+        fh: IO[str]
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from e
+    if not rows:
+        raise InputError(f"{path}: empty file")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    return header, body
+
+
+def _column(header: list[str], name: str, path: Path) -> int:
+    try:
+        return header.index(name)
+    except ValueError:
+        raise InputError(f"{path}: no column {name!r}") from None
+
+
+# -- nezha --------------------------------------------------------------------------------------
+def read_nezha(directory: Path) -> list[Case]:
+    """Every fault of every day under ``directory`` (the data set's root, ``rca_data`` or one day)."""
+    lists = sorted(directory.rglob("*-fault_list.json"))
+    lists = [p for p in lists if "construct_data" not in p.parts]
+    if not lists:
+        raise InputError(f"{directory}: no <day>/<day>-fault_list.json below it (is this the Nezha layout?)")
+    cases: list[Case] = []
+    for fault_list in lists:
+        day_dir = fault_list.parent
+        day = fault_list.name.removesuffix("-fault_list.json")
+        metrics, graph = _nezha_day(day_dir / "metric")
+        try:
+            doc = json.loads(fault_list.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{fault_list}: not a JSON fault list ({e})") from e
+        faults = [f for group in (doc.values() if isinstance(doc, dict) else [doc]) for f in group]
+        for f in faults:
+            try:
+                fid, pod, kind = str(f["inject_time"]), str(f["inject_pod"]), str(f["inject_type"])
+            except (KeyError, TypeError) as e:
+                raise InputError(f"{fault_list}: a fault lacks inject_time/inject_pod/inject_type ({e})") from e
+            onset = float(parse_nezha_time([fid])[0])
+            cases.append(Case(fid, service_of_pod(pod), kind, day, Evidence(graph, metrics, onset)))
+    return cases
+
+
+def _nezha_day(metric_dir: Path) -> tuple[dict[str, dict[str, tuple[Array, Array]]], nx.DiGraph]:
+    if not metric_dir.is_dir():
+        raise InputError(f"{metric_dir}: no metric directory")
+    metrics: dict[str, dict[str, tuple[Array, Array]]] = {}
+    for path in sorted(metric_dir.glob("*_metric.csv*")):
+        header, rows = _read_table(path)
+        t = parse_nezha_time([r[_column(header, "Time", path)] for r in rows])
+        pod_col = _column(header, "PodName", path)
+        service = service_of_pod(rows[0][pod_col]) if rows else path.name.split("_metric")[0]
+        into = metrics.setdefault(service, {})
+        suffix = "" if not any(m in into for m in NEZHA_POD_METRICS) else f"@{rows[0][pod_col]}"
+        for name in NEZHA_POD_METRICS:
+            if name in header:
+                j = header.index(name)
+                into[name + suffix] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
+    if not metrics:
+        raise InputError(f"{metric_dir}: no <pod>_metric.csv(.gz) files")
+    # call latencies (ms/s of a caller_callee pair) belong to the callee; front_service to the front-end.
+    for table in ("source_50", "destination_50"):
+        path = next(iter(sorted(metric_dir.glob(f"{table}.csv*"))), None)
+        if path is None:
+            continue
+        header, rows = _read_table(path)
+        t = parse_nezha_time([r[0] for r in rows])
+        for j, name in enumerate(header[2:], start=2):
+            caller, _, callee = name.partition("_")
+            if callee:
+                metrics.setdefault(callee, {})[f"call_latency[{caller}→{table}]"] = (
+                    t, _floats(r[j] if j < len(r) else "" for r in rows))
+    front = next(iter(sorted(metric_dir.glob("front_service.csv*"))), None)
+    if front is not None:
+        header, rows = _read_table(front)
+        t = parse_nezha_time([r[_column(header, "Time", front)] for r in rows])
+        for j, name in enumerate(header[3:], start=3):
+            metrics.setdefault("frontend", {})[f"entry_{name}"] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(metrics)
+    dep = next(iter(sorted(metric_dir.glob("dependency.csv*"))), None)
+    if dep is not None:
+        header, rows = _read_table(dep)
+        for r in rows:
+            if len(r) >= 2 and r[0] in metrics and r[1] in metrics and r[0] != r[1]:
+                graph.add_edge(r[0], r[1])
+    return metrics, graph
+
+
+# -- lab ----------------------------------------------------------------------------------------
+def _iso(value: object, where: str) -> float:
+    if not isinstance(value, str):
+        raise InputError(f"{where}: expected an ISO-8601 time, got {value!r}")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InputError(f"{where}: not an ISO-8601 time: {value!r}") from e
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.exists():
+        return
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{i}: not JSON ({e.msg})") from e
+        if not isinstance(doc, dict):
+            raise InputError(f"{path}:{i}: expected a JSON object")
+        yield i, doc
+
+
+def read_lab_metrics(metric_dir: Path) -> dict[str, dict[str, tuple[Array, Array]]]:
+    """``metrics/<service>.csv`` (``timestamp,<metric>,...``) → service → metric → (t, values)."""
+    out: dict[str, dict[str, tuple[Array, Array]]] = {}
+    for path in sorted(metric_dir.glob("*.csv")):
+        header, rows = _read_table(path)
+        if not header or header[0] != "timestamp":
+            raise InputError(f"{path}: the first column must be 'timestamp'")
+        try:
+            t = np.array([float(r[0]) for r in rows], dtype=np.float64)
+        except ValueError as e:
+            raise InputError(f"{path}: a timestamp is not a number ({e})") from e
+        out[path.stem] = {name: (t, _floats(r[j] if j < len(r) else "" for r in rows))
+                          for j, name in enumerate(header[1:], start=1)}
+    return out
+
+
+def read_lab(directory: Path) -> list[Case]:
+    """One recorded campaign (``DIR/faults.jsonl``) or several (``DIR/*/faults.jsonl``)."""
+    campaigns = [directory] if (directory / "faults.jsonl").exists() else sorted(
+        p.parent for p in directory.glob("*/faults.jsonl"))
+    if not campaigns:
+        raise InputError(f"{directory}: no faults.jsonl here or one level below (is this a recorded campaign?)")
+    cases: list[Case] = []
+    for camp in campaigns:
+        graph = topology.load(camp / "topology.json") if (camp / "topology.json").exists() else nx.DiGraph()
+        metrics = read_lab_metrics(camp / "metrics")
+        changes = []
+        for i, doc in _jsonl(camp / "changes.jsonl"):
+            where = f"{camp / 'changes.jsonl'}:{i}"
+            desc = f"{doc.get('kind', 'change')} {doc.get('from_version', '?')}→{doc.get('to_version', '?')}"
+            changes.append(Change(_iso(doc.get("at"), where), str(doc.get("service", "")), desc))
+        for i, doc in _jsonl(camp / "faults.jsonl"):
+            if "started_at" not in doc:
+                continue  # an ended_at line
+            where = f"{camp / 'faults.jsonl'}:{i}"
+            if not isinstance(doc.get("target"), str) or not isinstance(doc.get("id"), str):
+                raise InputError(f"{where}: a fault needs 'id' and 'target'")
+            onset = _iso(doc["started_at"], where)
+            ev = Evidence(graph, metrics, onset, changes=tuple(changes))
+            cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev))
+    return cases
+
+
+# -- scoring ------------------------------------------------------------------------------------
+def topk(ranks: Sequence[int], k: int) -> float:
+    """Share of cases whose truth is within the first ``k`` (rank 0 = missing)."""
+    return sum(1 for r in ranks if 0 < r <= k) / len(ranks) if ranks else 0.0
+
+
+def avg_at_k(ranks: Sequence[int], k: int) -> float:
+    """Avg@k = mean of top-1 … top-k (RCAEval, BARO)."""
+    return sum(topk(ranks, i) for i in range(1, k + 1)) / k
+
+
+def run(cases: Sequence[Case], params: Params | None = None, calibration: dict[str, Any] | None = None) -> list[Outcome]:
+    return [Outcome(c, rank(None, c.evidence, params=params, calibration=calibration)) for c in cases]
+
+
+def summarize(outcomes: Sequence[Outcome]) -> Summary:
+    ranks = [o.rank for o in outcomes]
+    by_kind: dict[str, tuple[int, float, float]] = {}
+    for kind, group in itertools.groupby(sorted(outcomes, key=lambda o: o.case.kind), key=lambda o: o.case.kind):
+        rs = [o.rank for o in group]
+        by_kind[kind] = (len(rs), topk(rs, 1), topk(rs, 3))
+    return Summary(len(ranks), topk(ranks, 1), topk(ranks, 3), topk(ranks, 5), avg_at_k(ranks, 5), by_kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Bin:
+    low: float
+    high: float
+    count: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.count if self.count else None
+
+
+def reliability(outcomes: Sequence[Outcome], bins: Sequence[float] = BINS) -> list[Bin]:
+    """Every ranked cause's confidence against whether it is the truth, in confidence bins
+    (the last bin includes 1.0)."""
+    pairs = [(c.confidence, c.component == o.case.truth) for o in outcomes for c in o.causes]
+    out = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bins)):
+        last = i == len(bins) - 2
+        inside = [ok for p, ok in pairs if lo <= p < hi or (last and p == hi)]
+        out.append(Bin(lo, hi, len(inside), sum(inside)))
+    return out
+
+
+def calibrate(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Refit the confidence model on these rankings (top score, second score, top-1 right?)."""
+    usable = [o for o in outcomes if o.causes]
+    if not usable:
+        raise InputError("nothing to calibrate on: no ranked case")
+    tops = [o.causes[0].score for o in usable]
+    seconds = [o.causes[1].score if len(o.causes) > 1 else 0.0 for o in usable]
+    correct = [o.rank == 1 for o in usable]
+    return fit(tops, seconds, correct)
+
+
+#: The grid of leave-one-group-out tuning: reference history and the window after the onset.
+GRID = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
+
+
+def tune(cases: Sequence[Case]) -> tuple[Params, Summary]:
+    """The grid point with the best (top-1, top-3) on these cases."""
+    best: tuple[tuple[float, float], Params, Summary] | None = None
+    for ref, win in itertools.product(GRID["reference_s"], GRID["window_s"]):
+        p = Params(reference_s=ref, window_s=win)
+        s = summarize(run(cases, p))
+        key = (s.top1, s.top3)
+        if best is None or key > best[0]:
+            best = (key, p, s)
+    assert best is not None
+    return best[1], best[2]
+
+
+def leave_one_group_out(cases: Sequence[Case]) -> list[tuple[str, Params, Summary, Summary]]:
+    """For each group: tune on the other groups, test on it → (group, params, tuned-on summary, test summary)."""
+    groups = sorted({c.group for c in cases})
+    out = []
+    for g in groups:
+        train = [c for c in cases if c.group != g]
+        test = [c for c in cases if c.group == g]
+        if not train:
+            continue
+        p, s_train = tune(train)
+        out.append((g, p, s_train, summarize(run(test, p))))
+    return out
+
+
+def write_rankings(outcomes: Sequence[Outcome], fh: IO[str]) -> None:
+    """JSONL ``{id, ranking: [service, ...]}`` (plus truth, rank and the top confidence)."""
+    for o in outcomes:
+        doc = {"id": o.case.id, "ranking": o.ranking, "truth": o.case.truth, "kind": o.case.kind,
+               "rank": o.rank, "confidence": o.causes[0].confidence if o.causes else None}
+        fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
