@@ -40,6 +40,8 @@ def _lazy(name: str) -> Any:
     from watchkeeper.eval.forecast_cli import forecast as eval_forecast
 
     evaluate.command("forecast", help="Forecast accuracy (MASE, sMAPE) and threshold lead times.")(eval_forecast)
+    from watchkeeper.eval.rca_cli import rca as eval_rca
+    evaluate.command("rca", help="Root-cause ranking: top-k, Avg@5, reliability (Nezha, lab).")(eval_rca)
     from watchkeeper.eval.correlation_cli import app as correlation
 
     for command in correlation.registered_commands:

@@ -10,8 +10,8 @@ Two layouts are read into the same :class:`Case` list:
 
 >>> topk([1, 2, 4, 9], 3)
 0.5
->>> avg_at_k([1, 2, 4, 9], 5)
-0.5
+>>> round(avg_at_k([1, 2, 4, 9], 5), 2)  # (0.25 + 0.5 + 0.5 + 0.75 + 0.75) / 5
+0.55
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def parse_nezha_time(cells: Sequence[str]) -> Array:
     """Unix seconds from Nezha ``Time`` strings (``2022-08-22 03:51:19.79 +0000 UTC m=+0.3``): the first
     19 characters, in UTC. (The ``TimeStamp`` column is not used: it is offset in some files.)
 
-    >>> parse_nezha_time(["2022-08-22 03:51:19.799087274 +0000 UTC m=+0.305041286"])[0]
-    1661140279.0
+    >>> parse_nezha_time(["2022-08-22 03:51:19.799087274 +0000 UTC m=+0.305041286"]).tolist()
+    [1661140279.0]
     """
     try:
         stamps = np.array([c[:19].replace(" ", "T") for c in cells], dtype="datetime64[s]")

@@ -1,8 +1,8 @@
 """From ranking features to a calibrated probability that the top cause is right.
 
 A two-feature logistic model, ``P(top-1 right) = σ(a + b·log1p(top score) + c·log(top / second))``,
-fitted on the evaluation sets (``watchkeeper eval rca --calibrate``) and kept here as a constant, so the
-ranker needs no file at run time. The causes below the top share what is left (``1 - p``) in
+fitted on the evaluation sets (``watchkeeper eval rca --calibrate`` rewrites ``calibration.json`` next to
+this module, which is committed and read once at import). The causes below the top share what is left (``1 - p``) in
 proportion to their scores.
 
 >>> round(top_probability(100.0, 1.0), 3) > round(top_probability(5.0, 4.0), 3)
@@ -11,20 +11,19 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+MODEL = "logistic(log1p(top), log(top/second))"
+#: Where ``eval rca --calibrate`` writes the fitted parameters.
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Fitted by ``watchkeeper eval rca --calibrate`` (see docs/rca.md for the data and the reliability table).
-CALIBRATION: dict[str, Any] = {
-    "model": "logistic(log1p(top), log(top/second))",
-    "intercept": -2.0,
-    "w_top": 0.5,
-    "w_margin": 1.5,
-    "fitted_on": "placeholder",
-}
+CALIBRATION: dict[str, Any] = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
 
 
 def features(top: float, second: float) -> tuple[float, float]:
@@ -78,7 +77,7 @@ def fit(tops: Sequence[float], seconds: Sequence[float], correct: Sequence[bool]
         if float(np.max(np.abs(step))) < 1e-10:
             break
     return {
-        "model": CALIBRATION["model"],
+        "model": MODEL,
         "intercept": round(float(w[0]), 6),
         "w_top": round(float(w[1]), 6),
         "w_margin": round(float(w[2]), 6),

@@ -13,7 +13,7 @@ per-metric absolute floor (:data:`ABSOLUTE_FLOORS`, by metric name suffix).
 >>> v = np.where(t < 500, 1.0 + 0.1 * np.sin(t), 5.0)
 >>> s = score_metric(t, v, onset=500.0, params=Params(reference_s=500, window_s=100))
 >>> round(s.z, 1), s.onset_at
-(28.3, 500.0)
+(29.6, 500.0)
 """
 
 from __future__ import annotations

@@ -1,0 +1,133 @@
+"""``watchkeeper eval rca --format nezha|lab DIR``: root-cause ranking accuracy and the reliability table.
+
+Mounted by the main CLI (the command function is :func:`rca`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchkeeper.eval import rca as ev
+from watchkeeper.rca.calibration import CALIBRATION, CALIBRATION_FILE
+
+_out = Console(highlight=False)
+
+
+class Layout(str, Enum):
+    nezha = "nezha"
+    lab = "lab"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def _summary_table(title: str, rows: Sequence[tuple[str, ev.Summary]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("set", "faults", "top-1 %", "top-3 %", "top-5 %", "Avg@5 %"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name, s in rows:
+        table.add_row(name, str(s.n), _pct(s.top1), _pct(s.top3), _pct(s.top5), _pct(s.avg5))
+    return table
+
+
+def _reliability_table(title: str, bins: Sequence[ev.Bin]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("confidence", "causes", "right", "accuracy %"):
+        table.add_column(col, justify="right")
+    for b in bins:
+        table.add_row(f"[{b.low:.2f}, {b.high:.2f}{']' if b.high >= 1 else ')'}", str(b.count), str(b.correct),
+                      _pct(b.accuracy))
+    return table
+
+
+def rca(
+    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                              help="Nezha data set (or its rca_data) / a recorded lab campaign")],
+    layout: Annotated[Layout, typer.Option("--format", help="Directory layout")] = Layout.nezha,
+    out: Annotated[Path | None, typer.Option(help="Write per-fault rankings as JSONL {id, ranking: [...]}")] = None,
+    loo: Annotated[bool, typer.Option("--loo/--no-loo", help="Also leave-one-group-out: tune the windows and "
+                                                             "fit the calibration on the other days/campaigns")] = True,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Refit the confidence model on these faults and "
+                                                                "write it (see --calibration-out)")] = False,
+    calibration_out: Annotated[Path | None, typer.Option(
+        help="Where --calibrate writes (default: the package's rca/calibration.json)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
+) -> None:
+    """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
+    table of its confidences; leave-one-group-out figures are tuned and calibrated without the test group."""
+    cases = ev.read_nezha(directory) if layout is Layout.nezha else ev.read_lab(directory)
+    if not cases:
+        raise typer.BadParameter(f"{directory}: no labelled faults found")
+    calibration: dict[str, Any] = dict(CALIBRATION)
+    outcomes = ev.run(cases, calibration=calibration)
+    if calibrate:
+        fitted = ev.calibrate(outcomes)
+        fitted["fitted_on"] = f"{layout.value}: {directory.name} ({len(cases)} faults, groups "\
+                              f"{', '.join(sorted({c.group for c in cases}))}), default Params"
+        target = calibration_out or CALIBRATION_FILE
+        target.write_text(json.dumps(fitted, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        calibration = fitted
+        outcomes = ev.run(cases, calibration=calibration)
+    overall = ev.summarize(outcomes)
+    groups = sorted({c.group for c in cases})
+    per_group = [(g, ev.summarize([o for o in outcomes if o.case.group == g])) for g in groups]
+    loo_rows: list[tuple[str, ev.Params, ev.Summary, ev.Summary]] = ev.leave_one_group_out(cases) if loo else []
+    held_out: list[ev.Outcome] = []
+    for g, params, _train, _test in loo_rows:
+        train = [o for o in outcomes if o.case.group != g]
+        fitted_g = ev.calibrate(ev.run([o.case for o in train], params))
+        held_out += ev.run([c for c in cases if c.group == g], params, fitted_g)
+    if out is not None:
+        with out.open("w", encoding="utf-8") as fh:
+            ev.write_rankings(outcomes, fh)
+    if as_json:
+        doc = {
+            "overall": _summary_doc(overall),
+            "groups": {g: _summary_doc(s) for g, s in per_group},
+            "by_kind": {k: {"n": n, "top1": t1, "top3": t3} for k, (n, t1, t3) in overall.by_kind.items()},
+            "reliability": [_bin_doc(b) for b in ev.reliability(outcomes)],
+            "loo": [{"test": g, "reference_s": p.reference_s, "window_s": p.window_s, "tuned_on": _summary_doc(a),
+                     "test_result": _summary_doc(b)} for g, p, a, b in loo_rows],
+            "loo_reliability": [_bin_doc(b) for b in ev.reliability(held_out)] if held_out else None,
+            "calibration": calibration,
+        }
+        _out.print(json.dumps(doc), markup=False, soft_wrap=True)
+        return
+    _out.print(_summary_table(f"Root-cause ranking, {layout.value} (default windows: reference 3600 s, after 300 s)",
+                              [("all", overall), *per_group]))
+    kinds = Table(title="By fault kind", title_justify="left")
+    for col in ("kind", "faults", "top-1 %", "top-3 %"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for k, (n, t1, t3) in sorted(overall.by_kind.items()):
+        kinds.add_row(k, str(n), _pct(t1), _pct(t3))
+    _out.print(kinds)
+    _out.print(_reliability_table("Reliability of the confidences (every ranked cause)",
+                                  ev.reliability(outcomes)))
+    if loo_rows:
+        _out.print(_summary_table("Leave-one-group-out (windows tuned on the rest)",
+                                  [(f"test {g} ({p.reference_s:.0f}/{p.window_s:.0f} s)", b)
+                                   for g, p, _a, b in loo_rows]
+                                  + [(f"tuned-on, not {g}", a) for g, _p, a, _b in loo_rows]))
+        _out.print(_reliability_table("Reliability, held out (calibrated on the rest)",
+                                      ev.reliability(held_out)))
+    if calibrate:
+        _out.print(f"calibration written to {calibration_out or CALIBRATION_FILE}", markup=False)
+    if out is not None:
+        _out.print(f"rankings written to {out}", markup=False)
+
+
+def _summary_doc(s: ev.Summary) -> dict[str, float]:
+    return {"n": s.n, "top1": s.top1, "top3": s.top3, "top5": s.top5, "avg5": s.avg5}
+
+
+def _bin_doc(b: ev.Bin) -> dict[str, Any]:
+    return {"low": b.low, "high": b.high, "count": b.count, "correct": b.correct, "accuracy": b.accuracy}
