@@ -1,0 +1,118 @@
+"""The ranker on small synthetic evidence: metric scores, candidates, changes, logs, graph, explanations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from watchkeeper.rca import Change, Evidence, Params, candidates, rank
+
+ONSET = 3600.0
+T = np.arange(0.0, 4200.0, 60.0)
+
+
+def noise(seed: int, level: float = 1.0) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return level * (1.0 + 0.05 * np.random.default_rng(seed).standard_normal(len(T)))
+
+
+def stepped(seed: int, level: float, after: float, start: float = ONSET) -> tuple[Any, Any]:
+    v = noise(seed, level)
+    v[T >= start] = after
+    return T, v
+
+
+def quiet(seed: int, level: float = 1.0) -> tuple[Any, Any]:
+    return T, noise(seed, level)
+
+
+def test_the_service_with_the_largest_robust_change_ranks_first() -> None:
+    ev = Evidence(
+        graph=nx.DiGraph([("frontend", "cart"), ("frontend", "ads")]),
+        metrics={"frontend": {"latency": stepped(1, 0.2, 0.3)},
+                 "cart": {"cpu": stepped(2, 10.0, 90.0), "latency": quiet(3, 0.01)},
+                 "ads": {"cpu": quiet(4, 5.0)}},
+        onset=ONSET,
+    )
+    causes = rank(None, ev)
+    assert [c.component for c in causes] == ["cart", "frontend", "ads"]
+    assert [c.score for c in causes] == sorted((c.score for c in causes), reverse=True)
+    top = causes[0]
+    assert top.kind == "service" and top.model == "baro-v1"
+    assert top.evidence["top_metrics"][0]["metric"] == "cpu"
+    assert top.evidence["top_metrics"][0]["z"] > 100
+    assert top.evidence["first_anomaly_at"] == ONSET
+    assert top.evidence["explains_anomalous_callers"] == ["frontend"]
+    json.dumps([c.evidence for c in causes])  # JSON-able
+    conf = [c.confidence for c in causes]
+    assert all(0.0 <= x <= 1.0 for x in conf) and sum(conf) <= 1.0 + 1e-9
+    assert conf[0] > conf[1]
+
+
+def test_candidates_are_the_incident_services_and_their_dependencies() -> None:
+    g = nx.DiGraph([("web", "api"), ("api", "db"), ("batch", "db"), ("web", "cdn")])
+    ev = Evidence(graph=g, metrics={"web": {}, "other": {}}, onset=0.0)
+    assert candidates(["api"], ev) == ["api", "db"]
+    assert candidates(["web"], ev) == ["api", "cdn", "db", "web"]
+    assert candidates(None, ev) == ["api", "batch", "cdn", "db", "other", "web"]
+    # the database behind the failing API is ranked even though only the API is in the incident
+    ev2 = Evidence(graph=g, metrics={"api": {"errors": stepped(1, 1.0, 1.5)}, "db": {"cpu": stepped(2, 1.0, 9.0)},
+                                     "batch": {"cpu": stepped(3, 1.0, 50.0)}}, onset=ONSET)
+    assert [c.component for c in rank(["api"], ev2)] == ["db", "api"]
+
+
+def test_a_recent_change_boosts_its_service() -> None:
+    metrics = {"a": {"errors": stepped(1, 1.0, 2.0)}, "b": {"errors": stepped(2, 1.0, 2.0)}}
+    plain = rank(None, Evidence(nx.DiGraph(), metrics, ONSET))
+    other = next(c.component for c in plain if c.component != plain[0].component)
+    changed = rank(None, Evidence(nx.DiGraph(), metrics, ONSET, changes=[Change(ONSET - 120, other, "deploy v1→v2")]))
+    assert changed[0].component == other
+    assert changed[0].evidence["changes"] == [{"at": ONSET - 120, "description": "deploy v1→v2"}]
+    # a change long before the onset, or on a quiet service, is not suspect
+    old = rank(None, Evidence(nx.DiGraph(), metrics, ONSET, changes=[Change(ONSET - 7200, other, "deploy")]))
+    assert "changes" not in next(c for c in old if c.component == other).evidence
+
+
+def test_log_anomalies_count_when_they_are_the_stronger_signal() -> None:
+    metrics = {"a": {"cpu": stepped(1, 1.0, 3.0)}, "b": {"cpu": quiet(2)}}
+    causes = rank(None, Evidence(nx.DiGraph(), metrics, ONSET, log_anomalies={"b": 500.0}))
+    assert causes[0].component == "b" and causes[0].evidence["log_anomaly"] == 500.0
+
+
+def test_graph_discount_demotes_a_caller_explained_by_an_earlier_callee() -> None:
+    g = nx.DiGraph([("front", "db")])
+    metrics = {"front": {"latency": stepped(1, 1.0, 30.0, start=ONSET + 120)},
+               "db": {"latency": stepped(2, 1.0, 20.0)}}
+    ev = Evidence(g, metrics, ONSET)
+    off = rank(None, ev)
+    assert off[0].component == "front" and off[0].evidence["explained_by"] == ["db"]
+    on = rank(None, ev, params=Params(graph_discount=0.25))
+    assert on[0].component == "db"
+    assert on[0].evidence["onset_order"] == 1 and on[1].evidence["onset_order"] == 2
+
+
+def test_flat_baselines_do_not_divide_by_zero() -> None:
+    up_before = np.where(T < ONSET, 1.0, 0.0)
+    err = np.where(T < ONSET, 0.0, 0.2)
+    causes = rank(None, Evidence(nx.DiGraph(), {"a": {"up": (T, up_before)}, "b": {"error_ratio": (T, err)}}, ONSET))
+    by = {c.component: c for c in causes}
+    assert by["a"].score == pytest.approx(1.0 / 0.05)  # `up` moves in wholes: floor 0.05
+    assert by["b"].score == pytest.approx(0.2 / 0.01)  # ratios move in hundredths
+
+
+def test_too_little_data_gives_a_zero_score_not_an_error() -> None:
+    short = (np.array([ONSET + 10.0]), np.array([5.0]))
+    causes = rank(None, Evidence(nx.DiGraph(), {"a": {"cpu": short}, "b": {}}, ONSET))
+    assert {c.component: c.score for c in causes} == {"a": 0.0, "b": 0.0}
+    assert all(c.evidence["top_metrics"] == [] for c in causes)
+
+
+def test_missing_values_are_ignored() -> None:
+    t, v = stepped(1, 1.0, 10.0)
+    v = v.copy()
+    v[::3] = np.nan
+    causes = rank(None, Evidence(nx.DiGraph(), {"a": {"cpu": (t, v)}, "b": {"cpu": quiet(2)}}, ONSET))
+    assert causes[0].component == "a" and np.isfinite(causes[0].score)
