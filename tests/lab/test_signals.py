@@ -336,3 +336,21 @@ def test_watch_steps_until_stopped_and_emits_batches(fake: FakeService) -> None:
     assert [[(e.service, e.name) for e in b] for b in batches] == [[("gone", "ServiceDown")]]
     with pytest.raises(ValueError, match="interval"):
         watch(monitor, 0.0, batches.append, stop)
+
+
+def test_recorded_csv_reads_back_with_the_rca_lab_reader(tmp_path: Path) -> None:
+    from watchkeeper.eval.rca import read_lab_metrics
+
+    recorder = Recorder(tmp_path)
+    fake = FakeService("payment", seed=31)
+    prev = None
+    for i in range(5):
+        cur = None if i == 3 else parse(fake.page(2.0), T0 + 2 * i)
+        recorder.write(T0 + 2 * i, {"payment": derive([prev], [cur])})
+        prev = cur
+    series = read_lab_metrics(tmp_path / "metrics")["payment"]
+    assert set(series) == set(COLUMNS)
+    t, up = series["up"]
+    assert t.tolist() == [T0 + 2 * i for i in range(5)] and up.tolist() == [1, 1, 1, 0, 1]
+    rate = series["request_rate"][1]
+    assert math.isnan(rate[0]) and math.isnan(rate[3]) and math.isnan(rate[4]) and 10 < rate[1] < 30
