@@ -112,6 +112,7 @@ def test_rules_fire_on_synthetic_series(tmp_path: Path) -> None:
         _series("lab_disk_used_bytes", "", f"{5 * mib}x40 {48 * mib}x20"),
         _series("lab_disk_capacity_bytes", "", f"{50 * mib}x60"),
         _series("process_cpu_seconds_total", "", "0+0.1x60"),
+        _series("lab_dependency_errors_total", ',dependency="store"', "0x30 10+10x30"),  # 5/s from 60 s
     ]
 
     def expect(at: str, alert: str, *alerts: dict[str, object]) -> dict[str, object]:
@@ -137,6 +138,9 @@ def test_rules_fire_on_synthetic_series(tmp_path: Path) -> None:
         expect("90s", "MemoryGrowing", firing(ann("MemoryGrowing", "api: RSS grows 120MiB/min"), severity="warning")),
         expect("70s", "DiskAlmostFull"),
         expect("90s", "DiskAlmostFull", firing(ann("DiskAlmostFull", "api: disk 96% full"), severity="error")),
+        expect("50s", "DependencyErrors"),
+        expect("90s", "DependencyErrors", firing(
+            ann("DependencyErrors", "api: 5 failed calls/s to its dependencies"), severity="warning")),
         expect("90s", "HighCpu"),
         expect("90s", "HighLatency"),
     ]

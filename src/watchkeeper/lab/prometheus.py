@@ -94,6 +94,7 @@ def _promql(rule: Rule, job: str, window: str, growth_window: str) -> str:
         "MemoryGrowing": f"max by (service) (deriv(process_resident_memory_bytes{{{sel}}}[{growth_window}])) * 60"
         f" > {rule.threshold:.0f}",
         "MemoryHigh": f"max by (service) (process_resident_memory_bytes{{{sel}}}) > {rule.threshold:.0f}",
+        "DependencyErrors": f"sum by (service) (rate(lab_dependency_errors_total{{{sel}}}[{window}])) > {t}",
         "DiskAlmostFull": f"max by (service) (lab_disk_used_bytes{{{sel}}} / lab_disk_capacity_bytes{{{sel}}})"
         f" > {t}",
     }
@@ -109,6 +110,7 @@ _SUMMARIES = {
     "HighCpu": "{{ $labels.service }}: CPU {{ $value | humanize }} cores (limit 0.8)",
     "MemoryGrowing": "{{ $labels.service }}: RSS grows {{ $value | humanize1024 }}B/min",
     "MemoryHigh": "{{ $labels.service }}: RSS {{ $value | humanize1024 }}B (limit 250 MiB)",
+    "DependencyErrors": "{{ $labels.service }}: {{ $value | humanize }} failed calls/s to its dependencies",
     "DiskAlmostFull": "{{ $labels.service }}: disk {{ $value | humanizePercentage }} full",
 }
 

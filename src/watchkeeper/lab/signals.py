@@ -3,7 +3,7 @@ per-service series, and turn them into Watchkeeper anomaly events.
 
 * :func:`parse` reads one Prometheus text page (prometheus_client's parser) into a :class:`Sample`
   of raw counters and gauges; :func:`derive` turns two consecutive samples into the derived
-  metrics of :data:`~watchkeeper.lab.record.COLUMNS` (rates from counter deltas, the p90 latency
+  metrics of :data:`METRICS` (rates from counter deltas, the p90 latency
   from histogram bucket deltas, as PromQL's ``rate`` and ``histogram_quantile`` would).
 * :class:`Scraper` does that over HTTP for every service (and every instance of it).
 * :class:`Monitor` keeps the series, scores each one with a robust detector wrapped in
@@ -40,6 +40,8 @@ from watchkeeper.model import Event, EventKind, Severity, Status
 from watchkeeper.sources.base import fingerprint_of
 
 SOURCE = "watchkeeper.lab"
+#: The derived metrics: the recorded columns plus failed calls to dependencies per second.
+METRICS = (*COLUMNS, "dependency_error_rate")
 HOST = "127.0.0.1"
 NAN = math.nan
 MB = 1024.0 * 1024.0
@@ -170,7 +172,7 @@ def derive(prev: Sequence[Sample | None], cur: Sequence[Sample | None]) -> dict[
     out: dict[str, float] = {"up": 1.0 if answered and len(answered) == len(cur) else 0.0}
     if not answered:
         return out
-    total = errors = 0.0
+    total = errors = dependency_errors = 0.0
     buckets: dict[float, float] = {}
     cpu: list[float] = []
     have_rate = False
@@ -184,6 +186,7 @@ def derive(prev: Sequence[Sample | None], cur: Sequence[Sample | None]) -> dict[
             total += d / dt
             if status.startswith("5"):
                 errors += d / dt
+        dependency_errors += _delta(now.dependency_errors, before.dependency_errors) / dt
         for le, count in now.buckets.items():
             buckets[le] = buckets.get(le, 0.0) + _delta(count, before.buckets.get(le, 0.0))
         if not (math.isnan(now.cpu_seconds) or math.isnan(before.cpu_seconds)):
@@ -193,10 +196,11 @@ def derive(prev: Sequence[Sample | None], cur: Sequence[Sample | None]) -> dict[
         out["error_ratio"] = errors / total if total > 0 else 0.0
         out["latency_p90_s"] = quantile(0.9, buckets)
         out["cpu_rate"] = max(cpu) if cpu else NAN
+        out["dependency_error_rate"] = dependency_errors
     out["rss_bytes"] = max((s.rss_bytes for s in answered), default=NAN)
     ratios = [s.disk_used / s.disk_capacity for s in answered if s.disk_capacity > 0]
     out["disk_used_ratio"] = max(ratios) if ratios else NAN
-    return {name: out.get(name, NAN) for name in COLUMNS if name in out}
+    return {name: out[name] for name in METRICS if name in out}
 
 
 class Scraper:
@@ -286,7 +290,7 @@ class Baseline(RobustSeasonal):
 
 #: The smallest deviation worth an anomaly, per derived metric.
 FLOORS: Mapping[str, float] = {
-    "error_ratio": 0.02, "latency_p90_s": 0.1, "cpu_rate": 0.15,
+    "error_ratio": 0.02, "dependency_error_rate": 1.0, "latency_p90_s": 0.1, "cpu_rate": 0.15,
     "rss_bytes": 32 * MB, "disk_used_ratio": 0.05,
 }
 
@@ -387,6 +391,8 @@ RULES: tuple[Rule, ...] = (
          value=growth_per_minute(RSS_GROWTH_WINDOW_S), unit="bytes/min"),
     Rule("MemoryHigh", "rss_bytes", ">", RSS_LIMIT_BYTES, Severity.ERROR,
          "{service}: RSS {mb_value:.0f} MB (limit 250 MB)"),
+    Rule("DependencyErrors", "dependency_error_rate", ">", 1.0, Severity.WARNING,
+         "{service}: {value:.1f} failed calls/s to its dependencies", for_steps=2),
     Rule("DiskAlmostFull", "disk_used_ratio", ">", 0.9, Severity.ERROR, "{service}: disk {value:.0%} full"),
 )
 
@@ -445,7 +451,7 @@ class Monitor:
         events: list[Event] = []
         for service, metrics in values.items():
             series = self.series.setdefault(service, {})
-            for metric in COLUMNS:
+            for metric in METRICS:
                 v = metrics.get(metric, NAN)
                 points = series.setdefault(metric, deque(maxlen=self._history))
                 points.append((now, v))
