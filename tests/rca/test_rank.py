@@ -21,7 +21,7 @@ def noise(seed: int, level: float = 1.0) -> np.ndarray[Any, np.dtype[np.float64]
 
 def stepped(seed: int, level: float, after: float, start: float = ONSET) -> tuple[Any, Any]:
     v = noise(seed, level)
-    v[T >= start] = after
+    v[start <= T] = after
     return T, v
 
 
@@ -99,7 +99,7 @@ def test_flat_baselines_do_not_divide_by_zero() -> None:
     err = np.where(T < ONSET, 0.0, 0.2)
     causes = rank(None, Evidence(nx.DiGraph(), {"a": {"up": (T, up_before)}, "b": {"error_ratio": (T, err)}}, ONSET))
     by = {c.component: c for c in causes}
-    assert by["a"].score == pytest.approx(1.0 / 0.05)  # `up` moves in wholes: floor 0.05
+    assert by["a"].score == pytest.approx(1.0 / 0.01)  # `up` is a ratio too: floor 0.01
     assert by["b"].score == pytest.approx(0.2 / 0.01)  # ratios move in hundredths
 
 

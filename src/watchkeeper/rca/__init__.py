@@ -6,7 +6,7 @@ multiplies in recent change events and log anomalies, optionally discounts servi
 explained by an earlier anomalous callee, and returns :class:`~watchkeeper.model.Cause` objects sorted
 best first, each with a JSON-able explanation. Pure: no IO.
 
->>> import networkx as nx
+>>> import networkx as nx, numpy as np
 >>> t = np.arange(0.0, 4000.0, 60.0)
 >>> flat = np.ones_like(t) + 0.01 * np.sin(t)
 >>> ev = Evidence(
@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import networkx as nx
-import numpy as np
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences

@@ -5,9 +5,9 @@ and the largest robust z-score ``|x - median| / scale`` in a short window after 
 IQR ignore the earlier incidents that fall into the reference window (unless they fill more than a
 quarter of it), which is why BARO prefers them to the mean and the standard deviation.
 
-``scale`` is the IQR with two floors so that a flat reference (an error ratio that was always 0, a
-latency stuck at one histogram bucket) does not divide by zero: ``relative_floor × |median|`` and a
-per-metric absolute floor (:data:`ABSOLUTE_FLOORS`, by metric name suffix).
+``scale`` is the IQR with a floor so that a flat reference (an error ratio that was always 0, a
+latency stuck at one histogram bucket) does not divide by zero: ``relative_floor × |median|``, or for
+bounded ratios an absolute floor instead (:data:`ABSOLUTE_FLOORS`, by metric name suffix).
 
 >>> t = np.arange(0.0, 600.0, 10.0)
 >>> v = np.where(t < 500, 1.0 + 0.1 * np.sin(t), 5.0)
@@ -26,11 +26,12 @@ import numpy as np
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
-#: Smallest meaningful change of a metric, by name suffix: ratios move in hundredths, ``up`` in wholes.
+#: Smallest scale of a metric, by name suffix: ratios move in hundredths. ``up`` (the share of instances
+#: up) is a ratio too: a service going down scores like one answering 100 % errors.
 ABSOLUTE_FLOORS: dict[str, float] = {
     "error_ratio": 0.01,
     "disk_used_ratio": 0.01,
-    "up": 0.05,
+    "up": 0.01,
     "SuccessRate(%)": 1.0,
     "PodSuccessRate(%)": 1.0,
 }
@@ -60,11 +61,11 @@ class MetricScore:
     peak: float
 
 
-def _floor(name: str) -> float:
+def _floor(name: str) -> float | None:
     for suffix, floor in ABSOLUTE_FLOORS.items():
         if name.endswith(suffix):
             return floor
-    return 1e-9
+    return None
 
 
 def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "") -> MetricScore | None:
@@ -80,7 +81,8 @@ def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "
         return None
     median = float(np.median(before))
     q75, q25 = np.percentile(before, [75, 25])
-    scale = max(float(q75 - q25), params.relative_floor * abs(median), _floor(name))
+    floor = _floor(name)
+    scale = max(float(q75 - q25), floor if floor is not None else max(params.relative_floor * abs(median), 1e-9))
     dev = np.abs(after - median) / scale
     i = int(np.argmax(dev))
     crossed = np.nonzero(dev >= params.threshold)[0]
