@@ -235,7 +235,8 @@ def test_cli_nezha_writes_rankings_and_prints_tables(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "rca", "--format", "nezha", str(tmp_path / "data"), "--out", str(out)],
                            env=WIDE)
     assert result.exit_code == 0, result.output
-    for text in ("top-1 %", "Avg@5 %", "Reliability", "Leave-one-group-out", "cpu_contention", "2022-08-23"):
+    for text in ("top-1 %", "Avg@5 %", "Reliability", "Leave-one-group-out", "cpu_contention", "2022-08-23",
+                 "baseline: BARO, every pod column", "random order"):
         assert text in result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["id"] == "2022-08-22 04:10:40" and rows[0]["ranking"][0] == "cartservice"
@@ -263,3 +264,12 @@ def test_cli_bad_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path)])
     assert result.exit_code == 2 and "faults.jsonl" in result.output
     assert runner.invoke(app, ["eval", "rca", "--format", "csv", str(tmp_path)]).exit_code == 2
+
+
+def test_plain_baro_reader_keeps_every_pod_column_and_no_call_tables(tmp_path: Path) -> None:
+    make_nezha(tmp_path)
+    cases = ev.read_nezha(tmp_path, pod_metrics=None, call_tables=False)
+    cart = cases[0].evidence.metrics["cartservice"]
+    assert {"CpuUsage(m)", "PodWorkload(Ops)", "PodSuccessRate(%)"} <= set(cart)
+    assert not any(name.startswith("call_latency") for name in cart)
+    assert "entry_SuccessRate(%)" not in cases[0].evidence.metrics["frontend"]

@@ -110,7 +110,10 @@ def parse_nezha_time(cells: Sequence[str]) -> Array:
 
 
 def _floats(cells: Iterable[str]) -> Array:
-    return np.array([float(c) if c not in ("", "nan", "NaN") else math.nan for c in cells], dtype=np.float64)
+    try:
+        return np.array([float(c) if c else math.nan for c in cells], dtype=np.float64)
+    except ValueError as e:
+        raise InputError(f"a metric value is not a number ({e})") from e
 
 
 def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -135,8 +138,12 @@ def _column(header: list[str], name: str, path: Path) -> int:
 
 
 # -- nezha --------------------------------------------------------------------------------------
-def read_nezha(directory: Path) -> list[Case]:
-    """Every fault of every day under ``directory`` (the data set's root, ``rca_data`` or one day)."""
+def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD_METRICS,
+               call_tables: bool = True) -> list[Case]:
+    """Every fault of every day under ``directory`` (the data set's root, ``rca_data`` or one day).
+
+    ``pod_metrics=None`` keeps every numeric pod column and ``call_tables=False`` drops the call-latency
+    and front-end tables: together, plain BARO on the pod metrics (the baseline of ``eval rca``)."""
     lists = sorted(directory.rglob("*-fault_list.json"))
     lists = [p for p in lists if "construct_data" not in p.parts]
     if not lists:
@@ -145,7 +152,7 @@ def read_nezha(directory: Path) -> list[Case]:
     for fault_list in lists:
         day_dir = fault_list.parent
         day = fault_list.name.removesuffix("-fault_list.json")
-        metrics, graph = _nezha_day(day_dir / "metric")
+        metrics, graph = _nezha_day(day_dir / "metric", pod_metrics, call_tables)
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -161,7 +168,9 @@ def read_nezha(directory: Path) -> list[Case]:
     return cases
 
 
-def _nezha_day(metric_dir: Path) -> tuple[dict[str, dict[str, tuple[Array, Array]]], nx.DiGraph]:
+def _nezha_day(
+    metric_dir: Path, pod_metrics: Sequence[str] | None, call_tables: bool
+) -> tuple[dict[str, dict[str, tuple[Array, Array]]], nx.DiGraph]:
     if not metric_dir.is_dir():
         raise InputError(f"{metric_dir}: no metric directory")
     metrics: dict[str, dict[str, tuple[Array, Array]]] = {}
@@ -171,26 +180,27 @@ def _nezha_day(metric_dir: Path) -> tuple[dict[str, dict[str, tuple[Array, Array
         pod_col = _column(header, "PodName", path)
         service = service_of_pod(rows[0][pod_col]) if rows else path.name.split("_metric")[0]
         into = metrics.setdefault(service, {})
-        suffix = "" if not any(m in into for m in NEZHA_POD_METRICS) else f"@{rows[0][pod_col]}"
-        for name in NEZHA_POD_METRICS:
+        names = list(pod_metrics) if pod_metrics is not None else header[pod_col + 1:]
+        suffix = "" if not any(m in into for m in names) else f"@{rows[0][pod_col]}"
+        for name in names:
             if name in header:
                 j = header.index(name)
                 into[name + suffix] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
     if not metrics:
         raise InputError(f"{metric_dir}: no <pod>_metric.csv(.gz) files")
     # call latencies (ms/s of a caller_callee pair) belong to the callee; front_service to the front-end.
-    for table in ("source_50", "destination_50"):
-        path = next(iter(sorted(metric_dir.glob(f"{table}.csv*"))), None)
-        if path is None:
+    for table in ("source_50", "destination_50") if call_tables else ():
+        table_path = next(iter(sorted(metric_dir.glob(f"{table}.csv*"))), None)
+        if table_path is None:
             continue
-        header, rows = _read_table(path)
+        header, rows = _read_table(table_path)
         t = parse_nezha_time([r[0] for r in rows])
         for j, name in enumerate(header[2:], start=2):
             caller, _, callee = name.partition("_")
             if callee:
                 metrics.setdefault(callee, {})[f"call_latency[{caller}→{table}]"] = (
                     t, _floats(r[j] if j < len(r) else "" for r in rows))
-    front = next(iter(sorted(metric_dir.glob("front_service.csv*"))), None)
+    front = next(iter(sorted(metric_dir.glob("front_service.csv*"))), None) if call_tables else None
     if front is not None:
         header, rows = _read_table(front)
         t = parse_nezha_time([r[_column(header, "Time", front)] for r in rows])
@@ -287,7 +297,10 @@ def avg_at_k(ranks: Sequence[int], k: int) -> float:
     return sum(topk(ranks, i) for i in range(1, k + 1)) / k
 
 
-def run(cases: Sequence[Case], params: Params | None = None, calibration: dict[str, Any] | None = None) -> list[Outcome]:
+def run(
+    cases: Sequence[Case], params: Params | None = None, calibration: dict[str, Any] | None = None
+) -> list[Outcome]:
+    """Rank every case (all services are candidates)."""
     return [Outcome(c, rank(None, c.evidence, params=params, calibration=calibration)) for c in cases]
 
 

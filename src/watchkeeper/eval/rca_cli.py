@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.eval import rca as ev
+from watchkeeper.rca import Params
 from watchkeeper.rca.calibration import CALIBRATION, CALIBRATION_FILE
 
 _out = Console(highlight=False)
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     nezha = "nezha"
     lab = "lab"
 
@@ -80,7 +81,11 @@ def rca(
     overall = ev.summarize(outcomes)
     groups = sorted({c.group for c in cases})
     per_group = [(g, ev.summarize([o for o in outcomes if o.case.group == g])) for g in groups]
-    loo_rows: list[tuple[str, ev.Params, ev.Summary, ev.Summary]] = ev.leave_one_group_out(cases) if loo else []
+    baselines = [("random order (expected)", _random_summary(cases))]
+    if layout is Layout.nezha:
+        plain = ev.read_nezha(directory, pod_metrics=None, call_tables=False)
+        baselines.insert(0, ("baseline: BARO, every pod column", ev.summarize(ev.run(plain))))
+    loo_rows: list[tuple[str, Params, ev.Summary, ev.Summary]] = ev.leave_one_group_out(cases) if loo else []
     held_out: list[ev.Outcome] = []
     for g, params, _train, _test in loo_rows:
         train = [o for o in outcomes if o.case.group != g]
@@ -93,6 +98,7 @@ def rca(
         doc = {
             "overall": _summary_doc(overall),
             "groups": {g: _summary_doc(s) for g, s in per_group},
+            "baselines": {name: _summary_doc(s) for name, s in baselines},
             "by_kind": {k: {"n": n, "top1": t1, "top3": t3} for k, (n, t1, t3) in overall.by_kind.items()},
             "reliability": [_bin_doc(b) for b in ev.reliability(outcomes)],
             "loo": [{"test": g, "reference_s": p.reference_s, "window_s": p.window_s, "tuned_on": _summary_doc(a),
@@ -103,7 +109,7 @@ def rca(
         _out.print(json.dumps(doc), markup=False, soft_wrap=True)
         return
     _out.print(_summary_table(f"Root-cause ranking, {layout.value} (default windows: reference 3600 s, after 300 s)",
-                              [("all", overall), *per_group]))
+                              [("all", overall), *per_group, *baselines]))
     kinds = Table(title="By fault kind", title_justify="left")
     for col in ("kind", "faults", "top-1 %", "top-3 %"):
         kinds.add_column(col, justify="left" if col == "kind" else "right")
@@ -123,6 +129,16 @@ def rca(
         _out.print(f"calibration written to {calibration_out or CALIBRATION_FILE}", markup=False)
     if out is not None:
         _out.print(f"rankings written to {out}", markup=False)
+
+
+def _random_summary(cases: Sequence[ev.Case]) -> ev.Summary:
+    """What a uniformly random order of the candidates scores on average: top-k = k / candidates."""
+    sizes = [max(1, len(set(c.evidence.metrics) | set(c.evidence.graph.nodes))) for c in cases]
+
+    def top(k: int) -> float:
+        return sum(min(1.0, k / n) for n in sizes) / len(sizes)
+
+    return ev.Summary(len(cases), top(1), top(3), top(5), sum(top(k) for k in range(1, 6)) / 5)
 
 
 def _summary_doc(s: ev.Summary) -> dict[str, float]:
