@@ -204,6 +204,7 @@ def test_read_and_rank_lab(tmp_path: Path) -> None:
         ("f-1", "checkout", "error_burst"), ("f-2", "payment", "bad_deploy"), ("f-3", "cache", "crash"),
         ("f-4", "frontend", "cpu_hog")]
     assert cases[1].evidence.changes[0].service == "payment"
+    assert "request_rate" not in cases[0].evidence.metrics["frontend"]  # traffic is left out
     outcomes = ev.run(cases)
     assert [o.rank for o in outcomes] == [1, 1, 1, 1]
     assert "changes" in outcomes[1].causes[0].evidence

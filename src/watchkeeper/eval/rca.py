@@ -41,6 +41,8 @@ from watchkeeper.rca.scoring import Array
 #: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
 #: (workload, network bytes, syscalls) move with the load everywhere and only add noise.
 NEZHA_POD_METRICS = ("CpuUsageRate(%)", "MemoryUsageRate(%)", "PodServerLatencyP90(s)")
+#: Lab metrics left out of the ranking: traffic follows the load generator through every service.
+LAB_IGNORED = ("request_rate",)
 #: ``frontend-579b9bff58-t2dbm`` → ``frontend`` (Deployment pods: <name>-<replicaset hash>-<pod hash>).
 _POD = re.compile(r"^(?P<service>.+?)-[0-9a-f]{6,10}-[0-9a-z]{5}$")
 #: The reliability table's bins of confidence.
@@ -255,7 +257,7 @@ def read_lab_metrics(metric_dir: Path) -> dict[str, dict[str, tuple[Array, Array
         except ValueError as e:
             raise InputError(f"{path}: a timestamp is not a number ({e})") from e
         out[path.stem] = {name: (t, _floats(r[j] if j < len(r) else "" for r in rows))
-                          for j, name in enumerate(header[1:], start=1)}
+                          for j, name in enumerate(header[1:], start=1) if name not in LAB_IGNORED}
     return out
 
 
