@@ -257,7 +257,7 @@ def read_lab_metrics(metric_dir: Path) -> dict[str, dict[str, tuple[Array, Array
         except ValueError as e:
             raise InputError(f"{path}: a timestamp is not a number ({e})") from e
         out[path.stem] = {name: (t, _floats(r[j] if j < len(r) else "" for r in rows))
-                          for j, name in enumerate(header[1:], start=1) if name not in LAB_IGNORED}
+                          for j, name in enumerate(header[1:], start=1)}
     return out
 
 
@@ -270,7 +270,8 @@ def read_lab(directory: Path) -> list[Case]:
     cases: list[Case] = []
     for camp in campaigns:
         graph = topology.load(camp / "topology.json") if (camp / "topology.json").exists() else nx.DiGraph()
-        metrics = read_lab_metrics(camp / "metrics")
+        metrics = {s: {m: ts for m, ts in ms.items() if m not in LAB_IGNORED}
+                   for s, ms in read_lab_metrics(camp / "metrics").items()}
         changes = []
         for i, doc in _jsonl(camp / "changes.jsonl"):
             where = f"{camp / 'changes.jsonl'}:{i}"
