@@ -100,11 +100,12 @@ class Pipeline:
     def keys(self, events: Iterable[Event]) -> set[str]:
         """Every correlation key these events may probe or be indexed under (for loading state)."""
         found: set[str] = set()
+        keys, inhibit = self.correlate.keys, self.config.inhibit
         for event in events:
             alert = alert_of(event)
-            found.update(self.correlate.probe_keys(alert))
-            found.update(self.correlate.index_keys(alert))
-            found.update(self.inhibit_keys(alert))
+            found.update(keys(alert))
+            if inhibit:
+                found.update(self.inhibit_keys(alert))
         return found
 
     def observe_all(self, events: Iterable[Event], state: State) -> None:

@@ -98,6 +98,10 @@ class _Pending:
     actor: str
     started: float
     future: Future[IngestResult] = field(default_factory=Future)
+    #: Worked out before the ingest lock is taken (None: under the lock): the correlation keys
+    #: the batch may probe, with the configuration they were computed for, and its event rows.
+    keys: tuple[set[str], PipelineConfig] | None = None
+    rows: list[tuple[Any, ...]] | None = None
 
 
 def hash_token(token: str) -> str:
@@ -273,12 +277,16 @@ class Watchkeeper:
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
         every = [e for item in group for e in item.batch]
+        keys: set[str] = set()
+        for item in group:
+            keys |= item.keys[0] if item.keys is not None and item.keys[1] is self.config else self.keys(item.batch)
+        rows = None if any(item.rows is None for item in group) else [r for item in group for r in item.rows or ()]
         results: list[IngestResult] = []
         with self.db.write() as conn:
-            head = audit.head(conn).seq
-            if kept is None or kept[0] != head or kept[3] is not self.config:
+            chain = audit.head(conn)
+            if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
                 kept = None  # someone else wrote since (every change appends to the audit log)
-            state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
+            state, loaded = ingest.load_state(conn, every, keys, *(kept[1:3] if kept else ()))
             pipeline = Pipeline(self.config, loaded.new_incident_id)
             changes: list[list[Change]] = []
             for item in group:
@@ -290,9 +298,9 @@ class Watchkeeper:
                     "source": item.source, "events": len(item.batch), "repeats": state.repeats - repeats_before}))
                 touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
                 results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
-            ingest.persist(conn, every, state, loaded)
+            ingest.persist(conn, every, state, loaded, rows)
             for item, item_changes in zip(group, changes, strict=True):
-                records = audit.append(conn, item.actor, item_changes)
+                records = audit.append(conn, item.actor, item_changes, chain)
         for item in group:
             if self.metrics is not None:
                 self.metrics.events.labels(item.source).inc(len(item.batch))
@@ -302,9 +310,9 @@ class Watchkeeper:
             self._kept = (records[-1].seq, state, loaded, self.config)
         return results
 
-    def keys(self, batch: list[Event]) -> set[str]:
+    def keys(self, batch: list[Event], config: PipelineConfig | None = None) -> set[str]:
         """The correlation keys a batch may probe or be indexed under."""
-        return Pipeline(self.config, _no_ids).keys(batch)
+        return Pipeline(config or self.config, _no_ids).keys(batch)
 
     def dead_letter(
         self, source_name: str, body: bytes, error: InputError, content_type: str | None,

@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from watchkeeper.correlate import LabelGroup, TextTemplate, Topology, template
+from watchkeeper.correlate import CoOccurring, Correlator, LabelGroup, TextTemplate, Topology, template
 from watchkeeper.correlate.config import load_config
+from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
 from watchkeeper.pipeline import Pipeline, PipelineConfig, State
@@ -194,3 +195,22 @@ def load_config_graph(path: Path) -> dict[str, list[str]]:
     data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     return data
+
+
+@pytest.mark.parametrize("strategies", [
+    pytest.param((LabelGroup(),), id="service"),
+    pytest.param((LabelGroup(["cluster", "service"]),), id="labels"),
+    pytest.param((LabelGroup(), Topology(GRAPH, hops=2)), id="topology"),
+    pytest.param((TextTemplate(),), id="text"),
+    pytest.param((TextTemplate("service"), CoOccurring({"a": ["b"]})), id="text-cooccurrence"),
+])
+def test_correlator_keys_are_the_index_and_probe_keys(strategies: tuple[object, ...]) -> None:
+    """``keys`` (used to load state) is the cheap form of ``index_keys`` + ``probe_keys``."""
+    correlator = Correlator(timedelta(minutes=5), strategies)  # type: ignore[arg-type]
+    found: set[str] = set()
+    for event in [*STORM, ev("a", "checkout", 0, "disk 91% on db-1", {"cluster": "eu"}), ev("b", "x", 0, labels={})]:
+        alert = alert_of(event)
+        keys = set(correlator.keys(alert))
+        assert keys == set(correlator.index_keys(alert) + correlator.probe_keys(alert))
+        found |= keys
+    assert found  # not vacuous: some alert has keys

@@ -82,6 +82,11 @@ class LabelGroup:
         key = self._key(alert)
         return [key] if key else []
 
+    def keys(self, alert: Alert) -> list[str]:
+        """What ``index`` and ``probe`` use: the one key."""
+        key = self._key(alert)
+        return [key] if key else []
+
     def probe(self, alert: Alert) -> list[Probe]:
         key = self._key(alert)
         if key is None:
@@ -180,6 +185,10 @@ class TextTemplate:
         return f"text:{prefix}{template(alert.summary or alert.name)}"
 
     def index(self, alert: Alert) -> list[str]:
+        return [self._key(alert)]
+
+    def keys(self, alert: Alert) -> list[str]:
+        """What ``index`` and ``probe`` use: the one key."""
         return [self._key(alert)]
 
     def probe(self, alert: Alert) -> list[Probe]:

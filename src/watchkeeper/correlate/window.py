@@ -45,6 +45,19 @@ class Correlator:
     def probe_keys(self, alert: Alert) -> list[str]:
         return [p.key for s in self.strategies for p in s.probe(alert)]
 
+    def keys(self, alert: Alert) -> list[str]:
+        """``index_keys`` and ``probe_keys`` together (for loading state). A strategy may offer a
+        cheaper ``keys(alert)`` (no probe details to format) that returns the same keys."""
+        found: list[str] = []
+        for strategy in self.strategies:
+            fast = getattr(strategy, "keys", None)
+            if fast is not None:
+                found += fast(alert)
+            else:
+                found += strategy.index(alert)
+                found += [p.key for p in strategy.probe(alert)]
+        return found
+
     def observe(
         self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime
     ) -> Join:

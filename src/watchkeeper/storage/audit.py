@@ -12,18 +12,21 @@ from watchkeeper.audit import GENESIS, AuditChain, canonical_json
 from watchkeeper.model import AuditRecord, Change
 from watchkeeper.storage.tables import audit_log
 
+_HEAD = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+
 
 def head(conn: Connection) -> AuditChain:
     """The chain positioned after the last stored record (call inside a write transaction)."""
-    row = conn.execute(
-        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-    ).first()
+    row = conn.execute(_HEAD).first()
     return AuditChain(row.seq, row.hash) if row else AuditChain(0, GENESIS)
 
 
-def append(conn: Connection, actor: str, changes: Iterable[Change]) -> list[AuditRecord]:
-    """Append one record per change, chained after the current head, in this transaction."""
-    chain = head(conn)
+def append(
+    conn: Connection, actor: str, changes: Iterable[Change], chain: AuditChain | None = None
+) -> list[AuditRecord]:
+    """Append one record per change, chained after the current head (``chain``, when the caller
+    already holds it in this transaction), in this transaction."""
+    chain = head(conn) if chain is None else chain
     records = [chain.append(actor, c.kind, c.subject, c.payload, c.at) for c in changes]
     if records:
         conn.execute(insert(audit_log), [_row(r) for r in records])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
@@ -44,6 +44,25 @@ class Loaded:
         return value
 
 
+# Read statements built once: building a statement and its cache key costs more than running
+# these small queries.
+_VALUES: BindParameter[Any] = bindparam("values", expanding=True)
+_ALERTS_IN = select(alerts).where(alerts.c.fingerprint.in_(_VALUES))
+_INHIBITORS_IN = select(inhibitors).where(inhibitors.c.key.in_(_VALUES))
+_ACTIVE_BY_KEY = (
+    select(incident_keys.c.key, incidents.c.id)
+    .join(incidents, incidents.c.id == incident_keys.c.incident_id)
+    .where(incident_keys.c.key.in_(_VALUES))
+    .where(incidents.c.status != IncidentStatus.RESOLVED.value)
+    .order_by(incidents.c.last_activity_at)
+)
+_INCIDENTS_IN = select(incidents).where(incidents.c.id.in_(_VALUES))
+_SERVICES_OF = select(incident_services).where(incident_services.c.incident_id.in_(_VALUES))
+_KEYS_OF = select(incident_keys).where(incident_keys.c.incident_id.in_(_VALUES))
+_SILENCES_AT = select(silences).where(silences.c.starts_at <= bindparam("at"), silences.c.ends_at > bindparam("at"))
+_NEXT_INCIDENT_ID = select(func.coalesce(func.max(incidents.c.id), 0))
+
+
 def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
 
@@ -62,33 +81,24 @@ def load_state(
     keys = keys - loaded.known_keys
     loaded.known_keys.update(keys)
     for part in _chunks(fingerprints):
-        for row in conn.execute(select(alerts).where(alerts.c.fingerprint.in_(part))):
+        for row in conn.execute(_ALERTS_IN, {"values": part}):
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
     incident_ids = {state.alerts[f].incident_id for f in fingerprints if f in state.alerts} - {None}
     inhibit_keys = sorted(k for k in keys if k.startswith("inhibit:"))
     for part in _chunks(inhibit_keys):
-        for row in conn.execute(select(inhibitors).where(inhibitors.c.key.in_(part))):
+        for row in conn.execute(_INHIBITORS_IN, {"values": part}):
             state.inhibiting.setdefault(row.key, set()).add(row.fingerprint)
     for part in _chunks(sorted(k for k in keys if not k.startswith("inhibit:"))):
-        query = (
-            select(incident_keys.c.key, incidents.c.id)
-            .join(incidents, incidents.c.id == incident_keys.c.incident_id)
-            .where(incident_keys.c.key.in_(part))
-            .where(incidents.c.status != IncidentStatus.RESOLVED.value)
-            .order_by(incidents.c.last_activity_at)
-        )
-        for row in conn.execute(query):
+        for row in conn.execute(_ACTIVE_BY_KEY, {"values": part}):
             state.active_by_key[row.key] = row.id  # the most recently active wins
             incident_ids.add(row.id)
     for part in _chunks(sorted(i for i in incident_ids if i is not None and i not in state.incidents)):
-        for row in conn.execute(select(incidents).where(incidents.c.id.in_(part))):
+        for row in conn.execute(_INCIDENTS_IN, {"values": part}):
             state.incidents[row.id] = incident_from_row(row)
-        for row in conn.execute(
-            select(incident_services).where(incident_services.c.incident_id.in_(part))
-        ):
+        for row in conn.execute(_SERVICES_OF, {"values": part}):
             loaded.incident_services.add((row.incident_id, row.service))
-        for row in conn.execute(select(incident_keys).where(incident_keys.c.incident_id.in_(part))):
+        for row in conn.execute(_KEYS_OF, {"values": part}):
             loaded.incident_keys.add((row.incident_id, row.key))
             state.incidents[row.incident_id].keys.append(row.key)
     now = max((e.received_at for e in batch), default=None)
@@ -99,14 +109,25 @@ def load_state(
     return state, loaded
 
 
-def persist(conn: Connection, batch: Sequence[Event], state: State, loaded: Loaded) -> None:
-    """Write the batch's events and every change the pipeline made, in the caller's transaction.
+def event_rows(dialect: str, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
+    """The events table's rows for ``batch`` on ``dialect`` (``sqlite``, ``postgresql``), for
+    ``persist``: they can be made before the write transaction starts."""
+    return _Driver.for_dialect(dialect).event_rows(batch)
+
+
+def persist(
+    conn: Connection, batch: Sequence[Event], state: State, loaded: Loaded,
+    rows: list[tuple[Any, ...]] | None = None,
+) -> None:
+    """Write the batch's events (``rows``: made by ``event_rows`` already) and every change the
+    pipeline made, in the caller's transaction.
 
     The rows that grow with the traffic (events, alerts, memberships, touched incidents) go to
     the driver as plain tuples (:class:`_Driver`); the rarer ones through SQLAlchemy Core."""
     driver = _Driver.of(conn)
-    if batch:
-        driver.insert_events(conn, batch)
+    rows = driver.event_rows(batch) if rows is None else rows
+    if rows:
+        driver.insert_events(conn, rows)
     new_incidents = [state.incidents[i] for i in sorted(state.new_incidents)]
     if new_incidents:
         conn.execute(insert(incidents), [incident_row(i) for i in new_incidents])
@@ -187,13 +208,19 @@ class _Driver:
 
     @classmethod
     def of(cls, conn: Connection) -> _Driver:
-        sqlite = conn.dialect.name == "sqlite"
+        return cls.for_dialect(conn.dialect.name)
+
+    @classmethod
+    def for_dialect(cls, name: str) -> _Driver:
+        sqlite = name == "sqlite"
         return cls(sqlite, sqlite_stamp if sqlite else pg_stamp)
 
     def executemany(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), rows)
 
-    def insert_events(self, conn: Connection, batch: Sequence[Event]) -> None:
+    def event_rows(self, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
+        """The events table's rows for ``batch`` (they depend on nothing else: the server makes
+        them before it takes the ingest lock)."""
         stamp = self.stamp
         received: dict[datetime, Any] = {}
         rows = []
@@ -207,6 +234,9 @@ class _Driver:
                 e.summary, stamp(e.starts_at), None if e.ends_at is None else stamp(e.ends_at),
                 json_text(labels), json_text(e.raw if type(e.raw) is dict else dict(e.raw)),
             ))
+        return rows
+
+    def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         if self.sqlite:
             conn.exec_driver_sql(_INSERT_EVENT, rows)
             return
@@ -296,7 +326,7 @@ def save_incident(conn: Connection, incident: Incident) -> None:
 
 
 def active_silences(conn: Connection, at: datetime) -> list[Silence]:
-    rows = conn.execute(select(silences).where(silences.c.starts_at <= at, silences.c.ends_at > at))
+    rows = conn.execute(_SILENCES_AT, {"at": at})
     return [silence_from_row(row) for row in rows]
 
 
@@ -310,7 +340,7 @@ def save_alert(conn: Connection, alert: Alert) -> None:
 
 
 def next_incident_id(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(incidents.c.id), 0))).scalar_one()) + 1
+    return int(conn.execute(_NEXT_INCIDENT_ID).scalar_one()) + 1
 
 
 def insert_incident(conn: Connection, incident: Incident) -> None:
