@@ -97,11 +97,21 @@ class Database:
         self.engine.dispose()
 
 
+#: SQLite settings of every connection. ``synchronous=FULL``: each commit fsyncs the WAL, so an
+#: acknowledged event survives an OS crash or power loss, not only a process crash (``NORMAL``
+#: would not). A checkpoint every 10,000 WAL pages (~40 MB) instead of 1,000: the pages that
+#: every ingest commit rewrites (the alerts, index leaves) are copied back to the database once
+#: per checkpoint, so fewer checkpoints write far less; the WAL file is truncated to 64 MB after
+#: one. Neither changes what a commit guarantees.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000",
+                  "wal_autocheckpoint=10000", "journal_size_limit=67108864")
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+    for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

@@ -27,7 +27,7 @@ events = Table(
     Column("received_at", UTCDateTime(), nullable=False, index=True),
     Column("source", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("fingerprint", String(256), nullable=False, index=True),
+    Column("fingerprint", String(256), nullable=False),  # not indexed: see migration 0006
     Column("status", String(16), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("service", String(256), nullable=False),
