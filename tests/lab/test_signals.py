@@ -3,7 +3,9 @@ registry, with noisy simulated traffic) → parse/derive → Monitor events; and
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -353,3 +355,30 @@ def test_recorded_csv_reads_back_with_the_rca_lab_reader(tmp_path: Path) -> None
     assert t.tolist() == [T0 + 2 * i for i in range(5)] and up.tolist() == [1, 1, 1, 0, 1]
     rate = series["request_rate"][1]
     assert math.isnan(rate[0]) and math.isnan(rate[3]) and math.isnan(rate[4]) and 10 < rate[1] < 30
+
+
+def test_scraper_follows_lab_json_when_a_service_is_scaled(tmp_path: Path) -> None:
+    first, second = FakeService("cache", seed=41).start(), FakeService("cache", seed=42).start()
+    lab = tmp_path / "lab.json"
+
+    def write(ports: list[int], mtime: float) -> None:
+        lab.write_text(json.dumps({"services": {"cache": {
+            "port": ports[0], "pid": 1, "deps": [], "version": "v1",
+            "instances": [{"port": p, "pid": 1} for p in ports]}}}))
+        os.utime(lab, (mtime, mtime))
+
+    try:
+        write([first.port], 1_000.0)
+        scraper = Scraper.from_lab(tmp_path, timeout=1.0)
+        assert scraper.scrape(T0)["cache"]["up"] == 1.0
+        write([first.port, second.port], 2_000.0)
+        both = scraper.scrape(T0 + 1)
+        assert scraper.endpoints == {"cache": [first.url, second.url]} and both["cache"]["up"] == 1.0
+        second.stop()
+        assert scraper.scrape(T0 + 2)["cache"]["up"] == 0.0  # one instance of two is gone
+        lab.unlink()  # the lab went down: keep scraping the last known targets
+        assert scraper.scrape(T0 + 3)["cache"]["up"] == 0.0
+        scraper.close()
+    finally:
+        first.stop()
+        second.stop()

@@ -15,6 +15,7 @@ per-service series, and turn them into Watchkeeper anomaly events.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -207,7 +208,9 @@ class Scraper:
     """Scrape every instance of every service; derive its metrics from consecutive scrapes.
 
     ``endpoints`` maps a service to its base URL (or the URLs of its instances). A failed scrape
-    (refused, timed out, not 200, unparsable) counts as that instance being down.
+    (refused, timed out, not 200, unparsable) counts as that instance being down. Built with
+    :meth:`from_lab`, it follows the lab: ``lab.json`` is read again whenever it changes (an
+    instance added by ``lab scale``, a service restarted on another port).
     """
 
     def __init__(
@@ -219,13 +222,29 @@ class Scraper:
         }
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 0.5)),
                                               trust_env=False)
-        self._last: dict[str, list[Sample | None]] = {}
+        self._last: dict[str, Sample | None] = {}  # url -> its previous scrape
+        self._lab: Path | None = None
+        self._lab_mtime = 0.0
 
     @classmethod
     def from_lab(cls, directory: Path | str, **kwargs: Any) -> Scraper:
         """The services and instances of a running lab, from its ``lab.json``."""
-        ports = lab_ports(directory)
-        return cls({name: [f"http://{HOST}:{p}" for p in ps] for name, ps in ports.items()}, **kwargs)
+        scraper = cls({}, **kwargs)
+        scraper._lab = Path(directory)
+        scraper._follow_lab()
+        return scraper
+
+    def _follow_lab(self) -> None:
+        assert self._lab is not None
+        try:
+            mtime = (self._lab / "lab.json").stat().st_mtime
+        except OSError:
+            mtime = -1.0  # lab.json gone (lab down): lab_ports names the problem below
+        if mtime == self._lab_mtime and self.endpoints:
+            return
+        ports = lab_ports(self._lab)
+        self.endpoints = {name: [f"http://{HOST}:{p}" for p in ps] for name, ps in ports.items()}
+        self._lab_mtime = mtime
 
     def fetch(self, url: str, now: float) -> Sample | None:
         try:
@@ -238,12 +257,14 @@ class Scraper:
 
     def scrape(self, now: float) -> dict[str, dict[str, float]]:
         """One scrape of everything: service -> derived metric -> value (see :func:`derive`)."""
+        if self._lab is not None:
+            with contextlib.suppress(ValueError):  # a lab.json being rewritten: keep the last targets
+                self._follow_lab()
         out: dict[str, dict[str, float]] = {}
         for service, urls in self.endpoints.items():
             cur = [self.fetch(url, now) for url in urls]
-            prev = self._last.get(service, [None] * len(cur))
-            out[service] = derive(prev, cur)
-            self._last[service] = cur
+            out[service] = derive([self._last.get(url) for url in urls], cur)
+            self._last.update(zip(urls, cur, strict=True))
         return out
 
     def close(self) -> None:
@@ -402,7 +423,6 @@ class _RuleState:
     streak: int = 0
     firing_since: float | None = None
     peak: float = NAN
-    event_labels: dict[str, str] = field(default_factory=dict)
 
 
 # -- the monitor -----------------------------------------------------------------------------
