@@ -24,6 +24,9 @@ from watchkeeper.model import (
 )
 from watchkeeper.suppress import FlapDetector, InhibitRule, Silence
 
+#: Bound once: an enum member looked up on its class costs ~0.1 µs, on the per-event path.
+_REPEAT, _CLOSED = DedupReason.REPEAT, IncidentStatus.RESOLVED
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
@@ -114,20 +117,20 @@ class Pipeline:
 
     def observe(self, event: Event, state: State) -> None:
         result = self.dedup.observe(event, state.alerts)
-        alert, reason = result.alert, result.reason
+        alert, reason, counted_only = result
         now = event.received_at
-        if reason is DedupReason.REPEAT and alert.held is None:  # most events: a plain repeat
-            if result.counted_only:
+        if reason is _REPEAT and alert.held is None:  # most events: a plain repeat
+            if counted_only:
                 state.counted_alerts.add(alert.fingerprint)
             else:
                 state.changed_alerts.add(alert.fingerprint)
             state.repeats += 1
             current = state.incidents.get(alert.incident_id) if alert.incident_id else None
-            if current is not None and now > current.last_activity_at and current.is_active:
+            if current is not None and now > current.last_activity_at and current.status is not _CLOSED:
                 current.last_activity_at = now
                 state.touched_incidents.add(current.id)
             return
-        if result.counted_only:
+        if counted_only:
             state.counted_alerts.add(alert.fingerprint)
         else:
             state.changed_alerts.add(alert.fingerprint)

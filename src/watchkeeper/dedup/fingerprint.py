@@ -68,35 +68,45 @@ class Deduplicator:
     """
 
     def observe(self, event: Event, alerts: MutableMapping[str, Alert]) -> DedupResult:
+        # Runs once per ingested event: enum members and the result's constructor are bound at
+        # module level (``Status.FIRING`` is an attribute lookup on the enum class each time).
         alert = alerts.get(event.fingerprint)
         if alert is None:
             alert = alert_of(event)
             alerts[event.fingerprint] = alert
-            if event.status is Status.RESOLVED:
+            if event.status is _RESOLVED:
                 alert.resolved_at = event.ends_at or event.received_at
-                return DedupResult(alert, DedupReason.RESOLVED_UNSEEN)
-            return DedupResult(alert, DedupReason.NEW)
+                return _result(DedupResult, (alert, _RESOLVED_UNSEEN, False))
+            return _result(DedupResult, (alert, _NEW, False))
 
         alert.count += 1
         if event.received_at > alert.last_seen:
             alert.last_seen = event.received_at
-        if event.status is Status.RESOLVED:
-            if alert.status is Status.RESOLVED:
-                return DedupResult(alert, DedupReason.ALREADY_RESOLVED)
-            alert.status = Status.RESOLVED
+        if event.status is _RESOLVED:
+            if alert.status is _RESOLVED:
+                return _result(DedupResult, (alert, _ALREADY_RESOLVED, False))
+            alert.status = _RESOLVED
             alert.resolved_at = event.ends_at or event.received_at
-            return DedupResult(alert, DedupReason.RESOLVED)
-        if alert.status is Status.FIRING:
+            return _result(DedupResult, (alert, _RESOLVED_NOW, False))
+        if alert.status is _FIRING:
             described = not event.reference and _refresh(alert, event)
-            return DedupResult(alert, DedupReason.REPEAT, counted_only=not described)
+            return _result(DedupResult, (alert, _REPEAT, not described))
         if alert.resolved_at is not None and event.starts_at < alert.resolved_at:
-            return DedupResult(alert, DedupReason.STALE)
-        alert.status = Status.FIRING
+            return _result(DedupResult, (alert, _STALE, False))
+        alert.status = _FIRING
         alert.resolved_at = None
         alert.first_seen = event.starts_at
         if not event.reference:
             _refresh(alert, event)
-        return DedupResult(alert, DedupReason.REFIRED)
+        return _result(DedupResult, (alert, _REFIRED, False))
+
+
+_FIRING, _RESOLVED = Status.FIRING, Status.RESOLVED
+_NEW, _REPEAT, _RESOLVED_NOW, _REFIRED = DedupReason.NEW, DedupReason.REPEAT, DedupReason.RESOLVED, DedupReason.REFIRED
+_ALREADY_RESOLVED, _RESOLVED_UNSEEN, _STALE = (
+    DedupReason.ALREADY_RESOLVED, DedupReason.RESOLVED_UNSEEN, DedupReason.STALE)
+#: ``DedupResult(alert, reason, counted_only)`` without the generated ``__new__``'s overhead.
+_result = tuple.__new__
 
 
 def alert_of(event: Event) -> Alert:
@@ -118,7 +128,7 @@ def alert_of(event: Event) -> Alert:
 
 def _refresh(alert: Alert, event: Event) -> bool:
     """Take the event's description; say whether anything changed."""
-    if (alert.severity, alert.summary, alert.labels) == (event.severity, event.summary, event.labels):
+    if alert.severity is event.severity and alert.summary == event.summary and alert.labels == event.labels:
         return False
     alert.severity = event.severity
     alert.summary = event.summary

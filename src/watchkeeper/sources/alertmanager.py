@@ -8,8 +8,12 @@ from typing import Any, Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.errors import InputError
-from watchkeeper.model import STATUS_BY_VALUE, Event
+from watchkeeper.model import STATUS_BY_VALUE, Event, EventKind, Severity, utc
 from watchkeeper.sources.base import (
+    RESOURCE_LABELS,
+    SERVICE_LABELS,
+    fingerprint_of,
+    first_label,
     labelled_event,
     validate,
 )
@@ -113,17 +117,38 @@ def _str_map(value: Any) -> TypeGuard[dict[str, str]]:
     return True
 
 
+#: Parsed times by their text (UTC; None: not for the fast path). An alert repeats its
+#: ``startsAt`` in every notification while it fires, and ``endsAt`` is mostly the unset time.
+_TIMES: dict[str, datetime | None] = {}
+_TIMES_MAX = 8192
+
+
 def _time(value: Any) -> datetime | None:
-    if type(value) is not str or len(value) < 20 or value[10] != "T":
+    if type(value) is not str:
         return None
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+        return _TIMES[value]
+    except KeyError:
+        pass
+    parsed = None
+    if len(value) >= 20 and value[10] == "T":
+        try:
+            parsed = utc(datetime.fromisoformat(value))
+        except ValueError:
+            parsed = None
+    if len(_TIMES) >= _TIMES_MAX:
+        _TIMES.clear()
+    _TIMES[value] = parsed
+    return parsed
+
+
+_EMPTY: dict[str, str] = {}
 
 
 def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
-    """Normalize a plainly well-formed webhook, or return None to let pydantic decide."""
+    """Normalize a plainly well-formed webhook, or return None to let pydantic decide.
+
+    The mapping is ``labelled_event``'s, written out: this loop runs once per alert."""
     if type(payload) is not dict or payload.get("version", "4") != "4":
         return None
     if not _status(payload.get("status")) or type(payload.get("alerts")) is not list:
@@ -136,23 +161,41 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
             return None
     if "truncatedAlerts" in payload and type(payload["truncatedAlerts"]) is not int:
         return None
-    events = []
+    events: list[Event] = []
+    append, join, statuses, parse = events.append, "".join, STATUS_BY_VALUE, Severity.parse
     for raw in payload["alerts"]:
         if type(raw) is not dict:
             return None
-        status, labels = raw.get("status"), raw.get("labels")
-        annotations = raw.get("annotations", {})
-        fingerprint = raw.get("fingerprint")
-        if not (_status(status) and _str_map(labels) and _str_map(annotations)):
+        status, labels, annotations = raw.get("status"), raw.get("labels"), raw.get("annotations", _EMPTY)
+        if type(status) is not str or status not in statuses or type(labels) is not dict or (
+            type(annotations) is not dict
+        ):
             return None
+        try:
+            join(labels.values())
+            join(annotations.values())
+        except TypeError:
+            return None
+        fingerprint = raw.get("fingerprint")
         if (fingerprint is not None and type(fingerprint) is not str) or (
-            type(raw.get("generatorURL", "")) is not str
+            "generatorURL" in raw and type(raw["generatorURL"]) is not str
         ):
             return None
         starts = _time(raw.get("startsAt"))
-        ends_raw = raw.get("endsAt")
-        ends = None if ends_raw is None else _time(ends_raw)
-        if starts is None or (ends_raw is not None and ends is None):
+        if starts is None:
             return None
-        events.append(_event(status, labels, annotations, starts, ends, fingerprint, raw, received_at))
+        ends = raw.get("endsAt")
+        if ends is not None:
+            ends = _time(ends)
+            if ends is None:
+                return None
+            if ends.year <= 1:  # Alertmanager's "not set"
+                ends = None
+        name = labels.get("alertname", "")
+        append(Event(
+            AlertmanagerSource.name, EventKind.ALERT, fingerprint or fingerprint_of(labels), statuses[status],
+            parse(labels.get("severity")), name, first_label(labels, SERVICE_LABELS, "unknown"),
+            first_label(labels, RESOURCE_LABELS, ""), labels,
+            annotations.get("summary") or annotations.get("description") or name, starts, ends, received_at, raw,
+        ))
     return events
