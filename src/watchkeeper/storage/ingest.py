@@ -125,23 +125,19 @@ def persist(
     The rows that grow with the traffic (events, alerts, memberships, touched incidents) go to
     the driver as plain tuples (:class:`_Driver`); the rarer ones through SQLAlchemy Core."""
     driver = _Driver.of(conn)
+    stamp = driver.stamp
     rows = driver.event_rows(batch) if rows is None else rows
     if rows:
         driver.insert_events(conn, rows)
     new_incidents = [state.incidents[i] for i in sorted(state.new_incidents)]
     if new_incidents:
-        conn.execute(insert(incidents), [incident_row(i) for i in new_incidents])
+        driver.insert(conn, _INCIDENT_INSERT, [(i.id, *driver.incident_values(i)) for i in new_incidents])
     changed = [state.incidents[i] for i in sorted(state.changed_incidents - state.new_incidents)]
     if changed:
-        conn.execute(
-            update(incidents).where(incidents.c.id == bindparam("b_id")),
-            [{"b_id": i.id, **_incident_values(i)} for i in changed],
-        )
+        driver.update(conn, _INCIDENT_UPDATE, [(*driver.incident_values(i), i.id) for i in changed])
     touched = [state.incidents[i] for i in sorted(state.touched_incidents - state.changed_incidents)]
     if touched:
-        stamp = driver.stamp
-        driver.executemany(conn, "UPDATE incidents SET last_activity_at = ? WHERE id = ?",
-                           [(stamp(i.last_activity_at), i.id) for i in touched])
+        driver.update(conn, _INCIDENT_TOUCH, [(stamp(i.last_activity_at), i.id) for i in touched])
     pairs = {
         (i, s) for i in state.changed_incidents for s in state.incidents[i].services
     } - loaded.incident_services
@@ -154,38 +150,72 @@ def persist(
         loaded.incident_keys.update(key_pairs)
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
     if fresh:
-        driver.executemany(conn, _INSERT_ALERT, [(a.fingerprint, *driver.alert_values(a)) for a in fresh])
+        driver.insert(conn, _ALERT_INSERT, [(a.fingerprint, *driver.alert_values(a)) for a in fresh])
         loaded.alerts.update(a.fingerprint for a in fresh)
     counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
-    if counted:
-        driver.count_alerts(conn, counted)
+    if counted:  # plain repeats: only count and last_seen changed
+        driver.update(conn, _ALERT_COUNT, [(a.count, stamp(a.last_seen), a.fingerprint) for a in counted])
     known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
-        driver.executemany(conn, _UPDATE_ALERT, [(*driver.alert_values(a), a.fingerprint) for a in known])
+        driver.update(conn, _ALERT_UPDATE, [(*driver.alert_values(a), a.fingerprint) for a in known])
     if state.inhibit_added:
         conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in sorted(state.inhibit_added)])
     for key, fingerprint in sorted(state.inhibit_removed):
         conn.execute(inhibitors.delete().where(inhibitors.c.key == key, inhibitors.c.fingerprint == fingerprint))
     if state.memberships:
-        stamp = driver.stamp
-        driver.executemany(
-            conn, "INSERT INTO incident_alerts (incident_id, fingerprint, joined_at, reason, detail) "
-                  "VALUES (?, ?, ?, ?, ?)",
-            [(m.incident_id, m.fingerprint, stamp(m.joined_at), m.reason, m.detail) for m in state.memberships],
-        )
+        driver.insert(conn, _MEMBERSHIP_INSERT, [
+            (m.incident_id, m.fingerprint, stamp(m.joined_at), m.reason, m.detail) for m in state.memberships])
 
 
-# The columns of ``_Driver.alert_values`` (``_alert_values``'s keys, in order) and of events.
-_INSERT_ALERT = (
-    "INSERT INTO alerts (fingerprint, source, name, service, resource, severity, status, labels, summary, "
-    "first_seen, last_seen, count, resolved_at, incident_id, join_reason, held, changes) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPDATE_ALERT = (
-    "UPDATE alerts SET source = ?, name = ?, service = ?, resource = ?, severity = ?, status = ?, labels = ?, "
-    "summary = ?, first_seen = ?, last_seen = ?, count = ?, resolved_at = ?, incident_id = ?, join_reason = ?, "
-    "held = ?, changes = ? WHERE fingerprint = ?"
-)
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Columns of one table written by ``_Driver``: names in row order with their PostgreSQL
+    types (a multi-row ``VALUES`` list needs them), and the key an update matches on (last in
+    each update row). Every name is a constant of this module."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, str] = ("", "")
+
+    def sql_insert(self, marks: str) -> str:
+        names = ", ".join(name for name, _ in self.columns)
+        return f"INSERT INTO {self.table} ({names}) VALUES {marks}"  # noqa: S608 - constant identifiers
+
+    def sql_update(self) -> str:
+        """SQLite: one row per execution."""
+        sets = ", ".join(f"{name} = ?" for name, _ in self.columns)
+        return f"UPDATE {self.table} SET {sets} WHERE {self.key[0]} = ?"  # noqa: S608 - constant identifiers
+
+    def sql_update_from(self, values: str) -> str:
+        """PostgreSQL: every row in one statement."""
+        sets = ", ".join(f"{name} = v.{name}" for name, _ in self.columns)
+        names = ", ".join(name for name, _ in (*self.columns, self.key))
+        key = self.key[0]
+        return (f"UPDATE {self.table} SET {sets} FROM (VALUES {values}) AS v({names}) "  # noqa: S608
+                f"WHERE {self.table}.{key} = v.{key}")
+
+
+_ALERT_VALUES = (
+    ("source", "text"), ("name", "text"), ("service", "text"), ("resource", "text"), ("severity", "text"),
+    ("status", "text"), ("labels", "jsonb"), ("summary", "text"), ("first_seen", "timestamptz"),
+    ("last_seen", "timestamptz"), ("count", "integer"), ("resolved_at", "timestamptz"), ("incident_id", "integer"),
+    ("join_reason", "text"), ("held", "text"), ("changes", "jsonb"),
+)  # the order of ``_Driver.alert_values`` (``_alert_values``'s keys)
+_INCIDENT_VALUES = (
+    ("title", "text"), ("status", "text"), ("severity", "text"), ("services", "jsonb"),
+    ("opened_at", "timestamptz"), ("last_activity_at", "timestamptz"), ("acknowledged_at", "timestamptz"),
+    ("mitigated_at", "timestamptz"), ("resolved_at", "timestamptz"), ("firing_count", "integer"),
+    ("alert_count", "integer"), ("assignee", "text"),
+)  # the order of ``_Driver.incident_values`` (``_incident_values``'s keys)
+_ALERT_INSERT = _Columns("alerts", (("fingerprint", "text"), *_ALERT_VALUES))
+_ALERT_UPDATE = _Columns("alerts", _ALERT_VALUES, ("fingerprint", "text"))
+_ALERT_COUNT = _Columns("alerts", (("count", "integer"), ("last_seen", "timestamptz")), ("fingerprint", "text"))
+_INCIDENT_INSERT = _Columns("incidents", (("id", "integer"), *_INCIDENT_VALUES))
+_INCIDENT_UPDATE = _Columns("incidents", _INCIDENT_VALUES, ("id", "integer"))
+_INCIDENT_TOUCH = _Columns("incidents", (("last_activity_at", "timestamptz"),), ("id", "integer"))
+_MEMBERSHIP_INSERT = _Columns("incident_alerts", (
+    ("incident_id", "integer"), ("fingerprint", "text"), ("joined_at", "timestamptz"), ("reason", "text"),
+    ("detail", "text")))
 _INSERT_EVENT = (
     "INSERT INTO events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
     "ends_at, labels, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -194,6 +224,8 @@ _COPY_EVENTS = (
     "COPY events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
     "ends_at, labels, raw) FROM STDIN"
 )
+#: Rows per PostgreSQL statement (its limit is 65,535 parameters).
+PG_ROWS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +233,9 @@ class _Driver:
     """Rows handed to the DBAPI driver as tuples of what it stores: times as ``UTCDateTime``
     stores them, JSON as text. SQLAlchemy Core's per-row work (a parameter dict, compiled
     parameters, a type processor per value) cost more than SQLite's own insert, so the
-    high-volume writes skip it; SQL is written with ``?`` and adapted to the driver's style."""
+    high-volume writes skip it. SQLite takes them with ``executemany``; PostgreSQL as one
+    statement per table (a multi-row ``VALUES`` list; ``COPY`` for events), not a round trip
+    per row."""
 
     sqlite: bool
     stamp: Callable[[datetime], Any]
@@ -215,23 +249,43 @@ class _Driver:
         sqlite = name == "sqlite"
         return cls(sqlite, sqlite_stamp if sqlite else pg_stamp)
 
-    def executemany(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        conn.exec_driver_sql(sql if self.sqlite else sql.replace("?", "%s"), rows)
+    def insert(self, conn: Connection, columns: _Columns, rows: Sequence[tuple[Any, ...]]) -> None:
+        if self.sqlite:
+            conn.exec_driver_sql(columns.sql_insert("(" + ", ".join("?" for _ in columns.columns) + ")"), rows)
+            return
+        row = "(" + ", ".join(f"%s::{kind}" for _, kind in columns.columns) + ")"
+        for lo in range(0, len(rows), PG_ROWS):
+            part = rows[lo:lo + PG_ROWS]
+            conn.exec_driver_sql(columns.sql_insert(", ".join([row] * len(part))), tuple(v for r in part for v in r))
+
+    def update(self, conn: Connection, columns: _Columns, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``rows``: the new values in column order, then the key."""
+        if self.sqlite:
+            conn.exec_driver_sql(columns.sql_update(), rows)
+            return
+        row = "(" + ", ".join(f"%s::{kind}" for _, kind in (*columns.columns, columns.key)) + ")"
+        for lo in range(0, len(rows), PG_ROWS):
+            part = rows[lo:lo + PG_ROWS]
+            conn.exec_driver_sql(columns.sql_update_from(", ".join([row] * len(part))),
+                                 tuple(v for r in part for v in r))
 
     def event_rows(self, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
         """The events table's rows for ``batch`` (they depend on nothing else: the server makes
         them before it takes the ingest lock)."""
         stamp = self.stamp
-        received: dict[datetime, Any] = {}
+        stamps: dict[datetime, Any] = {}  # the batch's receipt time, and repeated start times
         rows = []
         for e in batch:
-            at = received.get(e.received_at)
+            at = stamps.get(e.received_at)
             if at is None:
-                at = received[e.received_at] = stamp(e.received_at)
+                at = stamps[e.received_at] = stamp(e.received_at)
+            starts = stamps.get(e.starts_at)
+            if starts is None:
+                starts = stamps[e.starts_at] = stamp(e.starts_at)
             labels = e.labels if type(e.labels) is dict else dict(e.labels)
             rows.append((
-                at, e.source, e.kind.value, e.fingerprint, e.status.value, e.severity.value, e.service,
-                e.summary, stamp(e.starts_at), None if e.ends_at is None else stamp(e.ends_at),
+                at, e.source, e.kind._value_, e.fingerprint, e.status._value_, e.severity._value_, e.service,
+                e.summary, starts, None if e.ends_at is None else stamp(e.ends_at),
                 json_text(labels), json_text(e.raw if type(e.raw) is dict else dict(e.raw)),
             ))
         return rows
@@ -250,26 +304,20 @@ class _Driver:
     def alert_values(self, a: Alert) -> tuple[Any, ...]:
         stamp = self.stamp
         return (
-            a.source, a.name, a.service, a.resource, a.severity.value, a.status.value,
+            a.source, a.name, a.service, a.resource, a.severity._value_, a.status._value_,
             json_text(a.labels if type(a.labels) is dict else dict(a.labels)), a.summary,
             stamp(a.first_seen), stamp(a.last_seen), a.count,
             None if a.resolved_at is None else stamp(a.resolved_at), a.incident_id, a.join_reason, a.held,
             json_text([c.timestamp() for c in a.changes]) if a.changes else None,
         )
 
-    def count_alerts(self, conn: Connection, counted: Sequence[Alert]) -> None:
-        """Plain repeats: only ``count`` and ``last_seen`` change."""
+    def incident_values(self, i: Incident) -> tuple[Any, ...]:
         stamp = self.stamp
-        if self.sqlite:
-            conn.exec_driver_sql("UPDATE alerts SET count = ?, last_seen = ? WHERE fingerprint = ?",
-                                 [(a.count, stamp(a.last_seen), a.fingerprint) for a in counted])
-            return
-        # PostgreSQL: one statement over arrays instead of a round trip per row.
-        conn.exec_driver_sql(
-            "UPDATE alerts SET count = v.count, last_seen = v.last_seen FROM unnest("
-            "%s::text[], %s::integer[], %s::timestamptz[]) AS v(fingerprint, count, last_seen) "
-            "WHERE alerts.fingerprint = v.fingerprint",
-            ([a.fingerprint for a in counted], [a.count for a in counted], [stamp(a.last_seen) for a in counted]),
+        return (
+            i.title, i.status._value_, i.severity._value_, json_text(list(i.services)), stamp(i.opened_at),
+            stamp(i.last_activity_at), None if i.acknowledged_at is None else stamp(i.acknowledged_at),
+            None if i.mitigated_at is None else stamp(i.mitigated_at),
+            None if i.resolved_at is None else stamp(i.resolved_at), i.firing_count, i.alert_count, i.assignee,
         )
 
 
