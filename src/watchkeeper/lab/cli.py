@@ -1,0 +1,192 @@
+"""``watchkeeper lab …``: run the local lab, break it and heal it (also ``python -m watchkeeper.lab.cli``,
+which the lab's runbooks call so that they run with the same Python)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchkeeper.lab.control import FAULTS, Lab, LabError
+
+app = typer.Typer(no_args_is_help=True, help="The lab: local services to watch, break and heal.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+Dir = Annotated[Path, typer.Option("--dir", help="The lab's state directory")]
+DEFAULT_DIR = Path(".watchkeeper-lab")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"error: {exc}", markup=False)
+    return typer.Exit(2)
+
+
+def _show(result: Any, as_json: bool = True) -> None:
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+
+
+@app.command()
+def up(
+    directory: Dir = DEFAULT_DIR,
+    rps: Annotated[float, typer.Option(help="Requests per second the load generator sends to the frontend")] = 20.0,
+    capacity_mb: Annotated[float, typer.Option(help="Capacity of each service's data directory (MB)")] = 50.0,
+) -> None:
+    """Start the services and the load generator on 127.0.0.1; write lab.json and topology.json."""
+    lab = Lab(directory)
+    try:
+        lab.up(rps=rps, capacity_mb=capacity_mb)
+    except LabError as exc:
+        raise _fail(exc) from None
+    _table(lab)
+    out.print(f"Topology: {lab.dir / 'topology.json'} · runbooks: {lab.dir / 'runbooks'} · "
+              f"stop with 'watchkeeper lab down --dir {directory}'")
+
+
+@app.command()
+def down(directory: Dir = DEFAULT_DIR) -> None:
+    """Stop every process of the lab (whole process groups)."""
+    pids = Lab(directory).down()
+    out.print(f"stopped {len(pids)} processes" if pids else "the lab was not running")
+
+
+@app.command()
+def status(
+    directory: Dir = DEFAULT_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Per service: up or down, pid, port, instances, version, active faults."""
+    lab = Lab(directory)
+    try:
+        if as_json:
+            _show(lab.status())
+        else:
+            _table(lab)
+    except LabError as exc:
+        raise _fail(exc) from None
+
+
+def _table(lab: Lab) -> None:
+    st = lab.status()
+    table = Table(title=f"Watchkeeper lab in {st['dir']} (since {st['started_at']})")
+    for col in ("service", "state", "port", "pid", "instances", "version", "faults"):
+        table.add_column(col)
+    for name, s in st["services"].items():
+        up_ = sum(i["healthy"] for i in s["instances"])
+        state = "[green]up[/green]" if s["up"] else "[red]down[/red]"
+        table.add_row(name, state, str(s["port"]), str(s["pid"]),
+                      f"{up_}/{len(s['instances'])}", str(s["version"]), ", ".join(s["faults"]) or "-")
+    lg = st["loadgen"]
+    if lg:
+        table.add_row("loadgen", "[green]up[/green]" if lg.get("alive") else "[red]down[/red]",
+                      f"→ {lg.get('target', 'frontend')} at {lg.get('rps', 0):g} rps", str(lg.get("pid")), "", "", "")
+    out.print(table)
+
+
+def _params(values: list[str]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            params[key] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"--set takes KEY=NUMBER, e.g. delay_s=3, not {item!r}") from None
+    return params
+
+
+@app.command()
+def inject(
+    fault: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}")],
+    target: Annotated[str, typer.Option(help="The service to break")],
+    duration: Annotated[str | None, typer.Option(help="Ends by itself after this long (30s, 2m); default: "
+                                                      "until repaired")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="A fault parameter KEY=NUMBER (delay_s, ratio, "
+                                                                 "rate_mb_s, max_mb, target_ratio, threads)")] = None,
+    directory: Dir = DEFAULT_DIR,
+) -> None:
+    """Inject a fault; prints its ground-truth record (also appended to faults.jsonl)."""
+    seconds: float | None = None
+    if duration is not None:
+        from watchkeeper.yamlfile import parse_duration
+
+        try:
+            seconds = float(parse_duration(duration.strip()))
+        except ValueError as exc:
+            raise _fail(ValueError(f"--duration: {exc}")) from None
+    try:
+        _show(Lab(directory).inject(fault, target, seconds, **_params(set_ or [])))
+    except LabError as exc:
+        raise _fail(exc) from None
+
+
+def _remedy(verb: str, service: str, directory: Path) -> None:
+    lab = Lab(directory)
+    try:
+        _show(getattr(lab, verb)(service))
+    except LabError as exc:
+        raise _fail(exc) from None
+
+
+Service = Annotated[str, typer.Argument(help="The lab service", metavar="SERVICE")]
+
+
+@app.command()
+def restart(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Restart every instance of SERVICE (ends crash, hang, error_burst, cpu_hog, memory_leak, dependency_outage)."""
+    _remedy("restart", service, directory)
+
+
+@app.command()
+def scale(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Start one more instance of SERVICE (ends hang and cpu_hog: the added capacity relieves them)."""
+    _remedy("scale", service, directory)
+
+
+@app.command("clear-tmp")
+def clear_tmp(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Delete the files in SERVICE's data directory (ends disk_fill)."""
+    _remedy("clear_tmp", service, directory)
+
+
+@app.command()
+def rollback(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Put SERVICE's configuration back to v1 (ends bad_deploy; writes a rollback change event)."""
+    _remedy("rollback", service, directory)
+
+
+@app.command()
+def repair(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Whatever SERVICE needs: rollback, clear-tmp and/or restart."""
+    _remedy("repair", service, directory)
+
+
+@app.command()
+def check(service: Service, directory: Dir = DEFAULT_DIR) -> None:
+    """Exit 0 when SERVICE is healthy (every instance answers /healthz, no active fault, disk below
+    90 %, baseline configuration); otherwise print what is wrong and exit 1. Runbooks verify with it."""
+    try:
+        problems = Lab(directory).check(service)
+    except LabError as exc:
+        raise _fail(exc) from None
+    for problem in problems:
+        out.print(problem, markup=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{service}: healthy")
+
+
+@app.command()
+def faults(directory: Dir = DEFAULT_DIR) -> None:
+    """The ground truth: every injected fault with its start and end."""
+    _show(Lab(directory).faults())
+
+
+if __name__ == "__main__":
+    app(prog_name="watchkeeper lab")

@@ -1,0 +1,551 @@
+"""The lab's control plane: :class:`Lab` starts and stops the services and the load generator,
+injects faults and repairs them, and keeps the lab directory's files (the lab contract, see
+``docs/lab.md``): ``lab.json``, ``topology.json``, ``faults.jsonl`` (ground truth), ``changes.jsonl``,
+``logs/``, ``config/``, ``data/`` and ``runbooks/``.
+
+Every process runs in its own session (so its own process group): ``down`` and the remediations
+signal whole groups, and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.lab import service as svc
+from watchkeeper.lab.net import HOST, append_line, free_ports, get_json, now_iso, request
+
+SERVICES: tuple[str, ...] = ("frontend", "checkout", "catalog", "payment", "cache", "store")
+#: caller → callee (the caller depends on the callee).
+EDGES: tuple[tuple[str, str], ...] = (
+    ("frontend", "checkout"), ("frontend", "catalog"), ("checkout", "payment"), ("checkout", "cache"),
+    ("catalog", "cache"), ("catalog", "store"),
+)
+FAULTS: tuple[str, ...] = ("crash", "hang", "error_burst", "cpu_hog", "memory_leak", "disk_fill", "bad_deploy",
+                           "dependency_outage")
+#: Which faults each remediation ends (its ``ended_by`` in faults.jsonl). A restart loses in-process
+#: state, but not a full disk nor a bad configuration; scaling out relieves saturation (the lab's
+#: ``hang`` and ``cpu_hog`` stand for it).
+ENDS: dict[str, frozenset[str]] = {
+    "restart": frozenset({"crash", "hang", "error_burst", "cpu_hog", "memory_leak", "dependency_outage"}),
+    "scale": frozenset({"hang", "cpu_hog"}),
+    "clear": frozenset({"disk_fill"}),
+    "rollback": frozenset({"bad_deploy"}),
+}
+BAD_CONFIG = {"version": "v2", "error_ratio": 0.6, "note": "bad deploy: a broken connection-pool setting"}
+MAX_INSTANCES = 4
+START_TIMEOUT = 15.0
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started here: kept so they can be reaped
+
+
+class LabError(Exception):
+    """A request the lab cannot carry out, in one sentence (the CLI exits 2 with it)."""
+
+
+class Lab:
+    """The lab in ``directory``.
+
+    >>> lab = Lab("/tmp/no-such-lab-dir")
+    >>> lab.is_up(), sorted(lab.topology()["services"])[:2]
+    (False, ['cache', 'catalog'])
+    """
+
+    def __init__(self, directory: Path | str = ".watchkeeper-lab", *, python: str | None = None) -> None:
+        self.dir = Path(directory).absolute()
+        self.python = python or sys.executable
+
+    # -- files ----------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "lab.json"
+
+    def state(self) -> dict[str, Any]:
+        """``lab.json``; :class:`LabError` when the lab is not up."""
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LabError(f"the lab in {self.dir} is not up; start it with 'watchkeeper lab up --dir {self.dir}'"
+                           ) from None
+        except ValueError as exc:
+            raise LabError(f"{self.state_file} is not valid JSON ({exc}); 'watchkeeper lab down' cleans up") from exc
+        return dict(state)
+
+    def _save(self, state: dict[str, Any]) -> None:
+        for name, entry in state["services"].items():
+            entry["version"] = str(svc.read_config(self.dir, name).get("version", "v1"))
+            if entry["instances"]:
+                entry["port"], entry["pid"] = entry["instances"][0]["port"], entry["instances"][0]["pid"]
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        tmp.replace(self.state_file)
+
+    def topology(self) -> dict[str, Any]:
+        """``{"services": [...], "edges": [[caller, callee], ...]}`` (from topology.json when up)."""
+        with contextlib.suppress(OSError, ValueError):
+            return dict(json.loads((self.dir / "topology.json").read_text(encoding="utf-8")))
+        return {"services": list(SERVICES), "edges": [list(e) for e in EDGES]}
+
+    def endpoints(self) -> dict[str, str]:
+        """service → base URL of its first instance."""
+        return {name: f"http://{HOST}:{entry['port']}" for name, entry in self.state()["services"].items()}
+
+    def instance_urls(self, name: str) -> list[str]:
+        return [f"http://{HOST}:{i['port']}" for i in self._entry(self.state(), name)["instances"]]
+
+    def changes(self) -> list[dict[str, Any]]:
+        """The change events of ``changes.jsonl``, oldest first."""
+        return _read_jsonl(self.dir / "changes.jsonl")
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Ground truth: one record per injection, its ``ended_at``/``ended_by`` filled from the
+        later line when there is one (the first end wins)."""
+        records: dict[str, dict[str, Any]] = {}
+        for line in _read_jsonl(self.dir / "faults.jsonl"):
+            fid = str(line.get("id"))
+            if "fault" in line:
+                records[fid] = dict(line)
+            elif fid in records and records[fid].get("ended_at") is None:
+                records[fid]["ended_at"] = line.get("ended_at")
+                records[fid]["ended_by"] = line.get("ended_by")
+        return list(records.values())
+
+    def open_faults(self, target: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.faults() if f.get("ended_at") is None and target in (None, f["target"])]
+
+    @property
+    def runbooks_dir(self) -> Path:
+        """The lab's runbooks, made runnable here: written into ``<dir>/runbooks`` with this Python
+        and this lab directory in their commands (the shipped files say ``watchkeeper … --dir
+        .watchkeeper-lab``)."""
+        out = self.dir / "runbooks"
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in shipped_runbooks().items():
+            (out / name).write_text(localize(text, self.python, self.dir), encoding="utf-8")
+        return out
+
+    def export_ground_truth(self, dest: Path | str) -> Path:
+        """Copy ``faults.jsonl``, ``topology.json`` and ``changes.jsonl`` into ``dest`` (a recorded
+        campaign, next to the metrics the signals recorder wrote)."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("faults.jsonl", "topology.json", "changes.jsonl"):
+            src = self.dir / name
+            if src.exists():
+                shutil.copyfile(src, dest / name)
+            else:
+                (dest / name).write_text("", encoding="utf-8")
+        return dest
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        try:
+            state = self.state()
+        except LabError:
+            return False
+        return any(_alive(pid) for pid in _pids(state))
+
+    def up(self, *, rps: float = 20.0, capacity_mb: float = 50.0, services: Sequence[str] = SERVICES,
+           edges: Iterable[tuple[str, str]] = EDGES) -> dict[str, Any]:
+        """Start every service and the load generator, wait until each answers ``/healthz``, write
+        ``lab.json`` and ``topology.json``. Returns the ``lab.json`` contents."""
+        if rps <= 0 or capacity_mb <= 0:
+            raise LabError("--rps and --capacity-mb must be positive")
+        if self.is_up():
+            pids = ", ".join(str(p) for p in _pids(self.state()) if _alive(p))
+            raise LabError(f"the lab in {self.dir} is already up (pids {pids}); "
+                           f"run 'watchkeeper lab down --dir {self.dir}' first")
+        edges = [(str(a), str(b)) for a, b in edges]
+        names = list(services)
+        unknown = sorted({n for e in edges for n in e} - set(names))
+        if unknown:
+            raise LabError(f"edges name services that are not in the lab: {', '.join(unknown)}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("faults.jsonl", "changes.jsonl", "lab.json"):
+            (self.dir / stale).unlink(missing_ok=True)
+        for sub in ("config", "data"):
+            shutil.rmtree(self.dir / sub, ignore_errors=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        (self.dir / "changes.jsonl").touch()
+        (self.dir / "faults.jsonl").touch()
+        topology = {"services": names, "edges": [list(e) for e in edges]}
+        (self.dir / "topology.json").write_text(json.dumps(topology, indent=2), encoding="utf-8")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        deps = {n: [callee for caller, callee in edges if caller == n] for n in names}
+        state: dict[str, Any] = {"started_at": now_iso(), "capacity_mb": capacity_mb, "services": {}, "loadgen": {}}
+        try:
+            for name in names:
+                svc.write_config(self.dir, name, dict(svc.BASELINE))
+                pid = self._spawn_service(name, ports[name], {d: [f"http://{HOST}:{ports[d]}"] for d in deps[name]},
+                                          capacity_mb)
+                state["services"][name] = {"port": ports[name], "pid": pid, "deps": deps[name], "version": "v1",
+                                           "instances": [{"port": ports[name], "pid": pid}]}
+            self._save(state)
+            self._wait_healthy([f"http://{HOST}:{ports[n]}" for n in names])
+            entry = names[0]
+            pid = self._spawn([self.python, "-m", "watchkeeper.lab.loadgen", "--url", f"http://{HOST}:{ports[entry]}",
+                               "--rps", str(rps), "--log", str(self.dir / "logs" / "loadgen.log")], "loadgen")
+            state["loadgen"] = {"pid": pid, "rps": float(rps), "target": entry}
+            self._save(state)
+        except BaseException:
+            self.down()
+            raise
+        self.runbooks_dir  # noqa: B018 (writes the runnable runbooks)
+        return state
+
+    def down(self) -> list[int]:
+        """Stop every process of the lab (whole process groups: SIGTERM, then SIGKILL after 5 s);
+        faults still open are ended ``down``. Returns the pids that were running."""
+        try:
+            state = self.state()
+        except LabError:
+            return []
+        pids = [p for p in _pids(state) if _alive(p)]
+        _stop(pids)
+        for fault in self.open_faults():
+            self._end(fault, "down")
+        self.state_file.unlink(missing_ok=True)
+        return pids
+
+    def status(self) -> dict[str, Any]:
+        """Per service: ``up`` (every instance answers /healthz), its instances (port, pid, alive,
+        healthy), version and open faults (ground truth); and the load generator."""
+        state = self.state()
+        open_faults = self.open_faults()
+        services: dict[str, Any] = {}
+        for name, entry in state["services"].items():
+            instances = []
+            for inst in entry["instances"]:
+                health = get_json(f"http://{HOST}:{inst['port']}/healthz", timeout=1.0)
+                instances.append({"port": inst["port"], "pid": inst["pid"], "alive": _alive(int(inst["pid"])),
+                                  "healthy": health is not None,
+                                  "faults": (health or {}).get("faults", [])})
+            services[name] = {
+                "up": all(i["healthy"] for i in instances), "port": entry["port"], "pid": entry["pid"],
+                "version": svc.read_config(self.dir, name).get("version", "v1"), "instances": instances,
+                "faults": [f"{f['fault']} ({f['id']})" for f in open_faults if f["target"] == name],
+                "disk_used_bytes": svc.disk_used(svc.data_dir(self.dir, name)),
+            }
+        loadgen = dict(state.get("loadgen") or {})
+        loadgen["alive"] = bool(loadgen.get("pid")) and _alive(int(loadgen["pid"]))
+        return {"dir": str(self.dir), "started_at": state["started_at"], "services": services, "loadgen": loadgen}
+
+    # -- faults -----------------------------------------------------------------------------------
+    def inject(self, kind: str, target: str, duration_s: float | None = None, **params: Any) -> dict[str, Any]:
+        """Inject a fault of ``kind`` into ``target``; returns its ground-truth record (also appended
+        to ``faults.jsonl``)."""
+        state = self.state()
+        if kind not in FAULTS:
+            raise LabError(f"unknown fault {kind!r}; the lab's faults are: {', '.join(FAULTS)}")
+        entry = self._entry(state, target)
+        if duration_s is not None and duration_s <= 0:
+            raise LabError("--duration must be positive")
+        if kind == "crash" and duration_s is not None:
+            raise LabError("a crash has no duration: the service stays down until 'watchkeeper lab restart'")
+        if kind == "dependency_outage" and not entry["deps"]:
+            callers = ", ".join(n for n, e in state["services"].items() if e["deps"])
+            raise LabError(f"{target} has no dependencies to lose; dependency_outage needs one of: {callers}")
+        alive = [i for i in entry["instances"] if _alive(int(i["pid"]))]
+        if not alive:
+            raise LabError(f"{target} is down; restart it first ('watchkeeper lab restart {target}')")
+        fid = f"f-{sum(1 for line in _read_jsonl(self.dir / 'faults.jsonl') if 'fault' in line) + 1}"
+        started = now_iso()
+        detail: dict[str, Any] = {}
+        if kind == "crash":
+            pids = [int(i["pid"]) for i in alive]
+            _kill_groups(pids, signal.SIGKILL)
+            detail = {"signal": "SIGKILL", "pids": pids}
+        else:
+            if kind == "bad_deploy":
+                old = str(svc.read_config(self.dir, target).get("version", "v1"))
+                svc.write_config(self.dir, target, dict(BAD_CONFIG))
+                append_line(self.dir / "changes.jsonl", {"at": started, "service": target, "kind": "deploy",
+                                                         "from_version": old, "to_version": BAD_CONFIG["version"]})
+                self._save(state)
+                detail = {"from_version": old, "to_version": BAD_CONFIG["version"],
+                          "error_ratio": BAD_CONFIG["error_ratio"]}
+            if kind == "dependency_outage":
+                detail = {"dependencies": list(entry["deps"]), "calls_go_to": svc.REFUSED_URL}
+            body = {"kind": kind, "id": fid, "duration_s": duration_s, **params}
+            for n, inst in enumerate(alive):
+                reply = self._admin("POST", int(inst["port"]), body | {"journal": n == 0})
+                if n == 0:
+                    detail = {**reply.get("params", {}), **detail}
+            if kind == "disk_fill":
+                detail["capacity_bytes"] = int(float(state.get("capacity_mb", 50.0)) * svc.MB)
+        record = {"id": fid, "fault": kind, "target": target, "started_at": started, "duration_s": duration_s,
+                  "ended_at": None, "detail": detail}
+        append_line(self.dir / "faults.jsonl", record)
+        return record
+
+    # -- remediation --------------------------------------------------------------------------------
+    def restart(self, name: str) -> dict[str, Any]:
+        """Restart every instance of ``name`` on its port (SIGTERM its process group, SIGKILL after
+        5 s, start it again, wait for /healthz). Ends crash, hang, error_burst, cpu_hog, memory_leak
+        and dependency_outage; not disk_fill (the files stay) nor bad_deploy (the config stays)."""
+        state = self.state()
+        entry = self._entry(state, name)
+        _stop([int(i["pid"]) for i in entry["instances"] if _alive(int(i["pid"]))])
+        capacity = float(state.get("capacity_mb", 50.0))
+        for inst in entry["instances"]:
+            inst["pid"] = self._spawn_service(name, int(inst["port"]), self._dep_urls(state, name), capacity)
+        self._save(state)
+        self._wait_healthy([f"http://{HOST}:{i['port']}" for i in entry["instances"]])
+        return {"service": name, "pids": [i["pid"] for i in entry["instances"]],
+                "ended": self._end_all(name, "restart")}
+
+    def scale(self, name: str) -> dict[str, Any]:
+        """Start one more instance of ``name`` on a new port; its callers spread their calls over
+        every instance (they follow lab.json). Ends hang and cpu_hog (saturation) on the others."""
+        state = self.state()
+        entry = self._entry(state, name)
+        if len(entry["instances"]) >= MAX_INSTANCES:
+            raise LabError(f"{name} already runs {len(entry['instances'])} instances (the lab's limit)")
+        port = free_ports(1)[0]
+        pid = self._spawn_service(name, port, self._dep_urls(state, name), float(state.get("capacity_mb", 50.0)))
+        try:
+            self._wait_healthy([f"http://{HOST}:{port}"])
+        except LabError:
+            _stop([pid])
+            raise
+        entry["instances"].append({"port": port, "pid": pid})
+        self._save(state)
+        for fault in self.open_faults(name):
+            if fault["fault"] in ENDS["scale"]:
+                self._clear_in_process(entry, fault["fault"])
+        return {"service": name, "instance": {"port": port, "pid": pid}, "instances": len(entry["instances"]),
+                "ended": self._end_all(name, "scale")}
+
+    def clear_tmp(self, name: str) -> dict[str, Any]:
+        """Stop any disk filler and delete the files in ``name``'s data directory. Ends disk_fill."""
+        state = self.state()
+        entry = self._entry(state, name)
+        self._clear_in_process(entry, "disk_fill")
+        data = svc.data_dir(self.dir, name)
+        freed = svc.disk_used(data)
+        if data.exists():
+            for path in data.iterdir():
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+                elif path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+        return {"service": name, "freed_bytes": freed, "ended": self._end_all(name, "clear")}
+
+    def rollback(self, name: str) -> dict[str, Any]:
+        """Put ``name``'s configuration back to the baseline (v1) and have its instances reload it;
+        a ``rollback`` change event is written when the version changes. Ends bad_deploy."""
+        state = self.state()
+        entry = self._entry(state, name)
+        old = str(svc.read_config(self.dir, name).get("version", "v1"))
+        svc.write_config(self.dir, name, dict(svc.BASELINE))
+        if old != svc.BASELINE["version"]:
+            append_line(self.dir / "changes.jsonl", {"at": now_iso(), "service": name, "kind": "rollback",
+                                                     "from_version": old, "to_version": svc.BASELINE["version"]})
+        self._save(state)
+        self._clear_in_process(entry, "bad_deploy")  # reloads the configuration
+        return {"service": name, "from_version": old, "to_version": svc.BASELINE["version"],
+                "ended": self._end_all(name, "rollback")}
+
+    def repair(self, name: str) -> list[str]:
+        """Whatever it takes to bring ``name`` back: rollback, clear-tmp and restart as its open faults
+        and state need. Returns the remediations run, in order."""
+        state = self.state()
+        entry = self._entry(state, name)
+        kinds = {f["fault"] for f in self.open_faults(name)}
+        done = []
+        if "bad_deploy" in kinds or svc.read_config(self.dir, name).get("version") != svc.BASELINE["version"]:
+            self.rollback(name)
+            done.append("rollback")
+        if "disk_fill" in kinds:
+            self.clear_tmp(name)
+            done.append("clear-tmp")
+        dead = any(not _alive(int(i["pid"])) for i in entry["instances"])
+        if dead or kinds & ENDS["restart"]:
+            self.restart(name)
+            done.append("restart")
+        return done
+
+    def check(self, name: str) -> list[str]:
+        """What is still wrong with ``name`` (empty when healthy): an instance not answering /healthz,
+        an active fault, a full disk, or a configuration other than the baseline. Runbooks verify with it."""
+        state = self.state()
+        entry = self._entry(state, name)
+        problems = []
+        for inst in entry["instances"]:
+            health = get_json(f"http://{HOST}:{inst['port']}/healthz", timeout=2.0)
+            if health is None:
+                problems.append(f"{name} on port {inst['port']} does not answer /healthz")
+            elif health.get("faults"):
+                problems.append(f"{name} on port {inst['port']} has active faults: {', '.join(health['faults'])}")
+        used = svc.disk_used(svc.data_dir(self.dir, name))
+        capacity = float(state.get("capacity_mb", 50.0)) * svc.MB
+        if used >= 0.9 * capacity:
+            problems.append(f"{name}'s data directory is {used / capacity:.0%} full")
+        version = svc.read_config(self.dir, name).get("version")
+        if version != svc.BASELINE["version"]:
+            problems.append(f"{name} runs configuration {version}, not {svc.BASELINE['version']}")
+        return problems
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _entry(self, state: dict[str, Any], name: str) -> dict[str, Any]:
+        services = state["services"]
+        if name not in services:
+            raise LabError(f"unknown service {name!r}; the lab's services are: {', '.join(services)}")
+        entry: dict[str, Any] = services[name]  # the live entry: callers update it and save the state
+        return entry
+
+    def _dep_urls(self, state: dict[str, Any], name: str) -> dict[str, list[str]]:
+        return {d: [f"http://{HOST}:{i['port']}" for i in state["services"][d]["instances"]]
+                for d in state["services"][name]["deps"]}
+
+    def _spawn_service(self, name: str, port: int, deps: dict[str, list[str]], capacity_mb: float) -> int:
+        argv = [self.python, "-m", "watchkeeper.lab.service", "--name", name, "--port", str(port),
+                "--dir", str(self.dir), "--capacity-mb", f"{capacity_mb:g}"]
+        if deps:
+            argv += ["--deps", *[f"{d}={','.join(urls)}" for d, urls in deps.items()]]
+        return self._spawn(argv, name)
+
+    def _spawn(self, argv: list[str], name: str) -> int:
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "logs" / f"{name}.out", "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True)
+        _CHILDREN[proc.pid] = proc
+        return proc.pid
+
+    def _wait_healthy(self, urls: Sequence[str], timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = list(urls)
+        while waiting:
+            waiting = [u for u in waiting if get_json(u + "/healthz", timeout=1.0) is None]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"not healthy after {timeout:g}s: {', '.join(waiting)} (see {self.dir / 'logs'})")
+            time.sleep(0.05)
+
+    def _admin(self, method: str, port: int, body: dict[str, Any] | None = None, query: str = "") -> dict[str, Any]:
+        url = f"http://{HOST}:{port}/admin/fault" + (f"?{query}" if query else "")
+        try:
+            status, data = request(method, url, body, timeout=5.0)
+        except (OSError, http.client.HTTPException) as exc:
+            raise LabError(f"the service on port {port} did not take the request: {exc}") from exc
+        reply = json.loads(data or b"{}")
+        if status != 200:
+            raise LabError(f"the service on port {port} refused: {reply.get('error', status)}")
+        return dict(reply)
+
+    def _clear_in_process(self, entry: dict[str, Any], kind: str) -> None:
+        for inst in entry["instances"]:
+            if _alive(int(inst["pid"])):
+                with contextlib.suppress(LabError):
+                    self._admin("DELETE", int(inst["port"]), query=f"kind={kind}")
+
+    def _end(self, fault: dict[str, Any], by: str) -> dict[str, Any]:
+        line = {"id": fault["id"], "ended_at": now_iso(), "ended_by": by}
+        append_line(self.dir / "faults.jsonl", line)
+        return line
+
+    def _end_all(self, name: str, remediation: str) -> list[str]:
+        ended = []
+        for fault in self.open_faults(name):
+            if fault["fault"] in ENDS[remediation]:
+                self._end(fault, remediation)
+                ended.append(str(fault["id"]))
+        return ended
+
+
+# -- runbooks ---------------------------------------------------------------------------------------
+def shipped_runbooks() -> dict[str, str]:
+    """File name → text of the runbooks shipped in ``watchkeeper/lab/runbooks``."""
+    root = resources.files("watchkeeper.lab") / "runbooks"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.name.endswith((".yaml", ".yml"))}
+
+
+def localize(text: str, python: str, directory: Path) -> str:
+    """Make a shipped runbook runnable for one lab: ``watchkeeper lab`` becomes this Python's
+    ``-m watchkeeper.lab.cli`` and ``--dir .watchkeeper-lab`` names the lab's directory.
+
+    >>> localize("argv: [watchkeeper, lab, restart, x, --dir, .watchkeeper-lab]", "/v/bin/python", Path("/l"))
+    'argv: ["/v/bin/python", -m, watchkeeper.lab.cli, restart, x, --dir, "/l"]'
+    """
+    return (text.replace("[watchkeeper, lab,", f"[{json.dumps(python)}, -m, watchkeeper.lab.cli,")
+            .replace("--dir, .watchkeeper-lab]", f"--dir, {json.dumps(str(directory))}]"))
+
+
+# -- processes --------------------------------------------------------------------------------------
+def _pids(state: dict[str, Any]) -> list[int]:
+    pids = [int(i["pid"]) for e in state.get("services", {}).values() for i in e.get("instances", [])]
+    if (state.get("loadgen") or {}).get("pid"):
+        pids.append(int(state["loadgen"]["pid"]))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` running (a zombie is not; one started by this process is reaped here)?"""
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        if proc.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _kill_groups(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)  # each lab process leads its own group (start_new_session)
+    for pid in pids:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            if pid in _CHILDREN:
+                _CHILDREN[pid].wait(timeout=2.0)
+
+
+def _stop(pids: Sequence[int], grace: float = 5.0) -> None:
+    """SIGTERM each process group, SIGKILL what is left after ``grace`` seconds; wait until gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    out.append(item)
+    return out

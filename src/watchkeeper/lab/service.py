@@ -1,0 +1,426 @@
+"""One lab service, run as its own process::
+
+    python -m watchkeeper.lab.service --name checkout --port 8001 --dir .watchkeeper-lab \\
+        --deps payment=http://127.0.0.1:8002 cache=http://127.0.0.1:8003
+
+``GET /`` does the service's work: it calls each dependency's ``GET /`` (one of its instances, as
+listed in the lab's ``lab.json``) and answers 200, or 502 when a dependency failed, or 500 when its
+own fault or configuration says so. ``GET /healthz`` answers while the process lives; ``GET /metrics``
+is Prometheus text (prometheus_client). ``POST /admin/fault`` sets an in-process fault
+(``{"kind": …, "id": …, "duration_s": …}`` plus the kind's parameters), ``GET /admin/fault`` lists the
+active ones, ``DELETE /admin/fault[?kind=K]`` ends them. A fault with a duration ends by itself; the
+instance asked to ``journal`` it then appends ``{"id", "ended_at", "ended_by": "expiry"}`` to
+``faults.jsonl``. Every request and event is a line in ``logs/<name>.log``. Binds to 127.0.0.1 only.
+
+Faults are real but bounded: ``cpu_hog`` burns a core hashing (hashlib releases the GIL, so the
+service still answers), ``memory_leak`` keeps touched 1 MB blocks (≤ ``max_mb``, default 280),
+``disk_fill`` writes files into the service's data directory until it is ≥ 96 % of its capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from watchkeeper.lab.net import HOST, append_line, now_iso, request
+
+CALL_TIMEOUT = 5.0
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MB = 1024 * 1024
+#: Where a dependency outage sends the target's calls: nothing listens on port 1, so they are refused.
+REFUSED_URL = f"http://{HOST}:1"
+IN_PROCESS = ("hang", "error_burst", "cpu_hog", "memory_leak", "disk_fill", "bad_deploy", "dependency_outage")
+BASELINE = {"version": "v1", "error_ratio": 0.0}
+_rng = random.Random()  # noqa: S311 - jitter and sampling, not secrets
+
+
+def config_path(directory: Path, name: str) -> Path:
+    return directory / "config" / f"{name}.json"
+
+
+def data_dir(directory: Path, name: str) -> Path:
+    return directory / "data" / name
+
+
+def disk_used(path: Path) -> int:
+    """Bytes in the regular files of ``path`` (not recursive: the data directory is flat)."""
+    total = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path):
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def read_config(directory: Path, name: str) -> dict[str, Any]:
+    try:
+        config = json.loads(config_path(directory, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return dict(BASELINE)
+    return config if isinstance(config, dict) else dict(BASELINE)
+
+
+def write_config(directory: Path, name: str, config: dict[str, Any]) -> None:
+    path = config_path(directory, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(config), encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass
+class Fault:
+    id: str
+    kind: str
+    until: float | None  # time.monotonic() deadline
+    params: dict[str, Any]
+    journal: bool
+    stop: threading.Event = field(default_factory=threading.Event)
+    blocks: list[bytes] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        left = None if self.until is None else round(max(0.0, self.until - time.monotonic()), 1)
+        return {"id": self.id, "kind": self.kind, "remaining_s": left, "params": self.params}
+
+
+class FaultError(ValueError):
+    """A fault request the service cannot honour (answered 400)."""
+
+
+class Service:
+    def __init__(self, name: str, port: int, deps: dict[str, list[str]], directory: Path,
+                 capacity_bytes: int) -> None:
+        self.name, self.port, self.directory = name, port, directory
+        self.deps = deps
+        self.capacity = capacity_bytes
+        self.data = data_dir(directory, name)
+        self.data.mkdir(parents=True, exist_ok=True)
+        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.faults: dict[str, Fault] = {}
+        self.log_file = open(directory / "logs" / f"{name}.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self.log_lock = threading.Lock()
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter("lab_requests", "Requests to GET /, by HTTP status", ["service", "status"],
+                                registry=self.registry)
+        self.duration = Histogram("lab_request_duration_seconds", "Time to answer GET /", ["service"],
+                                  buckets=BUCKETS, registry=self.registry)
+        self.dep_errors = Counter("lab_dependency_errors", "Failed calls to a dependency", ["service", "dependency"],
+                                  registry=self.registry)
+        used = Gauge("lab_disk_used_bytes", "Bytes in the service's data directory", ["service"],
+                     registry=self.registry)
+        used.labels(name).set_function(lambda: disk_used(self.data))
+        Gauge("lab_disk_capacity_bytes", "Capacity of the service's data directory", ["service"],
+              registry=self.registry).labels(name).set(capacity_bytes)
+        self.version_info = Gauge("lab_config_version_info", "The running configuration version",
+                                  ["service", "version"], registry=self.registry)
+        for dep in deps:  # so the series exist (at 0) before the first failure
+            self.dep_errors.labels(name, dep)
+        self.config: dict[str, Any] = {}
+        self.load_config()
+
+    # -- logging and configuration ----------------------------------------------------------
+    def log(self, level: str, message: str) -> None:
+        with self.log_lock:
+            self.log_file.write(f"{now_iso()} {level} {self.name}:{self.port} {message}\n")
+
+    def load_config(self) -> None:
+        config = read_config(self.directory, self.name)
+        with self.lock:
+            old = self.config.get("version")
+            self.config = config
+        version = str(config.get("version", "v1"))
+        if old != version:
+            if old is not None:
+                with contextlib.suppress(KeyError):
+                    self.version_info.remove(self.name, str(old))
+                self.log("INFO", f"config reloaded: version {old} -> {version}")
+            self.version_info.labels(self.name, version).set(1)
+
+    def refresh_deps(self, stop: threading.Event) -> None:
+        """Follow ``lab.json``: a dependency scaled out gets traffic on its new instances too."""
+        path, seen = self.directory / "lab.json", 0.0
+        while not stop.wait(1.0):
+            try:
+                mtime = path.stat().st_mtime
+                if mtime == seen:
+                    continue
+                seen = mtime
+                services = json.loads(path.read_text(encoding="utf-8"))["services"]
+            except (OSError, ValueError, KeyError):
+                continue
+            for dep in self.deps:
+                instances = services.get(dep, {}).get("instances") or []
+                urls = [f"http://{HOST}:{int(i['port'])}" for i in instances if "port" in i]
+                if urls:
+                    self.deps[dep] = urls
+
+    # -- the work ------------------------------------------------------------------------------
+    def serve(self) -> int:
+        started = time.perf_counter()
+        with self.lock:
+            hang = self.faults.get("hang")
+            burst = self.faults.get("error_burst")
+            outage = "dependency_outage" in self.faults
+            ratio = max(float(self.config.get("error_ratio", 0.0)),
+                        float(burst.params["ratio"]) if burst else 0.0)
+        code, failed = 200, []
+        for dep, urls in self.deps.items():
+            url = REFUSED_URL if outage else _rng.choice(urls)
+            try:
+                status, _ = request("GET", url + "/", timeout=CALL_TIMEOUT)
+                ok = status < 500
+            except (OSError, http.client.HTTPException):
+                ok = False
+            if not ok:
+                self.dep_errors.labels(self.name, dep).inc()
+                failed.append(dep)
+                code = 502
+        time.sleep(_rng.uniform(0.002, 0.006))  # the service's own work
+        if hang is not None:
+            time.sleep(float(hang.params["delay_s"]) * _rng.uniform(0.9, 1.1))
+        if code == 200 and ratio > 0 and _rng.random() < ratio:
+            code = 500
+        elapsed = time.perf_counter() - started
+        self.requests.labels(self.name, str(code)).inc()
+        self.duration.labels(self.name).observe(elapsed)
+        why = f" failed deps: {','.join(failed)}" if failed else ""
+        self.log("INFO" if code == 200 else "ERROR", f"GET / {code} {elapsed * 1000:.1f}ms{why}")
+        return code
+
+    # -- faults ----------------------------------------------------------------------------------
+    def start_fault(self, spec: dict[str, Any]) -> Fault:
+        kind = str(spec.get("kind", ""))
+        if kind not in IN_PROCESS:
+            raise FaultError(f"unknown in-process fault {kind!r}; known: {', '.join(IN_PROCESS)}")
+        duration = spec.get("duration_s")
+        if duration is not None and (not isinstance(duration, int | float) or duration <= 0):
+            raise FaultError("duration_s must be a positive number of seconds")
+        params = _params(kind, spec)
+        fault = Fault(str(spec.get("id") or f"local-{kind}"), kind,
+                      None if duration is None else time.monotonic() + float(duration), params,
+                      bool(spec.get("journal", False)))
+        self.end_fault(kind, "replaced")
+        with self.lock:
+            self.faults[kind] = fault
+        runner: Callable[[Fault], None] | None = {
+            "cpu_hog": self._burn, "memory_leak": self._leak, "disk_fill": self._fill}.get(kind)
+        if runner is not None:
+            for _ in range(int(params.get("threads", 1))):
+                threading.Thread(target=runner, args=(fault,), name=f"fault-{kind}", daemon=True).start()
+        if kind == "bad_deploy":
+            self.load_config()
+        self.log("WARN", f"fault started: {kind} id={fault.id} params={json.dumps(params)} duration_s={duration}")
+        return fault
+
+    def end_fault(self, kind: str, why: str) -> Fault | None:
+        with self.lock:
+            fault = self.faults.pop(kind, None)
+        if fault is None:
+            return None
+        fault.stop.set()
+        fault.blocks.clear()
+        if kind == "bad_deploy":
+            self.load_config()
+        self.log("INFO", f"fault ended: {kind} id={fault.id} ({why})")
+        return fault
+
+    def expire(self, stop: threading.Event) -> None:
+        while not stop.wait(0.2):
+            now = time.monotonic()
+            with self.lock:
+                due = [f for f in self.faults.values() if f.until is not None and f.until <= now]
+            for fault in due:
+                if fault.kind == "disk_fill":
+                    fault.stop.set()
+                    time.sleep(0.05)
+                    for path in self.data.glob("fill-*.bin"):
+                        path.unlink(missing_ok=True)
+                if fault.kind == "bad_deploy" and fault.journal:
+                    old = read_config(self.directory, self.name).get("version", "v2")
+                    write_config(self.directory, self.name, dict(BASELINE))
+                    append_line(self.directory / "changes.jsonl", {
+                        "at": now_iso(), "service": self.name, "kind": "rollback", "from_version": str(old),
+                        "to_version": BASELINE["version"]})
+                self.end_fault(fault.kind, "expired")
+                if fault.journal:
+                    append_line(self.directory / "faults.jsonl",
+                                {"id": fault.id, "ended_at": now_iso(), "ended_by": "expiry"})
+
+    def _burn(self, fault: Fault) -> None:
+        block = b"\x5a" * (256 * 1024)
+        while not fault.stop.is_set():
+            hashlib.sha256(block).digest()  # releases the GIL: a real core, not a frozen service
+
+    def _leak(self, fault: Fault) -> None:
+        rate = float(fault.params["rate_mb_s"])
+        cap = int(float(fault.params["max_mb"]))
+        while not fault.stop.is_set() and len(fault.blocks) < cap:
+            fault.blocks.append(bytes([_rng.randrange(1, 255)]) * MB)  # written, so resident
+            fault.stop.wait(1.0 / rate)
+
+    def _fill(self, fault: Fault) -> None:
+        target = float(fault.params["target_ratio"]) * self.capacity
+        chunk = max(64 * 1024, min(MB, self.capacity // 20))
+        pause = chunk / (float(fault.params["rate_mb_s"]) * MB)
+        n = 0
+        while not fault.stop.is_set() and disk_used(self.data) < target:
+            size = int(min(chunk, target - disk_used(self.data) + 1))
+            (self.data / f"fill-{os.getpid()}-{n}.bin").write_bytes(b"\xa5" * size)
+            n += 1
+            fault.stop.wait(pause)
+
+    def active(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f.view() for f in self.faults.values()]
+
+
+def _params(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    defaults: dict[str, dict[str, float]] = {
+        "hang": {"delay_s": 2.0}, "error_burst": {"ratio": 0.5}, "cpu_hog": {"threads": 1},
+        "memory_leak": {"rate_mb_s": 4.0, "max_mb": 280.0}, "disk_fill": {"rate_mb_s": 10.0, "target_ratio": 0.96},
+    }
+    limits = {"delay_s": (0.0, 10.0), "ratio": (0.0, 1.0), "threads": (1, 2), "rate_mb_s": (0.1, 50.0),
+              "max_mb": (1.0, 300.0), "target_ratio": (0.5, 0.99)}
+    out: dict[str, Any] = {}
+    for key, default in defaults.get(kind, {}).items():
+        value = spec.get(key, default)
+        lo, hi = limits[key]
+        if not isinstance(value, int | float) or not lo <= value <= hi:
+            raise FaultError(f"{kind}: {key} must be a number in [{lo}, {hi}], not {value!r}")
+        out[key] = value
+    return out
+
+
+def handler(service: Service) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self, code: int, body: bytes | dict[str, Any] | list[Any],
+                   ctype: str = "application/json") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/":
+                code = service.serve()
+                self._reply(code, {"service": service.name, "status": code})
+            elif path == "/healthz":
+                self._reply(200, {"service": service.name, "port": service.port, "pid": os.getpid(),
+                                  "version": str(service.config.get("version", "v1")),
+                                  "faults": [f["kind"] for f in service.active()]})
+            elif path == "/metrics":
+                self._reply(200, generate_latest(service.registry), CONTENT_TYPE_LATEST)
+            elif path == "/admin/fault":
+                self._reply(200, service.active())
+            else:
+                self._reply(404, {"error": f"no route {path}"})
+
+        def do_POST(self) -> None:
+            if urlsplit(self.path).path != "/admin/fault":
+                self._reply(404, {"error": "no route"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                spec = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(spec, dict):
+                    raise FaultError("the body must be a JSON object")
+                fault = service.start_fault(spec)
+            except (ValueError, TypeError) as exc:
+                self._reply(400, {"error": str(exc)})
+                return
+            self._reply(200, fault.view())
+
+        def do_DELETE(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path != "/admin/fault":
+                self._reply(404, {"error": "no route"})
+                return
+            kinds = parse_qs(parts.query).get("kind") or [f["kind"] for f in service.active()]
+            ended = [k for k in kinds if service.end_fault(k, "cleared") is not None]
+            service.load_config()  # a rollback rewrote it, maybe after a restart that already read it
+            self._reply(200, {"ended": ended})
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def parse_deps(specs: list[str]) -> dict[str, list[str]]:
+    """``["a=http://h:1,http://h:2"]`` → ``{"a": ["http://h:1", "http://h:2"]}``.
+
+    >>> parse_deps(["cache=http://127.0.0.1:9001,http://127.0.0.1:9002", "store=http://127.0.0.1:9003"])
+    {'cache': ['http://127.0.0.1:9001', 'http://127.0.0.1:9002'], 'store': ['http://127.0.0.1:9003']}
+    """
+    deps: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, urls = spec.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--deps takes NAME=URL[,URL...], not {spec!r}")
+        deps[name] = [u.rstrip("/") for u in urls.split(",") if u]
+    return deps
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One Watchkeeper lab service (binds to 127.0.0.1).")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--deps", nargs="*", default=[], help="NAME=URL[,URL...]")
+    parser.add_argument("--dir", type=Path, required=True, help="the lab's state directory")
+    parser.add_argument("--capacity-mb", type=float, default=50.0, help="capacity of the data directory")
+    args = parser.parse_args(argv)
+    service = Service(args.name, args.port, parse_deps(args.deps), args.dir, int(args.capacity_mb * MB))
+    server = ThreadingHTTPServer((HOST, args.port), handler(service))
+    server.daemon_threads = True
+    stop = threading.Event()
+    for target in (service.expire, service.refresh_deps):
+        threading.Thread(target=target, args=(stop,), daemon=True).start()
+
+    def on_term(signum: int, _frame: object) -> None:
+        service.log("INFO", f"stopping on signal {signum}")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    service.log("INFO", f"listening on {HOST}:{args.port} version={service.config.get('version')} "
+                        f"deps={','.join(service.deps) or '-'} pid={os.getpid()}")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        stop.set()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The real lab: processes on 127.0.0.1, every fault kind observed through the services' HTTP and
+metrics, repaired by its remediation, ground truth in faults.jsonl, and no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from watchkeeper.cli import app
+from watchkeeper.lab import FAULTS, SERVICES, Lab, LabError
+from watchkeeper.lab.control import shipped_runbooks
+from watchkeeper.lab.net import request
+
+CAPACITY_MB = 4.0
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    the_lab = Lab(tmp_path_factory.mktemp("lab"))
+    the_lab.up(rps=10, capacity_mb=CAPACITY_MB)
+    try:
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when there is none)."""
+    status, body = request("GET", base_url + "/metrics")
+    assert status == 200
+    total = 0.0
+    for line in body.decode().splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        sample, _, label_text = head.partition("{")
+        if sample != name:
+            continue
+        have = dict(item.split("=", 1) for item in label_text.rstrip("}").split(",") if "=" in item)
+        if all(have.get(k) == f'"{v}"' for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.1)
+
+
+def ground_truth(lab: Lab, fid: str) -> dict[str, Any]:
+    return next(f for f in lab.faults() if f["id"] == fid)
+
+
+def get(url: str) -> int:
+    return request("GET", url + "/", timeout=10.0)[0]
+
+
+def test_up_writes_the_contract_files_and_every_service_answers(lab: Lab) -> None:
+    state = json.loads((lab.dir / "lab.json").read_text())
+    assert set(state["services"]) == set(SERVICES)
+    assert state["loadgen"]["rps"] == 10.0
+    for entry in state["services"].values():
+        assert entry["instances"][0] == {"port": entry["port"], "pid": entry["pid"]}
+        assert entry["version"] == "v1"
+    topology = json.loads((lab.dir / "topology.json").read_text())
+    assert ["frontend", "checkout"] in topology["edges"]
+    assert state["services"]["catalog"]["deps"] == ["cache", "store"]
+    for name, url in lab.endpoints().items():
+        assert url.startswith("http://127.0.0.1:")
+        health = json.loads(request("GET", url + "/healthz")[1])
+        assert health["service"] == name and health["faults"] == []
+    front = lab.endpoints()["frontend"]
+    wait_for(lambda: metric(front, "lab_requests_total", service="frontend", status="200") > 5,
+             what="load generator traffic")
+    text = request("GET", front + "/metrics")[1].decode()
+    for name in ("lab_request_duration_seconds_bucket", "lab_dependency_errors_total", "lab_disk_used_bytes",
+                 "lab_disk_capacity_bytes", 'lab_config_version_info{service="frontend",version="v1"} 1.0',
+                 "process_cpu_seconds_total", "process_resident_memory_bytes"):
+        assert name in text
+    assert metric(front, "lab_disk_capacity_bytes") == CAPACITY_MB * MB
+    log = (lab.dir / "logs" / "frontend.log").read_text().splitlines()
+    assert any(" GET / 200 " in line for line in log)
+    assert log[-1][:4].isdigit() and "T" in log[-1].split()[0]  # ISO timestamp first
+
+
+def test_up_twice_and_bad_requests_are_refused_with_a_sentence(lab: Lab) -> None:
+    with pytest.raises(LabError, match="already up"):
+        lab.up()
+    runner = CliRunner()
+    again = runner.invoke(app, ["lab", "up", "--dir", str(lab.dir)])
+    assert again.exit_code == 2 and "already up" in again.output
+    unknown = runner.invoke(app, ["lab", "inject", "meteor", "--target", "checkout", "--dir", str(lab.dir)])
+    assert unknown.exit_code == 2
+    assert "unknown fault 'meteor'" in unknown.output and all(k in unknown.output for k in FAULTS)
+    nowhere = runner.invoke(app, ["lab", "inject", "hang", "--target", "mars", "--dir", str(lab.dir)])
+    assert nowhere.exit_code == 2 and "unknown service 'mars'" in nowhere.output and "checkout" in nowhere.output
+    leaf = runner.invoke(app, ["lab", "inject", "dependency_outage", "--target", "store", "--dir", str(lab.dir)])
+    assert leaf.exit_code == 2 and "no dependencies" in leaf.output
+    assert lab.open_faults() == []  # nothing was recorded for refused injections
+
+
+def test_crash_kills_the_process_and_restart_brings_it_back(lab: Lab) -> None:
+    url = lab.endpoints()["payment"]
+    truth = lab.inject("crash", "payment")
+    assert truth["fault"] == "crash" and truth["target"] == "payment" and truth["ended_at"] is None
+    with pytest.raises(ConnectionRefusedError):
+        request("GET", url + "/healthz")
+    checkout = lab.endpoints()["checkout"]
+    assert get(checkout) == 502  # its caller fails …
+    assert metric(checkout, "lab_dependency_errors_total", dependency="payment") > 0  # … and says why
+    assert lab.status()["services"]["payment"]["up"] is False
+    assert lab.check("payment")
+    with pytest.raises(LabError, match="down"):
+        lab.inject("hang", "payment")
+    result = lab.restart("payment")
+    assert result["ended"] == [truth["id"]]
+    assert get(url) == 200
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+    assert lab.check("payment") == []
+
+
+def test_hang_slows_answers_and_scaling_out_relieves_it(lab: Lab) -> None:
+    url = lab.endpoints()["cache"]
+    slow_before = metric(url, "lab_request_duration_seconds_count") - metric(
+        url, "lab_request_duration_seconds_bucket", le="0.5")
+    truth = lab.inject("hang", "cache", delay_s=0.8)
+    assert truth["detail"]["delay_s"] == 0.8
+    started = time.monotonic()
+    assert get(url) == 200
+    assert time.monotonic() - started >= 0.7  # the injected delay itself, not a speed target
+    wait_for(lambda: metric(url, "lab_request_duration_seconds_count")
+             - metric(url, "lab_request_duration_seconds_bucket", le="0.5") > slow_before + 3,
+             what="slow requests in the latency histogram")
+    result = lab.scale("cache")
+    assert result["ended"] == [truth["id"]] and result["instances"] == 2
+    state = json.loads((lab.dir / "lab.json").read_text())
+    ports = [i["port"] for i in state["services"]["cache"]["instances"]]
+    assert len(ports) == 2 and result["instance"]["port"] in ports
+    new = f"http://127.0.0.1:{result['instance']['port']}"
+    wait_for(lambda: metric(new, "lab_requests_total", service="cache", status="200") > 0,
+             what="callers sending traffic to the new instance")
+    assert lab.check("cache") == []
+    assert ground_truth(lab, truth["id"])["ended_by"] == "scale"
+
+
+def test_error_burst_answers_500_and_expires_by_itself(lab: Lab) -> None:
+    url = lab.endpoints()["store"]
+    truth = lab.inject("error_burst", "store", duration_s=2.0, ratio=1.0)
+    assert get(url) == 500
+    assert metric(url, "lab_requests_total", service="store", status="500") > 0
+    wait_for(lambda: ground_truth(lab, truth["id"]).get("ended_by") == "expiry", what="expiry")
+    assert get(url) == 200
+
+
+def test_error_burst_ends_with_a_restart(lab: Lab) -> None:
+    url = lab.endpoints()["store"]
+    truth = lab.inject("error_burst", "store", ratio=1.0)
+    assert get(url) == 500
+    lab.restart("store")
+    assert get(url) == 200
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+
+
+def test_cpu_hog_burns_cpu_until_restart(lab: Lab) -> None:
+    url = lab.endpoints()["catalog"]
+
+    def cpu_over(seconds: float) -> float:
+        before = metric(url, "process_cpu_seconds_total")
+        time.sleep(seconds)
+        return metric(url, "process_cpu_seconds_total") - before
+
+    idle = cpu_over(1.0)
+    truth = lab.inject("cpu_hog", "catalog")
+    busy = cpu_over(1.0)
+    assert busy > 0.3 and busy > 3 * idle, (idle, busy)
+    lab.restart("catalog")
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+    assert cpu_over(1.0) < busy
+
+
+def test_memory_leak_grows_rss_until_restart(lab: Lab) -> None:
+    url = lab.endpoints()["frontend"]
+    before = metric(url, "process_resident_memory_bytes")
+    truth = lab.inject("memory_leak", "frontend", rate_mb_s=20.0, max_mb=60.0)
+    wait_for(lambda: metric(url, "process_resident_memory_bytes") > before + 40 * MB, what="RSS growth")
+    lab.restart("frontend")
+    assert metric(url, "process_resident_memory_bytes") < before + 20 * MB
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+
+
+def test_disk_fill_writes_real_files_until_clear_tmp(lab: Lab) -> None:
+    url = lab.endpoints()["cache"]
+    truth = lab.inject("disk_fill", "cache")
+    capacity = metric(url, "lab_disk_capacity_bytes")
+    wait_for(lambda: metric(url, "lab_disk_used_bytes") >= 0.95 * capacity, what="disk filling up")
+    files = list((lab.dir / "data" / "cache").glob("fill-*.bin"))
+    assert sum(f.stat().st_size for f in files) >= 0.95 * capacity
+    lab.restart("cache")  # a restart does not free the disk …
+    assert any("full" in p for p in lab.check("cache"))
+    assert ground_truth(lab, truth["id"])["ended_at"] is None
+    freed = lab.clear_tmp("cache")  # … clearing the temporary files does
+    assert freed["freed_bytes"] >= 0.95 * capacity and freed["ended"] == [truth["id"]]
+    assert metric(url, "lab_disk_used_bytes") == 0
+    assert lab.check("cache") == []
+
+
+def test_bad_deploy_is_a_change_that_only_a_rollback_undoes(lab: Lab) -> None:
+    url = lab.endpoints()["checkout"]
+    truth = lab.inject("bad_deploy", "checkout")
+    assert metric(url, "lab_config_version_info", version="v2") == 1
+    deploy = lab.changes()[-1]
+    assert deploy["service"] == "checkout" and deploy["kind"] == "deploy" and deploy["to_version"] == "v2"
+    wait_for(lambda: metric(url, "lab_requests_total", service="checkout", status="500") > 2, what="errors")
+    lab.restart("checkout")  # comes back with the same bad configuration
+    assert json.loads(request("GET", url + "/healthz")[1])["version"] == "v2"
+    assert json.loads((lab.dir / "lab.json").read_text())["services"]["checkout"]["version"] == "v2"
+    lab.rollback("checkout")
+    assert metric(url, "lab_config_version_info", version="v1") == 1
+    assert metric(url, "lab_config_version_info", version="v2") == 0
+    rollback = lab.changes()[-1]
+    assert (rollback["kind"], rollback["from_version"], rollback["to_version"]) == ("rollback", "v2", "v1")
+    assert ground_truth(lab, truth["id"])["ended_by"] == "rollback"
+    assert lab.check("checkout") == []
+
+
+def test_dependency_outage_fails_the_targets_calls_while_it_stays_up(lab: Lab) -> None:
+    url = lab.endpoints()["catalog"]
+    before = metric(url, "lab_dependency_errors_total", service="catalog")
+    truth = lab.inject("dependency_outage", "catalog")
+    assert truth["detail"]["dependencies"] == ["cache", "store"]
+    assert get(url) == 502
+    assert metric(url, "lab_dependency_errors_total", service="catalog") >= before + 2
+    assert json.loads(request("GET", url + "/healthz")[1])["faults"] == ["dependency_outage"]
+    assert get(lab.endpoints()["store"]) == 200  # the dependencies themselves are fine
+    lab.repair("catalog")
+    assert get(url) == 200
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+
+
+def test_cli_status_and_check_and_the_runbook_commands_run_as_the_executor_would(lab: Lab) -> None:
+    runner = CliRunner()
+    status = runner.invoke(app, ["lab", "status", "--json", "--dir", str(lab.dir)])
+    assert status.exit_code == 0
+    services = json.loads(status.output)["services"]
+    assert all(s["up"] for s in services.values()) and set(services) == set(SERVICES)
+    # the localized runbook's own commands (verify, then the step), run with the command executor's environment
+    runbook = yaml.safe_load((lab.runbooks_dir / "lab-restart.yaml").read_text())
+    verify = [a.replace("{{ params.service }}", "store") for a in runbook["verify"]["check"]["command"]["argv"]]
+    step = [a.replace("{{ params.service }}", "store") for a in runbook["steps"][0]["command"]["argv"]]
+    assert verify[:4] == [sys.executable, "-m", "watchkeeper.lab.cli", "check"] and verify[-1] == str(lab.dir)
+    env = {k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    ok = run(verify)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    lab.inject("error_burst", "store", ratio=1.0)
+    bad = run(verify)
+    assert bad.returncode == 1 and "error_burst" in bad.stdout
+    fix = run(step)
+    assert fix.returncode == 0, fix.stderr
+    assert run(verify).returncode == 0
+    assert lab.open_faults("store") == []
+
+
+def test_shipped_and_localized_runbooks_validate(lab: Lab) -> None:
+    assert {"lab-restart.yaml", "lab-scale-out.yaml", "lab-clear-tmp.yaml", "lab-rollback.yaml",
+            "policy.yaml"} <= set(shipped_runbooks())
+    shipped = Path(__file__).parents[2] / "src" / "watchkeeper" / "lab" / "runbooks"
+    for directory in (shipped, lab.runbooks_dir):
+        result = CliRunner().invoke(app, ["runbooks", "validate", str(directory)])
+        assert result.exit_code == 0, result.output
+        assert "4 runbooks valid" in result.output
+
+
+def _lab_processes(directory: Path) -> list[int]:
+    """Every process whose command line names the lab directory (services, instances, load generator)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(directory) in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "lab")
+    lab.up(rps=5)
+    try:
+        lab.scale("store")
+        lab.inject("cpu_hog", "cache")
+        running = _lab_processes(lab.dir)
+        urls = lab.endpoints()
+        assert len(running) == len(SERVICES) + 2  # + the extra store instance + the load generator
+    finally:
+        stopped = lab.down()
+    assert sorted(stopped) == sorted(running)
+    assert _lab_processes(lab.dir) == []
+    assert not (lab.dir / "lab.json").exists() and not lab.is_up()
+    assert {f["ended_by"] for f in lab.faults()} == {"down"}
+    with pytest.raises(LabError, match="not up"):
+        lab.status()
+    for url in urls.values():
+        with pytest.raises(ConnectionRefusedError):
+            request("GET", url + "/healthz")
