@@ -36,6 +36,10 @@ def _lazy(name: str) -> Any:
 
         metrics.command("forecast", help="When will a utilisation series cross a threshold?")(forecast)
         return typer.main.get_command(metrics)
+    if name == "lab":
+        from watchkeeper.lab.cli import app as lab
+
+        return typer.main.get_command(lab)
     from watchkeeper.eval.cli import app as evaluate
     from watchkeeper.eval.forecast_cli import forecast as eval_forecast
 
@@ -50,7 +54,8 @@ def _lazy(name: str) -> Any:
 
 
 LAZY = {"metrics": "Metrics: anomaly detection and capacity forecasting.",
-        "eval": "Evaluate Watchkeeper: NAB, SMD, forecasting, correlation, telecom alarm graph."}
+        "eval": "Evaluate Watchkeeper: NAB, SMD, forecasting, correlation, telecom alarm graph.",
+        "lab": "The lab: local services to watch, break and heal (fault injection, remediation)."}
 
 
 class _Group(TyperGroup):
