@@ -492,25 +492,28 @@ def _pids(state: dict[str, Any]) -> list[int]:
     return pids
 
 
+def _reap() -> None:
+    """Collect the exit status of every lab process this process started that has ended (a
+    remediation run from the command line may have replaced it)."""
+    for pid, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            del _CHILDREN[pid]
+
+
 def _alive(pid: int) -> bool:
-    """Is ``pid`` running (a zombie is not; one started by this process is reaped here)?"""
-    proc = _CHILDREN.get(pid)
-    if proc is not None:
-        if proc.poll() is None:
-            return True
-        del _CHILDREN[pid]
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """Is ``pid`` a running lab process? A zombie is not, nor a process that reused the pid of a
+    lab process long gone (its command line must name a ``watchkeeper.lab`` module)."""
+    _reap()
+    if pid in _CHILDREN:
         return True
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as b:
+            return b"watchkeeper.lab." in b.read()
     except (OSError, IndexError):
-        return True
+        return False
 
 
 def _kill_groups(pids: Iterable[int], sig: signal.Signals) -> None:

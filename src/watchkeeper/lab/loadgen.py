@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Steady GET / traffic for the Watchkeeper lab.")
     parser.add_argument("--url", required=True, help="the base URL to call, e.g. the frontend's")
     parser.add_argument("--rps", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.rps <= 0:
