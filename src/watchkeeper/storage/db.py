@@ -7,6 +7,8 @@ read and written by one writer at a time, on one process or many.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +36,6 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-
 class Database:
     """One engine per process; ``read()`` and ``write()`` hand out transactions."""
 
@@ -42,6 +43,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
+        self._checkpointer: _Checkpointer | None = None
         try:
             if self.is_sqlite:
                 self.engine = create_engine(
@@ -66,6 +68,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that holds the global write lock until it commits or rolls back."""
+        if self.is_sqlite and self._checkpointer is None:
+            self._checkpointer = _Checkpointer.start(self.engine.url.database)
         with self._write_lock, self.engine.connect() as conn:
             conn = conn.execution_options(wk_write=True)
             with conn.begin():
@@ -94,15 +98,18 @@ class Database:
         return self.current_revision() == ScriptDirectory.from_config(cfg).get_current_head()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
 
 
 #: SQLite settings of every connection. ``synchronous=FULL``: each commit fsyncs the WAL, so an
 #: acknowledged event survives an OS crash or power loss, not only a process crash (``NORMAL``
-#: would not). A checkpoint every 10,000 WAL pages (~40 MB) instead of 1,000: the pages that
-#: every ingest commit rewrites (the alerts, index leaves) are copied back to the database once
-#: per checkpoint, so fewer checkpoints write far less; the WAL file is truncated to 64 MB after
-#: one. Neither changes what a commit guarantees.
+#: would not). The WAL is copied back into the database by ``_Checkpointer``, off the commit
+#: path; a connection checkpoints by itself only past 10,000 WAL pages (~40 MB), should that
+#: thread fall behind. The WAL file is truncated to 64 MB after a checkpoint. None of this
+#: changes what a commit guarantees.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000",
                   "wal_autocheckpoint=10000", "journal_size_limit=67108864")
 
@@ -114,6 +121,45 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+class _Checkpointer:
+    """Copies committed WAL pages back into the SQLite database from a thread of its own
+    (``PRAGMA wal_checkpoint(PASSIVE)``, which runs alongside the writer). Left to the connections,
+    the checkpoint runs inside the commit that crosses the threshold, under the ingest lock, and
+    every request queued behind it waits: a latency spike per checkpoint."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchkeeper-sqlite-checkpoint", daemon=True)
+
+    @classmethod
+    def start(cls, path: str | None) -> _Checkpointer | None:
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        checkpointer = cls(path)
+        checkpointer._thread.start()
+        return checkpointer
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return  # the writers' own automatic checkpoint still applies
+        try:
+            while not self._stopped.wait(self.INTERVAL):
+                with contextlib.suppress(sqlite3.Error):  # busy or gone: the next turn (or a writer) does it
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
 
 
 def _sqlite_begin(conn: Connection) -> None:
