@@ -98,9 +98,7 @@ class _Pending:
     actor: str
     started: float
     future: Future[IngestResult] = field(default_factory=Future)
-    #: Worked out before the ingest lock is taken (None: under the lock): the correlation keys
-    #: the batch may probe, with the configuration they were computed for, and its event rows.
-    keys: tuple[set[str], PipelineConfig] | None = None
+    #: The batch's rows for the events table, made before the ingest lock is taken (None: under it).
     rows: list[tuple[Any, ...]] | None = None
 
 
@@ -254,7 +252,10 @@ class Watchkeeper:
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
-        return self._submit(_Pending(source_name, batch, received_at, actor, started))
+        # The event rows depend on this batch alone: made here, outside the ingest lock, while
+        # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
+        rows = ingest.event_rows(self.db.engine.dialect.name, batch)
+        return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
 
     def _submit(self, item: _Pending) -> IngestResult:
         """Group commit: concurrent requests share one transaction. Whoever gets the lock commits
@@ -277,16 +278,13 @@ class Watchkeeper:
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
         every = [e for item in group for e in item.batch]
-        keys: set[str] = set()
-        for item in group:
-            keys |= item.keys[0] if item.keys is not None and item.keys[1] is self.config else self.keys(item.batch)
         rows = None if any(item.rows is None for item in group) else [r for item in group for r in item.rows or ()]
         results: list[IngestResult] = []
         with self.db.write() as conn:
             chain = audit.head(conn)
             if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
                 kept = None  # someone else wrote since (every change appends to the audit log)
-            state, loaded = ingest.load_state(conn, every, keys, *(kept[1:3] if kept else ()))
+            state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
             pipeline = Pipeline(self.config, loaded.new_incident_id)
             changes: list[list[Change]] = []
             for item in group:
@@ -310,9 +308,9 @@ class Watchkeeper:
             self._kept = (records[-1].seq, state, loaded, self.config)
         return results
 
-    def keys(self, batch: list[Event], config: PipelineConfig | None = None) -> set[str]:
+    def keys(self, batch: list[Event]) -> set[str]:
         """The correlation keys a batch may probe or be indexed under."""
-        return Pipeline(config or self.config, _no_ids).keys(batch)
+        return Pipeline(self.config, _no_ids).keys(batch)
 
     def dead_letter(
         self, source_name: str, body: bytes, error: InputError, content_type: str | None,
