@@ -165,6 +165,15 @@ class RobustSeasonal(Detector):
         return instant if instant > lik else lik
 
     def _raw(self, x: float) -> float:
+        z2 = self.deviation(x)
+        z2 *= z2
+        return z2 / (z2 + self._half2)
+
+    def deviation(self, x: float) -> float:
+        """How far ``x`` lies from the expected value, in robust standard deviations (signed;
+        0.0 while warming up). Does not change the model."""
+        if self._n < self.warmup:
+            return 0.0
         expected = self._cached
         if expected is None:
             expected = self._expected()
@@ -174,9 +183,7 @@ class RobustSeasonal(Detector):
             scale = self._mean_abs
         if scale <= 0.0:
             scale = 1e-9 + 1e-9 * abs(expected)
-        z2 = (x - expected) / scale
-        z2 *= z2
-        return z2 / (z2 + self._half2)
+        return (x - expected) / scale
 
     def _likelihood(self, recent: float) -> float:
         """How unusual the mean raw score of the last ``smooth`` points is, given its history."""
@@ -201,6 +208,12 @@ class RobustSeasonal(Detector):
             delta = recent - self._avg_mean
             self._avg_mean += alpha * delta
             self._avg_var = (1.0 - alpha) * (self._avg_var + alpha * delta * delta)
+        self.learn_model(x, t)
+
+    def learn_model(self, x: float, t: float) -> None:
+        """Update only the expected value, the residual scale and the season (what
+        :meth:`deviation` needs), not the likelihood of the raw scores: for detectors that build
+        their own score on top of the deviation."""
         if self._n >= 1:
             expected = self._cached
             residual = abs(x - (expected if expected is not None else self._expected()))
@@ -274,6 +287,11 @@ class RobustSeasonal(Detector):
         if self._count < MAX_HISTORY:
             return self._ring[: self._count]
         return self._ring[self._pos:] + self._ring[: self._pos]
+
+    @property
+    def warmed_up(self) -> bool:
+        """Whether the model has seen ``warmup`` points (before that, every score is 0)."""
+        return self._n >= self.warmup
 
     @property
     def season_lag(self) -> int:

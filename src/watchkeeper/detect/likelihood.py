@@ -1,0 +1,228 @@
+"""Anomaly likelihood: how rare a deviation is *for this series*, from its own history.
+
+A raw deviation alone does not compare across series: a noisy, bursty metric reaches 6 robust
+standard deviations every day, a clean one never. In the spirit of Numenta's anomaly likelihood,
+:class:`AnomalyLikelihood` turns the deviation of a robust model into a tail probability under
+the distribution of its own recent deviations — but without assuming that distribution to be
+Gaussian (heavy-tailed raw scores are what made the Gaussian version flag bursty series):
+
+* the raw deviation ``|z|`` comes from :class:`~watchkeeper.detect.robust.RobustSeasonal`'s
+  model (rolling or same-phase-of-season median, robust residual scale);
+* two views of it: the current point, and the mean of the last ``short`` points (a level shift or
+  a burst of moderate deviations, e.g. more frequent spikes);
+* each view's tail probability ``p`` under its last ``memory`` values (:class:`Tail`: empirical,
+  with an exponential tail fitted to the top values beyond them, so a new extreme has ``p`` below
+  ``1 / memory`` instead of sticking there);
+* the *surprise* ``-log10 p / log10 n``: 1.0 is "as rare as the rarest of the ``n`` values
+  remembered"; it does not depend on the series' scale or noise, and a stationary series
+  reaches it only O(log n) times;
+* the score is the larger surprise ``s`` of the two views mapped to ``s / (1 + s)``: 0.5 is a
+  record.
+
+Only scores here; turning scores into alerts (and a refractory period) is the filter's job, see
+:func:`peak_onsets` for the threshold-free version used by benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.detect.base import Detector
+from watchkeeper.detect.robust import RobustSeasonal
+
+LN10 = math.log(10.0)
+#: The exponential tail is fitted to the top ``TOP_SHARE`` of the remembered values (at least
+#: ``TOP_MIN`` of them); a p-value below that share comes from the fit.
+TOP_SHARE = 0.02
+TOP_MIN = 5
+#: Fewer remembered values than this and a tail probability means nothing: the score stays 0.
+MIN_HISTORY = 20
+
+
+class Tail:
+    """Upper-tail probabilities of a value against the last ``memory`` values.
+
+    ``p(q)`` is the share of remembered values ``>= q`` (counting ``q`` itself) in the bulk, and
+    an exponential tail ``(k / n) · exp(-(q - u) / β)`` beyond the ``k``-th largest value ``u``
+    (``β``: the mean excess of the top ``k`` over ``u``; peaks over threshold, shape 0).
+
+    >>> tail = Tail(100)
+    >>> for v in range(100):
+    ...     tail.add(float(v))
+    >>> round(tail.p(50.0), 3), round(tail.p(98.0), 3), tail.p(200.0) < 1e-20
+    (0.505, 0.011, True)
+    """
+
+    def __init__(self, memory: int) -> None:
+        self.memory = memory
+        self.values: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def add(self, q: float) -> None:
+        values, ordered = self.values, self.sorted
+        if len(values) == self.memory:
+            del ordered[bisect_left(ordered, values.popleft())]
+        values.append(q)
+        insort(ordered, q)
+
+    def log10_p(self, q: float) -> float:
+        """``log10`` of :meth:`p` (no underflow for huge ``q``)."""
+        ordered = self.sorted
+        n = len(ordered)
+        k = max(TOP_MIN, int(TOP_SHARE * n))
+        if n <= k:
+            return math.log10((n - bisect_left(ordered, q) + 1) / (n + 1))
+        u = ordered[-k]
+        if q <= u:
+            return math.log10((n - bisect_left(ordered, q) + 1) / (n + 1))
+        beta = math.fsum(ordered[-k:]) / k - u
+        if beta <= 0.0:  # the top values are all equal: anything above them is off the scale
+            return -300.0
+        return math.log10(k / (n + 1)) - (q - u) / beta / LN10
+
+    def p(self, q: float) -> float:
+        return 10.0 ** self.log10_p(q)
+
+    def state(self) -> list[float]:
+        return list(self.values)
+
+    def load(self, values: Sequence[float]) -> None:
+        self.values = deque(float(v) for v in values)
+        self.sorted = sorted(self.values)
+
+
+class AnomalyLikelihood(Detector):
+    """Tail probability of a robust deviation (and of its short mean) under its own history.
+
+    ``window``, ``season`` and ``warmup`` configure the robust model (see
+    :class:`~watchkeeper.detect.robust.RobustSeasonal`), ``short`` the averaging view,
+    ``memory`` how many past deviations the tail probabilities compare against.
+
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> det = AnomalyLikelihood(window=32, memory=500)
+    >>> for i in range(600):
+    ...     det.learn_one(10.0 + rng.gauss(0.0, 1.0), t=60.0 * i)
+    >>> det.score_one(10.5, 36_000.0) < 0.3, det.score_one(30.0, 36_000.0) > 0.9
+    (True, True)
+    """
+
+    def __init__(
+        self, window: int = 128, season: str = "auto", short: int = 10, memory: int = 2000, warmup: int = 16,
+    ) -> None:
+        if short < 1 or memory < 2 * MIN_HISTORY:
+            raise ValueError(f"short >= 1 and memory >= {2 * MIN_HISTORY} are required")
+        self.window = window
+        self.season = season
+        self.short = short
+        self.memory = memory
+        self.warmup = warmup
+        self._reset()
+
+    def _reset(self) -> None:
+        self._model = RobustSeasonal(window=self.window, season=self.season, warmup=self.warmup)
+        self._recent: deque[float] = deque(maxlen=max(self.short - 1, 1))
+        self._point = Tail(self.memory)
+        self._mean = Tail(self.memory)
+        self._last: tuple[float, float, float, float] | None = None  # (x, |z|, short mean, score)
+
+    # -- the protocol -------------------------------------------------------------------------
+    def _views(self, x: float) -> tuple[float, float]:
+        z = abs(self._model.deviation(x))
+        recent = self._recent
+        if self.short == 1:
+            return z, z
+        return z, (sum(recent) + z) / (len(recent) + 1)
+
+    def score_one(self, x: float, t: float) -> float:
+        last = self._last
+        if last is not None and last[0] == x:
+            return last[3]
+        z, mean = self._views(x)
+        score = 0.0
+        n = len(self._point)
+        if n >= MIN_HISTORY:
+            scale = math.log10(n + 2)
+            s = -self._point.log10_p(z) / scale
+            if self.short > 1:
+                s2 = -self._mean.log10_p(mean) / scale
+                if s2 > s:
+                    s = s2
+            score = s / (1.0 + s)
+        self._last = (x, z, mean, score)
+        return score
+
+    def learn_one(self, x: float, t: float) -> None:
+        model = self._model
+        if model.warmed_up:
+            last = self._last
+            if last is not None and last[0] == x:
+                z, mean = last[1], last[2]
+            else:
+                z, mean = self._views(x)
+            self._point.add(z)
+            if self.short > 1:
+                self._mean.add(mean)
+                self._recent.append(z)
+        model.learn_model(x, t)
+        self._last = None
+
+    def expected_range(self, t: float) -> tuple[float, float] | None:
+        return self._model.expected_range(t)
+
+    # -- state --------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return {"model": self._model.to_state(), "recent": list(self._recent),
+                "point": self._point.state(), "mean": self._mean.state()}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._reset()
+        self._model = RobustSeasonal.from_state(state["model"])
+        self._recent.extend(float(v) for v in state["recent"])
+        self._point.load(state["point"])
+        self._mean.load(state["mean"])
+
+    @property
+    def season_lag(self) -> int:
+        """The season of the robust model in points (0: none)."""
+        return self._model.season_lag
+
+
+def peak_onsets(scores: np.ndarray[Any, np.dtype[np.float64]], horizon: int, delay: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Report each anomaly once, ``delay`` points after its peak: the output at ``i`` is the score
+    of point ``j = i - delay`` when it is the largest of ``[j - horizon, i]`` (0 elsewhere; of
+    equal scores the last counts).
+
+    Causal (it looks only back), and free of any threshold: whatever the threshold, a burst of
+    rising scores gives one detection instead of one per rise, at a cost of ``delay`` points.
+
+    >>> peak_onsets(np.array([0.1, 0.5, 0.7, 0.6, 0.2, 0.1, 0.9, 0.1, 0.1]), horizon=3, delay=1).tolist()
+    [0.0, 0.0, 0.0, 0.7, 0.0, 0.0, 0.0, 0.9, 0.0]
+    """
+    n = len(scores)
+    out = np.zeros(n)
+    values = scores.tolist()
+    window: deque[int] = deque()  # indices of a decreasing run of scores: the sliding maximum
+    for i in range(n):
+        v = values[i]
+        while window and values[window[-1]] <= v:
+            window.pop()
+        window.append(i)
+        while window[0] < i - delay - horizon:
+            window.popleft()
+        j = i - delay
+        if j < 0:
+            continue
+        # j is the largest of [j - horizon, i] (of equal scores, the last one counts)
+        if window[0] == j and values[j] > 0.0:
+            out[i] = values[j]
+    return out
