@@ -327,3 +327,28 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     for url in urls.values():
         with pytest.raises(ConnectionRefusedError):
             request("GET", url + "/healthz")
+
+
+def test_cli_up_status_inject_down(tmp_path: Path) -> None:
+    runner = CliRunner()
+    directory = str(tmp_path / "cli-lab")
+    try:
+        started = runner.invoke(app, ["lab", "up", "--dir", directory, "--rps", "5"])
+        assert started.exit_code == 0, started.output
+        assert all(name in started.output for name in SERVICES) and "loadgen" in started.output
+        crashed = runner.invoke(app, ["lab", "inject", "crash", "--target", "store", "--dir", directory])
+        assert crashed.exit_code == 0 and json.loads(crashed.output)["fault"] == "crash"
+        status = json.loads(runner.invoke(app, ["lab", "status", "--json", "--dir", directory]).output)
+        assert status["services"]["store"]["up"] is False and status["services"]["store"]["faults"] == ["crash (f-1)"]
+        assert status["services"]["cache"]["up"] is True
+        check = runner.invoke(app, ["lab", "check", "store", "--dir", directory])
+        assert check.exit_code == 1 and "does not answer /healthz" in check.output
+        timed = runner.invoke(app, ["lab", "inject", "hang", "--target", "cache", "--duration", "soon",
+                                    "--dir", directory])
+        assert timed.exit_code == 2 and "duration" in timed.output
+    finally:
+        stopped = runner.invoke(app, ["lab", "down", "--dir", directory])
+    assert stopped.exit_code == 0 and "stopped 6 processes" in stopped.output  # store was already dead
+    assert _lab_processes(Path(directory).absolute()) == []
+    again = runner.invoke(app, ["lab", "status", "--dir", directory])
+    assert again.exit_code == 2 and "not up" in again.output
