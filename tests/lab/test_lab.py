@@ -127,6 +127,9 @@ def test_crash_kills_the_process_and_restart_brings_it_back(lab: Lab) -> None:
     assert metric(checkout, "lab_dependency_errors_total", dependency="payment") > 0  # … and says why
     assert lab.status()["services"]["payment"]["up"] is False
     assert lab.check("payment")
+    # restarting the wrong service of the cascade would not pass verification: its dependency is down
+    assert any("payment" in p for p in lab.check("checkout")) and any("payment" in p for p in lab.check("frontend"))
+    assert lab.check("catalog") == []  # it does not depend on payment
     with pytest.raises(LabError, match="down"):
         lab.inject("hang", "payment")
     result = lab.restart("payment")

@@ -169,8 +169,9 @@ def repair(service: Service, directory: Dir = DEFAULT_DIR) -> None:
 
 @app.command()
 def check(service: Service, directory: Dir = DEFAULT_DIR) -> None:
-    """Exit 0 when SERVICE is healthy (every instance answers /healthz, no active fault, disk below
-    90 %, baseline configuration); otherwise print what is wrong and exit 1. Runbooks verify with it."""
+    """Exit 0 when SERVICE and everything it depends on are healthy (every instance answers /healthz,
+    no active fault, disk below 90 %, baseline configuration) and its GET / answers below 500;
+    otherwise print what is wrong and exit 1. Runbooks verify with it."""
     try:
         problems = Lab(directory).check(service)
     except LabError as exc:

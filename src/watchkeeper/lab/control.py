@@ -375,11 +375,32 @@ class Lab:
             done.append("restart")
         return done
 
-    def check(self, name: str) -> list[str]:
-        """What is still wrong with ``name`` (empty when healthy): an instance not answering /healthz,
-        an active fault, a full disk, or a configuration other than the baseline. Runbooks verify with it."""
+    def check(self, name: str, probes: int = 3) -> list[str]:
+        """What is still wrong with ``name`` (empty when healthy). Runbooks verify with it.
+
+        For ``name`` and every service it depends on (transitively, so a remediation aimed at the
+        wrong service of a cascade does not pass): an instance not answering /healthz, an active
+        fault, a data directory ≥ 90 % full, a configuration other than the baseline. Then the
+        symptom itself: ``probes`` calls of ``GET /`` on ``name`` must all answer below 500."""
         state = self.state()
-        entry = self._entry(state, name)
+        self._entry(state, name)
+        problems: list[str] = []
+        for service in _closure(state, name):
+            problems += self._problems(state, service)
+        if problems:
+            return problems
+        url = f"http://{HOST}:{state['services'][name]['port']}/"
+        for _ in range(probes):
+            try:
+                status, _body = request("GET", url, timeout=10.0)
+            except (OSError, http.client.HTTPException) as exc:
+                return [f"GET / on {name} failed: {exc}"]
+            if status >= 500:
+                return [f"GET / on {name} still answers {status}"]
+        return []
+
+    def _problems(self, state: dict[str, Any], name: str) -> list[str]:
+        entry = state["services"][name]
         problems = []
         for inst in entry["instances"]:
             health = get_json(f"http://{HOST}:{inst['port']}/healthz", timeout=2.0)
@@ -541,6 +562,17 @@ def _stop(pids: Sequence[int], grace: float = 5.0) -> None:
     deadline = time.monotonic() + 5.0
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _closure(state: dict[str, Any], name: str) -> list[str]:
+    """``name`` and every service it depends on, directly or not, in breadth-first order."""
+    order, queue = [name], [name]
+    while queue:
+        for dep in state["services"][queue.pop(0)]["deps"]:
+            if dep not in order:
+                order.append(dep)
+                queue.append(dep)
+    return order
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
