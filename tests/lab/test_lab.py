@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from watchkeeper.cli import app
+from watchkeeper.execute.executors import CommandExecutor, StepContext
+from watchkeeper.execute.runbook import load_catalog
 from watchkeeper.lab import FAULTS, SERVICES, Lab, LabError
 from watchkeeper.lab.control import shipped_runbooks
 from watchkeeper.lab.net import request
@@ -263,24 +263,29 @@ def test_cli_status_and_check_and_the_runbook_commands_run_as_the_executor_would
     assert status.exit_code == 0
     services = json.loads(status.output)["services"]
     assert all(s["up"] for s in services.values()) and set(services) == set(SERVICES)
-    # the localized runbook's own commands (verify, then the step), run with the command executor's environment
-    runbook = yaml.safe_load((lab.runbooks_dir / "lab-restart.yaml").read_text())
-    verify = [a.replace("{{ params.service }}", "store") for a in runbook["verify"]["check"]["command"]["argv"]]
-    step = [a.replace("{{ params.service }}", "store") for a in runbook["steps"][0]["command"]["argv"]]
-    assert verify[:4] == [sys.executable, "-m", "watchkeeper.lab.cli", "check"] and verify[-1] == str(lab.dir)
-    env = {k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}
-
-    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-
-    ok = run(verify)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    lab.inject("error_burst", "store", ratio=1.0)
-    bad = run(verify)
-    assert bad.returncode == 1 and "error_burst" in bad.stdout
-    fix = run(step)
-    assert fix.returncode == 0, fix.stderr
-    assert run(verify).returncode == 0
+    # the localized runbooks, run by the real command executor (its environment allowlist, no shell)
+    catalog = load_catalog(lab.runbooks_dir)
+    assert catalog.problems == []
+    restart = catalog.runbooks["lab-restart"]
+    assert restart.verify is not None
+    ctx = StepContext(params={"service": "store"}, incident_id=1, runbook_id=restart.id, base_env=dict(os.environ))
+    executor = CommandExecutor()
+    assert executor.plan(restart.verify.check, ctx)["argv"][:3] == [sys.executable, "-m", "watchkeeper.lab.cli"]
+    healthy = executor.run(restart.verify.check, ctx)
+    assert healthy.ok, healthy.output
+    truth = lab.inject("error_burst", "store", ratio=1.0)
+    broken = executor.run(restart.verify.check, ctx)
+    assert not broken.ok and "error_burst" in broken.output
+    fixed = executor.run(restart.steps[0], ctx)
+    assert fixed.ok, fixed.output
+    assert executor.run(restart.verify.check, ctx).ok
+    assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
+    clear = catalog.runbooks["lab-clear-tmp"]
+    lab.inject("disk_fill", "store")
+    wait_for(lambda: any("full" in p for p in lab.check("store")), what="disk filling up")
+    assert clear.verify is not None
+    assert executor.run(clear.steps[0], ctx).ok
+    assert executor.run(clear.verify.check, ctx).ok
     assert lab.open_faults("store") == []
 
 
