@@ -159,8 +159,8 @@ class Lab:
            edges: Iterable[tuple[str, str]] = EDGES) -> dict[str, Any]:
         """Start every service and the load generator, wait until each answers ``/healthz``, write
         ``lab.json`` and ``topology.json``. Returns the ``lab.json`` contents."""
-        if rps <= 0 or capacity_mb <= 0:
-            raise LabError("--rps and --capacity-mb must be positive")
+        if not 0 < rps <= 500 or not 0 < capacity_mb <= 1024:
+            raise LabError("--rps must be in (0, 500] and --capacity-mb in (0, 1024] (the lab stays small)")
         if self.is_up():
             pids = ", ".join(str(p) for p in _pids(self.state()) if _alive(p))
             raise LabError(f"the lab in {self.dir} is already up (pids {pids}); "
