@@ -38,3 +38,20 @@ def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_database(sql
             assert conn.execute(text("SELECT x FROM t")).scalar_one() == 1
     finally:
         again.dispose()
+
+
+def test_a_database_dropped_without_dispose_ends_its_checkpoint_thread(sqlite_url: str) -> None:
+    import gc
+
+    from sqlalchemy import text
+
+    db = Database(sqlite_url)
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    checkpointer = db._checkpointer
+    assert checkpointer is not None and checkpointer._thread.is_alive()
+    db.engine.dispose()
+    del db
+    gc.collect()
+    checkpointer._thread.join(timeout=10)
+    assert not checkpointer._thread.is_alive()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,8 @@ class Database:
         """A transaction that holds the global write lock until it commits or rolls back."""
         if self.is_sqlite and self._checkpointer is None:
             self._checkpointer = _Checkpointer.start(self.engine.url.database)
+            if self._checkpointer is not None:  # a Database dropped without dispose() ends it too
+                weakref.finalize(self, self._checkpointer.signal)
         with self._write_lock, self.engine.connect() as conn:
             conn = conn.execution_options(wk_write=True)
             with conn.begin():
@@ -143,6 +146,10 @@ class _Checkpointer:
         checkpointer = cls(path)
         checkpointer._thread.start()
         return checkpointer
+
+    def signal(self) -> None:
+        """Ask the thread to end (without waiting for it)."""
+        self._stopped.set()
 
     def stop(self) -> None:
         self._stopped.set()
