@@ -59,10 +59,13 @@ class Tail:
     (0.505, 0.011, True)
     """
 
+    __slots__ = ("_k", "memory", "sorted", "values")
+
     def __init__(self, memory: int) -> None:
         self.memory = memory
         self.values: deque[float] = deque()
         self.sorted: list[float] = []
+        self._k = TOP_MIN  # how many top values the exponential tail is fitted to
 
     def __len__(self) -> int:
         return len(self.values)
@@ -71,6 +74,8 @@ class Tail:
         values, ordered = self.values, self.sorted
         if len(values) == self.memory:
             del ordered[bisect_left(ordered, values.popleft())]
+        else:
+            self._k = max(TOP_MIN, int(TOP_SHARE * (len(values) + 1)))
         values.append(q)
         insort(ordered, q)
 
@@ -78,19 +83,17 @@ class Tail:
         """``log10`` of :meth:`p` (no underflow for huge ``q``)."""
         ordered = self.sorted
         n = len(ordered)
-        k = max(TOP_MIN, int(TOP_SHARE * n))
-        if n <= k:
+        k = self._k
+        if n <= k or q <= ordered[-k]:
             return math.log10((n - bisect_left(ordered, q) + 1) / (n + 1))
         u = ordered[-k]
-        if q <= u:
-            return math.log10((n - bisect_left(ordered, q) + 1) / (n + 1))
         beta = math.fsum(ordered[-k:]) / k - u
         if beta <= 0.0:  # the top values are all equal: anything above them is off the scale
             return -300.0
         return math.log10(k / (n + 1)) - (q - u) / beta / LN10
 
     def p(self, q: float) -> float:
-        return 10.0 ** self.log10_p(q)
+        return float(10.0 ** self.log10_p(q))
 
     def state(self) -> list[float]:
         return list(self.values)
@@ -98,6 +101,7 @@ class Tail:
     def load(self, values: Sequence[float]) -> None:
         self.values = deque(float(v) for v in values)
         self.sorted = sorted(self.values)
+        self._k = max(TOP_MIN, int(TOP_SHARE * len(self.values)))
 
 
 class AnomalyLikelihood(Detector):
@@ -117,7 +121,7 @@ class AnomalyLikelihood(Detector):
     """
 
     def __init__(
-        self, window: int = 128, season: str = "auto", short: int = 10, memory: int = 2000, warmup: int = 16,
+        self, window: int = 128, season: str = "auto", short: int = 20, memory: int = 2000, warmup: int = 16,
     ) -> None:
         if short < 1 or memory < 2 * MIN_HISTORY:
             raise ValueError(f"short >= 1 and memory >= {2 * MIN_HISTORY} are required")
@@ -136,27 +140,24 @@ class AnomalyLikelihood(Detector):
         self._last: tuple[float, float, float, float] | None = None  # (x, |z|, short mean, score)
 
     # -- the protocol -------------------------------------------------------------------------
-    def _views(self, x: float) -> tuple[float, float]:
-        z = abs(self._model.deviation(x))
-        recent = self._recent
-        if self.short == 1:
-            return z, z
-        return z, (sum(recent) + z) / (len(recent) + 1)
-
     def score_one(self, x: float, t: float) -> float:
         last = self._last
         if last is not None and last[0] == x:
             return last[3]
-        z, mean = self._views(x)
+        z = self._model.deviation(x)
+        if z < 0.0:
+            z = -z
+        recent = self._recent
+        mean = (sum(recent) + z) / (len(recent) + 1) if self.short > 1 else z
         score = 0.0
-        n = len(self._point)
+        n = len(self._point.sorted)
         if n >= MIN_HISTORY:
-            scale = math.log10(n + 2)
-            s = -self._point.log10_p(z) / scale
+            s = self._point.log10_p(z)
             if self.short > 1:
-                s2 = -self._mean.log10_p(mean) / scale
-                if s2 > s:
+                s2 = self._mean.log10_p(mean)
+                if s2 < s:
                     s = s2
+            s = -s / math.log10(n + 2)
             score = s / (1.0 + s)
         self._last = (x, z, mean, score)
         return score
@@ -165,14 +166,14 @@ class AnomalyLikelihood(Detector):
         model = self._model
         if model.warmed_up:
             last = self._last
-            if last is not None and last[0] == x:
-                z, mean = last[1], last[2]
-            else:
-                z, mean = self._views(x)
-            self._point.add(z)
+            if last is None or last[0] != x:
+                self.score_one(x, t)
+                last = self._last
+            assert last is not None
+            self._point.add(last[1])
             if self.short > 1:
-                self._mean.add(mean)
-                self._recent.append(z)
+                self._mean.add(last[2])
+                self._recent.append(last[1])
         model.learn_model(x, t)
         self._last = None
 
@@ -197,7 +198,10 @@ class AnomalyLikelihood(Detector):
         return self._model.season_lag
 
 
-def peak_onsets(scores: np.ndarray[Any, np.dtype[np.float64]], horizon: int, delay: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def peak_onsets(scores: FloatArray, horizon: int, delay: int) -> FloatArray:
     """Report each anomaly once, ``delay`` points after its peak: the output at ``i`` is the score
     of point ``j = i - delay`` when it is the largest of ``[j - horizon, i]`` (0 elsewhere; of
     equal scores the last counts).

@@ -226,11 +226,15 @@ class RobustSeasonal(Detector):
             if alpha < self._long_alpha:
                 alpha = self._long_alpha
             self._mean_abs += alpha * (residual - self._mean_abs)
-        values, sorted_values = self._values, self._sorted_values
-        if len(values) == self.window:
-            del sorted_values[bisect_left(sorted_values, values[0])]
-        values.append(x)
-        insort(sorted_values, x)
+        values = self._values
+        if self._lag:  # the seasonal median reads the ring: no rolling median to keep sorted
+            values.append(x)
+        else:
+            sorted_values = self._sorted_values
+            if len(values) == self.window:
+                del sorted_values[bisect_left(sorted_values, values[0])]
+            values.append(x)
+            insort(sorted_values, x)
         self._ring[self._pos] = x
         self._pos = (self._pos + 1) % MAX_HISTORY
         if self._count < MAX_HISTORY:

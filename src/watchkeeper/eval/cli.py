@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+import itertools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from watchkeeper.detect.filter import onsets, run
+from watchkeeper.detect.likelihood import AnomalyLikelihood, peak_onsets
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.eval import nab as nab_scoring
@@ -19,10 +23,21 @@ from watchkeeper.eval import smd as smd_scoring
 
 app = typer.Typer(help="Evaluate the detectors on public benchmarks.", no_args_is_help=True)
 
-#: Score the start of an anomaly, not each of its points, for this many points (see ``onsets``).
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+#: Report an anomaly once per this many points (see ``onsets`` and ``peak_onsets``).
 NAB_ONSET_HORIZON = 100
-#: The filter's threshold while scoring NAB: anomalous points are not learned.
+#: ``peak_onsets`` reports a burst of rising scores at its peak, at most this many points late.
+NAB_PEAK_DELAY = 3
+#: The filter's threshold while scoring NAB with RobustSeasonal: anomalous points are not learned.
 NAB_LEARN_THRESHOLD = 0.8
+#: The free parameters of AnomalyLikelihood that ``--loco`` chooses among on the other categories.
+LOCO_GRID: Mapping[str, tuple[int, ...]] = {"window": (64, 128), "short": (5, 10, 20), "memory": (2000, 4000)}
+
+
+class NabDetector(enum.StrEnum):
+    likelihood = "likelihood"
+    robust = "robust"
 
 
 def _progress(console: Console) -> Progress:
@@ -30,16 +45,43 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=True)
 
 
-def nab_detect(data: nab_scoring.DataFile) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Our NAB entry: the robust seasonal baseline behind the anomaly filter, scored at onsets."""
+def likelihood_scores(data: nab_scoring.DataFile, **params: Any) -> FloatArray:
+    """AnomalyLikelihood's score of every point (each scored, then learned), reported once per
+    anomaly by ``peak_onsets``."""
+    detector = AnomalyLikelihood(**params)
+    score, learn = detector.score_one, detector.learn_one
+    out = np.empty(len(data.values))
+    for i, (t, x) in enumerate(zip(data.times.tolist(), data.values.tolist(), strict=True)):
+        out[i] = score(x, t)
+        learn(x, t)
+    return peak_onsets(out, NAB_ONSET_HORIZON, NAB_PEAK_DELAY)
+
+
+def robust_scores(data: nab_scoring.DataFile) -> FloatArray:
+    """The earlier entry: RobustSeasonal behind the anomaly filter, scored at onsets."""
     scores = run(RobustSeasonal(), data.times, data.values, threshold=NAB_LEARN_THRESHOLD)
     return onsets(scores, NAB_ONSET_HORIZON)
+
+
+def nab_detect(data: nab_scoring.DataFile) -> FloatArray:
+    """Our NAB entry: AnomalyLikelihood with its defaults, one report per anomaly."""
+    return likelihood_scores(data)
+
+
+DETECTORS: Mapping[NabDetector, tuple[str, Callable[[nab_scoring.DataFile], FloatArray]]] = {
+    NabDetector.likelihood: ("AnomalyLikelihood", nab_detect),
+    NabDetector.robust: ("RobustSeasonal", robust_scores),
+}
 
 
 @app.command()
 def nab(
     root: Annotated[Path, typer.Argument(help="NAB checkout: data/, labels/, config/")],
     category: Annotated[list[str] | None, typer.Option(help="only these categories")] = None,
+    detector: Annotated[NabDetector, typer.Option(help="which detector to score")] = NabDetector.likelihood,
+    loco: Annotated[bool, typer.Option(
+        help="also leave one category out: choose AnomalyLikelihood's parameters (LOCO_GRID) and the "
+             "threshold on the other categories, score the held-out one")] = False,
 ) -> None:
     """NAB scores (standard, reward_low_FP_rate, reward_low_FN_rate) per category and overall."""
     console = Console()
@@ -47,10 +89,11 @@ def nab(
     if not files:
         raise typer.BadParameter(f"no labelled NAB files under {root}")
     profiles = nab_scoring.Profile.load(root / "config" / "profiles.json")
+    name, detect = DETECTORS[detector]
     with _progress(console) as progress:
         task = progress.add_task("NAB", total=len(files))
-        results = nab_scoring.evaluate(files, nab_detect, profiles, lambda _d: progress.advance(task))
-    table = Table(title=f"NAB scores of RobustSeasonal ({len(files)} files)")
+        results = nab_scoring.evaluate(files, detect, profiles, lambda _d: progress.advance(task))
+    table = Table(title=f"NAB scores of {name} ({len(files)} files)")
     table.add_column("category")
     for r in results:
         table.add_column(r.profile, justify="right")
@@ -62,6 +105,37 @@ def nab(
     table.add_row("overall", *[f"{r.overall:.1f}" for r in results], style="bold")
     table.add_row("threshold", *[f"{r.threshold:.4f}" for r in results], style="dim")
     console.print(table)
+    if loco:
+        if len(categories) < 2:
+            raise typer.BadParameter("--loco needs at least two categories")
+        _leave_one_category_out(console, files, profiles)
+
+
+def _leave_one_category_out(
+    console: Console, files: list[nab_scoring.DataFile], profiles: list[nab_scoring.Profile],
+) -> None:
+    grid = [dict(zip(LOCO_GRID, values, strict=True)) for values in itertools.product(*LOCO_GRID.values())]
+    candidates: dict[str, list[FloatArray]] = {}
+    with _progress(console) as progress:
+        task = progress.add_task("leave one category out", total=len(grid) * len(files))
+        for params in grid:
+            label = " ".join(f"{k}={v}" for k, v in params.items())
+            scores = []
+            for d in files:
+                scores.append(np.clip(likelihood_scores(d, **params), 0.0, 1.0))
+                progress.advance(task)
+            candidates[label] = scores
+    table = Table(title=f"AnomalyLikelihood, leave one category out ({len(grid)} parameter sets)")
+    table.add_column("held-out category")
+    for p in profiles:
+        table.add_column(f"{p.name} (chosen on the others)", justify="right")
+    held = [nab_scoring.leave_one_category_out(files, candidates, p) for p in profiles]
+    for rows in zip(*held, strict=True):
+        table.add_row(rows[0].category, *[
+            (f"{h.score:.1f}" if h.score is not None else f"n/a (raw {h.raw:.2f})") + f"  [{h.chosen}]"
+            for h in rows])
+    console.print(table)
+    console.print("each held-out score uses parameters and threshold fitted without its category")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,3 +297,46 @@ def evaluate(
         if progress is not None:
             progress(d)
     return [score_corpus(files, scores, p) for p in profiles]
+
+
+# -- leave one category out --------------------------------------------------------------------
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out category: the candidate and threshold chosen on the *other* categories, and
+    the held-out category's normalised score with them (``None`` without windows)."""
+
+    category: str
+    chosen: str
+    threshold: float
+    score: float | None
+    raw: float
+
+
+def leave_one_category_out(
+    files: Sequence[DataFile], candidates: Mapping[str, Sequence[FloatArray]], profile: Profile,
+) -> list[HeldOut]:
+    """For each category: pick the candidate (a named configuration's scores of every file)
+    with the best overall score on the other categories, take its threshold from them too, and
+    score the held-out category with both — nothing about the held-out category is used.
+
+    >>> d = [DataFile(f"{c}/f.csv", np.arange(100.0), np.zeros(100), ((40, 49),)) for c in "ab"]
+    >>> good, bad = [np.zeros(100), np.zeros(100)], [np.zeros(100), np.zeros(100)]
+    >>> good[0][40] = good[1][40] = 0.9; bad[0][20] = bad[1][20] = 0.9
+    >>> [(h.category, h.chosen, h.score) for h in leave_one_category_out(d, {"g": good, "b": bad}, STANDARD)]
+    [('a', 'g', 100.0), ('b', 'g', 100.0)]
+    """
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    out: list[HeldOut] = []
+    for category in sorted({d.category for d in files}):
+        train = [i for i, d in enumerate(files) if d.category != category]
+        test = [i for i, d in enumerate(files) if d.category == category]
+
+        fits = {name: best_threshold([prepare(files[i], scores[i], profile) for i in train], profile)
+                for name, scores in candidates.items()}
+        chosen = max(fits, key=lambda name: fits[name][1])  # first best on ties (dicts keep order)
+        threshold = fits[chosen][0]
+        held = [prepare(files[i], candidates[chosen][i], profile) for i in test]
+        raw = sum(raw_score(p, threshold, profile) for p in held)
+        out.append(HeldOut(category, chosen, threshold, normalised(raw, sum(p.n_windows for p in held), profile), raw))
+    return out
