@@ -269,7 +269,7 @@ def fake() -> Iterator[FakeService]:
 
 
 def test_scraper_over_http_and_recorded_csv(fake: FakeService, tmp_path: Path) -> None:
-    monitor = Monitor(Scraper({"frontend": fake.url, "gone": "http://127.0.0.1:9"}, timeout=1.0),
+    monitor = Monitor(Scraper({"frontend": fake.url, "gone": "http://127.0.0.1:9"}, timeout=1.0, min_window=0.2),
                       recorder=Recorder(tmp_path))
     t = time.time()
     first = monitor.step(t)
@@ -318,7 +318,7 @@ def test_only_the_harmful_side_is_an_anomaly() -> None:
     _, events = drive(monitor, fake, t, 30.0, 2.0)
     assert {e.labels["alertname"] for e in events} == {"RequestRateAnomaly"}
     assert events[0].status is Status.FIRING and events[0].raw["peak"]["value"] < 14.0
-    assert events[0].raw["detector"].startswith("Cusum(")
+    assert events[0].raw["detector"].startswith("RateCusum(")
 
 
 def test_watch_steps_until_stopped_and_emits_batches(fake: FakeService) -> None:
@@ -382,3 +382,14 @@ def test_scraper_follows_lab_json_when_a_service_is_scaled(tmp_path: Path) -> No
     finally:
         first.stop()
         second.stop()
+
+
+def test_rates_need_a_minimum_window_between_scrapes(fake: FakeService) -> None:
+    scraper = Scraper({"frontend": fake.url}, timeout=1.0, min_window=0.5)
+    t = time.time()
+    scraper.scrape(t)
+    assert set(scraper.scrape(t + 0.1)["frontend"]) == {"up", "rss_bytes", "disk_used_ratio"}  # too close: no rate
+    time.sleep(0.5)
+    later = scraper.scrape(t + 0.7)["frontend"]  # against an earlier scrape at least 0.5 s back
+    assert later["request_rate"] > 0 and later["up"] == 1.0
+    scraper.close()

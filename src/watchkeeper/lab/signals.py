@@ -215,14 +215,15 @@ class Scraper:
 
     def __init__(
         self, endpoints: Mapping[str, str | Sequence[str]], *, timeout: float = 2.0,
-        client: httpx.Client | None = None,
+        client: httpx.Client | None = None, min_window: float = 1.0,
     ) -> None:
         self.endpoints: dict[str, list[str]] = {
             service: [urls] if isinstance(urls, str) else list(urls) for service, urls in endpoints.items()
         }
+        self.min_window = min_window
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 0.5)),
                                               trust_env=False)
-        self._last: dict[str, Sample | None] = {}  # url -> its previous scrape
+        self._seen: dict[str, deque[Sample | None]] = {}  # url -> its recent scrapes, oldest first
         self._lab: Path | None = None
         self._lab_mtime = 0.0
 
@@ -246,6 +247,16 @@ class Scraper:
         self.endpoints = {name: [f"http://{HOST}:{p}" for p in ps] for name, ps in ports.items()}
         self._lab_mtime = mtime
 
+    def _before(self, url: str, now: float) -> Sample | None:
+        """The latest earlier scrape at least ``min_window`` old (rates over less are mostly noise:
+        two scrapes 0.2 s apart see 0 or 8 requests of a 20 req/s service); None after a failure."""
+        for sample in reversed(self._seen.get(url, ())):
+            if sample is None:
+                return None
+            if now - sample.at >= self.min_window:
+                return sample
+        return None
+
     def fetch(self, url: str, now: float) -> Sample | None:
         try:
             response = self._client.get(url.rstrip("/") + "/metrics")
@@ -263,8 +274,9 @@ class Scraper:
         out: dict[str, dict[str, float]] = {}
         for service, urls in self.endpoints.items():
             cur = [self.fetch(url, now) for url in urls]
-            out[service] = derive([self._last.get(url) for url in urls], cur)
-            self._last.update(zip(urls, cur, strict=True))
+            out[service] = derive([self._before(url, now) for url in urls], cur)
+            for url, sample in zip(urls, cur, strict=True):
+                self._seen.setdefault(url, deque(maxlen=16)).append(sample)
         return out
 
     def close(self) -> None:
@@ -316,13 +328,44 @@ FLOORS: Mapping[str, float] = {
 }
 
 
+class RateCusum(Cusum):
+    """:class:`~watchkeeper.detect.changepoint.Cusum` whose noise is at least ``min_cv`` of the
+    level: a paced load generator is so steady that a one-scrape dip of 20 % would otherwise be
+    a 15-sigma change, while a real loss of traffic still sums to the threshold in a few scrapes.
+
+    >>> det = RateCusum(min_cv=0.05, warmup=10)
+    >>> for i in range(30):
+    ...     det.learn_one(20.0 + 0.01 * (i % 2), float(i))
+    >>> det.score_one(16.0, 30.0) < 0.5, det.score_one(8.0, 30.0)
+    (True, 1.0)
+    """
+
+    def __init__(self, min_cv: float = 0.05, warmup: int = 50, drift: float = 1.0, threshold: float = 10.0) -> None:
+        super().__init__(warmup=warmup, drift=drift, threshold=threshold)
+        self.min_cv = min_cv
+
+    def _std(self) -> float:
+        std = math.sqrt(self._m2 / (self._n - 1)) if self._n > 1 else 0.0
+        return max(std, self.min_cv * abs(self._mean), 1e-9)
+
+    def _sums(self, x: float) -> tuple[float, float]:
+        z = (x - self._mean) / self._std()
+        return max(0.0, self._pos + z - self.drift), max(0.0, self._neg - z - self.drift)
+
+    def expected_range(self, t: float) -> tuple[float, float] | None:
+        if self._n < self.warmup:
+            return None
+        width = (self.threshold + self.drift) * self._std()
+        return (self._mean - width, self._mean + width)
+
+
 def default_detector(metric: str) -> Detector:
-    """Per derived metric: the request rate (Poisson-noisy, and both a drop and a surge matter) by a
-    CUSUM change-point detector, which sums evidence over scrapes; every other series by a
-    median/MAD baseline without season (the lab runs for minutes), floored, watching the harmful
-    side only."""
+    """Per derived metric: the request rate (both a drop and a surge matter) by a CUSUM
+    change-point detector, which sums evidence over scrapes, with a noise floor of 5 % of the level;
+    every other series by a median/MAD baseline without season (the lab runs for minutes),
+    floored, watching the harmful side only."""
     if metric == "request_rate":
-        return Cusum(warmup=20, drift=1.0, threshold=10.0)
+        return RateCusum(min_cv=0.05, warmup=20, drift=1.0, threshold=10.0)
     return Baseline(floor=FLOORS.get(metric, 0.0), side="up", window=32, season="none", warmup=10)
 
 
