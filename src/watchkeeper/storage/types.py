@@ -20,11 +20,25 @@ def sqlite_stamp(value: datetime) -> str:
     >>> sqlite_stamp(datetime(2026, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=1))))
     '2026-01-01 00:30:00.000000'
     """
+    stamp = _STAMPS.get(value)
+    if stamp is not None:
+        return stamp
     if value.tzinfo is UTC:  # the usual case: skip the conversion, drop the "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
+        stamp = value.isoformat(" ", "microseconds")[:-6]
+    elif value.tzinfo is None:
         raise ValueError(NAIVE)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        stamp = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_STAMPS) >= _STAMPS_MAX:
+        _STAMPS.clear()
+    _STAMPS[value] = stamp
+    return stamp
+
+
+#: Recent stamps by time (equal instants share one text): a batch's receipt time and an alert's
+#: start are written again and again, and a datetime caches its own hash.
+_STAMPS: dict[datetime, str] = {}
+_STAMPS_MAX = 16384
 
 
 def pg_stamp(value: datetime) -> datetime:
