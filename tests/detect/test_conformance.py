@@ -11,11 +11,14 @@ import pytest
 
 from watchkeeper.detect.base import Estimator
 from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.detect.store import DETECTORS, restore
 
 UNIVARIATE: list[Callable[[], Estimator]] = [
+    AnomalyLikelihood,
+    lambda: AnomalyLikelihood(window=16, short=1, memory=200, warmup=4),
     RobustSeasonal,
     lambda: RobustSeasonal(window=8, warmup=4),
     lambda: RobustSeasonal(window=16, season="daily"),

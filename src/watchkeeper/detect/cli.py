@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.detect.filter import AnomalyFilter, windows_of
+from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.detect.series import Series, format_time, read_csv, read_prometheus, read_wide_series
 from watchkeeper.detect.store import FileStore
@@ -46,12 +47,16 @@ def _load(file: Path | None, prometheus: str | None, query: str | None, start: s
 
 
 def score_series(series: Series, threshold: float, store: FileStore | None) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Score with the series' saved detector, or a new :class:`AnomalyLikelihood` (our best on
+    NAB); state saved by earlier versions (a :class:`RobustSeasonal`) still resumes."""
     detector = store.load(series.name) if store is not None else None
     if detector is None:
-        detector = RobustSeasonal()
-    if not isinstance(detector, RobustSeasonal):
+        detector = AnomalyLikelihood()
+    if not isinstance(detector, AnomalyLikelihood | RobustSeasonal):
         raise WatchkeeperError(f"state of {series.name} holds a {type(detector).__name__}")
-    f = AnomalyFilter(detector, series=series.name, threshold=threshold)
+    # AnomalyLikelihood learns every point: its tails must see the anomalies too.
+    max_skip = 0 if isinstance(detector, AnomalyLikelihood) else AnomalyFilter.max_skip
+    f = AnomalyFilter(detector, series=series.name, threshold=threshold, max_skip=max_skip)
     scores = np.array([
         0.0 if np.isnan(x) else f.step(float(x), float(t))
         for t, x in zip(series.times, series.values, strict=True)

@@ -16,8 +16,13 @@ Gaussian (heavy-tailed raw scores are what made the Gaussian version flag bursty
 * the *surprise* ``-log10 p / log10 n``: 1.0 is "as rare as the rarest of the ``n`` values
   remembered"; it does not depend on the series' scale or noise, and a stationary series
   reaches it only O(log n) times;
-* the score is the larger surprise ``s`` of the two views mapped to ``s / (1 + s)``: 0.5 is a
-  record.
+* the score is the larger surprise ``s`` of the two views squashed with ``RECORD_HALF``
+  (:func:`~watchkeeper.detect.base.squash`): a record scores 0.8, the filter's default threshold,
+  half a record (``p = 1 / sqrt(n)``) 0.5.
+
+Learn every point, anomalies included (an :class:`~watchkeeper.detect.filter.AnomalyFilter`
+with ``max_skip=0``): the median model shrugs off outliers anyway, and the tails must see how
+often large deviations happen — kept out, every later one would look like a first.
 
 Only scores here; turning scores into alerts (and a refractory period) is the filter's job, see
 :func:`peak_onsets` for the threshold-free version used by benchmarks.
@@ -41,8 +46,11 @@ LN10 = math.log(10.0)
 #: ``TOP_MIN`` of them); a p-value below that share comes from the fit.
 TOP_SHARE = 0.02
 TOP_MIN = 5
+#: The surprise that scores 0.5; a record (surprise 1.0) then scores 0.8.
+RECORD_HALF = 0.5
+RECORD_HALF2 = RECORD_HALF * RECORD_HALF
 #: Fewer remembered values than this and a tail probability means nothing: the score stays 0.
-MIN_HISTORY = 20
+MIN_HISTORY = 64
 
 
 class Tail:
@@ -116,7 +124,7 @@ class AnomalyLikelihood(Detector):
     >>> det = AnomalyLikelihood(window=32, memory=500)
     >>> for i in range(600):
     ...     det.learn_one(10.0 + rng.gauss(0.0, 1.0), t=60.0 * i)
-    >>> det.score_one(10.5, 36_000.0) < 0.3, det.score_one(30.0, 36_000.0) > 0.9
+    >>> det.score_one(10.0, 36_000.0) < 0.5, det.score_one(30.0, 36_000.0) > 0.9
     (True, True)
     """
 
@@ -157,8 +165,9 @@ class AnomalyLikelihood(Detector):
                 s2 = self._mean.log10_p(mean)
                 if s2 < s:
                     s = s2
-            s = -s / math.log10(n + 2)
-            score = s / (1.0 + s)
+            s = s / math.log10(n + 2)  # -surprise: squared below
+            s *= s
+            score = s / (s + RECORD_HALF2)
         self._last = (x, z, mean, score)
         return score
 

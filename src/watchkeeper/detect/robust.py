@@ -84,6 +84,7 @@ class RobustSeasonal(Detector):
         self._count = 0  # values in the ring
         self._n = 0
         self._mean_abs = 0.0
+        self._n_abs = 0  # residuals in _mean_abs (since the season was found)
         self._raws: deque[float] = deque(maxlen=max(self.smooth - 1, 1))
         self._n_avg = 0
         self._avg_mean = 0.0
@@ -141,6 +142,8 @@ class RobustSeasonal(Detector):
             if seasonal_wins(np.array(self.history), lag, self.window, self.spread):
                 self._set_lag(lag)
                 self._decided = True
+                # The long-run residual scale measured the model without season: start it over.
+                self._mean_abs, self._n_abs = 0.0, 0
                 return
         if not undecidable:
             self._decided = True
@@ -222,7 +225,8 @@ class RobustSeasonal(Detector):
                 del sorted_res[bisect_left(sorted_res, res[0])]
             res.append(residual)
             insort(sorted_res, residual)
-            alpha = 1.0 / self._n
+            self._n_abs += 1
+            alpha = 1.0 / self._n_abs
             if alpha < self._long_alpha:
                 alpha = self._long_alpha
             self._mean_abs += alpha * (residual - self._mean_abs)
@@ -259,7 +263,7 @@ class RobustSeasonal(Detector):
     def _get_state(self) -> dict[str, Any]:
         return {
             "values": list(self._values), "residuals": list(self._residuals),
-            "history": self.history, "n": self._n, "mean_abs": self._mean_abs,
+            "history": self.history, "n": self._n, "mean_abs": self._mean_abs, "n_abs": self._n_abs,
             "raws": list(self._raws), "n_avg": self._n_avg,
             "avg_mean": self._avg_mean, "avg_var": self._avg_var, "steps": self._steps, "t_last": self._t_last,
             "lag": self._lag, "decided": self._decided,
@@ -277,6 +281,7 @@ class RobustSeasonal(Detector):
             self._count = min(self._count + 1, MAX_HISTORY)
         self._n = int(state["n"])
         self._mean_abs = float(state["mean_abs"])
+        self._n_abs = int(state.get("n_abs", max(self._n - 1, 0)))  # states saved before n_abs
         self._raws.extend(float(v) for v in state["raws"])
         self._n_avg = int(state["n_avg"])
         self._avg_mean, self._avg_var = float(state["avg_mean"]), float(state["avg_var"])

@@ -132,7 +132,7 @@ def _leave_one_category_out(
     held = [nab_scoring.leave_one_category_out(files, candidates, p) for p in profiles]
     for rows in zip(*held, strict=True):
         table.add_row(rows[0].category, *[
-            (f"{h.score:.1f}" if h.score is not None else f"n/a (raw {h.raw:.2f})") + f"  [{h.chosen}]"
+            (f"{h.score:.1f}" if h.score is not None else f"n/a (raw {h.raw:.2f})") + f"  ({h.chosen})"
             for h in rows])
     console.print(table)
     console.print("each held-out score uses parameters and threshold fitted without its category")

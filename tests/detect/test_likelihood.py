@@ -1,0 +1,156 @@
+"""AnomalyLikelihood: the learn/score contract, state, and what it catches in noisy seasonal data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from watchkeeper.detect.filter import AnomalyFilter
+from watchkeeper.detect.likelihood import AnomalyLikelihood, Tail, peak_onsets
+from watchkeeper.detect.store import restore
+
+STEP = 300.0  # 5-minute samples: a day is 288 points
+DAYS = 10
+ANOMALY = 8 * 288 + 100  # day 9, well after the season is found
+
+
+def seasonal(seed: int, kind: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """Ten days of a noisy daily cycle (noise sd 1, amplitude 10), with one anomaly at ANOMALY."""
+    rng = np.random.default_rng(seed)
+    n = DAYS * 288
+    t = np.arange(n) * STEP
+    x = 50 + 10 * np.sin(2 * np.pi * t / 86_400) + rng.normal(0, 1, n)
+    if kind == "spike":
+        x[ANOMALY] += 12.0
+    elif kind == "level_shift":
+        x[ANOMALY:] += 4.0
+    elif kind == "variance":
+        x[ANOMALY:] += rng.normal(0, 3, n - ANOMALY)
+    elif kind == "dip":
+        x[ANOMALY: ANOMALY + 5] -= 12.0
+    return t, x
+
+
+def scores_of(t: np.ndarray, x: np.ndarray, det: AnomalyLikelihood | None = None) -> np.ndarray:
+    det = det or AnomalyLikelihood()
+    out = np.empty(len(x))
+    for i, (ti, xi) in enumerate(zip(t.tolist(), x.tolist(), strict=True)):
+        out[i] = det.score_one(xi, ti)
+        det.learn_one(xi, ti)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["spike", "level_shift", "variance", "dip"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_catches_the_anomaly_within_half_an_hour_and_ranks_it_first(kind: str, seed: int) -> None:
+    t, x = seasonal(seed, kind)
+    scores = scores_of(t, x)
+    settled = 4 * 288  # the season is found after about three days; one more to settle
+    peak = scores[ANOMALY: ANOMALY + 6].max()
+    assert peak >= 0.8  # at least a record
+    assert peak > scores[settled:ANOMALY].max()  # and more than anything in the normal days before
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_quiet_on_pure_noise(seed: int) -> None:
+    t, x = seasonal(seed)
+    x = x - 10 * np.sin(2 * np.pi * t / 86_400)  # just noise
+    reported = peak_onsets(scores_of(t, x), horizon=100, delay=3)
+    alarms = int((reported[288:] >= 0.8).sum())  # after the first day
+    # At the record threshold (0.8) a stationary series alarms at most about once a day.
+    assert alarms <= DAYS - 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_quiet_on_the_seasonal_wave_without_anomaly(seed: int) -> None:
+    t, x = seasonal(seed)
+    scores = scores_of(t, x)
+    reported = peak_onsets(scores, horizon=100, delay=3)
+    assert int((reported[4 * 288:] >= 0.8).sum()) <= DAYS - 4  # once the season is known
+
+
+def test_score_does_not_change_the_model() -> None:
+    t, x = seasonal(0)
+    det = AnomalyLikelihood()
+    for ti, xi in zip(t[:1000].tolist(), x[:1000].tolist(), strict=True):
+        det.learn_one(xi, ti)
+    before = json.dumps(det.to_state())
+    first = [det.score_one(v, t[1000]) for v in (50.0, 80.0, 20.0)]
+    assert [det.score_one(v, t[1000]) for v in (50.0, 80.0, 20.0)] == first
+    assert json.dumps(det.to_state()) == before
+    assert all(0.0 <= s <= 1.0 for s in first) and first[1] > first[0]
+
+
+def test_state_round_trip_through_json_and_the_registry() -> None:
+    t, x = seasonal(1, "spike")
+    det = AnomalyLikelihood(window=64, short=10, memory=500)
+    for ti, xi in zip(t[:1500].tolist(), x[:1500].tolist(), strict=True):
+        det.score_one(xi, ti)
+        det.learn_one(xi, ti)
+    copy = restore(json.loads(json.dumps(det.to_state())))
+    assert isinstance(copy, AnomalyLikelihood) and repr(copy) == repr(det)
+    assert copy.season_lag == det.season_lag == 288
+    for ti, xi in zip(t[1500:].tolist(), x[1500:].tolist(), strict=True):
+        assert copy.score_one(xi, ti) == det.score_one(xi, ti)
+        copy.learn_one(xi, ti)
+        det.learn_one(xi, ti)
+
+
+def test_memory_bounds_the_history() -> None:
+    det = AnomalyLikelihood(memory=200, warmup=4)
+    rng = np.random.default_rng(0)
+    for i in range(1000):
+        det.learn_one(float(rng.normal()), 60.0 * i)
+    state = det.to_state()["state"]
+    assert len(state["point"]) == len(state["mean"]) == 200
+
+
+def test_works_behind_the_filter_learning_every_point() -> None:
+    t, x = seasonal(3, "spike")
+    f = AnomalyFilter(AnomalyLikelihood(), series="api latency", threshold=0.8, max_skip=0)
+    events = [e for ti, xi in zip(t.tolist(), x.tolist(), strict=True) for e in f.update(xi, ti)]
+    firing = [e.starts_at.timestamp() for e in events if e.status.value == "firing"]
+    assert t[ANOMALY] in firing
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"), [({"short": 0}, "short"), ({"memory": 10}, "memory"), ({"window": 2}, "window")],
+)
+def test_invalid_config_fails_loudly(kwargs: dict[str, int], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        AnomalyLikelihood(**kwargs)
+
+
+def test_tail_probabilities() -> None:
+    tail = Tail(1000)
+    rng = np.random.default_rng(0)
+    for v in rng.exponential(1.0, 1000):
+        tail.add(float(v))
+    # The bulk is empirical; beyond the top 2 % an exponential tail fitted to them.
+    assert tail.p(0.0) == 1.0
+    assert tail.p(math.log(2.0)) == pytest.approx(0.5, abs=0.05)
+    assert tail.p(math.log(100.0)) == pytest.approx(0.01, rel=0.5)
+    assert 1e-6 < tail.p(12.0) < 1e-4  # well beyond every value seen (the truth: 6e-6)
+    assert tail.p(10.0) > tail.p(20.0) > tail.p(40.0) > 0.0
+    assert tail.log10_p(1e6) < -1000  # no underflow to -inf
+    equal = Tail(50)
+    for _ in range(50):
+        equal.add(1.0)
+    assert equal.p(1.0) == 1.0 and equal.log10_p(1.5) == -300.0
+
+
+def test_peak_onsets_reports_each_burst_once_at_its_peak() -> None:
+    s = np.zeros(300)
+    s[50:55] = [0.5, 0.7, 0.9, 0.8, 0.6]  # one burst, rising then falling
+    s[120] = 0.85  # a second anomaly, beyond the horizon
+    s[140] = 0.6  # a smaller echo within the horizon of the second
+    out = peak_onsets(s, horizon=50, delay=3)
+    assert np.flatnonzero(out).tolist() == [52 + 3, 120 + 3]
+    assert out[55] == 0.9 and out[123] == 0.85
+    # Causal: the output up to i depends on the scores up to i only.
+    changed = s.copy()
+    changed[200:] = 1.0
+    assert (peak_onsets(changed, 50, 3)[:200] == out[:200]).all()
