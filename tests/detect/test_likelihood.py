@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,7 +120,7 @@ def test_works_behind_the_filter_learning_every_point() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"), [({"short": 0}, "short"), ({"memory": 10}, "memory"), ({"window": 2}, "window")],
 )
-def test_invalid_config_fails_loudly(kwargs: dict[str, int], error: str) -> None:
+def test_invalid_config_fails_loudly(kwargs: dict[str, Any], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         AnomalyLikelihood(**kwargs)
 
