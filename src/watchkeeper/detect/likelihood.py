@@ -146,6 +146,7 @@ class AnomalyLikelihood(Detector):
         self._point = Tail(self.memory)
         self._mean = Tail(self.memory)
         self._last: tuple[float, float, float, float] | None = None  # (x, |z|, short mean, score)
+        self._scale_n, self._scale = -1, 1.0  # log10(n + 2), kept for the last n
 
     # -- the protocol -------------------------------------------------------------------------
     def score_one(self, x: float, t: float) -> float:
@@ -158,14 +159,33 @@ class AnomalyLikelihood(Detector):
         recent = self._recent
         mean = (sum(recent) + z) / (len(recent) + 1) if self.short > 1 else z
         score = 0.0
-        n = len(self._point.sorted)
+        point = self._point
+        ordered = point.sorted
+        n = len(ordered)
         if n >= MIN_HISTORY:
-            s = self._point.log10_p(z)
-            if self.short > 1:
-                s2 = self._mean.log10_p(mean)
-                if s2 < s:
-                    s = s2
-            s = s / math.log10(n + 2)  # -surprise: squared below
+            # The hot path, inlined: both views in the bulk of their tails (compare ranks, one
+            # logarithm); otherwise Tail.log10_p. Both tails always hold the same count.
+            top = ordered[-point._k]
+            if z <= top:
+                count = n - bisect_left(ordered, z) + 1
+                if self.short > 1:
+                    other = self._mean.sorted
+                    if mean <= other[-point._k]:
+                        c2 = n - bisect_left(other, mean) + 1
+                        if c2 < count:
+                            count = c2
+                        log_p = math.log10(count / (n + 1))
+                    else:
+                        log_p = self._mean.log10_p(mean)
+                else:
+                    log_p = math.log10(count / (n + 1))
+            else:
+                log_p = point.log10_p(z)
+                if self.short > 1:
+                    log_p = min(log_p, self._mean.log10_p(mean))
+            if n != self._scale_n:
+                self._scale_n, self._scale = n, math.log10(n + 2)
+            s = log_p / self._scale  # minus the surprise: squared below
             s *= s
             score = s / (s + RECORD_HALF2)
         self._last = (x, z, mean, score)
