@@ -291,6 +291,7 @@ def test_scraper_over_http_and_recorded_csv(fake: FakeService, tmp_path: Path) -
     fake.stop()
     events = monitor.step(time.time())
     assert ("frontend", "ServiceDown", Status.FIRING) in [(e.service, e.name, e.status) for e in events]
+    monitor.close()
 
 
 def test_scraper_from_lab_json(tmp_path: Path) -> None:
@@ -332,6 +333,7 @@ def test_watch_steps_until_stopped_and_emits_batches(fake: FakeService) -> None:
         time.sleep(0.05)
     stop.set()
     thread.join(10)
+    monitor.close()
     assert not thread.is_alive()
     assert len(monitor.series["frontend"]["up"]) >= 5
     assert [[(e.service, e.name) for e in b] for b in batches] == [[("gone", "ServiceDown")]]

@@ -524,6 +524,11 @@ class Monitor:
                 events += self._check(service, rule, now)
         return events
 
+    def close(self) -> None:
+        """Close the scraper's HTTP client."""
+        if self.scraper is not None:
+            self.scraper.close()
+
     def firing(self) -> list[tuple[str, str]]:
         """The (service, alertname) of every rule firing now."""
         return sorted(key for key, st in self._rules.items() if st.firing_since is not None)
