@@ -129,7 +129,7 @@ class AnomalyLikelihood(Detector):
     """
 
     def __init__(
-        self, window: int = 128, season: str = "auto", short: int = 20, memory: int = 2000, warmup: int = 16,
+        self, window: int = 128, season: str = "auto", short: int = 10, memory: int = 4000, warmup: int = 16,
     ) -> None:
         if short < 1 or memory < 2 * MIN_HISTORY:
             raise ValueError(f"short >= 1 and memory >= {2 * MIN_HISTORY} are required")
