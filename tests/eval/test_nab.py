@@ -144,3 +144,20 @@ def test_evaluate_with_a_perfect_and_a_null_detector(tmp_path: Path) -> None:
     assert seen == [f.name for f in files]
     assert [r.overall for r in results] == [100.0, 100.0]
     assert nab.evaluate(files, lambda d: np.zeros(len(d.values)), [STANDARD])[0].overall == 0.0
+
+
+def test_leave_one_category_out_uses_nothing_of_the_held_out_category() -> None:
+    a = DataFile("a/f.csv", np.arange(100) * 60.0, np.zeros(100), ((40, 49),))
+    b = DataFile("b/f.csv", np.arange(100) * 60.0, np.zeros(100), ((60, 69),))
+    # "for_a" finds a's anomaly and raises a false alarm in b; "for_b" the other way round.
+    for_a, for_b = [with_hits(100, 40), with_hits(100, 20)], [with_hits(100, 20), with_hits(100, 60)]
+    held = nab.leave_one_category_out([a, b], {"for_a": for_a, "for_b": for_b}, STANDARD)
+    assert [(h.category, h.chosen) for h in held] == [("a", "for_b"), ("b", "for_a")]
+    # Each held-out category gets the other's choice: a false alarm and a missed window.
+    assert [h.score for h in held] == [pytest.approx(100 * (-0.11 - 1 + 1) / 2)] * 2
+    assert all(h.threshold == 1.0 for h in held)
+
+
+def test_leave_one_category_out_needs_candidates() -> None:
+    with pytest.raises(ValueError, match="candidates"):
+        nab.leave_one_category_out([one_file()], {}, STANDARD)
