@@ -142,7 +142,21 @@ def _time(value: Any) -> datetime | None:
     return parsed
 
 
+#: Severity by its spelling, as ``Severity.parse`` maps it.
+_SEVERITIES: dict[str, Severity] = {}
+
+
+def _severity(value: Any) -> Severity:
+    severity = Severity.parse(value)
+    if type(value) is str and len(_SEVERITIES) < _TIMES_MAX:
+        _SEVERITIES[value] = severity
+    return severity
+
+
 _EMPTY: dict[str, str] = {}
+# The first label each lookup tries (a present, non-empty one is what ``first_label`` returns).
+_SERVICE, _RESOURCE = SERVICE_LABELS[0], RESOURCE_LABELS[0]
+_SOURCE, _ALERT = AlertmanagerSource.name, EventKind.ALERT
 
 
 def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
@@ -162,7 +176,7 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
     if "truncatedAlerts" in payload and type(payload["truncatedAlerts"]) is not int:
         return None
     events: list[Event] = []
-    append, join, statuses, parse = events.append, "".join, STATUS_BY_VALUE, Severity.parse
+    append, join, statuses, times, severities = events.append, "".join, STATUS_BY_VALUE, _TIMES, _SEVERITIES
     for raw in payload["alerts"]:
         if type(raw) is not dict:
             return None
@@ -181,21 +195,26 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
             "generatorURL" in raw and type(raw["generatorURL"]) is not str
         ):
             return None
-        starts = _time(raw.get("startsAt"))
+        text = raw.get("startsAt")
+        starts = (times.get(text) if type(text) is str else None) or _time(text)
         if starts is None:
             return None
         ends = raw.get("endsAt")
         if ends is not None:
-            ends = _time(ends)
+            ends = (times.get(ends) if type(ends) is str else None) or _time(ends)
             if ends is None:
                 return None
             if ends.year <= 1:  # Alertmanager's "not set"
                 ends = None
         name = labels.get("alertname", "")
+        level = labels.get("severity")
+        severity = severities.get(level) if type(level) is str else None
+        if severity is None:
+            severity = _severity(level)
         append(Event(
-            AlertmanagerSource.name, EventKind.ALERT, fingerprint or fingerprint_of(labels), statuses[status],
-            parse(labels.get("severity")), name, first_label(labels, SERVICE_LABELS, "unknown"),
-            first_label(labels, RESOURCE_LABELS, ""), labels,
+            _SOURCE, _ALERT, fingerprint or fingerprint_of(labels), statuses[status], severity, name,
+            labels.get(_SERVICE) or first_label(labels, SERVICE_LABELS, "unknown"),
+            labels.get(_RESOURCE) or first_label(labels, RESOURCE_LABELS, ""), labels,
             annotations.get("summary") or annotations.get("description") or name, starts, ends, received_at, raw,
         ))
     return events
