@@ -55,6 +55,7 @@ def test_generated_files(tmp_path: Path) -> None:
         assert "{{ $labels.service }}" in generated["annotations"]["summary"]
         assert generated["for"] == f"{(rule.for_steps - 1) * 3}s"
     assert "[12s]" in rules[1]["expr"]  # rates over 4 scrapes
+    assert all(("group_left (version)" in r["expr"]) == (r["alert"] != "ServiceDown") for r in rules)
 
     assert files.alertmanager is not None
     am = yaml.safe_load(files.alertmanager.read_text())
@@ -113,12 +114,15 @@ def test_rules_fire_on_synthetic_series(tmp_path: Path) -> None:
         _series("lab_disk_capacity_bytes", "", f"{50 * mib}x60"),
         _series("process_cpu_seconds_total", "", "0+0.1x60"),
         _series("lab_dependency_errors_total", ',dependency="store"', "0x30 10+10x30"),  # 5/s from 60 s
+        _series("lab_config_version_info", ',version="v2"', "1x60"),
     ]
 
     def expect(at: str, alert: str, *alerts: dict[str, object]) -> dict[str, object]:
         return {"eval_time": at, "alertname": alert, "exp_alerts": list(alerts)}
 
     def firing(annotations: dict[str, str], **labels: str) -> dict[str, object]:
+        if labels.get("severity") != "critical":  # every alert but ServiceDown names the version
+            labels["version"] = "v2"
         return {"exp_labels": {"service": "api", **labels}, "exp_annotations": annotations}
 
     summary = {r["alert"]: r["annotations"] for r in alert_rules(interval="2s")["groups"][0]["rules"]}

@@ -280,6 +280,7 @@ def test_scraper_over_http_and_recorded_csv(fake: FakeService, tmp_path: Path) -
     latest = {m: pts[-1][1] for m, pts in monitor.series["frontend"].items()}
     assert latest["up"] == 1.0 and latest["request_rate"] > 0 and latest["rss_bytes"] > 0
 
+    assert monitor.scraper is not None and monitor.scraper.versions == {"frontend": "v1"}
     rows = (tmp_path / "metrics" / "frontend.csv").read_text().splitlines()
     assert rows[0] + "\n" == HEADER and len(rows) == 3
     cells = rows[2].split(",")
@@ -395,3 +396,12 @@ def test_rates_need_a_minimum_window_between_scrapes(fake: FakeService) -> None:
     later = scraper.scrape(t + 0.7)["frontend"]  # against an earlier scrape at least 0.5 s back
     assert later["request_rate"] > 0 and later["up"] == 1.0
     scraper.close()
+
+
+def test_rule_events_carry_the_version_they_fired_with() -> None:
+    monitor = Monitor(rules=[r for r in RULES if r.alert == "HighErrorRatio"], detector=None)
+    seq = [(0.3, "v2"), (0.3, "v2"), (0.0, "v1")]  # a bad deploy, then its rollback
+    events = [e for i, (v, version) in enumerate(seq)
+              for e in monitor.observe(T0 + 2 * i, {"api": {"error_ratio": v}}, {"api": version})]
+    assert [(e.status, e.labels["version"]) for e in events] == [(Status.FIRING, "v2"), (Status.RESOLVED, "v2")]
+    assert events[0].fingerprint == events[1].fingerprint

@@ -100,7 +100,13 @@ def _promql(rule: Rule, job: str, window: str, growth_window: str) -> str:
     }
     if rule.alert not in exprs:
         raise ValueError(f"no PromQL for rule {rule.alert}")
-    return exprs[rule.alert]
+    if rule.alert == "ServiceDown":  # a down service exports no version
+        return exprs[rule.alert]
+    # The alert carries the service's configuration version (label ``version``), as the self-scrape
+    # monitor's do: a runbook tells a bad deploy from a crash by it. topk keeps one version per
+    # service while two instances disagree.
+    return (f"({exprs[rule.alert]}) * on (service) group_left (version) "
+            f"topk by (service) (1, lab_config_version_info{{{sel}}})")
 
 
 _SUMMARIES = {
@@ -126,7 +132,7 @@ def alert_rules(
     >>> [(x["alert"], x["for"], x["labels"]["severity"]) for x in r][:2]
     [('ServiceDown', '0s', 'critical'), ('HighErrorRatio', '2s', 'error')]
     >>> r[1]["expr"].split(" / ")[0]
-    'sum by (service) (rate(lab_requests_total{job="watchkeeper-lab",status=~"5.."}[10s]))'
+    '(sum by (service) (rate(lab_requests_total{job="watchkeeper-lab",status=~"5.."}[10s]))'
     """
     step = _seconds(interval)
     window = f"{max(10, round(4 * step))}s"

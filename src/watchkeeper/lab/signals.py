@@ -224,6 +224,8 @@ class Scraper:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 0.5)),
                                               trust_env=False)
         self._seen: dict[str, deque[Sample | None]] = {}  # url -> its recent scrapes, oldest first
+        #: service -> the configuration version its answering instances report (``v1,v2`` when mixed)
+        self.versions: dict[str, str] = {}
         self._lab: Path | None = None
         self._lab_mtime = 0.0
 
@@ -275,6 +277,9 @@ class Scraper:
         for service, urls in self.endpoints.items():
             cur = [self.fetch(url, now) for url in urls]
             out[service] = derive([self._before(url, now) for url in urls], cur)
+            versions = sorted({c.version for c in cur if c is not None and c.version})
+            if versions:
+                self.versions[service] = ",".join(versions)
             for url, sample in zip(urls, cur, strict=True):
                 self._seen.setdefault(url, deque(maxlen=16)).append(sample)
         return out
@@ -466,6 +471,7 @@ class _RuleState:
     streak: int = 0
     firing_since: float | None = None
     peak: float = NAN
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 # -- the monitor -----------------------------------------------------------------------------
@@ -500,6 +506,7 @@ class Monitor:
         self._history = history
         self._filters: dict[tuple[str, str], AnomalyFilter] = {}
         self._rules: dict[tuple[str, str], _RuleState] = {}
+        self._versions: dict[str, str] = {}
 
     def step(self, now: float) -> list[Event]:
         """Scrape once (``now`` in unix seconds), record, and return the events it causes."""
@@ -508,9 +515,14 @@ class Monitor:
         values = self.scraper.scrape(now)
         if self.recorder is not None:
             self.recorder.write(now, values)
-        return self.observe(now, values)
+        return self.observe(now, values, self.scraper.versions)
 
-    def observe(self, now: float, values: Mapping[str, Mapping[str, float]]) -> list[Event]:
+    def observe(
+        self, now: float, values: Mapping[str, Mapping[str, float]], versions: Mapping[str, str] | None = None,
+    ) -> list[Event]:
+        """One scrape's derived values (and each service's configuration version, which rule events
+        carry as label ``version`` — a runbook can tell a bad deploy from a crash by it)."""
+        self._versions.update(versions or {})
         events: list[Event] = []
         for service, metrics in values.items():
             series = self.series.setdefault(service, {})
@@ -556,6 +568,9 @@ class Monitor:
                 if st.streak < rule.for_steps:
                     return []
                 st.firing_since, st.peak = now, v
+                st.labels = {"service": service, "alertname": rule.alert, "severity": rule.severity.value}
+                if service in self._versions:
+                    st.labels["version"] = self._versions[service]
                 return [self._event(service, rule, st, v, now, Status.FIRING)]
             st.peak = max(st.peak, v) if rule.op == ">" else min(st.peak, v)
             return []
@@ -567,7 +582,7 @@ class Monitor:
         return [event]
 
     def _event(self, service: str, rule: Rule, st: _RuleState, v: float, now: float, status: Status) -> Event:
-        labels = {"service": service, "alertname": rule.alert, "severity": rule.severity.value}
+        labels = st.labels  # as when it fired: the resolution keeps the fingerprint
         start = _dt(st.firing_since if st.firing_since is not None else now)
         end = _dt(now) if status is Status.RESOLVED else None
         shown = st.peak if status is Status.RESOLVED else v
