@@ -112,8 +112,9 @@ class Pipeline:
         return found
 
     def observe_all(self, events: Iterable[Event], state: State) -> None:
+        observe = self.observe
         for event in events:
-            self.observe(event, state)
+            observe(event, state)
 
     def observe(self, event: Event, state: State) -> None:
         result = self.dedup.observe(event, state.alerts)

@@ -88,9 +88,12 @@ class Deduplicator:
             alert.status = _RESOLVED
             alert.resolved_at = event.ends_at or event.received_at
             return _result(DedupResult, (alert, _RESOLVED_NOW, False))
-        if alert.status is _FIRING:
-            described = not event.reference and _refresh(alert, event)
-            return _result(DedupResult, (alert, _REPEAT, not described))
+        if alert.status is _FIRING:  # a repeat: did its description change? (``_refresh``, inline)
+            if event.reference or (alert.severity is event.severity and alert.summary == event.summary
+                                   and alert.labels == event.labels):
+                return _result(DedupResult, (alert, _REPEAT, True))
+            _refresh(alert, event)
+            return _result(DedupResult, (alert, _REPEAT, False))
         if alert.resolved_at is not None and event.starts_at < alert.resolved_at:
             return _result(DedupResult, (alert, _STALE, False))
         alert.status = _FIRING
