@@ -138,6 +138,7 @@ class AnomalyLikelihood(Detector):
         self.short = short
         self.memory = memory
         self.warmup = warmup
+        self._two_views = short > 1
         self._reset()
 
     def _reset(self) -> None:
@@ -157,7 +158,8 @@ class AnomalyLikelihood(Detector):
         if z < 0.0:
             z = -z
         recent = self._recent
-        mean = (sum(recent) + z) / (len(recent) + 1) if self.short > 1 else z
+        two = self._two_views
+        mean = (sum(recent) + z) / (len(recent) + 1) if two else z
         score = 0.0
         point = self._point
         ordered = point.sorted
@@ -168,7 +170,7 @@ class AnomalyLikelihood(Detector):
             top = ordered[-point._k]
             if z <= top:
                 count = n - bisect_left(ordered, z) + 1
-                if self.short > 1:
+                if two:
                     other = self._mean.sorted
                     if mean <= other[-point._k]:
                         c2 = n - bisect_left(other, mean) + 1
@@ -181,7 +183,7 @@ class AnomalyLikelihood(Detector):
                     log_p = math.log10(count / (n + 1))
             else:
                 log_p = point.log10_p(z)
-                if self.short > 1:
+                if two:
                     log_p = min(log_p, self._mean.log10_p(mean))
             if n != self._scale_n:
                 self._scale_n, self._scale = n, math.log10(n + 2)
@@ -200,7 +202,7 @@ class AnomalyLikelihood(Detector):
                 last = self._last
             assert last is not None
             self._point.add(last[1])
-            if self.short > 1:
+            if self._two_views:
                 self._mean.add(last[2])
                 self._recent.append(last[1])
         model.learn_model(x, t)

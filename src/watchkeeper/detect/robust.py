@@ -239,12 +239,14 @@ class RobustSeasonal(Detector):
                 del sorted_values[bisect_left(sorted_values, values[0])]
             values.append(x)
             insort(sorted_values, x)
-        self._ring[self._pos] = x
-        self._pos = (self._pos + 1) % MAX_HISTORY
+        pos = self._pos
+        self._ring[pos] = x
+        self._pos = pos + 1 if pos + 1 < MAX_HISTORY else 0
         if self._count < MAX_HISTORY:
             self._count += 1
-        if self._n > 0 and len(self._steps) < STEPS_KEPT:
-            self._steps.append(t - self._t_last)
+        steps = self._steps
+        if len(steps) < STEPS_KEPT and self._n > 0:
+            steps.append(t - self._t_last)
         self._t_last = t
         self._n += 1
         self._cached = None
