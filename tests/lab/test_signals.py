@@ -326,7 +326,7 @@ def test_only_the_harmful_side_is_an_anomaly() -> None:
 def test_watch_steps_until_stopped_and_emits_batches(fake: FakeService) -> None:
     batches: list[list[Any]] = []
     stop = threading.Event()
-    monitor = Monitor(Scraper({"frontend": fake.url, "gone": "http://127.0.0.1:9"}, timeout=1.0))
+    monitor = Monitor({"frontend": fake.url, "gone": "http://127.0.0.1:9"})  # endpoints: a Scraper of them
     thread = threading.Thread(target=watch, args=(monitor, 0.1, batches.append, stop))
     thread.start()
     deadline = time.monotonic() + 20

@@ -481,7 +481,8 @@ class Monitor:
     """Series per service, scored by detectors and checked against SLO rules, as events.
 
     ``observe(now, values)`` takes one scrape's derived values (drive it directly in tests);
-    ``step(now)`` scrapes first (and records, when given a recorder).
+    ``step(now)`` scrapes first (and records, when given a recorder). ``scraper`` may be a
+    :class:`Scraper` or just the endpoints (service -> base URL).
 
     >>> m = Monitor(rules=RULES[:1])
     >>> m.observe(0.0, {"api": {"up": 1.0}}) + m.observe(2.0, {"api": {"up": 1.0}})
@@ -493,11 +494,12 @@ class Monitor:
     """
 
     def __init__(
-        self, scraper: Scraper | None = None, *, rules: Iterable[Rule] = RULES,
+        self, scraper: Scraper | Mapping[str, str | Sequence[str]] | None = None, *, rules: Iterable[Rule] = RULES,
         detector: Callable[[str], Detector] | None = default_detector, threshold: float = 0.9,
         recorder: Recorder | None = None, history: int = 600,
     ) -> None:
-        self.scraper = scraper
+        # Endpoints (service -> base URL) are scraped as given; Scraper.from_lab(dir) follows the lab.
+        self.scraper = Scraper(scraper) if isinstance(scraper, Mapping) else scraper
         self.rules = tuple(rules)
         self.detector = detector
         self.threshold = threshold
