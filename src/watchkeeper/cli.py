@@ -522,11 +522,42 @@ def deadletter_list(
 # -- demo ----------------------------------------------------------------------------------
 @app.command()
 def demo(
-    database: Annotated[Path, typer.Option(help="SQLite file the demo writes (kept afterwards)")] = Path(
-        "watchkeeper-demo.db"
-    ),
-    speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0: flat out)")] = 0.0,
+    headless: Annotated[bool, typer.Option(help="No live view: end with one JSON line of outcomes")] = False,
+    faults: Annotated[str | None, typer.Option(
+        help="Comma-separated KIND[:SERVICE] (default: one fault of every kind)")] = None,
+    auto_approve: Annotated[bool, typer.Option(help="Approve every pending action at once (unattended)")] = False,
+    approve_after: Annotated[float | None, typer.Option(min=0, help=(
+        "A stand-in approver answers requests nobody approved within this many seconds "
+        "(default: 45 with the live view, never with --headless)"))] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="Working directory (wiped first, kept afterwards)")] = Path(
+        ".watchkeeper-demo"),
+    record: Annotated[Path | None, typer.Option(
+        help="Also record the campaign (metrics, faults, topology) for 'eval rca --format lab'")] = None,
+    warmup: Annotated[float, typer.Option(min=4, help="Seconds of healthy traffic before the first fault")] = 24.0,
+    timeout: Annotated[float, typer.Option(min=10, help="Seconds to wait for each fault's resolution")] = 150.0,
+    storm: Annotated[bool, typer.Option(help="Instead: replay a recorded Alertmanager storm (no lab)")] = False,
+    database: Annotated[Path, typer.Option(help="--storm: SQLite file the replay writes")] = Path(
+        "watchkeeper-demo.db"),
+    speed: Annotated[float, typer.Option(help="--storm: simulated seconds per real second (0: flat out)")] = 0.0,
 ) -> None:
+    """The whole loop, live: start the lab and Watchkeeper, inject faults, and watch detection,
+    root cause, governed runbooks and resolution; a summary with MTTR per fault at the end."""
+    if storm:
+        _storm_demo(database, speed)
+        return
+    from watchkeeper.demo import cli as demo_cli
+
+    if auto_approve:
+        approve_after = 0.0
+    elif approve_after is None and not headless:
+        approve_after = 45.0
+    code = demo_cli.main(out, directory=directory, faults=faults, headless=headless, approve_after=approve_after,
+                         record=record, warmup=warmup, timeout=timeout)
+    if code:
+        raise typer.Exit(code)
+
+
+def _storm_demo(database: Path, speed: float) -> None:
     """Replay a realistic alert storm through a live server and show what Watchkeeper made of it."""
     from rich.progress import Progress
 

@@ -257,6 +257,10 @@ class Watchkeeper:
         rows = ingest.event_rows(self.db.engine.dialect.name, batch)
         return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
 
+    def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:
+        """Events made in-process (the lab's monitor, a detector): committed like a request body."""
+        return self._submit(_Pending(source_name, events, self.clock(), actor, time.perf_counter()))
+
     def _submit(self, item: _Pending) -> IngestResult:
         """Group commit: concurrent requests share one transaction. Whoever gets the lock commits
         everything pending; each caller returns (2xx) only once its events are committed."""

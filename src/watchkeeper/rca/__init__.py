@@ -165,6 +165,6 @@ def _explained_by(
     out = []
     for callee in graph.successors(s):
         t = first.get(str(callee))
-        if t is not None and t < own and base.get(str(callee), 0.0) >= p.threshold:
+        if t is not None and t <= own and base.get(str(callee), 0.0) >= p.threshold:
             out.append(str(callee))
     return sorted(out)

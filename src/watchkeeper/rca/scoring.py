@@ -47,7 +47,7 @@ class Params:
     threshold: float = 3.0  # a z-score at least this large counts as anomalous (onset order, graph)
     change_window_s: float = 1800.0  # a change this long before the onset (or during the window) is suspect
     change_boost: float = 2.0  # a suspect change multiplies its service's score by this
-    graph_discount: float = 1.0  # a service explained by an earlier anomalous callee: score × this (1 = off)
+    graph_discount: float = 0.5  # a service explained by an anomalous callee (no later than it): score × this
 
 
 @dataclass(frozen=True, slots=True)

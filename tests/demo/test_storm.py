@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from watchkeeper.demo import storm as demo
 from watchkeeper.cli import app
+from watchkeeper.demo import storm as demo
 
 
 def test_demo_run(tmp_path: Path) -> None:
@@ -23,6 +23,6 @@ def test_demo_run(tmp_path: Path) -> None:
 
 
 def test_demo_command(tmp_path: Path) -> None:
-    r = CliRunner().invoke(app, ["demo", "--database", str(tmp_path / "d.db")], env={"COLUMNS": "200"})
+    r = CliRunner().invoke(app, ["demo", "--storm", "--database", str(tmp_path / "d.db")], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "3 incidents" in r.stdout and "hash chain intact" in r.stdout

@@ -1,0 +1,67 @@
+"""The terminal side of ``watchkeeper demo``: a live view, or one JSON line with ``--headless``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from watchkeeper.demo import runner, view
+from watchkeeper.demo.closed_loop import DEFAULT_FAULTS, ClosedLoop, Outcome, parse_faults
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(out: Console, *, directory: Path, faults: str | None, headless: bool, approve_after: float | None,
+         record: Path | None, warmup: float, timeout: float) -> int:
+    """Run the campaign; returns the exit code (0 when every fault was detected and resolved)."""
+    from watchkeeper.lab import FAULTS, SERVICES
+
+    try:
+        chosen = parse_faults(faults, SERVICES, FAULTS) if faults else list(DEFAULT_FAULTS)
+    except ValueError as exc:
+        out.print(f"[red]error:[/red] {exc}")
+        return 2
+    # `kill` must not orphan the lab's processes: SIGTERM unwinds like Ctrl-C (the lab stops in `finally`).
+    signal.signal(signal.SIGTERM, _terminate)
+    timing = runner.Timing(warmup=warmup, timeout=timeout)
+    directory = directory.resolve()
+    db = directory / "watchkeeper.db"
+    hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper approvals approve {{id}} "
+            f"--dir {directory / 'lab' / 'runbooks'}")
+    if headless:
+        def progress(phase: str, _loop: ClosedLoop | None, _o: list[Outcome], _c: Outcome | None) -> None:
+            if phase != getattr(progress, "last", None):
+                print(f"demo: {phase}", file=sys.stderr, flush=True)
+                progress.last = phase  # type: ignore[attr-defined]
+
+        result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=progress,
+                            record=record)
+        print(result.as_json(), flush=True)
+        return 0 if result.totals()["resolved"] == len(chosen) and result.audit_ok else 1
+
+    out.rule("[bold]Watchkeeper demo: the whole loop, live[/bold]")
+    out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them, and {len(chosen)} faults are "
+              "injected one after another. Low-risk, confident fixes run by themselves; the rest wait for "
+              f"a human: approve from another terminal with\n  [bold]{hint.format(id='ID')}[/bold]\n"
+              + ("" if approve_after is None else
+                 f"(a stand-in approver answers requests left unanswered for {approve_after:g} s)"))
+    with Live(console=out, refresh_per_second=4, transient=False) as live:
+        def show(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], _c: Outcome | None) -> None:
+            rendered: Any = view.render(phase, loop, outcomes, hint)
+            live.update(rendered)
+
+        result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=show,
+                            record=record)
+    out.print(view.summary_table(result.outcomes, result.totals()))
+    k = result.kpis
+    out.print(f"KPIs: MTTA {k.get('mtta', {}).get('mean')} s, MTTR {k.get('mttr', {}).get('mean')} s over "
+              f"{k.get('incidents')} incidents · audit: {result.audit}")
+    out.print(f"Explore it: [bold]WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper incidents list[/bold]")
+    return 0 if result.audit_ok else 1

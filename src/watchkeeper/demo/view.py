@@ -1,0 +1,95 @@
+"""The demo's live terminal view: the lab's services, open incidents with their ranked cause, what
+governance decided and did, and each fault's outcome so far."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from watchkeeper.demo.closed_loop import ClosedLoop, Outcome
+
+
+def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * scale:.{digits}f}{unit}"
+
+
+def services_table(latest: Mapping[str, Mapping[str, float]]) -> Table:
+    table = Table("service", "up", "req/s", "errors", "p90", "cpu", "rss", "disk", title="lab services",
+                  expand=True)
+    for name, m in sorted(latest.items()):
+        up = m.get("up", 0.0) >= 1.0
+        table.add_row(
+            name, Text("up", style="green") if up else Text("DOWN", style="bold red"),
+            _fmt(m.get("request_rate")), _fmt(m.get("error_ratio"), "%", 100),
+            _fmt(m.get("latency_p90_s"), " ms", 1000, 0), _fmt(m.get("cpu_rate"), "", 1, 2),
+            _fmt(m.get("rss_bytes"), " MB", 1e-6, 0), _fmt(m.get("disk_used_ratio"), "%", 100, 0),
+        )
+    return table
+
+
+def incidents_table(loop: ClosedLoop) -> Table:
+    table = Table("id", "status", "services", "alerts", "top cause (confidence)", "decision", "action",
+                  title="incidents", expand=True)
+    for incident in loop.service.incidents(limit=6):
+        detail = loop.service.incident(incident["id"])
+        cause = detail["causes"][0] if detail["causes"] else None
+        decision = detail["decisions"][-1] if detail["decisions"] else None
+        action = detail["actions"][-1] if detail["actions"] else None
+        table.add_row(
+            str(incident["id"]), incident["status"], ",".join(incident["services"]), str(incident["alert_count"]),
+            f"{cause['component']} ({cause['confidence']:.2f})" if cause else "–",
+            f"{decision['runbook_id']}: {decision['verdict']}" if decision else "–",
+            f"{action['runbook_id']}: {action['status']}" if action else "–",
+        )
+    return table
+
+
+def outcomes_table(outcomes: list[Outcome]) -> Table:
+    table = Table("fault", "target", "detected", "top cause", "action", "resolved", "MTTR", title="faults",
+                  expand=True)
+    for o in outcomes:
+        table.add_row(
+            o.fault, o.target,
+            f"after {o.detected_after_s:.0f}s" if o.detected_after_s is not None else "…",
+            Text(f"{o.top_cause} ({o.confidence:.2f})", style="green" if o.cause_correct else "red")
+            if o.top_cause else Text("…"),
+            o.action or "…", "yes" if o.resolved else "…", _fmt(o.mttr_s, " s", 1, 0),
+        )
+    return table
+
+
+def render(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], approve_hint: str) -> Any:
+    parts: list[Any] = [Text(f"▶ {phase}", style="bold cyan")]
+    if loop is not None:
+        parts.append(services_table(loop.latest()))
+        parts.append(incidents_table(loop))
+        pending = loop.service.governance.approvals("pending")
+        if pending:
+            lines = [f"approval {p['id']}: {p['runbook_id']} on incident {p['incident_id']} — "
+                     f"{approve_hint.format(id=p['id'])}" for p in pending]
+            parts.append(Panel("\n".join(lines), title="waiting for a human", style="yellow"))
+    if outcomes:
+        parts.append(outcomes_table(outcomes))
+    return Group(*parts)
+
+
+def summary_table(outcomes: list[Outcome], totals: Mapping[str, Any]) -> Group:
+    table = Table("fault", "target", "detected after", "top cause", "right?", "action", "mode", "MTTR",
+                  title="what happened to each fault")
+    for o in outcomes:
+        table.add_row(o.fault, o.target, _fmt(o.detected_after_s, " s", 1, 0) if o.detected else "missed",
+                      f"{o.top_cause} ({o.confidence:.2f})" if o.top_cause else "–",
+                      "yes" if o.cause_correct else "no", o.action or "–", o.mode or "–",
+                      _fmt(o.mttr_s, " s", 1, 0) if o.resolved else "unresolved")
+    line = Text(f"{totals['detected']}/{totals['faults']} detected · top-1 {totals['top1']} · "
+                f"{totals['resolved']} resolved · mean time to detect {totals['mean_detected_after_s']} s · "
+                f"mean MTTR {totals['mean_mttr_s']} s", style="bold")
+    return Group(table, line)

@@ -1,0 +1,64 @@
+"""`watchkeeper demo` on the real lab: a fault is detected, ranked, repaired by a governed runbook
+and resolved, and the headless JSON line reports it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from watchkeeper.cli import app
+from watchkeeper.correlate.config import load_config
+from watchkeeper.demo import runner
+from watchkeeper.demo.closed_loop import correlation_yaml, parse_faults
+
+TOPOLOGY = {"services": ["web", "api", "db"], "edges": [["web", "api"], ["api", "db"]]}
+
+
+def test_parse_faults_defaults_and_errors() -> None:
+    assert parse_faults("crash:api,hang", ["web", "api", "payment"], ["crash", "hang"]) == [
+        ("crash", "api"), ("hang", "payment")]
+    with pytest.raises(ValueError, match="unknown fault 'melt'; known: crash, hang"):
+        parse_faults("melt:api", ["api"], ["crash", "hang"])
+    with pytest.raises(ValueError, match="unknown service 'nope'"):
+        parse_faults("crash:nope", ["api"], ["crash"])
+    with pytest.raises(ValueError, match="no faults given"):
+        parse_faults(" , ", ["api"], ["crash"])
+
+
+def test_correlation_config_follows_the_topology(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(correlation_yaml(TOPOLOGY))
+    config = load_config(path)
+    assert [s.type for s in config.strategies] == ["labels", "topology"]
+    assert config.strategies[1].graph == {"api": ["db"], "web": ["api"]}  # type: ignore[union-attr]
+
+
+def test_demo_rejects_an_unknown_fault_with_exit_2(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["demo", "--headless", "--dir", str(tmp_path / "d"), "--faults", "melt"])
+    assert r.exit_code == 2
+    assert "unknown fault 'melt'" in r.stdout
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
+    timing = runner.Timing(interval=2.0, warmup=14.0, timeout=90.0, settle=2.0)
+    result = runner.run(tmp_path / "demo", [("error_burst", "catalog")], approve_after=0.0, timing=timing,
+                        record=tmp_path / "campaign")
+    [o] = result.outcomes
+    assert o.detected and o.detected_after_s is not None and o.detected_after_s < 30
+    assert o.top_cause == "catalog" and o.cause_correct
+    assert o.action is not None and o.action.endswith("succeeded"), o
+    assert o.resolved and o.mttr_s is not None and o.mttr_s > 0
+    assert result.audit_ok
+    line = json.loads(result.as_json())
+    assert line["totals"]["faults"] == 1 and line["totals"]["resolved"] == 1
+    assert set(line["faults"][0]) >= {"fault", "target", "detected", "detected_after_s", "top_cause",
+                                      "cause_correct", "action", "resolved", "mttr_s"}
+    # the recorded campaign has what `eval rca --format lab` reads
+    assert (tmp_path / "campaign" / "faults.jsonl").exists()
+    assert (tmp_path / "campaign" / "metrics" / "catalog.csv").exists()
+    r = CliRunner().invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "campaign"), "--json", "--no-loo"])
+    assert r.exit_code == 0, r.stdout
