@@ -23,7 +23,10 @@ import numpy as np
 
 from watchkeeper import rca
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.eval.rca import LAB_IGNORED
+from watchkeeper.lab.record import COLUMNS
 from watchkeeper.model import Cause
+from watchkeeper.rca.calibration import load as load_calibration
 from watchkeeper.service import Watchkeeper
 
 #: One fault of every kind the lab knows, on a service where it makes sense, in demo order.
@@ -37,6 +40,9 @@ DEFAULT_FAULTS: tuple[tuple[str, str], ...] = (
     ("cpu_hog", "catalog"),
     ("dependency_outage", "catalog"),
 )
+#: The series the ranker reads: those a recorded campaign keeps (``eval rca --format lab`` reads the same),
+#: less traffic volume, which moves with the load generator rather than with a fault.
+RANKED_METRICS = frozenset(COLUMNS) - frozenset(LAB_IGNORED)
 ACTOR = "watchkeeper-demo"
 APPROVER = "demo-approver"
 RANKER = "rca"
@@ -136,6 +142,7 @@ class ClosedLoop:
         #: Seconds of evidence after an incident opens before its causes are ranked (the onset window
         #: of the ranker needs a few scrapes: the first one after a fault shows the loudest symptom).
         self.rank_after = rank_after
+        self.calibration = load_calibration("lab")
         self.events = 0
 
     # -- one step ------------------------------------------------------------------------------
@@ -171,7 +178,7 @@ class ClosedLoop:
         onset = min(starts) if starts else _ts(incident["opened_at"])
         metrics = {
             service: {name: (np.fromiter((p[0] for p in points), float), np.fromiter((p[1] for p in points), float))
-                      for name, points in series.items()}
+                      for name, points in series.items() if name in RANKED_METRICS}
             for service, series in self.monitor.series.items()
         }
         changes = [rca.Change(at=_ts(c["at"]), service=str(c["service"]),
@@ -179,7 +186,7 @@ class ClosedLoop:
                                                f"{c.get('to_version', '?')}")
                    for c in self.changes()]
         evidence = rca.Evidence(graph=self.graph, metrics=metrics, onset=onset, changes=changes)
-        return rca.rank(list(incident["services"]), evidence)
+        return rca.rank(list(incident["services"]), evidence, calibration=self.calibration)
 
     def approve_pending(self, now: float) -> list[int]:
         """Stand in for the human approver on requests left unanswered for ``approve_after`` s."""

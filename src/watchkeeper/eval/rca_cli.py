@@ -17,7 +17,7 @@ from rich.table import Table
 
 from watchkeeper.eval import rca as ev
 from watchkeeper.rca import Params
-from watchkeeper.rca.calibration import CALIBRATION, CALIBRATION_FILE
+from watchkeeper.rca.calibration import CALIBRATION_FILE, LAB_CALIBRATION_FILE, load
 
 _out = Console(highlight=False)
 
@@ -60,7 +60,8 @@ def rca(
     calibrate: Annotated[bool, typer.Option("--calibrate", help="Refit the confidence model on these faults and "
                                                                 "write it (see --calibration-out)")] = False,
     calibration_out: Annotated[Path | None, typer.Option(
-        help="Where --calibrate writes (default: the package's rca/calibration.json)")] = None,
+        help="Where --calibrate writes (default: the package's rca/calibration.json, or calibration_lab.json "
+             "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
 ) -> None:
     """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
@@ -68,13 +69,13 @@ def rca(
     cases = ev.read_nezha(directory) if layout is Layout.nezha else ev.read_lab(directory)
     if not cases:
         raise typer.BadParameter(f"{directory}: no labelled faults found")
-    calibration: dict[str, Any] = dict(CALIBRATION)
+    calibration: dict[str, Any] = load(layout.value)
     outcomes = ev.run(cases, calibration=calibration)
     if calibrate:
         fitted = ev.calibrate(outcomes)
         fitted["fitted_on"] = f"{layout.value}: {directory.name} ({len(cases)} faults, groups "\
                               f"{', '.join(sorted({c.group for c in cases}))}), default Params"
-        target = calibration_out or CALIBRATION_FILE
+        target = calibration_out or (LAB_CALIBRATION_FILE if layout is Layout.lab else CALIBRATION_FILE)
         target.write_text(json.dumps(fitted, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         calibration = fitted
         outcomes = ev.run(cases, calibration=calibration)
@@ -126,7 +127,7 @@ def rca(
         _out.print(_reliability_table("Reliability, held out (calibrated on the rest)",
                                       ev.reliability(held_out)))
     if calibrate:
-        _out.print(f"calibration written to {calibration_out or CALIBRATION_FILE}", markup=False)
+        _out.print(f"calibration written to {target}", markup=False)
     if out is not None:
         _out.print(f"rankings written to {out}", markup=False)
 

@@ -24,6 +24,16 @@ MODEL = "logistic(log1p(top), log(top/second))"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Fitted by ``watchkeeper eval rca --calibrate`` (see docs/rca.md for the data and the reliability table).
 CALIBRATION: dict[str, Any] = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+#: The lab's own fit (``eval rca --format lab --calibrate``): its metrics, scrape interval and failure
+#: propagation differ from Nezha's, so a score means something else there.
+LAB_CALIBRATION_FILE = Path(__file__).with_name("calibration_lab.json")
+
+
+def load(environment: str) -> dict[str, Any]:
+    """The calibration for ``"lab"`` (when fitted) or for everything else (Nezha's)."""
+    if environment == "lab" and LAB_CALIBRATION_FILE.exists():
+        return dict(json.loads(LAB_CALIBRATION_FILE.read_text(encoding="utf-8")))
+    return dict(CALIBRATION)
 
 
 def features(top: float, second: float) -> tuple[float, float]:
