@@ -3,16 +3,18 @@ and resolved, and the headless JSON line reports it."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from watchkeeper.cli import app
 from watchkeeper.correlate.config import load_config
-from watchkeeper.demo import runner
-from watchkeeper.demo.closed_loop import correlation_yaml, parse_faults
+from watchkeeper.demo import runner, view
+from watchkeeper.demo.closed_loop import ClosedLoop, Outcome, correlation_yaml, parse_faults
 
 TOPOLOGY = {"services": ["web", "api", "db"], "edges": [["web", "api"], ["api", "db"]]}
 
@@ -45,14 +47,26 @@ def test_demo_rejects_an_unknown_fault_with_exit_2(tmp_path: Path) -> None:
 
 def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
     timing = runner.Timing(interval=2.0, warmup=14.0, timeout=90.0, settle=2.0)
+    screen = Console(file=io.StringIO(), width=160, color_system=None)
+    phases: list[str] = []
+
+    def show(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], _current: Outcome | None) -> None:
+        phases.append(phase)
+        screen.print(view.render(phase, loop, outcomes, "approve {id}"))  # what the live view draws
+
     result = runner.run(tmp_path / "demo", [("error_burst", "catalog")], approve_after=0.0, timing=timing,
-                        record=tmp_path / "campaign")
+                        record=tmp_path / "campaign", show=show)
     [o] = result.outcomes
     assert o.detected and o.detected_after_s is not None and o.detected_after_s < 30
     assert o.top_cause == "catalog" and o.cause_correct
     assert o.action is not None and o.action.endswith("succeeded"), o
     assert o.resolved and o.mttr_s is not None and o.mttr_s > 0
     assert result.audit_ok
+    assert phases[0] == "starting the lab" and "error_burst on catalog" in phases
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "lab services" in drawn and "catalog" in drawn and "incidents" in drawn
+    screen.print(view.summary_table(result.outcomes, result.totals()))
+    assert "1/1 detected" in screen.file.getvalue()  # type: ignore[attr-defined]
     line = json.loads(result.as_json())
     assert line["totals"]["faults"] == 1 and line["totals"]["resolved"] == 1
     assert set(line["faults"][0]) >= {"fault", "target", "detected", "detected_after_s", "top_cause",
