@@ -534,7 +534,11 @@ def demo(
     record: Annotated[Path | None, typer.Option(
         help="Also record the campaign (metrics, faults, topology) for 'eval rca --format lab'")] = None,
     warmup: Annotated[float, typer.Option(min=4, help="Seconds of healthy traffic before the first fault")] = 24.0,
-    timeout: Annotated[float, typer.Option(min=10, help="Seconds to wait for each fault's resolution")] = 150.0,
+    timeout: Annotated[float | None, typer.Option(min=10, help=(
+        "Seconds to wait for each fault's resolution (default 150; 1800 with --manual)"))] = None,
+    manual: Annotated[bool, typer.Option(help=(
+        "Run no runbook: leave each fault for a person to find and fix with 'watchkeeper lab …' "
+        "(the human baseline for MTTR; --timeout defaults to 1800)"))] = False,
     storm: Annotated[bool, typer.Option(help="Instead: replay a recorded Alertmanager storm (no lab)")] = False,
     database: Annotated[Path, typer.Option(help="--storm: SQLite file the replay writes")] = Path(
         "watchkeeper-demo.db"),
@@ -547,12 +551,17 @@ def demo(
         return
     from watchkeeper.demo import cli as demo_cli
 
+    if manual and (auto_approve or approve_after is not None):
+        out.print("[red]error:[/red] --manual runs no runbook, so there is nothing to approve: drop --auto-approve "
+                  "and --approve-after")
+        raise typer.Exit(2)
     if auto_approve:
         approve_after = 0.0
-    elif approve_after is None and not headless:
+    elif approve_after is None and not headless and not manual:
         approve_after = 45.0
     code = demo_cli.main(out, directory=directory, faults=faults, headless=headless, approve_after=approve_after,
-                         record=record, warmup=warmup, timeout=timeout)
+                         record=record, warmup=warmup, timeout=timeout if timeout is not None else
+                         (1800.0 if manual else 150.0), manual=manual)
     if code:
         raise typer.Exit(code)
 

@@ -76,3 +76,42 @@ def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
     assert (tmp_path / "campaign" / "metrics" / "catalog.csv").exists()
     r = CliRunner().invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "campaign"), "--json", "--no-loo"])
     assert r.exit_code == 0, r.stdout
+
+
+def test_manual_mode_runs_no_runbook_and_measures_a_person_fixing_it(tmp_path: Path) -> None:
+    """The human baseline: nothing is automated, the phase does not give the fault away, and the MTTR
+    is that of whoever fixes it with `watchkeeper lab …` (here the test, acting on the top cause)."""
+    timing = runner.Timing(interval=2.0, warmup=14.0, timeout=90.0, settle=2.0)
+    phases: list[str] = []
+    fixed: list[str] = []
+    screen = Console(file=io.StringIO(), width=160, color_system=None)
+
+    def person(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], current: Outcome | None) -> None:
+        phases.append(phase)
+        screen.print(view.render(phase, loop, outcomes, "fix it", blind=True))
+        if loop is None or current is None or fixed:
+            return
+        for incident in loop.service.incidents(limit=5):
+            causes = loop.service.incident(incident["id"])["causes"]
+            if incident["status"] != "resolved" and causes:
+                service = causes[0]["component"]
+                r = CliRunner().invoke(app, ["lab", "restart", service, "--dir", str(tmp_path / "demo" / "lab")])
+                assert r.exit_code == 0, r.stdout
+                fixed.append(service)
+                return
+
+    result = runner.run(tmp_path / "demo", [("crash", "catalog")], timing=timing, show=person, manual=True)
+    [o] = result.outcomes
+    assert fixed == ["catalog"]
+    assert o.detected and o.action is None and o.mode is None  # no runbook was even considered
+    assert o.resolved and o.mttr_s is not None
+    assert "fault 1 of 1 injected" in phases and not any("crash" in p for p in phases)
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "? " in drawn  # the open fault's kind and target are hidden in the live view
+    assert result.totals()["mode"] == "manual"
+
+
+def test_manual_mode_refuses_approval_options(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["demo", "--manual", "--auto-approve", "--dir", str(tmp_path / "d")])
+    assert r.exit_code == 2
+    assert "nothing to approve" in r.stdout

@@ -19,7 +19,7 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main(out: Console, *, directory: Path, faults: str | None, headless: bool, approve_after: float | None,
-         record: Path | None, warmup: float, timeout: float) -> int:
+         record: Path | None, warmup: float, timeout: float, manual: bool = False) -> int:
     """Run the campaign; returns the exit code (0 when every fault was detected and resolved)."""
     from watchkeeper.lab import FAULTS, SERVICES
 
@@ -33,32 +33,43 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
     timing = runner.Timing(warmup=warmup, timeout=timeout)
     directory = directory.resolve()
     db = directory / "watchkeeper.db"
-    hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper approvals approve {{id}} "
-            f"--dir {directory / 'lab' / 'runbooks'}")
+    if manual:
+        hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper incidents list, then fix it: watchkeeper "
+                f"lab restart|scale|clear-tmp|rollback SERVICE --dir {directory / 'lab'}")
+    else:
+        hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper approvals approve {{id}} "
+                f"--dir {directory / 'lab' / 'runbooks'}")
     if headless:
         def progress(phase: str, _loop: ClosedLoop | None, _o: list[Outcome], _c: Outcome | None) -> None:
             if phase != getattr(progress, "last", None):
                 print(f"demo: {phase}", file=sys.stderr, flush=True)
                 progress.last = phase  # type: ignore[attr-defined]
 
+        if manual:
+            print(f"demo: manual — no runbook runs; find each fault and fix it: {hint}", file=sys.stderr, flush=True)
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=progress,
-                            record=record)
+                            record=record, manual=manual)
         print(result.as_json(), flush=True)
         return 0 if result.totals()["resolved"] == len(chosen) and result.audit_ok else 1
 
     out.rule("[bold]Watchkeeper demo: the whole loop, live[/bold]")
-    out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them, and {len(chosen)} faults are "
-              "injected one after another. Low-risk, confident fixes run by themselves; the rest wait for "
-              f"a human: approve from another terminal with\n  [bold]{hint.format(id='ID')}[/bold]\n"
-              + ("" if approve_after is None else
-                 f"(a stand-in approver answers requests left unanswered for {approve_after:g} s)"))
+    if manual:
+        out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them and ranks causes, but runs no "
+                  f"runbook: {len(chosen)} faults are injected one after another, each left for you to find and "
+                  f"fix from another terminal:\n  [bold]{hint}[/bold]")
+    else:
+        out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them, and {len(chosen)} faults are "
+                  "injected one after another. Low-risk, confident fixes run by themselves; the rest wait for "
+                  f"a human: approve from another terminal with\n  [bold]{hint.format(id='ID')}[/bold]\n"
+                  + ("" if approve_after is None else
+                     f"(a stand-in approver answers requests left unanswered for {approve_after:g} s)"))
     with Live(console=out, refresh_per_second=4, transient=False) as live:
         def show(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], _c: Outcome | None) -> None:
-            rendered: Any = view.render(phase, loop, outcomes, hint)
+            rendered: Any = view.render(phase, loop, outcomes, hint, blind=manual)
             live.update(rendered)
 
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=show,
-                            record=record)
+                            record=record, manual=manual)
     out.print(view.summary_table(result.outcomes, result.totals()))
     k = result.kpis
     out.print(f"KPIs: MTTA {k.get('mtta', {}).get('mean')} s, MTTR {k.get('mttr', {}).get('mean')} s over "

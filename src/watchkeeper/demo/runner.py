@@ -39,6 +39,7 @@ class DemoRun:
     kpis: dict[str, Any] = field(default_factory=dict)
     audit: str = ""
     audit_ok: bool = False
+    manual: bool = False
 
     def totals(self) -> dict[str, Any]:
         n = len(self.outcomes)
@@ -53,6 +54,7 @@ class DemoRun:
             "mean_detected_after_s": _mean([o.detected_after_s for o in detected]),
             "mean_mttr_s": _mean([o.mttr_s for o in resolved]),
             "audit_ok": self.audit_ok,
+            "mode": "manual" if self.manual else "automated",
         }
 
     def as_json(self) -> str:
@@ -74,13 +76,17 @@ def _quiet(_phase: str, _loop: ClosedLoop | None, _outcomes: list[Outcome], _cur
 
 def run(
     directory: Path, faults: Sequence[tuple[str, str]], *, approve_after: float | None = None,
-    timing: Timing = Timing(), show: Show = _quiet, record: Path | None = None,
+    timing: Timing = Timing(), show: Show = _quiet, record: Path | None = None, manual: bool = False,
 ) -> DemoRun:
-    """Run the lab campaign in ``directory`` (wiped first). ``show`` is called on every tick."""
+    """Run the lab campaign in ``directory`` (wiped first). ``show`` is called on every tick.
+
+    ``manual``: Watchkeeper detects, correlates and ranks but runs no runbook — each fault is left for
+    a person to fix with ``watchkeeper lab restart|scale|clear-tmp|rollback`` — the baseline the
+    automated MTTR is compared with."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    result = DemoRun(directory, database=directory / "watchkeeper.db")
+    result = DemoRun(directory, database=directory / "watchkeeper.db", manual=manual)
     lab = Lab(directory / "lab")
     show("starting the lab", None, result.outcomes, None)
     lab.up()
@@ -89,7 +95,8 @@ def run(
         correlation = directory / "correlation.yaml"
         correlation.write_text(correlation_yaml(topology))
         settings = Settings(database_url=f"sqlite:///{result.database}", correlation_config=correlation,
-                            runbooks_dir=lab.runbooks_dir, responder_interval_seconds=0.5)
+                            runbooks_dir=None if manual else lab.runbooks_dir,
+                            responder_interval_seconds=0.5)
         service = Watchkeeper(settings)
         service.upgrade()
         service.create_token(Role.APPROVER, "demo-approver", "demo")
@@ -99,7 +106,7 @@ def run(
         try:
             with LiveServer(service) as live:
                 result.url = live.url
-                _campaign(lab, loop, faults, timing, show, result)
+                _campaign(lab, loop, faults, timing, show, result, blind=manual)
                 result.kpis = service.kpis().as_dict()
                 verdict = service.verify_audit()
                 result.audit, result.audit_ok = str(verdict), verdict.ok
@@ -114,7 +121,9 @@ def run(
 
 
 def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], timing: Timing, show: Show,
-              result: DemoRun) -> None:
+              result: DemoRun, *, blind: bool = False) -> None:
+    """Inject the faults one after another; ``blind`` keeps each fault's kind and target out of the
+    phase shown (a person fixing them must find the cause the way an on-call engineer would)."""
     def wait(seconds: float, phase: str, current: Outcome | None,
              until: Callable[[list[dict[str, Any]]], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
@@ -129,7 +138,7 @@ def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], tim
             time.sleep(max(0.0, timing.interval - (time.monotonic() - started)))
 
     wait(timing.warmup, "learning normal traffic", None)
-    for kind, target in faults:
+    for number, (kind, target) in enumerate(faults, 1):
         truth = lab.inject(kind, target)
         outcome = Outcome(kind, target, injected_at=_started(truth))
         result.outcomes.append(outcome)
@@ -137,7 +146,8 @@ def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], tim
         def resolved(_open: list[dict[str, Any]], o: Outcome = outcome) -> bool:
             return o.resolved
 
-        wait(timing.timeout, f"{kind} on {target}", outcome, resolved)
+        phase = f"fault {number} of {len(faults)} injected" if blind else f"{kind} on {target}"
+        wait(timing.timeout, phase, outcome, resolved)
         if not outcome.resolved:
             lab.repair(target)  # leave the lab healthy for the next fault; the outcome stays unresolved
         wait(timing.timeout, "waiting for every incident to close", outcome, lambda open_: not open_)

@@ -52,21 +52,25 @@ def incidents_table(loop: ClosedLoop) -> Table:
     return table
 
 
-def outcomes_table(outcomes: list[Outcome]) -> Table:
+def outcomes_table(outcomes: list[Outcome], blind: bool = False) -> Table:
+    """``blind``: a fault still open shows neither its kind, its target nor whether the top cause is
+    right (someone is fixing it by hand and must find out as on call)."""
     table = Table("fault", "target", "detected", "top cause", "action", "resolved", "MTTR", title="faults",
                   expand=True)
     for o in outcomes:
+        hide = blind and not o.resolved
+        style = "" if hide else "green" if o.cause_correct else "red"
         table.add_row(
-            o.fault, o.target,
+            "?" if hide else o.fault, "?" if hide else o.target,
             f"after {o.detected_after_s:.0f}s" if o.detected_after_s is not None else "…",
-            Text(f"{o.top_cause} ({o.confidence:.2f})", style="green" if o.cause_correct else "red")
-            if o.top_cause else Text("…"),
+            Text(f"{o.top_cause} ({o.confidence:.2f})", style=style) if o.top_cause else Text("…"),
             o.action or "…", "yes" if o.resolved else "…", _fmt(o.mttr_s, " s", 1, 0),
         )
     return table
 
 
-def render(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], approve_hint: str) -> Any:
+def render(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], approve_hint: str,
+           blind: bool = False) -> Any:
     parts: list[Any] = [Text(f"▶ {phase}", style="bold cyan")]
     if loop is not None:
         parts.append(services_table(loop.latest()))
@@ -77,7 +81,7 @@ def render(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], approve
                      f"{approve_hint.format(id=p['id'])}" for p in pending]
             parts.append(Panel("\n".join(lines), title="waiting for a human", style="yellow"))
     if outcomes:
-        parts.append(outcomes_table(outcomes))
+        parts.append(outcomes_table(outcomes, blind))
     return Group(*parts)
 
 
