@@ -106,7 +106,7 @@ def test_memory_bounds_the_history() -> None:
     for i in range(1000):
         det.learn_one(float(rng.normal()), 60.0 * i)
     state = det.to_state()["state"]
-    assert len(state["point"]) == len(state["mean"]) == 200
+    assert len(state["point"]["values"]) == len(state["mean"]["values"]) == 200
 
 
 def test_works_behind_the_filter_learning_every_point() -> None:
@@ -131,8 +131,9 @@ def test_tail_probabilities() -> None:
     for v in rng.exponential(1.0, 1000):
         tail.add(float(v))
     # The bulk is empirical; beyond the top 2 % an exponential tail fitted to them.
-    assert tail.p(0.0) == 1.0
-    assert tail.p(math.log(2.0)) == pytest.approx(0.5, abs=0.05)
+    # Below the cut (about the 75th percentile) a value gets the cut's share.
+    assert tail.p(0.0) == tail.p(math.log(2.0)) == pytest.approx(0.25, abs=0.05)
+    assert tail.p(math.log(10.0)) == pytest.approx(0.1, abs=0.02)
     assert tail.p(math.log(100.0)) == pytest.approx(0.01, rel=0.5)
     assert 1e-6 < tail.p(12.0) < 1e-4  # well beyond every value seen (the truth: 6e-6)
     assert tail.p(10.0) > tail.p(20.0) > tail.p(40.0) > 0.0
@@ -141,6 +142,30 @@ def test_tail_probabilities() -> None:
     for _ in range(50):
         equal.add(1.0)
     assert equal.p(1.0) == 1.0 and equal.log10_p(1.5) == -300.0
+
+
+def test_tail_keeps_only_the_upper_part_sorted_and_is_exact_there() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.gamma(2.0, 1.0, 3000).tolist()
+    tail = Tail(1000)
+    for v in values:
+        tail.add(v)
+    window = np.array(values[-1000:])
+    assert len(tail) == 1000 and tail.cut > float(np.quantile(window, 0.5))
+    assert 1000 // 8 <= len(tail.sorted) <= 1000 // 2 and min(tail.sorted) > tail.cut
+    for q in np.quantile(window, [0.8, 0.9, 0.95]).tolist():  # above the cut: the exact share
+        assert tail.p(q) == pytest.approx((int((window >= q).sum()) + 1) / 1001)
+    # Below the cut a value is not rare: it gets the cut's share, at least 1/8.
+    assert tail.p(0.0) == tail.p(tail.cut) >= 1 / 8
+    copy = Tail(1000)
+    copy.load(json.loads(json.dumps(tail.state())))
+    for v in rng.gamma(2.0, 1.0, 500).tolist():
+        tail.add(v)
+        copy.add(v)
+        assert copy.log10_p(2 * v) == tail.log10_p(2 * v)
+    old = Tail(1000)
+    old.load(values[-1000:])  # as saved before the cut: a plain list, all of it sorted
+    assert old.cut == -math.inf and old.p(0.0) == 1.0
 
 
 def test_peak_onsets_reports_each_burst_once_at_its_peak() -> None:

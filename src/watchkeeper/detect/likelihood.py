@@ -31,7 +31,7 @@ Only scores here; turning scores into alerts (and a refractory period) is the fi
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +46,8 @@ LN10 = math.log(10.0)
 #: ``TOP_MIN`` of them); a p-value below that share comes from the fit.
 TOP_SHARE = 0.02
 TOP_MIN = 5
+#: :class:`Tail` keeps sorted only the values above about this quantile of the remembered ones.
+BULK = 0.75
 #: The surprise that scores 0.5; a record (surprise 1.0) then scores 0.8.
 RECORD_HALF = 0.5
 RECORD_HALF2 = RECORD_HALF * RECORD_HALF
@@ -60,40 +62,69 @@ class Tail:
     an exponential tail ``(k / n) · exp(-(q - u) / β)`` beyond the ``k``-th largest value ``u``
     (``β``: the mean excess of the top ``k`` over ``u``; peaks over threshold, shape 0).
 
+    Only the upper part is kept sorted (the values above ``cut``, about the top ``1 - BULK``;
+    the rest is only counted): every added value moves a sorted list of a quarter the length,
+    and only when it lands in that part. Below ``cut`` a value is not rare (``p`` at least about
+    ``1 - BULK``): its ``p`` is that of ``cut``. ``cut`` is chosen again, at most every
+    ``memory // 8`` values, when the upper part leaves ``[n / 8, n / 2]``.
+
     >>> tail = Tail(100)
     >>> for v in range(100):
     ...     tail.add(float(v))
     >>> round(tail.p(50.0), 3), round(tail.p(98.0), 3), tail.p(200.0) < 1e-20
-    (0.505, 0.011, True)
+    (0.257, 0.011, True)
     """
 
-    __slots__ = ("_k", "memory", "sorted", "values")
+    __slots__ = ("_k", "_since", "cut", "memory", "sorted", "values")
 
     def __init__(self, memory: int) -> None:
         self.memory = memory
         self.values: deque[float] = deque()
-        self.sorted: list[float] = []
+        self.sorted: list[float] = []  # the values above cut, ascending
+        self.cut = -math.inf
+        self._since = 0  # values added since cut was chosen
         self._k = TOP_MIN  # how many top values the exponential tail is fitted to
 
     def __len__(self) -> int:
         return len(self.values)
 
     def add(self, q: float) -> None:
-        values, ordered = self.values, self.sorted
-        if len(values) == self.memory:
-            del ordered[bisect_left(ordered, values.popleft())]
+        values, ordered, cut = self.values, self.sorted, self.cut
+        n = len(values)
+        if n == self.memory:
+            old = values.popleft()
+            if old > cut:
+                del ordered[bisect_left(ordered, old)]
         else:
-            self._k = max(TOP_MIN, int(TOP_SHARE * (len(values) + 1)))
+            n += 1
+            self._k = max(TOP_MIN, int(TOP_SHARE * n))
         values.append(q)
-        insort(ordered, q)
+        if q > cut:
+            insort(ordered, q)
+        self._since += 1
+        if self._since >= self.memory >> 3 and not n >> 3 <= len(ordered) <= n >> 1:
+            self._recut()
+
+    def _recut(self) -> None:
+        """Choose ``cut`` again: the ``BULK`` quantile, if enough values lie above it."""
+        everything = sorted(self.values)
+        n = len(everything)
+        cut = everything[int(BULK * n)]
+        first = bisect_right(everything, cut)
+        if n - first < max(n >> 3, self._k + 1):  # ties at the quantile: keep everything sorted
+            cut, first = -math.inf, 0
+        self.cut, self.sorted, self._since = cut, everything[first:], 0
 
     def log10_p(self, q: float) -> float:
         """``log10`` of :meth:`p` (no underflow for huge ``q``)."""
         ordered = self.sorted
-        n = len(ordered)
+        n = len(self.values)
+        m = len(ordered)
         k = self._k
-        if n <= k or q <= ordered[-k]:
-            return math.log10((n - bisect_left(ordered, q) + 1) / (n + 1))
+        if m <= k or q <= ordered[-k]:
+            if q <= self.cut:
+                return math.log10((m + 1) / (n + 1))
+            return math.log10((m - bisect_left(ordered, q) + 1) / (n + 1))
         u = ordered[-k]
         beta = math.fsum(ordered[-k:]) / k - u
         if beta <= 0.0:  # the top values are all equal: anything above them is off the scale
@@ -103,12 +134,20 @@ class Tail:
     def p(self, q: float) -> float:
         return float(10.0 ** self.log10_p(q))
 
-    def state(self) -> list[float]:
-        return list(self.values)
+    def state(self) -> dict[str, Any]:
+        return {"values": list(self.values), "cut": None if self.cut == -math.inf else self.cut,
+                "since": self._since}
 
-    def load(self, values: Sequence[float]) -> None:
+    def load(self, state: dict[str, Any] | Sequence[float]) -> None:
+        """Restore :meth:`state` (or, as saved before ``cut``, the plain list of values)."""
+        if isinstance(state, dict):
+            values, cut, since = state["values"], state["cut"], int(state["since"])
+        else:
+            values, cut, since = state, None, 0
         self.values = deque(float(v) for v in values)
-        self.sorted = sorted(self.values)
+        self.cut = -math.inf if cut is None else float(cut)
+        self.sorted = sorted(v for v in self.values if v > self.cut)
+        self._since = since
         self._k = max(TOP_MIN, int(TOP_SHARE * len(self.values)))
 
 
@@ -162,23 +201,26 @@ class AnomalyLikelihood(Detector):
         mean = (sum(recent) + z) / (len(recent) + 1) if two else z
         score = 0.0
         point = self._point
-        ordered = point.sorted
-        n = len(ordered)
+        n = len(point.values)
         if n >= MIN_HISTORY:
             # The hot path, inlined: both views in the bulk of their tails (compare ranks, one
             # logarithm); otherwise Tail.log10_p. Both tails always hold the same count.
-            top = ordered[-point._k]
-            if z <= top:
-                count = n - bisect_left(ordered, z) + 1
+            k = point._k
+            ordered = point.sorted
+            m = len(ordered)
+            if m > k and z <= ordered[-k]:
+                count = m + 1 if z <= point.cut else m - bisect_left(ordered, z) + 1
                 if two:
-                    other = self._mean.sorted
-                    if mean <= other[-point._k]:
-                        c2 = n - bisect_left(other, mean) + 1
+                    tail = self._mean
+                    other = tail.sorted
+                    m = len(other)
+                    if m > k and mean <= other[-k]:
+                        c2 = m + 1 if mean <= tail.cut else m - bisect_left(other, mean) + 1
                         if c2 < count:
                             count = c2
                         log_p = math.log10(count / (n + 1))
                     else:
-                        log_p = self._mean.log10_p(mean)
+                        log_p = tail.log10_p(mean)
                 else:
                     log_p = math.log10(count / (n + 1))
             else:
