@@ -144,6 +144,33 @@ def test_tail_probabilities() -> None:
     assert equal.p(1.0) == 1.0 and equal.log10_p(1.5) == -300.0
 
 
+def test_the_views_evidence_adds_up() -> None:
+    """The score is the joint surprise of both views (the product of their tail probabilities),
+    as documented: ``s = -log10(p_point · p_mean) / log10(n + 2) / sqrt(2)``, squashed with 0.5."""
+    t, x = seasonal(5)
+    det = AnomalyLikelihood(short=20, memory=1000)
+    scores_of(t[:2000], x[:2000], det)
+    n = len(det._point)
+    for value in (50.0, 58.0, 65.0, 90.0):
+        z = abs(det._model.deviation(value))
+        mean = (sum(det._recent) + z) / (len(det._recent) + 1)
+        s = -(det._point.log10_p(z) + det._mean.log10_p(mean)) / math.log10(n + 2) / math.sqrt(2.0)
+        assert det.score_one(value, t[2000]) == pytest.approx(s * s / (s * s + 0.25))
+    # A bare record in the point view (the short mean ordinary) stays below the 0.8 of the filter.
+    record = det._point.sorted[-1] * 1.0001
+    s = -(det._point.log10_p(record) + det._mean.log10_p(0.0)) / math.log10(n + 2) / math.sqrt(2.0)
+    assert 0.6 < s * s / (s * s + 0.25) < 0.8
+
+
+def test_the_short_mean_is_summed_afresh_without_drift() -> None:
+    det = AnomalyLikelihood(short=10, memory=200, warmup=4)
+    values = [1e12 if i == 300 else float(i % 7) for i in range(400)]
+    for i, v in enumerate(values):
+        det.score_one(v, 60.0 * i)
+        det.learn_one(v, 60.0 * i)
+    assert det._recent_sum == pytest.approx(sum(det._recent), rel=1e-12)
+
+
 def test_tail_keeps_only_the_upper_part_sorted_and_is_exact_there() -> None:
     rng = np.random.default_rng(2)
     values = rng.gamma(2.0, 1.0, 3000).tolist()

@@ -31,8 +31,10 @@ NAB_ONSET_HORIZON = 100
 NAB_PEAK_DELAY = 3
 #: The filter's threshold while scoring NAB with RobustSeasonal: anomalous points are not learned.
 NAB_LEARN_THRESHOLD = 0.8
-#: The free parameters of AnomalyLikelihood that ``--loco`` chooses among on the other categories.
-LOCO_GRID: Mapping[str, tuple[int, ...]] = {"window": (64, 128), "short": (5, 10, 20), "memory": (2000, 4000)}
+#: The free parameters of AnomalyLikelihood that ``--loco`` chooses among on the other categories:
+#: the robust model's window and the averaging view's length, each at half, one and two times its
+#: default. ``memory`` (how far back the tails look: two weeks of 5-minute points) is not tuned.
+LOCO_GRID: Mapping[str, tuple[int, ...]] = {"window": (128, 256, 512), "short": (20, 50, 100)}
 
 
 class NabDetector(enum.StrEnum):
