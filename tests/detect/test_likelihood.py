@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from watchkeeper.detect.filter import AnomalyFilter
-from watchkeeper.detect.likelihood import AnomalyLikelihood, Tail, peak_onsets
+from watchkeeper.detect.likelihood import MEAN_CAP, AnomalyLikelihood, Tail, peak_onsets
 from watchkeeper.detect.store import restore
 
 STEP = 300.0  # 5-minute samples: a day is 288 points
@@ -146,20 +146,31 @@ def test_tail_probabilities() -> None:
 
 def test_the_views_evidence_adds_up() -> None:
     """The score is the joint surprise of both views (the product of their tail probabilities),
-    as documented: ``s = -log10(p_point · p_mean) / log10(n + 2) / sqrt(2)``, squashed with 0.5."""
+    as documented: ``s = -log10(p_point · p_mean) / log10(n + 2) / sqrt(2)``, squashed with 0.5;
+    the short mean counts a deviation at most MEAN_CAP."""
     t, x = seasonal(5)
     det = AnomalyLikelihood(short=20, memory=1000)
     scores_of(t[:2000], x[:2000], det)
     n = len(det._point)
-    for value in (50.0, 58.0, 65.0, 90.0):
+    for value in (50.0, 58.0, 65.0, 90.0, 500.0):
         z = abs(det._model.deviation(value))
-        mean = (sum(det._recent) + z) / (len(det._recent) + 1)
+        mean = (sum(det._recent) + min(z, MEAN_CAP)) / (len(det._recent) + 1)
         s = -(det._point.log10_p(z) + det._mean.log10_p(mean)) / math.log10(n + 2) / math.sqrt(2.0)
         assert det.score_one(value, t[2000]) == pytest.approx(s * s / (s * s + 0.25))
     # A bare record in the point view (the short mean ordinary) stays below the 0.8 of the filter.
     record = det._point.sorted[-1] * 1.0001
     s = -(det._point.log10_p(record) + det._mean.log10_p(0.0)) / math.log10(n + 2) / math.sqrt(2.0)
     assert 0.6 < s * s / (s * s + 0.25) < 0.8
+
+
+def test_a_lone_spike_does_not_linger_in_the_short_mean() -> None:
+    t, x = seasonal(6)
+    x = x.copy()
+    x[2400] += 200.0  # one huge spike: 200 robust standard deviations
+    scores = scores_of(t, x, AnomalyLikelihood(short=20))
+    assert scores[2400] > 0.9
+    # After it the points are ordinary again: nothing near a record while it is in the mean.
+    assert scores[2401:2420].max() < 0.6
 
 
 def test_the_short_mean_is_summed_afresh_without_drift() -> None:
