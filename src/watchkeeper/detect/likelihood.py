@@ -76,8 +76,8 @@ class Tail:
     Only the upper part is kept sorted (the values above ``cut``, about the top ``1 - BULK``;
     the rest is only counted): every added value moves a sorted list of a quarter the length,
     and only when it lands in that part. Below ``cut`` a value is not rare (``p`` at least about
-    ``1 - BULK``): its ``p`` is that of ``cut``. ``cut`` is chosen again, at most every
-    ``memory // 8`` values, when the upper part leaves ``[n / 8, n / 2]``.
+    ``1 - BULK``): its ``p`` is that of ``cut``. Every ``memory // 8`` values ``cut`` is
+    chosen again if the upper part has left ``[n / 8, n / 2]``.
 
     >>> tail = Tail(100)
     >>> for v in range(100):
@@ -113,11 +113,13 @@ class Tail:
         if q > cut:
             insort(self.sorted, q)
         since = self._since + 1
-        self._since = since
-        if since >= self._every:
-            n, m = len(values), len(self.sorted)
-            if not n >> 3 <= m <= n >> 1:
-                self._recut()
+        if since < self._every:
+            self._since = since
+            return
+        self._since = 0
+        n, m = len(values), len(self.sorted)
+        if not n >> 3 <= m <= n >> 1:
+            self._recut()
 
     def _recut(self) -> None:
         """Choose ``cut`` again: the ``BULK`` quantile, if enough values lie above it."""
