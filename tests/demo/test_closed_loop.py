@@ -36,6 +36,7 @@ def test_correlation_config_follows_the_topology(tmp_path: Path) -> None:
     config = load_config(path)
     assert [s.type for s in config.strategies] == ["labels", "topology"]
     assert config.strategies[1].graph == {"api": ["db"], "web": ["api"]}  # type: ignore[union-attr]
+    assert config.flapping is not None and config.flapping.window == 60.0
 
 
 def test_demo_rejects_an_unknown_fault_with_exit_2(tmp_path: Path) -> None:
@@ -61,6 +62,7 @@ def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
     assert o.top_cause == "catalog" and o.cause_correct
     assert o.action is not None and o.action.endswith("succeeded"), o
     assert o.resolved and o.mttr_s is not None and o.mttr_s > 0
+    assert o.ended_by == "restart" and o.ended_after_s is not None and o.mttr_s >= o.ended_after_s  # ground truth
     assert result.audit_ok
     assert phases[0] == "starting the lab" and "error_burst on catalog" in phases
     drawn = screen.file.getvalue()  # type: ignore[attr-defined]
@@ -104,7 +106,7 @@ def test_manual_mode_runs_no_runbook_and_measures_a_person_fixing_it(tmp_path: P
     [o] = result.outcomes
     assert fixed == ["catalog"]
     assert o.detected and o.action is None and o.mode is None  # no runbook was even considered
-    assert o.resolved and o.mttr_s is not None
+    assert o.resolved and o.mttr_s is not None and o.ended_by == "restart"
     assert "fault 1 of 1 injected" in phases and not any("crash" in p for p in phases)
     drawn = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "? " in drawn  # the open fault's kind and target are hidden in the live view

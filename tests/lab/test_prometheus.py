@@ -54,6 +54,7 @@ def test_generated_files(tmp_path: Path) -> None:
         assert generated["labels"] == {"severity": rule.severity.value}
         assert "{{ $labels.service }}" in generated["annotations"]["summary"]
         assert generated["for"] == f"{(rule.for_steps - 1) * 3}s"
+        assert generated.get("keep_firing_for", "0s") == f"{(rule.clear_steps - 1) * 3}s"
     assert "[12s]" in rules[1]["expr"]  # rates over 4 scrapes
     assert all(("group_left (version)" in r["expr"]) == (r["alert"] != "ServiceDown") for r in rules)
 

@@ -116,3 +116,20 @@ def test_missing_values_are_ignored() -> None:
     v[::3] = np.nan
     causes = rank(None, Evidence(nx.DiGraph(), {"a": {"cpu": (t, v)}, "b": {"cpu": quiet(2)}}, ONSET))
     assert causes[0].component == "a" and np.isfinite(causes[0].score)
+
+
+def test_only_the_harmful_side_of_a_known_metric_is_evidence() -> None:
+    """A callee whose CPU drops because its caller stopped calling it is a victim, not a cause; an
+    unnamed metric still counts both ways."""
+    from watchkeeper.rca.scoring import Params, score_metric
+
+    t = np.arange(0.0, 200.0, 2.0)
+    drop = np.where(t < 100, 0.04 + 0.001 * np.sin(t), 0.005)
+    rise = np.where(t < 100, 0.04 + 0.001 * np.sin(t), 0.5)
+    p = Params(reference_s=100, window_s=100)
+    fell, rose = score_metric(t, drop, 100.0, p, "cpu_rate"), score_metric(t, rise, 100.0, p, "cpu_rate")
+    assert fell is not None and rose is not None and fell.z == 0.0 and rose.z > 100
+    either = score_metric(t, drop, 100.0, p, "some_gauge")
+    assert either is not None and either.z > 10
+    down = score_metric(t, np.where(t < 100, 1.0, 0.0), 100.0, p, "up")
+    assert down is not None and down.z == 100.0  # 1 → 0 over the 0.01 floor

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from watchkeeper import rca
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.eval.rca import LAB_IGNORED
+from watchkeeper.eval.rca import LAB_IGNORED, lab_changes
 from watchkeeper.lab.record import COLUMNS
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import load as load_calibration
@@ -65,6 +65,9 @@ class Outcome:
     mode: str | None = None
     resolved: bool = False
     mttr_s: float | None = None
+    ended_by: str | None = None  # the lab's ground truth: which remediation really ended the fault
+    ended_after_s: float | None = None
+    timed_out: bool = False  # nothing ended it in time: the demo repaired it and stopped measuring
     approvals: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -73,7 +76,8 @@ class Outcome:
                 "resolved", "mttr_s")
         d = asdict(self)
         return {k: d[k] for k in keep} | {"confidence": self.confidence, "mode": self.mode,
-                                          "incident": self.incident}
+                                          "incident": self.incident, "ended_by": self.ended_by,
+                                          "timed_out": self.timed_out}
 
 
 def parse_faults(spec: str, services: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str]]:
@@ -99,13 +103,16 @@ def parse_faults(spec: str, services: Sequence[str], kinds: Sequence[str]) -> li
     return out
 
 
-def correlation_yaml(topology: Mapping[str, Any], window_s: int = 300) -> str:
+def correlation_yaml(topology: Mapping[str, Any], window_s: int = 300, flap_window_s: int = 60) -> str:
     """The correlation config for the lab: a service's alerts group, and so do alerts on services
-    within two hops of each other in the lab's dependency graph."""
+    within two hops of each other in the lab's dependency graph. The demo compresses time — a fault
+    every half minute, and the front end's alerts fire and clear with each — so "flapping" is judged
+    over one minute (4 state changes), not the production default of ten."""
     graph: dict[str, list[str]] = {}
     for caller, callee in topology["edges"]:
         graph.setdefault(caller, []).append(callee)
-    lines = [f"window: {window_s}s", "strategies:", "  - type: labels", "    group_by: [service]",
+    lines = [f"window: {window_s}s", "flapping:", "  transitions: 4", f"  window: {flap_window_s}s",
+             "strategies:", "  - type: labels", "    group_by: [service]",
              "  - type: topology", "    hops: 2", "    graph:"]
     lines += [f"      {caller}: [{', '.join(callees)}]" for caller, callees in sorted(graph.items())]
     return "\n".join(lines) + "\n"
@@ -181,10 +188,7 @@ class ClosedLoop:
                       for name, points in series.items() if name in RANKED_METRICS}
             for service, series in self.monitor.series.items()
         }
-        changes = [rca.Change(at=_ts(c["at"]), service=str(c["service"]),
-                                   description=f"{c.get('kind', 'change')} {c.get('from_version', '?')} → "
-                                               f"{c.get('to_version', '?')}")
-                   for c in self.changes()]
+        changes = lab_changes([dict(c) | {"at": _ts(c["at"])} for c in self.changes()], onset)
         evidence = rca.Evidence(graph=self.graph, metrics=metrics, onset=onset, changes=changes)
         return rca.rank(list(incident["services"]), evidence, calibration=self.calibration)
 
@@ -209,10 +213,16 @@ class ClosedLoop:
                 for service, series in self.monitor.series.items()}
 
     # -- outcome ---------------------------------------------------------------------------------
-    def observe(self, outcome: Outcome) -> Outcome:
-        """Fill ``outcome`` from the first incident opened since the injection."""
-        since = datetime.fromtimestamp(outcome.injected_at - 1, UTC)
-        mine = [i for i in self.service.incidents(limit=100) if _ts(i["opened_at"]) >= since.timestamp()]
+    def observe(self, outcome: Outcome, fault: Mapping[str, Any] | None = None) -> Outcome:
+        """Fill ``outcome`` from the incidents opened since the injection (the first one gives the
+        detection, cause and action) and from the lab's ground truth ``fault`` record: the fault
+        counts as resolved only once it has really ended (``ended_at``) *and* every incident opened
+        since the injection has resolved — an incident that closes while the fault goes on (its
+        signals dipped) does not count. MTTR is the later of the two."""
+        if fault is not None and fault.get("ended_at"):
+            outcome.ended_by = str(fault.get("ended_by") or "?")
+            outcome.ended_after_s = round(_ts(fault["ended_at"]) - outcome.injected_at, 1)
+        mine = [i for i in self.service.incidents(limit=100) if _ts(i["opened_at"]) >= outcome.injected_at - 1]
         if not mine:
             return outcome
         incident = min(mine, key=lambda i: _ts(i["opened_at"]))
@@ -227,9 +237,13 @@ class ClosedLoop:
             outcome.action = f"{action['runbook_id']}: {action['status']}"
         for decision in detail["decisions"]:
             outcome.mode = str(decision["verdict"])
-        if detail["status"] == "resolved" and detail["resolved_at"] is not None:
-            outcome.resolved = True
-            outcome.mttr_s = round(_ts(detail["resolved_at"]) - outcome.injected_at, 1)
+        closed = [i for i in mine if i["status"] == "resolved" and i.get("resolved_at") is not None]
+        ended = fault is None or outcome.ended_after_s is not None
+        outcome.resolved = ended and len(closed) == len(mine)
+        outcome.mttr_s = None
+        if outcome.resolved:
+            last = max(_ts(i["resolved_at"]) for i in closed) - outcome.injected_at
+            outcome.mttr_s = round(max(last, outcome.ended_after_s or 0.0), 1)
         return outcome
 
 

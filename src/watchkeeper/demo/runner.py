@@ -124,14 +124,17 @@ def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], tim
               result: DemoRun, *, blind: bool = False) -> None:
     """Inject the faults one after another; ``blind`` keeps each fault's kind and target out of the
     phase shown (a person fixing them must find the cause the way an on-call engineer would)."""
+    truth: dict[str, Any] = {}
+
     def wait(seconds: float, phase: str, current: Outcome | None,
              until: Callable[[list[dict[str, Any]]], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             started = time.monotonic()
             open_incidents = loop.tick()
-            if current is not None:
-                loop.observe(current)
+            if current is not None and not current.timed_out:
+                record = next((f for f in lab.faults() if f["id"] == truth.get("id")), None)
+                loop.observe(current, record)
             show(phase, loop, result.outcomes, current)
             if until is not None and until(open_incidents):
                 return
@@ -148,8 +151,9 @@ def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], tim
 
         phase = f"fault {number} of {len(faults)} injected" if blind else f"{kind} on {target}"
         wait(timing.timeout, phase, outcome, resolved)
-        if not outcome.resolved:
-            lab.repair(target)  # leave the lab healthy for the next fault; the outcome stays unresolved
+        if not outcome.resolved:  # leave the lab healthy for the next fault; the outcome stays unresolved
+            outcome.timed_out = True
+            lab.repair(target)
         wait(timing.timeout, "waiting for every incident to close", outcome, lambda open_: not open_)
         wait(timing.settle, "settling", outcome)
 

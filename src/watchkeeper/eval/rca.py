@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,6 +261,29 @@ def read_lab_metrics(metric_dir: Path) -> dict[str, dict[str, tuple[Array, Array
     return out
 
 
+def lab_changes(docs: Sequence[Mapping[str, Any]], onset: float) -> list[Change]:
+    """The lab's change events (``changes.jsonl``: ``at`` in unix seconds here, ``service``, ``kind``
+    deploy|rollback, versions) still in effect at ``onset``: a deploy already rolled back by then is
+    not a suspect, and neither is a rollback (it restores the known-good configuration).
+
+    >>> docs = [{"at": 10.0, "service": "a", "kind": "deploy", "from_version": "v1", "to_version": "v2"},
+    ...         {"at": 20.0, "service": "a", "kind": "rollback", "from_version": "v2", "to_version": "v1"}]
+    >>> [c.description for c in lab_changes(docs, 15.0)], lab_changes(docs, 25.0)
+    (['deploy v1→v2'], [])
+    """
+    out = []
+    for i, doc in enumerate(docs):
+        if doc.get("kind") == "rollback":
+            continue
+        service, at = str(doc.get("service", "")), float(doc["at"])
+        undone = any(later.get("kind") == "rollback" and str(later.get("service", "")) == service
+                     and at <= float(later["at"]) < onset for later in docs[i + 1:])
+        if not undone:
+            desc = f"{doc.get('kind', 'change')} {doc.get('from_version', '?')}→{doc.get('to_version', '?')}"
+            out.append(Change(at, service, desc))
+    return out
+
+
 def read_lab(directory: Path) -> list[Case]:
     """One recorded campaign (``DIR/faults.jsonl``) or several (``DIR/*/faults.jsonl``)."""
     campaigns = [directory] if (directory / "faults.jsonl").exists() else sorted(
@@ -272,19 +295,27 @@ def read_lab(directory: Path) -> list[Case]:
         graph = topology.load(camp / "topology.json") if (camp / "topology.json").exists() else nx.DiGraph()
         metrics = {s: {m: ts for m, ts in ms.items() if m not in LAB_IGNORED}
                    for s, ms in read_lab_metrics(camp / "metrics").items()}
-        changes = []
+        change_docs = []
         for i, doc in _jsonl(camp / "changes.jsonl"):
-            where = f"{camp / 'changes.jsonl'}:{i}"
-            desc = f"{doc.get('kind', 'change')} {doc.get('from_version', '?')}→{doc.get('to_version', '?')}"
-            changes.append(Change(_iso(doc.get("at"), where), str(doc.get("service", "")), desc))
-        for i, doc in _jsonl(camp / "faults.jsonl"):
+            change_docs.append(doc | {"at": _iso(doc.get("at"), f"{camp / 'changes.jsonl'}:{i}")})
+        lines = list(_jsonl(camp / "faults.jsonl"))
+        ended: dict[str, float] = {}
+        for i, doc in lines:
+            if doc.get("ended_at") and str(doc.get("id")) not in ended:
+                ended[str(doc.get("id"))] = _iso(doc["ended_at"], f"{camp / 'faults.jsonl'}:{i}")
+        for i, doc in lines:
             if "started_at" not in doc:
                 continue  # an ended_at line
             where = f"{camp / 'faults.jsonl'}:{i}"
             if not isinstance(doc.get("target"), str) or not isinstance(doc.get("id"), str):
                 raise InputError(f"{where}: a fault needs 'id' and 'target'")
             onset = _iso(doc["started_at"], where)
-            ev = Evidence(graph, metrics, onset, changes=tuple(changes))
+            # What a live ranker could see: the series up to the fault's end (a campaign injects the
+            # next fault soon after, and its symptoms must not count for this one).
+            end = ended.get(doc["id"])
+            seen = metrics if end is None else {
+                s: {m: (t[t <= end], v[t <= end]) for m, (t, v) in ms.items()} for s, ms in metrics.items()}
+            ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(change_docs, onset)))
             cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev))
     return cases
 

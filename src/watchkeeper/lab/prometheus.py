@@ -113,7 +113,7 @@ _SUMMARIES = {
     "ServiceDown": "{{ $labels.service }} is down ({{ $labels.instance }} does not answer scrapes)",
     "HighErrorRatio": "{{ $labels.service }}: {{ $value | humanizePercentage }} of requests fail (SLO 5%)",
     "HighLatency": "{{ $labels.service }}: p90 latency {{ $value | humanize }}s (SLO 1s)",
-    "HighCpu": "{{ $labels.service }}: CPU {{ $value | humanize }} cores (limit 0.8)",
+    "HighCpu": "{{ $labels.service }}: CPU {{ $value | humanize }} cores (limit 0.3)",
     "MemoryGrowing": "{{ $labels.service }}: RSS grows {{ $value | humanize1024 }}B/min",
     "MemoryHigh": "{{ $labels.service }}: RSS {{ $value | humanize1024 }}B (limit 250 MiB)",
     "DependencyErrors": "{{ $labels.service }}: {{ $value | humanize }} failed calls/s to its dependencies",
@@ -138,13 +138,15 @@ def alert_rules(
     window = f"{max(10, round(4 * step))}s"
     out = []
     for rule in rules:
-        out.append({
+        doc: dict[str, Any] = {
             "alert": rule.alert,
             "expr": _promql(rule, job, window, growth_window),
             "for": f"{round((rule.for_steps - 1) * step)}s",
-            "labels": {"severity": rule.severity.value},
-            "annotations": {"summary": _SUMMARIES.get(rule.alert, rule.alert), "rule": rule.text},
-        })
+        }
+        if rule.clear_steps > 1:  # resolves on the clear_steps-th calm scrape, as the self-scrape monitor
+            doc["keep_firing_for"] = f"{round((rule.clear_steps - 1) * step)}s"
+        out.append(doc | {"labels": {"severity": rule.severity.value},
+                          "annotations": {"summary": _SUMMARIES.get(rule.alert, rule.alert), "rule": rule.text}})
     return {"groups": [{"name": "watchkeeper-lab-slo", "interval": interval, "rules": out}]}
 
 

@@ -36,6 +36,13 @@ ABSOLUTE_FLOORS: dict[str, float] = {
     "PodSuccessRate(%)": 1.0,
 }
 
+#: The harmful direction of metrics whose meaning is known (exact names, as the lab records them):
+#: +1 only a rise is evidence, -1 only a fall. A service whose CPU or latency *drops* because its caller
+#: stopped calling it is a victim, not a cause. Any other metric counts both ways.
+HARMFUL_SIDE: dict[str, int] = {
+    "error_ratio": 1, "latency_p90_s": 1, "cpu_rate": 1, "rss_bytes": 1, "disk_used_ratio": 1, "up": -1,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Params:
@@ -83,7 +90,8 @@ def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "
     q75, q25 = np.percentile(before, [75, 25])
     floor = _floor(name)
     scale = max(float(q75 - q25), floor if floor is not None else max(params.relative_floor * abs(median), 1e-9))
-    dev = np.abs(after - median) / scale
+    side = HARMFUL_SIDE.get(name)
+    dev = (np.abs(after - median) if side is None else np.maximum(side * (after - median), 0.0)) / scale
     i = int(np.argmax(dev))
     crossed = np.nonzero(dev >= params.threshold)[0]
     onset_at = float(after_t[crossed[0]]) if len(crossed) else None
