@@ -128,11 +128,14 @@ def test_invalid_config_fails_loudly(kwargs: dict[str, Any], error: str) -> None
 def test_tail_probabilities() -> None:
     tail = Tail(1000)
     rng = np.random.default_rng(0)
-    for v in rng.exponential(1.0, 1000):
+    values = rng.exponential(1.0, 1000)
+    for v in values:
         tail.add(float(v))
     # The bulk is empirical; beyond the top 2 % an exponential tail fitted to them.
-    # Below the cut (about the 75th percentile) a value gets the cut's share.
-    assert tail.p(0.0) == tail.p(math.log(2.0)) == pytest.approx(0.25, abs=0.05)
+    # Below the cut (near the 75th percentile: its share kept within [1/8, 1/2]) a value gets
+    # the cut's share.
+    share = (int((values > tail.cut).sum()) + 1) / 1001
+    assert tail.p(0.0) == tail.p(math.log(2.0)) == pytest.approx(share) and 1 / 8 <= share <= 1 / 2
     assert tail.p(math.log(10.0)) == pytest.approx(0.1, abs=0.02)
     assert tail.p(math.log(100.0)) == pytest.approx(0.01, rel=0.5)
     assert 1e-6 < tail.p(12.0) < 1e-4  # well beyond every value seen (the truth: 6e-6)
@@ -204,6 +207,30 @@ def test_tail_keeps_only_the_upper_part_sorted_and_is_exact_there() -> None:
     old = Tail(1000)
     old.load(values[-1000:])  # as saved before the cut: a plain list, all of it sorted
     assert old.cut == -math.inf and old.p(0.0) == 1.0
+
+
+def test_tail_answers_alike_whatever_its_memory_until_it_is_full() -> None:
+    """The cut is looked at every n // 8 values, n those held: a Tail that has not filled its
+    memory gives the same answers whatever that memory (with a look every memory // 8 values,
+    a large memory kept everything sorted and exact for its first memory // 8 values, then let
+    the cut go stale for as long: the score of a short series depended on the memory)."""
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.exponential(1.0, 300), rng.exponential(3.0, 300)]).tolist()
+    small, large = Tail(800), Tail(8000)
+    queries = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    for i, v in enumerate(values):
+        small.add(v)
+        large.add(v)
+        assert [small.log10_p(q) for q in queries] == [large.log10_p(q) for q in queries], i
+    n = len(values)
+    assert small.cut > 0.0 and n // 8 <= len(small.sorted) <= n // 2  # the bulk is only counted
+    # Saved and loaded part-way, it carries on alike.
+    copy = Tail(8000)
+    copy.load(json.loads(json.dumps(large.state())))
+    for v in rng.exponential(3.0, 200).tolist():
+        copy.add(v)
+        large.add(v)
+        assert copy.log10_p(2 * v) == large.log10_p(2 * v)
 
 
 def test_peak_onsets_reports_each_burst_once_at_its_peak() -> None:
