@@ -107,11 +107,12 @@ def correlation_yaml(topology: Mapping[str, Any], window_s: int = 300, flap_wind
     """The correlation config for the lab: a service's alerts group, and so do alerts on services
     within two hops of each other in the lab's dependency graph. The demo compresses time — a fault
     every half minute, and the front end's alerts fire and clear with each — so "flapping" is judged
-    over one minute (4 state changes), not the production default of ten."""
+    over one minute (6 state changes: firing and clearing three times), not the production default of
+    4 in ten."""
     graph: dict[str, list[str]] = {}
     for caller, callee in topology["edges"]:
         graph.setdefault(caller, []).append(callee)
-    lines = [f"window: {window_s}s", "flapping:", "  transitions: 4", f"  window: {flap_window_s}s",
+    lines = [f"window: {window_s}s", "flapping:", "  transitions: 6", f"  window: {flap_window_s}s",
              "strategies:", "  - type: labels", "    group_by: [service]",
              "  - type: topology", "    hops: 2", "    graph:"]
     lines += [f"      {caller}: [{', '.join(callees)}]" for caller, callees in sorted(graph.items())]
@@ -137,7 +138,7 @@ class ClosedLoop:
     def __init__(
         self, service: Watchkeeper, monitor: Any, topology: Mapping[str, Any], *,
         changes: Callable[[], Iterable[Mapping[str, Any]]] = tuple, approve_after: float | None = None,
-        rank_after: float = 6.0, clock: Callable[[], float] = time.time,
+        rank_after: float = 2.0, clock: Callable[[], float] = time.time,
     ) -> None:
         self.service, self.monitor, self.clock = service, monitor, clock
         self.graph = graph_of(topology)
@@ -146,8 +147,8 @@ class ClosedLoop:
         self.approve_after = approve_after
         self._pending_since: dict[int, float] = {}
         self._ranked: dict[int, tuple[str, ...]] = {}  # incident -> its top services as last set
-        #: Seconds of evidence after an incident opens before its causes are ranked (the onset window
-        #: of the ranker needs a few scrapes: the first one after a fault shows the loudest symptom).
+        #: Seconds of evidence after an incident opens before its causes are first ranked (one more
+        #: scrape: the first one after a fault shows the loudest symptom); re-ranked on every tick.
         self.rank_after = rank_after
         self.calibration = load_calibration("lab")
         self.events = 0

@@ -27,7 +27,7 @@ class Timing:
     interval: float = 2.0       # scrape and loop period
     warmup: float = 24.0        # healthy traffic the detectors learn from before the first fault
     timeout: float = 150.0      # per fault: give up waiting for detection and resolution
-    settle: float = 8.0         # healthy time between two faults
+    settle: float = 20.0        # healthy time between two faults (detectors judge "normal" on it)
 
 
 @dataclass(slots=True)

@@ -315,7 +315,8 @@ def read_lab(directory: Path) -> list[Case]:
             end = ended.get(doc["id"])
             seen = metrics if end is None else {
                 s: {m: (t[t <= end], v[t <= end]) for m, (t, v) in ms.items()} for s, ms in metrics.items()}
-            ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(change_docs, onset)))
+            known = change_docs if end is None else [c for c in change_docs if c["at"] <= end]
+            ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(known, onset)))
             cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev))
     return cases
 
