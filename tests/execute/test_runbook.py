@@ -104,3 +104,31 @@ def test_published_schema_is_current_and_validates_examples(tmp_path: Path) -> N
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+def test_a_cause_aimed_runbook_answers_the_causes_own_alerts() -> None:
+    """The lab's bad deploy: the caller's error alert (version v1) would let lab-restart through, but
+    the cause's own alerts name the bad configuration (v2), so restart does not match; rollback does."""
+    from importlib.resources import files
+
+    from watchkeeper.execute.select import match
+    from watchkeeper.model import Cause
+
+    catalog = load_catalog(Path(str(files("watchkeeper.lab") / "runbooks")))
+    restart, rollback = catalog.runbooks.get("lab-restart"), catalog.runbooks.get("lab-rollback")
+    assert restart is not None and rollback is not None
+    incident = {"services": ["store", "catalog"], "alerts": [
+        {"name": "HighErrorRatio", "service": "catalog", "status": "firing", "labels": {"version": "v1"}},
+        {"name": "HighErrorRatio", "service": "store", "status": "firing", "labels": {"version": "v2"}},
+    ]}
+    causes = [Cause("store", confidence=0.99)]
+    assert match(restart, incident, causes) is None
+    found = match(rollback, incident, causes)
+    assert found is not None and found.service == "store" and found.alert is not None
+    # a crash: the cause's own alert is accepted
+    crash = {"services": ["store"], "alerts": [{"name": "ServiceDown", "service": "store", "status": "firing",
+                                                "labels": {}}]}
+    assert match(restart, crash, causes) is not None
+    # the cause has no firing alert of its own: any accepted alert justifies the runbook (a silent cause)
+    silent = {"services": ["catalog"], "alerts": [incident["alerts"][0]]}
+    assert match(restart, silent, causes) is not None

@@ -59,6 +59,15 @@ def match(runbook: Runbook, incident: Mapping[str, Any], causes: Sequence[Cause]
     cause = _best_cause(selector, causes, service)
     if selector.causes is not None and cause is None:
         return None
+    if selector.causes is not None and cause is not None:
+        # A runbook aimed at the ranked cause answers the cause's own alerts when it has any: a caller's
+        # error alert must not send a restart to a service whose own alerts name a bad deploy.
+        own = [a for a in firing if a.get("service") == cause.component]
+        if own:
+            alert = next((a for a in own if _alert_ok(selector, a)), None)
+            if alert is None:
+                return None
+            service = alert["service"]
     return Match(alert, cause, service)
 
 
