@@ -237,3 +237,21 @@ def test_limits_hold_under_concurrent_storms(
     assert len(set(rows)) == len(rows), rows  # never two actions on one service
     assert autos == len(rows) == acted  # one action per auto decision, at most one per incident
     assert decided == incidents > expected_max  # every incident was decided on
+
+
+def test_a_new_ranking_leaves_an_approval_that_confidence_did_not_cause(
+        tmp_path: Path, make_service: Any, db_url: str) -> None:
+    """A runbook that always needs approval (autonomy: approve) keeps its pending request when the
+    ranking changes: superseding it without a new decision would leave nothing to approve."""
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("rollback", autonomy="approve", marker=marker))
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99)], "rca")
+    wk.governance.respond()
+    [pending] = wk.governance.approvals()
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.999), Cause("db", confidence=0.001)], "rca")
+    wk.governance.respond()
+    assert [p["id"] for p in wk.governance.approvals()] == [pending["id"]]
+    assert wk.governance.approvals("superseded") == []
+    assert wk.governance.vote(pending["id"], "token:bob", True)["status"] == "approved"
+    assert wk.governance.work() == 1 and marker.exists()

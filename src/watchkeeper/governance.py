@@ -144,11 +144,14 @@ class Governance:
         """A new ranking may change a decision nobody has acted on yet (no run, no vote)."""
         if store.has_action(conn, incident_id, runbook.id) or previous["verdict"] in ("auto", "deny", "shadow"):
             return False
-        for pending in store.pending_approvals_of(conn, incident_id, runbook.id):
-            if store.votes(conn, pending["id"]):
-                return False
-            store.set_approval_status(conn, pending["id"], "superseded", self.clock())
-        return previous["confidence"] is None or previous["reason"] in ("no_confidence", "low_confidence")
+        if not (previous["confidence"] is None or previous["reason"] in ("no_confidence", "low_confidence")):
+            return False  # the confidence was not what held it back: its approval request stands
+        pending = store.pending_approvals_of(conn, incident_id, runbook.id)
+        if any(store.votes(conn, p["id"]) for p in pending):
+            return False
+        for p in pending:
+            store.set_approval_status(conn, p["id"], "superseded", self.clock())
+        return True
 
     def _propose(self, runbook: Runbook, view: Mapping[str, Any], found: Match) -> Proposed:
         try:
