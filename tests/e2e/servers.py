@@ -14,10 +14,7 @@ In CI (``CI=true``) a missing binary fails the test; elsewhere it skips, naming 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +28,7 @@ import httpx
 import yaml
 
 from conftest import need
-from watchkeeper.lab.prometheus import alertmanager_config, prometheus_config, static_jobs
+from watchkeeper.lab.prometheus import alertmanager_config, free_port, prometheus_config, static_jobs, stop_group
 
 T = TypeVar("T")
 
@@ -61,13 +58,6 @@ def watchkeeper_command() -> Path:
     script = Path(sys.executable).parent / "watchkeeper"
     need(os.access(script, os.X_OK), f"{script} is missing (run `make setup`)")
     return script
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel picks it; a tiny race remains)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -148,18 +138,11 @@ class Server:
         wait_until(ready, timeout=timeout, what=f"{self.name} ready at {url}", logs=self.log_tail)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM the process group, SIGKILL it after ``timeout``; always reap and close the log."""
+        """Stop the process group (as the lab's daemons are); always close the log."""
         proc, self.proc = self.proc, None
         try:
             if proc is not None:
-                _signal_group(proc, signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc, signal.SIGKILL)
-                    proc.wait()
-                # Children that outlived the leader (none expected) go too.
-                _signal_group(proc, signal.SIGKILL)
+                stop_group(proc, timeout)
         finally:
             if self._log is not None:
                 self._log.close()
@@ -172,11 +155,6 @@ class Server:
             return f"---- {self.name}: no log ({exc})"
         tail = "\n".join(text.splitlines()[-lines:])
         return f"---- {self.name} ({self.log_path}), last {lines} lines:\n{tail}"
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 class Servers:

@@ -263,16 +263,11 @@ class Daemon:
                 time.sleep(0.2)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM the process group, SIGKILL it after ``timeout``; always reap and close the log."""
+        """Stop the process group (:func:`stop_group`); always close the log."""
         proc, self.proc = self.proc, None
         try:
             if proc is not None:
-                _signal_group(proc, signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc, signal.SIGKILL)
-                    proc.wait()
+                stop_group(proc, timeout)
         finally:
             if self._log is not None:
                 self._log.close()
@@ -289,6 +284,18 @@ class Daemon:
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL it after
+    ``timeout``, reap the leader; then SIGKILL whatever of the group outlived it."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    _signal_group(proc, signal.SIGKILL)
 
 
 @dataclass
