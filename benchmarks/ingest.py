@@ -50,7 +50,7 @@ import sqlalchemy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Text, insert, make_url, text
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Text, insert, make_url, text
 from sqlalchemy import Table as SqlTable
 
 from watchkeeper.model import Event
@@ -430,24 +430,32 @@ def event_rows(storm: Storm, count: int) -> list[dict[str, Any]]:
     return rows[:count]
 
 
-def insert_executemany(url: str, rows: list[dict[str, Any]], batch: int, label: str) -> float:
-    """rows/s: one ``Database.write()`` transaction (app engine, pragmas, locks) per batch."""
+def _timed_batches(url: str, table: SqlTable, count: int, batch: int, label: str,
+                   write: Callable[[Connection, int, int], object]) -> float:
+    """rows/s of ``write(conn, lo, hi)`` over ``count`` rows into ``table`` (created first), one
+    ``Database.write()`` transaction (app engine, pragmas, locks) per batch."""
     db = Database(url)
-    table = raw_table()
     try:
         table.metadata.create_all(db.engine)
         with progress_bar() as progress:
-            task = progress.add_task(label, total=len(rows))
+            task = progress.add_task(label, total=count)
             gc.collect()
             t0 = time.perf_counter()
-            for lo in range(0, len(rows), batch):
+            for lo in range(0, count, batch):
                 with db.write() as conn:
-                    conn.execute(insert(table), rows[lo:lo + batch])
-                progress.update(task, advance=min(batch, len(rows) - lo))
+                    write(conn, lo, min(lo + batch, count))
+                progress.update(task, advance=min(batch, count - lo))
             elapsed = time.perf_counter() - t0
     finally:
         db.dispose()
-    return len(rows) / elapsed
+    return count / elapsed
+
+
+def insert_executemany(url: str, rows: list[dict[str, Any]], batch: int, label: str) -> float:
+    """rows/s: SQLAlchemy Core executemany, one transaction per batch."""
+    table = raw_table()
+    return _timed_batches(url, table, len(rows), batch, label,
+                          lambda conn, lo, hi: conn.execute(insert(table), rows[lo:hi]))
 
 
 def sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -465,25 +473,12 @@ def sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def insert_driver(url: str, rows: list[tuple[Any, ...]], batch: int, label: str) -> float:
     """rows/s: DBAPI ``executemany`` of ready tuples (no SQLAlchemy per-row processing), one
-    ``Database.write()`` transaction per batch: the way the ingest path writes its rows."""
-    db = Database(url)
+    transaction per batch: the way the ingest path writes its rows."""
     table = raw_table()
     sql = (f"INSERT INTO {table.name} ({', '.join(RAW_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in RAW_COLUMNS)})")
-    try:
-        table.metadata.create_all(db.engine)
-        with progress_bar() as progress:
-            task = progress.add_task(label, total=len(rows))
-            gc.collect()
-            t0 = time.perf_counter()
-            for lo in range(0, len(rows), batch):
-                with db.write() as conn:
-                    conn.exec_driver_sql(sql, rows[lo:lo + batch])
-                progress.update(task, advance=min(batch, len(rows) - lo))
-            elapsed = time.perf_counter() - t0
-    finally:
-        db.dispose()
-    return len(rows) / elapsed
+    return _timed_batches(url, table, len(rows), batch, label,
+                          lambda conn, lo, hi: conn.exec_driver_sql(sql, rows[lo:hi]))
 
 
 def insert_copy(dsn: str, schema: str, rows: list[dict[str, Any]], batch: int, label: str) -> float:
