@@ -15,6 +15,12 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchkeeper.errors import ConfigError
+from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
+from watchkeeper.yamlfile import YamlPositions
+from watchkeeper.yamlfile import load as load_yaml
+
+#: Settings holding a path: a relative one in a YAML file is relative to that file.
+PATH_KEYS = ("correlation_config", "runbooks_dir")
 
 
 class Settings(BaseSettings):
@@ -40,6 +46,10 @@ class Settings(BaseSettings):
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )
     responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
+    watch: WatchConfig = Field(default_factory=WatchConfig,
+                               description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
+    topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")
+    rca: RcaConfig = Field(default_factory=RcaConfig, description="root-cause ranking in serve (YAML only)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"
@@ -63,29 +73,54 @@ class Settings(BaseSettings):
 def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Settings:
     """Build Settings from ``env`` (e.g. ``os.environ``) and an optional YAML file.
 
-    Environment variables win over the file. Errors name the offending key.
+    Environment variables win over the file. Errors name the offending key, and for the file its
+    line (``watchkeeper.yaml:12: watch.watches.0.direction: …``). Relative paths in the file are
+    relative to the file.
 
     >>> load_settings({"WATCHKEEPER_CORRELATION_WINDOW_SECONDS": "60"}).correlation_window_seconds
     60.0
     """
     values: dict[str, Any] = {}
     path = config_file or (Path(env["WATCHKEEPER_CONFIG"]) if env.get("WATCHKEEPER_CONFIG") else None)
+    doc: YamlPositions | None = None
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            doc = load_yaml(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        loaded = doc.data if doc.data is not None else {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of settings")
-        values.update(loaded)
+            raise ConfigError(f"{path}:1: the config file must hold a mapping of settings")
+        values.update(_relative_to(loaded, path.parent))
+    from_env = set()
     for key, value in env.items():
         if key.startswith("WATCHKEEPER_") and key != "WATCHKEEPER_CONFIG":
-            values[key.removeprefix("WATCHKEEPER_").lower()] = value
+            name = key.removeprefix("WATCHKEEPER_").lower()
+            values[name] = value
+            from_env.add(name)
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            if doc is not None and path is not None and loc and loc[0] not in from_env:
+                line, name = doc.where(loc)
+                problems.append(f"{path}:{line}: {name}: {err['msg']}")
+            else:
+                where = f"WATCHKEEPER_{str(loc[0]).upper()}" if loc and loc[0] in from_env else "settings"
+                problems.append(f"{where}: {'.'.join(str(p) for p in loc) or 'settings'}: {err['msg']}")
+        raise ConfigError("invalid settings:\n" + "\n".join(problems)) from exc
+
+
+def _relative_to(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The file's settings with relative paths made relative to ``base`` (the file's folder)."""
+    out = dict(values)
+    for key in PATH_KEYS:
+        if isinstance(out.get(key), str) and not Path(out[key]).is_absolute():
+            out[key] = str(base / out[key])
+    for section, key in (("topology", "file"), ("rca", "calibration")):
+        inner = out.get(section)
+        if isinstance(inner, dict) and isinstance(inner.get(key), str) and not Path(inner[key]).is_absolute():
+            out[section] = {**inner, key: str(base / inner[key])}
+    return out

@@ -1,0 +1,71 @@
+"""The detector that ``serve``'s watches and ``metrics detect`` use when none is named, with the
+threshold chosen for it by the evaluation protocol — shipped together, under one version that every
+anomaly's evidence names.
+
+``make(name, options)`` builds any built-in detector by its configuration name (an explicit
+registry, no lookup by string in globals).
+
+>>> d = make("default")
+>>> type(d).__name__, threshold_for("default") == DEFAULT.threshold
+('AnomalyLikelihood', True)
+>>> make("robust", {"window": 16}).params()["window"]
+16
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from watchkeeper.detect.base import Detector
+from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.likelihood import AnomalyLikelihood
+from watchkeeper.detect.robust import RobustSeasonal
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped:
+    """A detector configuration as shipped: how to build it, its threshold, and how the filter
+    treats anomalous points (``max_skip``: how many in a row are kept out of training)."""
+
+    name: str
+    version: str
+    build: Callable[..., Detector]
+    threshold: float
+    max_skip: int
+
+
+#: The configuration names a watch may give as ``detector:``.
+SHIPPED: Mapping[str, Shipped] = {
+    # AnomalyLikelihood learns every point: its tails must see the anomalies too (max_skip=0).
+    "likelihood": Shipped("likelihood", "likelihood-v1", AnomalyLikelihood, 0.8, 0),
+    "robust": Shipped("robust", "robust-v1", RobustSeasonal, 0.9, 30),
+    "cusum": Shipped("cusum", "cusum-v1", Cusum, 0.9, 30),
+}
+#: The project's best general detector (chosen by ``watchkeeper eval``'s held-out protocol).
+DEFAULT = SHIPPED["likelihood"]
+
+
+def shipped(name: str) -> Shipped:
+    """The shipped configuration called ``name`` (``default`` is :data:`DEFAULT`)."""
+    if name == "default":
+        return DEFAULT
+    try:
+        return SHIPPED[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; known: default, {', '.join(sorted(SHIPPED))}") from None
+
+
+def make(name: str = "default", options: Mapping[str, Any] | None = None) -> Detector:
+    """A new detector of configuration ``name`` with constructor ``options``; a clear
+    ``ValueError`` for an unknown name or option."""
+    config = shipped(name)
+    try:
+        return config.build(**dict(options or {}))
+    except TypeError as exc:
+        raise ValueError(f"detector {name!r}: {exc}") from None
+
+
+def threshold_for(name: str = "default") -> float:
+    return shipped(name).threshold

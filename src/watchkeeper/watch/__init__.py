@@ -1,0 +1,1 @@
+"""Watches: PromQL queries that serve evaluates continuously into anomaly and forecast events."""
