@@ -153,13 +153,16 @@ def _main(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML settings file (same as the global --config)")] = None,
 ) -> None:
-    """Run the API (migrations run at start-up)."""
+    """Run the API and the loop: watches, ranking, decisions, actions (migrations run at start-up)."""
     import uvicorn
 
     from watchkeeper import logs
     from watchkeeper.server import create_app
 
+    if config is not None:
+        STATE.config, STATE.settings = config, None
     cfg = settings()
     logs.configure(cfg.log_level)
     wk = Watchkeeper(cfg)

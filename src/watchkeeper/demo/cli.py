@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 
 from watchkeeper.demo import runner, view
-from watchkeeper.demo.closed_loop import DEFAULT_FAULTS, ClosedLoop, Outcome, parse_faults
+from watchkeeper.demo.closed_loop import DEFAULT_FAULTS, Observer, Outcome, parse_faults
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -32,15 +32,20 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
     signal.signal(signal.SIGTERM, _terminate)
     timing = runner.Timing(warmup=warmup, timeout=timeout)
     directory = directory.resolve()
-    db = directory / "watchkeeper.db"
+    from watchkeeper.lab import prometheus
+
+    if not prometheus.installed():
+        print("demo: Prometheus is not installed (run 'make demo' as root, or 'apt-get install prometheus "
+              "prometheus-alertmanager'), so the demo watches the lab's services directly and posts their alerts: "
+              "the server gets alerts but no series to rank causes on.", file=sys.stderr, flush=True)
+    config = directory / "lab" / ("watchkeeper-manual.yaml" if manual else "watchkeeper.yaml")
     if manual:
-        hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper incidents list, then fix it: watchkeeper "
+        hint = (f"watchkeeper --config {config} incidents list, then fix it: watchkeeper "
                 f"lab restart|scale|clear-tmp|rollback SERVICE --dir {directory / 'lab'}")
     else:
-        hint = (f"WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper approvals approve {{id}} "
-                f"--dir {directory / 'lab' / 'runbooks'}")
+        hint = f"watchkeeper --config {config} approvals approve {{id}}"
     if headless:
-        def progress(phase: str, _loop: ClosedLoop | None, _o: list[Outcome], _c: Outcome | None) -> None:
+        def progress(phase: str, _obs: Observer | None, _o: list[Outcome], _c: Outcome | None) -> None:
             if phase != getattr(progress, "last", None):
                 print(f"demo: {phase}", file=sys.stderr, flush=True)
                 progress.last = phase  # type: ignore[attr-defined]
@@ -54,18 +59,20 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
 
     out.rule("[bold]Watchkeeper demo: the whole loop, live[/bold]")
     if manual:
-        out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them and ranks causes, but runs no "
+        out.print(f"The lab's services run on 127.0.0.1, watched by Prometheus and by `watchkeeper serve`, which "
+                  f"ranks causes but runs no "
                   f"runbook: {len(chosen)} faults are injected one after another, each left for you to find and "
                   f"fix from another terminal:\n  [bold]{hint}[/bold]")
     else:
-        out.print(f"The lab's services run on 127.0.0.1; Watchkeeper watches them, and {len(chosen)} faults are "
+        out.print(f"The lab's services run on 127.0.0.1, watched by Prometheus and by `watchkeeper serve` (its "
+                  f"own process, on the lab's watchkeeper.yaml); {len(chosen)} faults are "
                   "injected one after another. Low-risk, confident fixes run by themselves; the rest wait for "
                   f"a human: approve from another terminal with\n  [bold]{hint.format(id='ID')}[/bold]\n"
                   + ("" if approve_after is None else
                      f"(a stand-in approver answers requests left unanswered for {approve_after:g} s)"))
     with Live(console=out, refresh_per_second=4, transient=False) as live:
-        def show(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], _c: Outcome | None) -> None:
-            rendered: Any = view.render(phase, loop, outcomes, hint, blind=manual)
+        def show(phase: str, obs: Observer | None, outcomes: list[Outcome], _c: Outcome | None) -> None:
+            rendered: Any = view.render(phase, obs, outcomes, hint, blind=manual)
             live.update(rendered)
 
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=show,
@@ -74,5 +81,5 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
     k = result.kpis
     out.print(f"KPIs: MTTA {k.get('mtta', {}).get('mean')} s, MTTR {k.get('mttr', {}).get('mean')} s over "
               f"{k.get('incidents')} incidents · audit: {result.audit}")
-    out.print(f"Explore it: [bold]WATCHKEEPER_DATABASE_URL=sqlite:///{db} watchkeeper incidents list[/bold]")
+    out.print(f"Explore it: [bold]watchkeeper --config {config} incidents list[/bold]")
     return 0 if result.audit_ok else 1

@@ -1,33 +1,22 @@
-"""The whole loop on the local lab, fault after fault: detection → incident → ranked cause →
-governed runbook → verification → resolution.
+"""The demo's side of the loop: it injects faults into the lab and watches what ``watchkeeper
+serve`` does with each one — through the server's API alone. It detects, ranks and decides nothing
+itself: the server's watches and the lab's Prometheus alerts detect, the server ranks causes on the
+topology of its configuration, and its governance runs (or asks approval for) the lab's runbooks.
 
-:class:`ClosedLoop` ties the pieces together and keeps no knowledge of its own: the lab's monitor
-turns scraped metrics into events, :meth:`Watchkeeper.ingest_events` correlates them into incidents,
-:func:`watchkeeper.rca.rank` ranks causes on the lab's topology (set through governance, which audits
-them and re-decides), and the governance responder runs or asks approval for the lab's runbooks.
-:func:`run_campaign` injects faults one at a time and measures each one's outcome.
+:class:`Api` is the few API calls the demo makes; :class:`Observer` turns what the API shows into one
+:class:`Outcome` per fault and stands in for the human approver when asked to.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-import numpy as np
-
-from watchkeeper import rca
-from watchkeeper.errors import WatchkeeperError
-from watchkeeper.eval.rca import LAB_IGNORED, lab_changes
-from watchkeeper.lab.record import COLUMNS
-from watchkeeper.model import Cause
-from watchkeeper.rca.calibration import load as load_calibration
-from watchkeeper.service import Watchkeeper
+import httpx
 
 #: One fault of every kind the lab knows, on a service where it makes sense, in demo order.
 DEFAULT_FAULTS: tuple[tuple[str, str], ...] = (
@@ -40,12 +29,7 @@ DEFAULT_FAULTS: tuple[tuple[str, str], ...] = (
     ("cpu_hog", "catalog"),
     ("dependency_outage", "catalog"),
 )
-#: The series the ranker reads: those a recorded campaign keeps (``eval rca --format lab`` reads the same),
-#: less traffic volume, which moves with the load generator rather than with a fault.
-RANKED_METRICS = frozenset(COLUMNS) - frozenset(LAB_IGNORED)
-ACTOR = "watchkeeper-demo"
 APPROVER = "demo-approver"
-RANKER = "rca"
 
 
 @dataclass(slots=True)
@@ -103,27 +87,47 @@ def parse_faults(spec: str, services: Sequence[str], kinds: Sequence[str]) -> li
     return out
 
 
-def correlation_yaml(topology: Mapping[str, Any], window_s: int = 300, flap_window_s: int = 60) -> str:
-    """The correlation config for the lab: a service's alerts group, and so do alerts on services
-    within two hops of each other in the lab's dependency graph. The demo compresses time — a fault
-    every half minute, and the front end's alerts fire and clear with each — so "flapping" is judged
-    over one minute (6 state changes: firing and clearing three times), not the production default of
-    4 in ten."""
-    graph: dict[str, list[str]] = {}
-    for caller, callee in topology["edges"]:
-        graph.setdefault(caller, []).append(callee)
-    lines = [f"window: {window_s}s", "flapping:", "  transitions: 6", f"  window: {flap_window_s}s",
-             "strategies:", "  - type: labels", "    group_by: [service]",
-             "  - type: topology", "    hops: 2", "    graph:"]
-    lines += [f"      {caller}: [{', '.join(callees)}]" for caller, callees in sorted(graph.items())]
-    return "\n".join(lines) + "\n"
+class Api:
+    """The server's API as the demo uses it (a bearer token of role approver, or admin)."""
 
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False,
+                                    headers={"Authorization": f"Bearer {token}"})
 
-def graph_of(topology: Mapping[str, Any]) -> nx.DiGraph:
-    g: nx.DiGraph = nx.DiGraph()
-    g.add_nodes_from(topology["services"])
-    g.add_edges_from((a, b) for a, b in topology["edges"])
-    return g
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, **params: Any) -> Any:
+        response = self._client.get(path, params={k: v for k, v in params.items() if v is not None})
+        response.raise_for_status()
+        return response.json()
+
+    def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self._get("/api/v1/incidents", limit=limit))
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        return dict(self._get(f"/api/v1/incidents/{incident_id}"))
+
+    def approvals(self, status: str = "pending") -> list[dict[str, Any]]:
+        return list(self._get("/api/v1/approvals", status=status))
+
+    def approve(self, approval_id: int, comment: str) -> bool:
+        """False when the request is no longer pending (a human or expiry was faster)."""
+        response = self._client.post(f"/api/v1/approvals/{approval_id}/approve", json={"comment": comment})
+        if response.status_code == 409:
+            return False
+        response.raise_for_status()
+        return True
+
+    def kpis(self) -> dict[str, Any]:
+        return dict(self._get("/api/v1/kpis"))
+
+    def audit_verify(self) -> dict[str, Any]:
+        return dict(self._get("/api/v1/audit/verify"))
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._client.get("/healthz").json())
 
 
 def _ts(value: Any) -> float:
@@ -132,88 +136,31 @@ def _ts(value: Any) -> float:
     return datetime.fromisoformat(str(value)).timestamp()
 
 
-class ClosedLoop:
-    """One step of the loop per :meth:`tick`; the governance responder runs in its own thread."""
+class Observer:
+    """What the server did with each fault, read from its API; optionally approves for a human."""
 
-    def __init__(
-        self, service: Watchkeeper, monitor: Any, topology: Mapping[str, Any], *,
-        changes: Callable[[], Iterable[Mapping[str, Any]]] = tuple, approve_after: float | None = None,
-        rank_after: float = 2.0, clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.service, self.monitor, self.clock = service, monitor, clock
-        self.graph = graph_of(topology)
-        self.changes = changes
+    def __init__(self, api: Api, *, approve_after: float | None = None) -> None:
+        self.api = api
         #: Approve a pending action nobody has answered after this many seconds (None: never).
         self.approve_after = approve_after
         self._pending_since: dict[int, float] = {}
-        self._ranked: dict[int, tuple[str, ...]] = {}  # incident -> its top services as last set
-        #: Seconds of evidence after an incident opens before its causes are first ranked (one more
-        #: scrape: the first one after a fault shows the loudest symptom); re-ranked on every tick.
-        self.rank_after = rank_after
-        self.calibration = load_calibration("lab")
-        self.events = 0
 
-    # -- one step ------------------------------------------------------------------------------
-    def tick(self) -> list[dict[str, Any]]:
-        """Scrape, ingest, rank what changed, approve if asked to; returns the open incidents."""
-        now = self.clock()
-        events = self.monitor.step(now)
-        if events:
-            self.service.ingest_events("lab", list(events), actor="lab-monitor")
-            self.events += len(events)
-        open_incidents = [i for i in self.service.incidents(limit=100) if i["status"] != "resolved"]
-        for incident in open_incidents:
-            self._rank(incident, now)
-        if self.approve_after is not None:
-            self.approve_pending(now)
-        return open_incidents
-
-    def _rank(self, incident: Mapping[str, Any], now: float) -> None:
-        """Rank once the incident has ``rank_after`` seconds of evidence, then again on every tick while
-        it is open; governance hears of a ranking only when its top three change."""
-        if now - _ts(incident["opened_at"]) < self.rank_after:
-            return
-        causes = self.rank(incident)
-        top = tuple(c.component for c in causes[:3])
-        if not causes or self._ranked.get(incident["id"]) == top:
-            return
-        self._ranked[incident["id"]] = top
-        self.service.governance.set_causes(incident["id"], causes, RANKER)
-
-    def rank(self, incident: Mapping[str, Any]) -> list[Cause]:
-        """Rank the incident's probable causes from the monitor's series, the graph and changes."""
-        starts = [_ts(a["starts_at"]) for a in incident["alerts"] if a.get("starts_at") is not None]
-        onset = min(starts) if starts else _ts(incident["opened_at"])
-        metrics = {
-            service: {name: (np.fromiter((p[0] for p in points), float), np.fromiter((p[1] for p in points), float))
-                      for name, points in series.items() if name in RANKED_METRICS}
-            for service, series in self.monitor.series.items()
-        }
-        changes = lab_changes([dict(c) | {"at": _ts(c["at"])} for c in self.changes()], onset)
-        evidence = rca.Evidence(graph=self.graph, metrics=metrics, onset=onset, changes=changes)
-        return rca.rank(list(incident["services"]), evidence, calibration=self.calibration)
+    def open_incidents(self) -> list[dict[str, Any]]:
+        return [i for i in self.api.incidents(limit=100) if i["status"] != "resolved"]
 
     def approve_pending(self, now: float) -> list[int]:
         """Stand in for the human approver on requests left unanswered for ``approve_after`` s."""
-        approved = []
-        for row in self.service.governance.approvals("pending"):
+        approved: list[int] = []
+        if self.approve_after is None:
+            return approved
+        for row in self.api.approvals("pending"):
             first = self._pending_since.setdefault(int(row["id"]), now)
-            if self.approve_after is None or now - first < self.approve_after:
+            if now - first < self.approve_after:
                 continue
-            try:
-                self.service.governance.vote(int(row["id"]), APPROVER, True,
-                                             f"demo approver: nobody answered in {self.approve_after:g} s")
-            except WatchkeeperError:  # lost a race with a human or with expiry: nothing left to approve
-                continue
-            approved.append(int(row["id"]))
+            if self.api.approve(int(row["id"]), f"demo approver: nobody answered in {self.approve_after:g} s"):
+                approved.append(int(row["id"]))
         return approved
 
-    def latest(self) -> dict[str, dict[str, float]]:
-        """Each service's most recent derived values (for the live view)."""
-        return {service: {name: points[-1][1] for name, points in series.items() if points}
-                for service, series in self.monitor.series.items()}
-
-    # -- outcome ---------------------------------------------------------------------------------
     def observe(self, outcome: Outcome, fault: Mapping[str, Any] | None = None) -> Outcome:
         """Fill ``outcome`` from the incidents opened since the injection (the first one gives the
         detection, cause and action) and from the lab's ground truth ``fault`` record: the fault
@@ -223,20 +170,20 @@ class ClosedLoop:
         if fault is not None and fault.get("ended_at"):
             outcome.ended_by = str(fault.get("ended_by") or "?")
             outcome.ended_after_s = round(_ts(fault["ended_at"]) - outcome.injected_at, 1)
-        mine = [i for i in self.service.incidents(limit=100) if _ts(i["opened_at"]) >= outcome.injected_at - 1]
+        mine = [i for i in self.api.incidents(limit=100) if _ts(i["opened_at"]) >= outcome.injected_at - 1]
         if not mine:
             return outcome
         incident = min(mine, key=lambda i: _ts(i["opened_at"]))
-        detail = self.service.incident(incident["id"])
+        detail = self.api.incident(incident["id"])
         outcome.detected, outcome.incident = True, incident["id"]
         outcome.detected_after_s = round(max(0.0, _ts(incident["opened_at"]) - outcome.injected_at), 1)
-        if detail["causes"]:
+        if detail.get("causes"):
             top = detail["causes"][0]
             outcome.top_cause, outcome.confidence = top["component"], round(float(top["confidence"]), 3)
             outcome.cause_correct = top["component"] == outcome.target
-        for action in detail["actions"]:
+        for action in detail.get("actions", []):
             outcome.action = f"{action['runbook_id']}: {action['status']}"
-        for decision in detail["decisions"]:
+        for decision in detail.get("decisions", []):
             outcome.mode = str(decision["verdict"])
         closed = [i for i in mine if i["status"] == "resolved" and i.get("resolved_at") is not None]
         ended = fault is None or outcome.ended_after_s is not None

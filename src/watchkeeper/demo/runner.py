@@ -1,30 +1,44 @@
-"""``watchkeeper demo``: start the lab and a live Watchkeeper, inject faults one after another, and
-measure what the loop does with each — shown live (Rich) or, ``--headless``, as one JSON line."""
+"""``watchkeeper demo``: the lab, its Prometheus and Alertmanager, and ``watchkeeper serve --config
+<lab dir>/watchkeeper.yaml`` as its own process — then faults injected one after another, and what
+the server does with each measured through its API (shown live with Rich, or ``--headless`` as one
+JSON line). The demo is one more user of the server: it detects, ranks and decides nothing itself.
+
+Without Prometheus (not installed, and not root to install it), the demo says so and watches the
+lab's services directly: it scrapes them and posts the SLO alerts to the server's ingest API, as
+any monitoring agent could; the server then has alerts but no series to rank causes on.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from watchkeeper.demo.closed_loop import ClosedLoop, Outcome, correlation_yaml
-from watchkeeper.demo.storm import LiveServer
-from watchkeeper.lab import Lab
-from watchkeeper.lab.record import Recorder
-from watchkeeper.lab.signals import Monitor, Scraper
+import httpx
+
+from watchkeeper.demo.closed_loop import APPROVER, Api, Observer, Outcome
+from watchkeeper.lab import Lab, serve_config
 from watchkeeper.service import Role, Watchkeeper
-from watchkeeper.settings import Settings
+from watchkeeper.settings import load_settings
+
+READY_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class Timing:
     """How long each phase may take, in seconds (the defaults suit the lab on a laptop)."""
 
-    interval: float = 2.0       # scrape and loop period
+    interval: float = 2.0       # how often the demo looks at the server's API
     warmup: float = 24.0        # healthy traffic the detectors learn from before the first fault
     timeout: float = 150.0      # per fault: give up waiting for detection and resolution
     settle: float = 20.0        # healthy time between two faults (detectors judge "normal" on it)
@@ -34,12 +48,13 @@ class Timing:
 class DemoRun:
     directory: Path
     url: str = ""
-    database: Path = Path()
+    config: Path = Path()
     outcomes: list[Outcome] = field(default_factory=list)
     kpis: dict[str, Any] = field(default_factory=dict)
     audit: str = ""
     audit_ok: bool = False
     manual: bool = False
+    prometheus: bool = True
 
     def totals(self) -> dict[str, Any]:
         n = len(self.outcomes)
@@ -55,6 +70,7 @@ class DemoRun:
             "mean_mttr_s": _mean([o.mttr_s for o in resolved]),
             "audit_ok": self.audit_ok,
             "mode": "manual" if self.manual else "automated",
+            "signals": "prometheus" if self.prometheus else "direct scrape",
         }
 
     def as_json(self) -> str:
@@ -67,11 +83,112 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return round(sum(xs) / len(xs), 1) if xs else None
 
 
-Show = Callable[[str, ClosedLoop | None, list[Outcome], Outcome | None], None]
+Show = Callable[[str, Observer | None, list[Outcome], Outcome | None], None]
 
 
-def _quiet(_phase: str, _loop: ClosedLoop | None, _outcomes: list[Outcome], _current: Outcome | None) -> None:
+def _quiet(_phase: str, _obs: Observer | None, _outcomes: list[Outcome], _current: Outcome | None) -> None:
     return None
+
+
+class Server:
+    """``watchkeeper serve --config FILE`` as a child process in its own process group."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log_path = config, log
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, timeout: float = READY_TIMEOUT) -> Server:
+        settings = load_settings({}, self.config)
+        self.url = f"http://{settings.host}:{settings.port}"
+        self._log = self.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "watchkeeper.cli", "--config", str(self.config), "serve"],
+            env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0, trust_env=False) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    code = self.proc.returncode
+                    self.stop()
+                    raise RuntimeError(f"watchkeeper serve exited with code {code}:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(self.url + "/healthz").status_code in (200, 503):
+                        return self
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"watchkeeper serve was not ready after {timeout:.0f}s:\n{self.log_tail()}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(no log: {exc})"
+
+
+def tokens(config: Path) -> dict[Role, str]:
+    """An approver token (the stand-in approver) and an admin token (audit verification) in the
+    database the server will use."""
+    service = Watchkeeper(load_settings({}, config), metrics=False)
+    try:
+        service.upgrade()
+        return {Role.APPROVER: service.create_token(Role.APPROVER, APPROVER, "demo"),
+                Role.ADMIN: service.create_token(Role.ADMIN, "demo-admin", "demo")}
+    finally:
+        service.close()
+
+
+class DirectWatch:
+    """The fallback without Prometheus: scrape the lab's services, evaluate the SLO rules, and post the
+    alerts to the server's ingest API (as a monitoring agent would)."""
+
+    def __init__(self, lab: Lab, interval: float) -> None:
+        from watchkeeper.lab.signals import Monitor, Scraper
+
+        wk = lab.state().get("watchkeeper") or {}
+        self.monitor = Monitor(Scraper.from_lab(lab.dir), detector=None)
+        self.interval = interval
+        self._client = httpx.Client(base_url=wk["url"], timeout=10.0, trust_env=False,
+                                    headers={"Authorization": f"Bearer {wk['ingest_token']}"})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-direct-watch", daemon=True)
+
+    def start(self) -> DirectWatch:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from watchkeeper.lab.signals import as_native, watch
+
+        def emit(events: list[Any]) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                self._client.post("/api/v1/ingest/events", json={"events": [as_native(e) for e in events]})
+
+        watch(self.monitor, self.interval, emit, self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.monitor.close()
+        self._client.close()
 
 
 def run(
@@ -80,47 +197,85 @@ def run(
 ) -> DemoRun:
     """Run the lab campaign in ``directory`` (wiped first). ``show`` is called on every tick.
 
-    ``manual``: Watchkeeper detects, correlates and ranks but runs no runbook — each fault is left for
-    a person to fix with ``watchkeeper lab restart|scale|clear-tmp|rollback`` — the baseline the
-    automated MTTR is compared with."""
+    ``manual``: the server detects, correlates and ranks but has no runbooks — each fault is left
+    for a person to fix with ``watchkeeper lab restart|scale|clear-tmp|rollback`` — the baseline the
+    automated MTTR is compared with. ``record``: the lab's signals (scraped directly, every
+    ``interval``) and ground truth are written there for ``watchkeeper eval rca --format lab``."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    result = DemoRun(directory, database=directory / "watchkeeper.db", manual=manual)
     lab = Lab(directory / "lab")
-    show("starting the lab", None, result.outcomes, None)
+    result = DemoRun(directory, manual=manual)
+    show("starting the lab, Prometheus and Alertmanager", None, result.outcomes, None)
     lab.up()
+    recorder_stop = threading.Event()
+    recorder: threading.Thread | None = None
+    direct: DirectWatch | None = None
+    server: Server | None = None
     try:
-        topology = lab.topology()
-        correlation = directory / "correlation.yaml"
-        correlation.write_text(correlation_yaml(topology))
-        settings = Settings(database_url=f"sqlite:///{result.database}", correlation_config=correlation,
-                            runbooks_dir=None if manual else lab.runbooks_dir,
-                            responder_interval_seconds=0.5)
-        service = Watchkeeper(settings)
-        service.upgrade()
-        service.create_token(Role.APPROVER, "demo-approver", "demo")
-        recorder = Recorder(record) if record is not None else None
-        monitor = Monitor(Scraper.from_lab(lab.dir), recorder=recorder)
-        loop = ClosedLoop(service, monitor, topology, changes=lab.changes, approve_after=approve_after)
+        state = lab.state()
+        result.prometheus = bool((state.get("monitoring") or {}).get("prometheus"))
+        config = lab.settings_file
+        if manual:  # the same settings without runbooks: nothing may run by itself
+            settings = load_settings({}, config)
+            config = serve_config.write(lab.dir, lab.topology(), port=settings.port,
+                                       prometheus_url=settings.watch.prometheus[0].url if settings.watch.prometheus
+                                       else None, name="watchkeeper-manual.yaml", runbooks=False)
+        result.config = config
+        keys = tokens(config)
+        show("starting watchkeeper serve", None, result.outcomes, None)
+        server = Server(config, directory / "serve.log").start()
+        result.url = server.url
+        if not result.prometheus:
+            direct = DirectWatch(lab, timing.interval).start()
+        if record is not None:
+            recorder = _start_recorder(lab, record, timing.interval, recorder_stop)
+        api = Api(server.url, keys[Role.ADMIN])
+        observer = Observer(api, approve_after=approve_after)
         try:
-            with LiveServer(service) as live:
-                result.url = live.url
-                _campaign(lab, loop, faults, timing, show, result, blind=manual)
-                result.kpis = service.kpis().as_dict()
-                verdict = service.verify_audit()
-                result.audit, result.audit_ok = str(verdict), verdict.ok
+            _campaign(lab, observer, faults, timing, show, result, blind=manual)
+            result.kpis = api.kpis()
+            verdict = api.audit_verify()
+            result.audit_ok = bool(verdict.get("ok"))
+            result.audit = str(verdict.get("detail") or verdict)
         finally:
-            service.close()
-            monitor.close()
+            api.close()
+    finally:
+        recorder_stop.set()
+        if recorder is not None:
+            recorder.join(timeout=30)
+        if direct is not None:
+            direct.stop()
+        if server is not None:
+            server.stop()
         if record is not None:
             lab.export_ground_truth(record)
-    finally:
         lab.down()
     return result
 
 
-def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], timing: Timing, show: Show,
+def _start_recorder(lab: Lab, record: Path, interval: float, stop: threading.Event) -> threading.Thread:
+    """Record the lab's derived signals for ``eval rca --format lab`` (scraped directly: the recording
+    is the evaluation's, not the loop's)."""
+    from watchkeeper.lab.record import Recorder
+    from watchkeeper.lab.signals import Scraper
+
+    def loop() -> None:
+        scraper, recorder = Scraper.from_lab(lab.dir), Recorder(record)
+        try:
+            while not stop.is_set():
+                now = time.time()
+                recorder.write(now, scraper.scrape(now))
+                stop.wait(max(0.0, interval - (time.time() - now)))
+        finally:
+            scraper.close()
+
+    thread = threading.Thread(target=loop, name="demo-recorder", daemon=True)
+    thread.start()
+    return thread
+
+
+def _campaign(lab: Lab, observer: Observer, faults: Sequence[tuple[str, str]], timing: Timing, show: Show,
               result: DemoRun, *, blind: bool = False) -> None:
     """Inject the faults one after another; ``blind`` keeps each fault's kind and target out of the
     phase shown (a person fixing them must find the cause the way an on-call engineer would)."""
@@ -131,11 +286,12 @@ def _campaign(lab: Lab, loop: ClosedLoop, faults: Sequence[tuple[str, str]], tim
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             started = time.monotonic()
-            open_incidents = loop.tick()
+            open_incidents = observer.open_incidents()
+            observer.approve_pending(time.time())
             if current is not None and not current.timed_out:
-                record = next((f for f in lab.faults() if f["id"] == truth.get("id")), None)
-                loop.observe(current, record)
-            show(phase, loop, result.outcomes, current)
+                fault = next((f for f in lab.faults() if f["id"] == truth.get("id")), None)
+                observer.observe(current, fault)
+            show(phase, observer, result.outcomes, current)
             if until is not None and until(open_incidents):
                 return
             time.sleep(max(0.0, timing.interval - (time.monotonic() - started)))

@@ -1,5 +1,6 @@
-"""The demo's live terminal view: the lab's services, open incidents with their ranked cause, what
-governance decided and did, and each fault's outcome so far."""
+"""The demo's live terminal view, drawn from the server's API alone: open incidents with their
+ranked cause, what governance decided and did, requests waiting for a human, and each fault's
+outcome so far."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from watchkeeper.demo.closed_loop import ClosedLoop, Outcome
+from watchkeeper.demo.closed_loop import Observer, Outcome
 
 
 def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 1) -> str:
@@ -21,28 +22,14 @@ def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 
     return f"{value * scale:.{digits}f}{unit}"
 
 
-def services_table(latest: Mapping[str, Mapping[str, float]]) -> Table:
-    table = Table("service", "up", "req/s", "errors", "p90", "cpu", "rss", "disk", title="lab services",
-                  expand=True)
-    for name, m in sorted(latest.items()):
-        up = m.get("up", 0.0) >= 1.0
-        table.add_row(
-            name, Text("up", style="green") if up else Text("DOWN", style="bold red"),
-            _fmt(m.get("request_rate")), _fmt(m.get("error_ratio"), "%", 100),
-            _fmt(m.get("latency_p90_s"), " ms", 1000, 0), _fmt(m.get("cpu_rate"), "", 1, 2),
-            _fmt(m.get("rss_bytes"), " MB", 1e-6, 0), _fmt(m.get("disk_used_ratio"), "%", 100, 0),
-        )
-    return table
-
-
-def incidents_table(loop: ClosedLoop) -> Table:
+def incidents_table(observer: Observer) -> Table:
     table = Table("id", "status", "services", "alerts", "top cause (confidence)", "decision", "action",
-                  title="incidents", expand=True)
-    for incident in loop.service.incidents(limit=6):
-        detail = loop.service.incident(incident["id"])
-        cause = detail["causes"][0] if detail["causes"] else None
-        decision = detail["decisions"][-1] if detail["decisions"] else None
-        action = detail["actions"][-1] if detail["actions"] else None
+                  title="incidents (GET /api/v1/incidents)", expand=True)
+    for incident in observer.api.incidents(limit=6):
+        detail = observer.api.incident(incident["id"])
+        cause = detail["causes"][0] if detail.get("causes") else None
+        decision = detail["decisions"][-1] if detail.get("decisions") else None
+        action = detail["actions"][-1] if detail.get("actions") else None
         table.add_row(
             str(incident["id"]), incident["status"], ",".join(incident["services"]), str(incident["alert_count"]),
             f"{cause['component']} ({cause['confidence']:.2f})" if cause else "–",
@@ -69,13 +56,12 @@ def outcomes_table(outcomes: list[Outcome], blind: bool = False) -> Table:
     return table
 
 
-def render(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], approve_hint: str,
+def render(phase: str, observer: Observer | None, outcomes: list[Outcome], approve_hint: str,
            blind: bool = False) -> Any:
     parts: list[Any] = [Text(f"▶ {phase}", style="bold cyan")]
-    if loop is not None:
-        parts.append(services_table(loop.latest()))
-        parts.append(incidents_table(loop))
-        pending = loop.service.governance.approvals("pending")
+    if observer is not None:
+        parts.append(incidents_table(observer))
+        pending = observer.api.approvals("pending")
         if pending:
             lines = [f"approval {p['id']}: {p['runbook_id']} on incident {p['incident_id']} — "
                      f"{approve_hint.format(id=p['id'])}" for p in pending]

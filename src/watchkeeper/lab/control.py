@@ -89,6 +89,8 @@ class Lab:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         tmp.replace(self.state_file)
+        if state.get("monitoring", {}).get("prometheus"):
+            self._write_targets(state)
 
     def topology(self) -> dict[str, Any]:
         """``{"services": [...], "edges": [[caller, callee], ...]}`` (from topology.json when up)."""
@@ -156,9 +158,13 @@ class Lab:
         return any(_alive(pid) for pid in _pids(state))
 
     def up(self, *, rps: float = 20.0, capacity_mb: float = 50.0, services: Sequence[str] = SERVICES,
-           edges: Iterable[tuple[str, str]] = EDGES) -> dict[str, Any]:
+           edges: Iterable[tuple[str, str]] = EDGES, monitoring: bool = True,
+           serve_port: int | None = None) -> dict[str, Any]:
         """Start every service and the load generator, wait until each answers ``/healthz``, write
-        ``lab.json`` and ``topology.json``. Returns the ``lab.json`` contents."""
+        ``lab.json`` and ``topology.json``. With ``monitoring`` (the default), also start the lab's
+        Prometheus and Alertmanager when they are installed (Alertmanager sends its alerts to the
+        Watchkeeper that ``watchkeeper.yaml`` describes) and write ``watchkeeper.yaml``: the settings
+        ``watchkeeper serve --config`` runs the whole loop on. Returns the ``lab.json`` contents."""
         if not 0 < rps <= 500 or not 0 < capacity_mb <= 1024:
             raise LabError("--rps must be in (0, 500] and --capacity-mb in (0, 1024] (the lab stays small)")
         if self.is_up():
@@ -171,7 +177,8 @@ class Lab:
         if unknown:
             raise LabError(f"edges name services that are not in the lab: {', '.join(unknown)}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("faults.jsonl", "changes.jsonl", "lab.json"):
+        for stale in ("faults.jsonl", "changes.jsonl", "lab.json", "watchkeeper.db", "watchkeeper.db-wal",
+                      "watchkeeper.db-shm"):
             (self.dir / stale).unlink(missing_ok=True)
         for sub in ("config", "data"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
@@ -197,11 +204,83 @@ class Lab:
                                "--rps", str(rps), "--log", str(self.dir / "logs" / "loadgen.log")], "loadgen")
             state["loadgen"] = {"pid": pid, "rps": float(rps), "target": entry}
             self._save(state)
+            self.runbooks_dir  # noqa: B018 (writes the runnable runbooks)
+            if monitoring:
+                self._start_monitoring(state, topology, serve_port)
         except BaseException:
             self.down()
             raise
-        self.runbooks_dir  # noqa: B018 (writes the runnable runbooks)
         return state
+
+    @property
+    def settings_file(self) -> Path:
+        """``watchkeeper.yaml``: what ``watchkeeper serve --config`` needs to watch this lab."""
+        return self.dir / "watchkeeper.yaml"
+
+    def _start_monitoring(self, state: dict[str, Any], topology: dict[str, Any], serve_port: int | None) -> None:
+        """Prometheus + Alertmanager for the lab (when installed), an ingest token for them in the lab's
+        Watchkeeper database, and ``watchkeeper.yaml``."""
+        from watchkeeper.lab import prometheus, serve_config
+        from watchkeeper.service import Role, Watchkeeper
+        from watchkeeper.settings import Settings
+
+        port = serve_port or free_ports(1)[0]
+        service = Watchkeeper(Settings(database_url=f"sqlite:///{self.dir / 'watchkeeper.db'}"), metrics=False)
+        try:
+            service.upgrade()
+            token = service.create_token(Role.INGEST, "lab", "lab")
+        finally:
+            service.close()
+        url = f"http://{HOST}:{port}"
+        state["watchkeeper"] = {"url": url, "ingest_token": token, "config": str(self.settings_file)}
+        prometheus_url = None
+        if prometheus.installed():
+            targets = self.dir / "prometheus" / "targets.json"
+            self._write_targets(state, targets)
+            stack = prometheus.start(self.dir, webhook_url=f"{url}/api/v1/ingest/alertmanager", bearer_token=token,
+                                     targets_file=targets.resolve())
+            daemons = {}
+            for daemon in (stack.prometheus, stack.alertmanager):
+                if daemon is not None and daemon.proc is not None:
+                    _CHILDREN[daemon.proc.pid] = daemon.proc  # reaped by down(), which outlives this call
+                    daemons[daemon.name] = {"pid": daemon.proc.pid, "port": daemon.port, "url": daemon.url}
+            state["monitoring"] = daemons
+            prometheus_url = stack.prometheus.url
+        else:
+            state["monitoring"] = {}
+        self._save(state)
+        serve_config.write(self.dir, topology, port=port, prometheus_url=prometheus_url)
+
+    def _write_targets(self, state: dict[str, Any], path: Path | None = None) -> None:
+        """Prometheus' file_sd targets, so that it follows ``lab scale``."""
+        from watchkeeper.lab.serve_config import targets_document
+
+        path = path or self.dir / "prometheus" / "targets.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        instances = {name: [f"{HOST}:{i['port']}" for i in entry["instances"]]
+                     for name, entry in state["services"].items()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(targets_document(instances), indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    def publish_change(self, record: dict[str, Any]) -> bool:
+        """Tell the lab's Watchkeeper of a deploy or rollback (``POST /api/v1/ingest/changes``), as a
+        delivery pipeline would; best effort: False when nobody is listening."""
+        try:
+            wk = self.state().get("watchkeeper") or {}
+        except LabError:
+            return False
+        if not wk.get("url"):
+            return False
+        body = {"service": record["service"], "kind": "deploy", "version": record.get("to_version"),
+                "at": record["at"], "who": "lab",
+                "description": f"{record['kind']} {record.get('from_version')}→{record.get('to_version')}"}
+        try:
+            request("POST", f"{wk['url']}/api/v1/ingest/changes", body, timeout=2.0,
+                    headers={"Authorization": f"Bearer {wk['ingest_token']}"})
+        except (OSError, ValueError, http.client.HTTPException):
+            return False
+        return True
 
     def down(self) -> list[int]:
         """Stop every process of the lab (whole process groups: SIGTERM, then SIGKILL after 5 s);
@@ -212,6 +291,7 @@ class Lab:
             return []
         pids = [p for p in _pids(state) if _alive(p)]
         _stop(pids)
+        pids += _stop_daemons(state, self.dir)
         for fault in self.open_faults():
             self._end(fault, "down")
         self.state_file.unlink(missing_ok=True)
@@ -269,8 +349,10 @@ class Lab:
             if kind == "bad_deploy":
                 old = str(svc.read_config(self.dir, target).get("version", "v1"))
                 svc.write_config(self.dir, target, dict(BAD_CONFIG))
-                append_line(self.dir / "changes.jsonl", {"at": started, "service": target, "kind": "deploy",
-                                                         "from_version": old, "to_version": BAD_CONFIG["version"]})
+                change = {"at": started, "service": target, "kind": "deploy", "from_version": old,
+                          "to_version": BAD_CONFIG["version"]}
+                append_line(self.dir / "changes.jsonl", change)
+                self.publish_change(change)
                 self._save(state)
                 detail = {"from_version": old, "to_version": BAD_CONFIG["version"],
                           "error_ratio": BAD_CONFIG["error_ratio"]}
@@ -349,8 +431,10 @@ class Lab:
         old = str(svc.read_config(self.dir, name).get("version", "v1"))
         svc.write_config(self.dir, name, dict(svc.BASELINE))
         if old != svc.BASELINE["version"]:
-            append_line(self.dir / "changes.jsonl", {"at": now_iso(), "service": name, "kind": "rollback",
-                                                     "from_version": old, "to_version": svc.BASELINE["version"]})
+            change = {"at": now_iso(), "service": name, "kind": "rollback", "from_version": old,
+                      "to_version": svc.BASELINE["version"]}
+            append_line(self.dir / "changes.jsonl", change)
+            self.publish_change(change)
         self._save(state)
         self._clear_in_process(entry, "bad_deploy")  # reloads the configuration
         return {"service": name, "from_version": old, "to_version": svc.BASELINE["version"],
@@ -511,6 +595,32 @@ def _pids(state: dict[str, Any]) -> list[int]:
     if (state.get("loadgen") or {}).get("pid"):
         pids.append(int(state["loadgen"]["pid"]))
     return pids
+
+
+def _stop_daemons(state: dict[str, Any], directory: Path) -> list[int]:
+    """Stop the lab's Prometheus and Alertmanager (recognised by their command line naming the lab's
+    directory, so a reused pid is never signalled)."""
+    stopped = []
+    for daemon in (state.get("monitoring") or {}).values():
+        pid = int(daemon["pid"])
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(directory).encode() not in f.read():
+                    continue
+        except OSError:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        proc = _CHILDREN.pop(pid, None)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and (proc.poll() is None if proc else Path(f"/proc/{pid}").exists()):
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait()
+        stopped.append(pid)
+    return stopped
 
 
 def _reap() -> None:

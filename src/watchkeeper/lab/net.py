@@ -34,14 +34,15 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def request(method: str, url: str, body: Any = None, timeout: float = 3.0) -> tuple[int, bytes]:
+def request(method: str, url: str, body: Any = None, timeout: float = 3.0,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """One HTTP request; returns (status, body). Raises ``OSError`` when the server cannot be reached
     (``ConnectionRefusedError``, ``TimeoutError`` …) and ``http.client.HTTPException`` on a broken reply."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or HOST, parts.port or 80, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers = ({"Content-Type": "application/json"} if payload is not None else {}) | (headers or {})
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query

@@ -49,9 +49,13 @@ def static_jobs(jobs: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     return [{"job_name": job, "static_configs": [{"targets": list(targets)}]} for job, targets in jobs.items()]
 
 
-def lab_job(targets: Mapping[str, Sequence[str]], job: str = JOB) -> dict[str, Any]:
+def lab_job(targets: Mapping[str, Sequence[str]], job: str = JOB, targets_file: Path | None = None) -> dict[str, Any]:
     """One job scraping every service's instances, each labelled ``service``. The lab's own
-    metrics carry the same ``service`` label, hence ``honor_labels``."""
+    metrics carry the same ``service`` label, hence ``honor_labels``. With ``targets_file`` the
+    targets are read from that ``file_sd`` JSON file, which the lab rewrites when it scales."""
+    if targets_file is not None:
+        return {"job_name": job, "honor_labels": True,
+                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "5s"}]}
     return {
         "job_name": job, "honor_labels": True,
         "static_configs": [{"targets": list(t), "labels": {"service": s}} for s, t in sorted(targets.items())],
@@ -180,6 +184,7 @@ class ConfigFiles:
 def write_configs(
     directory: Path, targets: Mapping[str, Sequence[str]], *, interval: str = "2s",
     alertmanager: str | None = None, webhook_url: str | None = None, bearer_token: str | None = None,
+    targets_file: Path | None = None,
 ) -> ConfigFiles:
     """Write ``prometheus.yml`` and ``rules.yml`` (and ``alertmanager.yml`` when a webhook is given)."""
     step = _seconds(interval)
@@ -189,8 +194,8 @@ def write_configs(
     rules = directory / "rules.yml"
     rules.write_text(yaml.safe_dump(alert_rules(interval=interval), sort_keys=False))
     prom = directory / "prometheus.yml"
-    config = prometheus_config([lab_job(targets)], interval=interval, rule_files=[rules.resolve()],
-                               alertmanager=alertmanager)
+    config = prometheus_config([lab_job(targets, targets_file=targets_file)], interval=interval,
+                               rule_files=[rules.resolve()], alertmanager=alertmanager)
     prom.write_text(yaml.safe_dump(config, sort_keys=False))
     am = None
     if webhook_url is not None:
@@ -324,7 +329,7 @@ class Stack:
 def start(
     directory: Path | str, *, targets: Mapping[str, Sequence[str]] | None = None, interval: str = "2s",
     webhook_url: str | None = None, bearer_token: str | None = None, prometheus: str = PROMETHEUS,
-    alertmanager: str = ALERTMANAGER, timeout: float = READY_TIMEOUT,
+    alertmanager: str = ALERTMANAGER, timeout: float = READY_TIMEOUT, targets_file: Path | None = None,
 ) -> Stack:
     """Run Prometheus (and Alertmanager when installed and ``webhook_url`` is given) for the lab in
     ``directory``: configs and storage under ``<directory>/prometheus`` and ``/alertmanager``."""
@@ -338,7 +343,8 @@ def start(
     prom_dir, am_dir = base / "prometheus", base / "alertmanager"
     files = write_configs(prom_dir, targets, interval=interval,
                           alertmanager=None if am_port is None else f"{HOST}:{am_port}",
-                          webhook_url=webhook_url if am_bin is not None else None, bearer_token=bearer_token)
+                          webhook_url=webhook_url if am_bin is not None else None, bearer_token=bearer_token,
+                          targets_file=targets_file)
     am: Daemon | None = None
     if am_bin is not None and am_port is not None and files.alertmanager is not None:
         am = Daemon("alertmanager", [am_bin, f"--config.file={files.alertmanager.resolve()}",
