@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := prometheus prometheus-alertmanager prometheus-node-exporter
 
 .PHONY: demo test setup system-packages lint typecheck contracts unit bench clean
 
-demo: setup
+demo: setup system-packages
 	$(BIN)/watchkeeper demo
 
 test: setup system-packages lint typecheck contracts
@@ -32,7 +32,7 @@ system-packages:
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi; \
-	else echo "not root: skipping Debian packages ($(DEBIAN_PACKAGES)); e2e tests skip outside CI"; fi
+	else echo "not root: skipping Debian packages ($(DEBIAN_PACKAGES)); e2e tests skip outside CI, the demo watches the lab directly"; fi
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

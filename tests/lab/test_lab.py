@@ -28,7 +28,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     the_lab = Lab(tmp_path_factory.mktemp("lab"))
-    the_lab.up(rps=10, capacity_mb=CAPACITY_MB)
+    the_lab.up(rps=10, capacity_mb=CAPACITY_MB, monitoring=False)
     try:
         yield the_lab
     finally:
@@ -317,7 +317,7 @@ def _lab_processes(directory: Path) -> list[int]:
 
 def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     lab = Lab(tmp_path / "lab")
-    lab.up(rps=5)
+    lab.up(rps=5, monitoring=False)
     try:
         lab.scale("store")
         lab.inject("cpu_hog", "cache")
@@ -341,7 +341,7 @@ def test_cli_up_status_inject_down(tmp_path: Path) -> None:
     runner = CliRunner()
     directory = str(tmp_path / "cli-lab")
     try:
-        started = runner.invoke(app, ["lab", "up", "--dir", directory, "--rps", "5"])
+        started = runner.invoke(app, ["lab", "up", "--dir", directory, "--rps", "5", "--no-monitoring"])
         assert started.exit_code == 0, started.output
         assert all(name in started.output for name in SERVICES) and "loadgen" in started.output
         crashed = runner.invoke(app, ["lab", "inject", "crash", "--target", "store", "--dir", directory])
@@ -360,3 +360,61 @@ def test_cli_up_status_inject_down(tmp_path: Path) -> None:
     assert _lab_processes(Path(directory).absolute()) == []
     again = runner.invoke(app, ["lab", "status", "--dir", directory])
     assert again.exit_code == 2 and "not up" in again.output
+
+
+def test_up_with_monitoring_writes_serve_settings_and_prometheus_follows_the_lab(tmp_path: Path) -> None:
+    """`lab up` starts the lab's Prometheus and Alertmanager and writes watchkeeper.yaml: valid settings
+    whose watches answer on that Prometheus; `lab scale` adds a scrape target; a deploy is posted to the
+    changes API of the Watchkeeper the settings describe; `lab down` stops both daemons."""
+    from conftest import need
+    from watchkeeper.lab import prometheus
+    from watchkeeper.settings import load_settings
+    from watchkeeper.watch.prometheus import PrometheusClient
+
+    need(prometheus.installed(), "prometheus is not installed (apt-get install prometheus prometheus-alertmanager)")
+    lab = Lab(tmp_path / "lab")
+    posted: list[dict[str, Any]] = []
+    try:
+        state = lab.up(rps=10)
+        daemons = state["monitoring"]
+        assert set(daemons) == {"prometheus", "alertmanager"}
+        settings = load_settings({}, lab.settings_file)
+        assert settings.runbooks_dir == lab.dir / "runbooks" and settings.correlation_config == lab.dir / "correlation.yaml"
+        assert ("frontend", "checkout") in settings.topology.edges()
+        assert {w.name for w in settings.watch.watches} >= {"error_ratio", "latency_p90_s", "up"}
+        assert state["watchkeeper"]["url"] == f"http://127.0.0.1:{settings.port}"
+        with PrometheusClient(settings.watch.prometheus[0]) as client:
+            def every_watch_answers() -> bool:
+                return all({s.labels.get("service") for s in client.query(w.query)} == set(SERVICES)
+                           for w in settings.watch.watches if w.name not in ("dependency_error_rate",))
+            wait_for(every_watch_answers, timeout=30, what="every watch answering for every service")
+            lab.scale("cache")
+            wait_for(lambda: [s.value for s in client.query('count(up{service="cache"})')] == [2.0], timeout=30,
+                     what="Prometheus scraping the new cache instance")
+        # a Watchkeeper stand-in on the settings' port receives the deploy
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Changes(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                posted.append({"path": self.path, "auth": self.headers["Authorization"], **json.loads(body)})
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        server = HTTPServer(("127.0.0.1", settings.port), Changes)
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        lab.inject("bad_deploy", "payment")
+        thread.join(timeout=10)
+        server.server_close()
+    finally:
+        lab.down()
+    assert posted and posted[0]["path"] == "/api/v1/ingest/changes"
+    assert posted[0]["auth"] == f"Bearer {state['watchkeeper']['ingest_token']}"
+    assert (posted[0]["service"], posted[0]["kind"], posted[0]["version"]) == ("payment", "deploy", "v2")
+    for daemon in daemons.values():
+        assert not Path(f"/proc/{daemon['pid']}").exists()

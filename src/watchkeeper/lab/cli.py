@@ -36,16 +36,29 @@ def up(
     directory: Dir = DEFAULT_DIR,
     rps: Annotated[float, typer.Option(help="Requests per second the load generator sends to the frontend")] = 20.0,
     capacity_mb: Annotated[float, typer.Option(help="Capacity of each service's data directory (MB)")] = 50.0,
+    monitoring: Annotated[bool, typer.Option(
+        "--monitoring/--no-monitoring",
+        help="Also start Prometheus and Alertmanager (when installed) and write watchkeeper.yaml")] = True,
 ) -> None:
-    """Start the services and the load generator on 127.0.0.1; write lab.json and topology.json."""
+    """Start the services and the load generator on 127.0.0.1; write lab.json and topology.json; with
+    monitoring, start the lab's Prometheus and Alertmanager and write watchkeeper.yaml for `serve`."""
     lab = Lab(directory)
     try:
-        lab.up(rps=rps, capacity_mb=capacity_mb)
+        state = lab.up(rps=rps, capacity_mb=capacity_mb, monitoring=monitoring)
     except LabError as exc:
         raise _fail(exc) from None
     _table(lab)
     out.print(f"Topology: {lab.dir / 'topology.json'} · runbooks: {lab.dir / 'runbooks'} · "
               f"stop with 'watchkeeper lab down --dir {directory}'")
+    if monitoring:
+        daemons = state.get("monitoring") or {}
+        if daemons.get("prometheus"):
+            out.print(f"Prometheus: {daemons['prometheus']['url']}"
+                      + (f" · Alertmanager: {daemons['alertmanager']['url']}" if daemons.get("alertmanager") else ""))
+        else:
+            out.print("Prometheus is not installed (apt-get install prometheus prometheus-alertmanager): "
+                      "watchkeeper.yaml has no watches.")
+        out.print(f"Run the loop on it: [bold]watchkeeper serve --config {lab.settings_file}[/bold]")
 
 
 @app.command()

@@ -241,9 +241,10 @@ class Lab:
                                      targets_file=targets.resolve())
             daemons = {}
             for daemon in (stack.prometheus, stack.alertmanager):
-                if daemon is not None and daemon.proc is not None:
-                    _CHILDREN[daemon.proc.pid] = daemon.proc  # reaped by down(), which outlives this call
-                    daemons[daemon.name] = {"pid": daemon.proc.pid, "port": daemon.port, "url": daemon.url}
+                proc = daemon.detach() if daemon is not None else None
+                if daemon is not None and proc is not None:
+                    _CHILDREN[proc.pid] = proc  # reaped by down()
+                    daemons[daemon.name] = {"pid": proc.pid, "port": daemon.port, "url": daemon.url}
             state["monitoring"] = daemons
             prometheus_url = stack.prometheus.url
         else:

@@ -278,6 +278,15 @@ class Daemon:
                 self._log.close()
                 self._log = None
 
+    def detach(self) -> subprocess.Popen[bytes] | None:
+        """Let the process outlive this object (``lab up`` returns while it runs): close our copy of
+        its log and hand over the process, which the caller now stops."""
+        proc, self.proc = self.proc, None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return proc
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
