@@ -1,5 +1,6 @@
-"""`watchkeeper demo` on the real lab: a fault is detected, ranked, repaired by a governed runbook
-and resolved, and the headless JSON line reports it."""
+"""`watchkeeper demo` on the real lab, its real Prometheus and Alertmanager, and `watchkeeper serve` as
+its own process: a fault is detected, ranked, repaired by a governed runbook and resolved — all by the
+server — and the demo, reading the server's API, reports it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 from watchkeeper.cli import app
 from watchkeeper.correlate.config import load_config
 from watchkeeper.demo import runner, view
-from watchkeeper.demo.closed_loop import ClosedLoop, Outcome, correlation_yaml, parse_faults
+from watchkeeper.demo.closed_loop import Observer, Outcome, parse_faults
+from watchkeeper.lab.serve_config import correlation_yaml
 
 TOPOLOGY = {"services": ["web", "api", "db"], "edges": [["web", "api"], ["api", "db"]]}
 
@@ -46,14 +48,22 @@ def test_demo_rejects_an_unknown_fault_with_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def _need_prometheus() -> None:
+    from conftest import need
+    from watchkeeper.lab import prometheus
+
+    need(prometheus.installed(), "prometheus is not installed (apt-get install prometheus prometheus-alertmanager)")
+
+
 def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
+    _need_prometheus()
     timing = runner.Timing(interval=2.0, warmup=14.0, timeout=90.0, settle=2.0)
     screen = Console(file=io.StringIO(), width=160, color_system=None)
     phases: list[str] = []
 
-    def show(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], _current: Outcome | None) -> None:
+    def show(phase: str, obs: Observer | None, outcomes: list[Outcome], _current: Outcome | None) -> None:
         phases.append(phase)
-        screen.print(view.render(phase, loop, outcomes, "approve {id}"))  # what the live view draws
+        screen.print(view.render(phase, obs, outcomes, "approve {id}"))  # what the live view draws
 
     result = runner.run(tmp_path / "demo", [("error_burst", "catalog")], approve_after=0.0, timing=timing,
                         record=tmp_path / "campaign", show=show)
@@ -64,9 +74,10 @@ def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
     assert o.resolved and o.mttr_s is not None and o.mttr_s > 0
     assert o.ended_by == "restart" and o.ended_after_s is not None and o.mttr_s >= o.ended_after_s  # ground truth
     assert result.audit_ok
-    assert phases[0] == "starting the lab" and "error_burst on catalog" in phases
+    assert phases[0].startswith("starting the lab") and "error_burst on catalog" in phases
+    assert result.prometheus and result.config.name == "watchkeeper.yaml"
     drawn = screen.file.getvalue()  # type: ignore[attr-defined]
-    assert "lab services" in drawn and "catalog" in drawn and "incidents" in drawn
+    assert "GET /api/v1/incidents" in drawn and "catalog" in drawn
     screen.print(view.summary_table(result.outcomes, result.totals()))
     assert "1/1 detected" in screen.file.getvalue()  # type: ignore[attr-defined]
     line = json.loads(result.as_json())
@@ -83,18 +94,19 @@ def test_a_fault_goes_round_the_whole_loop(tmp_path: Path) -> None:
 def test_manual_mode_runs_no_runbook_and_measures_a_person_fixing_it(tmp_path: Path) -> None:
     """The human baseline: nothing is automated, the phase does not give the fault away, and the MTTR
     is that of whoever fixes it with `watchkeeper lab …` (here the test, acting on the top cause)."""
+    _need_prometheus()
     timing = runner.Timing(interval=2.0, warmup=14.0, timeout=90.0, settle=2.0)
     phases: list[str] = []
     fixed: list[str] = []
     screen = Console(file=io.StringIO(), width=160, color_system=None)
 
-    def person(phase: str, loop: ClosedLoop | None, outcomes: list[Outcome], current: Outcome | None) -> None:
+    def person(phase: str, obs: Observer | None, outcomes: list[Outcome], current: Outcome | None) -> None:
         phases.append(phase)
-        screen.print(view.render(phase, loop, outcomes, "fix it", blind=True))
-        if loop is None or current is None or fixed:
+        screen.print(view.render(phase, obs, outcomes, "fix it", blind=True))
+        if obs is None or current is None or fixed:
             return
-        for incident in loop.service.incidents(limit=5):
-            causes = loop.service.incident(incident["id"])["causes"]
+        for incident in obs.api.incidents(limit=5):
+            causes = obs.api.incident(incident["id"])["causes"]
             if incident["status"] != "resolved" and causes:
                 service = causes[0]["component"]
                 r = CliRunner().invoke(app, ["lab", "restart", service, "--dir", str(tmp_path / "demo" / "lab")])
