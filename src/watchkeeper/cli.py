@@ -76,7 +76,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except WatchkeeperError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
 

@@ -22,7 +22,7 @@ DEFAULT_DIR = Path(".watchkeeper-lab")
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False)
+    err.print(f"error: {exc}", markup=False, soft_wrap=True)
     return typer.Exit(2)
 
 
