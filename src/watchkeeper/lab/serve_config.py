@@ -15,8 +15,11 @@ from typing import Any
 import yaml
 
 from watchkeeper.lab.prometheus import JOB
+from watchkeeper.rca.calibration import LAB_CALIBRATION_FILE
 
 MB = 1024 * 1024
+#: The lab's confidence model, copied into the lab directory.
+CALIBRATION_NAME = "rca-calibration.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,10 @@ def settings_document(
         }
     doc["topology"] = {"services": {s: {"depends_on": d} for s, d in sorted(depends.items())}}
     # Faults come every half minute and the lab has minutes of history: short windows.
-    doc["rca"] = {"window": "60s", "reference": "5m", "delay": f"{interval:g}s", "rerank": f"{interval:g}s"}
+    doc["rca"] = {"window": "60s", "reference": "5m", "delay": f"{interval:g}s", "rerank": f"{interval:g}s",
+                  # the confidence model fitted on a recorded lab campaign (as a user would fit theirs
+                  # with 'watchkeeper rca calibrate'); written next to this file by write()
+                  "calibration": CALIBRATION_NAME}
     return doc
 
 
@@ -112,6 +118,7 @@ def write(
 ) -> Path:
     """Write ``correlation.yaml`` and the settings file into ``directory``; return the settings' path."""
     (directory / "correlation.yaml").write_text(correlation_yaml(topology), encoding="utf-8")
+    (directory / CALIBRATION_NAME).write_text(LAB_CALIBRATION_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     doc = settings_document(directory, topology, port=port, prometheus_url=prometheus_url, interval=interval,
                             runbooks=runbooks)
     path = directory / name
