@@ -52,6 +52,15 @@ class Severity(StrEnum):
         exact = _SEVERITY_ALIASES.get(value) if isinstance(value, str) else None
         return exact or _SEVERITY_ALIASES.get(str(value).strip().lower(), cls.WARNING)
 
+    @classmethod
+    def known(cls, value: str) -> bool:
+        """Whether ``value`` is one of the four levels or a documented alias of one.
+
+        >>> Severity.known("P1"), Severity.known("apocalyptic")
+        (True, False)
+        """
+        return value.strip().lower() in _SEVERITY_ALIASES
+
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
 _SEVERITY_ALIASES = {

@@ -237,3 +237,29 @@ def test_revoked_token_stops_working(api: Api, monkeypatch: pytest.MonkeyPatch) 
         conn.execute(sa.text("UPDATE api_tokens SET revoked_at = created_at WHERE role = 'admin'"))
     monkeypatch.setattr(service_module, "TOKEN_CACHE_SECONDS", 0.0)
     assert api.client.get("/api/v1/deadletters", headers=admin).status_code == 401
+
+
+def test_a_misspelt_field_is_named_first_in_one_sentence(api: Api) -> None:
+    r = post(api, {"summary": "disk full", "service": "db", "sevrity": "critical"}, path="/api/v1/ingest/events")
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid Watchkeeper event: sevrity: Extra inputs are not permitted"
+    r = post(api, {"events": [{"summary": "x", "service": "db"}, {"summary": "y"}]}, path="/api/v1/ingest/events")
+    assert r.status_code == 422 and r.json()["error"].startswith("invalid Watchkeeper event batch: events.1.service:")
+    r = post(api, [{"summary": "x", "service": "db", "sevrity": "info"}], path="/api/v1/ingest/events")
+    assert r.status_code == 422 and r.json()["error"].startswith("invalid list of Watchkeeper events: 0.sevrity:")
+
+
+def test_an_unknown_severity_is_refused_naming_the_allowed_values(api: Api) -> None:
+    r = post(api, {"summary": "x", "service": "db", "severity": "apocalyptic"}, path="/api/v1/ingest/events")
+    assert r.status_code == 422
+    assert "unknown severity 'apocalyptic'; use critical, error, warning or info" in r.json()["error"]
+    ok = post(api, {"summary": "x", "service": "db", "severity": "P1"}, path="/api/v1/ingest/events")
+    assert ok.status_code == 202, ok.text
+
+
+def test_unknown_routes_and_methods_answer_in_the_error_shape(api: Api) -> None:
+    missing = api.client.get("/api/v1/nope")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found", "status": 404}
+    wrong = api.client.delete("/healthz")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed", "status": 405}
+    assert "GET" in wrong.headers["allow"]

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from watchkeeper import __version__
@@ -144,6 +145,13 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        # 404 (no such route), 405 (wrong method) and the like, in the project's error shape
+        found = error(exc.status_code, str(exc.detail))
+        found.headers.update(exc.headers or {})
+        return found
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

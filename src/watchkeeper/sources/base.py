@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import STATUS_BY_VALUE, Event, EventKind, Severity, utc
@@ -61,9 +61,11 @@ def first_label(labels: Mapping[str, str], keys: tuple[str, ...], default: str) 
     return default
 
 
-def validate(model: type[BaseModel], payload: Any, what: str) -> Any:
+def validate(model: type[BaseModel] | TypeAdapter[Any], payload: Any, what: str) -> Any:
     """Validate ``payload`` against ``model``; a failure becomes an InputError naming each field."""
     try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(payload)
         return model.model_validate(payload)
     except ValidationError as exc:
         raise InputError(f"invalid {what}: {describe(exc)}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field_validator
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status, utc
@@ -24,7 +24,8 @@ class WatchkeeperEvent(BaseModel):
     name: str = Field("", max_length=256, description="Condition name, e.g. HighErrorRate")
     kind: EventKind = EventKind.ALERT
     status: Status = Status.FIRING
-    severity: str = Field("warning", description="critical | error | warning | info (aliases accepted)")
+    severity: str = Field("warning", description="critical | error | warning | info, or an alias of one "
+                          "(crit, fatal, page, p1-p5, sev1-sev4, high, err, major, warn, medium, minor, low, ok, none)")
     resource: str = Field("", max_length=256, description="Host, pod or instance")
     fingerprint: str | None = Field(
         None, min_length=1, max_length=256,
@@ -35,6 +36,14 @@ class WatchkeeperEvent(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     starts_at: datetime | None = Field(None, description="When the condition began (default: received)")
     ends_at: datetime | None = None
+
+    @field_validator("severity")
+    @classmethod
+    def _known_severity(cls, value: str) -> str:
+        if not Severity.known(value):
+            raise ValueError(f"unknown severity {value!r}; use critical, error, warning or info "
+                             "(or an alias: p1-p5, sev1-sev4, high, low, ...)")
+        return value
 
 
 class WatchkeeperBatch(BaseModel):
@@ -47,6 +56,9 @@ class WatchkeeperBatch(BaseModel):
 
 class WatchkeeperPayload(RootModel[WatchkeeperBatch | list[WatchkeeperEvent] | WatchkeeperEvent]):
     """One event, a JSON list of events, or ``{"events": [...]}``."""
+
+
+_EVENT_LIST = TypeAdapter(list[WatchkeeperEvent])
 
 
 class NativeSource:
@@ -69,10 +81,15 @@ class NativeSource:
         return isinstance(payload, dict) and ("events" in payload or "summary" in payload)
 
     def normalize(self, payload: Any, received_at: datetime) -> list[Event]:
-        root = validate(WatchkeeperPayload, payload, "Watchkeeper event payload").root
-        items = root.events if isinstance(root, WatchkeeperBatch) else root
-        if isinstance(items, WatchkeeperEvent):
-            items = [items]
+        # The body's form says which shape was meant, so the errors name the real problem (a
+        # misspelt field of one event) rather than every shape's complaints.
+        items: list[WatchkeeperEvent]
+        if isinstance(payload, dict) and "events" in payload:
+            items = validate(WatchkeeperBatch, payload, "Watchkeeper event batch").events
+        elif isinstance(payload, list):
+            items = validate(_EVENT_LIST, payload, "list of Watchkeeper events")
+        else:
+            items = [validate(WatchkeeperEvent, payload, "Watchkeeper event")]
         if not items:
             raise InputError("invalid Watchkeeper event payload: the list of events is empty")
         if len(items) > MAX_BATCH:
