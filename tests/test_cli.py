@@ -149,3 +149,22 @@ def test_replay_of_nothing_readable_fails(cli, tmp_path: Path) -> None:  # type:
     src.write_text('{"hello": "world"}\n')
     result = cli("replay", str(src), code=2)
     assert "unknown format" in result.stderr and "no line" in result.stderr
+
+
+def test_an_unknown_status_filter_is_an_error_not_an_empty_table(cli) -> None:  # type: ignore[no-untyped-def]
+    seed(cli.db)
+    bad = cli("incidents", "list", "--status", "bogus", code=2)
+    assert "'bogus' is not one of" in bad.stderr
+    assert "InstanceDown" in cli("incidents", "list", "--status", "open").stdout
+
+
+def test_serve_on_a_busy_port_fails_with_a_sentence_before_listening(cli) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), code=2)
+    assert "listening" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import ConfigError, WatchkeeperError
 from watchkeeper.lifecycle import Action
+from watchkeeper.model import IncidentStatus
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings, load_settings
 
@@ -168,11 +169,26 @@ def serve(
     wk = Watchkeeper(cfg)
     wk.upgrade()
     bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
+    _check_free(bind_host, bind_port)
     err.print(f"watchkeeper {_db_label(cfg)} listening on http://{bind_host}:{bind_port}")
     uvicorn.run(
         create_app(wk, upgrade=False), host=bind_host, port=bind_port,
         log_level=cfg.log_level, access_log=False,
     )
+
+
+def _check_free(host: str, port: int) -> None:
+    """Fail with a sentence before saying "listening" when the address cannot be bound."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another server "
+                              "running there? choose another with --port or 'port:' in the settings") from None
 
 
 def _db_label(cfg: Settings) -> str:
@@ -230,7 +246,7 @@ def _t(value: datetime | None) -> str:
 
 @incidents_app.command("list")
 def incidents_list(
-    status: Annotated[str | None, typer.Option(help="open | acknowledged | mitigated | resolved")] = None,
+    status: Annotated[IncidentStatus | None, typer.Option(help="Only incidents in this state")] = None,
     service_name: Annotated[str | None, typer.Option("--service", help="Only this service")] = None,
     since: Annotated[datetime | None, typer.Option(help="Opened at or after (ISO 8601)")] = None,
     limit: int = 50,
@@ -238,7 +254,7 @@ def incidents_list(
 ) -> None:
     """List incidents, newest first."""
     with service() as wk:
-        found = wk.incidents(status=status, service=service_name, since=since, limit=limit)
+        found = wk.incidents(status=status.value if status else None, service=service_name, since=since, limit=limit)
     if as_json:
         for incident in found:
             print(dumps(incident))
