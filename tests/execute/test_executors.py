@@ -156,3 +156,22 @@ def test_python_executors_come_from_entry_points(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(module, "entry_points", lambda group: [point, point])
     with pytest.raises(ConfigError, match="two executor plugins"):
         module.registry()
+
+
+def test_a_parameter_cannot_move_an_http_step_to_another_host(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    before = len(_Handler.seen)
+    # the reviewer's attack: a string port of '9@127.0.0.1:PORT' turns 'localhost:' into a user part
+    ctx = StepContext({"port": f"9@127.0.0.1:{port}"}, 1, "rb")
+    attack = HttpExecutor().run(step(http={"url": "http://localhost:{{ params.port }}/restart/x"}), ctx)
+    assert not attack.ok and "refused" in attack.detail and "user part" in attack.detail
+    # a templated host reaches only what the runbook lists
+    ctx = StepContext({"host": "127.0.0.1"}, 1, "rb")
+    templated = step(http={"url": f"http://{{{{ params.host }}}}:{port}/restart/x", "expect_status": [201]})
+    assert "not the runbook's literal host" in HttpExecutor().run(templated, ctx).detail
+    assert len(_Handler.seen) == before, "no request was sent"
+    listed = step(http={"method": "POST", "url": f"http://{{{{ params.host }}}}:{port}/restart/x", "expect_status": [201],
+                        "allowed_hosts": ["127.0.0.1"]})
+    assert HttpExecutor().run(listed, ctx).ok
+    metadata = HttpExecutor().run(step(http={"url": "http://169.254.169.254/latest/meta-data/", "timeout": "1s"}), CTX)
+    assert not metadata.ok and "link-local or cloud metadata" in metadata.detail

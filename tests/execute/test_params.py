@@ -80,3 +80,16 @@ def test_whatever_the_labels_rendered_argv_holds_only_validated_values(labels: d
     assert len(argv) == 5
     for element in argv:
         assert element.isascii() and not re.search(r"[\s;|&$`'\"<>()\\\x00]", element)
+
+
+def test_a_leading_dash_is_refused_even_when_the_pattern_admits_it() -> None:
+    loose = Runbook.model_validate({
+        "id": "p", "title": "t", "selector": {}, "risk": "low", "autonomy": "auto",
+        "parameters": {"unit": {"from": "alert.labels.unit", "pattern": "[a-z0-9@-]{1,64}\\.service"},
+                       "flag": {"from": "alert.labels.flag", "pattern": "-[a-z]", "leading_dash": True}},
+        "steps": [{"name": "s", "command": {"argv": ["systemctl", "restart", "--", "{{ params.unit }}"]}}],
+    })
+    with pytest.raises(ParameterError, match="starts with '-' and could be read as an option"):
+        bind(loose, {"alert.labels.unit": "--force.service", "alert.labels.flag": "-q"})
+    assert bind(loose, {"alert.labels.unit": "nginx.service", "alert.labels.flag": "-q"}) == {
+        "unit": "nginx.service", "flag": "-q"}

@@ -170,6 +170,10 @@ class HttpExecutor:
         method, url, headers, body, secrets = self._request(step, ctx)
         plan = self.plan(step, ctx)
         started = time.monotonic()
+        refused = refused_host(spec.url, url, spec.allowed_hosts)
+        if refused is not None:
+            return StepResult(False, f"{method} {redact(url, secrets)} refused: {refused}",
+                              duration_s=time.monotonic() - started, request=plan)
         try:
             with httpx.Client(timeout=spec.timeout, transport=self.transport, trust_env=False) as client:
                 response = client.request(method, url, headers=headers, json=body if body is not None else None)
@@ -180,6 +184,58 @@ class HttpExecutor:
         output = redact(_truncate(response.text), secrets)
         return StepResult(ok, f"HTTP {response.status_code}", output, time.monotonic() - started,
                           response.status_code, plan)
+
+
+#: Never reached unless a runbook lists them: link-local (cloud metadata lives there) and metadata names.
+_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+
+
+def _authority_host(url: str) -> str | None:
+    """The host written literally in a URL template, or None when the host part is templated."""
+    authority = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        return None
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return None if "{{" in host or "{%" in host else host.strip("[]").lower()
+
+
+def refused_host(template: str, rendered: str, allowed: list[str]) -> str | None:
+    """Why the rendered URL of an HTTP step may not be requested (None: it may).
+
+    The host must be the one written literally in the template or one of ``allowed``; a URL
+    with credentials (``user@host``) is refused, as are link-local and cloud-metadata addresses
+    unless listed. A parameter cannot move a request to another host.
+
+    >>> refused_host("http://localhost:{{ params.port }}/x", "http://localhost:9@127.0.0.1:33269/x", [])
+    "the URL carries a user part ('...@'), which a parameter may have injected"
+    >>> refused_host("http://{{ params.host }}/x", "http://10.0.0.5/x", [])
+    "host '10.0.0.5' is not the runbook's literal host nor in its allowed_hosts"
+    >>> refused_host("http://{{ params.host }}/x", "http://10.0.0.5/x", ["10.0.0.5"]) is None
+    True
+    >>> refused_host("http://169.254.169.254/latest", "http://169.254.169.254/latest", [])
+    "host '169.254.169.254' is link-local or cloud metadata; list it in allowed_hosts to reach it"
+    """
+    import ipaddress
+
+    try:
+        parsed = httpx.URL(rendered)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"not a valid URL: {exc}"
+    if parsed.userinfo:
+        return "the URL carries a user part ('...@'), which a parameter may have injected"
+    host = parsed.host.lower()
+    listed = {h.lower().strip("[]") for h in allowed}
+    if host in listed:
+        return None
+    try:
+        special = ipaddress.ip_address(host).is_link_local
+    except ValueError:
+        special = host in _METADATA_HOSTS
+    if special:
+        return f"host {host!r} is link-local or cloud metadata; list it in allowed_hosts to reach it"
+    if host != _authority_host(template):
+        return f"host {host!r} is not the runbook's literal host nor in its allowed_hosts"
+    return None
 
 
 class PythonExecutor:

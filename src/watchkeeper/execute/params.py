@@ -3,6 +3,8 @@
 Strings are ASCII without control characters, at most ``max_length`` long, and must match the
 parameter's ``pattern`` or ``enum`` — or, when neither is given, :data:`SAFE_TOKEN` (letters,
 digits and ``._:@-``, starting with a letter or digit: no spaces, quotes, slashes, ``$``, ``;``).
+A string starting with ``-`` is refused whatever the pattern says (it would be read as an option),
+unless the parameter sets ``leading_dash: true``.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ def validate(name: str, param: Parameter, raw: Any) -> Any:
     if not re.fullmatch(param.pattern or SAFE_TOKEN, text):
         which = "the pattern" if param.pattern else "the default safe-token pattern"
         raise ParameterError(name, f"value does not match {which} {param.pattern or SAFE_TOKEN}: {_show(text)}")
+    if text.startswith("-") and not param.leading_dash:
+        # a value that a program would read as an option (``systemctl restart --force``)
+        raise ParameterError(name, f"value starts with '-' and could be read as an option: {_show(text)} "
+                             "(set 'leading_dash: true' on the parameter if that is meant)")
     return text
 
 

@@ -52,6 +52,8 @@ class Parameter(_Strict):
     maximum: float | None = None
     max_length: int = Field(256, ge=1, le=4096)
     default: str | int | float | bool | None = None
+    leading_dash: bool = Field(False, description="accept a string starting with '-' (refused by default: "
+                               "a program would read it as an option)")
 
     @field_validator("pattern")
     @classmethod
@@ -88,6 +90,10 @@ class HttpSpec(_Strict):
     body: Any = None
     expect_status: list[int] = Field(default_factory=list, description="empty: any 2xx")
     timeout: Duration = 10.0
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts the rendered URL may reach besides a host written literally in 'url' "
+        "(a templated host reaches only these; link-local and cloud metadata addresses only when listed)")
 
 
 class PythonSpec(_Strict):

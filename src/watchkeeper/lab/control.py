@@ -583,11 +583,11 @@ def localize(text: str, python: str, directory: Path) -> str:
     """Make a shipped runbook runnable for one lab: ``watchkeeper lab`` becomes this Python's
     ``-m watchkeeper.lab.cli`` and ``--dir .watchkeeper-lab`` names the lab's directory.
 
-    >>> localize("argv: [watchkeeper, lab, restart, x, --dir, .watchkeeper-lab]", "/v/bin/python", Path("/l"))
-    'argv: ["/v/bin/python", -m, watchkeeper.lab.cli, restart, x, --dir, "/l"]'
+    >>> localize("argv: [watchkeeper, lab, restart, --dir, .watchkeeper-lab, --, x]", "/v/bin/python", Path("/l"))
+    'argv: ["/v/bin/python", -m, watchkeeper.lab.cli, restart, --dir, "/l", --, x]'
     """
     return (text.replace("[watchkeeper, lab,", f"[{json.dumps(python)}, -m, watchkeeper.lab.cli,")
-            .replace("--dir, .watchkeeper-lab]", f"--dir, {json.dumps(str(directory))}]"))
+            .replace("--dir, .watchkeeper-lab,", f"--dir, {json.dumps(str(directory))},"))
 
 
 # -- processes --------------------------------------------------------------------------------------
