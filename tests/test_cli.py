@@ -168,3 +168,28 @@ def test_serve_on_a_busy_port_fails_with_a_sentence_before_listening(cli) -> Non
         result = cli("serve", "--port", str(port), code=2)
     assert "listening" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+def test_help_shows_no_bool_type_for_flags_and_sub_apps_no_completion_flags() -> None:
+    for args in (["incidents", "list", "--help"], ["--help"], ["lab", "--help"], ["metrics", "--help"],
+                 ["eval", "--help"]):
+        shown = CliRunner().invoke(app, args, env={"COLUMNS": "100"})
+        assert shown.exit_code == 0, args
+        assert "<bool>" not in shown.stdout, args
+        assert "--install-completion" not in shown.stdout, args
+
+
+def test_tables_keep_ids_whole_at_80_columns(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runbooks = tmp_path / "rb"
+    runbooks.mkdir()
+    (runbooks / "a.yaml").write_text(
+        "id: restart-the-payment-gateway-service\ntitle: Restart the payment gateway service and wait for it"
+        " to answer its health check again\nselector: {services: [pay]}\nrisk: low\nautonomy: shadow\n"
+        "steps:\n  - name: s\n    command: {argv: ['true']}\n")
+    env = {"WATCHKEEPER_DATABASE_URL": cli.db, "COLUMNS": "80"}
+    listed = CliRunner().invoke(app, ["runbooks", "list", "--dir", str(runbooks)], env=env)
+    assert listed.exit_code == 0, listed.stderr
+    assert "restart-the-payment-gateway-service" in listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    empty = CliRunner().invoke(app, ["runbooks", "list", "--dir", str(tmp_path)], env=env)
+    assert empty.exit_code == 0 and "no runbooks configured" in empty.stderr and "runbooks_dir" in empty.stderr

@@ -70,8 +70,12 @@ class _Group(TyperGroup):
         if cmd_name in LAZY:
             command = _lazy(cmd_name)
             command.name, command.help = cmd_name, LAZY[cmd_name]
-            return command
-        return super().get_command(ctx, cmd_name)
+            return _tidy(command)
+        return _tidy(super().get_command(ctx, cmd_name))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        _tidy(self)
+        return super().get_help_option(ctx)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -79,6 +83,53 @@ class _Group(TyperGroup):
         except WatchkeeperError as exc:
             err.print(f"error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
+
+
+#: Columns whose text an operator copies into the next command: never wrapped or cut.
+_WHOLE = frozenset({"id", "fingerprint", "runbook", "incident"})
+#: Columns of free text: the only ones that wrap.
+_ONE_LINE = frozenset({"error", "body", "title", "why", "comment", "matchers", "why they joined", "joined because"})
+
+
+def _table(*headers: str, **kwargs: Any) -> Table:
+    """A table that stays readable at 80 columns: no vertical rules; only free text wraps, so ids
+    and states stay whole (long free text is cut by the caller: the full text is in --json)."""
+    from rich import box
+    from rich.table import Column
+
+    columns = [Column(h, no_wrap=h not in _ONE_LINE, overflow="fold") for h in headers]
+    return Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 2, 0, 0), collapse_padding=True,
+                 **kwargs)
+
+
+def _cut(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (``…`` when cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _tidy(command: Any) -> Any:
+    """Show no ``<bool>`` type next to flags in ``--help`` (a flag takes no value), in every
+    sub-command (the help option included)."""
+    if command is None:
+        return None
+    if not getattr(command, "_wk_tidy", False):
+        command._wk_tidy = True
+        get_help_option = command.get_help_option
+
+        def help_option(ctx: Any) -> Any:
+            option = get_help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = help_option
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _tidy(sub)
+    return command
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, cls=_Group)
@@ -224,7 +275,7 @@ def token_list() -> None:
         from watchkeeper.storage import queries
 
         rows = queries.list_tokens(conn)
-    table = Table("id", "name", "role", "created", "revoked")
+    table = _table("id", "name", "role", "created", "revoked")
     for row in rows:
         table.add_row(str(row["id"]), row["name"], row["role"], _t(row["created_at"]), _t(row["revoked_at"]))
     out.print(table)
@@ -259,7 +310,7 @@ def incidents_list(
         for incident in found:
             print(dumps(incident))
         return
-    table = Table("id", "status", "sev", "services", "alerts", "opened", "title")
+    table = _table("id", "status", "sev", "services", "alerts", "opened", "title")
     for i in found:
         table.add_row(str(i["id"]), i["status"], i["severity"], ",".join(i["services"]),
                       f"{i['firing_alerts']}/{i['alert_count']}", _t(i["opened_at"]), i["title"])
@@ -284,29 +335,29 @@ def _print_incident(i: dict[str, Any]) -> None:
     out.print(f"services: {', '.join(i['services'])}   opened {_t(i['opened_at'])}   "
               f"acknowledged {_t(i['acknowledged_at'])}   resolved {_t(i['resolved_at'])}   "
               f"assignee {i['assignee'] or '-'}")
-    alerts = Table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
+    alerts = _table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
     for a in i["alerts"]:
         alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),
                        f"{a['reason']}: {a['reason_detail']}")
     out.print(alerts)
     if i.get("causes"):
-        causes = Table("rank", "component", "kind", "confidence", "model", title="ranked causes")
+        causes = _table("rank", "component", "kind", "confidence", "model", title="ranked causes")
         for n, c in enumerate(i["causes"], start=1):
             causes.add_row(str(n), c["component"], c["kind"], f"{c['confidence']:.2f}", c["model"])
         out.print(causes)
     if i.get("decisions"):
-        decisions = Table("id", "runbook", "verdict", "why", "confidence", "outcome", title="policy decisions")
+        decisions = _table("id", "runbook", "verdict", "why", "confidence", "outcome", title="policy decisions")
         for d in i["decisions"]:
             confidence = "-" if d["confidence"] is None else f"{d['confidence']:.2f} (≥{d['threshold']:.2f})"
             decisions.add_row(str(d["id"]), d["runbook_id"], d["verdict"], d["reason"], confidence, d["outcome"] or "-")
         out.print(decisions)
     if i.get("actions"):
-        actions = Table("id", "runbook", "trigger", "status", "verification", "finished", title="action runs")
+        actions = _table("id", "runbook", "trigger", "status", "verification", "finished", title="action runs")
         for a in i["actions"]:
             actions.add_row(str(a["id"]), a["runbook_id"], f"{a['trigger']} by {a['actor']}", a["status"],
                             a["verification"] or "-", _t(a["finished_at"]))
         out.print(actions)
-    timeline = Table("at", "actor", "what", title="timeline")
+    timeline = _table("at", "actor", "what", title="timeline")
     for t in i.get("timeline", []):
         detail = t.get("comment") or t.get("text") or t.get("detail") or ""
         timeline.add_row(_t(t["at"]), t["actor"], f"{t['kind']} {detail}".strip())
@@ -483,7 +534,7 @@ def kpi(
     if as_json:
         print(dumps(data))
         return
-    table = Table("KPI", "value", title="Watchkeeper KPIs")
+    table = _table("KPI", "value", title="Watchkeeper KPIs")
     table.add_row("events → alerts (dedup)",
                   f"{report.events} → {report.alerts} ({_pct(report.dedup_ratio)})")
     table.add_row("alerts → incidents (compression)",
@@ -530,11 +581,12 @@ def deadletter_list(
         for row in rows:
             print(dumps({**row, "body": row["body"].decode("utf-8", "replace")}))
         return
-    table = Table("id", "received", "source", "status", "size", "error", "body")
+    table = _table("id", "received", "source", "status", "size", "error")
     for row in rows:
-        preview = row["body"][:60].decode("utf-8", "replace")
         table.add_row(str(row["id"]), _t(row["received_at"]), row["source"], str(row["status"]),
-                      f"{row['size']}{'+' if row['truncated'] else ''}", row["error"], preview)
+                      f"{row['size']}{'+' if row['truncated'] else ''}", _cut(row["error"], 90))
+    if rows:
+        table.caption = "bodies and whole errors: watchkeeper deadletter list --json"
     out.print(table)
 
 
@@ -603,7 +655,7 @@ def _storm_demo(database: Path, speed: float) -> None:
     out.print(f"\n[bold]{result.webhooks}[/bold] webhooks carrying [bold]{result.alert_events}[/bold] "
               f"alert notifications → [bold]{alerts}[/bold] distinct alerts → "
               f"[bold]{len(result.incidents)}[/bold] incidents\n")
-    table = Table("id", "status", "sev", "services", "alerts", "why they joined", title="incidents")
+    table = _table("id", "status", "sev", "services", "alerts", "why they joined", title="incidents")
     for i in sorted(result.incidents, key=lambda i: i["id"]):
         reasons: dict[str, int] = {}
         for a in i["alerts"]:
@@ -612,7 +664,7 @@ def _storm_demo(database: Path, speed: float) -> None:
                       str(len(i["alerts"])), ", ".join(f"{n}× {r}" for r, n in reasons.items()))
     out.print(table)
     k = result.kpis
-    summary = Table("KPI", "value", title="KPIs")
+    summary = _table("KPI", "value", title="KPIs")
     summary.add_row("events → alerts (dedup)", f"{k['events']} → {k['alerts']} ({_pct(k['dedup_ratio'])})")
     summary.add_row("alerts → incidents (compression)",
                     f"{k['alerts']} → {k['incidents']} ({_pct(k['compression'])})")
@@ -698,7 +750,7 @@ def silences_list(expired: Annotated[bool, typer.Option(help="include ended sile
     """Active silences (or all)."""
     with service() as wk:
         rows = wk.silences(active=not expired)
-    table = Table("id", "matchers", "starts", "ends", "by", "comment")
+    table = _table("id", "matchers", "starts", "ends", "by", "comment")
     for r in rows:
         table.add_row(str(r["id"]), " ".join(r["matchers"]), _t(r["starts_at"]), _t(r["ends_at"]), r["created_by"],
                       r["comment"])
@@ -746,11 +798,16 @@ def runbooks_list(directory: RunbooksDir = None) -> None:
     with service(directory) as wk:
         evidence = wk.governance.evidence()
         runbooks = list(wk.governance.catalog.runbooks.values())
-    table = Table("id", "autonomy", "risk", "shadow (agreed/scored)", "precision", "breaker", "title")
+    if not runbooks:
+        err.print("no runbooks configured: put runbook YAML files in a directory and name it with "
+                  "'runbooks_dir:' in the settings, WATCHKEEPER_RUNBOOKS_DIR or --dir (examples: "
+                  "examples/runbooks/; check them with 'watchkeeper runbooks validate DIR')", soft_wrap=True)
+        return
+    table = _table("id", "autonomy", "risk", "shadow", "breaker", "title")
     for rb in runbooks:
         e = evidence[rb.id]
         precision = "n/a" if e["shadow_precision"] is None else f"{e['shadow_precision']:.0%}"
-        table.add_row(rb.id, rb.autonomy.value, rb.risk.value, f"{e['agreed']}/{e['scored']}", precision,
+        table.add_row(rb.id, rb.autonomy.value, rb.risk.value, f"{e['agreed']}/{e['scored']} {precision}",
                       "OPEN" if e["breaker_open"] else "closed", rb.title)
     out.print(table)
 
@@ -816,7 +873,7 @@ def approvals_list(
         for row in rows:
             print(dumps(row))
         return
-    table = Table("id", "incident", "runbook", "risk", "status", "requested by", "expires", "votes")
+    table = _table("id", "incident", "runbook", "risk", "status", "requested by", "expires", "votes")
     for r in rows:
         approved = sum(v["approve"] for v in r["votes"])
         table.add_row(str(r["id"]), str(r["incident_id"]), r["runbook_id"], r["risk"], r["status"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,13 @@ def test_cli_runbooks_and_approvals(gov_api: Any) -> None:
     plan = orjson.loads(cli("runbooks", "run", "restart", "--incident", str(incident), "--dry-run").stdout)
     assert plan["params"]["instance"] == "web-1:8080"
     asked = cli("runbooks", "run", "restart", "--incident", str(incident)).stdout
-    assert "approval 1 requested" in asked
-    assert "four-eyes" in cli("approvals", "approve", "1", code=2).stderr  # same CLI user asked for it
+    # the id is the server's: the responder may already have asked for an approval of its own
+    found = re.search(r"approval (\d+) requested", asked)
+    assert found, asked
+    approval = found.group(1)
+    assert "four-eyes" in cli("approvals", "approve", approval, code=2).stderr  # same CLI user asked for it
     assert "restart" in cli("approvals", "list").stdout
-    assert "approval 1: rejected" in cli("approvals", "reject", "1", "--comment", "withdrawn").stdout
+    assert f"approval {approval}: rejected" in cli("approvals", "reject", approval, "--comment", "withdrawn").stdout
     schema = orjson.loads(cli("runbooks", "schema").stdout)
     assert schema["title"] == "Runbook"
     assert "no runbook 'nope'" in cli("runbooks", "show", "nope", code=2).stderr

@@ -23,7 +23,7 @@ from watchkeeper.detect.series import Series, format_time, read_csv, read_promet
 from watchkeeper.detect.store import FileStore
 from watchkeeper.errors import WatchkeeperError
 
-app = typer.Typer(help="Metric anomaly detection.", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="Metric anomaly detection.", no_args_is_help=True)
 
 
 @app.callback()

@@ -21,7 +21,7 @@ from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.eval import nab as nab_scoring
 from watchkeeper.eval import smd as smd_scoring
 
-app = typer.Typer(help="Evaluate the detectors on public benchmarks.", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="Evaluate the detectors on public benchmarks.", no_args_is_help=True)
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 

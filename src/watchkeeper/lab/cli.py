@@ -13,7 +13,7 @@ from rich.table import Table
 
 from watchkeeper.lab.control import FAULTS, Lab, LabError
 
-app = typer.Typer(no_args_is_help=True, help="The lab: local services to watch, break and heal.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The lab: local services to watch, break and heal.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
