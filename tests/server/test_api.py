@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -263,3 +265,15 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(api: Api) -> None:
     wrong = api.client.delete("/healthz")
     assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed", "status": 405}
     assert "GET" in wrong.headers["allow"]
+
+
+def test_the_api_docs_load_without_a_cdn(api: Api) -> None:
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn.jsdelivr.net" not in page.text and "unpkg.com" not in page.text
+    scripts = re.findall(r'src="([^"]+\.js)"', page.text)
+    assert scripts and all(s.startswith("/") for s in scripts), scripts
+    for asset in scripts + re.findall(r'href="([^"]+\.css)"', page.text):
+        served = api.client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 10_000, asset
+    assert "cdn" not in api.client.get("/redoc").text.lower()

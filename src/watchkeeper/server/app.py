@@ -11,6 +11,7 @@ import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -129,7 +130,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         finally:
             await run_in_threadpool(service.governance.stop)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the package's own copies, not a CDN: /docs works on an offline host
+    app = FastAPIOffline(
         title="Watchkeeper", version=__version__, lifespan=lifespan, default_response_class=Json,
         description="Alerts in, a few explained incidents out, every step audited.",
     )
