@@ -32,8 +32,8 @@ err = Console(stderr=True, highlight=False)
 def _lazy(name: str) -> Any:
     """Sub-commands whose imports are heavy (numpy, matplotlib …), built only when used."""
     if name == "metrics":
-        from watchkeeper.detect.cli import app as metrics
-        from watchkeeper.detect.forecast_cli import forecast
+        from watchkeeper.metrics.cli import app as metrics
+        from watchkeeper.metrics.forecast_cli import forecast
 
         metrics.command("forecast", help="When will a utilisation series cross a threshold?")(forecast)
         return typer.main.get_command(metrics)

@@ -17,10 +17,10 @@ from watchkeeper.detect.forecast import (
     find_crossing,
     season_length_for,
 )
-from watchkeeper.detect.forecast_cli import app
 from watchkeeper.detect.forecast_ets import EtsBatch
 from watchkeeper.errors import InputError
 from watchkeeper.eval.forecast import autoets_forecast, mase, synthetic_utilisation
+from watchkeeper.metrics.forecast_cli import app
 from watchkeeper.model import EventKind, Severity, Status
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)

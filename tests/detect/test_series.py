@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from e2e.servers import Servers, free_port, http, start_prometheus, wait_until
-from watchkeeper.detect.series import read_csv, read_prometheus, read_wide, read_wide_series
 from watchkeeper.errors import InputError, IntegrationError
+from watchkeeper.metrics.series import read_csv, read_prometheus, read_wide, read_wide_series
 
 
 @pytest.mark.parametrize(

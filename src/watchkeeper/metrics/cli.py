@@ -19,9 +19,9 @@ from rich.table import Table
 from watchkeeper.detect.filter import AnomalyFilter, windows_of
 from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.robust import RobustSeasonal
-from watchkeeper.detect.series import Series, format_time, read_csv, read_prometheus, read_wide_series
 from watchkeeper.detect.store import FileStore
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.metrics.series import Series, format_time, read_csv, read_prometheus, read_wide_series
 
 app = typer.Typer(add_completion=False, help="Metric anomaly detection.", no_args_is_help=True)
 
@@ -105,7 +105,7 @@ def detect(
     console.print(table)
     console.print(f"{sum(len(s) for s, _ in results)} points in {len(results)} series, {n_windows} windows")
     if plot is not None:
-        from watchkeeper.detect.plot import plot as draw
+        from watchkeeper.metrics.plot import plot as draw
 
         series, scores = results[0]
         draw(plot, series.times, series.values, scores, windows_of(scores, threshold),

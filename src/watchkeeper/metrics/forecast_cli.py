@@ -49,7 +49,7 @@ def forecast(
     for result in results:
         _out.print(_describe(result, fc), markup=False)
     if plot is not None:
-        from watchkeeper.detect.forecast_plot import plot_forecast  # matplotlib only when asked
+        from watchkeeper.metrics.forecast_plot import plot_forecast  # matplotlib only when asked
 
         h = max(1, round(fc.horizon / results[0].series.step))
         plot_forecast(results[0], threshold, plot, history=max(4 * h, 200))

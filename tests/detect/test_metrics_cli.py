@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from watchkeeper.detect.cli import app
+from watchkeeper.metrics.cli import app
 
 runner = CliRunner()
 
