@@ -39,7 +39,7 @@ from watchkeeper.telemetry import Metrics
 TOKEN_CACHE_SECONDS = 5.0
 #: Keep the pipeline state between requests while it holds at most this many alerts.
 KEEP_ALERTS = 200_000
-#: Accepted ingest content types (a missing header is taken as JSON, as curl users expect).
+#: Accepted ingest content types (a missing header is taken as JSON: some senders set none; documented).
 JSON_TYPES = ("application/json", "text/json")
 
 
