@@ -277,3 +277,12 @@ def test_the_api_docs_load_without_a_cdn(api: Api) -> None:
         served = api.client.get(asset)
         assert served.status_code == 200 and len(served.content) > 10_000, asset
     assert "cdn" not in api.client.get("/redoc").text.lower()
+
+
+def test_a_body_without_content_type_is_json_and_a_form_is_415(api: Api) -> None:
+    event = orjson.dumps({"summary": "x", "service": "db"})
+    bare = api.client.post("/api/v1/ingest/events", content=event, headers=api.headers(Role.INGEST))
+    assert bare.status_code == 202, bare.text
+    form = api.client.post("/api/v1/ingest/events", content=event, headers={
+        **api.headers(Role.INGEST), "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and "send application/json" in form.json()["error"]
