@@ -193,3 +193,11 @@ def test_tables_keep_ids_whole_at_80_columns(cli, tmp_path: Path) -> None:  # ty
     assert max(len(line) for line in listed.stdout.splitlines()) <= 80
     empty = CliRunner().invoke(app, ["runbooks", "list", "--dir", str(tmp_path)], env=env)
     assert empty.exit_code == 0 and "no runbooks configured" in empty.stderr and "runbooks_dir" in empty.stderr
+
+
+def test_a_command_that_creates_a_new_database_says_so(tmp_path: Path) -> None:
+    env = {"WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}", "COLUMNS": "200"}
+    first = CliRunner().invoke(app, ["incidents", "list"], env=env)
+    assert first.exit_code == 0 and "note: no database at" in first.stderr and "fresh.db" in first.stderr
+    again = CliRunner().invoke(app, ["incidents", "list"], env=env)
+    assert again.exit_code == 0 and "no database" not in again.stderr

@@ -173,12 +173,31 @@ def service(runbooks_dir: Path | None = None) -> Iterator[Watchkeeper]:
     cfg = settings()
     if runbooks_dir is not None:
         cfg = cfg.model_copy(update={"runbooks_dir": runbooks_dir})
+    _warn_if_new(cfg.database_url)
     wk = Watchkeeper(cfg, metrics=False)
     try:
         wk.upgrade()
         yield wk
     finally:
         wk.close()
+
+
+def _warn_if_new(url: str) -> None:
+    """Say so when a command is about to create an empty SQLite database (a CLI run in another
+    directory than serve's would otherwise show an empty, healthy-looking world)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # a bad URL is reported by the database layer, with its own sentence
+        return
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if not path.exists():
+        err.print(f"note: no database at {path.resolve()}; creating an empty one. To see serve's data, run "
+                  "where serve runs, or pass its settings (--config FILE or WATCHKEEPER_DATABASE_URL).",
+                  soft_wrap=True, markup=False)
 
 
 def actor() -> str:
