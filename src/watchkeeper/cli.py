@@ -235,11 +235,11 @@ def serve(
     if config is not None:
         STATE.config, STATE.settings = config, None
     cfg = settings()
+    bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
+    _check_free(bind_host, bind_port)
     logs.configure(cfg.log_level)
     wk = Watchkeeper(cfg)
     wk.upgrade()
-    bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
-    _check_free(bind_host, bind_port)
     err.print(f"watchkeeper {_db_label(cfg)} listening on http://{bind_host}:{bind_port}")
     uvicorn.run(
         create_app(wk, upgrade=False), host=bind_host, port=bind_port,
