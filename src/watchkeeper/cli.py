@@ -157,6 +157,8 @@ app.add_typer(correlation_app, name="correlation")
 class _State:
     settings: Settings | None = None
     config: Path | None = None
+    url: str | None = None
+    token: str | None = None
 
 
 STATE = _State()
@@ -170,6 +172,7 @@ def settings() -> Settings:
 
 @contextmanager
 def service(runbooks_dir: Path | None = None) -> Iterator[Watchkeeper]:
+    local_only("this command")
     cfg = settings()
     if runbooks_dir is not None:
         cfg = cfg.model_copy(update={"runbooks_dir": runbooks_dir})
@@ -180,6 +183,31 @@ def service(runbooks_dir: Path | None = None) -> Iterator[Watchkeeper]:
         yield wk
     finally:
         wk.close()
+
+
+@contextmanager
+def backend() -> Iterator[Any]:
+    """The server's API when ``--url`` / ``WATCHKEEPER_URL`` is given, else the database (the
+    commands that use this accept either: they call the same methods)."""
+    if STATE.url is None:
+        with service() as wk:
+            yield wk
+        return
+    from watchkeeper.client import Remote
+
+    remote = Remote(STATE.url, STATE.token)
+    try:
+        yield remote
+    finally:
+        remote.close()
+
+
+def local_only(what: str) -> None:
+    """Commands that need the database itself refuse ``--url`` with a sentence."""
+    if STATE.url is not None:
+        raise WatchkeeperError(f"{what} works on the database, not through --url (only incidents, kpi, "
+                               "approvals, deadletter and audit commands do): run it where serve runs, "
+                               "without --url / WATCHKEEPER_URL")
 
 
 def _warn_if_new(url: str) -> None:
@@ -214,9 +242,14 @@ def dumps(value: Any) -> str:
 @app.callback()
 def _main(
     config: Annotated[Path | None, typer.Option(help="YAML settings file (env vars win)")] = None,
+    url: Annotated[str | None, typer.Option(
+        envvar="WATCHKEEPER_URL", help="A running server's URL: incident, KPI, approval, dead-letter and "
+        "audit commands go to its API instead of a database file")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="WATCHKEEPER_TOKEN", help="API token for --url (its role decides what you may do)")] = None,
 ) -> None:
     """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
-    STATE.config, STATE.settings = config, None
+    STATE.config, STATE.settings, STATE.url, STATE.token = config, None, url, token
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -323,7 +356,7 @@ def incidents_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
 ) -> None:
     """List incidents, newest first."""
-    with service() as wk:
+    with backend() as wk:
         found = wk.incidents(status=status.value if status else None, service=service_name, since=since, limit=limit)
     if as_json:
         for incident in found:
@@ -341,7 +374,7 @@ def incidents_show(
     incident_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """One incident with its alerts (and why each joined) and its timeline."""
-    with service() as wk:
+    with backend() as wk:
         found = wk.incident(incident_id)
     if as_json:
         print(dumps(found))
@@ -384,7 +417,7 @@ def _print_incident(i: dict[str, Any]) -> None:
 
 
 def _lifecycle(action: Action, incident_id: int, text: str) -> None:
-    with service() as wk:
+    with backend() as wk:
         found = wk.act(incident_id, action, actor(), text)
     out.print(f"incident {incident_id}: {found['status']}"
               + (f", assigned to {found['assignee']}" if found["assignee"] else ""))
@@ -409,7 +442,7 @@ def incidents_resolve(
     harmful: Annotated[list[str] | None, typer.Option(help="a runbook that would have done harm (repeatable)")] = None,
 ) -> None:
     """Resolve an incident (saying what fixed it scores the runbooks' shadow decisions)."""
-    with service() as wk:
+    with backend() as wk:
         found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [])
     out.print(f"incident {incident_id}: {found['status']}")
 
@@ -417,7 +450,7 @@ def incidents_resolve(
 @incidents_app.command("merge")
 def incidents_merge(incident_id: int, into: Annotated[int, typer.Option(help="incident that absorbs it")]) -> None:
     """Merge an incident into another (they were one problem)."""
-    with service() as wk:
+    with backend() as wk:
         found = wk.merge(incident_id, into, actor())
     out.print(f"incident {incident_id} merged into {into}: {len(found['alerts'])} alerts")
 
@@ -427,7 +460,7 @@ def incidents_split(
     incident_id: int, fingerprint: Annotated[list[str], typer.Argument(help="alerts to split off")]
 ) -> None:
     """Split alerts off an incident into a new one (they were unrelated)."""
-    with service() as wk:
+    with backend() as wk:
         found = wk.split(incident_id, list(fingerprint), actor())
     out.print(f"new incident {found['id']} with {len(found['alerts'])} alerts split from {incident_id}")
 
@@ -435,7 +468,7 @@ def incidents_split(
 @incidents_app.command("move")
 def incidents_move(fingerprint: str, to: Annotated[int, typer.Option("--to", help="incident it belongs to")]) -> None:
     """Move one alert to the incident it belongs to."""
-    with service() as wk:
+    with backend() as wk:
         wk.move_alert(fingerprint, to, actor())
     out.print(f"alert {fingerprint} moved to incident {to}")
 
@@ -547,11 +580,17 @@ def kpi(
     """MTTA, MTTR, deduplication and compression over incidents opened in a window."""
     from watchkeeper.model import utc
 
-    with service() as wk:
+    with backend() as wk:
         report = wk.kpis(utc(start) if start else None, utc(end) if end else None)
-    data = report.as_dict()
+    data = report if isinstance(report, dict) else report.as_dict()
     if as_json:
         print(dumps(data))
+        return
+    if isinstance(report, dict):  # from a server: its figures as they came
+        table = _table("KPI", "value", title=f"Watchkeeper KPIs ({STATE.url})")
+        for key, value in _flat(report):
+            table.add_row(key, "n/a" if value is None else str(value))
+        out.print(table)
         return
     table = _table("KPI", "value", title="Watchkeeper KPIs")
     table.add_row("events → alerts (dedup)",
@@ -568,6 +607,13 @@ def kpi(
     out.print(table)
 
 
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"mtta": {"mean": 1}}`` as ``[("mtta.mean", 1)]``."""
+    if isinstance(value, dict):
+        return [kv for k, v in value.items() for kv in _flat(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), value)]
+
+
 def _dur(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
@@ -580,8 +626,13 @@ def _dur(seconds: float | None) -> str:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the hash chain; exit 1 naming the first broken record."""
-    with service() as wk:
+    with backend() as wk:
         verdict = wk.verify_audit()
+    if isinstance(verdict, dict):  # from a server
+        (out if verdict["ok"] else err).print(verdict["message"], markup=False)
+        if not verdict["ok"]:
+            raise typer.Exit(1)
+        return
     if verdict.ok:
         out.print(str(verdict))
         return
@@ -594,7 +645,7 @@ def deadletter_list(
     limit: int = 20, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """The newest rejected bodies, with the error each got."""
-    with service() as wk:
+    with backend() as wk:
         rows = wk.dead_letters(limit)
     if as_json:
         for row in rows:
@@ -886,8 +937,12 @@ def approvals_list(
     as_json: Annotated[bool, typer.Option("--json")] = False, directory: RunbooksDir = None,
 ) -> None:
     """Approval requests, newest first."""
-    with service(directory) as wk:
-        rows = wk.governance.approvals(None if status == "all" else status)
+    if STATE.url is not None:
+        with backend() as remote:
+            rows = remote.approvals(None if status == "all" else status)
+    else:
+        with service(directory) as wk:
+            rows = wk.governance.approvals(None if status == "all" else status)
     if as_json:
         for row in rows:
             print(dumps(row))
@@ -901,8 +956,12 @@ def approvals_list(
 
 
 def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None) -> None:
-    with service(directory) as wk:
-        result = wk.governance.vote(approval_id, actor(), approve, comment)
+    if STATE.url is not None:  # the server knows who votes: the token's name, checked for four-eyes
+        with backend() as remote:
+            result = remote.vote(approval_id, actor(), approve, comment)
+    else:
+        with service(directory) as wk:
+            result = wk.governance.vote(approval_id, actor(), approve, comment)
     out.print(f"approval {approval_id}: {result['status']}"
               + (f"; action {result['action_id']} queued" if "action_id" in result else ""))
 
