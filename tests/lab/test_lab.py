@@ -418,3 +418,10 @@ def test_up_with_monitoring_writes_serve_settings_and_prometheus_follows_the_lab
     assert (posted[0]["service"], posted[0]["kind"], posted[0]["version"]) == ("payment", "deploy", "v2")
     for daemon in daemons.values():
         assert not Path(f"/proc/{daemon['pid']}").exists()
+
+
+def test_lab_errors_belong_to_the_one_error_hierarchy() -> None:
+    from watchkeeper.errors import WatchkeeperError
+    from watchkeeper.lab.control import LabError
+
+    assert issubclass(LabError, WatchkeeperError)

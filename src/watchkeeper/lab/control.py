@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.lab import service as svc
 from watchkeeper.lab.net import HOST, append_line, free_ports, get_json, now_iso, request
 
@@ -49,8 +50,9 @@ START_TIMEOUT = 15.0
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started here: kept so they can be reaped
 
 
-class LabError(Exception):
-    """A request the lab cannot carry out, in one sentence (the CLI exits 2 with it)."""
+class LabError(WatchkeeperError):
+    """A request the lab cannot carry out, in one sentence (the CLI exits 2 with it): part of the one
+    error hierarchy, so any command that drives the lab reports it the same way."""
 
 
 class Lab:
