@@ -155,6 +155,8 @@ class Evaluation:
     unlabelled: int
     firing: int
     seen: list[SeriesView] = field(default_factory=list)
+    #: Forecast series skipped for having fewer than three values in the lookback.
+    short: int = 0
 
 
 class WatchEngine:
@@ -369,7 +371,7 @@ class ForecastEngine:
         w = self.watch
         step = self.step
         inputs: list[ForecastSeries] = []
-        unlabelled = 0
+        unlabelled = short = 0
         seen: list[SeriesView] = []
         names: set[str] = set()
         for labels, times, values in series:
@@ -379,6 +381,7 @@ class ForecastEngine:
             t = np.asarray(times, dtype=np.float64)
             v = np.asarray(values, dtype=np.float64)
             if t.size < 3 or np.count_nonzero(np.isfinite(v)) < 3:
+                short += 1
                 continue
             index = np.rint((t - t[0]) / step).astype(np.int64)
             grid = np.full(int(index[-1]) + 1, np.nan)
@@ -404,7 +407,7 @@ class ForecastEngine:
                                    labels.get(w.resource_label, "") if w.resource_label else "",
                                    float(fc.series.values[np.isfinite(fc.series.values)][-1]), 0.0, None,
                                    fc.crossing is not None))
-        return Evaluation(events, len(inputs), unlabelled, self.firing, seen)
+        return Evaluation(events, len(inputs), unlabelled, self.firing, seen, short)
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
