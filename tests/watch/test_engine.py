@@ -175,9 +175,9 @@ def test_the_default_detector_runs() -> None:
 
 
 def test_a_bad_detector_or_option_is_a_config_error_naming_the_watch() -> None:
-    with pytest.raises(ConfigError, match="watch 'latency'.*unknown detector 'nope'"):
+    with pytest.raises(ConfigError, match=r"watch 'latency'.*unknown detector 'nope'"):
         WatchEngine(watch(detector="nope"))
-    with pytest.raises(ConfigError, match="watch 'latency'.*colour"):
+    with pytest.raises(ConfigError, match=r"watch 'latency'.*colour"):
         WatchEngine(watch(options={"colour": "red"}))
 
 
