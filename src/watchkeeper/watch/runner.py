@@ -172,11 +172,13 @@ class Watcher:
         try:
             result = self._query(engine, endpoint, started)
         except PrometheusError as exc:
-            self._failed(status, str(exc), started, endpoint=endpoint.name if exc.retryable else None)
+            # a retryable failure (refused, timeout, 5xx) means the endpoint is down; a rejected
+            # query means it answered
+            self._failed(status, str(exc), started, endpoint=endpoint.name, up=not exc.retryable)
             return None
         except Exception as exc:  # a bug or a surprise answer must not stop the other watches
             log.exception("watch.evaluation_failed", watch=name)
-            self._failed(status, f"{type(exc).__name__}: {exc}", started, endpoint=None)
+            self._failed(status, f"{type(exc).__name__}: {exc}", started)
             return None
         self._up(endpoint.name, True)
         sent = self._send(name, result.events)
@@ -233,9 +235,10 @@ class Watcher:
         self._pending[name] = []
         return True
 
-    def _failed(self, status: WatchStatus, error: str, at: float, endpoint: str | None) -> None:
+    def _failed(self, status: WatchStatus, error: str, at: float, endpoint: str | None = None,
+                up: bool = False) -> None:
         if endpoint is not None:
-            self._up(endpoint, False)
+            self._up(endpoint, up)
         with self._lock:
             status.failures += 1
             status.last_error, status.last_error_at = error, at
