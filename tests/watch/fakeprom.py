@@ -49,7 +49,7 @@ class FakePrometheus:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 if fake.mode == "down":
                     self.connection.close()  # the closest a live server gets to refusing
