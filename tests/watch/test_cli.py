@@ -34,7 +34,7 @@ def test_a_good_file_shows_each_watch_series(tmp_path: Path) -> None:
     with fake.serve() as url:
         result = CliRunner().invoke(app, ["watch", "test", str(settings_file(tmp_path, url))])
     assert result.exit_code == 0, result.output
-    assert f"latency (anomaly, every 30s) on default: max by (service) (lat)" in result.output
+    assert "latency (anomaly, every 30s) on default: max by (service) (lat)" in result.output
     assert 'latency{service="api"}' in result.output and "0.25" in result.output
     assert 'latency{service="db"}' in result.output and "1.5" in result.output
     assert "2 series" in result.output
