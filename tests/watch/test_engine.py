@@ -237,3 +237,9 @@ def test_forecast_gaps_and_short_series() -> None:
     assert (result.series, result.short) == (1, 1)
     assert result.events == []
     assert [v.value for v in result.seen] == [pytest.approx(values[-1])]
+
+
+def test_the_forecast_step_respects_prometheus_point_limit() -> None:
+    assert ForecastEngine(forecast_watch(step="5m")).step == 300.0
+    assert ForecastEngine(forecast_watch(step=None, lookback="1h")).step == pytest.approx(7.2)
+    assert ForecastEngine(forecast_watch(step="1s", lookback="24h")).step == pytest.approx(86_400 / 10_999)

@@ -219,3 +219,32 @@ def test_a_bad_detector_fails_at_start_up(bad: dict[str, Any]) -> None:
     cfg["watches"][0].update(bad)
     with pytest.raises(ConfigError, match="latency"):
         Watcher(WatchConfig.model_validate(cfg), lambda _e: None)
+
+
+def test_a_forecast_watch_queries_its_lookback_and_raises_a_forecast_event() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        start, end = float(request.url.params["start"]), float(request.url.params["end"])
+        step = float(request.url.params["step"])
+        times = [start + step * i for i in range(int((end - start) / step) + 1)]
+        values = [[t, repr(0.5 + 0.35 * (t - start) / (end - start))] for t in times]  # 0.5 → 0.85
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"instance": "db-1"}, "values": values}]}})
+
+    cfg = WatchConfig.model_validate({"prometheus": [{"url": "http://prom.test"}], "forecasts": [
+        {"name": "disk-full", "query": "disk_used", "service_label": "instance", "threshold": 0.9,
+         "horizon": "6h", "lookback": "24h", "step": "10m"}]})
+    clock, sent = FakeClock(), []
+    clock.now = 1.7e9
+    w = Watcher(cfg, sent.extend, clock=clock,
+                client_for=lambda e: PrometheusClient(e, httpx.Client(transport=httpx.MockTransport(handler))))
+    result = w.evaluate("disk-full")
+    assert result is not None and result.series == 1
+    params = seen[0].url.params
+    assert (float(params["end"]) - float(params["start"]), float(params["step"])) == (86_400.0, 600.0)
+    [event] = sent
+    assert (event.kind, event.status, event.name, event.service) == (EventKind.FORECAST, Status.FIRING,
+                                                                    "disk-full", "db-1")
+    assert w.status()["watches"]["disk-full"]["firing"] == 1

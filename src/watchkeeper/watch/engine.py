@@ -48,6 +48,7 @@ from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Status
 from watchkeeper.sources.base import fingerprint_of
 from watchkeeper.watch.config import ForecastWatch, Watch
+from watchkeeper.watch.prometheus import MAX_POINTS
 
 SOURCE = "watch"
 #: One element of an instant-query result: (labels, unix seconds, value).
@@ -350,8 +351,10 @@ class ForecastEngine:
 
     @property
     def step(self) -> float:
-        """The query_range resolution: the watch's ``step``, else lookback / 500."""
-        return self.watch.step if self.watch.step is not None else max(self.watch.lookback / 500.0, 1.0)
+        """The query_range resolution: the watch's ``step``, else lookback / 500 — raised, as the
+        client does, so that the lookback holds at most Prometheus' 11,000 points."""
+        step = self.watch.step if self.watch.step is not None else max(self.watch.lookback / 500.0, 1.0)
+        return max(step, self.watch.lookback / (MAX_POINTS - 1), 0.001)
 
     def load(self, state: Mapping[str, Any]) -> None:
         self._forecaster._firing = {str(f) for f in state.get("firing", [])}
