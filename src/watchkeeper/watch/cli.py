@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -48,13 +49,17 @@ def watch_test(
                 failed += 1
                 out.print(f"  query failed: {status.last_error}", markup=False, soft_wrap=True)
                 continue
-            table = Table()
-            for column in ("series", "service", "resource", "value"):
-                table.add_column(column, justify="right" if column == "value" else "left")
+            # readable at 80 columns: no vertical rules; only the series (free text) wraps
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 2, 0, 0), collapse_padding=True)
+            table.add_column("series", overflow="fold")
+            table.add_column("service", no_wrap=True)
+            table.add_column("resource", no_wrap=True)
+            table.add_column("value", justify="right", no_wrap=True)
             for view in result.seen[:limit]:
                 table.add_row(view.key, view.service, view.resource or "-",
                               f"{view.value:.6g}" if math.isfinite(view.value) else str(view.value))
-            out.print(table)
+            if result.seen:
+                out.print(table)
             notes = [f"{result.series} series"]
             if len(result.seen) > limit:
                 notes.append(f"{len(result.seen) - limit} more not shown")
