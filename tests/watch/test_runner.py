@@ -180,10 +180,17 @@ def test_serve_reports_watches_in_healthz_and_metrics_and_ingests_anomalies(
         make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
     fake = FakePrometheus()
     fake.series = {"api": 0.2}
+    fake.mode = "down"  # Prometheus is down when serve starts
     with fake.serve() as url:
         service = make_service(sqlite_url, watch=config(url, interval=0.02))
         api = Api(service)
         with api.client:
+            wait_for(lambda: api.client.get("/healthz").json()["details"]["prometheus"] == {"main": "down"},
+                     what="the endpoint reported down at start")
+            down = api.client.get("/healthz").json()["details"]["watch"]["latency"]
+            assert down["ok"] is False and "unreachable" in down["last_error"]
+            fake.mode = "up"
+
             def evaluated(n: int) -> bool:
                 details = api.client.get("/healthz").json()["details"]
                 return bool(details["watch"]["latency"]["evaluations"] >= n)
