@@ -187,16 +187,17 @@ class WatchEngine:
         """Take back the series state :meth:`dump` wrote; returns the keys that could not be
         restored (another detector kind or version: those start afresh)."""
         bad = []
-        for key, body in states.items():
+        for stored, body in states.items():
             try:
                 series = _Series.from_json(body)
-            except (ValueError, KeyError, TypeError):
-                bad.append(key)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                bad.append(stored)
                 continue
             if series.detector.params() != make(self.watch.detector, self.watch.options).params():
-                bad.append(key)  # the watch's detector changed since: start afresh
+                bad.append(stored)  # the watch's detector changed since: start afresh
                 continue
-            self._series[key] = series
+            # the key is the labels' (a store may shorten what it keeps as its own key)
+            self._series[series_key(self.watch.name, series.labels)] = series
         return bad
 
     def dump(self, *, changed_only: bool = True) -> tuple[dict[str, dict[str, Any]], list[str]]:
