@@ -243,3 +243,14 @@ def test_the_forecast_step_respects_prometheus_point_limit() -> None:
     assert ForecastEngine(forecast_watch(step="5m")).step == 300.0
     assert ForecastEngine(forecast_watch(step=None, lookback="1h")).step == pytest.approx(7.2)
     assert ForecastEngine(forecast_watch(step="1s", lookback="24h")).step == pytest.approx(86_400 / 10_999)
+
+
+def test_a_forecast_series_that_disappears_resolves() -> None:
+    engine = ForecastEngine(forecast_watch())
+    labels = {"service": "db", "instance": "db-1"}
+    times, values = ramp(0.002)
+    [firing] = engine.evaluate([(labels, times, values)], now=float(times[-1])).events
+    [resolved] = engine.evaluate([], now=float(times[-1]) + 300.0).events
+    assert (resolved.status, resolved.fingerprint, resolved.raw["resolved_because"]) == (
+        Status.RESOLVED, firing.fingerprint, "absent")
+    assert engine.firing == 0 and engine.evaluate([], now=float(times[-1]) + 600.0).events == []

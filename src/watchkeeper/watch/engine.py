@@ -45,7 +45,7 @@ from watchkeeper.detect.forecast import Forecaster
 from watchkeeper.detect.forecast import Series as ForecastSeries
 from watchkeeper.detect.store import restore
 from watchkeeper.errors import ConfigError
-from watchkeeper.model import Event, EventKind, Status
+from watchkeeper.model import Event, EventKind, Severity, Status
 from watchkeeper.sources.base import fingerprint_of
 from watchkeeper.watch.config import ForecastWatch, Watch
 from watchkeeper.watch.prometheus import MAX_POINTS
@@ -343,6 +343,7 @@ class ForecastEngine:
         self.watch = watch
         self.level = level
         self._forecaster = self._new()
+        self._last: dict[str, Event] = {}  # fingerprint -> its last firing event
 
     def _new(self) -> Forecaster:
         w = self.watch
@@ -403,8 +404,23 @@ class ForecastEngine:
             service = labels.get(w.service_label, "")
             resource = labels.get(w.resource_label, "") if w.resource_label else ""
             raw = {**e.raw, "watch": w.name, "query": w.query, "lookback_seconds": w.lookback}
-            events.append(replace(e, name=w.name, service=service, resource=resource, raw=raw,
-                                  severity=w.severity if e.status is Status.FIRING else e.severity))
+            event = replace(e, name=w.name, service=service, resource=resource, raw=raw,
+                            severity=w.severity if e.status is Status.FIRING else e.severity)
+            events.append(event)
+            if event.status is Status.FIRING:
+                self._last[event.fingerprint] = event
+            else:
+                self._last.pop(event.fingerprint, None)
+        # a firing series the query no longer returns (the disk was removed …): resolve it
+        present = {self._forecaster.fingerprint(s.labels) for s in inputs}
+        for fingerprint in sorted(self._forecaster._firing - present):
+            self._forecaster._firing.discard(fingerprint)
+            last = self._last.pop(fingerprint, None)
+            if last is not None:
+                events.append(replace(
+                    last, status=Status.RESOLVED, severity=Severity.INFO, ends_at=_dt(now), received_at=_dt(now),
+                    summary=f"{w.name}: {last.service} no longer returned by the query",
+                    raw={**last.raw, "resolved_because": "absent"}))
         for fc in self._forecaster.forecasts():
             labels = {k: v for k, v in fc.series.labels.items() if k != "watch"}
             seen.append(SeriesView(fc.series.name, labels.get(w.service_label, ""),
