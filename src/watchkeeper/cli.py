@@ -23,6 +23,7 @@ from watchkeeper.lifecycle import Action
 from watchkeeper.model import IncidentStatus
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings, load_settings
+from watchkeeper.watch.cli import app as watch_app
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -151,6 +152,7 @@ app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(silences_app, name="silences")
 app.add_typer(correlation_app, name="correlation")
+app.add_typer(watch_app, name="watch")
 
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,22 @@ class Metrics:
             "From receipt of an ingest request to its incidents committed",
             ["source"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.watch_evaluations = Counter(
+            "watchkeeper_watch_evaluations", "Watch evaluations, by watch and outcome (ok | error)",
+            ["watch", "outcome"], registry=self.registry,
+        )
+        self.watch_series = Gauge(
+            "watchkeeper_watch_series", "Series the watch's last successful query returned", ["watch"],
+            registry=self.registry,
+        )
+        self.watch_firing = Gauge(
+            "watchkeeper_watch_firing", "Series of the watch currently anomalous (or predicted to cross)",
+            ["watch"], registry=self.registry,
+        )
+        self.prometheus_up = Gauge(
+            "watchkeeper_watch_prometheus_up", "1 when the Prometheus endpoint answered its last query",
+            ["endpoint"], registry=self.registry,
         )
         if active_incidents is not None:
             self.registry.register(_ActiveIncidents(active_incidents))

@@ -23,6 +23,7 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.server.responses import Json, error
+from watchkeeper.server.watch import make_watcher
 from watchkeeper.service import Permission, Principal, Watchkeeper
 
 log = structlog.get_logger("watchkeeper.http")
@@ -118,16 +119,22 @@ Approver = Annotated[Principal, Depends(principal(Permission.APPROVE))]
 Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
-def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True) -> FastAPI:
+def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True) -> FastAPI:
+    watcher = make_watcher(service) if watch else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if upgrade:
             await run_in_threadpool(service.upgrade)
         if responder and service.governance.catalog.runbooks:
             service.governance.start(service.settings.responder_interval_seconds)
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await run_in_threadpool(watcher.stop)
             await run_in_threadpool(service.governance.stop)
 
     # Swagger UI and ReDoc from the package's own copies, not a CDN: /docs works on an offline host
@@ -136,6 +143,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         description="Alerts in, a few explained incidents out, every step audited.",
     )
     app.state.service = service
+    app.state.watcher = watcher
     app.add_middleware(AccessLog)
 
     @app.exception_handler(WatchkeeperError)
@@ -156,8 +164,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return found
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def healthz() -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if watcher is not None:
+            status = watcher.status()
+            details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
+        return {"status": "ok", "version": __version__, "details": details}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

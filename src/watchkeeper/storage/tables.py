@@ -243,3 +243,11 @@ cursors = Table(
     Column("name", String(64), primary_key=True),
     Column("seq", BigInteger, nullable=False),
 )
+
+detector_state = Table(
+    "detector_state", metadata,
+    Column("key", String(1024), primary_key=True),  # the watch name and the series' sorted labels
+    Column("watch", String(64), nullable=False, index=True),
+    Column("state", Json, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
