@@ -27,7 +27,7 @@ watch:
       threshold: 0.05
       direction: down                 # the crossing that matters: falling below the threshold
       horizon: 6h
-      lookback: 1d
+      lookback: 24h
       interval: 5m
 topology:
   services:
