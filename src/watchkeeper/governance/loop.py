@@ -7,49 +7,8 @@ import time
 from collections.abc import Callable
 
 import structlog
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-#: Errors that mean "the database is unreachable", not "this code is wrong".
-OUTAGE = (OperationalError, PoolTimeout, DBAPIError)
-
-
-def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError):
-        return isinstance(exc, OperationalError) or exc.connection_invalidated
-    return isinstance(exc, OUTAGE)
-
-
-class Burst:
-    """One log line per burst of failures: a failure after ``quiet`` seconds without one starts a
-    new burst; the end of a burst is logged with how many failures it held.
-
-    >>> b = Burst(quiet=30.0)
-    >>> b.failed(0.0), b.failed(1.0), b.failed(40.0)
-    (True, False, True)
-    >>> b.recovered()
-    1
-    """
-
-    def __init__(self, quiet: float = 30.0) -> None:
-        self.quiet = quiet
-        self._last: float | None = None
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def failed(self, now: float) -> bool:
-        """Count a failure; True when it starts a new burst (log it)."""
-        with self._lock:
-            new = self._last is None or now - self._last >= self.quiet
-            self._last = now
-            self._count = 1 if new else self._count + 1
-            return new
-
-    def recovered(self) -> int:
-        """End the burst; return how many failures it held (0: there was none)."""
-        with self._lock:
-            count, self._last, self._count = self._count, None, 0
-            return count
+from watchkeeper.storage.outage import Burst, is_outage, reason
 
 
 class Loop:
@@ -96,7 +55,7 @@ class Loop:
             except Exception as exc:  # keep the loop alive
                 if is_outage(exc):
                     if self.burst.failed(time.monotonic()):
-                        self.log.warning("database unreachable; retrying", error=str(exc).splitlines()[0])
+                        self.log.warning("database unreachable; retrying", error=reason(exc))
                 else:
                     self.log.exception(f"{self.name} iteration failed")
             else:

@@ -25,13 +25,13 @@ from watchkeeper.execute import engine
 from watchkeeper.execute.actions import ActionRun, Lease
 from watchkeeper.execute.executors import Executor, StepContext
 from watchkeeper.execute.runbook import Catalog, Runbook
-from watchkeeper.governance.loop import Burst, is_outage
 from watchkeeper.governance.model import Interrupted
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, IncidentStatus
 from watchkeeper.storage import Database, audit, queries
 from watchkeeper.storage import governance as store
 from watchkeeper.storage.ingest import save_incident
+from watchkeeper.storage.outage import Burst, is_outage
 
 log = structlog.get_logger("watchkeeper.worker")
 ON_SUCCESS = {"mitigate": Action.MITIGATE, "resolve": Action.RESOLVE}

@@ -22,8 +22,12 @@ from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
+from watchkeeper.storage.outage import OUTAGE_ERRORS, Burst, is_outage, reason
 
 log = structlog.get_logger("watchkeeper.http")
+
+#: Seconds a client is asked to wait while the database is unreachable.
+RETRY_AFTER = 5
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeeper token create`")
 
@@ -145,9 +149,34 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return error(422, "invalid request: " + "; ".join(parts))
 
+    outage = Burst()
+
+    def unavailable(exc: Exception, body: dict[str, Any] | None = None) -> Response:
+        if outage.failed(time.monotonic()):  # one line per burst of failures, no traceback
+            log.warning("database unreachable: answering 503", error=reason(exc))
+        body = body or {"error": "the database is unreachable; retry later", "status": 503, "reason": reason(exc)}
+        return Json(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+
+    async def _database(_request: Request, exc: Exception) -> Response:
+        if not is_outage(exc):
+            raise exc  # a bug, not an outage: the server's 500 path
+        return unavailable(exc)
+
+    for kind in OUTAGE_ERRORS:
+        app.add_exception_handler(kind, _database)
+
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def healthz() -> Response:
+        try:
+            service.db.ping()
+        except OUTAGE_ERRORS as exc:
+            if not is_outage(exc):
+                raise
+            return unavailable(exc, {"status": "unavailable", "reason": f"database: {reason(exc)}",
+                                     "version": __version__})
+        if (failures := outage.recovered()) > 0:
+            log.info("database reachable again", failed_requests=failures)
+        return Json({"status": "ok", "version": __version__})
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
