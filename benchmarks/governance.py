@@ -101,9 +101,9 @@ def measure(url: str, mode: str, rounds: int, seconds: float, workdir: Path) -> 
             time.sleep(0.05)
             second = fire(wk, "Down", f"{mode[:5]}-second-{n}")
             started = time.perf_counter()
-            wait(lambda i=second: decided(wk, i))  # type: ignore[misc]
+            wait(lambda i=second: decided(wk, i))
             latencies.append(time.perf_counter() - started)
-            wait(lambda i=slow: finished(wk, i))  # type: ignore[misc]
+            wait(lambda i=slow: finished(wk, i))
     finally:
         if loop is None:
             gov.stop()
