@@ -149,6 +149,20 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return error(422, "invalid request: " + "; ".join(parts))
 
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> Response:
+        try:
+            service.db.ping()
+        except OUTAGE_ERRORS as exc:
+            if not is_outage(exc):
+                raise
+            return unavailable(exc, {"status": "unavailable", "reason": f"database: {reason(exc)}",
+                                     "version": __version__})
+        if (failures := outage.recovered()) > 0:
+            log.info("database reachable again", failed_requests=failures)
+        return Json({"status": "ok", "version": __version__})
+
+    # Database outages (healthz above calls `unavailable` at request time): 503 + Retry-After, never a 500.
     outage = Burst()
 
     def unavailable(exc: Exception, body: dict[str, Any] | None = None) -> Response:
@@ -164,19 +178,6 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     for kind in OUTAGE_ERRORS:
         app.add_exception_handler(kind, _database)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> Response:
-        try:
-            service.db.ping()
-        except OUTAGE_ERRORS as exc:
-            if not is_outage(exc):
-                raise
-            return unavailable(exc, {"status": "unavailable", "reason": f"database: {reason(exc)}",
-                                     "version": __version__})
-        if (failures := outage.recovered()) > 0:
-            log.info("database reachable again", failed_requests=failures)
-        return Json({"status": "ok", "version": __version__})
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
