@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     action_lease_seconds: float = Field(
         60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
         "another server marks it interrupted and escalates the incident")
+    action_workers: int = Field(2, ge=1, le=64, description="Runbooks one server runs at once (each on its own "
+                                "thread; max_concurrent_per_service still holds across servers)")
     watch: WatchConfig = Field(default_factory=WatchConfig,
                                description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")

@@ -41,15 +41,23 @@ class Gate:
         self.release = threading.Event()
         self.runs: Counter[int] = Counter()
         self.lock = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
 
     def __call__(self, args: dict[str, Any], ctx: StepContext) -> StepResult:
         with self.lock:
             self.runs[ctx.incident_id] += 1
-        if args["rb"] == "slow":
-            self.entered.set()
-            if not self.release.wait(WAIT):
-                return StepResult(False, "never released")
-        return StepResult(True, "ok")
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            if args["rb"] == "slow":
+                self.entered.set()
+                if not self.release.wait(WAIT):
+                    return StepResult(False, "never released")
+            return StepResult(True, "ok")
+        finally:
+            with self.lock:
+                self.inside -= 1
 
 
 def setup(tmp_path: Path, make_service: Callable[..., Watchkeeper], db_url: str) -> tuple[Watchkeeper, Path]:
@@ -182,3 +190,20 @@ def test_a_heartbeat_keeps_a_long_run_its_own(
     with wk.db.read() as conn:
         finished = store.action_run(conn, run.id)
     assert finished.status is ActionStatus.SUCCEEDED and finished.lease is None
+
+
+def test_workers_run_slow_runbooks_of_different_services_side_by_side(
+        tmp_path: Path, make_service: Callable[..., Watchkeeper], db_url: str, clock: Clock) -> None:
+    wk, directory = setup(tmp_path, make_service, db_url)
+    gate = Gate()
+    gov = governance(wk, directory, gate, clock, workers=2)
+    gov.start(interval=0.02)
+    try:
+        slow = [fire(wk, "Slow", service) for service in ("web", "db")]
+        for incident, service in zip(slow, ("web", "db"), strict=True):
+            gov.set_causes(incident, [Cause(service, confidence=0.99)], "rca")
+        until(lambda: gate.inside == 2, "both slow runbooks to run at once")
+    finally:
+        gate.release.set()
+        gov.stop()
+    assert gate.most_inside == 2 and all(statuses(wk, i) == ["succeeded"] for i in slow)

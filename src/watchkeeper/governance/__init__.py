@@ -54,7 +54,7 @@ class Governance:
     def __init__(
         self, db: Database, clock: Callable[[], datetime], catalog: Catalog,
         executors: Mapping[str, Executor] | None = None, base_env: Mapping[str, str] | None = None,
-        *, lease_seconds: float = 60.0, owner: str | None = None,
+        *, lease_seconds: float = 60.0, owner: str | None = None, workers: int = 1,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -64,6 +64,7 @@ class Governance:
         self.responder = Responder(db, clock, catalog, self.executors, self.base_env)
         self.worker = Worker(db, clock, catalog, self.executors, self.base_env, owner=owner or worker_id(),
                              lease_seconds=lease_seconds)
+        self.workers = workers
         self._loops: list[Loop] = []
 
     @classmethod
@@ -168,10 +169,12 @@ class Governance:
 
     # -- background threads -------------------------------------------------------------
     def start(self, interval: float = 0.5) -> None:
-        """Start the responder and the worker, each on its own thread."""
+        """Start the responder and ``workers`` workers, each on its own thread. The workers share
+        one owner id: a lease belongs to this server, whichever of its threads runs the action."""
         if self._loops:
             return
-        self._loops = [Loop("responder", self.respond, interval), Loop("worker", self.worker.step, interval)]
+        self._loops = [Loop("responder", self.respond, interval)]
+        self._loops += [Loop("worker", self.worker.step, interval) for _ in range(self.workers)]
         for loop in self._loops:
             loop.start()
 
