@@ -20,14 +20,11 @@ from watchkeeper import __version__
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
+from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
-from watchkeeper.storage.outage import OUTAGE_ERRORS, Burst, is_outage, reason
 
 log = structlog.get_logger("watchkeeper.http")
-
-#: Seconds a client is asked to wait while the database is unreachable.
-RETRY_AFTER = 5
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeeper token create`")
 
@@ -138,6 +135,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     )
     app.state.service = service
     app.add_middleware(AccessLog)
+    install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:
@@ -150,34 +148,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return error(422, "invalid request: " + "; ".join(parts))
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> Response:
-        try:
-            service.db.ping()
-        except OUTAGE_ERRORS as exc:
-            if not is_outage(exc):
-                raise
-            return unavailable(exc, {"status": "unavailable", "reason": f"database: {reason(exc)}",
-                                     "version": __version__})
-        if (failures := outage.recovered()) > 0:
-            log.info("database reachable again", failed_requests=failures)
-        return Json({"status": "ok", "version": __version__})
-
-    # Database outages (healthz above calls `unavailable` at request time): 503 + Retry-After, never a 500.
-    outage = Burst()
-
-    def unavailable(exc: Exception, body: dict[str, Any] | None = None) -> Response:
-        if outage.failed(time.monotonic()):  # one line per burst of failures, no traceback
-            log.warning("database unreachable: answering 503", error=reason(exc))
-        body = body or {"error": "the database is unreachable; retry later", "status": 503, "reason": reason(exc)}
-        return Json(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
-
-    async def _database(_request: Request, exc: Exception) -> Response:
-        if not is_outage(exc):
-            raise exc  # a bug, not an outage: the server's 500 path
-        return unavailable(exc)
-
-    for kind in OUTAGE_ERRORS:
-        app.add_exception_handler(kind, _database)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
