@@ -128,7 +128,9 @@ class Watchkeeper:
         self._ingest_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_Pending] = []
-        self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir)
+        self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir,
+                                                    lease_seconds=settings.action_lease_seconds,
+                                                    workers=settings.action_workers)
 
     # -- lifecycle -------------------------------------------------------------------------
     def upgrade(self) -> None:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )
     responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
+    action_lease_seconds: float = Field(
+        60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
+        "another server marks it interrupted and escalates the incident")
+    action_workers: int = Field(2, ge=1, le=64, description="Runbooks one server runs at once (each on its own "
+                                "thread; max_concurrent_per_service still holds across servers)")
     watch: WatchConfig = Field(default_factory=WatchConfig,
                                description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")

@@ -15,6 +15,7 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # a new ranking replaced the decision before anyone voted
 
 
 @dataclass(frozen=True, slots=True)

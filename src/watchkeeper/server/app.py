@@ -22,6 +22,7 @@ from watchkeeper import __version__
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
+from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, error
 from watchkeeper.server.watch import make_watcher
 from watchkeeper.service import Permission, Principal, Watchkeeper
@@ -145,6 +146,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     app.state.service = service
     app.state.watcher = watcher
     app.add_middleware(AccessLog)
+    install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:

@@ -57,6 +57,7 @@ class Database:
                 self.engine = create_engine(
                     url, echo=echo, json_serializer=json_text, json_deserializer=orjson.loads,
                     pool_pre_ping=True, pool_size=10, max_overflow=10,
+                    connect_args={"connect_timeout": 5},  # an unreachable host fails fast (503), never hangs
                 )
         except Exception as exc:  # SQLAlchemy raises several types for a bad URL
             raise ConfigError(f"cannot use database URL {_redact(url)}: {exc}") from exc
@@ -79,6 +80,11 @@ class Database:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 yield conn
+
+    def ping(self) -> None:
+        """``SELECT 1`` on a fresh transaction; raises what the driver raises when it cannot."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to ``revision`` (idempotent)."""

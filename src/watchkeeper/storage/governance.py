@@ -1,15 +1,23 @@
-"""SQL for decisions, approvals, action runs, causes, runbook state and cursors."""
+"""SQL for decisions, approvals, action runs (claimed with a lease), causes, runbook state and cursors.
+
+Governance reads typed rows (:class:`DecisionRecord`, :class:`ApprovalRequest`,
+:class:`~watchkeeper.execute.actions.ActionRun`); the ``dict`` readers serve the JSON views.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from watchkeeper.errors import NotFound
+from watchkeeper.execute.actions import ActionRun, ActionStatus, Lease, Trigger
 from watchkeeper.model import Cause
+from watchkeeper.policy import Reason, Risk, Verdict
+from watchkeeper.policy.approvals import ApprovalStatus
 from watchkeeper.storage.tables import (
     action_runs,
     approval_votes,
@@ -20,7 +28,40 @@ from watchkeeper.storage.tables import (
     runbook_state,
 )
 
-ACTIVE = ("queued", "running")
+ACTIVE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    id: int
+    incident_id: int
+    runbook_id: str
+    verdict: Verdict
+    reason: Reason
+    confidence: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    id: int
+    decision_id: int | None
+    incident_id: int
+    runbook_id: str
+    risk: Risk
+    params: dict[str, Any]
+    requested_by: str
+    expires_at: datetime
+    required: int
+    status: ApprovalStatus
+
+    @property
+    def service(self) -> str:
+        return str(self.params.get("__service", ""))
+
+    @property
+    def runbook_params(self) -> dict[str, Any]:
+        """The runbook's parameters, without the request's own bookkeeping keys."""
+        return {k: v for k, v in self.params.items() if not k.startswith("__")}
 
 
 def _one(conn: Connection, query: Any, what: str) -> dict[str, Any]:
@@ -68,10 +109,18 @@ def decisions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def unscored_shadow(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+def decision_records(conn: Connection, incident_id: int) -> list[DecisionRecord]:
+    rows = conn.execute(select(decisions).where(decisions.c.incident_id == incident_id).order_by(decisions.c.id))
+    return [DecisionRecord(r.id, r.incident_id, r.runbook_id, Verdict(r.verdict), Reason(r.reason), r.confidence)
+            for r in rows]
+
+
+def unscored_shadow(conn: Connection, incident_id: int) -> list[DecisionRecord]:
     rows = conn.execute(select(decisions).where(
-        decisions.c.incident_id == incident_id, decisions.c.verdict == "shadow", decisions.c.outcome.is_(None)))
-    return [dict(r._mapping) for r in rows]
+        decisions.c.incident_id == incident_id, decisions.c.verdict == Verdict.SHADOW.value,
+        decisions.c.outcome.is_(None)))
+    return [DecisionRecord(r.id, r.incident_id, r.runbook_id, Verdict(r.verdict), Reason(r.reason), r.confidence)
+            for r in rows]
 
 
 def score_decision(conn: Connection, decision_id: int, outcome: str, at: datetime) -> None:
@@ -99,6 +148,18 @@ def approval(conn: Connection, approval_id: int) -> dict[str, Any]:
     return _one(conn, select(approvals).where(approvals.c.id == approval_id), f"approval request {approval_id}")
 
 
+def _request(r: Row[Any]) -> ApprovalRequest:
+    return ApprovalRequest(r.id, r.decision_id, r.incident_id, r.runbook_id, Risk(r.risk), dict(r.params),
+                           r.requested_by, r.expires_at, r.required, ApprovalStatus(r.status))
+
+
+def approval_request(conn: Connection, approval_id: int) -> ApprovalRequest:
+    row = conn.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+    if row is None:
+        raise NotFound(f"no approval request {approval_id}")
+    return _request(row)
+
+
 def list_approvals(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     query = select(approvals).order_by(approvals.c.id.desc()).limit(limit)
     if status:
@@ -106,10 +167,11 @@ def list_approvals(conn: Connection, status: str | None = None, limit: int = 100
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def pending_approvals_of(conn: Connection, incident_id: int, runbook_id: str) -> list[dict[str, Any]]:
+def pending_approvals_of(conn: Connection, incident_id: int, runbook_id: str) -> list[ApprovalRequest]:
     rows = conn.execute(select(approvals).where(
-        approvals.c.incident_id == incident_id, approvals.c.runbook_id == runbook_id, approvals.c.status == "pending"))
-    return [dict(r._mapping) for r in rows]
+        approvals.c.incident_id == incident_id, approvals.c.runbook_id == runbook_id,
+        approvals.c.status == ApprovalStatus.PENDING.value))
+    return [_request(r) for r in rows]
 
 
 def votes(conn: Connection, approval_id: int) -> list[dict[str, Any]]:
@@ -122,13 +184,14 @@ def add_vote(conn: Connection, **values: Any) -> None:
     conn.execute(insert(approval_votes).values(**values))
 
 
-def set_approval_status(conn: Connection, approval_id: int, status: str, at: datetime) -> None:
-    conn.execute(update(approvals).where(approvals.c.id == approval_id).values(status=status, decided_at=at))
+def set_approval_status(conn: Connection, approval_id: int, status: ApprovalStatus, at: datetime) -> None:
+    conn.execute(update(approvals).where(approvals.c.id == approval_id).values(status=status.value, decided_at=at))
 
 
-def expired_approvals(conn: Connection, now: datetime) -> list[dict[str, Any]]:
-    rows = conn.execute(select(approvals).where(approvals.c.status == "pending", approvals.c.expires_at <= now))
-    return [dict(r._mapping) for r in rows]
+def expired_approvals(conn: Connection, now: datetime) -> list[ApprovalRequest]:
+    rows = conn.execute(select(approvals).where(
+        approvals.c.status == ApprovalStatus.PENDING.value, approvals.c.expires_at <= now))
+    return [_request(r) for r in rows]
 
 
 # -- action runs ----------------------------------------------------------------------------
@@ -150,11 +213,6 @@ def has_action(conn: Connection, incident_id: int, runbook_id: str) -> bool:
         action_runs.c.incident_id == incident_id, action_runs.c.runbook_id == runbook_id).limit(1)).first() is not None
 
 
-def queued(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(action_runs).where(action_runs.c.status == "queued").order_by(action_runs.c.id))
-    return [dict(r._mapping) for r in rows]
-
-
 def set_action(conn: Connection, action_id: int, **values: Any) -> None:
     conn.execute(update(action_runs).where(action_runs.c.id == action_id).values(**values))
 
@@ -170,7 +228,7 @@ def count_active(conn: Connection, *, service: str | None = None, runbook_id: st
 
 def count_running(conn: Connection, service: str) -> int:
     return int(conn.execute(select(func.count()).select_from(action_runs).where(
-        and_(action_runs.c.status == "running", action_runs.c.service == service))).scalar_one())
+        and_(action_runs.c.status == ActionStatus.RUNNING.value, action_runs.c.service == service))).scalar_one())
 
 
 def count_since(conn: Connection, since: datetime, runbook_id: str | None = None) -> int:
@@ -181,9 +239,78 @@ def count_since(conn: Connection, since: datetime, runbook_id: str | None = None
     return int(conn.execute(query).scalar_one())
 
 
-def interrupted(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(action_runs).where(action_runs.c.status == "running"))
-    return [dict(r._mapping) for r in rows]
+# -- leases ---------------------------------------------------------------------------------
+def _run(r: Row[Any]) -> ActionRun:
+    lease = Lease(r.lease_owner, r.lease_expires_at) if r.lease_owner and r.lease_expires_at else None
+    return ActionRun(r.id, r.incident_id, r.runbook_id, r.service, Trigger(r.trigger), r.actor, ActionStatus(r.status),
+                     dict(r.params), r.decision_id, r.approval_id, lease)
+
+
+def action_run(conn: Connection, action_id: int) -> ActionRun:
+    row = conn.execute(select(action_runs).where(action_runs.c.id == action_id)).first()
+    if row is None:
+        raise NotFound(f"no action run {action_id}")
+    return _run(row)
+
+
+def claim(conn: Connection, lease: Lease, now: datetime, max_per_service: int, *,
+          skip_locked: bool = False) -> ActionRun | None:
+    """Claim the oldest queued action whose service has room: mark it running under ``lease``.
+
+    The candidates are read with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (``skip_locked``), so a
+    server never waits on a row another is claiming; the claim itself is a conditional UPDATE
+    (``WHERE status = 'queued'``) whose row count says whether this server won it, which is atomic
+    on SQLite and PostgreSQL alike.
+    """
+    query = select(action_runs).where(action_runs.c.status == ActionStatus.QUEUED.value).order_by(action_runs.c.id)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    busy: dict[str, int] = {}
+    for row in conn.execute(query).all():
+        if row.service not in busy:
+            busy[row.service] = count_running(conn, row.service)
+        if busy[row.service] >= max_per_service:
+            continue
+        won = conn.execute(update(action_runs).where(
+            action_runs.c.id == row.id, action_runs.c.status == ActionStatus.QUEUED.value,
+        ).values(status=ActionStatus.RUNNING.value, started_at=now, lease_owner=lease.owner,
+                 lease_expires_at=lease.expires_at)).rowcount
+        if won == 1:
+            return action_run(conn, row.id)
+    return None
+
+
+def renew(conn: Connection, action_id: int, lease: Lease) -> bool:
+    """Move the deadline of ``lease`` forward; False when the action is no longer ours."""
+    return conn.execute(update(action_runs).where(
+        action_runs.c.id == action_id, action_runs.c.status == ActionStatus.RUNNING.value,
+        action_runs.c.lease_owner == lease.owner,
+    ).values(lease_expires_at=lease.expires_at)).rowcount == 1
+
+
+def finish(conn: Connection, action_id: int, owner: str, **values: Any) -> bool:
+    """Record the end of a run we still hold (the lease is released); False when it was taken from us."""
+    return conn.execute(update(action_runs).where(
+        action_runs.c.id == action_id, action_runs.c.status == ActionStatus.RUNNING.value,
+        action_runs.c.lease_owner == owner,
+    ).values(lease_expires_at=None, **values)).rowcount == 1
+
+
+def _lapsed(now: datetime) -> Any:
+    # No deadline: a run claimed before migration 0009, by a server that is gone.
+    return and_(action_runs.c.status == ActionStatus.RUNNING.value,
+                or_(action_runs.c.lease_expires_at.is_(None), action_runs.c.lease_expires_at <= now))
+
+
+def expired_leases(conn: Connection, now: datetime) -> list[ActionRun]:
+    """Running actions whose lease has expired: their server stopped heart-beating."""
+    return [_run(r) for r in conn.execute(select(action_runs).where(_lapsed(now)).order_by(action_runs.c.id))]
+
+
+def interrupt(conn: Connection, action_id: int, now: datetime) -> bool:
+    """Mark a running action interrupted if (and only if) its lease has expired."""
+    return conn.execute(update(action_runs).where(action_runs.c.id == action_id, _lapsed(now)).values(
+        status=ActionStatus.INTERRUPTED.value, finished_at=now, lease_expires_at=None)).rowcount == 1
 
 
 # -- runbook state --------------------------------------------------------------------------

@@ -228,6 +228,8 @@ action_runs = Table(
     Column("queued_at", UTCDateTime(), nullable=False, index=True),
     Column("started_at", UTCDateTime()),
     Column("finished_at", UTCDateTime()),
+    Column("lease_owner", String(128)),  # migration 0009: the worker that runs it ...
+    Column("lease_expires_at", UTCDateTime()),  # ... until then, unless its heartbeat renews it
 )
 
 runbook_state = Table(
