@@ -28,7 +28,7 @@ def test_the_pure_core_covers_every_stage_and_forbids_io_and_ui() -> None:
 def test_the_layers_put_the_edges_above_the_service_and_storage_below() -> None:
     layers = _contracts()["layers"]["layers"]
     assert layers.index("cli") < layers.index("server") < layers.index("service") < layers.index("storage")
-    assert layers.index("governance") < layers.index("execute")
+    assert layers.index("governance") < layers.index("storage") < layers.index("execute")
 
 
 def test_no_io_is_left_in_detect() -> None:
