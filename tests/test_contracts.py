@@ -44,3 +44,16 @@ def test_the_contracts_hold() -> None:
     assert lint is not None, "import-linter is a dev dependency: run make setup"
     done = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_the_test_client_finds_the_http_client_it_wants() -> None:
+    """httpx2 is a dev dependency only because starlette's TestClient imports it (and warns, an
+    error here, when it must fall back to httpx): this fails if it is dropped from the lock."""
+    import importlib
+    import warnings
+
+    import starlette.testclient
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(starlette.testclient)
