@@ -55,6 +55,8 @@ class Settings(BaseSettings):
                                description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")
     rca: RcaConfig = Field(default_factory=RcaConfig, description="root-cause ranking in serve (YAML only)")
+    token_default_days: int = Field(
+        90, gt=0, le=3650, description="Lifetime of a new API token when 'token create' gives no --expires")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"
