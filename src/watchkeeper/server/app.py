@@ -103,7 +103,8 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         service: Watchkeeper = request.app.state.service
-        header = f"Bearer {credentials.credentials}" if credentials else None
+        # another scheme (Basic …) gets its own message, not "missing": hand the raw header on
+        header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
         who = service.cached_principal(header)  # a recently verified token: no thread hop, no query
         if who is None:
             who = await run_in_threadpool(service.authenticate, header)
