@@ -12,8 +12,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Route
-from tests.conftest import Clock
 
+from conftest import Clock
 from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
 

@@ -23,8 +23,8 @@ def challenge(code: str | None, message: str) -> str:
     """A ``WWW-Authenticate`` value (RFC 6750): ``Bearer realm="watchkeeper"``, with the error
     code and a description when credentials were given but are not good enough.
 
-    >>> challenge("invalid_token", 'token "x" expired')
-    'Bearer realm="watchkeeper", error="invalid_token", error_description="token \'x\' expired"'
+    >>> print(challenge("invalid_token", 'token "x" expired'))
+    Bearer realm="watchkeeper", error="invalid_token", error_description="token 'x' expired"
     """
     value = 'Bearer realm="watchkeeper"'
     if code:
