@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from watchkeeper.errors import ConfigError, WatchkeeperError
+from watchkeeper.errors import AuthError, ConfigError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import IncidentStatus
-from watchkeeper.service import Role, Watchkeeper
+from watchkeeper.service import Permission, Role, Watchkeeper
 from watchkeeper.settings import Settings, load_settings
 from watchkeeper.watch.cli import app as watch_app
 
@@ -231,11 +231,48 @@ def _warn_if_new(url: str) -> None:
                   soft_wrap=True, markup=False)
 
 
-def actor() -> str:
+def unix_user() -> str:
+    """The user this process runs as, from the OS (not ``$USER``, which anyone can set)."""
     try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+
+def actor() -> str:
+    """Who the audit log says acted: the approver a ``cli_users`` mapping names, or the unix user."""
+    unix = unix_user()
+    if STATE.url is not None:  # through the API the server records the token's name instead
+        return f"cli:{unix}"
+    mapped = settings().cli_users.get(unix)
+    return f"cli-user:{mapped} via unix user {unix}" if mapped else f"cli:{unix}"
+
+
+def approver(wk: Watchkeeper, token: str | None) -> str:
+    """The person voting on an approval from the CLI: an approver's token (``--token`` or
+    ``WATCHKEEPER_TOKEN``) or a ``cli_users`` mapping of this unix user. Never ``$USER``."""
+    configured = settings().token
+    secret = token or STATE.token or (configured.get_secret_value() if configured is not None else None)
+    if secret:
+        try:
+            who = wk.authenticate(f"Bearer {secret.strip()}")
+            who.require(Permission.APPROVE)
+        except AuthError as exc:
+            raise WatchkeeperError(f"--token/WATCHKEEPER_TOKEN: {exc}; voting needs a token of role "
+                                   "approver or admin") from None
+        return f"token:{who.name}"
+    unix = unix_user()
+    if unix in settings().cli_users:
+        return actor()
+    raise WatchkeeperError(
+        f"voting on an approval needs an approver's identity, not the unix user {unix!r}: pass --token TOKEN "
+        "or set WATCHKEEPER_TOKEN (a token of role approver or admin: 'watchkeeper token create --role "
+        f"approver --name YOUR_NAME'), or map this unix user in the settings file: 'cli_users: {{{unix}: YOUR_NAME}}'")
 
 
 def dumps(value: Any) -> str:
@@ -989,27 +1026,34 @@ def approvals_list(
     out.print(table)
 
 
-def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None) -> None:
+def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None, token: str | None) -> None:
     if STATE.url is not None:  # the server knows who votes: the token's name, checked for four-eyes
+        STATE.token = token or STATE.token
         with backend() as remote:
             result = remote.vote(approval_id, actor(), approve, comment)
-    else:
+    else:  # the database: the token (or cli_users mapping) says who votes, never $USER
         with service(directory) as wk:
-            result = wk.governance.vote(approval_id, actor(), approve, comment)
+            result = wk.governance.vote(approval_id, approver(wk, token), approve, comment)
     out.print(f"approval {approval_id}: {result['status']}"
               + (f"; action {result['action_id']} queued" if "action_id" in result else ""))
 
 
+VoteToken = Annotated[str | None, typer.Option(
+    "--token", help="An approver's API token (default: WATCHKEEPER_TOKEN; or map your unix user in cli_users)")]
+
+
 @approvals_app.command("approve")
-def approvals_approve(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
-    """Approve a pending action (it then runs on the server's worker)."""
-    _vote(approval_id, True, comment, directory)
+def approvals_approve(approval_id: int, comment: str = "", directory: RunbooksDir = None,
+                      token: VoteToken = None) -> None:
+    """Approve a pending action as an approver (token or cli_users); it then runs on the server's worker."""
+    _vote(approval_id, True, comment, directory, token)
 
 
 @approvals_app.command("reject")
-def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
-    """Reject a pending action."""
-    _vote(approval_id, False, comment, directory)
+def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir = None,
+                     token: VoteToken = None) -> None:
+    """Reject a pending action as an approver (token or cli_users)."""
+    _vote(approval_id, False, comment, directory, token)
 
 
 def main() -> None:
