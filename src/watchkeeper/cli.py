@@ -672,8 +672,9 @@ def kpi(
     if g is not None:
         table.add_row("grouping precision (judged by humans)",
                       f"{_pct(g.precision)} ({g.moved_out} of {g.auto_joined} joins moved out; {g.merges} merges)")
-    for label, stats in (("MTTA", report.mtta), ("MTTR", report.mttr)):
-        table.add_row(label, "n/a" if stats.mean is None else (
+    for label, stats in (("MTTA from receipt", report.mtta), ("MTTA from source start", report.mtta_from_source_start),
+                         ("MTTR from receipt", report.mttr), ("MTTR from source start", report.mttr_from_source_start)):
+        table.add_row(label, "n/a" if stats is None or stats.mean is None else (
             f"mean {_dur(stats.mean)}, median {_dur(stats.median)}, p90 {_dur(stats.p90)} (n={stats.count})"))
     out.print(table)
 

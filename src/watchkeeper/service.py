@@ -545,7 +545,7 @@ class Watchkeeper:
             first = queries.get_alert(conn, fingerprints[0])
             new = Incident(id=ingest.next_incident_id(conn), title=first.summary or first.name,
                            status=IncidentStatus.OPEN, severity=first.severity, services=[first.service],
-                           opened_at=now, last_activity_at=now)
+                           opened_at=now, last_activity_at=now, started_at=min(first.first_seen, now))
             ingest.insert_incident(conn, new)
             changes = [Change("incident.opened", f"incident:{new.id}", now, {
                 "id": new.id, "title": new.title, "services": new.services, "severity": new.severity.value,
@@ -601,6 +601,8 @@ def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str,
         "severity": incident.severity.value, "services": incident.services,
         "opened_at": incident.opened_at, "acknowledged_at": incident.acknowledged_at,
         "mitigated_at": incident.mitigated_at, "resolved_at": incident.resolved_at,
+        "started_at": incident.started_at, "first_acknowledged_at": incident.first_acknowledged_at,
+        "first_mitigated_at": incident.first_mitigated_at,
         "last_activity_at": incident.last_activity_at, "assignee": incident.assignee,
         "firing_alerts": incident.firing_count, "alert_count": incident.alert_count,
         "alerts": alerts,
