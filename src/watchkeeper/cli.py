@@ -458,6 +458,9 @@ def _print_incident(i: dict[str, Any]) -> None:
     out.print(f"services: {', '.join(i['services'])}   opened {_t(i['opened_at'])}   "
               f"acknowledged {_t(i['acknowledged_at'])}   resolved {_t(i['resolved_at'])}   "
               f"assignee {i['assignee'] or '-'}")
+    if i.get("started_at") or i.get("first_acknowledged_at"):
+        out.print(f"started at the source {_t(i.get('started_at'))}   first acknowledged "
+                  f"{_t(i.get('first_acknowledged_at'))}   first mitigated {_t(i.get('first_mitigated_at'))}")
     alerts = _table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
     for a in i["alerts"]:
         alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),

@@ -76,6 +76,8 @@ def test_the_kpi_command_labels_where_it_measures_from(api: Api, clock: Clock) -
     assert "mean 2m00s" in shown.split("MTTA from source start")[1].splitlines()[0]
     data = orjson.loads(CliRunner().invoke(app, ["kpi", "--json"], env=env, catch_exceptions=False).stdout)
     assert data["mtta_from_source_start"]["mean"] == 120.0
+    shown = CliRunner().invoke(app, ["incidents", "show", "1"], env=env, catch_exceptions=False).stdout
+    assert "started at the source 2026-11-22 05:59:00   first acknowledged 2026-11-22 06:01:00" in shown
 
 
 def test_migration_0010_restores_first_acknowledgements_from_the_audit_log(
