@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from conftest import Clock
 from watchkeeper.server import create_app
@@ -26,6 +26,7 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/static-offline-docs/{path}"): PUBLIC,
     ("POST", "/api/v1/ingest/alertmanager"): "ingest",
     ("POST", "/api/v1/ingest/grafana"): "ingest",
     ("POST", "/api/v1/ingest/pagerduty"): "ingest",
@@ -81,6 +82,9 @@ def client(wk: Watchkeeper) -> Iterator[TestClient]:
 def routes(wk: Watchkeeper) -> list[tuple[str, str]]:
     found = []
     for route in create_app(wk, upgrade=False, responder=False).routes:
+        if isinstance(route, Mount):  # static files (the offline docs' assets): GET anything below it
+            found.append(("GET", f"{route.path}/{{path}}"))
+            continue
         assert isinstance(route, (APIRoute, Route)), route
         found += [(m, route.path) for m in sorted(route.methods or ()) if m not in ("HEAD", "OPTIONS")]
     return found
