@@ -85,3 +85,10 @@ def test_never_expiring_ingest_token_stays_so_when_rotated(cli: Invoke) -> None:
     assert [(r["id"], r["state"], r["expires_at"]) for r in rows] == [(1, "revoked", None), (2, "active", None)]
     assert "--grace: '5 minutes' is not a span" in cli("token", "rotate", "2", "--grace", "5 minutes", code=2).stderr
     assert "longer than the limit of 7 days" in cli("token", "rotate", "2", "--grace", "8d", code=2).stderr
+
+
+def test_watchkeeper_token_in_the_environment_is_a_setting_not_an_error(tmp_path: Path) -> None:
+    """WATCHKEEPER_TOKEN (for votes and --url) must not make local commands fail as an unknown setting."""
+    env = {"WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'wk.db'}", "WATCHKEEPER_TOKEN": "wk_x"}
+    result = CliRunner().invoke(app, ["incidents", "list"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
