@@ -286,7 +286,8 @@ def _main(
         envvar="WATCHKEEPER_URL", help="A running server's URL: incident, KPI, approval, dead-letter and "
         "audit commands go to its API instead of a database file")] = None,
     token: Annotated[str | None, typer.Option(
-        envvar="WATCHKEEPER_TOKEN", help="API token for --url (its role decides what you may do)")] = None,
+        envvar="WATCHKEEPER_TOKEN", help="API token for --url, and whom an approval vote is cast as (its role "
+        "decides what you may do)")] = None,
 ) -> None:
     """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
     STATE.config, STATE.settings, STATE.url, STATE.token = config, None, url, token
