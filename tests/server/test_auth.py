@@ -69,8 +69,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
-def wk(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> Watchkeeper:
-    return make_service(sqlite_url)
+def wk(make_service: Callable[..., Watchkeeper], db_url: str) -> Watchkeeper:
+    return make_service(db_url)
 
 
 @pytest.fixture
