@@ -58,13 +58,13 @@ def lifetime(text: str | None, role: str, default_days: int) -> timedelta | None
     >>> lifetime("never", "admin", 90)
     Traceback (most recent call last):
     ...
-    watchkeeper.errors.InputError: only ingest tokens may never expire; a admin token needs --expires (e.g. 90d)
+    watchkeeper.errors.InputError: only ingest tokens may never expire; give this admin token --expires (e.g. 90d)
     """
     if text is None:
         return timedelta(days=default_days)
     if text.strip().lower() == NEVER:
         if role != "ingest":
-            raise InputError(f"only ingest tokens may never expire; a {role} token needs --expires (e.g. 90d)")
+            raise InputError(f"only ingest tokens may never expire; give this {role} token --expires (e.g. 90d)")
         return None
     return parse_span(text)
 
