@@ -378,11 +378,17 @@ def token_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines"
         for info in infos:
             print(dumps({**dataclasses.asdict(info), "state": info.state(now).value}))
         return
+    # days (UTC) and one space between columns keep it within 80 columns (a long name wraps); --json: times
     table = _table("id", "name", "role", "created", "expires", "last used", "revoked", "state")
+    table.padding, table.columns[1].no_wrap, table.columns[1].min_width = (0, 0, 0, 0), False, 12
     for i in infos:
-        table.add_row(str(i.id), i.name, i.role, _t(i.created_at), _expiry(i.expires_at), _t(i.last_used_at),
-                      _t(i.revoked_at), i.state(now).value)
+        table.add_row(str(i.id), i.name, i.role, _day(i.created_at), _day(i.expires_at) if i.expires_at else "never",
+                      _day(i.last_used_at), _day(i.revoked_at), i.state(now).value)
     out.print(table)
+
+
+def _day(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d") if at else "-"
 
 
 @token_app.command("revoke")
