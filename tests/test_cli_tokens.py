@@ -92,3 +92,16 @@ def test_watchkeeper_token_in_the_environment_is_a_setting_not_an_error(tmp_path
     env = {"WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'wk.db'}", "WATCHKEEPER_TOKEN": "wk_x"}
     result = CliRunner().invoke(app, ["incidents", "list"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
+
+
+def test_token_list_fits_80_columns(tmp_path: Path) -> None:
+    env = {"WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'wk.db'}", "COLUMNS": "80"}
+    runner = CliRunner()
+    for args in (["--role", "ingest", "--name", "alertmanager", "--expires", "never"],
+                 ["--role", "approver", "--name", "alice"]):
+        assert runner.invoke(app, ["token", "create", *args], env=env).exit_code == 0
+    assert runner.invoke(app, ["token", "revoke", "1"], env=env).exit_code == 0
+    shown = runner.invoke(app, ["token", "list"], env=env).stdout
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    rows = [line.split() for line in shown.splitlines() if line.strip()[:1].isdigit()]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [("1", "alertmanager", "revoked"), ("2", "alice", "active")]
