@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import getpass
 import os
@@ -18,10 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from watchkeeper.errors import ConfigError, WatchkeeperError
+from watchkeeper.errors import AuthError, ConfigError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import IncidentStatus
-from watchkeeper.service import Role, Watchkeeper
+from watchkeeper.service import Permission, Role, Watchkeeper
 from watchkeeper.settings import Settings, load_settings
 from watchkeeper.watch.cli import app as watch_app
 
@@ -230,11 +231,48 @@ def _warn_if_new(url: str) -> None:
                   soft_wrap=True, markup=False)
 
 
-def actor() -> str:
+def unix_user() -> str:
+    """The user this process runs as, from the OS (not ``$USER``, which anyone can set)."""
     try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+
+def actor() -> str:
+    """Who the audit log says acted: the approver a ``cli_users`` mapping names, or the unix user."""
+    unix = unix_user()
+    if STATE.url is not None:  # through the API the server records the token's name instead
+        return f"cli:{unix}"
+    mapped = settings().cli_users.get(unix)
+    return f"cli-user:{mapped} via unix user {unix}" if mapped else f"cli:{unix}"
+
+
+def approver(wk: Watchkeeper, token: str | None) -> str:
+    """The person voting on an approval from the CLI: an approver's token (``--token`` or
+    ``WATCHKEEPER_TOKEN``) or a ``cli_users`` mapping of this unix user. Never ``$USER``."""
+    configured = settings().token
+    secret = token or STATE.token or (configured.get_secret_value() if configured is not None else None)
+    if secret:
+        try:
+            who = wk.authenticate(f"Bearer {secret.strip()}")
+            who.require(Permission.APPROVE)
+        except AuthError as exc:
+            raise WatchkeeperError(f"--token/WATCHKEEPER_TOKEN: {exc}; voting needs a token of role "
+                                   "approver or admin") from None
+        return f"token:{who.name}"
+    unix = unix_user()
+    if unix in settings().cli_users:
+        return actor()
+    raise WatchkeeperError(
+        f"voting on an approval needs an approver's identity, not the unix user {unix!r}: pass --token TOKEN "
+        "or set WATCHKEEPER_TOKEN (a token of role approver or admin: 'watchkeeper token create --role "
+        f"approver --name YOUR_NAME'), or map this unix user in the settings file: 'cli_users: {{{unix}: YOUR_NAME}}'")
 
 
 def dumps(value: Any) -> str:
@@ -248,7 +286,8 @@ def _main(
         envvar="WATCHKEEPER_URL", help="A running server's URL: incident, KPI, approval, dead-letter and "
         "audit commands go to its API instead of a database file")] = None,
     token: Annotated[str | None, typer.Option(
-        envvar="WATCHKEEPER_TOKEN", help="API token for --url (its role decides what you may do)")] = None,
+        envvar="WATCHKEEPER_TOKEN", help="API token for --url, and whom an approval vote is cast as (its role "
+        "decides what you may do)")] = None,
 ) -> None:
     """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
     STATE.config, STATE.settings, STATE.url, STATE.token = config, None, url, token
@@ -313,35 +352,72 @@ def db_upgrade() -> None:
 def token_create(
     role: Annotated[Role, typer.Option(help="ingest | viewer | operator | approver | admin")],
     name: Annotated[str | None, typer.Option(help="Who or what uses it")] = None,
+    expires: Annotated[str | None, typer.Option(help=(
+        "Lifetime: 90d, 12h, 2w … (default: the setting token_default_days, 90); "
+        "'never' for ingest tokens only"))] = None,
 ) -> None:
     """Create an API token; it is printed once, as the last line."""
     label = name or f"{role.value}-{datetime.now().strftime('%Y%m%d%H%M%S')}"
     with service() as wk:
-        token = wk.create_token(role, label, actor())
-    err.print(f"token {label!r} with role {role.value} (shown once; store it safely):")
-    print(token)
+        made = wk.issue_token(role, label, actor(), expires)
+    err.print(f"token {made.id} {label!r} with role {role.value}, expires {_expiry(made.expires_at)} "
+              "(shown once; store it safely):", markup=False)
+    print(made.secret)
+
+
+def _expiry(at: datetime | None) -> str:
+    return "never" if at is None else f"{_t(at)}Z"
 
 
 @token_app.command("list")
-def token_list() -> None:
-    """List tokens (never their values)."""
-    with service() as wk, wk.db.read() as conn:
-        from watchkeeper.storage import queries
-
-        rows = queries.list_tokens(conn)
-    table = _table("id", "name", "role", "created", "revoked")
-    for row in rows:
-        table.add_row(str(row["id"]), row["name"], row["role"], _t(row["created_at"]), _t(row["revoked_at"]))
+def token_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+    """List tokens with their expiry, last use and state (never their values)."""
+    with service() as wk:
+        infos, now = wk.token_infos(), wk.clock()
+    if as_json:
+        for info in infos:
+            print(dumps({**dataclasses.asdict(info), "state": info.state(now).value}))
+        return
+    # days (UTC) and one space between columns keep it within 80 columns (a long name wraps); --json: times
+    table = _table("id", "name", "role", "created", "expires", "last used", "revoked", "state")
+    table.padding, table.columns[1].no_wrap, table.columns[1].min_width = (0, 0, 0, 0), False, 12
+    for i in infos:
+        table.add_row(str(i.id), i.name, i.role, _day(i.created_at), _day(i.expires_at) if i.expires_at else "never",
+                      _day(i.last_used_at), _day(i.revoked_at), i.state(now).value)
     out.print(table)
+
+
+def _day(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d") if at else "-"
 
 
 @token_app.command("revoke")
 def token_revoke(token_id: int) -> None:
-    """Revoke a token by id."""
+    """Revoke a token by id (it stops working within 5 seconds on a running server)."""
     with service() as wk:
         if not wk.revoke_token(token_id, actor()):
-            raise WatchkeeperError(f"no active token with id {token_id}")
+            raise WatchkeeperError(f"no unrevoked token with id {token_id}; see 'watchkeeper token list'")
     out.print(f"token {token_id} revoked")
+
+
+@token_app.command("rotate")
+def token_rotate(
+    token_id: int,
+    grace: Annotated[str, typer.Option(help=(
+        "How long the old token keeps working (e.g. 1h, at most 7d); default 0s: revoked at once"))] = "0s",
+    expires: Annotated[str | None, typer.Option(help=(
+        "The new token's lifetime (default: token_default_days, or never if the old one never expired)"))] = None,
+) -> None:
+    """Give a token a new secret, same name and role; the new one is printed once, as the last line."""
+    from watchkeeper.tokens import MAX_GRACE, parse_span
+
+    wait = parse_span(grace, what="--grace", limit=MAX_GRACE, allow_zero=True)
+    with service() as wk:
+        made = wk.rotate_token(token_id, actor(), grace=grace, expires=expires)
+    when = f"valid for {grace.strip()} more" if wait else "revoked now"
+    err.print(f"token {token_id} {made.name!r} rotated: the old one is {when}; new token {made.id} with role "
+              f"{made.role.value}, expires {_expiry(made.expires_at)} (shown once; store it safely):", markup=False)
+    print(made.secret)
 
 
 # -- incidents -----------------------------------------------------------------------------
@@ -389,6 +465,9 @@ def _print_incident(i: dict[str, Any]) -> None:
     out.print(f"services: {', '.join(i['services'])}   opened {_t(i['opened_at'])}   "
               f"acknowledged {_t(i['acknowledged_at'])}   resolved {_t(i['resolved_at'])}   "
               f"assignee {i['assignee'] or '-'}")
+    if i.get("started_at") or i.get("first_acknowledged_at"):
+        out.print(f"started at the source {_t(i.get('started_at'))}   first acknowledged "
+                  f"{_t(i.get('first_acknowledged_at'))}   first mitigated {_t(i.get('first_mitigated_at'))}")
     alerts = _table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
     for a in i["alerts"]:
         alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),
@@ -603,8 +682,9 @@ def kpi(
     if g is not None:
         table.add_row("grouping precision (judged by humans)",
                       f"{_pct(g.precision)} ({g.moved_out} of {g.auto_joined} joins moved out; {g.merges} merges)")
-    for label, stats in (("MTTA", report.mtta), ("MTTR", report.mttr)):
-        table.add_row(label, "n/a" if stats.mean is None else (
+    for label, stats in (("MTTA from receipt", report.mtta), ("MTTA from source start", report.mtta_from_source_start),
+                         ("MTTR from receipt", report.mttr), ("MTTR from source start", report.mttr_from_source_start)):
+        table.add_row(label, "n/a" if stats is None or stats.mean is None else (
             f"mean {_dur(stats.mean)}, median {_dur(stats.median)}, p90 {_dur(stats.p90)} (n={stats.count})"))
     out.print(table)
 
@@ -957,27 +1037,34 @@ def approvals_list(
     out.print(table)
 
 
-def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None) -> None:
+def _vote(approval_id: int, approve: bool, comment: str, directory: Path | None, token: str | None) -> None:
     if STATE.url is not None:  # the server knows who votes: the token's name, checked for four-eyes
+        STATE.token = token or STATE.token
         with backend() as remote:
             result = remote.vote(approval_id, actor(), approve, comment)
-    else:
+    else:  # the database: the token (or cli_users mapping) says who votes, never $USER
         with service(directory) as wk:
-            result = wk.governance.vote(approval_id, actor(), approve, comment)
+            result = wk.governance.vote(approval_id, approver(wk, token), approve, comment)
     out.print(f"approval {approval_id}: {result['status']}"
               + (f"; action {result['action_id']} queued" if "action_id" in result else ""))
 
 
+VoteToken = Annotated[str | None, typer.Option(
+    "--token", help="An approver's API token (default: WATCHKEEPER_TOKEN; or map your unix user in cli_users)")]
+
+
 @approvals_app.command("approve")
-def approvals_approve(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
-    """Approve a pending action (it then runs on the server's worker)."""
-    _vote(approval_id, True, comment, directory)
+def approvals_approve(approval_id: int, comment: str = "", directory: RunbooksDir = None,
+                      token: VoteToken = None) -> None:
+    """Approve a pending action as an approver (token or cli_users); it then runs on the server's worker."""
+    _vote(approval_id, True, comment, directory, token)
 
 
 @approvals_app.command("reject")
-def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir = None) -> None:
-    """Reject a pending action."""
-    _vote(approval_id, False, comment, directory)
+def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir = None,
+                     token: VoteToken = None) -> None:
+    """Reject a pending action as an approver (token or cli_users)."""
+    _vote(approval_id, False, comment, directory, token)
 
 
 def main() -> None:

@@ -36,11 +36,14 @@ class Conflict(InputError):
 
 
 class AuthError(WatchkeeperError):
-    """Missing, unknown or insufficient credentials."""
+    """Missing, unknown or insufficient credentials. ``code`` is the RFC 6750 error code the
+    ``WWW-Authenticate`` challenge carries (``invalid_token``, ``invalid_request``,
+    ``insufficient_scope``; None when no credentials were given)."""
 
-    def __init__(self, message: str, *, status: int = 401) -> None:
+    def __init__(self, message: str, *, status: int = 401, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class IntegrationError(WatchkeeperError):

@@ -36,6 +36,15 @@ def apply(incident: Incident, action: Action, actor: str, at: datetime, text: st
     ('incident.acknowledged', True)
     >>> apply(inc, Action.ACKNOWLEDGE, "bob", t) is None
     True
+
+    Reopening clears the current state's times but keeps the first acknowledgement:
+
+    >>> from datetime import timedelta
+    >>> _ = apply(inc, Action.RESOLVE, "alice", t + timedelta(minutes=5))
+    >>> apply(inc, Action.REOPEN, "bob", t + timedelta(minutes=9)).payload["cleared"]["acknowledged_at"] == t
+    True
+    >>> inc.acknowledged_at is None, inc.first_acknowledged_at == t
+    (True, True)
     """
     payload: dict[str, object] = {"id": incident.id, "from": incident.status.value}
     if action is Action.COMMENT:
@@ -54,6 +63,10 @@ def apply(incident: Incident, action: Action, actor: str, at: datetime, text: st
     if action is Action.REOPEN:
         if incident.status is IncidentStatus.OPEN:
             return None
+        # the current state's times go; the first acknowledgement and mitigation stay (for MTTA),
+        # and the audit record keeps the times this reopen cleared
+        payload["cleared"] = {"acknowledged_at": incident.acknowledged_at, "mitigated_at": incident.mitigated_at,
+                              "resolved_at": incident.resolved_at}
         incident.status = IncidentStatus.OPEN
         incident.resolved_at = incident.mitigated_at = incident.acknowledged_at = None
         incident.last_activity_at = max(incident.last_activity_at, at)
@@ -77,8 +90,12 @@ def apply(incident: Incident, action: Action, actor: str, at: datetime, text: st
     # Reaching a later state implies the earlier ones: resolving an open incident acknowledges it.
     if incident.acknowledged_at is None:
         incident.acknowledged_at = at
+    if incident.first_acknowledged_at is None:
+        incident.first_acknowledged_at = incident.acknowledged_at
     if target in (IncidentStatus.MITIGATED, IncidentStatus.RESOLVED) and incident.mitigated_at is None:
         incident.mitigated_at = at
+    if incident.mitigated_at is not None and incident.first_mitigated_at is None:
+        incident.first_mitigated_at = incident.mitigated_at
     if target is IncidentStatus.RESOLVED:
         incident.resolved_at = at
     return Change(f"incident.{target.value}", f"incident:{incident.id}", at, _with(payload, text))

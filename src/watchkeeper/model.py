@@ -156,6 +156,11 @@ class Incident:
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
     assignee: str | None = None
+    #: The source's ``startsAt`` of the first alert (never after ``opened_at``); None if unknown.
+    started_at: datetime | None = None
+    #: The first acknowledgement and mitigation ever: a reopen clears ``acknowledged_at``, not these.
+    first_acknowledged_at: datetime | None = None
+    first_mitigated_at: datetime | None = None
     #: Correlation keys its alerts are indexed under (``labels:service=web``, ``service:web`` …).
     keys: list[str] = field(default_factory=list)
 

@@ -239,6 +239,7 @@ class Pipeline:
                 services=[alert.service],
                 opened_at=now,
                 last_activity_at=now,
+                started_at=min(event.starts_at, now),  # a source clock ahead of ours starts it on receipt
             )
             state.incidents[incident.id] = incident
             state.new_incidents.add(incident.id)

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import structlog
 
-from watchkeeper import kpi, lifecycle
+from watchkeeper import kpi, lifecycle, tokens
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
@@ -37,6 +37,8 @@ from watchkeeper.telemetry import Metrics
 
 #: A valid token is looked up again after this long (so a revocation takes effect within it).
 TOKEN_CACHE_SECONDS = 5.0
+#: A token's ``last_used_at`` is written at most this often (a write per request would cost).
+LAST_USED_EVERY = timedelta(minutes=1)
 #: Keep the pipeline state between requests while it holds at most this many alerts.
 KEEP_ALERTS = 200_000
 #: Accepted ingest content types (a missing header is taken as JSON: some senders set none; documented).
@@ -72,13 +74,27 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 class Principal:
     name: str
     role: Role
+    #: When the token stops working (None: never); checked again on every cached use.
+    expires_at: datetime | None = None
+    token_id: int | None = None
 
     def require(self, permission: Permission) -> None:
         if permission not in GRANTS[self.role]:
             raise AuthError(
                 f"token {self.name!r} has role {self.role.value}, which may not {permission.value}",
-                status=403,
+                status=403, code="insufficient_scope",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token just made: its secret is shown once and never stored."""
+
+    id: int
+    name: str
+    role: Role
+    secret: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +180,27 @@ class Watchkeeper:
         return True
 
     # -- auth ------------------------------------------------------------------------------
-    def create_token(self, role: Role, name: str, actor: str) -> str:
-        token = "wk_" + secrets.token_urlsafe(32)
+    def create_token(self, role: Role, name: str, actor: str, expires: str | None = None) -> str:
+        """A new token's secret. ``expires``: a span (``90d``), ``never`` (ingest only) or None
+        for the setting ``token_default_days``."""
+        return self.issue_token(role, name, actor, expires).secret
+
+    def issue_token(self, role: Role, name: str, actor: str, expires: str | None = None) -> IssuedToken:
+        if not name.strip() or len(name) > 128:
+            raise InputError("a token name is 1 to 128 characters")
+        span = tokens.lifetime(expires, role.value, self.settings.token_default_days)
+        secret = "wk_" + secrets.token_urlsafe(32)
         now = self.clock()
+        expires_at = None if span is None else now + span
         with self.db.write() as conn:
-            token_id = queries.add_token(conn, name, role.value, hash_token(token), now)
-            audit.append(conn, actor, [Change(
-                "token.created", f"token:{token_id}", now, {"id": token_id, "name": name, "role": role.value}
-            )])
-        return token
+            token_id = queries.add_token(conn, name, role.value, hash_token(secret), now, expires_at)
+            audit.append(conn, actor, [Change("token.created", f"token:{token_id}", now, {
+                "id": token_id, "name": name, "role": role.value, "expires_at": expires_at})])
+        return IssuedToken(token_id, name, role, secret, expires_at)
+
+    def token_infos(self) -> list[tokens.TokenInfo]:
+        with self.db.read() as conn:
+            return queries.list_tokens(conn)
 
     def revoke_token(self, token_id: int, actor: str) -> bool:
         now = self.clock()
@@ -184,13 +212,44 @@ class Watchkeeper:
                 audit.append(conn, actor, [change])
         return done
 
+    def rotate_token(self, token_id: int, actor: str, *, grace: str = "0s",
+                     expires: str | None = None) -> IssuedToken:
+        """A new secret with the same name and role. The old token is revoked now, or (``grace``
+        like ``1h``, at most a week) keeps working until the grace period ends. The new token's
+        lifetime is ``expires``, else the default — or never, if the old one never expired."""
+        wait = tokens.parse_span(grace, what="--grace", limit=tokens.MAX_GRACE, allow_zero=True)
+        now = self.clock()
+        self._tokens.clear()
+        with self.db.write() as conn:
+            found = queries.list_tokens(conn, token_id)
+            if not found or found[0].state(now) is tokens.TokenState.REVOKED:
+                raise NotFound(f"no unrevoked token with id {token_id}; see 'watchkeeper token list'")
+            old = found[0]
+            if expires is None and old.expires_at is None:
+                expires = tokens.NEVER
+            span = tokens.lifetime(expires, old.role, self.settings.token_default_days)
+            secret = "wk_" + secrets.token_urlsafe(32)
+            expires_at = None if span is None else now + span
+            new_id = queries.add_token(conn, old.name, old.role, hash_token(secret), now, expires_at)
+            old_end = tokens.old_token_end(now, old.expires_at, wait)
+            if old_end <= now:
+                queries.revoke_token(conn, token_id, now)
+            else:
+                queries.expire_token(conn, token_id, old_end)
+            audit.append(conn, actor, [Change("token.rotated", f"token:{token_id}", now, {
+                "id": token_id, "new_id": new_id, "name": old.name, "role": old.role,
+                "old_valid_until": old_end, "expires_at": expires_at})])
+        return IssuedToken(new_id, old.name, Role(old.role), secret, expires_at)
+
     def cached_principal(self, authorization: str | None) -> Principal | None:
         """The principal of a recently verified token, without touching the database (or None)."""
         if not authorization or authorization[:7].lower() != "bearer ":
             return None
         cached = self._tokens.get(hash_token(authorization[7:].strip()))
         if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
-            return cached[1]
+            who = cached[1]
+            if who.expires_at is None or who.expires_at > self.clock():
+                return who
         return None
 
     def authenticate(self, authorization: str | None) -> Principal:
@@ -198,7 +257,7 @@ class Watchkeeper:
             raise AuthError("missing 'Authorization: Bearer TOKEN' header")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("the Authorization header must be 'Bearer TOKEN'")
+            raise AuthError("the Authorization header must be 'Bearer TOKEN'", code="invalid_request")
         digest = hash_token(token.strip())
         now = time.monotonic()
         cached = self.cached_principal(authorization)
@@ -208,8 +267,17 @@ class Watchkeeper:
             row = queries.find_token(conn, digest)
         if row is None:
             self._tokens.pop(digest, None)
-            raise AuthError("unknown or revoked token")
-        principal = Principal(row.name, Role(row.role))
+            raise AuthError("unknown or revoked token", code="invalid_token")
+        at = self.clock()
+        if row.expires_at is not None and row.expires_at <= at:
+            self._tokens.pop(digest, None)
+            raise AuthError(
+                f"token {row.name!r} (id {row.id}) expired at {row.expires_at:%Y-%m-%d %H:%M:%S}Z; "
+                f"an admin can issue a new one with 'watchkeeper token rotate {row.id}'", code="invalid_token")
+        if row.last_used_at is None or at - row.last_used_at >= LAST_USED_EVERY:
+            with self.db.write() as conn:  # at most once a minute per token: not on the hot path
+                queries.touch_token(conn, row.id, at)
+        principal = Principal(row.name, Role(row.role), row.expires_at, row.id)
         if len(self._tokens) > 10_000:
             self._tokens.clear()
         self._tokens[digest] = (now, principal)
@@ -477,7 +545,7 @@ class Watchkeeper:
             first = queries.get_alert(conn, fingerprints[0])
             new = Incident(id=ingest.next_incident_id(conn), title=first.summary or first.name,
                            status=IncidentStatus.OPEN, severity=first.severity, services=[first.service],
-                           opened_at=now, last_activity_at=now)
+                           opened_at=now, last_activity_at=now, started_at=min(first.first_seen, now))
             ingest.insert_incident(conn, new)
             changes = [Change("incident.opened", f"incident:{new.id}", now, {
                 "id": new.id, "title": new.title, "services": new.services, "severity": new.severity.value,
@@ -533,6 +601,8 @@ def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str,
         "severity": incident.severity.value, "services": incident.services,
         "opened_at": incident.opened_at, "acknowledged_at": incident.acknowledged_at,
         "mitigated_at": incident.mitigated_at, "resolved_at": incident.resolved_at,
+        "started_at": incident.started_at, "first_acknowledged_at": incident.first_acknowledged_at,
+        "first_mitigated_at": incident.first_mitigated_at,
         "last_activity_at": incident.last_activity_at, "assignee": incident.assignee,
         "firing_alerts": incident.firing_count, "alert_count": incident.alert_count,
         "alerts": alerts,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchkeeper.errors import ConfigError
@@ -55,6 +55,14 @@ class Settings(BaseSettings):
                                description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")
     rca: RcaConfig = Field(default_factory=RcaConfig, description="root-cause ranking in serve (YAML only)")
+    token_default_days: int = Field(
+        90, gt=0, le=3650, description="Lifetime of a new API token when 'token create' gives no --expires")
+    token: SecretStr | None = Field(
+        None, description="API token the CLI acts with where a person must be known (approvals); "
+        "WATCHKEEPER_TOKEN")
+    cli_users: dict[str, str] = Field(
+        default_factory=dict, description="unix user -> approver name the CLI may vote as without a token "
+        "(YAML only; the audit log says 'cli-user:NAME via unix user UNIX')")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"

@@ -50,3 +50,19 @@ def test_reject_and_expiry() -> None:
     with pytest.raises(Conflict, match="already approved"):
         cast(ApprovalStatus.APPROVED, [], vote("bob"), requester="a", risk=Risk.LOW, required=1,
              expires_at=EXPIRES, config=PolicyConfig())
+
+
+@pytest.mark.parametrize(("requester", "voter"), [
+    ("token:alice", "cli-user:alice via unix user al"),  # the API's alice, then the CLI mapped to alice
+    ("cli:al", "cli-user:alice via unix user al"),  # the unix user asked, then voted mapped to a name
+    ("cli-user:alice via unix user al", "token:alice"),
+])
+def test_four_eyes_knows_one_person_across_channels(requester: str, voter: str) -> None:
+    with pytest.raises(AuthError, match="four-eyes"):
+        cast(ApprovalStatus.PENDING, [], vote(voter), requester=requester, risk=Risk.HIGH, required=1,
+             expires_at=EXPIRES, config=PolicyConfig())
+    with pytest.raises(Conflict, match=f"already voted on this request \\(as {requester}\\)"):
+        cast(ApprovalStatus.PENDING, [vote(requester)], vote(voter), requester="policy", risk=Risk.HIGH,
+             required=2, expires_at=EXPIRES, config=PolicyConfig())
+    assert cast(ApprovalStatus.PENDING, [], vote("token:bob"), requester=requester, risk=Risk.HIGH, required=1,
+                expires_at=EXPIRES, config=PolicyConfig()) is ApprovalStatus.APPROVED

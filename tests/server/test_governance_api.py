@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import Api
-from watchkeeper.cli import app
+from watchkeeper.cli import app, unix_user
 from watchkeeper.service import Role, Watchkeeper
 
 RUNBOOK = {
@@ -89,6 +89,8 @@ def test_cli_runbooks_and_approvals(gov_api: Any) -> None:
     api, directory, url = gov_api
     incident = fire(api)
     env = {"WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_RUNBOOKS_DIR": str(directory), "COLUMNS": "200"}
+    (directory.parent / "wk.yaml").write_text(f"cli_users: {{{unix_user()}: ops}}\n")  # votes need an identity
+    env["WATCHKEEPER_CONFIG"] = str(directory.parent / "wk.yaml")
     runner = CliRunner()
 
     def cli(*args: str, code: int = 0) -> Any:

@@ -1,6 +1,8 @@
 """KPIs as pure functions over incidents and counts."""
 
 from watchkeeper.kpi.measures import (
+    RECEIPT,
+    SOURCE_START,
     DurationStats,
     Grouping,
     KpiReport,
@@ -14,6 +16,8 @@ from watchkeeper.kpi.measures import (
 )
 
 __all__ = [
+    "RECEIPT",
+    "SOURCE_START",
     "DurationStats",
     "Grouping",
     "KpiReport",

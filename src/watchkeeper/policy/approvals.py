@@ -26,6 +26,36 @@ class Vote:
     comment: str = ""
 
 
+#: How an actor names its person: ``token:NAME`` (API, or the CLI with ``--token``),
+#: ``cli-user:NAME via unix user UNIX`` (the CLI with a ``cli_users`` mapping), ``cli:UNIX``.
+_VIA = " via unix user "
+
+
+def identities(actor: str) -> frozenset[str]:
+    """The names an actor goes by; two actors sharing one are the same person for four-eyes.
+
+    >>> sorted(identities("cli-user:alice via unix user al")), sorted(identities("token:alice"))
+    (['al', 'alice'], ['alice'])
+    >>> sorted(identities("cli:bob")), sorted(identities("policy"))
+    (['bob'], ['policy'])
+    """
+    kind, sep, rest = actor.partition(":")
+    if not sep or kind not in ("token", "cli", "cli-user"):
+        return frozenset({actor})
+    if kind == "cli-user" and _VIA in rest:
+        name, _, unix = rest.partition(_VIA)
+        return frozenset({name, unix})
+    return frozenset({rest})
+
+
+def same_person(a: str, b: str) -> bool:
+    """
+    >>> same_person("token:alice", "cli-user:alice via unix user al"), same_person("token:alice", "cli:bob")
+    (True, False)
+    """
+    return bool(identities(a) & identities(b))
+
+
 def required_approvals(risk: Risk, config: PolicyConfig) -> int:
     """
     >>> required_approvals(Risk.HIGH, PolicyConfig(two_approvals_risk=Risk.HIGH))
@@ -58,13 +88,16 @@ def cast(
         raise Conflict(f"the approval request is already {status.value}")
     if vote.at >= expires_at:
         raise Conflict("the approval request has expired")
-    if vote.approve and four_eyes(risk, config) and vote.actor == requester:
+    if vote.approve and four_eyes(risk, config) and same_person(vote.actor, requester):
         raise AuthError(
-            f"four-eyes rule: {vote.actor} requested this {risk.value}-risk action and cannot approve it",
+            f"four-eyes rule: {vote.actor} requested this {risk.value}-risk action"
+            + ("" if vote.actor == requester else f" (as {requester})") + " and cannot approve it",
             status=403,
         )
-    if any(v.actor == vote.actor for v in votes):
-        raise Conflict(f"{vote.actor} has already voted on this request")
+    if any(same_person(v.actor, vote.actor) for v in votes):
+        raise Conflict(f"{vote.actor} has already voted on this request"
+                       + "".join(f" (as {v.actor})" for v in votes if v.actor != vote.actor
+                                 and same_person(v.actor, vote.actor)))
     if not vote.approve:
         return ApprovalStatus.REJECTED
     approvals = sum(1 for v in votes if v.approve) + 1

@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from watchkeeper import __version__
-from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.errors import AuthError, InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.server.outage import install as install_outage
-from watchkeeper.server.responses import Json, error
+from watchkeeper.server.responses import Json, challenge, error
 from watchkeeper.server.watch import make_watcher
 from watchkeeper.service import Permission, Principal, Watchkeeper
 
@@ -103,7 +103,8 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         service: Watchkeeper = request.app.state.service
-        header = f"Bearer {credentials.credentials}" if credentials else None
+        # another scheme (Basic …) gets its own message, not "missing": hand the raw header on
+        header = f"Bearer {credentials.credentials}" if credentials else request.headers.get("authorization")
         who = service.cached_principal(header)  # a recently verified token: no thread hop, no query
         if who is None:
             who = await run_in_threadpool(service.authenticate, header)
@@ -151,7 +152,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:
         status = getattr(exc, "status", 500)
-        return error(status, str(exc))
+        found = error(status, str(exc))
+        if isinstance(exc, AuthError):
+            found.headers["WWW-Authenticate"] = challenge(exc.code, str(exc))
+        return found
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
@@ -163,6 +167,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         # 404 (no such route), 405 (wrong method) and the like, in the project's error shape
         found = error(exc.status_code, str(exc.detail))
         found.headers.update(exc.headers or {})
+        if exc.status_code == 401 and "www-authenticate" not in found.headers:
+            found.headers["WWW-Authenticate"] = challenge(None, "")
         return found
 
     @app.get("/healthz", tags=["ops"])

@@ -17,3 +17,18 @@ class Json(JSONResponse):
 
 def error(status: int, message: str) -> Json:
     return Json({"error": message, "status": status}, status_code=status)
+
+
+def challenge(code: str | None, message: str) -> str:
+    """A ``WWW-Authenticate`` value (RFC 6750): ``Bearer realm="watchkeeper"``, with the error
+    code and a description when credentials were given but are not good enough.
+
+    >>> print(challenge("invalid_token", 'token "x" expired'))
+    Bearer realm="watchkeeper", error="invalid_token", error_description="token 'x' expired"
+    """
+    value = 'Bearer realm="watchkeeper"'
+    if code:
+        # a quoted-string of visible ASCII (RFC 6750 section 3): no quotes, backslashes or others
+        text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" if c == '"' else "?" for c in message)
+        value += f', error="{code}", error_description="{text[:300]}"'
+    return value

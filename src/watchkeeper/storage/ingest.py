@@ -205,7 +205,8 @@ _INCIDENT_VALUES = (
     ("title", "text"), ("status", "text"), ("severity", "text"), ("services", "jsonb"),
     ("opened_at", "timestamptz"), ("last_activity_at", "timestamptz"), ("acknowledged_at", "timestamptz"),
     ("mitigated_at", "timestamptz"), ("resolved_at", "timestamptz"), ("firing_count", "integer"),
-    ("alert_count", "integer"), ("assignee", "text"),
+    ("alert_count", "integer"), ("assignee", "text"), ("started_at", "timestamptz"),
+    ("first_acknowledged_at", "timestamptz"), ("first_mitigated_at", "timestamptz"),
 )  # the order of ``_Driver.incident_values`` (``_incident_values``'s keys)
 _ALERT_INSERT = _Columns("alerts", (("fingerprint", "text"), *_ALERT_VALUES))
 _ALERT_UPDATE = _Columns("alerts", _ALERT_VALUES, ("fingerprint", "text"))
@@ -318,6 +319,9 @@ class _Driver:
             stamp(i.last_activity_at), None if i.acknowledged_at is None else stamp(i.acknowledged_at),
             None if i.mitigated_at is None else stamp(i.mitigated_at),
             None if i.resolved_at is None else stamp(i.resolved_at), i.firing_count, i.alert_count, i.assignee,
+            None if i.started_at is None else stamp(i.started_at),
+            None if i.first_acknowledged_at is None else stamp(i.first_acknowledged_at),
+            None if i.first_mitigated_at is None else stamp(i.first_mitigated_at),
         )
 
 
@@ -350,6 +354,8 @@ def _incident_values(i: Incident) -> dict[str, Any]:
         "last_activity_at": i.last_activity_at, "acknowledged_at": i.acknowledged_at,
         "mitigated_at": i.mitigated_at, "resolved_at": i.resolved_at,
         "firing_count": i.firing_count, "alert_count": i.alert_count, "assignee": i.assignee,
+        "started_at": i.started_at, "first_acknowledged_at": i.first_acknowledged_at,
+        "first_mitigated_at": i.first_mitigated_at,
     }
 
 
@@ -364,6 +370,8 @@ def incident_from_row(row: Any) -> Incident:
         last_activity_at=row.last_activity_at, firing_count=row.firing_count,
         alert_count=row.alert_count, acknowledged_at=row.acknowledged_at,
         mitigated_at=row.mitigated_at, resolved_at=row.resolved_at, assignee=row.assignee,
+        started_at=row.started_at, first_acknowledged_at=row.first_acknowledged_at,
+        first_mitigated_at=row.first_mitigated_at,
     )
 
 

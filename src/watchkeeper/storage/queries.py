@@ -21,6 +21,7 @@ from watchkeeper.storage.tables import (
     incidents,
     silences,
 )
+from watchkeeper.tokens import TokenInfo
 
 
 def list_incidents(
@@ -106,29 +107,37 @@ class TokenRow:
     id: int
     name: str
     role: str
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
-def add_token(conn: Connection, name: str, role: str, token_hash: str, at: datetime) -> int:
+def add_token(conn: Connection, name: str, role: str, token_hash: str, at: datetime,
+              expires_at: datetime | None = None) -> int:
     result = conn.execute(insert(api_tokens).values(
-        name=name, role=role, token_hash=token_hash, created_at=at
+        name=name, role=role, token_hash=token_hash, created_at=at, expires_at=expires_at,
     ))
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def find_token(conn: Connection, token_hash: str) -> TokenRow | None:
+    """The unrevoked token with this hash (expired or not: the caller says which)."""
     row = conn.execute(
-        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.expires_at,
+               api_tokens.c.last_used_at)
         .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
     ).first()
-    return TokenRow(row.id, row.name, row.role) if row else None
+    return TokenRow(row.id, row.name, row.role, row.expires_at, row.last_used_at) if row else None
 
 
-def list_tokens(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(
+def list_tokens(conn: Connection, token_id: int | None = None) -> list[TokenInfo]:
+    query = select(
         api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.created_at,
-        api_tokens.c.revoked_at,
-    ).order_by(api_tokens.c.id))
-    return [dict(row._mapping) for row in rows]
+        api_tokens.c.expires_at, api_tokens.c.revoked_at, api_tokens.c.last_used_at,
+    ).order_by(api_tokens.c.id)
+    if token_id is not None:
+        query = query.where(api_tokens.c.id == token_id)
+    return [TokenInfo(r.id, r.name, r.role, r.created_at, r.expires_at, r.revoked_at, r.last_used_at)
+            for r in conn.execute(query)]
 
 
 def revoke_token(conn: Connection, token_id: int, at: datetime) -> bool:
@@ -137,6 +146,14 @@ def revoke_token(conn: Connection, token_id: int, at: datetime) -> bool:
         .values(revoked_at=at)
     )
     return bool(result.rowcount)
+
+
+def expire_token(conn: Connection, token_id: int, at: datetime) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(expires_at=at))
+
+
+def touch_token(conn: Connection, token_id: int, at: datetime) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=at))
 
 
 def add_dead_letter(

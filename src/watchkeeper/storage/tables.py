@@ -74,6 +74,10 @@ incidents = Table(
     Column("firing_count", Integer, nullable=False),
     Column("alert_count", Integer, nullable=False),
     Column("assignee", String(256)),
+    # migration 0010: the source's start of the first alert; lifecycle times a reopen keeps
+    Column("started_at", UTCDateTime()),
+    Column("first_acknowledged_at", UTCDateTime()),
+    Column("first_mitigated_at", UTCDateTime()),
 )
 
 incident_services = Table(
@@ -120,6 +124,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
+    Column("expires_at", UTCDateTime()),  # migration 0010; NULL: never (ingest tokens only)
+    Column("last_used_at", UTCDateTime()),
 )
 
 dead_letters = Table(
