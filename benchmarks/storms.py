@@ -26,7 +26,7 @@ produced by two concurrent faults belongs to the one that produced it first.
 What it does not have: metric noise, rules that fire on only one replica by chance, alerts that
 fire without any fault except the background, anything from traces or logs.
 
-    .venv/bin/python benchmarks/storms.py --out benchmarks/data/storms   # writes storm-01 … storm-10
+    .venv/bin/python benchmarks/storms.py --out benchmarks/data/storms   # writes storm-01 … storm-20
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ SEVERITY = {"ServiceDown": "critical", "HighErrorRate": "critical", "HighLatency
             "DependencyErrors": "warning", "NodeFilesystemAlmostFull": "critical", "NodeHighCPU": "warning",
             "NodeMemoryPressure": "warning", "QueueBacklog": "warning", "SlowQueries": "warning",
             "JobDurationHigh": "info"}
-SPLIT = {"tuning": [1, 2, 3], "held-out": [4, 5, 6, 7, 8, 9, 10]}
+SPLIT = {"tuning": [1, 2, 3, *range(11, 21)], "held-out": [4, 5, 6, 7, 8, 9, 10]}
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 

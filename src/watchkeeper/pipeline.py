@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate import Correlator, Join, LabelGroup, Strategy
+from watchkeeper.correlate import Correlator, Host, Join, JoinReason, LabelGroup, Mentions, Strategy
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy
 from watchkeeper.dedup import Deduplicator, DedupReason
 from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.model import (
@@ -32,9 +33,15 @@ _REPEAT, _CLOSED = DedupReason.REPEAT, IncidentStatus.RESOLVED
 class PipelineConfig:
     window: timedelta = timedelta(minutes=5)
     auto_resolve: bool = True
-    strategies: tuple[Strategy, ...] = (LabelGroup(),)
+    strategies: tuple[Strategy, ...] = field(default_factory=lambda: default_strategies())
     flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
     inhibit: tuple[InhibitRule, ...] = ()
+    join: JoinPolicy = JoinPolicy()  # noqa: RUF009 - frozen, safe to share
+
+
+def default_strategies() -> tuple[Strategy, ...]:
+    """What a user gets with no configuration: Alertmanager's labels only."""
+    return LabelGroup(), Mentions(), Host()
 
 
 @dataclass(slots=True)
@@ -58,6 +65,9 @@ class State:
     memberships: list[Membership] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     repeats: int = 0
+    #: what the correlator remembers of each incident (onsets, names) for join scores; in memory
+    #: only (an incident missing here is scored without onset times)
+    footprints: dict[int, Footprint] = field(default_factory=dict)
 
     def clear_changes(self) -> None:
         self.inhibit_added.clear()
@@ -98,7 +108,7 @@ class Pipeline:
         self.config = config
         self.next_incident_id = next_incident_id
         self.dedup = Deduplicator()
-        self.correlate = Correlator(config.window, config.strategies)
+        self.correlate = Correlator(config.window, config.strategies, config.join)
 
     def keys(self, events: Iterable[Event]) -> set[str]:
         """Every correlation key these events may probe or be indexed under (for loading state)."""
@@ -145,7 +155,7 @@ class Pipeline:
             if self._held(alert, state, now):
                 return
             alert.held = None
-            join = self.correlate.observe(alert, state.incidents, state.active_by_key, now)
+            join = self.correlate.observe(alert, state.incidents, state.active_by_key, now, state.footprints)
             incident = self._join(alert, join, state, event)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
@@ -157,6 +167,8 @@ class Pipeline:
                     "service": alert.service, "severity": alert.severity.value,
                     "dedup_reason": reason.value, "incident_id": incident.id, "was_held": was_held,
                     "join_reason": join.reason.value, "join_detail": join.detail,
+                    "join_score": round(join.score, 3),
+                    "possibly_related": [{"incident_id": i, "score": sc} for i, sc in join.related],
                 },
             ))
         elif reason is DedupReason.RESOLVED and alert.held is not None:
@@ -250,6 +262,20 @@ class Pipeline:
             ))
         else:
             incident = state.incidents[join.incident_id]
+            if join.reason is JoinReason.RETURNED and not incident.is_active:
+                incident.status, incident.resolved_at = IncidentStatus.OPEN, None
+                incident.acknowledged_at = incident.mitigated_at = None
+                for key in incident.keys:
+                    state.active_by_key[key] = incident.id
+                state.changes.append(Change(
+                    "incident.reopened", f"incident:{incident.id}", now,
+                    {"id": incident.id, "from": "resolved", "reason": "alert_returned",
+                     "fingerprint": alert.fingerprint, "detail": join.detail}))
+        footprint = state.footprints.get(incident.id)
+        if footprint is None:
+            state.footprints[incident.id] = Footprint.of(alert)
+        elif join.reason is not JoinReason.STILL_OPEN and join.reason is not JoinReason.RETURNED:
+            footprint.add(alert, join.score)
         for key in self.correlate.index_keys(alert):
             state.active_by_key[key] = incident.id
             if key not in incident.keys:
