@@ -22,6 +22,7 @@ from watchkeeper.model import (
     Incident,
     IncidentStatus,
     Membership,
+    Status,
 )
 from watchkeeper.suppress import FlapDetector, InhibitRule, Silence
 
@@ -68,6 +69,8 @@ class State:
     #: what the correlator remembers of each incident (onsets, names) for join scores; in memory
     #: only (an incident missing here is scored without onset times)
     footprints: dict[int, Footprint] = field(default_factory=dict)
+    #: memberships that ended because a split moved the alert: (incident id, fingerprint)
+    departures: list[tuple[int, str]] = field(default_factory=list)
 
     def clear_changes(self) -> None:
         self.inhibit_added.clear()
@@ -78,6 +81,7 @@ class State:
         self.changed_incidents.clear()
         self.new_incidents.clear()
         self.memberships.clear()
+        self.departures.clear()
         self.changes.clear()
         self.repeats = 0
 
@@ -157,6 +161,8 @@ class Pipeline:
             alert.held = None
             join = self.correlate.observe(alert, state.incidents, state.active_by_key, now, state.footprints)
             incident = self._join(alert, join, state, event)
+            if join.neighbours and join.reason is not JoinReason.STILL_OPEN:
+                self._split(incident, join, state, now)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
                 f"alert.{kind}",
@@ -296,6 +302,61 @@ class Pipeline:
         state.changed_incidents.add(incident.id)
         return incident
 
+    #: a member joined with at least this score is never split off; a split needs this margin
+    SPLIT_BELOW, SPLIT_MARGIN = 0.75, 0.1
+
+    def _split(self, target: Incident, join: Join, state: State, now: datetime) -> None:
+        """The alert just placed in ``target`` may reveal a second origin in a neighbouring incident:
+        members that joined it on weak evidence and now score clearly better with ``target`` move
+        there, and the audit log says ``incident.split`` with the reason and both scores."""
+        policy = self.config.join
+        for other_id in join.neighbours:
+            other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
+            if other_id == target.id or other is None or not other.is_active or footprint is None:
+                continue
+            moving: list[tuple[Alert, float, float, str]] = []
+            for fingerprint, (score, _, _) in footprint.members.items():
+                member = state.alerts.get(fingerprint)
+                if score >= self.SPLIT_BELOW or member is None or member.incident_id != other_id:
+                    continue
+                better, why = self.correlate.rescore(member, target.id, state.incidents, state.active_by_key, now,
+                                                     state.footprints)
+                if better >= policy.join and better >= score + self.SPLIT_MARGIN:
+                    moving.append((member, score, better, why))
+            if moving:
+                self._move(other, target, moving, state, now)
+
+    def _move(self, source: Incident, target: Incident, moving: list[tuple[Alert, float, float, str]],
+              state: State, now: datetime) -> None:
+        for member, score, better, why in moving:
+            detail = f"split from incident {source.id} (join score {score:.2f}): {why}; join score {better:.2f}"
+            firing = member.status is Status.FIRING and member.held is None
+            source.alert_count = max(0, source.alert_count - 1)
+            target.alert_count += 1
+            if firing:
+                source.firing_count = max(0, source.firing_count - 1)
+                target.firing_count += 1
+            if member.service not in target.services:
+                target.services.append(member.service)
+            if member.severity.rank > target.severity.rank:
+                target.severity = member.severity
+            member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
+            state.footprints[source.id].members.pop(member.fingerprint, None)
+            target_footprint = state.footprints.get(target.id)
+            if target_footprint is not None:
+                target_footprint.add(member, better)
+            state.memberships.append(Membership(target.id, member.fingerprint, now, JoinReason.SPLIT.value, detail))
+            state.departures.append((source.id, member.fingerprint))
+            state.changed_alerts.add(member.fingerprint)
+        state.changed_incidents.update((source.id, target.id))
+        state.changes.append(Change("incident.split", f"incident:{source.id}", now, {
+            "id": source.id, "into": target.id, "reason": "second_origin",
+            "detail": f"{len(moving)} alert(s) of incident {source.id} have their origin in incident {target.id}",
+            "alerts": [{"fingerprint": m.fingerprint, "score_before": round(s, 3), "score_after": round(b, 3),
+                        "evidence": why} for m, s, b, why in moving]}))
+        if self.config.auto_resolve and source.firing_count == 0 and source.is_active:
+            self._close(source, state, now, "split", "every firing alert was split off into another incident")
+
     def _resolved(self, alert: Alert, state: State, now: datetime) -> None:
         """The alert keeps the source's own end time; the incident uses our receipt clock, like
         ``opened_at``, so MTTR never mixes two clocks."""
@@ -308,13 +369,15 @@ class Pipeline:
         incident.last_activity_at = max(incident.last_activity_at, now)
         state.changed_incidents.add(incident.id)
         if self.config.auto_resolve and incident.firing_count == 0 and incident.is_active:
-            incident.status = IncidentStatus.RESOLVED
-            incident.resolved_at = max(now, incident.opened_at)
-            for key in incident.keys:
-                if state.active_by_key.get(key) == incident.id:
-                    del state.active_by_key[key]
-            state.changes.append(Change(
-                "incident.resolved", f"incident:{incident.id}", now,
-                {"id": incident.id, "reason": "all_alerts_resolved",
-                 "detail": "every alert of the incident has resolved"},
-            ))
+            self._close(incident, state, now, "all_alerts_resolved", "every alert of the incident has resolved")
+
+    @staticmethod
+    def _close(incident: Incident, state: State, now: datetime, reason: str, detail: str) -> None:
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = max(now, incident.opened_at)
+        for key in incident.keys:
+            if state.active_by_key.get(key) == incident.id:
+                del state.active_by_key[key]
+        state.changes.append(Change(
+            "incident.resolved", f"incident:{incident.id}", now, {"id": incident.id, "reason": reason, "detail": detail},
+        ))

@@ -91,6 +91,11 @@ def replay(
             pipeline.observe(event, result.state)
         result.events += len(events)
         result.memberships.extend(result.state.memberships)
+        if result.state.departures:  # a split moved these alerts: their old memberships ended
+            gone = set(result.state.departures)
+            moved = {fp for _, fp in gone}
+            result.memberships = [m for m in result.memberships if m.fingerprint not in moved
+                                  or (m.incident_id, m.fingerprint) not in gone]
         result.state.clear_changes()
     return result
 

@@ -25,6 +25,8 @@ class Join:
     score: float = 1.0
     #: incidents that scored between the policy's ``possible`` and ``join`` thresholds
     related: tuple[tuple[int, float], ...] = ()
+    #: every active incident any probe found (where a split may now be due)
+    neighbours: tuple[int, ...] = ()
 
 
 class Correlator:
@@ -79,6 +81,32 @@ class Correlator:
             return Join(own.id, JoinReason.RETURNED,
                         f"fired again {_secs(now - own.last_activity_at)} after incident {own.id} went quiet "
                         f"(window {_secs(self.window)}): the same fault came back; incident reopened")
+        found, quiet = self.evidence(alert, incidents, active, now, footprints)
+        policy = self.policy
+        scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
+                        reverse=True)
+        related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
+        if scored and scored[0][0] >= policy.join:
+            score, incident_id = scored[0]
+            weight, probe = max(found[incident_id], key=lambda wp: wp[0])
+            gap = now - incidents[incident_id].last_activity_at
+            when = f"incident {incident_id} active {_secs(gap)} ago (window {_secs(self.window)})"
+            detail = f"{probe.detail}: {when}; join score {score:.2f}"
+            return Join(incident_id, probe.reason, detail + _related(related, found), score, related, tuple(found))
+        if scored:
+            below = ", ".join(f"incident {i} {s:.2f}" for s, i in scored[:3])
+            detail = f"no join scored {policy.join:g} or more ({below})"
+            return Join(None, JoinReason.NEW_INCIDENT, detail + _related(related, found), 0.0, related, tuple(found))
+        if quiet:
+            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})", 0.0)
+        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}", 0.0)
+
+
+    def evidence(
+        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
+        footprints: Mapping[int, Footprint] | None = None,
+    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str]]:
+        """Every active incident a probe finds, with the weighed evidence for each; and the quiet ones."""
         quiet: list[str] = []
         found: dict[int, list[tuple[float, Probe]]] = {}
         policy = self.policy
@@ -105,23 +133,19 @@ class Correlator:
             if footprint is not None:
                 weight *= policy.time_factor(footprint.gap(alert.first_seen, probe.anchor))
             found.setdefault(incident.id, []).append((weight, probe))
-        scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
-                        reverse=True)
-        related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
-        if scored and scored[0][0] >= policy.join:
-            score, incident_id = scored[0]
-            weight, probe = max(found[incident_id], key=lambda wp: wp[0])
-            gap = now - incidents[incident_id].last_activity_at
-            when = f"incident {incident_id} active {_secs(gap)} ago (window {_secs(self.window)})"
-            detail = f"{probe.detail}: {when}; join score {score:.2f}"
-            return Join(incident_id, probe.reason, detail + _related(related, found), score, related)
-        if scored:
-            below = ", ".join(f"incident {i} {s:.2f}" for s, i in scored[:3])
-            detail = f"no join scored {policy.join:g} or more ({below})"
-            return Join(None, JoinReason.NEW_INCIDENT, detail + _related(related, found), 0.0, related)
-        if quiet:
-            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})", 0.0)
-        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}", 0.0)
+        return found, quiet
+
+    def rescore(
+        self, alert: Alert, incident_id: int, incidents: Mapping[int, Incident], active: Mapping[str, int],
+        now: datetime, footprints: Mapping[int, Footprint] | None = None,
+    ) -> tuple[float, str]:
+        """The join score ``alert`` would have with ``incident_id`` now, and its best evidence."""
+        found, _ = self.evidence(alert, incidents, active, now, footprints)
+        pieces = found.get(incident_id)
+        if not pieces:
+            return 0.0, ""
+        weight, probe = max(pieces, key=lambda wp: wp[0])
+        return combine(w for w, _ in pieces), probe.detail
 
 
 def _related(related: tuple[tuple[int, float], ...], found: Mapping[int, list[tuple[float, Probe]]]) -> str:
