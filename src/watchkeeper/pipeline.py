@@ -161,7 +161,8 @@ class Pipeline:
             alert.held = None
             join = self.correlate.observe(alert, state.incidents, state.active_by_key, now, state.footprints)
             incident = self._join(alert, join, state, event)
-            if join.neighbours and join.reason is not JoinReason.STILL_OPEN:
+            if join.reason is not JoinReason.STILL_OPEN and (join.neighbours or join.related or (
+                    incident.id in state.footprints and state.footprints[incident.id].related)):
                 self._split(incident, join, state, now)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
@@ -279,9 +280,11 @@ class Pipeline:
                      "fingerprint": alert.fingerprint, "detail": join.detail}))
         footprint = state.footprints.get(incident.id)
         if footprint is None:
-            state.footprints[incident.id] = Footprint.of(alert)
+            footprint = state.footprints[incident.id] = Footprint.of(alert)
         elif join.reason is not JoinReason.STILL_OPEN and join.reason is not JoinReason.RETURNED:
             footprint.add(alert, join.score)
+        if join.related:
+            footprint.related.update(i for i, _ in join.related)
         for key in self.correlate.index_keys(alert):
             state.active_by_key[key] = incident.id
             if key not in incident.keys:
@@ -302,20 +305,25 @@ class Pipeline:
         state.changed_incidents.add(incident.id)
         return incident
 
-    #: a member joined with at least this score is never split off; a split needs this margin
-    SPLIT_BELOW, SPLIT_MARGIN = 0.75, 0.1
+    #: a member joined with at least this score is never split off; a split needs this margin; the
+    #: alert that opened an incident counts as joined with ORIGIN (a symptom that fired before its cause)
+    SPLIT_BELOW, SPLIT_MARGIN, ORIGIN = 0.75, 0.1, 0.6
 
     def _split(self, target: Incident, join: Join, state: State, now: datetime) -> None:
         """The alert just placed in ``target`` may reveal a second origin in a neighbouring incident:
         members that joined it on weak evidence and now score clearly better with ``target`` move
         there, and the audit log says ``incident.split`` with the reason and both scores."""
         policy = self.config.join
-        for other_id in join.neighbours:
+        footprint = state.footprints.get(target.id)
+        for other_id in {*join.neighbours, *(footprint.related if footprint else ())}:
             other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
             if other_id == target.id or other is None or not other.is_active or footprint is None:
                 continue
             moving: list[tuple[Alert, float, float, str]] = []
-            for fingerprint, (score, _, _) in footprint.members.items():
+            candidates = [(fp, score) for fp, (score, _, _) in footprint.members.items()]
+            if footprint.origin:
+                candidates.append((footprint.origin, self.ORIGIN))
+            for fingerprint, score in candidates:
                 member = state.alerts.get(fingerprint)
                 if score >= self.SPLIT_BELOW or member is None or member.incident_id != other_id:
                     continue

@@ -96,12 +96,13 @@ class JoinSpec(_Strict):
     threshold: float = Field(0.5, gt=0, le=1, description="join the best incident scoring this or more")
     possibly_related: float = Field(0.25, ge=0, le=1, description="below threshold: name it, do not merge")
     lag: Duration = 30.0
-    same_name_bonus: float = Field(0.3, ge=0, le=1)
+    same_name_bonus: float = Field(0.3, ge=0, le=1, description="the same alert name on the same service")
+    elsewhere: float = Field(0.5, ge=0, le=1, description="share of weight kept when a label names another culprit")
     reopen: bool = Field(True, description="an alert firing again within the window reopens its incident")
 
     def policy(self) -> JoinPolicy:
-        return JoinPolicy(self.threshold, self.possibly_related, timedelta(seconds=self.lag), self.same_name_bonus,
-                          self.reopen)
+        return JoinPolicy(join=self.threshold, possible=self.possibly_related, lag=timedelta(seconds=self.lag),
+                          same_name_bonus=self.same_name_bonus, elsewhere=self.elsewhere, reopen=self.reopen)
 
 
 class FlappingSpec(_Strict):

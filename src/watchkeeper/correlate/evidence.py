@@ -83,11 +83,16 @@ class Footprint:
     names: set[tuple[str, str]] = field(default_factory=set)
     #: fingerprint → (join score, service, onset) of the alerts joined by evidence
     members: dict[str, tuple[float, str, datetime]] = field(default_factory=dict)
+    #: the alert that opened the incident (a symptom, when its cause's alert fired later)
+    origin: str = ""
+    #: incidents its alerts found possibly related (where a split may later be due)
+    related: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, alert: Alert) -> Footprint:
         onset = alert.first_seen
-        return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))})
+        return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
+                   alert.fingerprint)
 
     def add(self, alert: Alert, score: float) -> None:
         onset = alert.first_seen
