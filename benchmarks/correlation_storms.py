@@ -103,7 +103,8 @@ def show(title: str, report: dict[str, Any]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in report["rows"]:
         print(f"| {r['name']} | {r['alerts']} | {r['incidents']} | {_fmt(r['compression'])} | "
-              f"{_fmt(r['precision'])} | {_fmt(r['recall'])} | {r['storms_precision_ge_095']}/{len(report['storms'])} |")
+              f"{_fmt(r['precision'])} | {_fmt(r['recall'])} | "
+              f"{r['storms_precision_ge_095']}/{len(report['storms'])} |")
     print("\njoins per reason (right / all; right = same ground-truth group as the incident's first alert):\n")
     for name, reasons in report["joins"].items():
         print(f"- {name}: " + ", ".join(f"{r} {ok}/{n}" for r, (ok, n) in reasons.items()))

@@ -155,7 +155,7 @@ class Storm:
                                           start + base + lag("d" + instance, 0, 8), end + 8,
                                           f"{caller} on {instance}: calls to {dep} failing",
                                           dependency=dep)
-                            if hop == 1 and kind == "crash" or lag(f"e{instance}", 0, 1) < 0.5:
+                            if (hop == 1 and kind == "crash") or lag(f"e{instance}", 0, 1) < 0.5:
                                 self.fire(group, "HighErrorRate", caller, instance,
                                           start + base + lag("e" + instance, 3, 15), end + 10,
                                           f"{caller} on {instance}: 5xx ratio above 20%")

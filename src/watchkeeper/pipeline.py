@@ -387,5 +387,6 @@ class Pipeline:
             if state.active_by_key.get(key) == incident.id:
                 del state.active_by_key[key]
         state.changes.append(Change(
-            "incident.resolved", f"incident:{incident.id}", now, {"id": incident.id, "reason": reason, "detail": detail},
+            "incident.resolved", f"incident:{incident.id}", now,
+            {"id": incident.id, "reason": reason, "detail": detail},
         ))

@@ -2,8 +2,8 @@
 
 from watchkeeper.correlate.strategies import (
     CoOccurring,
-    JoinReason,
     Host,
+    JoinReason,
     LabelGroup,
     Mentions,
     Probe,

@@ -16,7 +16,8 @@ change it here:
   ``2 * lag``. Two faults in neighbouring services that start minutes apart stay apart.
 
 The pieces for one incident do not add up (they are rarely independent: same service and a caller
-of the same dependency say the same thing): an incident scores its strongest piece. The best incident is joined when its score reaches ``join``; incidents scoring at least ``possible``
+of the same dependency say the same thing): an incident scores its strongest piece. The best
+incident is joined when its score reaches ``join``; incidents scoring at least ``possible``
 are named "possibly related" in the join's detail instead of being merged.
 """
 

@@ -262,7 +262,8 @@ class Host:
     ``data-1``), in the direction a host fault travels: a service alert joins an incident holding a
     host-level alert of its host (``job="node"``: a host fault explains what runs on it; 0.7); a
     host-level alert on a host whose services are in an incident is only possibly related (0.4: a
-    host fault or a victim of that incident's load); two service alerts that merely share a host are only possibly related (0.3). Loopback
+    host fault or a victim of that incident's load); two service alerts that merely share a host are
+    only possibly related (0.3). Loopback
     addresses carry nothing (every lab service runs on 127.0.0.1), and a host seen under more than
     ``max_services`` services is shared too widely to be evidence.
 
@@ -278,7 +279,7 @@ class Host:
 
     name = "host"
     NODE, LATE, SHARED = 0.7, 0.4, 0.3
-    LOOPBACK = ("127.", "localhost", "::1", "[::1]", "0.0.0.0")
+    LOOPBACK = ("127.", "localhost", "::1", "[::1]", "0.0.0.0")  # noqa: S104 - names, not a bind
     NODE_JOBS = ("node", "node-exporter", "node_exporter", "host")
 
     def __init__(self, max_services: int = 3, node_jobs: Iterable[str] = NODE_JOBS) -> None:

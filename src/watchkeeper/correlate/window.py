@@ -88,7 +88,7 @@ class Correlator:
         related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
         if scored and scored[0][0] >= policy.join:
             score, incident_id = scored[0]
-            weight, probe = max(found[incident_id], key=lambda wp: wp[0])
+            _, probe = max(found[incident_id], key=lambda wp: wp[0])
             gap = now - incidents[incident_id].last_activity_at
             when = f"incident {incident_id} active {_secs(gap)} ago (window {_secs(self.window)})"
             detail = f"{probe.detail}: {when}; join score {score:.2f}"
@@ -144,7 +144,7 @@ class Correlator:
         pieces = found.get(incident_id)
         if not pieces:
             return 0.0, ""
-        weight, probe = max(pieces, key=lambda wp: wp[0])
+        _, probe = max(pieces, key=lambda wp: wp[0])
         return combine(w for w, _ in pieces), probe.detail
 
 

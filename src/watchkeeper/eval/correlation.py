@@ -128,8 +128,8 @@ class Contribution:
 def contributions(records: Iterable[Mapping[str, Any]], truth: Mapping[str, Hashable]) -> list[Contribution]:
     """Per join reason, from ``watchkeeper replay --out`` records (each alert after an incident's first).
 
-    >>> records = [{"alerts": [{"fingerprint": "a", "reason": "new_incident"}, {"fingerprint": "b", "reason": "topology"},
-    ...                        {"fingerprint": "c", "reason": "topology"}]}]
+    >>> records = [{"alerts": [{"fingerprint": "a", "reason": "new_incident"},
+    ...                        {"fingerprint": "b", "reason": "topology"}, {"fingerprint": "c", "reason": "topology"}]}]
     >>> [(c.reason, c.joins, c.right, c.labelled) for c in contributions(records, {"a": 1, "b": 1, "c": 2})]
     [('topology', 2, 1, 2)]
     """

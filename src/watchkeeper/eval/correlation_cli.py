@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -60,7 +60,7 @@ def correlation(
         raise typer.BadParameter("--unlabelled must be 'singleton' or 'drop'")
     with incidents.open("rb") as fh:
         first = next((line for line in fh if line.strip()), b"{}")
-    records: list[dict[str, object]] = []
+    records: list[dict[str, Any]] = []
     if not _is_payload(first):  # replay output: incident records
         with incidents.open("rb") as fh:
             clusters = incident_clusters(fh)
