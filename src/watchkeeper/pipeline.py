@@ -161,9 +161,11 @@ class Pipeline:
             alert.held = None
             join = self.correlate.observe(alert, state.incidents, state.active_by_key, now, state.footprints)
             incident = self._join(alert, join, state, event)
-            if join.reason is not JoinReason.STILL_OPEN and (join.neighbours or join.related or (
-                    incident.id in state.footprints and state.footprints[incident.id].related)):
-                self._split(incident, join, state, now)
+            # only an alert that opened an incident or joined one on strong evidence may reveal an origin
+            strong = join.incident_id is None or join.score >= self.SPLIT_BELOW
+            if strong and join.reason is not JoinReason.STILL_OPEN and (
+                    join.neighbours or join.related or state.footprints[incident.id].related):
+                self._split(alert, incident, join, state, now)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
                 f"alert.{kind}",
@@ -280,9 +282,9 @@ class Pipeline:
                      "fingerprint": alert.fingerprint, "detail": join.detail}))
         footprint = state.footprints.get(incident.id)
         if footprint is None:
-            footprint = state.footprints[incident.id] = Footprint.of(alert)
+            footprint = state.footprints[incident.id] = Footprint.of(alert, join.probes)
         elif join.reason is not JoinReason.STILL_OPEN and join.reason is not JoinReason.RETURNED:
-            footprint.add(alert, join.score)
+            footprint.add(alert, join.score, join.probes)
         if join.related:
             footprint.related.update(i for i, _ in join.related)
         for key in self.correlate.index_keys(alert):
@@ -309,19 +311,21 @@ class Pipeline:
     #: alert that opened an incident counts as joined with ORIGIN (a symptom that fired before its cause)
     SPLIT_BELOW, SPLIT_MARGIN, ORIGIN = 0.75, 0.1, 0.6
 
-    def _split(self, target: Incident, join: Join, state: State, now: datetime) -> None:
+    def _split(self, alert: Alert, target: Incident, join: Join, state: State, now: datetime) -> None:
         """The alert just placed in ``target`` may reveal a second origin in a neighbouring incident:
         members that joined it on weak evidence and now score clearly better with ``target`` move
         there, and the audit log says ``incident.split`` with the reason and both scores."""
         policy = self.config.join
         footprint = state.footprints.get(target.id)
+        offered = set(self.correlate.index_keys(alert))  # only a member probing one of these can gain
         for other_id in {*join.neighbours, *(footprint.related if footprint else ())}:
             other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
             if other_id == target.id or other is None or not other.is_active or footprint is None:
                 continue
             moving: list[tuple[Alert, float, float, str]] = []
-            candidates = [(fp, score) for fp, (score, _, _) in footprint.members.items()]
-            if footprint.origin:
+            candidates = [(fp, score) for fp, (score, probes) in footprint.members.items()
+                          if score < self.SPLIT_BELOW and any(p.key in offered for p in probes)]
+            if footprint.origin and any(p.key in offered for p in footprint.origin_probes):
                 candidates.append((footprint.origin, self.ORIGIN))
             for fingerprint, score in candidates:
                 member = state.alerts.get(fingerprint)
@@ -349,10 +353,13 @@ class Pipeline:
             if member.severity.rank > target.severity.rank:
                 target.severity = member.severity
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
-            state.footprints[source.id].members.pop(member.fingerprint, None)
+            source_footprint = state.footprints[source.id]
+            _, probes = source_footprint.members.pop(member.fingerprint, (0.0, ()))
+            if member.fingerprint == source_footprint.origin:
+                probes, source_footprint.origin = source_footprint.origin_probes, ""
             target_footprint = state.footprints.get(target.id)
             if target_footprint is not None:
-                target_footprint.add(member, better)
+                target_footprint.add(member, better, probes)
             state.memberships.append(Membership(target.id, member.fingerprint, now, JoinReason.SPLIT.value, detail))
             state.departures.append((source.id, member.fingerprint))
             state.changed_alerts.add(member.fingerprint)

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.strategies import Mentions
+from watchkeeper.correlate.strategies import Mentions, Probe
 from watchkeeper.model import Alert
 
 
@@ -82,26 +82,27 @@ class Footprint:
     last: datetime
     services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     names: set[tuple[str, str]] = field(default_factory=set)
-    #: fingerprint → (join score, service, onset) of the alerts joined by evidence
-    members: dict[str, tuple[float, str, datetime]] = field(default_factory=dict)
-    #: the alert that opened the incident (a symptom, when its cause's alert fired later)
+    #: fingerprint → (join score, what it probed) of the alerts joined by evidence
+    members: dict[str, tuple[float, tuple[Probe, ...]]] = field(default_factory=dict)
+    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
     origin: str = ""
+    origin_probes: tuple[Probe, ...] = ()
     #: incidents its alerts found possibly related (where a split may later be due)
     related: set[int] = field(default_factory=set)
 
     @classmethod
-    def of(cls, alert: Alert) -> Footprint:
+    def of(cls, alert: Alert, probes: tuple[Probe, ...] = ()) -> Footprint:
         onset = alert.first_seen
         return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
-                   alert.fingerprint)
+                   alert.fingerprint, probes)
 
-    def add(self, alert: Alert, score: float) -> None:
+    def add(self, alert: Alert, score: float, probes: tuple[Probe, ...] = ()) -> None:
         onset = alert.first_seen
         self.first, self.last = min(self.first, onset), max(self.last, onset)
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
-        self.members[alert.fingerprint] = (score, alert.service, onset)
+        self.members[alert.fingerprint] = (score, probes)
 
     def gap(self, onset: datetime, anchor: str | None) -> timedelta:
         """How far ``onset`` lies from the first onset of ``anchor``'s alerts (or of the incident):

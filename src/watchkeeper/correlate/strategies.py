@@ -16,6 +16,7 @@ cause (before the onset times are weighed, see :mod:`watchkeeper.correlate.evide
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -390,6 +391,7 @@ _MASKS = [
 ]
 
 
+@functools.lru_cache(maxsize=65536)
 def template(text: str) -> str:
     """
     >>> template("disk 91% on db-1") == template("disk 97.5% on db-22")

@@ -27,6 +27,8 @@ class Join:
     related: tuple[tuple[int, float], ...] = ()
     #: every active incident any probe found (where a split may now be due)
     neighbours: tuple[int, ...] = ()
+    #: what the alert probed (a split looks only at members that probe a key of the new alert)
+    probes: tuple[Probe, ...] = ()
 
 
 class Correlator:
@@ -81,7 +83,7 @@ class Correlator:
             return Join(own.id, JoinReason.RETURNED,
                         f"fired again {_secs(now - own.last_activity_at)} after incident {own.id} went quiet "
                         f"(window {_secs(self.window)}): the same fault came back; incident reopened")
-        found, quiet = self.evidence(alert, incidents, active, now, footprints)
+        found, quiet, probes = self._evidence(alert, incidents, active, now, footprints)
         policy = self.policy
         scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
                         reverse=True)
@@ -92,14 +94,18 @@ class Correlator:
             gap = now - incidents[incident_id].last_activity_at
             when = f"incident {incident_id} active {_secs(gap)} ago (window {_secs(self.window)})"
             detail = f"{probe.detail}: {when}; join score {score:.2f}"
-            return Join(incident_id, probe.reason, detail + _related(related, found), score, related, tuple(found))
+            return Join(incident_id, probe.reason, detail + _related(related, found), score, related, tuple(found),
+                        probes)
         if scored:
             below = ", ".join(f"incident {i} {s:.2f}" for s, i in scored[:3])
             detail = f"no join scored {policy.join:g} or more ({below})"
-            return Join(None, JoinReason.NEW_INCIDENT, detail + _related(related, found), 0.0, related, tuple(found))
+            return Join(None, JoinReason.NEW_INCIDENT, detail + _related(related, found), 0.0, related, tuple(found),
+                        probes)
         if quiet:
-            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})", 0.0)
-        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}", 0.0)
+            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})", 0.0,
+                        probes=probes)
+        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}", 0.0,
+                    probes=probes)
 
 
     def evidence(
@@ -107,40 +113,52 @@ class Correlator:
         footprints: Mapping[int, Footprint] | None = None,
     ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str]]:
         """Every active incident a probe finds, with the weighed evidence for each; and the quiet ones."""
-        quiet: list[str] = []
-        found: dict[int, list[tuple[float, Probe]]] = {}
-        policy = self.policy
-        probes = [(adjust, probe) for strategy, adjust in zip(self.strategies, self._adjust, strict=True)
-                  for probe in strategy.probe(alert)]
-        named = any(p.reason is JoinReason.MENTIONED and p.anchor is not None for _, p in probes)
-        what = kind(alert) if footprints else ""
-        for adjust, probe in probes:
-            incident_id = active.get(probe.key)
-            incident = incidents.get(incident_id) if incident_id is not None else None
-            if incident is None or not incident.is_active:
-                continue
-            gap = now - incident.last_activity_at
-            if gap > self.window:
-                quiet.append(f"incident {incident.id} quiet for {_secs(gap)}")
-                continue
-            weight = probe.weight if adjust is None else adjust(probe, alert, incident.services)
-            footprint = footprints.get(incident.id) if footprints is not None else None
-            same = footprint is not None and probe.anchor == alert.service and (probe.anchor, what) in footprint.names
-            if same:
-                weight += policy.same_name_bonus
-            elif named and probe.reason is not JoinReason.MENTIONED:
-                weight *= policy.elsewhere
-            if footprint is not None:
-                weight *= policy.time_factor(footprint.gap(alert.first_seen, probe.anchor))
-            found.setdefault(incident.id, []).append((weight, probe))
+        found, quiet, _ = self._evidence(alert, incidents, active, now, footprints)
         return found, quiet
+
+    def _evidence(
+        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
+        footprints: Mapping[int, Footprint] | None = None, only: int | None = None,
+    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str], tuple[Probe, ...]]:
+        found: dict[int, list[tuple[float, Probe]]] = {}
+        quiet: dict[int, timedelta] = {}
+        policy, window = self.policy, self.window
+        lists = [(adjust, strategy.probe(alert))
+                 for strategy, adjust in zip(self.strategies, self._adjust, strict=True)]
+        named = any(p.anchor is not None for s, (_, ps) in zip(self.strategies, lists, strict=True)
+                    if s.name == "mentions" for p in ps)
+        what = kind(alert) if footprints else ""
+        mentioned, service, onset = JoinReason.MENTIONED, alert.service, alert.first_seen
+        for adjust, probes in lists:
+            for probe in probes:
+                incident_id = active.get(probe.key)
+                if incident_id is None or (only is not None and incident_id != only):
+                    continue
+                incident = incidents.get(incident_id)
+                if incident is None or not incident.is_active:
+                    continue
+                gap = now - incident.last_activity_at
+                if gap > window:
+                    quiet[incident_id] = gap
+                    continue
+                weight = probe.weight if adjust is None else adjust(probe, alert, incident.services)
+                footprint = footprints.get(incident_id) if footprints is not None else None
+                if footprint is not None and probe.anchor == service and (service, what) in footprint.names:
+                    weight += policy.same_name_bonus
+                elif named and probe.reason is not mentioned:
+                    weight *= policy.elsewhere
+                if footprint is not None:
+                    weight *= policy.time_factor(footprint.gap(onset, probe.anchor))
+                found.setdefault(incident_id, []).append((weight, probe))
+        return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()],
+                tuple(p for _, probes in lists for p in probes))
 
     def rescore(
         self, alert: Alert, incident_id: int, incidents: Mapping[int, Incident], active: Mapping[str, int],
         now: datetime, footprints: Mapping[int, Footprint] | None = None,
     ) -> tuple[float, str]:
         """The join score ``alert`` would have with ``incident_id`` now, and its best evidence."""
-        found, _ = self.evidence(alert, incidents, active, now, footprints)
+        found, _, _ = self._evidence(alert, incidents, active, now, footprints, incident_id)
         pieces = found.get(incident_id)
         if not pieces:
             return 0.0, ""
