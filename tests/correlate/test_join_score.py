@@ -196,3 +196,27 @@ def test_a_higher_threshold_keeps_weak_joins_apart_but_says_so() -> None:
     state, _ = run(storm, CorrelationConfig.model_validate({"join": {"threshold": 0.6}}).pipeline())
     second = next(m for m in state.memberships if "HighErrorRate" in m.fingerprint)
     assert second.reason == "new_incident" and "possibly related: incident 1 (0.50: same service 'shop')" in second.detail
+
+
+def test_a_split_is_stored_and_on_the_incident_timeline(tmp_path: Path, make_service: object, sqlite_url: str,
+                                                         clock: object) -> None:
+    import orjson
+
+    from watchkeeper.service import Watchkeeper
+
+    config = tmp_path / "correlation.yaml"
+    config.write_text("graph: {proxy: [shop], shop: [db]}\n")
+    wk: Watchkeeper = make_service(sqlite_url, correlation_config=config)  # type: ignore[operator]
+    ids = []
+    for name, service, at in (("HighLatency", "shop", 0), ("HighErrorRate", "shop", 25), ("ServiceDown", "db", 40)):
+        clock.now = T0 + timedelta(seconds=at + 5)  # type: ignore[attr-defined]
+        body = {"service": service, "name": name, "summary": f"{name} on {service}", "fingerprint": name,
+                "starts_at": (T0 + timedelta(seconds=at)).isoformat()}
+        ids.append(wk.ingest("events", orjson.dumps(body), "application/json", "t").incidents[0])
+    latency, errors, db = ids
+    assert errors == latency != db  # the errors first joined the latency incident, weakly
+    source, target = wk.incident(latency), wk.incident(db)
+    assert [a["fingerprint"] for a in source["alerts"]] == ["HighLatency"]
+    assert sorted(a["fingerprint"] for a in target["alerts"]) == ["HighErrorRate", "ServiceDown"]
+    split = next(e for e in source["timeline"] if e["kind"] == "incident.split")
+    assert split["reason"] == "second_origin" and split["into"] == db
