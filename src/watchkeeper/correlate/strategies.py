@@ -288,12 +288,13 @@ class Host:
         self.node_jobs = frozenset(node_jobs)
         self.services: dict[str, set[str]] = {}
 
-    @classmethod
-    def host(cls, resource: str) -> str | None:
+    @staticmethod
+    @functools.lru_cache(maxsize=65536)
+    def host(resource: str) -> str | None:
         if not resource:
             return None
         host = resource.rsplit(":", 1)[0] if resource.count(":") == 1 or resource.startswith("[") else resource
-        if not host or host.startswith(cls.LOOPBACK):
+        if not host or host.startswith(Host.LOOPBACK):
             return None
         return host
 
