@@ -163,9 +163,10 @@ class Pipeline:
             incident = self._join(alert, join, state, event)
             # only an alert that opened an incident or joined one on strong evidence may reveal an origin
             strong = join.incident_id is None or join.score >= self.SPLIT_BELOW
-            if strong and join.reason is not JoinReason.STILL_OPEN and (
-                    join.neighbours or join.related or state.footprints[incident.id].related):
-                self._split(alert, incident, join, state, now)
+            if strong and join.reason is not JoinReason.STILL_OPEN:
+                others = {*join.neighbours, *state.footprints[incident.id].related} - {incident.id}
+                if others:
+                    self._split(alert, incident, others, state, now)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
                 f"alert.{kind}",
@@ -311,17 +312,18 @@ class Pipeline:
     #: alert that opened an incident counts as joined with ORIGIN (a symptom that fired before its cause)
     SPLIT_BELOW, SPLIT_MARGIN, ORIGIN = 0.75, 0.1, 0.6
 
-    def _split(self, alert: Alert, target: Incident, join: Join, state: State, now: datetime) -> None:
+    def _split(self, alert: Alert, target: Incident, others: set[int], state: State, now: datetime) -> None:
         """The alert just placed in ``target`` may reveal a second origin in a neighbouring incident:
         members that joined it on weak evidence and now score clearly better with ``target`` move
         there, and the audit log says ``incident.split`` with the reason and both scores."""
         policy = self.config.join
-        footprint = state.footprints.get(target.id)
-        offered = set(self.correlate.index_keys(alert))  # only a member probing one of these can gain
-        for other_id in {*join.neighbours, *(footprint.related if footprint else ())}:
+        offered: set[str] | None = None  # only a member probing one of these keys can gain
+        for other_id in sorted(others):
             other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
-            if other_id == target.id or other is None or not other.is_active or footprint is None:
+            if other is None or not other.is_active or footprint is None or not (footprint.members or footprint.origin):
                 continue
+            if offered is None:
+                offered = set(self.correlate.index_keys(alert))
             moving: list[tuple[Alert, float, float, str]] = []
             candidates = [(fp, score) for fp, (score, probes) in footprint.members.items()
                           if score < self.SPLIT_BELOW and any(p.key in offered for p in probes)]

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchkeeper.model import Alert
 
@@ -85,8 +85,12 @@ class LabelGroup:
         self.group_by = tuple(group_by)
         self.reason = JoinReason.SAME_SERVICE if self.group_by == ("service",) else JoinReason.SAME_LABELS
         self.by_service = "service" in self.group_by
+        self._service_only = self.group_by == ("service",)
+        self._cache: dict[str, list[Probe]] = {}
 
     def _key(self, alert: Alert) -> str | None:
+        if self._service_only:
+            return f"labels:service={alert.service}" if alert.service else None
         values = []
         for label in self.group_by:
             value = alert.service if label == "service" else alert.labels.get(label)
@@ -105,11 +109,17 @@ class LabelGroup:
         return [key] if key else []
 
     def probe(self, alert: Alert) -> list[Probe]:
+        cached = self._cache.get(alert.service) if self._service_only else None
+        if cached is not None:
+            return cached
         key = self._key(alert)
         if key is None:
             return []
         what = f"service {alert.service!r}" if self.reason is JoinReason.SAME_SERVICE else key.removeprefix("labels:")
-        return [Probe(key, self.reason, f"same {what}", self.weight, alert.service if self.by_service else None)]
+        probes = [Probe(key, self.reason, f"same {what}", self.weight, alert.service if self.by_service else None)]
+        if self._service_only:
+            _remember(self._cache, alert.service, probes)
+        return probes
 
 
 class Topology:
@@ -254,6 +264,13 @@ class Topology:
         return probe.weight
 
 
+def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = 100_000) -> None:
+    """Probes are values: keep them per key, within a bound (cleared when full)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = probes
+
+
 def _hops(n: int) -> str:
     return f"{n} hop{'s' if n > 1 else ''}"
 
@@ -287,6 +304,7 @@ class Host:
         self.max_services = max_services
         self.node_jobs = frozenset(node_jobs)
         self.services: dict[str, set[str]] = {}
+        self._cache: dict[tuple[str, bool], list[Probe]] = {}
 
     @staticmethod
     @functools.lru_cache(maxsize=65536)
@@ -317,15 +335,24 @@ class Host:
         if host is None:
             return []
         seen = self.services.setdefault(host, set())
-        if len(seen) <= self.max_services:
+        if len(seen) <= self.max_services and alert.service not in seen:
             seen.add(alert.service)
         if len(seen) > self.max_services:
             return []
-        if self.is_node(alert):
-            return [Probe(f"host:{host}", JoinReason.SAME_HOST,
-                          f"a host-level alert on {host!r}, where the incident's services run", self.LATE)]
-        return [Probe(f"node:{host}", JoinReason.SAME_HOST, f"its host {host!r} has a host-level alert", self.NODE),
-                Probe(f"host:{host}", JoinReason.SAME_HOST, f"same host {host!r} (possibly related)", self.SHARED)]
+        node = self.is_node(alert)
+        cached = self._cache.get((host, node))
+        if cached is not None:
+            return cached
+        if node:
+            probes = [Probe(f"host:{host}", JoinReason.SAME_HOST,
+                            f"a host-level alert on {host!r}, where the incident's services run", self.LATE)]
+        else:
+            probes = [
+                Probe(f"node:{host}", JoinReason.SAME_HOST, f"its host {host!r} has a host-level alert", self.NODE),
+                Probe(f"host:{host}", JoinReason.SAME_HOST, f"same host {host!r} (possibly related)", self.SHARED),
+            ]
+        _remember(self._cache, (host, node), probes)
+        return probes
 
 
 class Mentions:
@@ -349,6 +376,7 @@ class Mentions:
 
     def __init__(self, labels: Iterable[str] = LABELS) -> None:
         self.labels = tuple(labels)
+        self._cache: dict[tuple[str, ...], list[Probe]] = {}
 
     def index(self, alert: Alert) -> list[str]:
         keys = [f"service:{alert.service}"]
@@ -363,6 +391,11 @@ class Mentions:
         return [*self.index(alert), *(p.key for p in self.probe(alert))]
 
     def probe(self, alert: Alert) -> list[Probe]:
+        labels = alert.labels
+        named = tuple(f"{label}={labels[label]}" for label in self.labels if labels.get(label))
+        cached = self._cache.get((alert.service, *named))
+        if cached is not None:
+            return cached
         probes = []
         for label in self.labels:
             other = alert.labels.get(label)
@@ -374,6 +407,7 @@ class Mentions:
                                     self.weight, other))
         probes.append(Probe(f"blamed:{alert.service}", JoinReason.MENTIONED,
                             f"the incident's alerts name {alert.service!r} as their failing dependency", self.weight))
+        _remember(self._cache, (alert.service, *named), probes)
         return probes
 
     def adjust(self, probe: Probe, alert: Alert, services: Iterable[str]) -> float:
