@@ -318,6 +318,7 @@ class Pipeline:
         there, and the audit log says ``incident.split`` with the reason and both scores."""
         policy = self.config.join
         offered: set[str] | None = None  # only a member probing one of these keys can gain
+        near, reach = state.footprints.get(target.id), 2 * policy.lag
         for other_id in sorted(others):
             other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
             if other is None or not other.is_active or footprint is None or not (footprint.members or footprint.origin):
@@ -325,9 +326,12 @@ class Pipeline:
             if offered is None:
                 offered = set(self.correlate.index_keys(alert))
             moving: list[tuple[Alert, float, float, str]] = []
-            candidates = [(fp, score) for fp, (score, probes) in footprint.members.items()
-                          if score < self.SPLIT_BELOW and any(p.key in offered for p in probes)]
-            if footprint.origin and any(p.key in offered for p in footprint.origin_probes):
+            # a member whose onset is two lags away from every onset of the target cannot score there
+            candidates = [(fp, score) for fp, (score, probes, onset) in footprint.members.items()
+                          if score < self.SPLIT_BELOW and (near is None or near.distance(onset) < reach)
+                          and any(p.key in offered for p in probes)]
+            if footprint.origin and (near is None or near.distance(footprint.first) < reach) and any(
+                    p.key in offered for p in footprint.origin_probes):
                 candidates.append((footprint.origin, self.ORIGIN))
             for fingerprint, score in candidates:
                 member = state.alerts.get(fingerprint)
@@ -356,7 +360,7 @@ class Pipeline:
                 target.severity = member.severity
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
             source_footprint = state.footprints[source.id]
-            _, probes = source_footprint.members.pop(member.fingerprint, (0.0, ()))
+            _, probes, _ = source_footprint.members.pop(member.fingerprint, (0.0, (), now))
             if member.fingerprint == source_footprint.origin:
                 probes, source_footprint.origin = source_footprint.origin_probes, ""
             target_footprint = state.footprints.get(target.id)

@@ -82,8 +82,8 @@ class Footprint:
     last: datetime
     services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     names: set[tuple[str, str]] = field(default_factory=set)
-    #: fingerprint → (join score, what it probed) of the alerts joined by evidence
-    members: dict[str, tuple[float, tuple[Probe, ...]]] = field(default_factory=dict)
+    #: fingerprint → (join score, what it probed, onset) of the alerts joined by evidence
+    members: dict[str, tuple[float, tuple[Probe, ...], datetime]] = field(default_factory=dict)
     #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
     origin: str = ""
     origin_probes: tuple[Probe, ...] = ()
@@ -102,7 +102,13 @@ class Footprint:
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
-        self.members[alert.fingerprint] = (score, probes)
+        self.members[alert.fingerprint] = (score, probes, onset)
+
+    def distance(self, onset: datetime) -> timedelta:
+        """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""
+        if onset < self.first:
+            return self.first - onset
+        return onset - self.last if onset > self.last else timedelta(0)
 
     def gap(self, onset: datetime, anchor: str | None) -> timedelta:
         """How far ``onset`` lies from the first onset of ``anchor``'s alerts (or of the incident):
