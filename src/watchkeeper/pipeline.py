@@ -329,9 +329,9 @@ class Pipeline:
             # a member whose onset is two lags away from every onset of the target cannot score there
             candidates = [(fp, score) for fp, (score, probes, onset) in footprint.members.items()
                           if score < self.SPLIT_BELOW and (near is None or near.distance(onset) < reach)
-                          and any(p.key in offered for p in probes)]
+                          and any(p.key in offered for ps in probes for p in ps)]
             if footprint.origin and (near is None or near.distance(footprint.first) < reach) and any(
-                    p.key in offered for p in footprint.origin_probes):
+                    p.key in offered for ps in footprint.origin_probes for p in ps):
                 candidates.append((footprint.origin, self.ORIGIN))
             for fingerprint, score in candidates:
                 member = state.alerts.get(fingerprint)

@@ -83,20 +83,20 @@ class Footprint:
     services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     names: set[tuple[str, str]] = field(default_factory=set)
     #: fingerprint → (join score, what it probed, onset) of the alerts joined by evidence
-    members: dict[str, tuple[float, tuple[Probe, ...], datetime]] = field(default_factory=dict)
+    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime]] = field(default_factory=dict)
     #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
     origin: str = ""
-    origin_probes: tuple[Probe, ...] = ()
+    origin_probes: tuple[list[Probe], ...] = ()
     #: incidents its alerts found possibly related (where a split may later be due)
     related: set[int] = field(default_factory=set)
 
     @classmethod
-    def of(cls, alert: Alert, probes: tuple[Probe, ...] = ()) -> Footprint:
+    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = ()) -> Footprint:
         onset = alert.first_seen
         return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
                    alert.fingerprint, probes)
 
-    def add(self, alert: Alert, score: float, probes: tuple[Probe, ...] = ()) -> None:
+    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = ()) -> None:
         onset = alert.first_seen
         self.first, self.last = min(self.first, onset), max(self.last, onset)
         lo, hi = self.services.get(alert.service, (onset, onset))

@@ -392,7 +392,8 @@ class Mentions:
 
     def probe(self, alert: Alert) -> list[Probe]:
         labels = alert.labels
-        named = tuple(f"{label}={labels[label]}" for label in self.labels if labels.get(label))
+        named = tuple(label + "=" + labels[label] for label in self.labels if label in labels) \
+            if any(label in labels for label in self.labels) else ()
         cached = self._cache.get((alert.service, *named))
         if cached is not None:
             return cached

@@ -27,8 +27,8 @@ class Join:
     related: tuple[tuple[int, float], ...] = ()
     #: every active incident any probe found (where a split may now be due)
     neighbours: tuple[int, ...] = ()
-    #: what the alert probed (a split looks only at members that probe a key of the new alert)
-    probes: tuple[Probe, ...] = ()
+    #: what the alert probed, per strategy (a split looks only at members probing the new alert's keys)
+    probes: tuple[list[Probe], ...] = ()
 
 
 class Correlator:
@@ -119,7 +119,7 @@ class Correlator:
     def _evidence(
         self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
         footprints: Mapping[int, Footprint] | None = None, only: int | None = None,
-    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str], tuple[Probe, ...]]:
+    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str], tuple[list[Probe], ...]]:
         found: dict[int, list[tuple[float, Probe]]] = {}
         quiet: dict[int, timedelta] = {}
         policy, window = self.policy, self.window
@@ -150,8 +150,8 @@ class Correlator:
                 if footprint is not None:
                     weight *= policy.time_factor(footprint.gap(onset, probe.anchor))
                 found.setdefault(incident_id, []).append((weight, probe))
-        return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()],
-                tuple(p for _, probes in lists for p in probes))
+        return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
+                tuple(probes for _, probes in lists))
 
     def rescore(
         self, alert: Alert, incident_id: int, incidents: Mapping[int, Incident], active: Mapping[str, int],
