@@ -4,9 +4,11 @@ Writes a JSONL of Alertmanager webhook bodies (with ``received_at``) to a tempor
 times, on the same file and in the same run:
 
 1. ``orjson.loads`` of every line (the decode-only baseline);
-2. :func:`watchkeeper.replay.replay` with the default config (labels ``group_by: [service]``);
+2. :func:`watchkeeper.replay.replay` with the default config (labels ``group_by: [service]``,
+   mentions, host);
 3. :func:`watchkeeper.replay.replay` with labels + topology (hops 2, the synthetic graph) + text
-   (scope any), as in ``correlation_lab/configs/labels-topology-text.yaml``.
+   (scope any), as in ``correlation_lab/configs/labels-topology-text.yaml``;
+4. every strategy: the default ones + topology + text.
 
 The storm: ``--services`` services in a random dependency DAG; overlapping faults, each on a root
 service and its dependents (up to 2 hops), each affected service firing 1–2 alert names on 1–6
@@ -131,11 +133,15 @@ def main() -> None:
     graph = make_graph(args.services, rng)
     sources = registry()
     configs: dict[str, PipelineConfig] = {
-        "default (labels: service)": PipelineConfig(),
+        "default (labels, mentions, host)": PipelineConfig(),
         "labels + topology + text": CorrelationConfig.model_validate({"strategies": [
             {"type": "labels", "group_by": ["service"]},
             {"type": "topology", "hops": 2, "graph": graph},
             {"type": "text", "scope": "any"},
+        ]}).pipeline(),
+        "every strategy (default + topology + text)": CorrelationConfig.model_validate({"strategies": [
+            {"type": "labels", "group_by": ["service"]}, {"type": "mentions"}, {"type": "host"},
+            {"type": "topology", "hops": 2, "graph": graph}, {"type": "text", "scope": "any"},
         ]}).pipeline(),
     }
     with tempfile.TemporaryDirectory(prefix="replay-bench-") as tmp:

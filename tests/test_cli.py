@@ -115,8 +115,9 @@ def test_replay_writes_the_evaluation_format(cli, tmp_path: Path) -> None:  # ty
         {**am_webhook(db), "received_at": "2026-11-22T06:00:00Z"},
         {**am_webhook(am_alert("HighLatency", "db", fingerprint="fp-lat")), "received_at": "2026-11-22T06:01:00Z"},
         {**am_webhook(am_alert("Errors", "web", fingerprint="fp-web")), "received_at": "2026-11-22T06:01:30Z"},
-        {"events": [{"service": "web", "summary": "5xx", "name": "Errors5xx", "fingerprint": "fp-native"}],
-         "received_at": "2026-11-22T06:02:00Z"},
+        # began 10 s after fp-web (another alert of web): one fault; a distant onset would be another
+        {"events": [{"service": "web", "summary": "5xx", "name": "Errors5xx", "fingerprint": "fp-native",
+                     "starts_at": "2026-11-22T06:00:10Z"}], "received_at": "2026-11-22T06:02:00Z"},
         {**am_webhook({**db, "status": "resolved", "endsAt": "2026-11-22T06:03:00Z"}), "received_at": "2026-11-22T06:03:00Z"},
     ]
     src = tmp_path / "storm.jsonl"

@@ -32,11 +32,13 @@ def run(events: list[Event], **config: object) -> State:
     ("events", "expected"),
     [
         pytest.param([ev("a", "db", 0), ev("a", "db", 30), ev("a", "db", 60)], {"a": 1}, id="repeats-dedup"),
-        pytest.param([ev("a", "db", 0), ev("b", "db", 60)], {"a": 1, "b": 1}, id="same-service-in-window"),
+        pytest.param([ev("a", "db", 0), ev("b", "db", 20)], {"a": 1, "b": 1}, id="same-service-onsets-close"),
+        # another alert of the service whose onset is a minute later: another fault (was: joined)
+        pytest.param([ev("a", "db", 0), ev("b", "db", 60)], {"a": 1, "b": 2}, id="same-service-onsets-apart"),
         pytest.param([ev("a", "db", 0), ev("b", "web", 1)], {"a": 1, "b": 2}, id="other-service"),
         pytest.param([ev("a", "db", 0), ev("b", "db", 301)], {"a": 1, "b": 2}, id="past-window"),
-        pytest.param(
-            [ev("a", "db", 0), ev("b", "db", 200), ev("c", "db", 400)], {"a": 1, "b": 1, "c": 1},
+        pytest.param(  # activity keeps the incident open for its own alerts: the window slides
+            [ev("a", "db", 0), ev("a", "db", 200), ev("a", "db", 250, "resolved"), ev("a", "db", 450)], {"a": 1},
             id="window-slides-with-activity",
         ),
         pytest.param(
@@ -108,10 +110,10 @@ def test_severity_escalates_to_worst_alert() -> None:
 
 
 def test_every_join_explains_itself() -> None:
-    state = run([ev("a", "db", 0), ev("b", "db", 60), ev("c", "web", 61)])
+    state = run([ev("a", "db", 0), ev("b", "db", 20), ev("c", "web", 21)])
     reasons = {(m.fingerprint, m.reason) for m in state.memberships}
     assert reasons == {("a", "new_incident"), ("b", "same_service"), ("c", "new_incident")}
     detail = next(m.detail for m in state.memberships if m.fingerprint == "b")
-    assert "'db'" in detail and "60s" in detail and "300s" in detail
+    assert "'db'" in detail and "20s" in detail and "300s" in detail and "join score 0.50" in detail
     opened = [c for c in state.changes if c.kind == "alert.opened"]
     assert all({"dedup_reason", "join_reason", "join_detail", "incident_id"} <= set(c.payload) for c in opened)

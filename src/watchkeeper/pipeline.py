@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate import Correlator, Join, LabelGroup, Strategy
+from watchkeeper.correlate import Correlator, Host, Join, JoinReason, LabelGroup, Mentions, Strategy
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy
 from watchkeeper.dedup import Deduplicator, DedupReason
 from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.model import (
@@ -21,6 +22,7 @@ from watchkeeper.model import (
     Incident,
     IncidentStatus,
     Membership,
+    Status,
 )
 from watchkeeper.suppress import FlapDetector, InhibitRule, Silence
 
@@ -32,9 +34,15 @@ _REPEAT, _CLOSED = DedupReason.REPEAT, IncidentStatus.RESOLVED
 class PipelineConfig:
     window: timedelta = timedelta(minutes=5)
     auto_resolve: bool = True
-    strategies: tuple[Strategy, ...] = (LabelGroup(),)
+    strategies: tuple[Strategy, ...] = field(default_factory=lambda: default_strategies())
     flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
     inhibit: tuple[InhibitRule, ...] = ()
+    join: JoinPolicy = JoinPolicy()  # noqa: RUF009 - frozen, safe to share
+
+
+def default_strategies() -> tuple[Strategy, ...]:
+    """What a user gets with no configuration: Alertmanager's labels only."""
+    return LabelGroup(), Mentions(), Host()
 
 
 @dataclass(slots=True)
@@ -58,6 +66,11 @@ class State:
     memberships: list[Membership] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     repeats: int = 0
+    #: what the correlator remembers of each incident (onsets, names) for join scores; in memory
+    #: only (an incident missing here is scored without onset times)
+    footprints: dict[int, Footprint] = field(default_factory=dict)
+    #: memberships that ended because a split moved the alert: (incident id, fingerprint)
+    departures: list[tuple[int, str]] = field(default_factory=list)
 
     def clear_changes(self) -> None:
         self.inhibit_added.clear()
@@ -68,6 +81,7 @@ class State:
         self.changed_incidents.clear()
         self.new_incidents.clear()
         self.memberships.clear()
+        self.departures.clear()
         self.changes.clear()
         self.repeats = 0
 
@@ -98,7 +112,7 @@ class Pipeline:
         self.config = config
         self.next_incident_id = next_incident_id
         self.dedup = Deduplicator()
-        self.correlate = Correlator(config.window, config.strategies)
+        self.correlate = Correlator(config.window, config.strategies, config.join)
 
     def keys(self, events: Iterable[Event]) -> set[str]:
         """Every correlation key these events may probe or be indexed under (for loading state)."""
@@ -145,8 +159,14 @@ class Pipeline:
             if self._held(alert, state, now):
                 return
             alert.held = None
-            join = self.correlate.observe(alert, state.incidents, state.active_by_key, now)
+            join = self.correlate.observe(alert, state.incidents, state.active_by_key, now, state.footprints)
             incident = self._join(alert, join, state, event)
+            # only an alert that opened an incident or joined one on strong evidence may reveal an origin
+            strong = join.incident_id is None or join.score >= self.SPLIT_BELOW
+            if strong and join.reason is not JoinReason.STILL_OPEN:
+                others = {*join.neighbours, *state.footprints[incident.id].related} - {incident.id}
+                if others:
+                    self._split(alert, incident, others, state, now)
             kind = "opened" if reason is DedupReason.NEW else "refired" if result.fires else "released"
             state.changes.append(Change(
                 f"alert.{kind}",
@@ -157,6 +177,8 @@ class Pipeline:
                     "service": alert.service, "severity": alert.severity.value,
                     "dedup_reason": reason.value, "incident_id": incident.id, "was_held": was_held,
                     "join_reason": join.reason.value, "join_detail": join.detail,
+                    "join_score": round(join.score, 3),
+                    "possibly_related": [{"incident_id": i, "score": sc} for i, sc in join.related],
                 },
             ))
         elif reason is DedupReason.RESOLVED and alert.held is not None:
@@ -251,6 +273,22 @@ class Pipeline:
             ))
         else:
             incident = state.incidents[join.incident_id]
+            if join.reason is JoinReason.RETURNED and not incident.is_active:
+                incident.status, incident.resolved_at = IncidentStatus.OPEN, None
+                incident.acknowledged_at = incident.mitigated_at = None
+                for key in incident.keys:
+                    state.active_by_key[key] = incident.id
+                state.changes.append(Change(
+                    "incident.reopened", f"incident:{incident.id}", now,
+                    {"id": incident.id, "from": "resolved", "reason": "alert_returned",
+                     "fingerprint": alert.fingerprint, "detail": join.detail}))
+        footprint = state.footprints.get(incident.id)
+        if footprint is None:
+            footprint = state.footprints[incident.id] = Footprint.of(alert, join.probes)
+        elif join.reason is not JoinReason.STILL_OPEN and join.reason is not JoinReason.RETURNED:
+            footprint.add(alert, join.score, join.probes)
+        if join.related:
+            footprint.related.update(i for i, _ in join.related)
         for key in self.correlate.index_keys(alert):
             state.active_by_key[key] = incident.id
             if key not in incident.keys:
@@ -271,6 +309,76 @@ class Pipeline:
         state.changed_incidents.add(incident.id)
         return incident
 
+    #: a member joined with at least this score is never split off; a split needs this margin; the
+    #: alert that opened an incident counts as joined with ORIGIN (a symptom that fired before its cause)
+    SPLIT_BELOW, SPLIT_MARGIN, ORIGIN = 0.75, 0.1, 0.6
+
+    def _split(self, alert: Alert, target: Incident, others: set[int], state: State, now: datetime) -> None:
+        """The alert just placed in ``target`` may reveal a second origin in a neighbouring incident:
+        members that joined it on weak evidence and now score clearly better with ``target`` move
+        there, and the audit log says ``incident.split`` with the reason and both scores."""
+        policy = self.config.join
+        offered: set[str] | None = None  # only a member probing one of these keys can gain
+        near, reach = state.footprints.get(target.id), 2 * policy.lag
+        for other_id in sorted(others):
+            other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
+            if other is None or not other.is_active or footprint is None or not (footprint.members or footprint.origin):
+                continue
+            if offered is None:
+                offered = set(self.correlate.index_keys(alert))
+            moving: list[tuple[Alert, float, float, str]] = []
+            # a member whose onset is two lags away from every onset of the target cannot score there
+            candidates = [(fp, score) for fp, (score, probes, onset) in footprint.members.items()
+                          if score < self.SPLIT_BELOW and (near is None or near.distance(onset) < reach)
+                          and any(p.key in offered for ps in probes for p in ps)]
+            if footprint.origin and (near is None or near.distance(footprint.first) < reach) and any(
+                    p.key in offered for ps in footprint.origin_probes for p in ps):
+                candidates.append((footprint.origin, self.ORIGIN))
+            for fingerprint, score in candidates:
+                member = state.alerts.get(fingerprint)
+                if score >= self.SPLIT_BELOW or member is None or member.incident_id != other_id:
+                    continue
+                better, why = self.correlate.rescore(member, target.id, state.incidents, state.active_by_key, now,
+                                                     state.footprints)
+                if better >= policy.join and better >= score + self.SPLIT_MARGIN:
+                    moving.append((member, score, better, why))
+            if moving:
+                self._move(other, target, moving, state, now)
+
+    def _move(self, source: Incident, target: Incident, moving: list[tuple[Alert, float, float, str]],
+              state: State, now: datetime) -> None:
+        for member, score, better, why in moving:
+            detail = f"split from incident {source.id} (join score {score:.2f}): {why}; join score {better:.2f}"
+            firing = member.status is Status.FIRING and member.held is None
+            source.alert_count = max(0, source.alert_count - 1)
+            target.alert_count += 1
+            if firing:
+                source.firing_count = max(0, source.firing_count - 1)
+                target.firing_count += 1
+            if member.service not in target.services:
+                target.services.append(member.service)
+            if member.severity.rank > target.severity.rank:
+                target.severity = member.severity
+            member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
+            source_footprint = state.footprints[source.id]
+            _, probes, _ = source_footprint.members.pop(member.fingerprint, (0.0, (), now))
+            if member.fingerprint == source_footprint.origin:
+                probes, source_footprint.origin = source_footprint.origin_probes, ""
+            target_footprint = state.footprints.get(target.id)
+            if target_footprint is not None:
+                target_footprint.add(member, better, probes)
+            state.memberships.append(Membership(target.id, member.fingerprint, now, JoinReason.SPLIT.value, detail))
+            state.departures.append((source.id, member.fingerprint))
+            state.changed_alerts.add(member.fingerprint)
+        state.changed_incidents.update((source.id, target.id))
+        state.changes.append(Change("incident.split", f"incident:{source.id}", now, {
+            "id": source.id, "into": target.id, "reason": "second_origin",
+            "detail": f"{len(moving)} alert(s) of incident {source.id} have their origin in incident {target.id}",
+            "alerts": [{"fingerprint": m.fingerprint, "score_before": round(s, 3), "score_after": round(b, 3),
+                        "evidence": why} for m, s, b, why in moving]}))
+        if self.config.auto_resolve and source.firing_count == 0 and source.is_active:
+            self._close(source, state, now, "split", "every firing alert was split off into another incident")
+
     def _resolved(self, alert: Alert, state: State, now: datetime) -> None:
         """The alert keeps the source's own end time; the incident uses our receipt clock, like
         ``opened_at``, so MTTR never mixes two clocks."""
@@ -283,13 +391,16 @@ class Pipeline:
         incident.last_activity_at = max(incident.last_activity_at, now)
         state.changed_incidents.add(incident.id)
         if self.config.auto_resolve and incident.firing_count == 0 and incident.is_active:
-            incident.status = IncidentStatus.RESOLVED
-            incident.resolved_at = max(now, incident.opened_at)
-            for key in incident.keys:
-                if state.active_by_key.get(key) == incident.id:
-                    del state.active_by_key[key]
-            state.changes.append(Change(
-                "incident.resolved", f"incident:{incident.id}", now,
-                {"id": incident.id, "reason": "all_alerts_resolved",
-                 "detail": "every alert of the incident has resolved"},
-            ))
+            self._close(incident, state, now, "all_alerts_resolved", "every alert of the incident has resolved")
+
+    @staticmethod
+    def _close(incident: Incident, state: State, now: datetime, reason: str, detail: str) -> None:
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = max(now, incident.opened_at)
+        for key in incident.keys:
+            if state.active_by_key.get(key) == incident.id:
+                del state.active_by_key[key]
+        state.changes.append(Change(
+            "incident.resolved", f"incident:{incident.id}", now,
+            {"id": incident.id, "reason": reason, "detail": detail},
+        ))

@@ -76,6 +76,7 @@ def replay(
     ids = itertools.count(1)
     pipeline = Pipeline(config, lambda: next(ids))
     result = ReplayResult(State())
+    ended: dict[tuple[int, str], int] = {}  # (incident, fingerprint) → memberships before it ended
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -91,7 +92,12 @@ def replay(
             pipeline.observe(event, result.state)
         result.events += len(events)
         result.memberships.extend(result.state.memberships)
+        for departure in result.state.departures:  # a split moved the alert: that membership ended
+            ended[departure] = len(result.memberships)
         result.state.clear_changes()
+    if ended:
+        result.memberships = [m for n, m in enumerate(result.memberships)
+                              if n >= ended.get((m.incident_id, m.fingerprint), 0)]
     return result
 
 

@@ -140,3 +140,22 @@ def test_cli_replays_payloads_itself(tmp_path: Path) -> None:
     assert topo.exit_code == 0, topo.output
     got = _orjson.loads(topo.stdout)["groupings"][0]
     assert (got["incidents"], got["precision"], got["recall"]) == (1, 1.0, 1.0)
+
+
+def test_cli_shows_each_join_reason_and_how_often_it_was_right(tmp_path: Path) -> None:
+    incidents = tmp_path / "incidents.jsonl"
+    records = [{"id": 1, "alerts": [{"fingerprint": "a", "reason": "new_incident"},
+                                    {"fingerprint": "b", "reason": "mentioned"},
+                                    {"fingerprint": "c", "reason": "topology"}]},
+               {"id": 2, "alerts": [{"fingerprint": "d", "reason": "new_incident"},
+                                    {"fingerprint": "e", "reason": "same_service"}]}]
+    incidents.write_bytes(b"\n".join(orjson.dumps(r) for r in records))
+    truth = tmp_path / "truth.json"
+    truth.write_bytes(orjson.dumps({"a": 1, "b": 1, "c": 2, "d": 3, "e": 3}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["correlation", str(incidents), str(truth), "--json"])
+    assert result.exit_code == 0, result.output
+    joins = {j["reason"]: (j["joins"], j["right"], j["precision"]) for j in orjson.loads(result.stdout)["joins"]}
+    assert joins == {"mentioned": (1, 1, 1.0), "same_service": (1, 1, 1.0), "topology": (1, 0, 0.0)}
+    table = runner.invoke(app, ["correlation", str(incidents), str(truth)], env={"COLUMNS": "160"})
+    assert "Joins per reason" in table.stdout and "topology" in table.stdout

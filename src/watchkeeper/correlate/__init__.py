@@ -2,8 +2,10 @@
 
 from watchkeeper.correlate.strategies import (
     CoOccurring,
+    Host,
     JoinReason,
     LabelGroup,
+    Mentions,
     Probe,
     Strategy,
     TextTemplate,
@@ -13,6 +15,6 @@ from watchkeeper.correlate.strategies import (
 from watchkeeper.correlate.window import Correlator, Join
 
 __all__ = [
-    "CoOccurring", "Correlator", "Join", "JoinReason", "LabelGroup", "Probe", "Strategy",
+    "CoOccurring", "Correlator", "Host", "Join", "JoinReason", "LabelGroup", "Mentions", "Probe", "Strategy",
     "TextTemplate", "Topology", "template",
 ]

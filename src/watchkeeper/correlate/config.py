@@ -3,6 +3,11 @@
 ```yaml
 window: 5m
 auto_resolve: true
+graph_file: services.yaml # optional: the service graph, added as a topology strategy (2 hops)
+join:                     # the join score (see docs/correlation.md)
+  threshold: 0.5          # join the best incident scoring this much or more
+  possibly_related: 0.25  # name incidents scoring this much or more as "possibly related"
+  lag: 30s                # a symptom's onset within this of its cause's keeps the full weight
 strategies:
   - type: labels          # Alertmanager-style group_by
     group_by: [service]
@@ -25,7 +30,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from watchkeeper.correlate.strategies import CoOccurring, LabelGroup, Strategy, TextTemplate, Topology
+from watchkeeper.correlate.evidence import JoinPolicy
+from watchkeeper.correlate.strategies import (
+    CoOccurring,
+    Host,
+    LabelGroup,
+    Mentions,
+    Strategy,
+    TextTemplate,
+    Topology,
+)
 from watchkeeper.errors import ConfigError, InputError
 from watchkeeper.pipeline import PipelineConfig
 from watchkeeper.suppress import FlapDetector, InhibitRule
@@ -61,7 +75,34 @@ class CoOccurrenceSpec(_Strict):
     graph_file: Path | None = Field(None, description="YAML written by `watchkeeper correlation learn`")
 
 
-StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec | CoOccurrenceSpec, Field(discriminator="type")]
+class HostSpec(_Strict):
+    type: Literal["host"]
+    max_services: int = Field(3, ge=1, description="a host seen under more services is no evidence")
+    node_jobs: list[str] = Field(default_factory=lambda: list(Host.NODE_JOBS),
+                                 description="job/service values of host-level alerts (node exporter)")
+
+
+class MentionsSpec(_Strict):
+    type: Literal["mentions"]
+    labels: list[str] = Field(default_factory=lambda: list(Mentions.LABELS), min_length=1,
+                              description="labels whose value names the service an alert blames")
+
+
+StrategySpec = Annotated[LabelsSpec | TopologySpec | TextSpec | CoOccurrenceSpec | HostSpec | MentionsSpec,
+                         Field(discriminator="type")]
+
+
+class JoinSpec(_Strict):
+    threshold: float = Field(0.5, gt=0, le=1, description="join the best incident scoring this or more")
+    possibly_related: float = Field(0.25, ge=0, le=1, description="below threshold: name it, do not merge")
+    lag: Duration = 30.0
+    same_name_bonus: float = Field(0.3, ge=0, le=1, description="the same alert name on the same service")
+    elsewhere: float = Field(0.5, ge=0, le=1, description="share of weight kept when a label names another culprit")
+    reopen: bool = Field(True, description="an alert firing again within the window reopens its incident")
+
+    def policy(self) -> JoinPolicy:
+        return JoinPolicy(join=self.threshold, possible=self.possibly_related, lag=timedelta(seconds=self.lag),
+                          same_name_bonus=self.same_name_bonus, elsewhere=self.elsewhere, reopen=self.reopen)
 
 
 class FlappingSpec(_Strict):
@@ -75,6 +116,11 @@ class CorrelationConfig(_Strict):
     strategies: list[StrategySpec] = Field(default_factory=lambda: _default_strategies(), min_length=1)
     inhibit_rules: list[dict[str, Any]] = Field(default_factory=list, description="Alertmanager's inhibit_rules")
     flapping: FlappingSpec | None = Field(default_factory=lambda: FlappingSpec(), description="null: off")
+    join: JoinSpec = Field(default_factory=lambda: JoinSpec())
+    graph: dict[str, list[str]] = Field(default_factory=dict,
+                                        description="service: [services it calls]; adds a topology strategy")
+    graph_file: Path | None = Field(None, description="YAML file holding the same mapping")
+    hops: int = Field(2, ge=1, le=5, description="hops of the topology strategy `graph` adds")
 
     def inhibitors(self) -> tuple[InhibitRule, ...]:
         return tuple(InhibitRule.from_config(i, spec) for i, spec in enumerate(self.inhibit_rules))
@@ -85,7 +131,7 @@ class CorrelationConfig(_Strict):
 
     def pipeline(self, base: Path | None = None) -> PipelineConfig:
         return PipelineConfig(self.window_delta, self.auto_resolve, self.build(base), self.flap_detector(),
-                              self.inhibitors())
+                              self.inhibitors(), self.join.policy())
 
     def build(self, base: Path | None = None) -> tuple[Strategy, ...]:
         built: list[Strategy] = []
@@ -98,8 +144,17 @@ class CorrelationConfig(_Strict):
                     graph.update(_graph_file(spec.graph_file if base is None else base / spec.graph_file))
                 built.append(Topology(graph, spec.hops, spec.labels) if isinstance(spec, TopologySpec)
                              else CoOccurring(graph))
+            elif isinstance(spec, HostSpec):
+                built.append(Host(spec.max_services, spec.node_jobs))
+            elif isinstance(spec, MentionsSpec):
+                built.append(Mentions(spec.labels))
             else:
                 built.append(TextTemplate(spec.scope))
+        if (self.graph or self.graph_file) and not any(isinstance(s, TopologySpec) for s in self.strategies):
+            graph = dict(self.graph)
+            if self.graph_file is not None:
+                graph.update(_graph_file(self.graph_file if base is None else base / self.graph_file))
+            built.append(Topology(graph, self.hops))
         return tuple(built)
 
     @property
@@ -108,7 +163,8 @@ class CorrelationConfig(_Strict):
 
 
 def _default_strategies() -> list[StrategySpec]:
-    return [LabelsSpec(type="labels")]
+    """Alertmanager's labels only: same service, a label naming the failing service, same host."""
+    return [LabelsSpec(type="labels"), MentionsSpec(type="mentions"), HostSpec(type="host")]
 
 
 def _graph_file(path: Path) -> dict[str, list[str]]:

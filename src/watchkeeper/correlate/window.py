@@ -1,5 +1,7 @@
-"""The correlator: the alert's own active incident, else the first strategy whose probe finds an
-active incident with activity within the window, else a new incident."""
+"""The correlator: the alert's own active incident (or its own incident, reopened, when it fires
+again soon after that resolved); else the active incident (activity within the window) with the best
+join score (see :mod:`watchkeeper.correlate.evidence`) when that reaches the policy's threshold;
+else a new incident, naming the incidents that scored as "possibly related"."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Strategy
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy, combine, kind
+from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy
 from watchkeeper.model import Alert, Incident
 
 
@@ -18,6 +21,14 @@ class Join:
     incident_id: int | None
     reason: JoinReason
     detail: str
+    #: the join score (1.0 for an alert's own incident, 0.0 for a new incident)
+    score: float = 1.0
+    #: incidents that scored between the policy's ``possible`` and ``join`` thresholds
+    related: tuple[tuple[int, float], ...] = ()
+    #: every active incident any probe found (where a split may now be due)
+    neighbours: tuple[int, ...] = ()
+    #: what the alert probed, per strategy (a split looks only at members probing the new alert's keys)
+    probes: tuple[list[Probe], ...] = ()
 
 
 class Correlator:
@@ -35,9 +46,12 @@ class Correlator:
     'new_incident'
     """
 
-    def __init__(self, window: timedelta, strategies: Sequence[Strategy] | None = None) -> None:
+    def __init__(self, window: timedelta, strategies: Sequence[Strategy] | None = None,
+                 policy: JoinPolicy | None = None) -> None:
         self.window = window
         self.strategies: list[Strategy] = list(strategies) if strategies else [LabelGroup()]
+        self.policy = policy or JoinPolicy()
+        self._adjust = [getattr(s, "adjust", None) for s in self.strategies]
 
     def index_keys(self, alert: Alert) -> list[str]:
         return [key for s in self.strategies for key in s.index(alert)]
@@ -59,26 +73,104 @@ class Correlator:
         return found
 
     def observe(
-        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime
+        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
+        footprints: Mapping[int, Footprint] | None = None,
     ) -> Join:
         own = incidents.get(alert.incident_id) if alert.incident_id is not None else None
         if own is not None and own.is_active:
             return Join(own.id, JoinReason.STILL_OPEN, f"fired again while incident {own.id} was active")
-        quiet: list[str] = []
-        for strategy in self.strategies:
-            for probe in strategy.probe(alert):
+        if own is not None and self.policy.reopen and now - own.last_activity_at <= self.window:
+            return Join(own.id, JoinReason.RETURNED,
+                        f"fired again {_secs(now - own.last_activity_at)} after incident {own.id} went quiet "
+                        f"(window {_secs(self.window)}): the same fault came back; incident reopened")
+        found, quiet, probes = self._evidence(alert, incidents, active, now, footprints)
+        policy = self.policy
+        scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
+                        reverse=True)
+        related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
+        if scored and scored[0][0] >= policy.join:
+            score, incident_id = scored[0]
+            _, probe = max(found[incident_id], key=lambda wp: wp[0])
+            gap = now - incidents[incident_id].last_activity_at
+            when = f"incident {incident_id} active {_secs(gap)} ago (window {_secs(self.window)})"
+            detail = f"{probe.detail}: {when}; join score {score:.2f}"
+            return Join(incident_id, probe.reason, detail + _related(related, found), score, related, tuple(found),
+                        probes)
+        if scored:
+            below = ", ".join(f"incident {i} {s:.2f}" for s, i in scored[:3])
+            detail = f"no join scored {policy.join:g} or more ({below})"
+            return Join(None, JoinReason.NEW_INCIDENT, detail + _related(related, found), 0.0, related, tuple(found),
+                        probes)
+        if quiet:
+            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})", 0.0,
+                        probes=probes)
+        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}", 0.0,
+                    probes=probes)
+
+
+    def evidence(
+        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
+        footprints: Mapping[int, Footprint] | None = None,
+    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str]]:
+        """Every active incident a probe finds, with the weighed evidence for each; and the quiet ones."""
+        found, quiet, _ = self._evidence(alert, incidents, active, now, footprints)
+        return found, quiet
+
+    def _evidence(
+        self, alert: Alert, incidents: Mapping[int, Incident], active: Mapping[str, int], now: datetime,
+        footprints: Mapping[int, Footprint] | None = None, only: int | None = None,
+    ) -> tuple[dict[int, list[tuple[float, Probe]]], list[str], tuple[list[Probe], ...]]:
+        found: dict[int, list[tuple[float, Probe]]] = {}
+        quiet: dict[int, timedelta] = {}
+        policy, window = self.policy, self.window
+        lists = [(adjust, strategy.probe(alert))
+                 for strategy, adjust in zip(self.strategies, self._adjust, strict=True)]
+        named = any(p.anchor is not None for s, (_, ps) in zip(self.strategies, lists, strict=True)
+                    if s.name == "mentions" for p in ps)
+        what = kind(alert) if footprints else ""
+        mentioned, service, onset = JoinReason.MENTIONED, alert.service, alert.first_seen
+        for adjust, probes in lists:
+            for probe in probes:
                 incident_id = active.get(probe.key)
-                incident = incidents.get(incident_id) if incident_id is not None else None
+                if incident_id is None or (only is not None and incident_id != only):
+                    continue
+                incident = incidents.get(incident_id)
                 if incident is None or not incident.is_active:
                     continue
                 gap = now - incident.last_activity_at
-                if gap <= self.window:
-                    when = f"incident {incident.id} active {_secs(gap)} ago (window {_secs(self.window)})"
-                    return Join(incident.id, probe.reason, f"{probe.detail}: {when}")
-                quiet.append(f"incident {incident.id} quiet for {_secs(gap)}")
-        if quiet:
-            return Join(None, JoinReason.NEW_INCIDENT, "; ".join(quiet) + f" (window {_secs(self.window)})")
-        return Join(None, JoinReason.NEW_INCIDENT, f"no related active incident for service {alert.service!r}")
+                if gap > window:
+                    quiet[incident_id] = gap
+                    continue
+                weight = probe.weight if adjust is None else adjust(probe, alert, incident.services)
+                footprint = footprints.get(incident_id) if footprints is not None else None
+                if footprint is not None and probe.anchor == service and (service, what) in footprint.names:
+                    weight += policy.same_name_bonus
+                elif named and probe.reason is not mentioned:
+                    weight *= policy.elsewhere
+                if footprint is not None:
+                    weight *= policy.time_factor(footprint.gap(onset, probe.anchor))
+                found.setdefault(incident_id, []).append((weight, probe))
+        return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
+                tuple(probes for _, probes in lists))
+
+    def rescore(
+        self, alert: Alert, incident_id: int, incidents: Mapping[int, Incident], active: Mapping[str, int],
+        now: datetime, footprints: Mapping[int, Footprint] | None = None,
+    ) -> tuple[float, str]:
+        """The join score ``alert`` would have with ``incident_id`` now, and its best evidence."""
+        found, _, _ = self._evidence(alert, incidents, active, now, footprints, incident_id)
+        pieces = found.get(incident_id)
+        if not pieces:
+            return 0.0, ""
+        _, probe = max(pieces, key=lambda wp: wp[0])
+        return combine(w for w, _ in pieces), probe.detail
+
+
+def _related(related: tuple[tuple[int, float], ...], found: Mapping[int, list[tuple[float, Probe]]]) -> str:
+    if not related:
+        return ""
+    parts = [f"incident {i} ({s:.2f}: {max(found[i], key=lambda wp: wp[0])[1].detail})" for i, s in related]
+    return "; possibly related: " + "; ".join(parts)
 
 
 def _secs(delta: timedelta) -> str:

@@ -110,6 +110,47 @@ def score(name: str, clusters: Clusters, truth: Mapping[str, Hashable], *, unlab
                   predicted, true, correct, len(missing))
 
 
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """The joins one reason (strategy) made: how many, and how many put the alert with the ground-truth
+    group of its incident's first alert (``right``); ``None`` where nothing was labelled."""
+
+    reason: str
+    joins: int
+    right: int
+    labelled: int
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.right, self.labelled)
+
+
+def contributions(records: Iterable[Mapping[str, Any]], truth: Mapping[str, Hashable]) -> list[Contribution]:
+    """Per join reason, from ``watchkeeper replay --out`` records (each alert after an incident's first).
+
+    >>> records = [{"alerts": [{"fingerprint": "a", "reason": "new_incident"},
+    ...                        {"fingerprint": "b", "reason": "topology"}, {"fingerprint": "c", "reason": "topology"}]}]
+    >>> [(c.reason, c.joins, c.right, c.labelled) for c in contributions(records, {"a": 1, "b": 1, "c": 2})]
+    [('topology', 2, 1, 2)]
+    """
+    joins: Counter[str] = Counter()
+    right: Counter[str] = Counter()
+    labelled: Counter[str] = Counter()
+    for record in records:
+        alerts = record.get("alerts") or []
+        if not alerts:
+            continue
+        first = truth.get(str(alerts[0]["fingerprint"]))
+        for alert in alerts[1:]:
+            reason = str(alert.get("reason", "unknown"))
+            joins[reason] += 1
+            group = truth.get(str(alert["fingerprint"]))
+            if first is not None and group is not None:
+                labelled[reason] += 1
+                right[reason] += group == first
+    return [Contribution(r, n, right[r], labelled[r]) for r, n in sorted(joins.items())]
+
+
 def one_per_alert(clusters: Clusters) -> list[list[str]]:
     """The "no correlation" baseline: every distinct fingerprint alone.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -17,7 +17,16 @@ from rich.table import Table
 
 from watchkeeper.correlate.cooccurrence import CoOccurrence
 from watchkeeper.eval import telecom as tele
-from watchkeeper.eval.correlation import Scores, groupkey_clusters, incident_clusters, one_per_alert, read_truth, score
+from watchkeeper.eval.correlation import (
+    Contribution,
+    Scores,
+    contributions,
+    groupkey_clusters,
+    incident_clusters,
+    one_per_alert,
+    read_truth,
+    score,
+)
 from watchkeeper.sources import registry
 
 app = typer.Typer(add_completion=False)
@@ -51,9 +60,12 @@ def correlation(
         raise typer.BadParameter("--unlabelled must be 'singleton' or 'drop'")
     with incidents.open("rb") as fh:
         first = next((line for line in fh if line.strip()), b"{}")
+    records: list[dict[str, Any]] = []
     if not _is_payload(first):  # replay output: incident records
         with incidents.open("rb") as fh:
             clusters = incident_clusters(fh)
+        with incidents.open("rb") as fh:
+            records = [orjson.loads(line) for line in fh if line.strip()]
     else:  # webhook payloads: replay them here, with the same pipeline as the server
         from watchkeeper.correlate.config import load_config
         from watchkeeper.pipeline import PipelineConfig
@@ -63,9 +75,11 @@ def correlation(
             else PipelineConfig()
         with incidents.open("rb") as fh:
             result = replay(fh, registry(plugins=False), config)
-        clusters = [[a["fingerprint"] for a in record["alerts"]] for record in incident_records(result)]
+        records = list(incident_records(result))
+        clusters = [[a["fingerprint"] for a in record["alerts"]] for record in records]
         payloads = payloads or incidents
     truth = read_truth(ground_truth.read_bytes())
+    joins = contributions(records, truth)
     results: list[Scores] = [
         score("watchkeeper", clusters, truth, unlabelled=unlabelled),
         score("one incident per alert", one_per_alert(clusters), truth, unlabelled=unlabelled),
@@ -77,7 +91,9 @@ def correlation(
             results.append(score("one incident per Alertmanager group", groups, truth, unlabelled=unlabelled))
     if as_json:
         print(orjson.dumps({"groupings": [r.as_dict() for r in results], "ground_truth": len(truth),
-                            "unlabelled_policy": unlabelled}).decode())
+                            "unlabelled_policy": unlabelled,
+                            "joins": [{"reason": c.reason, "joins": c.joins, "right": c.right, "labelled": c.labelled,
+                                       "precision": c.precision} for c in joins]}).decode())
         return
     table = Table(title=f"Correlation vs ground truth ({len(truth)} labelled fingerprints)")
     for column in ("grouping", "alerts", "incidents", "compression", "precision", "recall", "F1",
@@ -87,6 +103,7 @@ def correlation(
         table.add_row(r.name, str(r.alerts), str(r.incidents), _fmt(r.compression), _fmt(r.precision),
                       _fmt(r.recall), _fmt(r.f1), _fmt(r.purity), _fmt(r.inverse_purity), str(r.unlabelled))
     _out.print(table)
+    _contributions(joins)
     if payloads is not None and len(results) == 2:
         _out.print("no Alertmanager webhook (groupKey) in the payloads: no groupKey baseline")
 
@@ -133,6 +150,18 @@ def telecom(
     if published:
         _out.print("published directed F1: " + ", ".join(f"{k} {v:.3f}" for k, v in published.items()))
     _out.print("parameters tuned on this very set (the only one at hand): the F1 is optimistic", style="yellow")
+
+
+def _contributions(joins: list[Contribution]) -> None:
+    """Each strategy's contribution: the joins it made and how many were right."""
+    if not joins:
+        return
+    table = Table(title="Joins per reason (right: same ground-truth group as the incident's first alert)")
+    for column in ("reason", "joins", "right", "precision"):
+        table.add_column(column, justify="left" if column == "reason" else "right")
+    for c in joins:
+        table.add_row(c.reason, str(c.joins), f"{c.right}/{c.labelled}", _fmt(c.precision))
+    _out.print(table)
 
 
 def _is_payload(line: bytes) -> bool:

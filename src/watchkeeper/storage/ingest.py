@@ -14,6 +14,7 @@ from watchkeeper.pipeline import State
 from watchkeeper.storage.db import json_text
 from watchkeeper.storage.tables import (
     alerts,
+    incident_alerts,
     incident_keys,
     incident_services,
     incidents,
@@ -162,6 +163,9 @@ def persist(
         conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in sorted(state.inhibit_added)])
     for key, fingerprint in sorted(state.inhibit_removed):
         conn.execute(inhibitors.delete().where(inhibitors.c.key == key, inhibitors.c.fingerprint == fingerprint))
+    for incident_id, fingerprint in state.departures:  # split off into another incident
+        conn.execute(incident_alerts.delete().where(incident_alerts.c.incident_id == incident_id,
+                                                    incident_alerts.c.fingerprint == fingerprint))
     if state.memberships:
         driver.insert(conn, _MEMBERSHIP_INSERT, [
             (m.incident_id, m.fingerprint, stamp(m.joined_at), m.reason, m.detail) for m in state.memberships])

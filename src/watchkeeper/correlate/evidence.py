@@ -1,0 +1,126 @@
+"""The join score: how sure the correlator is that an alert shares its cause with an incident.
+
+Every strategy's probe that finds an active incident is one piece of evidence with a weight (same
+service 0.6, same host 0.7, a caller of a failing dependency 0.8, siblings 0.3, ...). Two things
+change it here:
+
+* **the alert name**: the same alert name on the same service as one already in the incident (the
+  same rule firing on another replica) adds :attr:`JoinPolicy.same_name_bonus` (the name includes
+  a label naming a dependency: ``DependencyErrors→db`` is not ``DependencyErrors→cache``);
+* **a named culprit**: an alert whose label names the failing dependency (see
+  :class:`~watchkeeper.correlate.strategies.Mentions`) is explained by that dependency; any other
+  join for it keeps only :attr:`JoinPolicy.elsewhere` of its weight;
+* **onset time**: a symptom starts after its cause, within a lag. The alert's onset (its source's
+  ``startsAt``) is compared with the onsets of the incident's alerts on the probe's anchor service
+  (or of the whole incident): within ``lag`` the weight holds, then it falls linearly to 0 at
+  ``2 * lag``. Two faults in neighbouring services that start minutes apart stay apart.
+
+The pieces for one incident do not add up (they are rarely independent: same service and a caller
+of the same dependency say the same thing): an incident scores its strongest piece. The best
+incident is joined when its score reaches ``join``; incidents scoring at least ``possible``
+are named "possibly related" in the join's detail instead of being merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from watchkeeper.correlate.strategies import Mentions, Probe
+from watchkeeper.model import Alert
+
+
+def kind(alert: Alert) -> str:
+    """The alert name, with the dependency it names if any.
+
+    >>> from datetime import UTC, datetime
+    >>> from watchkeeper.model import Severity, Status
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> kind(Alert("f", "am", "DependencyErrors", "shop", "", Severity.WARNING, Status.FIRING,
+    ...            {"dependency": "db"}, "x", t, t))
+    'DependencyErrors→db'
+    """
+    labels = alert.labels
+    for label in Mentions.LABELS:
+        other = labels.get(label)
+        if other:
+            return f"{alert.name}→{other}"
+    return alert.name
+
+
+@dataclass(frozen=True, slots=True)
+class JoinPolicy:
+    """Thresholds of the join score, and the onset lag.
+
+    >>> JoinPolicy().time_factor(timedelta(seconds=20)), JoinPolicy().time_factor(timedelta(seconds=45))
+    (1.0, 0.5)
+    """
+
+    join: float = 0.5
+    possible: float = 0.25
+    lag: timedelta = timedelta(seconds=30)
+    same_name_bonus: float = 0.3
+    #: the share of its weight a join keeps when the alert names another culprit
+    elsewhere: float = 0.5
+    #: an alert that fires again this soon after its incident resolved reopens it (the same fault)
+    reopen: bool = True
+
+    def time_factor(self, gap: timedelta) -> float:
+        lag = self.lag.total_seconds()
+        seconds = abs(gap.total_seconds())
+        if seconds <= lag or lag <= 0:
+            return 1.0
+        return max(0.0, 1.0 - (seconds - lag) / lag)
+
+
+@dataclass(slots=True)
+class Footprint:
+    """What the correlator remembers of one incident: onsets per service and the alert names."""
+
+    first: datetime
+    last: datetime
+    services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    names: set[tuple[str, str]] = field(default_factory=set)
+    #: fingerprint → (join score, what it probed, onset) of the alerts joined by evidence
+    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime]] = field(default_factory=dict)
+    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
+    origin: str = ""
+    origin_probes: tuple[list[Probe], ...] = ()
+    #: incidents its alerts found possibly related (where a split may later be due)
+    related: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = ()) -> Footprint:
+        onset = alert.first_seen
+        return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
+                   alert.fingerprint, probes)
+
+    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = ()) -> None:
+        onset = alert.first_seen
+        self.first, self.last = min(self.first, onset), max(self.last, onset)
+        lo, hi = self.services.get(alert.service, (onset, onset))
+        self.services[alert.service] = (min(lo, onset), max(hi, onset))
+        self.names.add((alert.service, kind(alert)))
+        self.members[alert.fingerprint] = (score, probes, onset)
+
+    def distance(self, onset: datetime) -> timedelta:
+        """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""
+        if onset < self.first:
+            return self.first - onset
+        return onset - self.last if onset > self.last else timedelta(0)
+
+    def gap(self, onset: datetime, anchor: str | None) -> timedelta:
+        """How far ``onset`` lies from the first onset of ``anchor``'s alerts (or of the incident):
+        from the first, not the last, so that an incident cannot creep along a chain of joins."""
+        first = self.services[anchor][0] if anchor in self.services else self.first
+        return abs(onset - first)
+
+
+def combine(weights: Iterable[float]) -> float:
+    """The strongest piece of evidence, within 0..1.
+
+    >>> combine([0.6, 0.7]), combine([1.2]), combine([])
+    (0.7, 1.0, 0.0)
+    """
+    return min(1.0, max(weights, default=0.0))
