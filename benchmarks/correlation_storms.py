@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from watchkeeper.correlate.config import CorrelationConfig
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.eval.correlation import Scores, groupkey_clusters, one_per_alert, read_truth, score
-from watchkeeper.pipeline import PipelineConfig
 from watchkeeper.replay import incident_records, replay
 from watchkeeper.sources import registry
 

@@ -53,8 +53,9 @@ from rich.table import Table
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Text, insert, make_url, text
 from sqlalchemy import Table as SqlTable
 
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.model import Event
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 from watchkeeper.sources.alertmanager import AlertmanagerSource
 from watchkeeper.storage.db import Database
 from watchkeeper.storage.types import Json, UTCDateTime

@@ -36,7 +36,7 @@ import orjson
 
 from ingest import _fixtures, _stamp, one_core  # benchmarks/ is on sys.path when this script runs
 from watchkeeper.correlate.config import CorrelationConfig
-from watchkeeper.pipeline import PipelineConfig
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.replay import replay
 from watchkeeper.sources import registry
 

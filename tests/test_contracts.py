@@ -57,3 +57,9 @@ def test_the_test_client_finds_the_http_client_it_wants() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         importlib.reload(starlette.testclient)
+
+
+def test_correlation_and_the_pipeline_do_not_import_each_other() -> None:
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    assert any(c["type"] == "forbidden" and c["source_modules"] == ["watchkeeper.correlate"]
+               and "watchkeeper.pipeline" in c["forbidden_modules"] for c in contracts)

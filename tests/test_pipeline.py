@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.model import Event, EventKind, IncidentStatus, Severity, Status
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 

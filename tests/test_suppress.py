@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from conftest import Api, Clock
 from watchkeeper.cli import app
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.suppress import FlapDetector, Silence, parse_matcher
 

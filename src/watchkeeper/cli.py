@@ -607,8 +607,8 @@ def replay(
     from datetime import timedelta
 
     from watchkeeper.correlate.config import load_config
+    from watchkeeper.correlate.pipeline_config import PipelineConfig
     from watchkeeper.kpi import compression, dedup_ratio
-    from watchkeeper.pipeline import PipelineConfig
     from watchkeeper.replay import incident_records
     from watchkeeper.replay import replay as run
     from watchkeeper.sources import registry

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from watchkeeper.correlate import Correlator, Host, Join, JoinReason, LabelGroup, Mentions, Strategy
-from watchkeeper.correlate.evidence import Footprint, JoinPolicy
+from watchkeeper.correlate import Correlator, Join, JoinReason
+from watchkeeper.correlate.evidence import Footprint
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.dedup import Deduplicator, DedupReason
 from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.model import (
@@ -24,25 +25,10 @@ from watchkeeper.model import (
     Membership,
     Status,
 )
-from watchkeeper.suppress import FlapDetector, InhibitRule, Silence
+from watchkeeper.suppress import Silence
 
 #: Bound once: an enum member looked up on its class costs ~0.1 µs, on the per-event path.
 _REPEAT, _CLOSED = DedupReason.REPEAT, IncidentStatus.RESOLVED
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    window: timedelta = timedelta(minutes=5)
-    auto_resolve: bool = True
-    strategies: tuple[Strategy, ...] = field(default_factory=lambda: default_strategies())
-    flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
-    inhibit: tuple[InhibitRule, ...] = ()
-    join: JoinPolicy = JoinPolicy()  # noqa: RUF009 - frozen, safe to share
-
-
-def default_strategies() -> tuple[Strategy, ...]:
-    """What a user gets with no configuration: Alertmanager's labels only."""
-    return LabelGroup(), Mentions(), Host()
 
 
 @dataclass(slots=True)

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, Incident, Membership, Status, utc
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 from watchkeeper.sources import Source, detect
 
 _PLACEHOLDER = datetime(1970, 1, 1, tzinfo=UTC)

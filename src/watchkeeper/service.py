@@ -24,11 +24,12 @@ from watchkeeper import kpi, lifecycle, tokens
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import AuthError, ConfigError, Conflict, InputError, NotFound
 from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident, IncidentStatus
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
 from watchkeeper.storage import Database, audit, ingest, queries

@@ -11,9 +11,10 @@ import pytest
 
 from watchkeeper.correlate import Host, Mentions
 from watchkeeper.correlate.config import CorrelationConfig, load_config
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 GRAPH = {"proxy": ["shop", "blog"], "shop": ["cache", "db"], "blog": ["search"]}

@@ -12,10 +12,11 @@ import pytest
 
 from watchkeeper.correlate import CoOccurring, Correlator, LabelGroup, TextTemplate, Topology, template
 from watchkeeper.correlate.config import load_config
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
-from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.pipeline import Pipeline, State
 from watchkeeper.service import Watchkeeper
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.correlate.evidence import JoinPolicy
+from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.correlate.strategies import (
     CoOccurring,
     Host,
@@ -41,7 +42,6 @@ from watchkeeper.correlate.strategies import (
     Topology,
 )
 from watchkeeper.errors import ConfigError, InputError
-from watchkeeper.pipeline import PipelineConfig
 from watchkeeper.suppress import FlapDetector, InhibitRule
 from watchkeeper.yamlfile import Duration, load
 

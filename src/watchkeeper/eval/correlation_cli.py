@@ -68,7 +68,7 @@ def correlation(
             records = [orjson.loads(line) for line in fh if line.strip()]
     else:  # webhook payloads: replay them here, with the same pipeline as the server
         from watchkeeper.correlate.config import load_config
-        from watchkeeper.pipeline import PipelineConfig
+        from watchkeeper.correlate.pipeline_config import PipelineConfig
         from watchkeeper.replay import incident_records, replay
 
         config = load_config(correlation_config).pipeline(correlation_config.parent) if correlation_config \
