@@ -31,8 +31,10 @@ from watchkeeper.model import Change, Event, Incident, IncidentStatus
 from watchkeeper.pipeline import Pipeline, PipelineConfig, State
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
+from watchkeeper.sources.limits import json_problem, size_problem
 from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
+from watchkeeper.storage.db import refused_data
 from watchkeeper.telemetry import Metrics
 
 #: A valid token is looked up again after this long (so a revocation takes effect within it).
@@ -246,16 +248,24 @@ class Watchkeeper:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise InputError(f"malformed JSON: {exc}", status=400) from exc
-            if b"\\u0000" in body and _has_nul(payload):
-                raise InputError("the body contains a NUL character (\\u0000), which cannot be stored")
+            problem = json_problem(payload, strings=b"\\u0000" in body)
+            if problem is not None:
+                raise InputError(f"the body cannot be accepted: {problem}")
             batch = source.normalize(payload, received_at)
+            problem = size_problem(batch)
+            if problem is not None:
+                raise InputError(f"the body cannot be stored: {problem}")
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
         # The event rows depend on this batch alone: made here, outside the ingest lock, while
         # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
         rows = ingest.event_rows(self.db.engine.dialect.name, batch)
-        return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        try:
+            return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        except InputError as exc:  # the database refused this body alone (see _commit_isolating)
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
 
     def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:
         """Events made in-process (the lab's monitor, a detector): committed like a request body."""
@@ -271,13 +281,40 @@ class Watchkeeper:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
                 try:
-                    for pending, result in zip(group, self._commit(group), strict=True):
-                        pending.future.set_result(result)
+                    for pending, outcome in zip(group, self._commit_isolating(group), strict=True):
+                        if isinstance(outcome, BaseException):
+                            pending.future.set_exception(outcome)
+                        else:
+                            pending.future.set_result(outcome)
                 except BaseException as exc:
                     for pending in group:
                         if not pending.future.done():
                             pending.future.set_exception(exc)
         return item.future.result()
+
+    def _commit_isolating(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        """Commit ``group``; if the database refuses it, commit its halves apart (bisecting), so
+        one body the database cannot store fails alone and the innocent ones are committed.
+        A body refused on its own gets an InputError (422) when the refusal is the data's fault
+        (a value too long or out of range), or the database's own error otherwise."""
+        try:
+            return list(self._commit(group))
+        except Exception as exc:
+            if len(group) == 1:
+                return [InputError(f"the database cannot store this body: {reason}")
+                        if (reason := refused_data(exc)) is not None else exc]
+            if refused_data(exc) is None and self._database_down():
+                return [exc] * len(group)  # an outage, not a bad body: bisecting cannot help
+            half = len(group) // 2
+            return self._commit_isolating(group[:half]) + self._commit_isolating(group[half:])
+
+    def _database_down(self) -> bool:
+        try:
+            with self.db.read() as conn:
+                audit.head(conn)
+        except Exception:
+            return True
+        return False
 
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
@@ -512,17 +549,6 @@ class Watchkeeper:
 
 def _no_ids() -> int:
     raise AssertionError("computing keys never opens an incident")
-
-
-def _has_nul(value: Any) -> bool:
-    """Whether any string (key or value) in a decoded JSON document holds a NUL character."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:

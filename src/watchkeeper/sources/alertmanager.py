@@ -17,6 +17,7 @@ from watchkeeper.sources.base import (
     labelled_event,
     validate,
 )
+from watchkeeper.sources.limits import UtcTime
 
 
 class AlertmanagerAlert(BaseModel):
@@ -25,8 +26,8 @@ class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - the wire format's spelling
-    endsAt: datetime | None = None  # noqa: N815
+    startsAt: UtcTime  # noqa: N815 - the wire format's spelling
+    endsAt: UtcTime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
     fingerprint: str | None = None
 

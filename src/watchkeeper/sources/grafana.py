@@ -21,6 +21,7 @@ from watchkeeper.sources.base import (
     labelled_event,
     validate,
 )
+from watchkeeper.sources.limits import UtcTime
 
 
 class GrafanaAlert(BaseModel):
@@ -31,8 +32,8 @@ class GrafanaAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - the wire format's spelling
-    endsAt: datetime | None = None  # noqa: N815
+    startsAt: UtcTime  # noqa: N815 - the wire format's spelling
+    endsAt: UtcTime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
     fingerprint: str | None = None
     silenceURL: str = ""  # noqa: N815

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status, utc
 from watchkeeper.sources.base import RESOURCE_LABELS, fingerprint_of, first_label, validate
+from watchkeeper.sources.limits import UtcTime
 
 MAX_BATCH = 10_000
 
@@ -34,8 +35,8 @@ class WatchkeeperEvent(BaseModel):
     )
     source: str = Field("api", min_length=1, max_length=64, description="Who sent it")
     labels: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = Field(None, description="When the condition began (default: received)")
-    ends_at: datetime | None = None
+    starts_at: UtcTime | None = Field(None, description="When the condition began (default: received)")
+    ends_at: UtcTime | None = None
 
     @field_validator("severity")
     @classmethod

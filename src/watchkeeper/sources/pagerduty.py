@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, SecretStr
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status, utc
 from watchkeeper.sources.base import fingerprint_of, validate
+from watchkeeper.sources.limits import UtcTime
 
 MAX_BATCH = 10_000
 #: The label that marks an ``acknowledge`` event.
@@ -47,7 +48,7 @@ class PagerDutyPayload(BaseModel):
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: datetime | None = None
+    timestamp: UtcTime | None = None
     component: str | None = None
     group: str | None = None
     class_: str | None = Field(None, alias="class")
