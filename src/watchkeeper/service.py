@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import structlog
 
-from watchkeeper import kpi, lifecycle
+from watchkeeper import kpi, lifecycle, retention
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
@@ -29,6 +29,7 @@ from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident, IncidentStatus
 from watchkeeper.pipeline import Pipeline, PipelineConfig, State
+from watchkeeper.retention import Pruned
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
 from watchkeeper.sources.limits import json_problem, size_problem
@@ -365,6 +366,29 @@ class Watchkeeper:
         if self.metrics is not None:
             self.metrics.dead_letters.labels(source_name, str(error.status)).inc()
         return dl_id
+
+    def prune(self, days: float | None = None) -> Pruned:
+        """Delete events and dead letters received more than ``days`` (default: the setting
+        ``retention_days``) ago, a chunk per transaction; audited when anything was deleted."""
+        days = self.settings.retention_days if days is None else days
+        if days < 0:
+            raise InputError(f"retention of {days} days: it must be 0 or more")
+        now = self.clock()
+        before = now - timedelta(days=days)
+        counts = dict.fromkeys(retention.PRUNED, 0)
+        for what in retention.PRUNED:
+            while True:
+                with self.db.write() as conn:
+                    deleted = queries.delete_received_before(conn, what, before, retention.CHUNK)
+                counts[what] += deleted
+                if deleted < retention.CHUNK:
+                    break
+        pruned = retention.Pruned(before, counts["events"], counts["dead_letters"])
+        if pruned.events or pruned.dead_letters:
+            with self.db.write() as conn:
+                audit.append(conn, "system:retention", [Change("retention.pruned", "retention", now, {
+                    "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters})])
+        return pruned
 
     def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.db.read() as conn:

@@ -20,6 +20,7 @@ from watchkeeper import __version__
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
+from watchkeeper.retention import Pruner
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Permission, Principal, Watchkeeper
@@ -130,9 +131,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             await run_in_threadpool(service.upgrade)
         if responder and service.governance.catalog.runbooks:
             service.governance.start(service.settings.responder_interval_seconds)
+        pruner = Pruner(service.prune).start() if service.settings.retention_days > 0 else None
         try:
             yield
         finally:
+            if pruner is not None:
+                await run_in_threadpool(pruner.stop)
             await run_in_threadpool(service.governance.stop)
 
     app = FastAPI(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from watchkeeper.errors import NotFound
 from watchkeeper.model import Incident
@@ -230,3 +230,10 @@ def activations(conn: Connection, start: datetime | None, end: datetime | None) 
     if end:
         query = query.where(incident_alerts.c.joined_at < end)
     return [(r.name, r.joined_at, r.service) for r in conn.execute(query) if r.name]
+
+
+def delete_received_before(conn: Connection, what: str, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest ``events`` or ``dead_letters`` received before ``before``."""
+    table = {"events": events, "dead_letters": dead_letters}[what]
+    oldest = select(table.c.id).where(table.c.received_at < before).order_by(table.c.id).limit(limit)
+    return int(conn.execute(delete(table).where(table.c.id.in_(oldest.scalar_subquery()))).rowcount)
