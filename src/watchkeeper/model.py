@@ -61,6 +61,11 @@ class Severity(StrEnum):
         """
         return value.strip().lower() in _SEVERITY_ALIASES
 
+    @classmethod
+    def spellings(cls) -> list[str]:
+        """Every accepted spelling, lower case (the four levels and their aliases)."""
+        return sorted(_SEVERITY_ALIASES)
+
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
 _SEVERITY_ALIASES = {

@@ -23,6 +23,7 @@ from watchkeeper.model import Cause
 from watchkeeper.retention import Pruner
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.responses import Json, error
+from watchkeeper.server.spec import allowed_methods, document_errors
 from watchkeeper.service import Permission, Principal, Watchkeeper
 from watchkeeper.sources.limits import UtcTime
 
@@ -49,8 +50,8 @@ class Resolution(Comment):
 class CauseIn(BaseModel):
     component: str = Field(min_length=1, max_length=256)
     kind: str = Field("service", pattern="^(service|resource|metric|change|log)$")
-    score: float = Field(0.0, allow_inf_nan=False)
-    confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
+    score: float = Field(0.0, strict=True, allow_inf_nan=False)
+    confidence: float = Field(ge=0, le=1, strict=True, allow_inf_nan=False)
     model: str = Field("external", max_length=128)
     evidence: dict[str, Any] = Field(default_factory=dict)
 
@@ -158,10 +159,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return error(422, "invalid request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # 404 (no such route), 405 (wrong method) and the like, in the project's error shape
         found = error(exc.status_code, str(exc.detail))
         found.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            found.headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return found
 
     @app.get("/healthz", tags=["ops"])
@@ -384,7 +387,7 @@ def _publish_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(schema.pop("$defs", {}))
                 components[model.__name__] = schema
-            app.openapi_schema = spec
+            app.openapi_schema = document_errors(spec)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

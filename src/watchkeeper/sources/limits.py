@@ -12,11 +12,12 @@ transaction into a 4xx that names the field, before the body joins anyone else's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from watchkeeper.model import Event, utc
 
@@ -88,12 +89,31 @@ def size_problem(events: Iterable[Event]) -> str | None:
     return None
 
 
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text (or a datetime) is a time: not a number taken as a Unix timestamp."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_TIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+
+
 def _in_utc(value: datetime) -> datetime:
     return utc(value)  # raises ValueError (a validation error) for a time that leaves years 1-9999
 
 
-#: A datetime field of a request: converted to UTC once, and refused (422) when that conversion
-#: leaves the years 1-9999 (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``).
-UtcTime = Annotated[datetime, AfterValidator(_in_utc)]
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not true or false")
+    return value
 
-__all__ = ["FIELD_LIMITS", "MAX_JSON_DEPTH", "UtcTime", "json_problem", "size_problem"]
+
+#: An integer field of a request: ``true``/``false`` are not integers (pydantic's lax mode takes them).
+JsonInt = Annotated[int, BeforeValidator(_not_bool)]
+
+#: A datetime field of a request: ISO 8601 text, converted to UTC once, and refused (422) when that
+#: conversion leaves the years 1-9999 (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``).
+UtcTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
+
+__all__ = ["FIELD_LIMITS", "MAX_JSON_DEPTH", "JsonInt", "UtcTime", "json_problem", "size_problem"]

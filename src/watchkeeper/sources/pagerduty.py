@@ -23,7 +23,7 @@ Mapping:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SecretStr
 
@@ -55,10 +55,19 @@ class PagerDutyPayload(BaseModel):
     custom_details: dict[str, Any] | None = None
 
 
+#: The rules ``_check`` applies, for the JSON Schema (a trigger needs a payload, the others a dedup_key).
+_BY_ACTION: dict[str, Any] = {"allOf": [
+    {"if": {"properties": {"event_action": {"const": "trigger"}}, "required": ["event_action"]},
+     "then": {"required": ["payload"], "properties": {"payload": {"type": "object"}}}},
+    {"if": {"properties": {"event_action": {"enum": ["acknowledge", "resolve"]}}, "required": ["event_action"]},
+     "then": {"required": ["dedup_key"], "properties": {"dedup_key": {"type": "string", "minLength": 1}}}},
+]}
+
+
 class PagerDutyEvent(BaseModel):
     """One Events API v2 alert event."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_BY_ACTION)
 
     routing_key: SecretStr | None = Field(None, description="Integration key; never stored")
     event_action: Literal["trigger", "acknowledge", "resolve"]
@@ -74,8 +83,10 @@ class PagerDutyBatch(RootModel[list[PagerDutyEvent]]):
     """A JSON list of events."""
 
 
-class PagerDutyBody(RootModel[list[PagerDutyEvent] | PagerDutyEvent]):
-    """One Events API v2 alert event, or a JSON list of them."""
+class PagerDutyBody(
+    RootModel[Annotated[list[PagerDutyEvent], Field(min_length=1, max_length=MAX_BATCH)] | PagerDutyEvent]
+):
+    """One Events API v2 alert event, or a JSON list of them (1 to 10,000: ``normalize`` checks)."""
 
 
 class PagerDutySource:
