@@ -7,10 +7,12 @@ transactions (ingest waits for one chunk at most), and each prune that deleted a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -61,8 +63,14 @@ class Pruner:
             try:
                 pruned = self.prune()
             except Exception as exc:  # the next turn tries again; serve goes on
-                log.error("retention prune failed", error=str(exc))
+                _say(log.error, "retention prune failed", error=str(exc))
                 continue
             if pruned.events or pruned.dead_letters:
-                log.info("retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
-                         before=pruned.before.isoformat())
+                _say(log.info, "retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
+                     before=pruned.before.isoformat())
+
+
+def _say(level: Callable[..., Any], event: str, **fields: Any) -> None:
+    """Log, but never let a broken log sink end the thread."""
+    with contextlib.suppress(Exception):
+        level(event, **fields)

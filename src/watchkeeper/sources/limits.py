@@ -47,21 +47,21 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH, *, strings: bool =
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
+        if type(item) is dict:
             if strings and any("\x00" in key for key in item):
                 return "a key holds a NUL character (\\u0000), which cannot be stored"
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list):
+            children: Any = item.values()
+        elif type(item) is list:
             children = item
         else:
             continue
         if depth > max_depth:
             return f"JSON nested deeper than {max_depth} levels"
-        for child in children:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-            elif strings and isinstance(child, str) and "\x00" in child:
-                return _NUL_VALUE
+        kinds = set(map(type, children))  # in C: most objects hold only strings and numbers
+        if dict in kinds or list in kinds:
+            stack.extend([(child, depth + 1) for child in children if type(child) is dict or type(child) is list])
+        if strings and str in kinds and any(type(c) is str and "\x00" in c for c in children):
+            return _NUL_VALUE
     return None
 
 
@@ -71,6 +71,7 @@ _NUL_VALUE = "a string holds a NUL character (\\u0000), which cannot be stored"
 def size_problem(events: Iterable[Event]) -> str | None:
     """The first event field longer than its column can store, as a sentence, or None.
 
+    >>> from datetime import UTC
     >>> from watchkeeper.model import EventKind, Severity, Status
     >>> t = datetime(2026, 1, 1, tzinfo=UTC)
     >>> e = Event("am", EventKind.ALERT, "f", Status.FIRING, Severity.INFO, "Down", "db", "h" * 300,
