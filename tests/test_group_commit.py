@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError
-from watchkeeper.service import IngestResult, Watchkeeper
+from watchkeeper.service import IngestResult, Watchkeeper, _Pending
 
 #: The text strategy indexes incidents under ``text:<service>|<masked summary>``: a long summary
 #: passes every edge check (summaries are unbounded text) yet makes a key longer than the
@@ -100,3 +100,20 @@ def test_concurrent_good_senders_never_fail_beside_a_poison_sender(wk: Watchkeep
     assert not failures, failures[:3]
     assert refused == 15
     assert stored_events(wk) == 6 * 15
+
+
+def test_an_outage_is_every_bodys_and_is_not_bisected(
+    make_service: Callable[..., Watchkeeper], sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wk = make_service(sqlite_url)
+    tried: list[int] = []
+
+    def lost(group: list[_Pending]) -> list[IngestResult]:
+        tried.append(len(group))
+        raise ConnectionError("connection to the database lost")
+
+    monkeypatch.setattr(wk, "_commit", lost)
+    group = [_Pending("events", [], wk.clock(), "test", 0.0) for _ in range(4)]
+    outcomes = wk._commit_isolating(group)
+    assert tried == [4]  # one try: splitting the group cannot help
+    assert all(isinstance(o, ConnectionError) for o in outcomes) and len(outcomes) == 4

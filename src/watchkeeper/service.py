@@ -294,28 +294,21 @@ class Watchkeeper:
         return item.future.result()
 
     def _commit_isolating(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
-        """Commit ``group``; if the database refuses it, commit its halves apart (bisecting), so
-        one body the database cannot store fails alone and the innocent ones are committed.
-        A body refused on its own gets an InputError (422) when the refusal is the data's fault
-        (a value too long or out of range), or the database's own error otherwise."""
+        """Commit ``group``; if the database refuses its data (a value too long for its column or
+        out of range), commit its halves apart (bisecting), so the body at fault fails alone with
+        an InputError (422) and the innocent ones are committed. Any other failure (an outage)
+        is every body's, as bisecting cannot help; each body's outcome is returned, never raised,
+        so a half already committed keeps its results."""
         try:
             return list(self._commit(group))
         except Exception as exc:
+            reason = refused_data(exc)
+            if reason is None:
+                return [exc] * len(group)
             if len(group) == 1:
-                return [InputError(f"the database cannot store this body: {reason}")
-                        if (reason := refused_data(exc)) is not None else exc]
-            if refused_data(exc) is None and self._database_down():
-                return [exc] * len(group)  # an outage, not a bad body: bisecting cannot help
+                return [InputError(f"the database cannot store this body: {reason}")]
             half = len(group) // 2
             return self._commit_isolating(group[:half]) + self._commit_isolating(group[half:])
-
-    def _database_down(self) -> bool:
-        try:
-            with self.db.read() as conn:
-                audit.head(conn)
-        except Exception:
-            return True
-        return False
 
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
