@@ -177,3 +177,9 @@ def test_field_limits_match_the_columns() -> None:
             column = table.c.get(name)
             if column is not None:
                 assert column.type.length == limit, (table.name, name)  # type: ignore[attr-defined]
+
+
+def test_a_405_lists_every_method_of_the_path(api: Api) -> None:
+    r = api.client.request("PATCH", "/api/v1/silences", headers=api.headers(Role.ADMIN))
+    assert r.status_code == 405 and r.json()["status"] == 405
+    assert {"GET", "POST"} <= {m.strip() for m in r.headers["allow"].split(",")}
