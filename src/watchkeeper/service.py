@@ -32,7 +32,7 @@ from watchkeeper.pipeline import Pipeline, PipelineConfig, State
 from watchkeeper.retention import Pruned
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
-from watchkeeper.sources.limits import json_problem, size_problem
+from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_problem
 from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
 from watchkeeper.storage.db import refused_data
@@ -249,7 +249,7 @@ class Watchkeeper:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise InputError(f"malformed JSON: {exc}", status=400) from exc
-            problem = json_problem(payload, strings=b"\\u0000" in body)
+            problem = json_problem(payload, strings=b"\\u0000" in body) if _may_be_rejected(body) else None
             if problem is not None:
                 raise InputError(f"the body cannot be accepted: {problem}")
             batch = source.normalize(payload, received_at)
@@ -566,6 +566,12 @@ class Watchkeeper:
 
 def _no_ids() -> int:
     raise AssertionError("computing keys never opens an incident")
+
+
+def _may_be_rejected(body: bytes) -> bool:
+    """Whether ``json_problem`` could object to this body: it holds a NUL escape, or enough
+    brackets to nest deeper than the limit (counted in C; most bodies need no walk)."""
+    return b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
 
 
 def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:
