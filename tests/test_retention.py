@@ -100,3 +100,19 @@ def test_pruner_runs_on_its_own_until_stopped() -> None:
     assert len(calls) >= 2
     stopped_at = len(calls)
     assert not pruner._thread.is_alive() and len(calls) == stopped_at
+
+
+def test_serve_runs_the_pruner_while_it_is_up(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from watchkeeper.server import create_app
+
+    def pruners() -> int:
+        return sum(t.name == "watchkeeper-retention" and t.is_alive() for t in threading.enumerate())
+
+    before = pruners()
+    with TestClient(create_app(make_service(sqlite_url), upgrade=False)):
+        assert pruners() == before + 1
+    assert pruners() == before
+    with TestClient(create_app(make_service(sqlite_url, retention_days=0), upgrade=False)):
+        assert pruners() == before  # retention off: no job
