@@ -38,7 +38,7 @@ class RequestLimits:
         limit = self.max_body_bytes
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(int(declared), limit)(scope, receive, send)
+            await _too_large(f"{int(declared)}", limit)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -49,7 +49,7 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _too_large(size, limit)(scope, receive, send)
+                await _too_large(f"{size}+", limit)(scope, receive, send)  # the rest is not read
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -78,8 +78,8 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
 
-def _too_large(size: int, limit: int) -> Any:
-    return error(413, f"the request body of {size}+ bytes exceeds the limit of {limit} bytes "
+def _too_large(size: str, limit: int) -> Any:
+    return error(413, f"the request body of {size} bytes exceeds the limit of {limit} bytes "
                       "(setting max_body_bytes)")
 
 
