@@ -183,3 +183,20 @@ def test_a_405_lists_every_method_of_the_path(api: Api) -> None:
     r = api.client.request("PATCH", "/api/v1/silences", headers=api.headers(Role.ADMIN))
     assert r.status_code == 405 and r.json()["status"] == 405
     assert {"GET", "POST"} <= {m.strip() for m in r.headers["allow"].split(",")}
+
+
+def test_ids_beyond_the_id_columns_name_nothing_from_the_cli_too(api: Api) -> None:
+    """The CLI reaches the service without the API's range checks: an id PostgreSQL's INTEGER cannot
+    hold names no incident, silence or token (no database error)."""
+    from watchkeeper.errors import NotFound
+    from watchkeeper.lifecycle import Action
+
+    wk = api.service
+    for bad in (2**31, 2**63, 0, -1):
+        with pytest.raises(NotFound):
+            wk.incident(bad)
+        with pytest.raises(NotFound):
+            wk.act(bad, Action.ACKNOWLEDGE, "cli:test")
+        with pytest.raises(NotFound):
+            wk.expire_silence(bad, "cli:test")
+        assert wk.revoke_token(bad, "cli:test") is False

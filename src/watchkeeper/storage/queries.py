@@ -39,7 +39,13 @@ def list_incidents(
     return [incident_from_row(row) for row in conn.execute(query)]
 
 
+#: The largest id a row can have (PostgreSQL's INTEGER): a larger one names nothing.
+MAX_ID = 2**31 - 1
+
+
 def get_incident(conn: Connection, incident_id: int) -> Incident:
+    if not 0 < incident_id <= MAX_ID:  # out of the column's range: PostgreSQL would refuse the query
+        raise NotFound(f"no incident {incident_id}")
     row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if row is None:
         raise NotFound(f"no incident {incident_id}")
@@ -132,6 +138,8 @@ def list_tokens(conn: Connection) -> list[dict[str, Any]]:
 
 
 def revoke_token(conn: Connection, token_id: int, at: datetime) -> bool:
+    if not 0 < token_id <= MAX_ID:
+        return False
     result = conn.execute(
         update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
         .values(revoked_at=at)
@@ -171,6 +179,8 @@ def list_silences(conn: Connection, at: datetime | None) -> list[dict[str, Any]]
 
 
 def end_silence(conn: Connection, silence_id: int, at: datetime) -> bool:
+    if not 0 < silence_id <= MAX_ID:
+        return False
     result = conn.execute(update(silences).where(silences.c.id == silence_id, silences.c.ends_at > at)
                           .values(ends_at=at))
     return bool(result.rowcount)
