@@ -57,7 +57,7 @@ def test_bad_corrections_are_clear_4xx(api: Api) -> None:
     fire(api, "db", "b")
     checks: list[tuple[Any, int, str]] = [
         (api.client.post("/api/v1/alerts/nope/move", headers=h, json={"incident": db}), 404, "no alert"),
-        (api.client.post("/api/v1/alerts/a/move", headers=h, json={"incident": db}), 422, "already in that incident"),
+        (api.client.post("/api/v1/alerts/a/move", headers=h, json={"incident": db}), 409, "already in that incident"),
         (api.client.post("/api/v1/alerts/a/move", headers=h, json={"incident": 99}), 404, "no incident 99"),
         (api.client.post(f"/api/v1/incidents/{db}/split", headers=h, json={"fingerprints": ["zz"]}), 422, "zz"),
         (api.client.post(f"/api/v1/incidents/{db}/split", headers=h, json={"fingerprints": ["a", "b"]}), 422,

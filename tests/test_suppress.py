@@ -43,6 +43,36 @@ def test_bad_matchers(bad: Any) -> None:
         parse_matcher(bad)
 
 
+def test_regex_matcher_is_linear_time_on_a_catastrophic_pattern() -> None:
+    """Issue 12 item 21: ``(a+)+$`` against ``aaa…a!`` backtracks exponentially in Python's ``re``
+    (this test would not finish); on RE2 the answer comes in one linear pass."""
+    matcher = parse_matcher('instance=~"(a+)+$"')
+    assert type(matcher.pattern).__module__.startswith("re2")  # the bounded-time engine, not ``re``
+    crafted = {"instance": "a" * 50_000 + "!"}
+    assert matcher.matches(crafted) is False
+    assert parse_matcher('instance!~"(a+)+$"').matches(crafted) is True
+    assert matcher.matches({"instance": "aaaa"}) is True
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", "(?=a)a", "(?<!x)y"])
+def test_patterns_re2_cannot_run_are_refused_with_the_reason(pattern: str) -> None:
+    with pytest.raises(InputError, match="RE2 syntax: no backreferences or lookaround"):
+        parse_matcher({"name": "x", "value": pattern, "isRegex": True})
+
+
+def test_a_redos_silence_does_not_hold_ingest(api: Api) -> None:
+    admin, ingest = api.headers(Role.ADMIN), api.headers(Role.INGEST)
+    ends = (api.service.clock() + timedelta(hours=1)).isoformat()
+    r = api.client.post("/api/v1/silences", headers=admin,
+                        json={"matchers": ['instance=~"(a+)+$"'], "ends_at": ends})
+    assert r.status_code == 201
+    event = {"summary": "slow?", "service": "web", "name": "Probe", "labels": {"instance": "a" * 200 + "!"}}
+    assert api.client.post("/api/v1/ingest/events", headers=ingest, json=event).status_code == 202
+    refused = api.client.post("/api/v1/silences", headers=admin,
+                              json={"matchers": [r'x=~"(a)\1"'], "ends_at": ends})
+    assert refused.status_code == 422 and "RE2 syntax" in refused.json()["error"]
+
+
 def test_flapping_alert_is_held_then_released() -> None:
     ids = itertools.count(1)
     state = State()

@@ -61,6 +61,11 @@ class Severity(StrEnum):
         """
         return value.strip().lower() in _SEVERITY_ALIASES
 
+    @classmethod
+    def spellings(cls) -> list[str]:
+        """Every accepted spelling, lower case (the four levels and their aliases)."""
+        return sorted(_SEVERITY_ALIASES)
+
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
 _SEVERITY_ALIASES = {
@@ -83,10 +88,22 @@ class IncidentStatus(StrEnum):
 
 
 def utc(dt: datetime) -> datetime:
-    """Return ``dt`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    """Return ``dt`` as an aware UTC datetime (naive values are taken to be UTC). A ValueError
+    says when the conversion leaves the years 1-9999.
+
+    >>> utc(datetime.fromisoformat("9999-12-31T23:59:59-01:00"))
+    Traceback (most recent call last):
+    ...
+    ValueError: 9999-12-31T23:59:59-01:00 is outside the years 1-9999 once converted to UTC
+    """
     if dt.tzinfo is UTC:
         return dt
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{dt.isoformat()} is outside the years 1-9999 once converted to UTC") from None
 
 
 @dataclass(slots=True)

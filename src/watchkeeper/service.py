@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import structlog
 
-from watchkeeper import kpi, lifecycle, tokens
+from watchkeeper import kpi, lifecycle, retention, tokens
 from watchkeeper.audit import Verdict, verify
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
@@ -30,10 +30,13 @@ from watchkeeper.governance import Governance
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident, IncidentStatus
 from watchkeeper.pipeline import Pipeline, State
+from watchkeeper.retention import Pruned
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
+from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_problem
 from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
+from watchkeeper.storage.db import refused_data
 from watchkeeper.telemetry import Metrics
 
 #: A valid token is looked up again after this long (so a revocation takes effect within it).
@@ -317,16 +320,24 @@ class Watchkeeper:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise InputError(f"malformed JSON: {exc}", status=400) from exc
-            if b"\\u0000" in body and _has_nul(payload):
-                raise InputError("the body contains a NUL character (\\u0000), which cannot be stored")
+            problem = json_problem(payload, strings=b"\\u0000" in body) if _may_be_rejected(body) else None
+            if problem is not None:
+                raise InputError(f"the body cannot be accepted: {problem}")
             batch = source.normalize(payload, received_at)
+            problem = size_problem(batch)
+            if problem is not None:
+                raise InputError(f"the body cannot be stored: {problem}")
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
         # The event rows depend on this batch alone: made here, outside the ingest lock, while
         # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
         rows = ingest.event_rows(self.db.engine.dialect.name, batch)
-        return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        try:
+            return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        except InputError as exc:  # the database refused this body alone (see _commit_isolating)
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
 
     def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:
         """Events made in-process (the lab's monitor, a detector): committed like a request body."""
@@ -342,13 +353,33 @@ class Watchkeeper:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
                 try:
-                    for pending, result in zip(group, self._commit(group), strict=True):
-                        pending.future.set_result(result)
+                    for pending, outcome in zip(group, self._commit_isolating(group), strict=True):
+                        if isinstance(outcome, BaseException):
+                            pending.future.set_exception(outcome)
+                        else:
+                            pending.future.set_result(outcome)
                 except BaseException as exc:
                     for pending in group:
                         if not pending.future.done():
                             pending.future.set_exception(exc)
         return item.future.result()
+
+    def _commit_isolating(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        """Commit ``group``; if the database refuses its data (a value too long for its column or
+        out of range), commit its halves apart (bisecting), so the body at fault fails alone with
+        an InputError (422) and the innocent ones are committed. Any other failure (an outage)
+        is every body's, as bisecting cannot help; each body's outcome is returned, never raised,
+        so a half already committed keeps its results."""
+        try:
+            return list(self._commit(group))
+        except Exception as exc:
+            reason = refused_data(exc)
+            if reason is None:
+                return [exc] * len(group)
+            if len(group) == 1:
+                return [InputError(f"the database cannot store this body: {reason}")]
+            half = len(group) // 2
+            return self._commit_isolating(group[:half]) + self._commit_isolating(group[half:])
 
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
@@ -399,6 +430,29 @@ class Watchkeeper:
         if self.metrics is not None:
             self.metrics.dead_letters.labels(source_name, str(error.status)).inc()
         return dl_id
+
+    def prune(self, days: float | None = None) -> Pruned:
+        """Delete events and dead letters received more than ``days`` (default: the setting
+        ``retention_days``) ago, a chunk per transaction; audited when anything was deleted."""
+        days = self.settings.retention_days if days is None else days
+        if days < 0:
+            raise InputError(f"retention of {days} days: it must be 0 or more")
+        now = self.clock()
+        before = now - timedelta(days=days)
+        counts = dict.fromkeys(retention.PRUNED, 0)
+        for what in retention.PRUNED:
+            while True:
+                with self.db.write() as conn:
+                    deleted = queries.delete_received_before(conn, what, before, retention.CHUNK)
+                counts[what] += deleted
+                if deleted < retention.CHUNK:
+                    break
+        pruned = retention.Pruned(before, counts["events"], counts["dead_letters"])
+        if pruned.events or pruned.dead_letters:
+            with self.db.write() as conn:
+                audit.append(conn, "system:retention", [Change("retention.pruned", "retention", now, {
+                    "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters})])
+        return pruned
 
     def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.db.read() as conn:
@@ -585,15 +639,10 @@ def _no_ids() -> int:
     raise AssertionError("computing keys never opens an incident")
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether any string (key or value) in a decoded JSON document holds a NUL character."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _may_be_rejected(body: bytes) -> bool:
+    """Whether ``json_problem`` could object to this body: it holds a NUL escape, or enough
+    brackets to nest deeper than the limit (counted in C; most bodies need no walk)."""
+    return b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
 
 
 def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:

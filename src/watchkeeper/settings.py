@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     auto_resolve: bool = Field(
         True, description="Resolve an incident by itself when all its alerts have resolved"
     )
-    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted ingest body")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body, on every route")
+    retention_days: float = Field(
+        90, ge=0, description="Delete events and dead letters received longer ago than this (0: keep them "
+        "forever); serve prunes hourly, 'watchkeeper db prune' on demand",
+    )
     runbooks_dir: Path | None = Field(
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from watchkeeper.errors import Conflict, InputError
+from watchkeeper.errors import Conflict
 from watchkeeper.model import Alert, Change, Incident, IncidentStatus, Status
 
 
@@ -34,7 +34,7 @@ def move(alert: Alert, source: Incident, target: Incident, actor: str, at: datet
     if alert.incident_id != source.id:
         raise Conflict(f"alert {alert.fingerprint} is not in incident {source.id}")
     if source.id == target.id:
-        raise InputError("the alert is already in that incident")
+        raise Conflict("the alert is already in that incident")
     if not target.is_active:
         raise Conflict(f"incident {target.id} is resolved; reopen it first")
     firing = alert.status is Status.FIRING and alert.held is None

@@ -4,11 +4,10 @@
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
@@ -22,12 +21,21 @@ from watchkeeper import __version__
 from watchkeeper.errors import AuthError, InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
+from watchkeeper.retention import Pruner
+from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, challenge, error
+from watchkeeper.server.spec import allowed_methods, document_errors
 from watchkeeper.server.watch import make_watcher
 from watchkeeper.service import Permission, Principal, Watchkeeper
+from watchkeeper.sources.limits import UtcTime
 
 log = structlog.get_logger("watchkeeper.http")
+
+#: Largest id or offset a route takes: PostgreSQL's INTEGER, the type of every id column there.
+MAX_ID = 2**31 - 1
+#: An id in a path: out of range is a 422 (never a database error).
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="an id, 1 to 2^31-1")]
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `watchkeeper token create`")
 
@@ -45,8 +53,8 @@ class Resolution(Comment):
 class CauseIn(BaseModel):
     component: str = Field(min_length=1, max_length=256)
     kind: str = Field("service", pattern="^(service|resource|metric|change|log)$")
-    score: float = 0.0
-    confidence: float = Field(ge=0, le=1)
+    score: float = Field(0.0, strict=True, allow_inf_nan=False)
+    confidence: float = Field(ge=0, le=1, strict=True, allow_inf_nan=False)
     model: str = Field("external", max_length=128)
     evidence: dict[str, Any] = Field(default_factory=dict)
 
@@ -60,7 +68,7 @@ class Vote(BaseModel):
 
 
 class MergeIn(BaseModel):
-    into: int = Field(description="the incident that absorbs this one")
+    into: int = Field(ge=1, le=MAX_ID, description="the incident that absorbs this one")
 
 
 class SplitIn(BaseModel):
@@ -68,14 +76,14 @@ class SplitIn(BaseModel):
 
 
 class MoveIn(BaseModel):
-    incident: int = Field(description="the incident the alert belongs to")
+    incident: int = Field(ge=1, le=MAX_ID, description="the incident the alert belongs to")
 
 
 class SilenceIn(BaseModel):
     matchers: list[str | dict[str, Any]] = Field(min_length=1, max_length=50,
                                                  description='e.g. service="db" or {name, value, isRegex, isEqual}')
-    ends_at: datetime
-    starts_at: datetime | None = None
+    ends_at: UtcTime
+    starts_at: UtcTime | None = None
     comment: str = Field("", max_length=2000)
 
 
@@ -83,7 +91,7 @@ APPROVAL_STATUSES = "^(pending|approved|rejected|expired|superseded|all)$"
 
 
 class RunRequest(BaseModel):
-    incident: int
+    incident: int = Field(ge=1, le=MAX_ID)
     dry_run: bool = False
 
 
@@ -132,9 +140,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             service.governance.start(service.settings.responder_interval_seconds)
         if watcher is not None:
             watcher.start()
+        pruner = Pruner(service.prune).start() if service.settings.retention_days > 0 else None
         try:
             yield
         finally:
+            if pruner is not None:
+                await run_in_threadpool(pruner.stop)
             if watcher is not None:
                 await run_in_threadpool(watcher.stop)
             await run_in_threadpool(service.governance.stop)
@@ -146,6 +157,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     )
     app.state.service = service
     app.state.watcher = watcher
+    app.add_middleware(RequestLimits, max_body_bytes=service.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
 
@@ -163,12 +175,14 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return error(422, "invalid request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # 404 (no such route), 405 (wrong method) and the like, in the project's error shape
         found = error(exc.status_code, str(exc.detail))
         found.headers.update(exc.headers or {})
         if exc.status_code == 401 and "www-authenticate" not in found.headers:
             found.headers["WWW-Authenticate"] = challenge(None, "")
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            found.headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return found
 
     @app.get("/healthz", tags=["ops"])
@@ -194,18 +208,18 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         _who: Reader,
         status: Annotated[str | None, Query(pattern="^(open|acknowledged|mitigated|resolved)$")] = None,
         service_name: Annotated[str | None, Query(alias="service", max_length=256)] = None,
-        since: datetime | None = None,
+        since: UtcTime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> Any:
         return service.incidents(status=status, service=service_name, since=since, limit=limit, offset=offset)
 
     @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"])
-    def get_incident(incident_id: int, _who: Reader) -> Any:
+    def get_incident(incident_id: Id, _who: Reader) -> Any:
         return service.incident(incident_id)
 
     def _action_route(action: Action) -> None:
-        def act(incident_id: int, who: Operator, body: Comment | None = None) -> Any:
+        def act(incident_id: Id, who: Operator, body: Comment | None = None) -> Any:
             return service.act(incident_id, action, f"token:{who.name}", body.comment if body else "")
         act.__name__ = f"{action.value}_incident"
         app.post(f"/api/v1/incidents/{{incident_id}}/{action.value}", tags=["incidents"])(act)
@@ -214,23 +228,23 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         _action_route(action)
 
     @app.post("/api/v1/incidents/{incident_id}/resolve", tags=["incidents"])
-    def resolve(incident_id: int, who: Operator, body: Resolution | None = None) -> Any:
+    def resolve(incident_id: Id, who: Operator, body: Resolution | None = None) -> Any:
         body = body or Resolution()
         return service.act(incident_id, Action.RESOLVE, f"token:{who.name}", body.comment,
                            fixed_by=body.fixed_by, harmful=body.harmful)
 
     @app.put("/api/v1/incidents/{incident_id}/causes", tags=["incidents"])
-    def rank_causes(incident_id: int, body: Ranking, who: Operator) -> Any:
+    def rank_causes(incident_id: Id, body: Ranking, who: Operator) -> Any:
         causes = [Cause(c.component, c.kind, c.score, c.confidence, c.model, c.evidence) for c in body.causes]
         service.governance.set_causes(incident_id, causes, f"token:{who.name}")
         return service.incident(incident_id)
 
     @app.post("/api/v1/incidents/{incident_id}/merge", tags=["incidents"])
-    def merge(incident_id: int, body: MergeIn, who: Operator) -> Any:
+    def merge(incident_id: Id, body: MergeIn, who: Operator) -> Any:
         return service.merge(incident_id, body.into, f"token:{who.name}")
 
     @app.post("/api/v1/incidents/{incident_id}/split", tags=["incidents"], status_code=201)
-    def split(incident_id: int, body: SplitIn, who: Operator) -> Any:
+    def split(incident_id: Id, body: SplitIn, who: Operator) -> Any:
         return service.split(incident_id, body.fingerprints, f"token:{who.name}")
 
     @app.post("/api/v1/alerts/{fingerprint}/move", tags=["incidents"])
@@ -246,7 +260,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
 
     @app.delete("/api/v1/silences/{silence_id}", tags=["silences"], status_code=204)
-    def expire_silence(silence_id: int, who: Operator) -> Response:
+    def expire_silence(silence_id: Id, who: Operator) -> Response:
         service.expire_silence(silence_id, f"token:{who.name}")
         return Response(status_code=204)
 
@@ -283,26 +297,26 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return service.governance.approvals(None if status == "all" else status)
 
     @app.post("/api/v1/approvals/{approval_id}/approve", tags=["approvals"])
-    def approve(approval_id: int, who: Approver, body: Vote | None = None) -> Any:
+    def approve(approval_id: Id, who: Approver, body: Vote | None = None) -> Any:
         return service.governance.vote(approval_id, f"token:{who.name}", True, body.comment if body else "")
 
     @app.post("/api/v1/approvals/{approval_id}/reject", tags=["approvals"])
-    def reject(approval_id: int, who: Approver, body: Vote | None = None) -> Any:
+    def reject(approval_id: Id, who: Approver, body: Vote | None = None) -> Any:
         return service.governance.vote(approval_id, f"token:{who.name}", False, body.comment if body else "")
 
     @app.post("/api/v1/incidents/{incident_id}/assign", tags=["incidents"])
-    def assign(incident_id: int, body: Assign, who: Operator) -> Any:
+    def assign(incident_id: Id, body: Assign, who: Operator) -> Any:
         return service.act(incident_id, Action.ASSIGN, f"token:{who.name}", body.assignee)
 
     @app.post("/api/v1/incidents/{incident_id}/comments", tags=["incidents"])
-    def comment(incident_id: int, body: NewComment, who: Operator) -> Any:
+    def comment(incident_id: Id, body: NewComment, who: Operator) -> Any:
         return service.act(incident_id, Action.COMMENT, f"token:{who.name}", body.text)
 
     @app.get("/api/v1/kpis", tags=["kpis"])
     def kpis(
         _who: Reader,
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[UtcTime | None, Query(alias="from")] = None,
+        end: Annotated[UtcTime | None, Query(alias="to")] = None,
     ) -> Any:
         if start and end and end <= start:
             raise InputError("'to' must be after 'from'")
@@ -395,7 +409,7 @@ def _publish_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(schema.pop("$defs", {}))
                 components[model.__name__] = schema
-            app.openapi_schema = spec
+            app.openapi_schema = document_errors(spec)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ from watchkeeper.sources.base import (
     labelled_event,
     validate,
 )
+from watchkeeper.sources.limits import JsonInt, UtcTime
 
 
 class AlertmanagerAlert(BaseModel):
@@ -25,8 +26,8 @@ class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - the wire format's spelling
-    endsAt: datetime | None = None  # noqa: N815
+    startsAt: UtcTime  # noqa: N815 - the wire format's spelling
+    endsAt: UtcTime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
     fingerprint: str | None = None
 
@@ -36,9 +37,9 @@ class AlertmanagerWebhook(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    version: str = "4"
+    version: str = Field("4", json_schema_extra={"enum": ["4"]})
     groupKey: str = ""  # noqa: N815
-    truncatedAlerts: int = 0  # noqa: N815
+    truncatedAlerts: JsonInt = 0  # noqa: N815
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815

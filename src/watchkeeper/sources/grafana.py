@@ -21,6 +21,7 @@ from watchkeeper.sources.base import (
     labelled_event,
     validate,
 )
+from watchkeeper.sources.limits import JsonInt, UtcTime
 
 
 class GrafanaAlert(BaseModel):
@@ -31,8 +32,8 @@ class GrafanaAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - the wire format's spelling
-    endsAt: datetime | None = None  # noqa: N815
+    startsAt: UtcTime  # noqa: N815 - the wire format's spelling
+    endsAt: UtcTime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
     fingerprint: str | None = None
     silenceURL: str = ""  # noqa: N815
@@ -48,12 +49,12 @@ class GrafanaWebhook(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    version: str = "1"
+    version: str = Field("1", json_schema_extra={"enum": ["1"]})
     receiver: str = ""
     status: Literal["firing", "resolved"]
-    orgId: int | None = None  # noqa: N815
+    orgId: JsonInt | None = None  # noqa: N815
     groupKey: str = ""  # noqa: N815
-    truncatedAlerts: int = 0  # noqa: N815
+    truncatedAlerts: JsonInt = 0  # noqa: N815
     groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, TypeAdapter, field_validator
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status, utc
 from watchkeeper.sources.base import RESOURCE_LABELS, fingerprint_of, first_label, validate
+from watchkeeper.sources.limits import UtcTime
 
 MAX_BATCH = 10_000
 
@@ -24,8 +25,11 @@ class WatchkeeperEvent(BaseModel):
     name: str = Field("", max_length=256, description="Condition name, e.g. HighErrorRate")
     kind: EventKind = EventKind.ALERT
     status: Status = Status.FIRING
-    severity: str = Field("warning", description="critical | error | warning | info, or an alias of one "
-                          "(crit, fatal, page, p1-p5, sev1-sev4, high, err, major, warn, medium, minor, low, ok, none)")
+    severity: str = Field(
+        "warning", json_schema_extra={"enum": list[JsonValue](Severity.spellings())},
+        description="critical | error | warning | info, or an alias of one "
+        "(crit, fatal, page, p1-p5, sev1-sev4, high, err, major, warn, medium, minor, low, ok, none)",
+    )
     resource: str = Field("", max_length=256, description="Host, pod or instance")
     fingerprint: str | None = Field(
         None, min_length=1, max_length=256,
@@ -34,8 +38,8 @@ class WatchkeeperEvent(BaseModel):
     )
     source: str = Field("api", min_length=1, max_length=64, description="Who sent it")
     labels: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = Field(None, description="When the condition began (default: received)")
-    ends_at: datetime | None = None
+    starts_at: UtcTime | None = Field(None, description="When the condition began (default: received)")
+    ends_at: UtcTime | None = None
 
     @field_validator("severity")
     @classmethod
@@ -54,7 +58,10 @@ class WatchkeeperBatch(BaseModel):
     events: list[WatchkeeperEvent] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class WatchkeeperPayload(RootModel[WatchkeeperBatch | list[WatchkeeperEvent] | WatchkeeperEvent]):
+class WatchkeeperPayload(
+    RootModel[WatchkeeperBatch | Annotated[list[WatchkeeperEvent], Field(min_length=1, max_length=MAX_BATCH)]
+              | WatchkeeperEvent]
+):
     """One event, a JSON list of events, or ``{"events": [...]}``."""
 
 

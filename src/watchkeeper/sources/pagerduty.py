@@ -23,13 +23,14 @@ Mapping:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SecretStr
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Severity, Status, utc
 from watchkeeper.sources.base import fingerprint_of, validate
+from watchkeeper.sources.limits import UtcTime
 
 MAX_BATCH = 10_000
 #: The label that marks an ``acknowledge`` event.
@@ -47,17 +48,26 @@ class PagerDutyPayload(BaseModel):
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: datetime | None = None
+    timestamp: UtcTime | None = None
     component: str | None = None
     group: str | None = None
     class_: str | None = Field(None, alias="class")
     custom_details: dict[str, Any] | None = None
 
 
+#: The rules ``_check`` applies, for the JSON Schema (a trigger needs a payload, the others a dedup_key).
+_BY_ACTION: dict[str, Any] = {"allOf": [
+    {"if": {"properties": {"event_action": {"const": "trigger"}}, "required": ["event_action"]},
+     "then": {"required": ["payload"], "properties": {"payload": {"type": "object"}}}},
+    {"if": {"properties": {"event_action": {"enum": ["acknowledge", "resolve"]}}, "required": ["event_action"]},
+     "then": {"required": ["dedup_key"], "properties": {"dedup_key": {"type": "string", "minLength": 1}}}},
+]}
+
+
 class PagerDutyEvent(BaseModel):
     """One Events API v2 alert event."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_BY_ACTION)
 
     routing_key: SecretStr | None = Field(None, description="Integration key; never stored")
     event_action: Literal["trigger", "acknowledge", "resolve"]
@@ -73,8 +83,10 @@ class PagerDutyBatch(RootModel[list[PagerDutyEvent]]):
     """A JSON list of events."""
 
 
-class PagerDutyBody(RootModel[list[PagerDutyEvent] | PagerDutyEvent]):
-    """One Events API v2 alert event, or a JSON list of them."""
+class PagerDutyBody(
+    RootModel[Annotated[list[PagerDutyEvent], Field(min_length=1, max_length=MAX_BATCH)] | PagerDutyEvent]
+):
+    """One Events API v2 alert event, or a JSON list of them (1 to 10,000: ``normalize`` checks)."""
 
 
 class PagerDutySource:

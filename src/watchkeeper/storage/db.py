@@ -22,7 +22,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from watchkeeper.errors import ConfigError
@@ -35,6 +35,19 @@ WRITE_LOCK = 0x776B
 def json_text(value: Any) -> str:
     """JSON as every JSON column stores it (also used by writers that bypass SQLAlchemy)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def refused_data(exc: BaseException) -> str | None:
+    """Why the database refused the data itself (a value too long for its column, a number out
+    of range, a character it cannot store), in one line; None for any other failure (an outage,
+    a bug), where retrying the same data elsewhere cannot help."""
+    if isinstance(exc, DataError):
+        return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "invalid value"
+    if isinstance(exc, StatementError) and isinstance(exc.orig, (OverflowError, ValueError)):
+        return str(exc.orig)
+    if isinstance(exc, OverflowError):
+        return str(exc)
+    return None
 
 
 class Database:

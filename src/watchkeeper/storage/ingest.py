@@ -25,6 +25,12 @@ from watchkeeper.storage.types import pg_stamp, sqlite_stamp
 from watchkeeper.suppress import Silence, parse_matcher
 
 CHUNK = 500
+#: Longest correlation and inhibition keys the index columns hold. A longer key (the text strategy
+#: on a very long summary, a label group on a very long label value) is not written: the alert is
+#: stored and correlated as usual in this process, but the incident cannot be found under that key
+#: after a restart. Writing it would make the database refuse the whole commit.
+KEY_LIMIT: int = incident_keys.c.key.type.length  # type: ignore[attr-defined]
+INHIBIT_KEY_LIMIT: int = inhibitors.c.key.type.length  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -145,7 +151,9 @@ def persist(
     if pairs:
         conn.execute(insert(incident_services), [{"incident_id": i, "service": s} for i, s in sorted(pairs)])
         loaded.incident_services.update(pairs)
-    key_pairs = {(i, k) for i in state.changed_incidents for k in state.incidents[i].keys} - loaded.incident_keys
+    key_pairs = {
+        (i, k) for i in state.changed_incidents for k in state.incidents[i].keys if len(k) <= KEY_LIMIT
+    } - loaded.incident_keys
     if key_pairs:
         conn.execute(insert(incident_keys), [{"incident_id": i, "key": k} for i, k in sorted(key_pairs)])
         loaded.incident_keys.update(key_pairs)
@@ -159,8 +167,9 @@ def persist(
     known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
         driver.update(conn, _ALERT_UPDATE, [(*driver.alert_values(a), a.fingerprint) for a in known])
-    if state.inhibit_added:
-        conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in sorted(state.inhibit_added)])
+    inhibit_added = sorted((k, f) for k, f in state.inhibit_added if len(k) <= INHIBIT_KEY_LIMIT)
+    if inhibit_added:
+        conn.execute(insert(inhibitors), [{"key": k, "fingerprint": f} for k, f in inhibit_added])
     for key, fingerprint in sorted(state.inhibit_removed):
         conn.execute(inhibitors.delete().where(inhibitors.c.key == key, inhibitors.c.fingerprint == fingerprint))
     for incident_id, fingerprint in state.departures:  # split off into another incident
@@ -419,5 +428,5 @@ def save_incidents(conn: Connection, changed: Sequence[Incident]) -> None:
         query = select(incident_keys.c.key).where(incident_keys.c.incident_id == incident.id)
         keys = {r.key for r in conn.execute(query)}
         for key in incident.keys:
-            if key not in keys:
+            if key not in keys and len(key) <= KEY_LIMIT:
                 conn.execute(insert(incident_keys).values(incident_id=incident.id, key=key))

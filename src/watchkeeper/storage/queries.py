@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from watchkeeper.errors import NotFound
 from watchkeeper.model import Incident
@@ -40,7 +40,13 @@ def list_incidents(
     return [incident_from_row(row) for row in conn.execute(query)]
 
 
+#: The largest id a row can have (PostgreSQL's INTEGER): a larger one names nothing.
+MAX_ID = 2**31 - 1
+
+
 def get_incident(conn: Connection, incident_id: int) -> Incident:
+    if not 0 < incident_id <= MAX_ID:  # out of the column's range: PostgreSQL would refuse the query
+        raise NotFound(f"no incident {incident_id}")
     row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if row is None:
         raise NotFound(f"no incident {incident_id}")
@@ -141,6 +147,8 @@ def list_tokens(conn: Connection, token_id: int | None = None) -> list[TokenInfo
 
 
 def revoke_token(conn: Connection, token_id: int, at: datetime) -> bool:
+    if not 0 < token_id <= MAX_ID:
+        return False
     result = conn.execute(
         update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
         .values(revoked_at=at)
@@ -188,6 +196,8 @@ def list_silences(conn: Connection, at: datetime | None) -> list[dict[str, Any]]
 
 
 def end_silence(conn: Connection, silence_id: int, at: datetime) -> bool:
+    if not 0 < silence_id <= MAX_ID:
+        return False
     result = conn.execute(update(silences).where(silences.c.id == silence_id, silences.c.ends_at > at)
                           .values(ends_at=at))
     return bool(result.rowcount)
@@ -247,3 +257,10 @@ def activations(conn: Connection, start: datetime | None, end: datetime | None) 
     if end:
         query = query.where(incident_alerts.c.joined_at < end)
     return [(r.name, r.joined_at, r.service) for r in conn.execute(query) if r.name]
+
+
+def delete_received_before(conn: Connection, what: str, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest ``events`` or ``dead_letters`` received before ``before``."""
+    table = {"events": events, "dead_letters": dead_letters}[what]
+    oldest = select(table.c.id).where(table.c.received_at < before).order_by(table.c.id).limit(limit)
+    return int(conn.execute(delete(table).where(table.c.id.in_(oldest.scalar_subquery()))).rowcount)
