@@ -120,8 +120,13 @@ Approver = Annotated[Principal, Depends(principal(Permission.APPROVE))]
 Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
-def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True) -> FastAPI:
+def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
+               rank: bool = True) -> FastAPI:
+    from watchkeeper.ranking import make_ranker
+    from watchkeeper.server.rca_api import add_routes
+
     watcher = make_watcher(service) if watch else None
+    ranker = make_ranker(service) if rank else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -131,9 +136,13 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             service.governance.start(service.settings.responder_interval_seconds)
         if watcher is not None:
             watcher.start()
+        if ranker is not None:
+            ranker.start()
         try:
             yield
         finally:
+            if ranker is not None:
+                await run_in_threadpool(ranker.stop)
             if watcher is not None:
                 await run_in_threadpool(watcher.stop)
             await run_in_threadpool(service.governance.stop)
@@ -145,6 +154,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     )
     app.state.service = service
     app.state.watcher = watcher
+    app.state.ranker = ranker
     app.add_middleware(AccessLog)
     install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
 
@@ -171,6 +181,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         if watcher is not None:
             status = watcher.status()
             details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
+        if ranker is not None:
+            details["rca"] = ranker.status()
         return {"status": "ok", "version": __version__, "details": details}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
@@ -179,6 +191,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             return Response(b"", media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    add_routes(app, service)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     _publish_schemas(app, [source.schema for source in service.sources.values()])

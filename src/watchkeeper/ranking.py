@@ -1,0 +1,274 @@
+"""Root-cause ranking inside ``serve``: the :class:`Ranker` daemon.
+
+Every ``rca.rerank`` seconds it looks at the active incidents at least ``rca.delay`` old, and ranks
+each one (again while its evidence window is still filling, and whenever it gains a service):
+
+1. the onset: the incident's opening, or its first alert's start when earlier;
+2. the evidence: the service graph (``topology:`` merged with correlation's service graphs), every
+   ``rca: true`` watch's series from ``onset − reference`` to ``min(now, onset + window)`` through a
+   :class:`SeriesSource` (Prometheus in production, anything in tests), one metric per series named
+   after the watch (``name@resource`` with a resource label), its harmful side and floor from the
+   watch's ``direction`` and ``floor``; the recorded changes still in effect;
+3. :func:`watchkeeper.rca.rank` with the configured (or shipped) calibration;
+4. :meth:`Governance.set_causes` (stored, audited ``incident.causes_ranked``, the policy re-decides)
+   only when the top three components changed, so reranking writes no audit noise. Causes a person
+   recorded (another model) are left alone.
+
+A Prometheus that is down never stops the loop: the error is counted (``watchkeeper_rca_errors_total``),
+logged once per burst, and shown in ``/healthz`` under ``details.rca``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import networkx as nx
+import numpy as np
+import structlog
+from prometheus_client import Counter
+
+from watchkeeper import changes as changelog
+from watchkeeper import rca
+from watchkeeper.errors import ConfigError
+from watchkeeper.model import Cause, Incident
+from watchkeeper.rca.calibration import CALIBRATION
+from watchkeeper.rca.scoring import Array
+from watchkeeper.service import Watchkeeper
+from watchkeeper.storage import changes as store
+from watchkeeper.storage import governance as governance_store
+from watchkeeper.topology import config as topology_config
+from watchkeeper.watch.config import RcaConfig, Watch, WatchConfig
+from watchkeeper.watch.prometheus import PrometheusClient, RangeSeries
+
+log = structlog.get_logger("watchkeeper.rca")
+
+#: How many of the top causes must stay the same for a new ranking not to be stored.
+TOP = 3
+
+
+class SeriesSource(Protocol):
+    """Where the ranker gets a watch's series over a time range (unix seconds)."""
+
+    def series(self, watch: Watch, start: float, end: float, step: float) -> Sequence[RangeSeries]: ...
+
+
+class PrometheusSource:
+    """A :class:`SeriesSource` on the watch section's Prometheus endpoints (``query_range``)."""
+
+    def __init__(self, config: WatchConfig) -> None:
+        self.config = config
+        self._clients: dict[str, PrometheusClient] = {}
+
+    def series(self, watch: Watch, start: float, end: float, step: float) -> Sequence[RangeSeries]:
+        endpoint = self.config.endpoint(watch.prometheus)
+        client = self._clients.get(endpoint.name)
+        if client is None:
+            client = self._clients[endpoint.name] = PrometheusClient(endpoint)
+        return client.query_range(watch.query, start, end, step)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def load_calibration(path: Path | None) -> dict[str, Any]:
+    """The confidence model at ``path`` (``rca.calibration``), or the shipped one."""
+    if path is None:
+        return dict(CALIBRATION)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"rca.calibration: cannot read {path}: {exc}") from exc
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), int | float) for k in
+                                            ("intercept", "w_top", "w_margin")):
+        raise ConfigError(f"rca.calibration: {path} needs numbers intercept, w_top and w_margin "
+                          "(write it with 'watchkeeper rca calibrate')")
+    return doc
+
+
+def params_of(cfg: RcaConfig) -> rca.Params:
+    return rca.Params(reference_s=cfg.reference, window_s=cfg.window, change_window_s=cfg.change_window)
+
+
+def collect(
+    watches: Sequence[Watch], source: SeriesSource, start: float, end: float, step: float | None,
+    threshold: float,
+) -> tuple[dict[str, dict[str, tuple[Array, Array]]], dict[str, rca.MetricSpec]]:
+    """Every ``rca: true`` watch's series as ``service → metric → (t, v)``, and each metric's spec:
+    the watch's direction, and its floor (the smallest deviation that counts) as the smallest scale
+    that puts such a deviation right at the anomaly ``threshold``."""
+    metrics: dict[str, dict[str, tuple[Array, Array]]] = {}
+    specs: dict[str, rca.MetricSpec] = {}
+    for w in watches:
+        if not w.rca:
+            continue
+        spec = rca.MetricSpec.from_direction(w.direction, w.floor / threshold if w.floor > 0 else None)
+        for s in source.series(w, start, end, step or w.interval):
+            service = s.labels.get(w.service_label)
+            if not service:
+                continue
+            resource = s.labels.get(w.resource_label) if w.resource_label else None
+            name = f"{w.name}@{resource}" if resource else w.name
+            into = metrics.setdefault(service, {})
+            unique, n = name, 1
+            while unique in into:
+                n += 1
+                unique = f"{name}#{n}"
+            into[unique] = (np.asarray(s.times, dtype=np.float64), np.asarray(s.values, dtype=np.float64))
+            specs[unique] = spec
+    return metrics, specs
+
+
+def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
+    return [c.component for c in causes[:n]]
+
+
+@dataclass(slots=True)
+class _Seen:
+    services: frozenset[str]
+    complete: bool
+
+
+class Ranker:
+    """The daemon thread (``start``/``stop``); :meth:`tick` is one pass, callable from tests."""
+
+    def __init__(
+        self, service: Watchkeeper, source: SeriesSource, *, graph: nx.DiGraph | None = None,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.source = source
+        settings = service.settings
+        self.cfg: RcaConfig = settings.rca
+        self.watches = [w for w in settings.watch.watches if w.rca]
+        self.params = params_of(self.cfg)
+        self.calibration = load_calibration(self.cfg.calibration)
+        self.graph = graph if graph is not None else topology_config.build(
+            settings.topology, topology_config.correlation_graph(settings.correlation_config))
+        self.wall = wall
+        self._seen: dict[int, _Seen] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rankings = 0
+        self.stored = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.failing = False
+        self.last_ranked_at: datetime | None = None
+        registry = service.metrics.registry if service.metrics is not None else None
+        self._rankings = Counter("watchkeeper_rca_rankings", "Incidents ranked by the root-cause ranker",
+                                 registry=registry)
+        self._errors = Counter("watchkeeper_rca_errors", "Root-cause rankings that failed (e.g. Prometheus down)",
+                               registry=registry)
+
+    # -- the thread ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="watchkeeper-rca", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(self.cfg.rerank)
+
+    # -- one pass ------------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Rank every incident that is due; return how many rankings were stored. Never raises."""
+        try:
+            with self.service.db.read() as conn:
+                active = store.active_incidents(conn)
+        except Exception as exc:  # the database is down: say so, try again next time
+            self._failed(None, exc)
+            return 0
+        now = self.service.clock()
+        self._seen = {i: s for i, s in self._seen.items() if i in {x.id for x in active}}
+        stored = 0
+        for incident in active:
+            if (now - incident.opened_at).total_seconds() < self.cfg.delay:
+                continue
+            seen = self._seen.get(incident.id)
+            if seen is not None and seen.complete and seen.services == frozenset(incident.services):
+                continue
+            try:
+                stored += self.rank_one(incident, now)
+            except Exception as exc:  # Prometheus down, a bad answer: count, log once, carry on
+                self._failed(incident.id, exc)
+                continue
+            if self.failing:
+                log.info("root-cause ranking works again", after_errors=self.errors)
+            self.failing = False
+        return stored
+
+    def rank_one(self, incident: Incident, now: datetime) -> int:
+        """Rank one incident now; 1 when the ranking was stored, 0 when its top three did not change."""
+        with self.service.db.read() as conn:
+            onset = self.service.changelog.onset(conn, incident)
+            window_end = onset.timestamp() + self.cfg.window
+            end = min(now.timestamp(), window_end)
+            found = [changelog.from_row(r) for r in store.list_changes(
+                conn, since=datetime.fromtimestamp(onset.timestamp() - self.cfg.change_window, onset.tzinfo),
+                until=datetime.fromtimestamp(end, onset.tzinfo))]
+            earlier = governance_store.causes_of(conn, incident.id)
+        start = onset.timestamp() - self.cfg.reference
+        metrics, specs = collect(self.watches, self.source, start, max(end, start), self.cfg.step,
+                                 self.params.threshold)
+        evidence = rca.Evidence(self.graph, metrics, onset.timestamp(),
+                                changes=tuple(changelog.suspects(found, onset)), specs=specs)
+        causes = rca.rank(incident.services, evidence, params=self.params, calibration=self.calibration)
+        self.rankings += 1
+        self._rankings.inc()
+        self.last_ranked_at = now
+        self._seen[incident.id] = _Seen(frozenset(incident.services), end >= window_end)
+        if earlier and any(c.model != rca.MODEL for c in earlier):
+            return 0  # a person (or another model) ranked this incident: theirs stands
+        if not causes or top(causes) == top(earlier):
+            return 0
+        self.service.governance.set_causes(incident.id, causes, "rca")
+        self.stored += 1
+        return 1
+
+    def _failed(self, incident_id: int | None, exc: Exception) -> None:
+        self.errors += 1
+        self._errors.inc()
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not self.failing:
+            log.warning("root-cause ranking failed; retrying every rerank interval", incident=incident_id,
+                        error=self.last_error)
+        self.failing = True
+
+    def status(self) -> dict[str, Any]:
+        """What ``/healthz`` shows under ``details.rca``."""
+        return {"watches": [w.name for w in self.watches], "rankings": self.rankings, "stored": self.stored,
+                "errors": self.errors, "failing": self.failing, "last_error": self.last_error,
+                "last_ranked_at": self.last_ranked_at.isoformat() if self.last_ranked_at else None}
+
+
+def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ranker | None:
+    """The ranker ``serve`` runs: only when ranking is enabled and at least one watch has ``rca: true``."""
+    settings = service.settings
+    if not settings.rca.enabled or not any(w.rca for w in settings.watch.watches):
+        return None
+    return Ranker(service, source or PrometheusSource(settings.watch))
+
+
+__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "collect", "load_calibration", "make_ranker"]
+
