@@ -21,8 +21,8 @@ import orjson
 import structlog
 
 from watchkeeper import kpi, lifecycle
-from watchkeeper.changes import ChangeLog
 from watchkeeper.audit import Verdict, verify
+from watchkeeper.changes import ChangeLog
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
 from watchkeeper.errors import AuthError, ConfigError, Conflict, InputError, NotFound
