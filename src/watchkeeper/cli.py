@@ -143,6 +143,7 @@ runbooks_app = typer.Typer(no_args_is_help=True, help="Runbooks: validate, inspe
 approvals_app = typer.Typer(no_args_is_help=True, help="Approve or reject pending actions.")
 correlation_app = typer.Typer(no_args_is_help=True, help="Correlation configuration and learned co-occurrence.")
 silences_app = typer.Typer(no_args_is_help=True, help="Mute alerts by matchers for a while (maintenance).")
+rca_app = typer.Typer(no_args_is_help=True, help="Root-cause ranking: refit its confidence model.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(incidents_app, name="incidents")
@@ -153,6 +154,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(silences_app, name="silences")
 app.add_typer(correlation_app, name="correlation")
 app.add_typer(watch_app, name="watch")
+app.add_typer(rca_app, name="rca")
 
 
 
@@ -442,11 +444,47 @@ def incidents_resolve(
     incident_id: int, comment: str = "",
     fixed_by: Annotated[str | None, typer.Option(help="runbook id that fixed it, 'manual' or 'nothing'")] = None,
     harmful: Annotated[list[str] | None, typer.Option(help="a runbook that would have done harm (repeatable)")] = None,
+    cause: Annotated[str | None, typer.Option(help="the service that really caused it (what 'rca calibrate' "
+                                                   "learns from)")] = None,
 ) -> None:
     """Resolve an incident (saying what fixed it scores the runbooks' shadow decisions)."""
     with backend() as wk:
-        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [])
-    out.print(f"incident {incident_id}: {found['status']}")
+        extra: dict[str, Any] = {}
+        if cause is not None and isinstance(wk, Watchkeeper):
+            from watchkeeper.ranking import record_cause
+
+            record_cause(wk, incident_id, cause, actor())
+        elif cause is not None:
+            extra["cause"] = cause  # the server records it
+        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [],
+                       **extra)
+    out.print(f"incident {incident_id}: {found['status']}" + (f", caused by {cause.strip()}" if cause else ""))
+
+
+@rca_app.command("calibrate")
+def rca_calibrate(
+    out_file: Annotated[Path | None, typer.Option("--out", help="where to write the model (default: the "
+                                                                "settings' rca.calibration)")] = None,
+) -> None:
+    """Refit the confidence of ranked causes on your resolved incidents with a recorded true cause
+    (at least 20); serve reads the file that rca.calibration names."""
+    import json
+
+    from watchkeeper.ranking import calibrate
+
+    local_only("rca calibrate")
+    target = out_file or settings().rca.calibration
+    if target is None:
+        raise WatchkeeperError("say where to write the model: --out FILE, or rca.calibration in the settings")
+    with service() as wk:
+        fitted = calibrate(wk)
+    try:
+        target.write_text(json.dumps(fitted.model, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise WatchkeeperError(f"cannot write {target}: {exc}") from None
+    out.print(f"fitted on {fitted.incidents} incidents (top-1 right in {100 * fitted.top1:.0f} %): "
+              f"intercept {fitted.model['intercept']:g}, w_top {fitted.model['w_top']:g}, "
+              f"w_margin {fitted.model['w_margin']:g}; written to {target}")
 
 
 @incidents_app.command("merge")

@@ -36,11 +36,12 @@ from prometheus_client import Counter
 
 from watchkeeper import changes as changelog
 from watchkeeper import rca
-from watchkeeper.errors import ConfigError
-from watchkeeper.model import Cause, Incident
-from watchkeeper.rca.calibration import CALIBRATION
+from watchkeeper.errors import ConfigError, InputError
+from watchkeeper.model import Cause, Change, Incident
+from watchkeeper.rca.calibration import CALIBRATION, fit
 from watchkeeper.rca.scoring import Array
 from watchkeeper.service import Watchkeeper
+from watchkeeper.storage import audit, queries
 from watchkeeper.storage import changes as store
 from watchkeeper.storage import governance as governance_store
 from watchkeeper.topology import config as topology_config
@@ -262,6 +263,51 @@ class Ranker:
                 "last_ranked_at": self.last_ranked_at.isoformat() if self.last_ranked_at else None}
 
 
+# -- ground truth and calibration -----------------------------------------------------------------
+#: ``rca calibrate`` refuses to fit on fewer labelled incidents than this.
+MIN_LABELLED = 20
+
+
+def record_cause(service: Watchkeeper, incident_id: int, component: str, actor: str) -> None:
+    """Record what really caused an incident (audited ``incident.cause_confirmed``): the label
+    ``rca calibrate`` learns from."""
+    component = component.strip()
+    if not component or len(component) > 256:
+        raise InputError("the true cause is a service name of 1-256 characters")
+    now = service.clock()
+    with service.db.write() as conn:
+        queries.get_incident(conn, incident_id)
+        store.set_truth(conn, incident_id, component, actor, now)
+        ranked = governance_store.causes_of(conn, incident_id)
+        position = next((i for i, c in enumerate(ranked, start=1) if c.component == component), None)
+        audit.append(conn, actor, [Change("incident.cause_confirmed", f"incident:{incident_id}", now, {
+            "id": incident_id, "incident_id": incident_id, "component": component, "ranked_at": position})])
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A refitted confidence model and what it was fitted on."""
+
+    model: dict[str, Any]
+    incidents: int
+    top1: float
+
+
+def calibrate(service: Watchkeeper, minimum: int = MIN_LABELLED) -> Calibration:
+    """Refit the confidence model on resolved incidents that have a recorded true cause and a ranking
+    stored by the ranker; an :class:`InputError` (one sentence) when there are fewer than ``minimum``."""
+    with service.db.read() as conn:
+        rows = store.labelled_rankings(conn, rca.MODEL)
+    if len(rows) < minimum:
+        raise InputError(
+            f"only {len(rows)} incident(s) have both a recorded true cause ('incidents resolve ID --cause SVC') and "
+            f"a ranking by {rca.MODEL}; calibrating needs at least {minimum}")
+    correct = [r["top"] == r["truth"] for r in rows]
+    model = fit([r["top_score"] for r in rows], [r["second_score"] for r in rows], correct)
+    model["fitted_on"] = f"{len(rows)} resolved incidents with a recorded true cause ({rca.MODEL})"
+    return Calibration(model, len(rows), sum(correct) / len(rows))
+
+
 def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ranker | None:
     """The ranker ``serve`` runs: only when ranking is enabled and at least one watch has ``rca: true``."""
     settings = service.settings
@@ -270,5 +316,6 @@ def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ran
     return Ranker(service, source or PrometheusSource(settings.watch))
 
 
-__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "collect", "load_calibration", "make_ranker"]
+__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "calibrate", "collect", "load_calibration", "make_ranker",
+           "record_cause"]
 

@@ -118,3 +118,16 @@ def test_topology_merges_settings_file_and_correlation(graph_api: Api) -> None:
 
 def test_empty_topology(api: Api) -> None:
     assert api.client.get("/api/v1/topology", headers=api.headers(Role.VIEWER)).json() == {"nodes": [], "edges": []}
+
+
+def test_resolve_through_the_api_records_the_true_cause(api: Api) -> None:
+    ingested = api.client.post("/api/v1/ingest/alertmanager", content=orjson.dumps(am_webhook(am_alert("Slow", "db"))),
+                               headers={**api.headers(Role.INGEST), "Content-Type": "application/json"})
+    incident = ingested.json()["incidents"][0]
+    r = api.client.post(f"/api/v1/incidents/{incident}/resolve", json={"cause": "db", "comment": "disk full"},
+                        headers=api.headers(Role.OPERATOR))
+    assert r.status_code == 200 and r.json()["status"] == "resolved"
+    assert any(t["kind"] == "incident.cause_confirmed" and t["component"] == "db" for t in r.json()["timeline"])
+    bad = api.client.post(f"/api/v1/incidents/{incident}/resolve", json={"cause": ""},
+                          headers=api.headers(Role.OPERATOR))
+    assert bad.status_code == 422 and "cause" in bad.json()["error"]

@@ -40,6 +40,8 @@ class Resolution(Comment):
     fixed_by: str | None = Field(None, max_length=64,
                                  description="runbook id that fixed it, 'manual' or 'nothing' (scores shadow runs)")
     harmful: list[str] = Field(default_factory=list, description="runbook ids that would have done harm")
+    cause: str | None = Field(None, min_length=1, max_length=256,
+                              description="the service that really caused it (what 'rca calibrate' learns from)")
 
 
 class CauseIn(BaseModel):
@@ -223,6 +225,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     @app.post("/api/v1/incidents/{incident_id}/resolve", tags=["incidents"])
     def resolve(incident_id: int, who: Operator, body: Resolution | None = None) -> Any:
         body = body or Resolution()
+        if body.cause is not None:
+            from watchkeeper.ranking import record_cause
+
+            record_cause(service, incident_id, body.cause, f"token:{who.name}")
         return service.act(incident_id, Action.RESOLVE, f"token:{who.name}", body.comment,
                            fixed_by=body.fixed_by, harmful=body.harmful)
 
