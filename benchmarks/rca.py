@@ -22,6 +22,7 @@ Times are this process's CPU time; median and p90 over the repeats. Prints figur
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ def graph(services: int, seed: int) -> nx.DiGraph:
     layers = [names[i:i + 10] for i in range(0, services, 10)]
     g = nx.DiGraph()
     g.add_nodes_from(names)
-    for upper, lower in zip(layers, layers[1:], strict=False):
+    for upper, lower in itertools.pairwise(layers):
         for caller in upper:
             for callee in rng.choice(lower, size=min(len(lower), int(rng.integers(2, 4))), replace=False):
                 g.add_edge(caller, str(callee))
