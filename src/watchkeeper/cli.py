@@ -560,8 +560,18 @@ def replay(
     window: Annotated[float | None, typer.Option(help="Correlation window, seconds")] = None,
     config_path: Annotated[Path | None, typer.Option("--correlation", help="Correlation config YAML")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
+    prometheus: Annotated[str | None, typer.Option(help="Rank each incident's causes from this Prometheus "
+                                                        "(the watches of the settings, rca: true)")] = None,
+    topology: Annotated[Path | None, typer.Option(help="Service graph for ranking (YAML/JSON services "
+                                                       "mapping, or a lab topology.json)", exists=True,
+                                                  dir_okay=False)] = None,
+    changes: Annotated[Path | None, typer.Option(help="Change events for ranking (JSON or JSONL, as the "
+                                                      "changes API takes them)", exists=True, dir_okay=False)] = None,
+    settings_file: Annotated[Path | None, typer.Option("--config", help="YAML settings file (same as the global "
+                                                                       "--config)")] = None,
 ) -> None:
-    """Run the pipeline offline on a file, no server, and print or write the incidents."""
+    """Run the pipeline offline on a file, no server, and print or write the incidents (with
+    --prometheus: each with its ranked "causes")."""
     from dataclasses import replace
     from datetime import timedelta
 
@@ -572,6 +582,8 @@ def replay(
     from watchkeeper.replay import replay as run
     from watchkeeper.sources import registry
 
+    if settings_file is not None:
+        STATE.config, STATE.settings = settings_file, None
     cfg = settings()
     config = PipelineConfig(
         window=timedelta(seconds=window or cfg.correlation_window_seconds), auto_resolve=cfg.auto_resolve
@@ -588,6 +600,13 @@ def replay(
     if len(result.bad) > 20:
         err.print(f"... and {len(result.bad) - 20} more bad lines")
     records = list(incident_records(result))
+    if prometheus is not None or topology is not None or changes is not None:
+        from watchkeeper.ranking import replay_causes
+        from watchkeeper.replay import onsets
+
+        ranked = replay_causes(onsets(result), cfg, prometheus=prometheus, topology=topology, changes_file=changes)
+        for record in records:
+            record["causes"] = ranked.get(record["id"], [])
     if out_file is not None:
         with out_file.open("wb") as fh:
             for record in records:

@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from watchkeeper import changes as changelog
 from watchkeeper import rca
 from watchkeeper.errors import ConfigError, InputError
-from watchkeeper.model import Cause, Change, Incident
+from watchkeeper.model import Cause, Change, Incident, utc
 from watchkeeper.rca.calibration import CALIBRATION, fit
 from watchkeeper.rca.scoring import Array
 from watchkeeper.service import Watchkeeper
@@ -45,7 +45,7 @@ from watchkeeper.storage import audit, queries
 from watchkeeper.storage import changes as store
 from watchkeeper.storage import governance as governance_store
 from watchkeeper.topology import config as topology_config
-from watchkeeper.watch.config import RcaConfig, Watch, WatchConfig
+from watchkeeper.watch.config import PrometheusEndpoint, RcaConfig, Watch, WatchConfig
 from watchkeeper.watch.prometheus import PrometheusClient, RangeSeries
 
 log = structlog.get_logger("watchkeeper.rca")
@@ -126,6 +126,20 @@ def collect(
             into[unique] = (np.asarray(s.times, dtype=np.float64), np.asarray(s.values, dtype=np.float64))
             specs[unique] = spec
     return metrics, specs
+
+
+def rank_at(
+    services: Sequence[str], onset: datetime, end: float, *, watches: Sequence[Watch], source: SeriesSource,
+    graph: nx.DiGraph, found: Sequence[changelog.ServiceChange], cfg: RcaConfig, calibration: dict[str, Any],
+) -> list[Cause]:
+    """Gather the evidence of an incident on ``services`` that began at ``onset``, with series up to
+    ``end`` (unix seconds), and rank it — what ``serve`` and ``replay`` both do."""
+    params = params_of(cfg)
+    start = onset.timestamp() - cfg.reference
+    metrics, specs = collect(watches, source, start, max(end, start), cfg.step, params.threshold)
+    evidence = rca.Evidence(graph, metrics, onset.timestamp(), changes=tuple(changelog.suspects(found, onset)),
+                            specs=specs)
+    return rca.rank(services, evidence, params=params, calibration=calibration)
 
 
 def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
@@ -229,18 +243,14 @@ class Ranker:
                 conn, since=datetime.fromtimestamp(onset.timestamp() - self.cfg.change_window, onset.tzinfo),
                 until=datetime.fromtimestamp(end, onset.tzinfo))]
             earlier = governance_store.causes_of(conn, incident.id)
-        start = onset.timestamp() - self.cfg.reference
-        metrics, specs = collect(self.watches, self.source, start, max(end, start), self.cfg.step,
-                                 self.params.threshold)
-        evidence = rca.Evidence(self.graph, metrics, onset.timestamp(),
-                                changes=tuple(changelog.suspects(found, onset)), specs=specs)
-        causes = rca.rank(incident.services, evidence, params=self.params, calibration=self.calibration)
-        self.rankings += 1
-        self._rankings.inc()
-        self.last_ranked_at = now
         self._seen[incident.id] = _Seen(frozenset(incident.services), end >= window_end)
         if earlier and any(c.model != rca.MODEL for c in earlier):
             return 0  # a person (or another model) ranked this incident: theirs stands
+        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=self.graph,
+                         found=found, cfg=self.cfg, calibration=self.calibration)
+        self.rankings += 1
+        self._rankings.inc()
+        self.last_ranked_at = now
         if not causes or top(causes) == top(earlier):
             return 0
         self.service.governance.set_causes(incident.id, causes, "rca")
@@ -306,6 +316,77 @@ def calibrate(service: Watchkeeper, minimum: int = MIN_LABELLED) -> Calibration:
     model = fit([r["top_score"] for r in rows], [r["second_score"] for r in rows], correct)
     model["fitted_on"] = f"{len(rows)} resolved incidents with a recorded true cause ({rca.MODEL})"
     return Calibration(model, len(rows), sum(correct) / len(rows))
+
+
+# -- offline: replay ------------------------------------------------------------------------------
+def read_changes(path: Path) -> list[changelog.ServiceChange]:
+    """A changes file for ``replay --changes``: a JSON document or JSONL lines, each one change or
+    ``{"changes": [...]}`` as the API takes them; every change needs ``at``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the changes file {path}: {exc}") from None
+    try:
+        docs = [(0, json.loads(text))]
+    except json.JSONDecodeError:
+        docs = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    docs.append((number, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from None
+    out: list[changelog.ServiceChange] = []
+    for number, doc in docs:
+        where = f"{path}:{number}" if number else str(path)
+        try:
+            items = changelog.parse(doc)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        for c in items:
+            if c.at is None:
+                raise InputError(f"{where}: a replayed change needs 'at' (there is no 'now' offline)")
+            out.append(changelog.ServiceChange(len(out) + 1, c.service, c.kind, c.version, utc(c.at),
+                                               c.who, c.link, c.description))
+    return out
+
+
+def replay_causes(
+    incidents: Sequence[tuple[Incident, datetime]], settings: Any, *, prometheus: str | None,
+    topology: Path | None = None, changes_file: Path | None = None, source: SeriesSource | None = None,
+) -> dict[int, list[dict[str, Any]]]:
+    """Rank replayed incidents (each with its onset) as ``serve`` would once their evidence window
+    is complete: the settings' ``rca: true`` watches (on ``prometheus`` when given), the topology
+    (settings, plus ``topology``), the changes of ``changes_file``. → incident id → causes."""
+    watch: WatchConfig = settings.watch
+    watches = [w for w in watch.watches if w.rca]
+    if not watches:
+        raise InputError("ranking replayed incidents needs watches: give --config with a 'watch:' section "
+                         "whose watches have rca: true")
+    if prometheus is not None:
+        try:
+            endpoint = PrometheusEndpoint(name="replay", url=prometheus)
+        except ValueError as exc:
+            raise InputError(f"--prometheus: {exc}") from None
+        watches = [w.model_copy(update={"prometheus": None}) for w in watches]
+        watch = WatchConfig(prometheus=[endpoint], watches=watches)
+    cfg: RcaConfig = settings.rca
+    topo = settings.topology if topology is None else settings.topology.model_copy(update={"file": topology})
+    graph = topology_config.build(topo)
+    found = read_changes(changes_file) if changes_file is not None else []
+    calibration = load_calibration(cfg.calibration)
+    series = source or PrometheusSource(watch)
+    out: dict[int, list[dict[str, Any]]] = {}
+    try:
+        for incident, onset in incidents:
+            causes = rank_at(incident.services, onset, onset.timestamp() + cfg.window, watches=watches,
+                             source=series, graph=graph, found=found, cfg=cfg, calibration=calibration)
+            out[incident.id] = [{"component": c.component, "confidence": c.confidence} for c in causes]
+    finally:
+        close = getattr(series, "close", None)
+        if callable(close):
+            close()
+    return out
 
 
 def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ranker | None:
