@@ -164,7 +164,6 @@ class Ranker:
         settings = service.settings
         self.cfg: RcaConfig = settings.rca
         self.watches = [w for w in settings.watch.watches if w.rca]
-        self.params = params_of(self.cfg)
         self.calibration = load_calibration(self.cfg.calibration)
         self.graph = graph if graph is not None else topology_config.build(
             settings.topology, topology_config.correlation_graph(settings.correlation_config))
@@ -243,11 +242,13 @@ class Ranker:
                 conn, since=datetime.fromtimestamp(onset.timestamp() - self.cfg.change_window, onset.tzinfo),
                 until=datetime.fromtimestamp(end, onset.tzinfo))]
             earlier = governance_store.causes_of(conn, incident.id)
-        self._seen[incident.id] = _Seen(frozenset(incident.services), end >= window_end)
+        seen = _Seen(frozenset(incident.services), end >= window_end)
         if earlier and any(c.model != rca.MODEL for c in earlier):
+            self._seen[incident.id] = seen
             return 0  # a person (or another model) ranked this incident: theirs stands
         causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=self.graph,
                          found=found, cfg=self.cfg, calibration=self.calibration)
+        self._seen[incident.id] = seen  # only now: a failed ranking is tried again on the next pass
         self.rankings += 1
         self._rankings.inc()
         self.last_ranked_at = now

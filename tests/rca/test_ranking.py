@@ -195,3 +195,15 @@ def test_no_ranker_without_an_rca_watch(make_service: Callable[..., Watchkeeper]
     doc["watch"]["watches"][0]["rca"] = False
     assert make_ranker(make_service(sqlite_url, **doc)) is None
     assert make_ranker(make_service(sqlite_url)) is None
+
+
+def test_a_ranking_that_failed_is_tried_again_when_prometheus_is_back(
+        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    wk = make_service(sqlite_url, **settings(window="30s"))
+    incident = open_incident(wk)
+    clock.advance(seconds=60)  # the evidence window is complete: one good ranking would be final
+    ranker = Ranker(wk, Down())
+    assert ranker.tick() == 0 and ranker.failing
+    ranker.source = FakeSource(SHAPES)
+    assert ranker.tick() == 1 and not ranker.failing
+    assert wk.incident(incident)["causes"][0]["component"] == "db"
