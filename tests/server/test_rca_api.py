@@ -131,3 +131,14 @@ def test_resolve_through_the_api_records_the_true_cause(api: Api) -> None:
     bad = api.client.post(f"/api/v1/incidents/{incident}/resolve", json={"cause": ""},
                           headers=api.headers(Role.OPERATOR))
     assert bad.status_code == 422 and "cause" in bad.json()["error"]
+
+
+def test_openapi_documents_the_change_bodies(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    body = spec["paths"]["/api/v1/ingest/changes"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    refs = [s["$ref"] for s in body["anyOf"]]
+    assert refs == ["#/components/schemas/ChangeIn", "#/components/schemas/ChangeBatch"]
+    schemas = spec["components"]["schemas"]
+    assert schemas["ChangeIn"]["properties"]["kind"]["$ref"] == "#/components/schemas/ChangeKind"
+    assert schemas["ChangeKind"]["enum"] == ["deploy", "rollback", "config", "flag"]
+    assert schemas["ChangeBatch"]["properties"]["changes"]["items"]["$ref"] == "#/components/schemas/ChangeIn"

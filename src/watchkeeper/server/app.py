@@ -196,7 +196,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     add_routes(app, service)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
-    _publish_schemas(app, [source.schema for source in service.sources.values()])
+    from watchkeeper.server.rca_api import SCHEMAS
+
+    _publish_schemas(app, [source.schema for source in service.sources.values()] + list(SCHEMAS))
 
     @app.get("/api/v1/incidents", tags=["incidents"])
     def list_incidents(

@@ -22,6 +22,8 @@ from watchkeeper.service import Watchkeeper
 from watchkeeper.topology import config as topology_config
 
 SOURCE = "changes"
+#: The request bodies, published in the OpenAPI components by the app.
+SCHEMAS = (changes.ChangeIn, changes.ChangeBatch)
 
 
 def add_routes(app: FastAPI, service: Watchkeeper) -> None:
@@ -29,7 +31,7 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
               responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
                          422: {"description": "not a change"}},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                  "anyOf": [changes.ChangeIn.model_json_schema(), changes.ChangeBatch.model_json_schema()]}}}}})
+                  "anyOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in SCHEMAS]}}}}})
     async def ingest_changes(request: Request, who: Ingester) -> Response:
         """One change (service, kind deploy|rollback|config|flag, version, at, who, link, description)
         or ``{"changes": [...]}``; stored and audited (``change.recorded``)."""
