@@ -142,3 +142,15 @@ def test_openapi_documents_the_change_bodies(api: Api) -> None:
     assert schemas["ChangeIn"]["properties"]["kind"]["$ref"] == "#/components/schemas/ChangeKind"
     assert schemas["ChangeKind"]["enum"] == ["deploy", "rollback", "config", "flag"]
     assert schemas["ChangeBatch"]["properties"]["changes"]["items"]["$ref"] == "#/components/schemas/ChangeIn"
+
+
+def test_a_bad_topology_file_stops_start_up_with_a_sentence(make_service: Callable[..., Watchkeeper],
+                                                           sqlite_url: str, tmp_path: Path) -> None:
+    from watchkeeper.errors import ConfigError
+    from watchkeeper.server import create_app
+
+    bad = tmp_path / "graph.yaml"
+    bad.write_text("services:\n  web: {depends_on: db}\n")
+    wk = make_service(sqlite_url, topology=TopologyConfig.model_validate({"file": str(bad)}))
+    with pytest.raises(ConfigError, match=r"graph\.yaml: service 'web': depends_on must be a list"):
+        create_app(wk, upgrade=False)

@@ -27,6 +27,12 @@ SCHEMAS = (changes.ChangeIn, changes.ChangeBatch)
 
 
 def add_routes(app: FastAPI, service: Watchkeeper) -> None:
+    """Add the routes; the service graph is read here, once (a bad topology file stops start-up
+    with a sentence rather than failing requests later)."""
+    cfg = service.settings
+    graph = topology_config.document(
+        topology_config.build(cfg.topology, topology_config.correlation_graph(cfg.correlation_config)))
+
     @app.post("/api/v1/ingest/changes", tags=["ingest"], status_code=202, summary="Record change events",
               responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
                          422: {"description": "not a change"}},
@@ -67,6 +73,4 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     def topology(_who: Reader) -> Any:
         """The service graph ranking uses: ``nodes`` and ``edges`` (caller → callee), each edge with
         its ``sources`` (settings, file, correlation)."""
-        cfg = service.settings
-        graph = topology_config.build(cfg.topology, topology_config.correlation_graph(cfg.correlation_config))
-        return topology_config.document(graph)
+        return graph
