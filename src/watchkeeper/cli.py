@@ -1039,3 +1039,7 @@ def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m watchkeeper.cli (the demo starts serve this way)
+    app()
