@@ -77,3 +77,15 @@ def test_incident_commands_go_through_the_api_with_the_tokens_role(server: tuple
     assert local.exit_code == 2 and "not through --url" in local.stderr
     gone = runner.invoke(app, ["incidents", "list"], env={**env, "WATCHKEEPER_URL": f"http://127.0.0.1:{free_port()}"})
     assert gone.exit_code == 2 and "cannot reach the server" in gone.stderr
+
+
+def test_resolve_with_the_true_cause_through_the_api(server: tuple[str, Watchkeeper], tmp_path: Path) -> None:
+    url, wk = server
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("InstanceDown", "db"))), "application/json", "t")
+    env = {"WATCHKEEPER_URL": url, "WATCHKEEPER_TOKEN": wk.create_token(Role.OPERATOR, "alice", "test"),
+           "COLUMNS": "200", "WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'must-not-exist.db'}"}
+    done = CliRunner().invoke(app, ["incidents", "resolve", "1", "--cause", "db"], env=env)
+    assert done.exit_code == 0 and "resolved, caused by db" in done.stdout, (done.stdout, done.stderr)
+    confirmed = [t for t in wk.incident(1)["timeline"] if t["kind"] == "incident.cause_confirmed"]
+    assert [(t["actor"], t["component"]) for t in confirmed] == [("token:alice", "db")]
+    assert not (tmp_path / "must-not-exist.db").exists()

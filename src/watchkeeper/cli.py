@@ -144,6 +144,7 @@ runbooks_app = typer.Typer(no_args_is_help=True, help="Runbooks: validate, inspe
 approvals_app = typer.Typer(no_args_is_help=True, help="Approve or reject pending actions.")
 correlation_app = typer.Typer(no_args_is_help=True, help="Correlation configuration and learned co-occurrence.")
 silences_app = typer.Typer(no_args_is_help=True, help="Mute alerts by matchers for a while (maintenance).")
+rca_app = typer.Typer(no_args_is_help=True, help="Root-cause ranking: refit its confidence model.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(incidents_app, name="incidents")
@@ -154,6 +155,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(silences_app, name="silences")
 app.add_typer(correlation_app, name="correlation")
 app.add_typer(watch_app, name="watch")
+app.add_typer(rca_app, name="rca")
 
 
 
@@ -534,11 +536,47 @@ def incidents_resolve(
     incident_id: int, comment: str = "",
     fixed_by: Annotated[str | None, typer.Option(help="runbook id that fixed it, 'manual' or 'nothing'")] = None,
     harmful: Annotated[list[str] | None, typer.Option(help="a runbook that would have done harm (repeatable)")] = None,
+    cause: Annotated[str | None, typer.Option(help="the service that really caused it (what 'rca calibrate' "
+                                                   "learns from)")] = None,
 ) -> None:
     """Resolve an incident (saying what fixed it scores the runbooks' shadow decisions)."""
     with backend() as wk:
-        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [])
-    out.print(f"incident {incident_id}: {found['status']}")
+        extra: dict[str, Any] = {}
+        if cause is not None and isinstance(wk, Watchkeeper):
+            from watchkeeper.ranking import record_cause
+
+            record_cause(wk, incident_id, cause, actor())
+        elif cause is not None:
+            extra["cause"] = cause  # the server records it
+        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [],
+                       **extra)
+    out.print(f"incident {incident_id}: {found['status']}" + (f", caused by {cause.strip()}" if cause else ""))
+
+
+@rca_app.command("calibrate")
+def rca_calibrate(
+    out_file: Annotated[Path | None, typer.Option("--out", help="where to write the model (default: the "
+                                                                "settings' rca.calibration)")] = None,
+) -> None:
+    """Refit the confidence of ranked causes on your resolved incidents with a recorded true cause
+    (at least 20); serve reads the file that rca.calibration names."""
+    import json
+
+    from watchkeeper.ranking import calibrate
+
+    local_only("rca calibrate")
+    target = out_file or settings().rca.calibration
+    if target is None:
+        raise WatchkeeperError("say where to write the model: --out FILE, or rca.calibration in the settings")
+    with service() as wk:
+        fitted = calibrate(wk)
+    try:
+        target.write_text(json.dumps(fitted.model, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise WatchkeeperError(f"cannot write {target}: {exc}") from None
+    out.print(f"fitted on {fitted.incidents} incidents (top-1 right in {100 * fitted.top1:.0f} %): "
+              f"intercept {fitted.model['intercept']:g}, w_top {fitted.model['w_top']:g}, "
+              f"w_margin {fitted.model['w_margin']:g}; written to {target}")
 
 
 @incidents_app.command("merge")
@@ -614,8 +652,18 @@ def replay(
     window: Annotated[float | None, typer.Option(help="Correlation window, seconds")] = None,
     config_path: Annotated[Path | None, typer.Option("--correlation", help="Correlation config YAML")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line (exit 2)")] = False,
+    prometheus: Annotated[str | None, typer.Option(help="Rank each incident's causes from this Prometheus "
+                                                        "(the watches of the settings, rca: true)")] = None,
+    topology: Annotated[Path | None, typer.Option(help="Service graph for ranking (YAML/JSON services "
+                                                       "mapping, or a lab topology.json)", exists=True,
+                                                  dir_okay=False)] = None,
+    changes: Annotated[Path | None, typer.Option(help="Change events for ranking (JSON or JSONL, as the "
+                                                      "changes API takes them)", exists=True, dir_okay=False)] = None,
+    settings_file: Annotated[Path | None, typer.Option("--config", help="YAML settings file (same as the global "
+                                                                       "--config)")] = None,
 ) -> None:
-    """Run the pipeline offline on a file, no server, and print or write the incidents."""
+    """Run the pipeline offline on a file, no server, and print or write the incidents (with
+    --prometheus: each with its ranked "causes")."""
     from dataclasses import replace
     from datetime import timedelta
 
@@ -626,6 +674,8 @@ def replay(
     from watchkeeper.replay import replay as run
     from watchkeeper.sources import registry
 
+    if settings_file is not None:
+        STATE.config, STATE.settings = settings_file, None
     cfg = settings()
     config = PipelineConfig(
         window=timedelta(seconds=window or cfg.correlation_window_seconds), auto_resolve=cfg.auto_resolve
@@ -642,6 +692,13 @@ def replay(
     if len(result.bad) > 20:
         err.print(f"... and {len(result.bad) - 20} more bad lines")
     records = list(incident_records(result))
+    if prometheus is not None or topology is not None or changes is not None:
+        from watchkeeper.ranking import replay_causes
+        from watchkeeper.replay import onsets
+
+        ranked = replay_causes(onsets(result), cfg, prometheus=prometheus, topology=topology, changes_file=changes)
+        for record in records:
+            record["causes"] = ranked.get(record["id"], [])
     if out_file is not None:
         with out_file.open("wb") as fh:
             for record in records:
@@ -1081,4 +1138,8 @@ def approvals_reject(approval_id: int, comment: str = "", directory: RunbooksDir
 
 
 def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # python -m watchkeeper.cli (the demo starts serve this way)
     app()

@@ -83,7 +83,7 @@ class Remote:
         return found
 
     def act(self, incident_id: int, action: Action, _actor: str, text: str = "", *,
-            fixed_by: str | None = None, harmful: Iterable[str] = ()) -> dict[str, Any]:
+            fixed_by: str | None = None, harmful: Iterable[str] = (), cause: str | None = None) -> dict[str, Any]:
         base = f"/api/v1/incidents/{incident_id}"
         if action is Action.ASSIGN:
             done = self._call("POST", f"{base}/assign", body={"assignee": text})
@@ -91,7 +91,7 @@ class Remote:
             done = self._call("POST", f"{base}/comments", body={"text": text})
         elif action is Action.RESOLVE:
             done = self._call("POST", f"{base}/resolve", body={
-                "comment": text, "fixed_by": fixed_by, "harmful": list(harmful)})
+                "comment": text, "fixed_by": fixed_by, "harmful": list(harmful), "cause": cause})
         else:
             done = self._call("POST", f"{base}/{_ROUTES[action]}", body={"comment": text})
         result: dict[str, Any] = done

@@ -102,6 +102,16 @@ def replay(
     return result
 
 
+def onsets(result: ReplayResult) -> list[tuple[Incident, datetime]]:
+    """Each incident with its onset: its opening, or its earliest alert's start when earlier."""
+    first: dict[int, datetime] = {}
+    for m in result.memberships:
+        alert = result.state.alerts.get(m.fingerprint)
+        if alert is not None:
+            first[m.incident_id] = min(first.get(m.incident_id, alert.first_seen), alert.first_seen)
+    return [(i, min(i.opened_at, first.get(i.id, i.opened_at))) for i in result.incidents]
+
+
 def incident_records(result: ReplayResult) -> Iterator[dict[str, Any]]:
     """One JSON-ready object per incident: the format evaluations rely on."""
     members: dict[int, list[dict[str, Any]]] = {}

@@ -22,6 +22,7 @@ import structlog
 
 from watchkeeper import kpi, lifecycle, retention, tokens
 from watchkeeper.audit import Verdict, verify
+from watchkeeper.changes import ChangeLog
 from watchkeeper.correlate import feedback
 from watchkeeper.correlate.config import load_config as load_correlation
 from watchkeeper.correlate.pipeline_config import PipelineConfig
@@ -151,6 +152,7 @@ class Watchkeeper:
         self.governance = Governance.from_directory(self.db, clock, settings.runbooks_dir,
                                                     lease_seconds=settings.action_lease_seconds,
                                                     workers=settings.action_workers)
+        self.changelog = ChangeLog(self.db, clock, settings.rca.change_window)
 
     # -- lifecycle -------------------------------------------------------------------------
     def upgrade(self) -> None:
@@ -481,8 +483,9 @@ class Watchkeeper:
             causes = [asdict(c) for c in gov_store.causes_of(conn, incident_id)]
             decisions = gov_store.decisions_of(conn, incident_id)
             actions = gov_store.actions_of(conn, incident_id)
+            changes = self.changelog.of_incident(conn, found)
         return {**incident_view(found, members), "causes": causes, "decisions": decisions, "actions": actions,
-                "timeline": timeline}
+                "changes": changes, "timeline": timeline}
 
     def act(
         self, incident_id: int, action: Action, actor: str, text: str = "", *,

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from watchkeeper.rca import Change, Evidence, Params, candidates, rank
+from watchkeeper.rca import Change, Evidence, MetricSpec, Params, candidates, rank
 
 ONSET = 3600.0
 T = np.arange(0.0, 4200.0, 60.0)
@@ -97,7 +97,9 @@ def test_graph_discount_demotes_a_caller_explained_by_an_earlier_callee() -> Non
 def test_flat_baselines_do_not_divide_by_zero() -> None:
     up_before = np.where(T < ONSET, 1.0, 0.0)
     err = np.where(T < ONSET, 0.0, 0.2)
-    causes = rank(None, Evidence(nx.DiGraph(), {"a": {"up": (T, up_before)}, "b": {"error_ratio": (T, err)}}, ONSET))
+    specs = {"up": MetricSpec(-1, 0.01), "error_ratio": MetricSpec(1, 0.01)}
+    causes = rank(None, Evidence(nx.DiGraph(), {"a": {"up": (T, up_before)}, "b": {"error_ratio": (T, err)}}, ONSET,
+                                 specs=specs))
     by = {c.component: c for c in causes}
     assert by["a"].score == pytest.approx(1.0 / 0.01)  # `up` is a ratio too: floor 0.01
     assert by["b"].score == pytest.approx(0.2 / 0.01)  # ratios move in hundredths
@@ -119,17 +121,26 @@ def test_missing_values_are_ignored() -> None:
 
 
 def test_only_the_harmful_side_of_a_known_metric_is_evidence() -> None:
-    """A callee whose CPU drops because its caller stopped calling it is a victim, not a cause; an
-    unnamed metric still counts both ways."""
+    """A callee whose CPU drops because its caller stopped calling it is a victim, not a cause; a
+    metric without a spec still counts both ways."""
     from watchkeeper.rca.scoring import Params, score_metric
 
     t = np.arange(0.0, 200.0, 2.0)
     drop = np.where(t < 100, 0.04 + 0.001 * np.sin(t), 0.005)
     rise = np.where(t < 100, 0.04 + 0.001 * np.sin(t), 0.5)
     p = Params(reference_s=100, window_s=100)
-    fell, rose = score_metric(t, drop, 100.0, p, "cpu_rate"), score_metric(t, rise, 100.0, p, "cpu_rate")
+    rising = MetricSpec.from_direction("up")
+    fell, rose = score_metric(t, drop, 100.0, p, rising), score_metric(t, rise, 100.0, p, rising)
     assert fell is not None and rose is not None and fell.z == 0.0 and rose.z > 100
-    either = score_metric(t, drop, 100.0, p, "some_gauge")
+    either = score_metric(t, drop, 100.0, p)
     assert either is not None and either.z > 10
-    down = score_metric(t, np.where(t < 100, 1.0, 0.0), 100.0, p, "up")
+    down = score_metric(t, np.where(t < 100, 1.0, 0.0), 100.0, p, MetricSpec.from_direction("down", 0.01))
     assert down is not None and down.z == 100.0  # 1 → 0 over the 0.01 floor
+
+
+def test_a_spec_is_validated() -> None:
+    with pytest.raises(ValueError, match="side"):
+        MetricSpec(2)
+    with pytest.raises(ValueError, match="direction"):
+        MetricSpec.from_direction("sideways")
+    assert MetricSpec.from_direction("both", 0.0) == MetricSpec(0, None)

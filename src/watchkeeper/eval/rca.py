@@ -34,7 +34,7 @@ import numpy as np
 from watchkeeper import topology
 from watchkeeper.errors import InputError
 from watchkeeper.model import Cause
-from watchkeeper.rca import Change, Evidence, Params, rank
+from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
 from watchkeeper.rca.scoring import Array
 
@@ -45,6 +45,38 @@ NEZHA_POD_METRICS = ("CpuUsageRate(%)", "MemoryUsageRate(%)", "PodServerLatencyP
 LAB_IGNORED = ("request_rate",)
 #: ``frontend-579b9bff58-t2dbm`` → ``frontend`` (Deployment pods: <name>-<replicaset hash>-<pod hash>).
 _POD = re.compile(r"^(?P<service>.+?)-[0-9a-f]{6,10}-[0-9a-z]{5}$")
+#: What the evaluation knows about the data sets' metrics (the serve path gets the same from each
+#: watch's ``direction`` and ``floor``). Floors by name suffix: ratios move in hundredths, and ``up``
+#: (the share of instances up) is a ratio too, so a service going down scores like one answering 100 %
+#: errors. Harmful sides by exact name (+1 only a rise is evidence, -1 only a fall), as the lab records
+#: them: a service whose CPU or latency *drops* because its caller stopped calling it is a victim.
+LAB_FLOORS: dict[str, float] = {
+    "error_ratio": 0.01,
+    "disk_used_ratio": 0.01,
+    "up": 0.01,
+    "SuccessRate(%)": 1.0,
+    "PodSuccessRate(%)": 1.0,
+}
+LAB_SIDES: dict[str, int] = {
+    "error_ratio": 1, "latency_p90_s": 1, "cpu_rate": 1, "rss_bytes": 1, "disk_used_ratio": 1, "up": -1,
+}
+
+
+def lab_spec(name: str) -> MetricSpec:
+    """The spec of one metric of the evaluation sets (see :data:`LAB_FLOORS`, :data:`LAB_SIDES`).
+
+    >>> lab_spec("up"), lab_spec("entry_SuccessRate(%)"), lab_spec("CpuUsageRate(%)")
+    (MetricSpec(side=-1, floor=0.01), MetricSpec(side=0, floor=1.0), MetricSpec(side=0, floor=None))
+    """
+    floor = next((f for suffix, f in LAB_FLOORS.items() if name.endswith(suffix)), None)
+    return MetricSpec(LAB_SIDES.get(name, 0), floor)
+
+
+def lab_specs(metrics: Mapping[str, Mapping[str, object]]) -> dict[str, MetricSpec]:
+    """:func:`lab_spec` of every metric name in ``service → metric → series``."""
+    return {name: lab_spec(name) for per_service in metrics.values() for name in per_service}
+
+
 #: The reliability table's bins of confidence.
 BINS = (0.0, 0.5, 0.8, 0.95, 1.0)
 
@@ -155,6 +187,7 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         day_dir = fault_list.parent
         day = fault_list.name.removesuffix("-fault_list.json")
         metrics, graph = _nezha_day(day_dir / "metric", pod_metrics, call_tables)
+        specs = lab_specs(metrics)
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -166,7 +199,7 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
             except (KeyError, TypeError) as e:
                 raise InputError(f"{fault_list}: a fault lacks inject_time/inject_pod/inject_type ({e})") from e
             onset = float(parse_nezha_time([fid])[0])
-            cases.append(Case(fid, service_of_pod(pod), kind, day, Evidence(graph, metrics, onset)))
+            cases.append(Case(fid, service_of_pod(pod), kind, day, Evidence(graph, metrics, onset, specs=specs)))
     return cases
 
 
@@ -295,6 +328,7 @@ def read_lab(directory: Path) -> list[Case]:
         graph = topology.load(camp / "topology.json") if (camp / "topology.json").exists() else nx.DiGraph()
         metrics = {s: {m: ts for m, ts in ms.items() if m not in LAB_IGNORED}
                    for s, ms in read_lab_metrics(camp / "metrics").items()}
+        specs = lab_specs(metrics)
         change_docs = []
         for i, doc in _jsonl(camp / "changes.jsonl"):
             change_docs.append(doc | {"at": _iso(doc.get("at"), f"{camp / 'changes.jsonl'}:{i}")})
@@ -316,7 +350,7 @@ def read_lab(directory: Path) -> list[Case]:
             seen = metrics if end is None else {
                 s: {m: (t[t <= end], v[t <= end]) for m, (t, v) in ms.items()} for s, ms in metrics.items()}
             known = change_docs if end is None else [c for c in change_docs if c["at"] <= end]
-            ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(known, onset)))
+            ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(known, onset)), specs=specs)
             cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev))
     return cases
 

@@ -275,7 +275,7 @@ class Lab:
             return False
         if not wk.get("url"):
             return False
-        body = {"service": record["service"], "kind": "deploy", "version": record.get("to_version"),
+        body = {"service": record["service"], "kind": record.get("kind", "deploy"), "version": record.get("to_version"),
                 "at": record["at"], "who": "lab",
                 "description": f"{record['kind']} {record.get('from_version')}→{record.get('to_version')}"}
         try:

@@ -50,7 +50,10 @@ def lab_watches(job: str = JOB, window: str = "10s") -> tuple[LabWatch, ...]:
                  f"{{{sel}}})", "up", 0.05),
         LabWatch("dependency_error_rate", f"sum by (service) (rate(lab_dependency_errors_total{{{sel}}}[{window}]))",
                  "up", 1.0),
-        LabWatch("up", f"min by (service) (up{{{sel}}})", "down", 0.5),
+        # up is 0 or 1, so any floor below 1 detects the same; a small one keeps a crash (1 → 0) as
+        # strong as evidence for the ranker as 100 % errors (the floor sets the scale a deviation is
+        # measured in), above the callers that relay part of its failures
+        LabWatch("up", f"min by (service) (up{{{sel}}})", "down", 0.03),
     )
 
 

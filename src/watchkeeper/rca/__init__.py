@@ -28,11 +28,11 @@ import networkx as nx
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
-from watchkeeper.rca.scoring import Array, MetricScore, Params, finite, score_metric
+from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
 
 MODEL = "baro-v1"
 
-__all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "Params", "rank"]
+__all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "MetricSpec", "Params", "rank"]
 
 
 class ChangeLike(Protocol):
@@ -57,13 +57,16 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Everything the ranker looks at; ``graph`` edges are caller → callee."""
+    """Everything the ranker looks at; ``graph`` edges are caller → callee. ``specs`` says, by metric
+    name (the keys of each service's ``metrics``), which side of a metric is harmful and its smallest
+    scale; a metric without a spec counts both ways with the relative floor."""
 
     graph: nx.DiGraph
     metrics: Mapping[str, Mapping[str, tuple[Array, Array]]]
     onset: float
     changes: Sequence[ChangeLike] = ()
     log_anomalies: Mapping[str, float] = field(default_factory=dict)
+    specs: Mapping[str, MetricSpec] = field(default_factory=dict)
 
 
 def candidates(incident_services: Sequence[str] | None, evidence: Evidence) -> list[str]:
@@ -92,7 +95,7 @@ def rank(
     for s in names:
         scored = {}
         for metric, (t, v) in evidence.metrics.get(s, {}).items():
-            ms = score_metric(t, v, evidence.onset, p, metric)
+            ms = score_metric(t, v, evidence.onset, p, evidence.specs.get(metric, PLAIN))
             if ms is not None:
                 scored[metric] = ms
         per_service[s] = scored

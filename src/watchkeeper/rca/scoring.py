@@ -7,7 +7,8 @@ quarter of it), which is why BARO prefers them to the mean and the standard devi
 
 ``scale`` is the IQR with a floor so that a flat reference (an error ratio that was always 0, a
 latency stuck at one histogram bucket) does not divide by zero: ``relative_floor × |median|``, or for
-bounded ratios an absolute floor instead (:data:`ABSOLUTE_FLOORS`, by metric name suffix).
+bounded ratios an absolute floor instead; both the floor and the harmful direction come from the
+metric's :class:`MetricSpec` (configuration), never from its name.
 
 >>> t = np.arange(0.0, 600.0, 10.0)
 >>> v = np.where(t < 500, 1.0 + 0.1 * np.sin(t), 5.0)
@@ -26,22 +27,39 @@ import numpy as np
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
-#: Smallest scale of a metric, by name suffix: ratios move in hundredths. ``up`` (the share of instances
-#: up) is a ratio too: a service going down scores like one answering 100 % errors.
-ABSOLUTE_FLOORS: dict[str, float] = {
-    "error_ratio": 0.01,
-    "disk_used_ratio": 0.01,
-    "up": 0.01,
-    "SuccessRate(%)": 1.0,
-    "PodSuccessRate(%)": 1.0,
-}
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """What the scorer knows about one metric, from configuration (a watch's ``direction`` and
+    ``floor``) or from an evaluation harness, never from its name.
 
-#: The harmful direction of metrics whose meaning is known (exact names, as the lab records them):
-#: +1 only a rise is evidence, -1 only a fall. A service whose CPU or latency *drops* because its caller
-#: stopped calling it is a victim, not a cause. Any other metric counts both ways.
-HARMFUL_SIDE: dict[str, int] = {
-    "error_ratio": 1, "latency_p90_s": 1, "cpu_rate": 1, "rss_bytes": 1, "disk_used_ratio": 1, "up": -1,
-}
+    ``side``: +1 only a rise is evidence, -1 only a fall, 0 both ways (a service whose CPU or latency
+    *drops* because its caller stopped calling it is a victim, not a cause). ``floor``: the smallest
+    scale of the metric (ratios move in hundredths); ``None`` uses ``relative_floor × |median|``.
+
+    >>> MetricSpec.from_direction("down", 0.01)
+    MetricSpec(side=-1, floor=0.01)
+    """
+
+    side: int = 0
+    floor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.side not in (-1, 0, 1):
+            raise ValueError(f"side must be -1, 0 or +1, not {self.side!r}")
+        if self.floor is not None and not self.floor > 0:
+            raise ValueError(f"floor must be positive, not {self.floor!r}")
+
+    @classmethod
+    def from_direction(cls, direction: str, floor: float | None = None) -> MetricSpec:
+        """``up`` | ``down`` | ``both`` (a watch's harmful direction) and a floor (0 or ``None``: none)."""
+        sides = {"up": 1, "down": -1, "both": 0}
+        if direction not in sides:
+            raise ValueError(f"direction must be up, down or both, not {direction!r}")
+        return cls(sides[direction], floor if floor else None)
+
+
+#: No knowledge: both directions count, the relative floor applies.
+PLAIN = MetricSpec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +86,7 @@ class MetricScore:
     peak: float
 
 
-def _floor(name: str) -> float | None:
-    for suffix, floor in ABSOLUTE_FLOORS.items():
-        if name.endswith(suffix):
-            return floor
-    return None
-
-
-def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "") -> MetricScore | None:
+def score_metric(t: Array, v: Array, onset: float, params: Params, spec: MetricSpec = PLAIN) -> MetricScore | None:
     """Score one series; ``None`` when there is too little data before or after the onset."""
     t = np.asarray(t, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
@@ -88,10 +99,10 @@ def score_metric(t: Array, v: Array, onset: float, params: Params, name: str = "
         return None
     median = float(np.median(before))
     q75, q25 = np.percentile(before, [75, 25])
-    floor = _floor(name)
+    floor = spec.floor
     scale = max(float(q75 - q25), floor if floor is not None else max(params.relative_floor * abs(median), 1e-9))
-    side = HARMFUL_SIDE.get(name)
-    dev = (np.abs(after - median) if side is None else np.maximum(side * (after - median), 0.0)) / scale
+    side = spec.side
+    dev = (np.abs(after - median) if side == 0 else np.maximum(side * (after - median), 0.0)) / scale
     i = int(np.argmax(dev))
     crossed = np.nonzero(dev >= params.threshold)[0]
     onset_at = float(after_t[crossed[0]]) if len(crossed) else None

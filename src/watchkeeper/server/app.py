@@ -48,6 +48,8 @@ class Resolution(Comment):
     fixed_by: str | None = Field(None, max_length=64,
                                  description="runbook id that fixed it, 'manual' or 'nothing' (scores shadow runs)")
     harmful: list[str] = Field(default_factory=list, description="runbook ids that would have done harm")
+    cause: str | None = Field(None, min_length=1, max_length=256,
+                              description="the service that really caused it (what 'rca calibrate' learns from)")
 
 
 class CauseIn(BaseModel):
@@ -129,8 +131,13 @@ Approver = Annotated[Principal, Depends(principal(Permission.APPROVE))]
 Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
-def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True) -> FastAPI:
+def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
+               rank: bool = True) -> FastAPI:
+    from watchkeeper.ranking import make_ranker
+    from watchkeeper.server.rca_api import add_routes
+
     watcher = make_watcher(service) if watch else None
+    ranker = make_ranker(service) if rank else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -140,12 +147,16 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             service.governance.start(service.settings.responder_interval_seconds)
         if watcher is not None:
             watcher.start()
+        if ranker is not None:
+            ranker.start()
         pruner = Pruner(service.prune).start() if service.settings.retention_days > 0 else None
         try:
             yield
         finally:
             if pruner is not None:
                 await run_in_threadpool(pruner.stop)
+            if ranker is not None:
+                await run_in_threadpool(ranker.stop)
             if watcher is not None:
                 await run_in_threadpool(watcher.stop)
             await run_in_threadpool(service.governance.stop)
@@ -158,6 +169,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     app.state.service = service
     app.state.watcher = watcher
     app.add_middleware(RequestLimits, max_body_bytes=service.settings.max_body_bytes)
+    app.state.ranker = ranker
     app.add_middleware(AccessLog)
     install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
 
@@ -191,6 +203,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         if watcher is not None:
             status = watcher.status()
             details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
+        if ranker is not None:
+            details["rca"] = ranker.status()
         return {"status": "ok", "version": __version__, "details": details}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
@@ -199,9 +213,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             return Response(b"", media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    add_routes(app, service)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
-    _publish_schemas(app, [source.schema for source in service.sources.values()])
+    from watchkeeper.server.rca_api import SCHEMAS
+
+    _publish_schemas(app, [source.schema for source in service.sources.values()] + list(SCHEMAS))
 
     @app.get("/api/v1/incidents", tags=["incidents"])
     def list_incidents(
@@ -230,6 +247,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     @app.post("/api/v1/incidents/{incident_id}/resolve", tags=["incidents"])
     def resolve(incident_id: Id, who: Operator, body: Resolution | None = None) -> Any:
         body = body or Resolution()
+        if body.cause is not None:
+            from watchkeeper.ranking import record_cause
+
+            record_cause(service, incident_id, body.cause, f"token:{who.name}")
         return service.act(incident_id, Action.RESOLVE, f"token:{who.name}", body.comment,
                            fixed_by=body.fixed_by, harmful=body.harmful)
 

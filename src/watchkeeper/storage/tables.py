@@ -259,3 +259,28 @@ detector_state = Table(
     Column("state", Json, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# -- changes and ground truth for root-cause ranking (migration 0011) -------------------------
+changes = Table(
+    "changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("version", String(256)),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("who", String(256), nullable=False),
+    Column("link", Text),
+    Column("description", Text, nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("recorded_by", String(256), nullable=False),
+    Index("ix_changes_service_at", "service", "at"),
+    Index("ix_changes_at", "at"),
+)
+
+incident_truth = Table(
+    "incident_truth", metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("component", String(256), nullable=False),
+    Column("recorded_by", String(256), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+)

@@ -193,3 +193,4 @@ class RcaConfig(_Strict):
     delay: Duration = Field(5.0, description="wait this long after an incident opens before the first ranking")
     rerank: Duration = Field(30.0, description="rank an open incident again this often while evidence grows")
     calibration: Path | None = Field(None, description="confidence model JSON (default: the shipped one)")
+    change_window: Duration = Field(1800.0, description="a change this long before the onset is a suspect")

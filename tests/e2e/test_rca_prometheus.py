@@ -1,0 +1,93 @@
+"""The ranker on a real Prometheus: a small exporter serves a latency per service (api calls db);
+db degrades; an incident on api (opened by an Alertmanager-style alert, standing in for a watch) is
+ranked with db first from ``query_range`` answers, with the watch's direction and floor."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from e2e.servers import Server, Servers, free_port, http, start_prometheus, wait_until
+from fixtures.alertmanager import am_alert, am_webhook
+from watchkeeper.ranking import PrometheusSource, Ranker
+from watchkeeper.service import Watchkeeper
+from watchkeeper.settings import Settings
+
+EXPORTER = textwrap.dedent("""\
+    import json, random, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from pathlib import Path
+
+    STATE = Path(__file__).with_name("state.json")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            db = json.loads(STATE.read_text())["db"]
+            state = {"db": db, "api": 0.02 + 0.15 * db, "cache": 0.03}
+            lines = ["# TYPE shop_latency_seconds gauge"]
+            for service, value in sorted(state.items()):
+                lines.append(f'shop_latency_seconds{{service="{service}"}} {value * random.uniform(0.97, 1.03)}')
+            body = ("\\n".join(lines) + "\\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+""")
+
+
+@pytest.mark.e2e
+def test_the_ranker_reads_prometheus_and_ranks_the_degraded_dependency_first(tmp_path: Path) -> None:
+    state = tmp_path / "exporter" / "state.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps({"db": 0.01}))
+    (tmp_path / "exporter" / "exporter.py").write_text(EXPORTER)
+    with Servers() as servers:
+        port = free_port()
+        servers.start(Server("exporter", [sys.executable, str(tmp_path / "exporter" / "exporter.py"), str(port)],
+                             tmp_path / "exporter", port, ready_path="/metrics"))
+        prom = start_prometheus(servers, tmp_path / "prometheus", scrape_jobs={"shop": [f"127.0.0.1:{port}"]},
+                                interval="1s")
+        with http() as client:
+            wait_until(lambda: len(client.get(f"{prom.url}/api/v1/query", params={
+                "query": "shop_latency_seconds"}).json()["data"]["result"]) == 3, what="three series scraped",
+                servers=servers)
+        time.sleep(12)  # some history of normal
+        onset = datetime.now(UTC).replace(microsecond=0)
+        state.write_text(json.dumps({"db": 2.0}))
+        time.sleep(8)
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'wk.db'}",
+            watch={"prometheus": [{"url": prom.url}],  # type: ignore[arg-type]
+                   "watches": [{"name": "latency", "query": "max by (service) (shop_latency_seconds)",
+                                "direction": "up", "floor": 0.05, "interval": "1s"}]},
+            topology={"services": {"api": {"depends_on": ["db", "cache"]}}},  # type: ignore[arg-type]
+            rca={"window": "30s", "reference": "2m", "delay": "1s"},  # type: ignore[arg-type]
+        )
+        wk = Watchkeeper(settings)
+        wk.upgrade()
+        try:
+            alert = am_alert("SlowApi", "api", starts=onset.isoformat().replace("+00:00", "Z"))
+            incident = wk.ingest("alertmanager", orjson.dumps(am_webhook(alert)), "application/json",
+                                 "test").incidents[0]
+            ranker = Ranker(wk, PrometheusSource(settings.watch))
+            time.sleep(1.2)  # rca.delay
+            assert ranker.tick() == 1, ranker.status()
+            ranker.stop()
+            causes = wk.incident(incident)["causes"]
+        finally:
+            wk.close()
+    assert [c["component"] for c in causes] == ["db", "api", "cache"], causes
+    assert causes[0]["evidence"]["top_metrics"][0]["metric"] == "latency"
+    assert causes[0]["confidence"] > causes[1]["confidence"]

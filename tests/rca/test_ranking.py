@@ -1,0 +1,209 @@
+"""The ranker inside serve, on a fake :class:`SeriesSource` (no Prometheus): the degraded dependency
+ranks first, the watch's direction is respected, reranking writes no audit noise, rolled-back deploys
+are no suspects, and a Prometheus that is down is counted, shown and survived."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import Clock
+from fixtures.alertmanager import am_alert, am_webhook
+from watchkeeper.model import Cause
+from watchkeeper.ranking import Ranker, make_ranker
+from watchkeeper.server import create_app
+from watchkeeper.service import Watchkeeper
+from watchkeeper.storage import audit
+from watchkeeper.watch.config import Watch
+from watchkeeper.watch.prometheus import PrometheusError, RangeSeries
+
+ONSET = datetime.fromisoformat("2026-11-22T06:00:00+00:00").timestamp()  # the alert's startsAt
+
+
+def step(before: float, after: float) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
+    def f(t: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.where(t < ONSET, before * (1 + 0.01 * np.sin(t)), after)
+    return f
+
+
+class FakeSource:
+    """Per watch, per service: a function of time; records what was asked."""
+
+    def __init__(self, shapes: Mapping[str, Mapping[str, Callable[[Any], Any]]]) -> None:
+        self.shapes = shapes
+        self.asked: list[tuple[str, float, float, float]] = []
+
+    def series(self, watch: Watch, start: float, end: float, step: float) -> Sequence[RangeSeries]:
+        self.asked.append((watch.name, start, end, step))
+        t = np.arange(start, end + 1e-9, step)
+        return [RangeSeries({watch.service_label: svc, "job": "x"}, t, f(t))
+                for svc, f in self.shapes.get(watch.name, {}).items()]
+
+
+class Down:
+    def series(self, watch: Watch, start: float, end: float, step: float) -> Sequence[RangeSeries]:
+        raise PrometheusError("Prometheus main (http://127.0.0.1:1) is unreachable: ConnectError", retryable=True)
+
+
+def settings(**rca: Any) -> dict[str, Any]:
+    return {
+        "watch": {"prometheus": [{"url": "http://127.0.0.1:1"}],
+                  "watches": [{"name": "latency", "query": "max by (service) (latency)", "direction": "up",
+                               "floor": 0.05, "interval": "15s"},
+                              {"name": "queue", "query": "q", "direction": "both", "rca": False}]},
+        "topology": {"services": {"api": {"depends_on": ["db", "cache"]}, "db": {}, "cache": {}}},
+        "rca": {"delay": "5s", "rerank": "1s", **rca},
+    }
+
+
+@pytest.fixture
+def wk(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> Watchkeeper:
+    return make_service(sqlite_url, **settings())
+
+
+def open_incident(wk: Watchkeeper, service: str = "api") -> int:
+    result = wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("Slow", service))), "application/json",
+                       "test")
+    return result.incidents[0]
+
+
+def ranked_records(wk: Watchkeeper, incident: int) -> list[Any]:
+    with wk.db.read() as conn:
+        return [r for r in audit.records(conn, subject=f"incident:{incident}") if r.kind == "incident.causes_ranked"]
+
+
+SHAPES = {"latency": {"api": step(0.02, 0.3), "db": step(0.01, 2.0), "cache": step(1.0, 0.0)}}
+
+
+def test_the_degraded_dependency_ranks_first_and_a_falling_metric_is_no_cause(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    source = FakeSource(SHAPES)
+    ranker = Ranker(wk, source)
+    assert ranker.tick() == 0  # younger than rca.delay
+    clock.advance(seconds=60)
+    assert ranker.tick() == 1
+    causes = {c["component"]: c for c in wk.incident(incident)["causes"]}
+    top = wk.incident(incident)["causes"][0]
+    assert top["component"] == "db" and top["model"] == "baro-v1" and top["evidence"]["top_metrics"]
+    # cache's latency fell from 1.0 to 0: the watch says only a rise is harmful
+    assert causes["cache"]["score"] == 0.0
+    assert [r.actor for r in ranked_records(wk, incident)] == ["rca"]
+    # the query covered reference before the onset up to now, at the watch's interval; rca: false is not asked
+    name, start, end, step_s = source.asked[0]
+    assert (name, start, end, step_s) == ("latency", ONSET - 3600, clock.now.timestamp(), 15.0)
+    assert {a[0] for a in source.asked} == {"latency"}
+
+
+def test_both_directions_would_have_blamed_the_falling_service(
+        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    doc = settings()
+    doc["watch"]["watches"][0]["direction"] = "both"
+    wk = make_service(sqlite_url, **doc)
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+    Ranker(wk, FakeSource(SHAPES)).tick()
+    assert {c["component"]: c["score"] for c in wk.incident(incident)["causes"]}["cache"] > 0
+
+
+def test_top_three_unchanged_writes_no_second_record(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    ranker = Ranker(wk, FakeSource(SHAPES))
+    clock.advance(seconds=60)
+    assert ranker.tick() == 1
+    clock.advance(seconds=30)  # the evidence window (5 min) is still filling: ranked again, same top three
+    assert ranker.tick() == 0
+    assert ranker.rankings == 2 and ranker.stored == 1
+    assert len(ranked_records(wk, incident)) == 1
+
+
+def test_a_complete_ranking_is_redone_only_when_the_incident_gains_a_service(
+        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    wk = make_service(sqlite_url, **settings(window="30s"))
+    incident = open_incident(wk)
+    ranker = Ranker(wk, FakeSource(SHAPES))
+    clock.advance(seconds=60)
+    ranker.tick()
+    clock.advance(seconds=5)
+    ranker.tick()
+    assert ranker.rankings == 1  # the window is complete: nothing new to see
+    wk.merge(open_incident(wk, "db"), incident, "test")  # the incident gains db
+    assert sorted(wk.incident(incident)["services"]) == ["api", "db"]
+    ranker.tick()
+    assert ranker.rankings == 2
+
+
+def test_a_person_s_ranking_stands(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    wk.governance.set_causes(incident, [Cause("cache", confidence=0.9)], "token:alice")
+    clock.advance(seconds=60)
+    assert Ranker(wk, FakeSource(SHAPES)).tick() == 0
+    assert [c["component"] for c in wk.incident(incident)["causes"]] == ["cache"]
+
+
+def test_a_rolled_back_deploy_is_no_suspect(wk: Watchkeeper, clock: Clock) -> None:
+    before = datetime.fromtimestamp(ONSET).astimezone()
+    from watchkeeper.changes import parse
+
+    wk.changelog.record(parse({"changes": [
+        {"service": "db", "kind": "deploy", "version": "v2", "at": (before - timedelta(minutes=10)).isoformat()},
+        {"service": "cache", "kind": "deploy", "version": "v7", "at": (before - timedelta(minutes=9)).isoformat()},
+        {"service": "db", "kind": "rollback", "version": "v1", "at": (before - timedelta(minutes=5)).isoformat()},
+    ]}), "ci")
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+    Ranker(wk, FakeSource({"latency": {"api": step(0.02, 0.3), "db": step(0.01, 2.0), "cache": step(0.01, 0.5)}})).tick()
+    causes = {c["component"]: c for c in wk.incident(incident)["causes"]}
+    assert "changes" not in causes["db"]["evidence"]
+    assert [c["description"] for c in causes["cache"]["evidence"]["changes"]] == ["deploy v7"]
+
+
+def test_prometheus_down_is_counted_shown_and_survived(wk: Watchkeeper, clock: Clock) -> None:
+    open_incident(wk)
+    clock.advance(seconds=60)
+    ranker = Ranker(wk, Down())
+    assert ranker.tick() == 0
+    assert ranker.tick() == 0
+    status = ranker.status()
+    assert status["errors"] == 2 and status["failing"] and "unreachable" in status["last_error"]
+
+
+def test_serve_shows_rca_in_healthz_and_metrics(make_service: Callable[..., Watchkeeper], sqlite_url: str,
+                                                clock: Clock) -> None:
+    """The app's own ranker, on the settings' Prometheus (nothing listens on port 1: it is down)."""
+    wk = make_service(sqlite_url, **settings())
+    app = create_app(wk, upgrade=False)
+    ranker = app.state.ranker
+    assert isinstance(ranker, Ranker)
+    open_incident(wk)
+    clock.advance(seconds=60)
+    ranker.tick()
+    client = TestClient(app)  # no lifespan: the test drives the ranker
+    details = client.get("/healthz").json()["details"]["rca"]
+    assert details["errors"] == 1 and details["watches"] == ["latency"]
+    metrics = client.get("/metrics").text
+    assert "watchkeeper_rca_errors_total 1.0" in metrics and "watchkeeper_rca_rankings_total 0.0" in metrics
+
+
+def test_no_ranker_without_an_rca_watch(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+    doc = settings()
+    doc["watch"]["watches"][0]["rca"] = False
+    assert make_ranker(make_service(sqlite_url, **doc)) is None
+    assert make_ranker(make_service(sqlite_url)) is None
+
+
+def test_a_ranking_that_failed_is_tried_again_when_prometheus_is_back(
+        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    wk = make_service(sqlite_url, **settings(window="30s"))
+    incident = open_incident(wk)
+    clock.advance(seconds=60)  # the evidence window is complete: one good ranking would be final
+    ranker = Ranker(wk, Down())
+    assert ranker.tick() == 0 and ranker.failing
+    ranker.source = FakeSource(SHAPES)
+    assert ranker.tick() == 1 and not ranker.failing
+    assert wk.incident(incident)["causes"][0]["component"] == "db"
