@@ -56,6 +56,9 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/kpis"): "viewer",
     ("GET", "/api/v1/deadletters"): "admin",
     ("GET", "/api/v1/audit/verify"): "admin",
+    ("POST", "/api/v1/ingest/changes"): "ingest",
+    ("GET", "/api/v1/changes"): "viewer",
+    ("GET", "/api/v1/topology"): "viewer",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {
