@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from watchkeeper.errors import InputError
 from watchkeeper.model import Change, Incident, utc
 from watchkeeper.rca import Change as RcaChange
+from watchkeeper.sources.limits import UtcTime
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import changes as store
 
@@ -50,7 +51,7 @@ class ChangeIn(BaseModel):
     service: str = Field(min_length=1, max_length=256)
     kind: ChangeKind = ChangeKind.DEPLOY
     version: str | None = Field(None, max_length=256)
-    at: datetime | None = None
+    at: UtcTime | None = None
     who: str = Field("", max_length=256)
     link: str | None = Field(None, max_length=2048)
     description: str = Field("", max_length=10_000)

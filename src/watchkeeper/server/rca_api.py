@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -19,6 +18,7 @@ from watchkeeper.model import utc
 from watchkeeper.server.app import Ingester, Reader, _read_limited
 from watchkeeper.server.responses import Json
 from watchkeeper.service import Watchkeeper
+from watchkeeper.sources.limits import UtcTime
 from watchkeeper.topology import config as topology_config
 
 SOURCE = "changes"
@@ -63,7 +63,7 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     def list_changes(
         _who: Reader,
         service_name: Annotated[str | None, Query(alias="service", max_length=256)] = None,
-        since: datetime | None = None,
+        since: UtcTime | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Any:
         """Recorded changes, oldest first."""
