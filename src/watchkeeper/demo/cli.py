@@ -43,7 +43,8 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
         hint = (f"watchkeeper --config {config} incidents list, then fix it: watchkeeper "
                 f"lab restart|scale|clear-tmp|rollback SERVICE --dir {directory / 'lab'}")
     else:
-        hint = f"watchkeeper --config {config} approvals approve {{id}}"
+        hint = (f"watchkeeper --config {config} approvals approve {{id}} "
+                f"--token $(cat {runner.approver_token_file(config)})")
     if headless:
         def progress(phase: str, _obs: Observer | None, _o: list[Outcome], _c: Outcome | None) -> None:
             if phase != getattr(progress, "last", None):

@@ -144,14 +144,24 @@ class Server:
             return f"(no log: {exc})"
 
 
+def approver_token_file(config: Path) -> Path:
+    """Where the demo leaves an approver token for the person watching (mode 600)."""
+    return config.parent / "approver.token"
+
+
 def tokens(config: Path) -> dict[Role, str]:
     """An approver token (the stand-in approver) and an admin token (audit verification) in the
     database the server will use."""
     service = Watchkeeper(load_settings({}, config), metrics=False)
     try:
         service.upgrade()
-        return {Role.APPROVER: service.create_token(Role.APPROVER, APPROVER, "demo"),
+        made = {Role.APPROVER: service.create_token(Role.APPROVER, APPROVER, "demo"),
                 Role.ADMIN: service.create_token(Role.ADMIN, "demo-admin", "demo")}
+        # yours, for approving from another terminal (four-eyes: you are not the policy nor the stand-in)
+        path = approver_token_file(config)
+        path.write_text(service.create_token(Role.APPROVER, "you", "demo") + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return made
     finally:
         service.close()
 
