@@ -55,12 +55,12 @@ class Loop:
             except Exception as exc:  # keep the loop alive
                 if is_outage(exc):
                     if self.burst.failed(time.monotonic()):
-                        self.log.warning("database unreachable; retrying", error=reason(exc))
+                        self.log.warning("database unreachable; retrying", error=reason(exc), loop=self.name)
                 else:
-                    self.log.exception(f"{self.name} iteration failed")
+                    self.log.exception(f"{self.name} iteration failed", loop=self.name)
             else:
                 if (failures := self.burst.recovered()) > 0:
-                    self.log.info("database reachable again", failures=failures)
+                    self.log.info("database reachable again", failures=failures, loop=self.name)
             if did:
                 continue
             self._wake.wait(self.interval)
