@@ -170,21 +170,37 @@ class Observer:
         if fault is not None and fault.get("ended_at"):
             outcome.ended_by = str(fault.get("ended_by") or "?")
             outcome.ended_after_s = round(_ts(fault["ended_at"]) - outcome.injected_at, 1)
-        mine = [i for i in self.api.incidents(limit=100) if _ts(i["opened_at"]) >= outcome.injected_at - 1]
+        since = outcome.injected_at - 1
+        # an incident opened since the injection, or one reopened since (the server folds a returning
+        # alert into its recent incident: a second fault on the same service within the window)
+        mine: list[dict[str, Any]] = []
+        began: dict[int, float] = {}
+        for i in self.api.incidents(limit=100):
+            if _ts(i["opened_at"]) >= since:
+                mine.append(i)
+                began[i["id"]] = _ts(i["opened_at"])
+            elif i.get("last_activity_at") and _ts(i["last_activity_at"]) >= since:
+                reopened = [_ts(t["at"]) for t in self.api.incident(i["id"]).get("timeline", [])
+                            if t.get("kind") == "incident.reopened" and _ts(t["at"]) >= since]
+                if reopened:
+                    mine.append(i)
+                    began[i["id"]] = min(reopened)
         if not mine:
             return outcome
-        incident = min(mine, key=lambda i: _ts(i["opened_at"]))
+        incident = min(mine, key=lambda i: began[i["id"]])
         detail = self.api.incident(incident["id"])
         outcome.detected, outcome.incident = True, incident["id"]
-        outcome.detected_after_s = round(max(0.0, _ts(incident["opened_at"]) - outcome.injected_at), 1)
+        outcome.detected_after_s = round(max(0.0, began[incident["id"]] - outcome.injected_at), 1)
         if detail.get("causes"):
             top = detail["causes"][0]
             outcome.top_cause, outcome.confidence = top["component"], round(float(top["confidence"]), 3)
             outcome.cause_correct = top["component"] == outcome.target
         for action in detail.get("actions", []):
-            outcome.action = f"{action['runbook_id']}: {action['status']}"
+            if _since(action, since):
+                outcome.action = f"{action['runbook_id']}: {action['status']}"
         for decision in detail.get("decisions", []):
-            outcome.mode = str(decision["verdict"])
+            if _since(decision, since):
+                outcome.mode = str(decision["verdict"])
         closed = [i for i in mine if i["status"] == "resolved" and i.get("resolved_at") is not None]
         ended = fault is None or outcome.ended_after_s is not None
         outcome.resolved = ended and len(closed) == len(mine)
@@ -193,6 +209,14 @@ class Observer:
             last = max(_ts(i["resolved_at"]) for i in closed) - outcome.injected_at
             outcome.mttr_s = round(max(last, outcome.ended_after_s or 0.0), 1)
         return outcome
+
+
+def _since(row: Mapping[str, Any], since: float) -> bool:
+    """Whether a decision or action row belongs after ``since`` (by its first time field)."""
+    for key in ("at", "decided_at", "created_at", "queued_at", "started_at", "finished_at"):
+        if row.get(key):
+            return _ts(row[key]) >= since
+    return True
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
