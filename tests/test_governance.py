@@ -255,3 +255,26 @@ def test_a_new_ranking_leaves_an_approval_that_confidence_did_not_cause(
     assert wk.governance.approvals("superseded") == []
     assert wk.governance.vote(pending["id"], "token:bob", True)["status"] == "approved"
     assert wk.governance.work() == 1 and marker.exists()
+
+
+def test_a_reopened_incident_is_repaired_again(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    """The problem came back (its alert refired and the incident reopened): what was decided and done
+    before the reopen does not hold, so the runbook may run again."""
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker))
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 1
+    body = {"service": "web", "name": "Down", "summary": "web is down", "resource": "web-1:8080",
+            "severity": "critical", "fingerprint": "web-Down-web-1:8080"}
+    clock.advance(seconds=20)
+    wk.ingest("events", orjson.dumps({**body, "status": "resolved"}), "application/json", "test")
+    assert wk.incident(incident)["status"] == "resolved"
+    clock.advance(seconds=20)
+    again = wk.ingest("events", orjson.dumps(body), "application/json", "test").incidents
+    assert again == [incident] and "incident.reopened" in kinds(wk, incident)
+    assert wk.governance.respond() == 1  # decided again, after the reopen
+    assert wk.governance.work() == 1
+    assert marker.read_text() == "web-1:8080\nweb-1:8080\n"
+    assert [a["status"] for a in wk.incident(incident)["actions"]] == ["succeeded", "succeeded"]
+    assert wk.governance.respond() == 0  # and only once per reopen

@@ -94,24 +94,27 @@ class Responder:
         if not active or not self.catalog.runbooks:
             return 0
         causes = store.causes_of(conn, incident_id)
-        earlier = {d.runbook_id: d for d in store.decision_records(conn, incident_id)}
+        # a reopened incident is the problem back: what was decided and done before the reopen does
+        # not hold now (rate limits and the circuit breaker still do)
+        since = store.last_reopened_at(conn, incident_id)
+        earlier = {d.runbook_id: d for d in store.decision_records(conn, incident_id, since)}
         made = 0
         for runbook in self.catalog.runbooks.values():
             found = match(runbook, view, causes)
             if found is None:
                 continue
             previous = earlier.get(runbook.id)
-            if previous is not None and self._hold(conn, previous, incident_id, runbook) is not None:
+            if previous is not None and self._hold(conn, previous, incident_id, runbook, since) is not None:
                 continue
             self.decide(conn, incident_id, self.propose(runbook, view, found), actor="policy")
             made += 1
         return made
 
     def _hold(self, conn: Connection, previous: store.DecisionRecord, incident_id: int,
-              runbook: Runbook) -> Hold | None:
+              runbook: Runbook, since: datetime | None = None) -> Hold | None:
         """Why an earlier decision stands, or None: a new ranking may change a decision nobody has
         acted on yet (no run, no vote), whose approval request is then superseded."""
-        if store.has_action(conn, incident_id, runbook.id):
+        if store.has_action(conn, incident_id, runbook.id, since):
             return Hold.ACTED
         if previous.verdict in FINAL:
             return Hold.FINAL_VERDICT

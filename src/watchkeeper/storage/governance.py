@@ -22,6 +22,7 @@ from watchkeeper.storage.tables import (
     action_runs,
     approval_votes,
     approvals,
+    audit_log,
     cursors,
     decisions,
     incident_causes,
@@ -109,8 +110,20 @@ def decisions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def decision_records(conn: Connection, incident_id: int) -> list[DecisionRecord]:
-    rows = conn.execute(select(decisions).where(decisions.c.incident_id == incident_id).order_by(decisions.c.id))
+def last_reopened_at(conn: Connection, incident_id: int) -> datetime | None:
+    """When the incident was last reopened (from the audit log), or None if never."""
+    found: datetime | None = conn.execute(select(audit_log.c.at).where(
+        audit_log.c.subject == f"incident:{incident_id}", audit_log.c.kind == "incident.reopened",
+    ).order_by(audit_log.c.seq.desc()).limit(1)).scalar()
+    return found
+
+
+def decision_records(conn: Connection, incident_id: int, since: datetime | None = None) -> list[DecisionRecord]:
+    """The incident's decisions (only those made at or after ``since`` when given)."""
+    query = select(decisions).where(decisions.c.incident_id == incident_id)
+    if since is not None:
+        query = query.where(decisions.c.at >= since)
+    rows = conn.execute(query.order_by(decisions.c.id))
     return [DecisionRecord(r.id, r.incident_id, r.runbook_id, Verdict(r.verdict), Reason(r.reason), r.confidence)
             for r in rows]
 
@@ -208,9 +221,13 @@ def actions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def has_action(conn: Connection, incident_id: int, runbook_id: str) -> bool:
-    return conn.execute(select(action_runs.c.id).where(
-        action_runs.c.incident_id == incident_id, action_runs.c.runbook_id == runbook_id).limit(1)).first() is not None
+def has_action(conn: Connection, incident_id: int, runbook_id: str, since: datetime | None = None) -> bool:
+    """Whether the runbook ran (or is queued) for the incident (at or after ``since`` when given)."""
+    query = select(action_runs.c.id).where(action_runs.c.incident_id == incident_id,
+                                           action_runs.c.runbook_id == runbook_id)
+    if since is not None:
+        query = query.where(action_runs.c.queued_at >= since)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def set_action(conn: Connection, action_id: int, **values: Any) -> None:
