@@ -79,16 +79,14 @@ class Correlator:
         own = incidents.get(alert.incident_id) if alert.incident_id is not None else None
         if own is not None and own.is_active:
             return Join(own.id, JoinReason.STILL_OPEN, f"fired again while incident {own.id} was active")
-        if own is not None and self.policy.reopen and now - own.last_activity_at <= self.window:
-            return Join(own.id, JoinReason.RETURNED,
-                        f"fired again {_secs(now - own.last_activity_at)} after incident {own.id} went quiet "
-                        f"(window {_secs(self.window)}): the same fault came back; incident reopened")
         found, quiet, probes = self._evidence(alert, incidents, active, now, footprints)
         policy = self.policy
         scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
                         reverse=True)
         related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
         if scored and scored[0][0] >= policy.join:
+            # an active incident the evidence ties it to comes first: a symptom refiring because of a
+            # new fault joins that fault, not the incident it belonged to last time
             score, incident_id = scored[0]
             _, probe = max(found[incident_id], key=lambda wp: wp[0])
             gap = now - incidents[incident_id].last_activity_at
@@ -96,6 +94,10 @@ class Correlator:
             detail = f"{probe.detail}: {when}; join score {score:.2f}"
             return Join(incident_id, probe.reason, detail + _related(related, found), score, related, tuple(found),
                         probes)
+        if own is not None and self.policy.reopen and now - own.last_activity_at <= self.window:
+            return Join(own.id, JoinReason.RETURNED,
+                        f"fired again {_secs(now - own.last_activity_at)} after incident {own.id} went quiet "
+                        f"(window {_secs(self.window)}): the same fault came back; incident reopened")
         if scored:
             below = ", ".join(f"incident {i} {s:.2f}" for s, i in scored[:3])
             detail = f"no join scored {policy.join:g} or more ({below})"

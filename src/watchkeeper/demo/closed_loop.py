@@ -176,6 +176,8 @@ class Observer:
         mine: list[dict[str, Any]] = []
         began: dict[int, float] = {}
         for i in self.api.incidents(limit=100):
+            if not i.get("alert_count"):
+                continue  # emptied by a split: its alerts live on in another incident
             if _ts(i["opened_at"]) >= since:
                 mine.append(i)
                 began[i["id"]] = _ts(i["opened_at"])
@@ -187,7 +189,8 @@ class Observer:
                     began[i["id"]] = min(reopened)
         if not mine:
             return outcome
-        incident = min(mine, key=lambda i: began[i["id"]])
+        # the fault's incident: the first one that holds the faulty service's alerts (else the first)
+        incident = min(mine, key=lambda i: (outcome.target not in i.get("services", []), began[i["id"]]))
         detail = self.api.incident(incident["id"])
         outcome.detected, outcome.incident = True, incident["id"]
         outcome.detected_after_s = round(max(0.0, began[incident["id"]] - outcome.injected_at), 1)
