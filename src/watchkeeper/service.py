@@ -470,7 +470,8 @@ class Watchkeeper:
                 conn, status=status, service=service, since=since, limit=limit, offset=offset
             )
             members = queries.incident_alerts_of(conn, [i.id for i in found])
-        return [incident_view(i, members[i.id]) for i in found]
+            causes = gov_store.top_causes_of(conn, [i.id for i in found])
+        return [{**incident_view(i, members[i.id]), "causes": causes[i.id]} for i in found]
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         with self.db.read() as conn:

@@ -114,3 +114,16 @@ def test_cli_runbooks_and_approvals(gov_api: Any) -> None:
     schema = orjson.loads(cli("runbooks", "schema").stdout)
     assert schema["title"] == "Runbook"
     assert "no runbook 'nope'" in cli("runbooks", "show", "nope", code=2).stderr
+
+
+def test_the_incident_list_carries_the_top_causes(gov_api: Any) -> None:
+    api, _directory, _url = gov_api
+    incident = fire(api)
+    causes = [{"component": c, "confidence": p, "model": "test"} for c, p in
+              (("db", 0.9), ("web", 0.05), ("cache", 0.03), ("queue", 0.02))]
+    assert api.client.put(f"/api/v1/incidents/{incident}/causes", json={"causes": causes},
+                          headers=api.headers(Role.OPERATOR)).status_code == 200
+    [listed] = [i for i in api.client.get("/api/v1/incidents", headers=api.headers(Role.VIEWER)).json()
+                if i["id"] == incident]
+    assert [c["component"] for c in listed["causes"]] == ["db", "web", "cache"]  # the top three, best first
+    assert listed["causes"][0]["confidence"] == 0.9

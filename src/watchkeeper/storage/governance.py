@@ -100,6 +100,21 @@ def causes_of(conn: Connection, incident_id: int) -> list[Cause]:
     return [Cause(r.component, r.kind, r.score, r.confidence, r.model, r.evidence) for r in rows]
 
 
+def top_causes_of(conn: Connection, incident_ids: Sequence[int], top: int = 3) -> dict[int, list[dict[str, Any]]]:
+    """The ``top`` ranked causes of each incident (component, kind, confidence, model), in one query."""
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in incident_ids}
+    if not incident_ids:
+        return found
+    rows = conn.execute(select(incident_causes.c.incident_id, incident_causes.c.component, incident_causes.c.kind,
+                               incident_causes.c.confidence, incident_causes.c.model)
+                        .where(incident_causes.c.incident_id.in_(list(incident_ids)), incident_causes.c.rank <= top)
+                        .order_by(incident_causes.c.incident_id, incident_causes.c.rank))
+    for r in rows:
+        found[r.incident_id].append({"component": r.component, "kind": r.kind, "confidence": r.confidence,
+                                     "model": r.model})
+    return found
+
+
 # -- decisions ------------------------------------------------------------------------------
 def add_decision(conn: Connection, **values: Any) -> int:
     return int(conn.execute(insert(decisions).values(**values)).inserted_primary_key[0])  # type: ignore[index]
