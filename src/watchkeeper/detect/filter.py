@@ -23,7 +23,9 @@ SOURCE = "watchkeeper.detect"
 
 
 @dataclass
-class _Open:
+class OpenWindow:
+    """An open anomaly window of one series: when it began, its peak, the expected range there."""
+
     start: float
     peak_score: float
     peak_value: float
@@ -55,7 +57,7 @@ class AnomalyFilter:
     resource: str = ""
     severity: Severity = Severity.WARNING
     _skipped: int = field(default=0, init=False, repr=False)
-    _open: _Open | None = field(default=None, init=False, repr=False)
+    _open: OpenWindow | None = field(default=None, init=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -79,7 +81,7 @@ class AnomalyFilter:
         score = self.step(x, t)
         if score >= self.threshold:
             if self._open is None:
-                self._open = _Open(t, score, x, t, expected, t)
+                self._open = OpenWindow(t, score, x, t, expected, t)
                 return [self._event(Status.FIRING, self._open, end=None)]
             if score > self._open.peak_score:
                 self._open.peak_score, self._open.peak_value, self._open.peak_at = score, x, t
@@ -90,7 +92,7 @@ class AnomalyFilter:
             return [self._event(Status.RESOLVED, closed, end=closed.last)]
         return []
 
-    def _event(self, status: Status, window: _Open, end: float | None) -> Event:
+    def _event(self, status: Status, window: OpenWindow, end: float | None) -> Event:
         start = _dt(window.start)
         evidence: dict[str, Any] = {
             "series": self.series,

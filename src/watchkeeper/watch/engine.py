@@ -40,6 +40,7 @@ import numpy as np
 
 from watchkeeper.detect.base import Detector
 from watchkeeper.detect.default import make, shipped
+from watchkeeper.detect.filter import OpenWindow
 from watchkeeper.detect.forecast import Direction as ForecastDirection
 from watchkeeper.detect.forecast import Forecaster
 from watchkeeper.detect.forecast import Series as ForecastSeries
@@ -84,25 +85,13 @@ def gate(score: float, x: float, expected: tuple[float, float] | None, direction
 
 
 @dataclass
-class _Window:
-    """An open anomaly window of one series."""
-
-    start: float
-    peak_score: float
-    peak_value: float
-    peak_at: float
-    expected: tuple[float, float] | None
-    last: float
-
-
-@dataclass
 class _Series:
     labels: dict[str, str]
     detector: Detector
     skipped: int = 0
     calm: int = 0
     absent: int = 0
-    window: _Window | None = None
+    window: OpenWindow | None = None
     last_at: float = -math.inf
     last_value: float = math.nan
     last_score: float = 0.0
@@ -124,7 +113,7 @@ class _Series:
         if not isinstance(detector, Detector):
             raise ValueError(f"state holds a {type(detector).__name__}, not a univariate detector")
         w = body.get("window")
-        window = None if w is None else _Window(
+        window = None if w is None else OpenWindow(
             float(w["start"]), float(w["peak_score"]), float(w["peak_value"]), float(w["peak_at"]),
             None if w.get("expected") is None else (float(w["expected"][0]), float(w["expected"][1])),
             float(w["last"]))
@@ -275,7 +264,7 @@ class WatchEngine:
         if score >= self.threshold:
             s.calm = 0
             if s.window is None:
-                s.window = _Window(t, score, x, t, expected, t)
+                s.window = OpenWindow(t, score, x, t, expected, t)
                 return [self._event(s, Status.FIRING, end=None)]
             if score > s.window.peak_score:
                 s.window.peak_score, s.window.peak_value, s.window.peak_at = score, x, t
