@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -17,43 +16,8 @@ import pytest
 import yaml
 
 from e2e.servers import Server, Servers, free_port, http, start_prometheus, wait_until, watchkeeper_command
+from e2e.shop_exporter import EXPORTER
 
-EXPORTER = textwrap.dedent("""\
-    # Serves shop_latency_seconds for db (from state.json, read per scrape) and for api, which calls db
-    # and so waits for it (0.02 s + a share of db's latency); small jitter. GET /healthy?service=db
-    # answers 200 while that service's latency is normal.
-    import json, random, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from pathlib import Path
-    from urllib.parse import parse_qs, urlsplit
-
-    STATE = Path(__file__).with_name("state.json")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            db = json.loads(STATE.read_text())["db"]
-            state = {"db": db, "api": 0.02 + 0.15 * db}
-            url = urlsplit(self.path)
-            if url.path == "/healthy":
-                service = parse_qs(url.query).get("service", [""])[0]
-                ok = state.get(service, 1.0) < 0.1
-                self.send_response(200 if ok else 503)
-                self.end_headers()
-                return
-            lines = ["# TYPE shop_latency_seconds gauge"]
-            for service, value in sorted(state.items()):
-                lines.append(f'shop_latency_seconds{{service="{service}"}} {value * random.uniform(0.97, 1.03)}')
-            body = ("\\n".join(lines) + "\\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-""")
 HEALTHY = {"db": 0.01}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,36 +14,11 @@ import orjson
 import pytest
 
 from e2e.servers import Server, Servers, free_port, http, start_prometheus, wait_until
+from e2e.shop_exporter import EXPORTER
 from fixtures.alertmanager import am_alert, am_webhook
 from watchkeeper.ranking import PrometheusSource, Ranker
 from watchkeeper.service import Watchkeeper
 from watchkeeper.settings import Settings
-
-EXPORTER = textwrap.dedent("""\
-    import json, random, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from pathlib import Path
-
-    STATE = Path(__file__).with_name("state.json")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            db = json.loads(STATE.read_text())["db"]
-            state = {"db": db, "api": 0.02 + 0.15 * db, "cache": 0.03}
-            lines = ["# TYPE shop_latency_seconds gauge"]
-            for service, value in sorted(state.items()):
-                lines.append(f'shop_latency_seconds{{service="{service}"}} {value * random.uniform(0.97, 1.03)}')
-            body = ("\\n".join(lines) + "\\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-""")
 
 
 @pytest.mark.e2e
