@@ -41,7 +41,7 @@ def test_a_batch_and_the_filters(api: Api) -> None:
     r = post(api, {"changes": [
         {"service": "payment", "kind": "config", "at": "2026-11-22T05:00:00Z"},
         {"service": "catalog", "kind": "flag", "at": "2026-11-22T05:30:00Z", "description": "new search on"},
-        {"service": "payment", "kind": "rollback", "version": "v1", "at": 1795330800},  # unix seconds work too
+        {"service": "payment", "kind": "rollback", "version": "v1", "at": "2026-11-22T06:00:00+00:00"},
     ]})
     assert r.status_code == 202 and r.json()["accepted"] == 3
     viewer = api.headers(Role.VIEWER)
@@ -154,3 +154,8 @@ def test_a_bad_topology_file_stops_start_up_with_a_sentence(make_service: Callab
     wk = make_service(sqlite_url, topology=TopologyConfig.model_validate({"file": str(bad)}))
     with pytest.raises(ConfigError, match=r"graph\.yaml: service 'web': depends_on must be a list"):
         create_app(wk, upgrade=False)
+
+
+def test_times_are_iso_8601_text_as_everywhere_else(api: Api) -> None:
+    r = post(api, {"service": "payment", "at": 1795330800})
+    assert r.status_code == 422 and "at" in r.json()["error"]
