@@ -13,6 +13,7 @@ from datetime import datetime
 
 from watchkeeper.correlate import Correlator, Join, JoinReason
 from watchkeeper.correlate.evidence import Footprint
+from watchkeeper.correlate.feedback import transfer
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.dedup import Deduplicator, DedupReason
 from watchkeeper.dedup.fingerprint import alert_of
@@ -23,7 +24,6 @@ from watchkeeper.model import (
     Incident,
     IncidentStatus,
     Membership,
-    Status,
 )
 from watchkeeper.suppress import Silence
 
@@ -335,16 +335,7 @@ class Pipeline:
               state: State, now: datetime) -> None:
         for member, score, better, why in moving:
             detail = f"split from incident {source.id} (join score {score:.2f}): {why}; join score {better:.2f}"
-            firing = member.status is Status.FIRING and member.held is None
-            source.alert_count = max(0, source.alert_count - 1)
-            target.alert_count += 1
-            if firing:
-                source.firing_count = max(0, source.firing_count - 1)
-                target.firing_count += 1
-            if member.service not in target.services:
-                target.services.append(member.service)
-            if member.severity.rank > target.severity.rank:
-                target.severity = member.severity
+            transfer(member, source, target)
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
             source_footprint = state.footprints[source.id]
             _, probes, _ = source_footprint.members.pop(member.fingerprint, (0.0, (), now))

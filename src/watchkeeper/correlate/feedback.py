@@ -19,6 +19,20 @@ class Correction(StrEnum):
     SPLIT = "split"      # alerts split off into a new incident (precision errors)
 
 
+def transfer(alert: Alert, source: Incident, target: Incident) -> None:
+    """Carry ``alert``'s weight from ``source`` to ``target``: the counts, its service, its severity
+    (what a human move and an automatic split both do; the caller sets the alert's incident)."""
+    source.alert_count = max(0, source.alert_count - 1)
+    target.alert_count += 1
+    if alert.status is Status.FIRING and alert.held is None:
+        source.firing_count = max(0, source.firing_count - 1)
+        target.firing_count += 1
+    if alert.service not in target.services:
+        target.services.append(alert.service)
+    if alert.severity.rank > target.severity.rank:
+        target.severity = alert.severity
+
+
 def move(alert: Alert, source: Incident, target: Incident, actor: str, at: datetime, keys: Iterable[str]) -> Change:
     """Move ``alert`` from ``source`` to ``target``; ``keys`` are the alert's correlation keys.
 
@@ -37,19 +51,10 @@ def move(alert: Alert, source: Incident, target: Incident, actor: str, at: datet
         raise Conflict("the alert is already in that incident")
     if not target.is_active:
         raise Conflict(f"incident {target.id} is resolved; reopen it first")
-    firing = alert.status is Status.FIRING and alert.held is None
-    source.alert_count = max(0, source.alert_count - 1)
-    target.alert_count += 1
-    if firing:
-        source.firing_count = max(0, source.firing_count - 1)
-        target.firing_count += 1
-    if alert.service not in target.services:
-        target.services.append(alert.service)
+    transfer(alert, source, target)
     for key in keys:
         if key not in target.keys:
             target.keys.append(key)
-    if alert.severity.rank > target.severity.rank:
-        target.severity = alert.severity
     target.last_activity_at = max(target.last_activity_at, at)
     alert.incident_id, alert.join_reason = target.id, "human"
     emptied = source.alert_count == 0 and source.is_active
