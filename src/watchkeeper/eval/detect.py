@@ -33,6 +33,7 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +395,23 @@ def shipped_candidates() -> dict[str, Candidate]:
     return {name: Candidate(name, s.version, s.build, s.max_skip, s.threshold) for name, s in SHIPPED.items()}
 
 
+#: Parameter variants the protocol may choose among besides the shipped configurations:
+#: AnomalyLikelihood's robust window, averaging view and tail memory at about half and twice
+#: their defaults (256, 50, 4000).
+VARIANTS: Mapping[str, Mapping[str, Any]] = {
+    f"likelihood {k}={v}": {k: v}
+    for k, values in (("window", (128, 512)), ("short", (20, 100)), ("memory", (2000, 8000)))
+    for v in values
+}
+
+
 def candidates() -> dict[str, Candidate]:
-    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations."""
-    return shipped_candidates()
+    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations and
+    :data:`VARIANTS` of the default."""
+    from watchkeeper.detect.default import DEFAULT
+
+    out = shipped_candidates()
+    for name, params in VARIANTS.items():
+        out[name] = Candidate(name, DEFAULT.version, partial(DEFAULT.build, **params), DEFAULT.max_skip,
+                              DEFAULT.threshold)
+    return out
