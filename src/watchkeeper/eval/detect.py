@@ -70,8 +70,15 @@ class Candidate:
     learn_threshold: float = 1.0
 
     def key(self) -> str:
-        """What the cached scores depend on: the configuration and the detectors' code."""
-        return f"{self.name}|{self.version}|{self.build()!r}|{self.max_skip}|{self.learn_threshold}|{_code_hash()}"
+        """What the cached scores depend on: the configuration and how it behaves (its scores of
+        :func:`probe`), so a change of the detectors' code that changes any score changes the key,
+        and one that changes none (a faster loop, a docstring) keeps the cache."""
+        h = hashlib.sha256()
+        for step in (60.0, 300.0):
+            times, values = probe(step)
+            h.update(np.round(self.scores(times, values), 12).tobytes())
+        behaviour = h.hexdigest()[:16]
+        return f"{self.name}|{self.version}|{self.build()!r}|{self.max_skip}|{self.learn_threshold}|{behaviour}"
 
     def scores(self, times: FloatArray, values: FloatArray) -> FloatArray:
         """Each point scored, then learned (as a watch does), in time order."""
@@ -79,12 +86,18 @@ class Candidate:
                    max_skip=self.max_skip)
 
 
-def _code_hash() -> str:
-    root = Path(__file__).resolve().parent.parent / "detect"
-    h = hashlib.sha256()
-    for path in sorted(root.glob("*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+def probe(step: float, n: int = 4000) -> tuple[FloatArray, FloatArray]:
+    """A series that exercises every branch of a detector: a daily cycle, noise, spikes, a level
+    shift, a change of variance, a quantised stretch and a constant one."""
+    rng = np.random.default_rng(14)
+    t = np.arange(n) * step
+    x = 100.0 + 20.0 * np.sin(2 * np.pi * t / 86_400.0) + rng.normal(0.0, 2.0, n)
+    x[rng.choice(n, 12, replace=False)] += rng.choice([-60.0, 80.0], 12)
+    x[n // 2:] += 15.0
+    x[n // 3: n // 3 + 200] += rng.normal(0.0, 10.0, 200)
+    x[2 * n // 3: 2 * n // 3 + 300] = np.round(x[2 * n // 3: 2 * n // 3 + 300] / 10.0) * 10.0
+    x[5 * n // 6: 5 * n // 6 + 100] = 42.0
+    return t, x
 
 
 # -- sources -----------------------------------------------------------------------------------
