@@ -71,14 +71,15 @@ class Candidate:
 
     def key(self) -> str:
         """What the cached scores depend on: the configuration and how it behaves (its scores of
-        :func:`probe`), so a change of the detectors' code that changes any score changes the key,
-        and one that changes none (a faster loop, a docstring) keeps the cache."""
+        :func:`probe`, learning as it does), so a change of the detectors' code that changes any
+        score changes the key, and one that changes none (a faster loop, a new version name, a
+        learning threshold that nothing is kept out at) keeps the cache."""
         h = hashlib.sha256()
         for step in (60.0, 300.0):
             times, values = probe(step)
             h.update(np.round(self.scores(times, values), 12).tobytes())
         behaviour = h.hexdigest()[:16]
-        return f"{self.name}|{self.version}|{self.build()!r}|{self.max_skip}|{self.learn_threshold}|{behaviour}"
+        return f"{self.name}|{self.build()!r}|{behaviour}"
 
     def scores(self, times: FloatArray, values: FloatArray) -> FloatArray:
         """Each point scored, then learned (as a watch does), in time order."""
