@@ -411,10 +411,11 @@ def shipped_candidates() -> dict[str, Candidate]:
 
 #: Parameter variants the protocol may choose among besides the shipped configurations:
 #: AnomalyLikelihood's robust window, averaging view and tail memory at about half and twice
-#: their defaults (256, 50, 4000).
+#: their defaults (256, 50, 4000), and without seasonality.
 VARIANTS: Mapping[str, Mapping[str, Any]] = {
     f"likelihood {k}={v}": {k: v}
-    for k, values in (("window", (128, 512)), ("short", (20, 100)), ("memory", (2000, 8000)))
+    for k, values in (("window", (128, 512)), ("short", (20, 100)), ("memory", (2000, 8000)),
+                      ("season", ("none",)))
     for v in values
 }
 
