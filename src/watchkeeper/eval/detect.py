@@ -98,7 +98,7 @@ def probe(step: float, n: int = 4000) -> tuple[FloatArray, FloatArray]:
     x[n // 3: n // 3 + 200] += rng.normal(0.0, 10.0, 200)
     x[2 * n // 3: 2 * n // 3 + 300] = np.round(x[2 * n // 3: 2 * n // 3 + 300] / 10.0) * 10.0
     x[5 * n // 6: 5 * n // 6 + 100] = 42.0
-    return t, x
+    return np.asarray(t, dtype=np.float64), np.asarray(x, dtype=np.float64)
 
 
 # -- sources -----------------------------------------------------------------------------------
