@@ -19,6 +19,7 @@ from watchkeeper.detect.filter import onsets, run
 from watchkeeper.detect.likelihood import AnomalyLikelihood, peak_onsets
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.eval import detect as protocol
 from watchkeeper.eval import nab as nab_scoring
 from watchkeeper.eval import smd as smd_scoring
 
@@ -26,10 +27,11 @@ app = typer.Typer(add_completion=False, help="Evaluate the detectors on public b
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
-#: Report an anomaly once per this many points (see ``onsets`` and ``peak_onsets``).
-NAB_ONSET_HORIZON = 100
+#: Report an anomaly once per this many points (see ``onsets`` and ``peak_onsets``); the same as
+#: ``eval detect`` scores NAB with.
+NAB_ONSET_HORIZON = protocol.ONSET_HORIZON
 #: ``peak_onsets`` reports a burst of rising scores at its peak, at most this many points late.
-NAB_PEAK_DELAY = 3
+NAB_PEAK_DELAY = protocol.PEAK_DELAY
 #: The filter's threshold while scoring NAB with RobustSeasonal: anomalous points are not learned.
 NAB_LEARN_THRESHOLD = 0.8
 #: The free parameters of AnomalyLikelihood that ``--loco`` chooses among on the other categories:
@@ -180,8 +182,6 @@ def detect_protocol(
     = Path(".watchkeeper-cache/eval-detect"),
 ) -> None:
     """Held-out figures per labelled source: candidate and threshold chosen on the OTHER sources."""
-    from watchkeeper.eval import detect as protocol
-
     console = Console()
     known = protocol.candidates()
     names = candidate or list(protocol.shipped_candidates())
