@@ -1,7 +1,12 @@
 """House-keeping (issue 12, item 24): the shape of the code, checked so it does not drift back.
 
-The CLI is a package with one module per command group (each owning the ``typer.Typer`` registered
-under its name), and no CLI module grows past about 400 lines again."""
+- The CLI is a package with one module per command group (each owning the ``typer.Typer`` registered
+  under its name), and no CLI module grows past about 400 lines again.
+- Why an alert is held is an enum (:class:`~watchkeeper.model.HoldReason`), stored and audited as text.
+- The service answers incidents as typed values (:mod:`watchkeeper.views`); the HTTP JSON is their
+  ``as_dict()``, key for key, and the remote client reads it back into the same values.
+- The lab's errors are Watchkeeper errors (one hierarchy: the CLI's exit code 2 with a sentence).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from typing import Any
 import orjson
 import pytest
 import typer
+
+from watchkeeper.lifecycle import Action
 
 #: Command groups of the root CLI that live in a module of their own (``watchkeeper.cli.<module>``).
 GROUPS = {
@@ -146,3 +153,96 @@ def test_lab_error_is_a_watchkeeper_error() -> None:
     from watchkeeper.lab import LabError
 
     assert issubclass(LabError, WatchkeeperError)
+
+
+# -- incident answers: typed values inside, the same JSON outside ---------------------------------
+#: The HTTP body of an incident, key by key in this order (clients and the console read it).
+INCIDENT_KEYS = ["id", "title", "status", "severity", "services", "opened_at", "acknowledged_at", "mitigated_at",
+                 "resolved_at", "started_at", "first_acknowledged_at", "first_mitigated_at", "last_activity_at",
+                 "assignee", "firing_alerts", "alert_count", "alerts"]
+ALERT_KEYS = ["fingerprint", "name", "service", "resource", "status", "severity", "labels", "summary", "count",
+              "joined_at", "last_seen", "resolved_at", "reason", "reason_detail"]
+
+
+def _seeded(api: Any) -> int:
+    from fixtures.alertmanager import am_alert, am_webhook
+    from watchkeeper.model import Cause
+    from watchkeeper.service import Role
+
+    body = am_webhook(am_alert("InstanceDown", "db", fingerprint="fp-db"), am_alert("Slow", "db", fingerprint="fp-2"))
+    r = api.client.post("/api/v1/ingest/alertmanager", json=body, headers=api.headers(Role.INGEST))
+    assert r.status_code == 202, r.text
+    [incident] = r.json()["opened"]
+    api.service.governance.set_causes(incident, [Cause("db", "service", 2.0, 0.8, "test", {"why": "it"})], "test")
+    api.service.act(incident, Action.ACKNOWLEDGE, "cli:alice", "on it")
+    return int(incident)
+
+
+def test_the_service_answers_incidents_as_typed_values(api: Any) -> None:
+    from watchkeeper.model import IncidentStatus, Severity, Status
+    from watchkeeper.views import AlertInIncident, IncidentDetail, IncidentSummary
+
+    incident = _seeded(api)
+    wk = api.service
+    [summary] = wk.incidents()
+    assert isinstance(summary, IncidentSummary) and summary.status is IncidentStatus.ACKNOWLEDGED
+    assert summary.severity is Severity.CRITICAL and summary.services == ("db",)
+    assert [(c.component, c.confidence) for c in summary.causes] == [("db", 0.8)]
+    detail = wk.incident(incident)
+    assert isinstance(detail, IncidentDetail) and detail.assignee is None
+    assert all(isinstance(a, AlertInIncident) and a.status is Status.FIRING for a in detail.alerts)
+    assert [a.fingerprint for a in detail.alerts] == ["fp-db", "fp-2"]
+    assert [t["kind"] for t in detail.timeline][-1] == "incident.acknowledged"
+    assert isinstance(wk.act(incident, Action.RESOLVE, "cli:alice"), IncidentDetail)
+
+
+def test_the_http_json_of_an_incident_is_its_as_dict(api: Any) -> None:
+    from watchkeeper.service import Role
+
+    incident = _seeded(api)
+    h = api.headers(Role.VIEWER)
+    listed = api.client.get("/api/v1/incidents", headers=h).json()
+    one = api.client.get(f"/api/v1/incidents/{incident}", headers=h).json()
+    assert list(listed[0]) == [*INCIDENT_KEYS, "causes"]
+    assert list(one) == [*INCIDENT_KEYS, "causes", "decisions", "actions", "changes", "timeline"]
+    assert [list(a) for a in one["alerts"]] == [ALERT_KEYS, ALERT_KEYS]
+    assert list(one["causes"][0]) == ["component", "kind", "score", "confidence", "model", "evidence"]
+    assert one["status"] == "acknowledged" and one["alerts"][0]["status"] == "firing"
+    as_json = orjson.loads(orjson.dumps(api.service.incident(incident).as_dict(), option=orjson.OPT_UTC_Z))
+    assert one == as_json
+
+
+def test_the_remote_client_reads_the_json_back_into_the_same_values(api: Any) -> None:
+    from watchkeeper.client import _times
+    from watchkeeper.service import Role
+    from watchkeeper.views import IncidentDetail, IncidentSummary
+
+    incident = _seeded(api)
+    h = api.headers(Role.VIEWER)
+    one = _times(api.client.get(f"/api/v1/incidents/{incident}", headers=h).json())
+    listed = _times(api.client.get("/api/v1/incidents", headers=h).json())
+    assert IncidentDetail.from_json(one) == api.service.incident(incident)
+    assert [IncidentSummary.from_json(i) for i in listed] == api.service.incidents()
+
+
+def test_a_server_answer_the_client_cannot_read_is_a_sentence() -> None:
+    """A server of another version (or a proxy's page) answers an incident the client cannot parse:
+    a WatchkeeperError (the CLI's one sentence and exit code 2), not a traceback."""
+    import httpx
+
+    from watchkeeper.client import Remote
+    from watchkeeper.errors import WatchkeeperError
+
+    answers = iter([{"id": 1, "status": "open"}, {**dict.fromkeys(INCIDENT_KEYS), "status": "exploded"},
+                    [{"id": "x"}]])
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers)))
+    remote = Remote("http://127.0.0.1:9", "wk_test", transport=transport)
+    try:
+        with pytest.raises(WatchkeeperError, match="answered an incident this client cannot read"):
+            remote.incident(1)
+        with pytest.raises(WatchkeeperError, match="cannot read"):
+            remote.act(1, Action.ACKNOWLEDGE, "cli:test")
+        with pytest.raises(WatchkeeperError, match="cannot read"):
+            remote.incidents()
+    finally:
+        remote.close()
