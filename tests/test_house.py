@@ -246,3 +246,25 @@ def test_a_server_answer_the_client_cannot_read_is_a_sentence() -> None:
             remote.incidents()
     finally:
         remote.close()
+
+
+# -- change kinds: one enum, no string literals where the lab and the evaluation read them ------
+def test_change_kinds_are_one_enum_of_the_model() -> None:
+    from watchkeeper import changes, model
+
+    assert changes.ChangeKind is model.ChangeKind
+    assert [k.value for k in model.ChangeKind] == ["deploy", "rollback", "config", "flag"]
+
+
+@pytest.mark.parametrize("module", ["watchkeeper.lab.control", "watchkeeper.eval.rca"])
+def test_no_change_kind_is_spelt_as_a_string(module: str) -> None:
+    """The lab's own service process (lab/service.py) writes its journal with the standard library
+    alone, so it is not checked here; the controller and the evaluation use the enum."""
+    import re
+
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    source = Path(spec.origin).read_text(encoding="utf-8")
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith((">>>", "...")))
+    spelt = re.findall(r"""(?:"kind"\)?\s*(?:==|!=|:|,)\s*|get\("kind",\s*)["'](deploy|rollback|config|flag)["']""", code)
+    assert spelt == []
