@@ -238,7 +238,7 @@ def test_a_server_answer_the_client_cannot_read_is_a_sentence() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers)))
     remote = Remote("http://127.0.0.1:9", "wk_test", transport=transport)
     try:
-        with pytest.raises(WatchkeeperError, match="answered an incident this client cannot read"):
+        with pytest.raises(WatchkeeperError, match="answered what this client cannot read"):
             remote.incident(1)
         with pytest.raises(WatchkeeperError, match="cannot read"):
             remote.act(1, Action.ACKNOWLEDGE, "cli:test")
@@ -268,3 +268,33 @@ def test_no_change_kind_is_spelt_as_a_string(module: str) -> None:
     code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith((">>>", "...")))
     spelt = re.findall(r"""(?:"kind"\)?\s*(?:==|!=|:|,)\s*|get\("kind",\s*)["'](deploy|rollback|config|flag)["']""", code)
     assert spelt == []
+
+
+def test_silences_and_dead_letters_are_typed_and_keep_their_json(api: Any) -> None:
+    from watchkeeper.client import _times
+    from watchkeeper.service import Role
+    from watchkeeper.views import DeadLetter, SilenceView
+
+    admin = api.headers(Role.ADMIN)
+    ends = (api.service.clock() + timedelta(hours=1)).isoformat()
+    made = api.client.post("/api/v1/silences", headers=admin, json={"matchers": ['service="db"'], "ends_at": ends})
+    assert made.status_code == 201
+    assert list(made.json()) == ["id", "matchers", "starts_at", "ends_at", "created_by", "comment"]
+    listed = api.client.get("/api/v1/silences", headers=admin).json()
+    assert list(listed[0]) == ["id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at"]
+    [silence] = api.service.silences()
+    assert isinstance(silence, SilenceView) and silence.matchers == ('service="db"',)
+    assert silence.created_by == "token:test-admin"
+
+    body = b'{"alerts": [' + b"x" * 5000  # malformed, and longer than the 4096 bytes the API shows
+    bad = api.client.post("/api/v1/ingest/alertmanager", content=body,
+                          headers={**api.headers(Role.INGEST), "Content-Type": "application/json"})
+    assert bad.status_code == 400
+    [letter] = api.service.dead_letters()
+    assert isinstance(letter, DeadLetter) and letter.body == body and letter["body"] == body
+    [shown] = api.client.get("/api/v1/deadletters", headers=admin).json()
+    assert list(shown) == ["id", "received_at", "source", "content_type", "status", "error", "size", "truncated",
+                           "body"]
+    assert shown["body"] == body[:4096].decode() and shown["status"] == 400 and shown["size"] == len(body)
+    back = DeadLetter.from_json(_times(shown))
+    assert back.body == body[:4096] and back.received_at == letter.received_at and back.error == letter.error

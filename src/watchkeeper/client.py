@@ -18,7 +18,7 @@ import httpx
 
 from watchkeeper.errors import AuthError, InputError, NotFound, WatchkeeperError
 from watchkeeper.lifecycle import Action
-from watchkeeper.views import IncidentDetail, IncidentSummary
+from watchkeeper.views import DeadLetter, IncidentDetail, IncidentSummary
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class Remote:
         try:
             return parse(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise WatchkeeperError(f"the server at {self.url} answered an incident this client cannot read "
+            raise WatchkeeperError(f"the server at {self.url} answered what this client cannot read "
                                    f"({type(exc).__name__}: {exc}); is it another version of Watchkeeper?") from None
 
     # -- the calls the CLI makes -----------------------------------------------------------
@@ -123,9 +123,9 @@ class Remote:
         found: dict[str, Any] = self._call("GET", "/api/v1/kpis", params={"from": start, "to": end})
         return found
 
-    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         rows = self._call("GET", "/api/v1/deadletters", params={"limit": limit})
-        return [{**row, "body": str(row.get("body", "")).encode()} for row in rows]
+        return [self._view(DeadLetter.from_json, row) for row in rows]
 
     def verify_audit(self) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", "/api/v1/audit/verify")

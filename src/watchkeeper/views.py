@@ -1,4 +1,4 @@
-"""What the service answers about incidents, as typed values.
+"""What the service answers about incidents (and silences, dead letters), as typed values.
 
 The API and the CLI both read incidents: the service builds these frozen values, the server
 turns them into JSON with :meth:`as_dict` (the HTTP body is exactly that dict), the CLI prints
@@ -28,7 +28,9 @@ from typing import Any
 
 from watchkeeper.model import Cause, Incident, IncidentStatus, Severity, Status
 
-__all__ = ["AlertInIncident", "IncidentDetail", "IncidentSummary", "IncidentView", "TopCause"]
+__all__ = [
+    "AlertInIncident", "DeadLetter", "IncidentDetail", "IncidentSummary", "IncidentView", "SilenceView", "TopCause",
+]
 
 def _when(value: Any) -> datetime | None:
     """A time from JSON: ISO 8601 text (``Z`` or an offset), a datetime already, or None."""
@@ -227,3 +229,58 @@ class IncidentDetail(IncidentView):
         return cls(**cls._json_fields(data), causes=causes, decisions=tuple(data.get("decisions", ())),
                    actions=tuple(data.get("actions", ())), changes=tuple(data.get("changes", ())),
                    timeline=tuple(data.get("timeline", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceView(_Json):
+    """A silence as stored: its matchers (as text), when it mutes, who made it and why."""
+
+    id: int
+    matchers: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "matchers": list(self.matchers), "starts_at": self.starts_at, "ends_at": self.ends_at,
+                "created_by": self.created_by, "comment": self.comment, "created_at": self.created_at}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SilenceView:
+        return cls(row["id"], tuple(row["matchers"]), _at(row["starts_at"]), _at(row["ends_at"]), row["created_by"],
+                   row["comment"], _at(row["created_at"]))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(_Json):
+    """A rejected request body, kept with the error it got (``body``: the bytes as received, cut at the
+    size limit when ``truncated``)."""
+
+    id: int
+    received_at: datetime
+    source: str
+    content_type: str | None
+    status: int
+    error: str
+    size: int
+    truncated: bool
+    body: bytes
+
+    def as_dict(self, body_limit: int | None = None) -> dict[str, Any]:
+        """The JSON form: the body as text (undecodable bytes replaced), its first ``body_limit`` bytes."""
+        return {"id": self.id, "received_at": self.received_at, "source": self.source,
+                "content_type": self.content_type, "status": self.status, "error": self.error, "size": self.size,
+                "truncated": self.truncated, "body": self.body[:body_limit].decode("utf-8", "replace")}
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)  # as the row read: the body as bytes
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DeadLetter:
+        body = row["body"]
+        return cls(row["id"], _at(row["received_at"]), row["source"], row["content_type"], row["status"],
+                   row["error"], row["size"], row["truncated"], body if isinstance(body, bytes) else str(body).encode())
+
+    from_json = from_row  # the JSON form has the same keys; its body is text

@@ -275,11 +275,12 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     @app.get("/api/v1/silences", tags=["silences"])
     def list_silences(_who: Reader, expired: bool = False) -> Any:
-        return service.silences(active=not expired)
+        return [s.as_dict() for s in service.silences(active=not expired)]
 
     @app.post("/api/v1/silences", tags=["silences"], status_code=201)
     def add_silence(body: SilenceIn, who: Operator) -> Any:
-        return service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
+        made = service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
+        return {k: v for k, v in made.as_dict().items() if k != "created_at"}  # this answer never carried it
 
     @app.delete("/api/v1/silences/{silence_id}", tags=["silences"], status_code=204)
     def expire_silence(silence_id: Id, who: Operator) -> Response:
@@ -346,11 +347,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     @app.get("/api/v1/deadletters", tags=["ops"])
     def deadletters(_who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
-        return [
-            {**{k: v for k, v in row.items() if k != "body"},
-             "body": row["body"][:4096].decode("utf-8", "replace")}
-            for row in service.dead_letters(limit)
-        ]
+        return [letter.as_dict(body_limit=4096) for letter in service.dead_letters(limit)]
 
     @app.get("/api/v1/audit/verify", tags=["ops"])
     def audit_verify(_who: Admin) -> Any:

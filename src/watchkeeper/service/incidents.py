@@ -15,7 +15,7 @@ from watchkeeper.pipeline import Pipeline
 from watchkeeper.service.core import Core, _no_ids
 from watchkeeper.storage import audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
-from watchkeeper.views import IncidentDetail, IncidentSummary
+from watchkeeper.views import IncidentDetail, IncidentSummary, SilenceView
 
 
 class Incidents(Core):
@@ -72,7 +72,7 @@ class Incidents(Core):
     def add_silence(
         self, matchers: list[str | dict[str, Any]], ends_at: datetime, actor: str, comment: str = "",
         starts_at: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> SilenceView:
         """Mute alerts matching every matcher between ``starts_at`` (default now) and ``ends_at``."""
         from watchkeeper.suppress import parse_matcher
 
@@ -90,12 +90,12 @@ class Incidents(Core):
             audit.append(conn, actor, [Change("silence.created", f"silence:{silence_id}", now, {
                 "id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
                 "comment": comment})])
-        return {"id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
-                "created_by": actor, "comment": comment}
+        return SilenceView(silence_id, tuple(str(m) for m in parsed), starts_at, ends_at, actor, comment, now)
 
-    def silences(self, *, active: bool = True) -> list[dict[str, Any]]:
+    def silences(self, *, active: bool = True) -> list[SilenceView]:
+        """Silences that have not ended (or all), newest first."""
         with self.db.read() as conn:
-            return queries.list_silences(conn, self.clock() if active else None)
+            return [SilenceView.from_row(r) for r in queries.list_silences(conn, self.clock() if active else None)]
 
     def expire_silence(self, silence_id: int, actor: str) -> None:
         now = self.clock()
