@@ -32,6 +32,7 @@ __all__ = [
     "AlertInIncident", "DeadLetter", "IncidentDetail", "IncidentSummary", "IncidentView", "SilenceView", "TopCause",
 ]
 
+
 def _when(value: Any) -> datetime | None:
     """A time from JSON: ISO 8601 text (``Z`` or an offset), a datetime already, or None."""
     if value is None or isinstance(value, datetime):
