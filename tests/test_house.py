@@ -298,3 +298,21 @@ def test_silences_and_dead_letters_are_typed_and_keep_their_json(api: Any) -> No
     assert shown["body"] == body[:4096].decode() and shown["status"] == 400 and shown["size"] == len(body)
     back = DeadLetter.from_json(_times(shown))
     assert back.body == body[:4096] and back.received_at == letter.received_at and back.error == letter.error
+
+
+def test_a_view_still_reads_like_the_dict_it_replaced() -> None:
+    """Code written against the old dict rows (``incident["status"]``, ``incident.get("assignee")``)
+    reads the JSON form; attributes are the typed values."""
+    from watchkeeper.model import Severity, Status
+    from watchkeeper.views import AlertInIncident, DeadLetter
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    alert = AlertInIncident("fp", "Down", "db", "", Status.FIRING, Severity.WARNING, {"a": "b"}, "db down", 2, t, t,
+                            None, "opened", "first")
+    assert alert.status is Status.FIRING and alert["status"] == "firing" and type(alert["status"]) is str
+    assert alert.get("resolved_at") is None and alert.get("nope", 5) == 5
+    with pytest.raises(KeyError):
+        alert["nope"]
+    letter = DeadLetter(1, t, "alertmanager", None, 400, "malformed JSON", 3, False, b"\xff{x")
+    assert letter["body"] == b"\xff{x" and letter.as_dict()["body"] == "\ufffd{x"
+    assert letter.as_dict(body_limit=1)["body"] == "\ufffd"

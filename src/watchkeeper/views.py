@@ -5,8 +5,8 @@ turns them into JSON with :meth:`as_dict` (the HTTP body is exactly that dict), 
 their attributes, and the remote client (``--url``) parses the server's JSON back into the same
 types with :meth:`from_json`, so a CLI command reads one shape wherever its data came from.
 
-``view["key"]`` reads the JSON form too (as the HTTP API shows it): kept for scripts and tests
-that read the dicts these calls used to return; new code reads attributes.
+``view["key"]`` and ``view.get("key")`` read the JSON form too (as the HTTP API shows it): kept for
+scripts, templates and tests that read the dicts these calls used to return; new code reads attributes.
 
 >>> import orjson
 >>> from datetime import UTC
@@ -57,6 +57,9 @@ class _Json:
 
     def __getitem__(self, key: str) -> Any:
         return self.as_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_dict().get(key, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +280,9 @@ class DeadLetter(_Json):
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)  # as the row read: the body as bytes
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeadLetter:
