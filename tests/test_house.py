@@ -316,3 +316,24 @@ def test_a_view_still_reads_like_the_dict_it_replaced() -> None:
     letter = DeadLetter(1, t, "alertmanager", None, 400, "malformed JSON", 3, False, b"\xff{x")
     assert letter["body"] == b"\xff{x" and letter.as_dict()["body"] == "\ufffd{x"
     assert letter.as_dict(body_limit=1)["body"] == "\ufffd"
+
+
+# -- the service: one module per concept, joined in Watchkeeper ---------------------------------
+def test_the_service_is_split_by_concept() -> None:
+    import watchkeeper.service as service
+    from watchkeeper.service.access import Access, Role
+    from watchkeeper.service.core import Core
+    from watchkeeper.service.incidents import Incidents
+    from watchkeeper.service.ingest import Ingest
+
+    assert hasattr(service, "__path__"), "watchkeeper.service should be a package"
+    assert service.Role is Role
+    assert issubclass(service.Watchkeeper, Access) and issubclass(service.Watchkeeper, Ingest)
+    assert issubclass(service.Watchkeeper, Incidents) and issubclass(service.Watchkeeper, Core)
+    # each concept owns its calls
+    assert "authenticate" in vars(Access) and "rotate_token" in vars(Access)
+    assert "ingest" in vars(Ingest) and "dead_letters" in vars(Ingest) and "prune" in vars(Ingest)
+    assert "incident" in vars(Incidents) and "merge" in vars(Incidents) and "add_silence" in vars(Incidents)
+    package = Path(service.__file__).parent
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in package.glob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
