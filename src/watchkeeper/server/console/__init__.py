@@ -1,1 +1,18 @@
+"""The web console: server-rendered pages under ``/console`` (FastAPI + Jinja2, HTMX for the
+live parts, assets served from this package; readable without JavaScript). docs/console.md."""
 
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from watchkeeper.service import Watchkeeper
+
+
+def install(app: FastAPI, service: Watchkeeper) -> None:
+    """Add the console's routes to ``app``."""
+    from watchkeeper.server.console import manage, pages
+    from watchkeeper.server.console.web import Console
+
+    app.state.console = Console(service)
+    app.include_router(pages.router)
+    app.include_router(manage.router)
