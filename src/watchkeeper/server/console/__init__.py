@@ -14,5 +14,7 @@ def install(app: FastAPI, service: Watchkeeper) -> None:
     from watchkeeper.server.console.web import Console
 
     app.state.console = Console(service)
-    app.include_router(pages.router)
-    app.include_router(manage.router)
+    # the routes themselves (their paths carry /console), not a nested router: every tool that
+    # walks app.routes (the role table, the OpenAPI checks) sees plain routes
+    for router in (pages.router, manage.router):
+        app.router.routes.extend(router.routes)
