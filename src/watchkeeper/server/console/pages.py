@@ -145,10 +145,13 @@ def incidents(
 
 @router.get("/incidents/{incident_id}")
 def incident(request: Request, incident_id: Id, user: Reader,
-             done: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+             done: Annotated[str | None, Query(max_length=64)] = None,
+             part: Annotated[str | None, Query(pattern="^live$")] = None) -> Response:
     console = console_of(request)
     wk = console.service
     found = wk.incident(incident_id)
+    if part == "live":  # the status line and the last action, polled by the page every 5 s
+        return console.render(request, "incident_live.html", i=found)
     with wk.db.read() as conn:
         past = store.past_incidents_on(conn, incident_id, list(found["services"]))
     approvals = [a for a in wk.governance.approvals("pending") if a["incident_id"] == incident_id]
