@@ -165,7 +165,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> None:
                      timed(lambda: ok(c.get(f"/console/incidents/{next(it)}")), n),
                      timed(lambda: ok(c.get(f"/api/v1/incidents/{next(it2)}", headers=api)), n)))
         m = min(n, (args.incidents - int(args.incidents * 0.9)) // 2)
-        rows.append(("status change (acknowledge, POST + redirect)",
+        rows.append(("status change (acknowledge: POST -> 303)",
                      timed(lambda: ok(c.post(f"/console/incidents/{next(open_ids)}/acknowledge",
                                              data={"csrf": csrf}, follow_redirects=False)), m),
                      timed(lambda: ok(c.post(f"/api/v1/incidents/{next(api_open)}/acknowledge", headers=api)), m)))

@@ -220,6 +220,8 @@ def test_incident_detail_shows_alerts_causes_and_the_evidence_plot(
     assert "<svg" in page and "<polyline" in page and 'class="onset"' in page
     assert "web Down" in page and "opened" in page  # the alert and why it joined
     assert f"GET /api/v1/incidents/{incident}" in page
+    operator_page = browser("operator").get(f"/console/incidents/{incident}").text
+    assert "/console/silences/new?matchers=team%3D%22shop%22" in operator_page  # a silence made from it
 
 
 def test_lifecycle_from_the_console_is_audited_as_the_user(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
