@@ -221,7 +221,9 @@ def test_incident_detail_shows_alerts_causes_and_the_evidence_plot(
     assert "web Down" in page and "opened" in page  # the alert and why it joined
     assert f"GET /api/v1/incidents/{incident}" in page
     operator_page = browser("operator").get(f"/console/incidents/{incident}").text
-    assert "/console/silences/new?matchers=team%3D%22shop%22" in operator_page  # a silence made from it
+    # a silence made from it: the labels its alerts share
+    assert "/console/silences/new?matchers=alertname%3D%22Down%22%0Aservice%3D%22web%22%0Ateam%3D%22shop%22" \
+        in operator_page
 
 
 def test_lifecycle_from_the_console_is_audited_as_the_user(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
