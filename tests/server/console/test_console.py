@@ -127,6 +127,7 @@ def test_a_post_without_the_csrf_token_is_refused(wk: Watchkeeper, browser: Call
         data = {} if token is None else {"csrf": token}
         got = b.post(f"/console/incidents/{incident}/acknowledge", data, csrf=False)
         assert got.status_code == 403 and "CSRF" in got.text
+        assert got.headers["x-frame-options"] == "DENY" and "content-security-policy" in got.headers
     assert wk.incident(incident)["status"] == "open"
     assert b.post(f"/console/incidents/{incident}/acknowledge").status_code == 303
     assert wk.incident(incident)["status"] == "acknowledged"
