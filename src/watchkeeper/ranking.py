@@ -14,6 +14,12 @@ each one (again while its evidence window is still filling, and whenever it gain
    only when the top three components changed, so reranking writes no audit noise. Causes a person
    recorded (another model) are left alone.
 
+Each of the top causes also carries ``evidence.series``: its top metrics around the onset (from
+``window`` before it to ``window`` after), at most :data:`PLOT_POINTS` points each, and
+``evidence.series_onset`` (the incident's onset), which the console draws as a line chart. While the
+evidence window fills, a ranking whose top three did not change refreshes only these series of the
+stored causes (same scores and confidences, nothing audited), so the plot grows with the window.
+
 A Prometheus that is down never stops the loop: the error is counted (``watchkeeper_rca_errors_total``),
 logged once per burst, and shown in ``/healthz`` under ``details.rca``.
 """
@@ -24,7 +30,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +58,10 @@ log = structlog.get_logger("watchkeeper.rca")
 
 #: How many of the top causes must stay the same for a new ranking not to be stored.
 TOP = 3
+#: At most this many points per plotted series of a cause's evidence (bounded JSON size).
+PLOT_POINTS = 60
+#: Plotted series per cause: its top metrics, at most this many.
+PLOT_SERIES = 3
 
 
 class SeriesSource(Protocol):
@@ -128,18 +138,69 @@ def collect(
     return metrics, specs
 
 
+def downsample(t: Array, v: Array, start: float, end: float, baseline: float,
+               points: int = PLOT_POINTS) -> list[list[float]]:
+    """The finite points of ``(t, v)`` with ``start <= t <= end`` as ``[[t, v], …]``, at most ``points``
+    of them: the span is cut into ``points`` equal buckets and each keeps its point farthest from
+    ``baseline``, so a short spike (the evidence) survives the thinning that a mean would flatten.
+
+    >>> import numpy as np
+    >>> downsample(np.arange(10.0), np.array([0, 0, 0, 9, 0, 0, 0, 0, 0, float("nan")]), 0, 9, 0.0, 3)
+    [[0.0, 0.0], [3.0, 9.0], [6.0, 0.0]]
+    """
+    keep = np.isfinite(t) & np.isfinite(v) & (t >= start) & (t <= end)
+    t, v = t[keep], v[keep]
+    if t.size == 0 or points < 1:
+        return []
+    if t.size > points:
+        bucket = np.minimum(((t - start) / max(end - start, 1e-9) * points).astype(np.int64), points - 1)
+        far = np.abs(v - baseline)
+        chosen = []
+        for b in np.unique(bucket):
+            idx = np.flatnonzero(bucket == b)
+            chosen.append(int(idx[np.argmax(far[idx])]))
+        t, v = t[chosen], v[chosen]
+    return [[round(float(a), 3), float(f"{float(b):.6g}")] for a, b in zip(t, v, strict=True)]
+
+
+def with_series(causes: Sequence[Cause], metrics: dict[str, dict[str, tuple[Array, Array]]], onset: float,
+                before: float, after: float, n: int = TOP) -> list[Cause]:
+    """``causes`` with ``evidence.series`` (``{metric: [[t, v], …]}``, the cause's top metrics from
+    ``onset - before`` to ``onset + after``, see :func:`downsample`) and ``evidence.series_onset`` added
+    to each of the first ``n``: what the console plots. Additive: the other evidence is unchanged."""
+    out = list(causes)
+    for i, cause in enumerate(out[:n]):
+        own = metrics.get(cause.component, {})
+        series = {}
+        for top_metric in list(cause.evidence.get("top_metrics") or [])[:PLOT_SERIES]:
+            name = top_metric.get("metric")
+            if name not in own:
+                continue
+            t, v = own[name]
+            baseline = top_metric.get("baseline")
+            pts = downsample(t, v, onset - before, onset + after,
+                             float(baseline) if isinstance(baseline, int | float) else float(np.nanmedian(v)))
+            if pts:
+                series[name] = pts
+        if series:
+            out[i] = replace(cause, evidence={**cause.evidence, "series": series, "series_onset": onset})
+    return out
+
+
 def rank_at(
     services: Sequence[str], onset: datetime, end: float, *, watches: Sequence[Watch], source: SeriesSource,
     graph: nx.DiGraph, found: Sequence[changelog.ServiceChange], cfg: RcaConfig, calibration: dict[str, Any],
 ) -> list[Cause]:
     """Gather the evidence of an incident on ``services`` that began at ``onset``, with series up to
-    ``end`` (unix seconds), and rank it — what ``serve`` and ``replay`` both do."""
+    ``end`` (unix seconds), and rank it — what ``serve`` and ``replay`` both do. The top causes carry
+    their series around the onset (:func:`with_series`)."""
     params = params_of(cfg)
     start = onset.timestamp() - cfg.reference
     metrics, specs = collect(watches, source, start, max(end, start), cfg.step, params.threshold)
     evidence = rca.Evidence(graph, metrics, onset.timestamp(), changes=tuple(changelog.suspects(found, onset)),
                             specs=specs)
-    return rca.rank(services, evidence, params=params, calibration=calibration)
+    causes = rca.rank(services, evidence, params=params, calibration=calibration)
+    return with_series(causes, metrics, onset.timestamp(), cfg.window, cfg.window)
 
 
 def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
@@ -252,11 +313,28 @@ class Ranker:
         self.rankings += 1
         self._rankings.inc()
         self.last_ranked_at = now
-        if not causes or top(causes) == top(earlier):
+        if not causes:
+            return 0
+        if top(causes) == top(earlier):
+            self._refresh_series(incident.id, causes)
             return 0
         self.service.governance.set_causes(incident.id, causes, "rca")
         self.stored += 1
         return 1
+
+    def _refresh_series(self, incident_id: int, causes: Sequence[Cause]) -> None:
+        """Give the stored causes (same top three) the new ranking's plotted series: only
+        ``evidence.series`` changes — scores and confidences stay as audited — and nothing is audited."""
+        fresh = {c.component: c.evidence for c in causes if "series" in c.evidence}
+        with self.service.db.write() as conn:
+            stored = governance_store.causes_of(conn, incident_id)
+            if not stored or any(c.model != rca.MODEL for c in stored) or top(stored) != top(causes):
+                return  # changed meanwhile (a person ranked it): leave it
+            updated = [replace(c, evidence={**c.evidence, "series": fresh[c.component]["series"],
+                                            "series_onset": fresh[c.component]["series_onset"]})
+                       if c.component in fresh else c for c in stored]
+            if updated != stored:
+                governance_store.replace_causes(conn, incident_id, updated, self.service.clock())
 
     def _failed(self, incident_id: int | None, exc: Exception) -> None:
         self.errors += 1
@@ -398,6 +476,6 @@ def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ran
     return Ranker(service, source or PrometheusSource(settings.watch))
 
 
-__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "calibrate", "collect", "load_calibration", "make_ranker",
-           "record_cause"]
+__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "calibrate", "collect", "downsample", "load_calibration",
+           "make_ranker", "record_cause", "with_series"]
 

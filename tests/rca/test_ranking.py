@@ -207,3 +207,70 @@ def test_a_ranking_that_failed_is_tried_again_when_prometheus_is_back(
     ranker.source = FakeSource(SHAPES)
     assert ranker.tick() == 1 and not ranker.failing
     assert wk.incident(incident)["causes"][0]["component"] == "db"
+
+
+def test_the_top_causes_carry_a_small_plot_of_their_evidence_around_the_onset(wk: Watchkeeper, clock: Clock) -> None:
+    """What the console's evidence plot reads: ``series`` {metric: [[t, v], …]} (≤ 60 points, from a
+    window before the onset to a window after it, the spike kept) and ``series_onset``."""
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+    Ranker(wk, FakeSource(SHAPES)).tick()
+    causes = wk.incident(incident)["causes"]
+    top = causes[0]
+    series = top["evidence"]["series"]
+    assert list(series) == ["latency"] and top["evidence"]["series_onset"] == ONSET
+    points = series["latency"]
+    assert 2 <= len(points) <= 60
+    times = [t for t, _ in points]
+    assert times == sorted(times) and times[0] >= ONSET - 300 and times[-1] <= clock.now.timestamp()
+    assert max(v for _, v in points) == 2.0 and min(v for t, v in points if t < ONSET) < 0.02  # before and after
+    # the console finds it and draws it, the onset as its dashed marker
+    from watchkeeper.server.console import charts
+    assert charts.evidence_series(top["evidence"])["latency"][0] == tuple(points[0])
+    # only the top three carry series: the stored JSON stays bounded
+    assert all("series" not in c["evidence"] for c in causes[3:])
+    assert len(orjson.dumps(top["evidence"])) < 4000
+
+
+def test_the_plot_grows_with_the_window_without_audit_noise(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    ranker = Ranker(wk, FakeSource(SHAPES))
+    clock.advance(seconds=10)
+    assert ranker.tick() == 1
+    first = wk.incident(incident)["causes"][0]
+    clock.advance(seconds=120)
+    assert ranker.tick() == 0  # same top three: not stored again ...
+    later = wk.incident(incident)["causes"][0]
+    assert len(ranked_records(wk, incident)) == 1  # ... nor audited
+    assert later["evidence"]["series"]["latency"][-1][0] > first["evidence"]["series"]["latency"][-1][0]
+    assert (later["score"], later["confidence"]) == (first["score"], first["confidence"])  # as audited
+
+
+def test_a_long_fine_series_is_thinned_to_sixty_points_and_keeps_its_spike() -> None:
+    from watchkeeper.ranking import downsample
+    t = np.arange(0.0, 3600.0, 1.0)
+    v = np.zeros_like(t)
+    v[1234] = 50.0
+    v[100] = np.nan
+    points = downsample(t, v, 600.0, 1800.0, 0.0)
+    assert len(points) == 60 and [1234.0, 50.0] in points
+    assert all(600.0 <= p[0] <= 1800.0 for p in points)
+    assert downsample(t, np.full_like(t, np.inf), 0, 3600, 0.0) == []
+
+
+def test_hostile_evidence_values_do_not_break_the_plot(wk: Watchkeeper, clock: Clock) -> None:
+    """A watch answering NaN and infinities: the stored series holds only finite numbers (valid JSON)."""
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+
+    def wild(t: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        out = np.where(t < ONSET, 0.01, 3.0)
+        out[::3] = np.nan
+        out[1::7] = np.inf
+        return out
+
+    Ranker(wk, FakeSource({"latency": {"api": step(0.02, 0.3), "db": wild}})).tick()
+    top = wk.incident(incident)["causes"][0]
+    assert top["component"] == "db"
+    values = [v for _, v in top["evidence"]["series"]["latency"]]
+    assert values and all(np.isfinite(values))

@@ -266,6 +266,20 @@ def test_incident_detail_shows_alerts_causes_and_the_evidence_plot(
         in operator_page
 
 
+def test_the_ranker_s_series_shape_is_plotted_with_the_incident_onset_as_marker(
+    wk: Watchkeeper, browser: Callable[[str], Browser],
+) -> None:
+    """What ``ranking.with_series`` stores: ``series`` and ``series_onset``, no anomaly time of its own."""
+    incident = fire(wk)
+    series = {"latency": [[1_700_000_000.0 + 15 * n, 0.1 if n < 20 else 2.5] for n in range(41)]}
+    wk.governance.set_causes(incident, [
+        Cause("web", "service", 4.2, 0.91, "baro-v1", {"series": series, "series_onset": 1_700_000_300.0,
+                                                       "first_anomaly_at": None}),
+    ], "rca")
+    page = browser("viewer").get(f"/console/incidents/{incident}").text
+    assert "<polyline" in page and 'class="onset"' in page
+
+
 def test_lifecycle_from_the_console_is_audited_as_the_user(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
     incident = fire(wk)
     b = browser("operator")

@@ -159,7 +159,9 @@ def incident(request: Request, incident_id: Id, user: Reader,
     for n, cause in enumerate(found["causes"]):
         series = charts.evidence_series(cause.get("evidence") or {})
         if series:
-            onset = charts._time((cause.get("evidence") or {}).get("first_anomaly_at"))
+            ev = cause.get("evidence") or {}  # the marker: the cause's first anomaly, else the incident's onset
+            onset = charts._time(ev.get("first_anomaly_at"))
+            onset = onset if onset is not None else charts._time(ev.get("series_onset"))
             plots[n] = charts.line_chart(series, marker=onset, title=f"evidence for {cause['component']}")
     flash = {"acknowledge": "Acknowledged.", "mitigate": "Marked mitigated.", "resolve": "Resolved.",
              "reopen": "Reopened.", "assign": "Assigned.", "comment": "Comment added.", "split": "Split off.",
