@@ -1,10 +1,12 @@
 """The console in a real browser (Debian's Chromium driven by Playwright): sign in, open an incident,
 see its cause, approve the pending action, watch it run and the incident resolve; a viewer cannot
-approve; a form without its CSRF token is refused; no page logs a console error. The screenshots in
-docs/screenshots/ are taken here."""
+approve; a form without its CSRF token is refused; no page logs a console error. The screenshots are taken here: into a temporary directory, or into
+docs/screenshots/ (the README's) only with WATCHKEEPER_SCREENSHOTS=docs, so a test run leaves a clean
+clone clean."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from watchkeeper.settings import Settings
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PAGES = ["/console/incidents", "/console/approvals", "/console/runbooks", "/console/silences",
          "/console/silences/new?matchers=team%3D%22shop%22", "/console/kpis", "/console/audit?verify=true",
          "/console/deadletters"]
@@ -78,6 +80,29 @@ def site(tmp_path: Path) -> Iterator[tuple[Watchkeeper, ThreadServer]]:
         wk.close()
 
 
+def shots_dir(setting: str | None, temporary: Path) -> Path:
+    """Where the screenshots go: ``docs/screenshots/`` when ``WATCHKEEPER_SCREENSHOTS=docs``, else
+    ``temporary`` (unset or empty); any other value is a mistake worth a sentence."""
+    if setting == "docs":
+        return DOCS_SHOTS
+    if not setting:
+        return temporary
+    raise pytest.UsageError(f"WATCHKEEPER_SCREENSHOTS={setting!r}: use 'docs' (retake docs/screenshots/) or leave "
+                            "it unset (screenshots go to a temporary directory)")
+
+
+def test_screenshots_go_to_docs_only_when_asked(tmp_path: Path) -> None:
+    assert shots_dir(None, tmp_path) == shots_dir("", tmp_path) == tmp_path
+    assert shots_dir("docs", tmp_path) == DOCS_SHOTS and DOCS_SHOTS.parts[-2:] == ("docs", "screenshots")
+    with pytest.raises(pytest.UsageError, match="use 'docs'"):
+        shots_dir("yes", tmp_path)
+
+
+@pytest.fixture
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shots_dir(os.environ.get("WATCHKEEPER_SCREENSHOTS"), tmp_path_factory.mktemp("screenshots"))
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     need(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium; make test installs it as root)")
@@ -94,7 +119,8 @@ def browser() -> Iterator[Any]:
 class Watched:
     """A page whose console errors and uncaught exceptions are collected."""
 
-    def __init__(self, browser: Any, base: str) -> None:
+    def __init__(self, browser: Any, base: str, shots: Path) -> None:
+        self.shots = shots
         self.context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 860})
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -110,8 +136,10 @@ class Watched:
         self.page.wait_for_url("**/console/incidents")
 
     def shot(self, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+        self.shots.mkdir(parents=True, exist_ok=True)
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=False)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
 
 
 def _series() -> dict[str, Any]:
@@ -131,7 +159,7 @@ def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
 
 
 def test_sign_in_see_the_cause_approve_and_watch_it_resolve(
-    site: tuple[Watchkeeper, ThreadServer], browser: Any,
+    site: tuple[Watchkeeper, ThreadServer], browser: Any, shots: Path,
 ) -> None:
     wk, server = site
     incident = fire(wk)
@@ -142,7 +170,7 @@ def test_sign_in_see_the_cause_approve_and_watch_it_resolve(
     _wait(lambda: any(a["incident_id"] == incident for a in wk.governance.approvals("pending")),
           "the responder to ask for an approval")
 
-    me = Watched(browser, server.url)
+    me = Watched(browser, server.url, shots)
     me.page.goto("/console/login")
     me.shot("login")
     assert me.page.evaluate("document.activeElement.name") == "username"  # typing can start at once
@@ -176,13 +204,13 @@ def test_sign_in_see_the_cause_approve_and_watch_it_resolve(
 
 
 def test_every_page_without_console_errors_and_a_viewer_cannot_approve(
-    site: tuple[Watchkeeper, ThreadServer], browser: Any,
+    site: tuple[Watchkeeper, ThreadServer], browser: Any, shots: Path,
 ) -> None:
     wk, server = site
     incident = fire(wk)
     _wait(lambda: wk.governance.approvals("pending"), "an approval request")
 
-    admin = Watched(browser, server.url)
+    admin = Watched(browser, server.url, shots)
     admin.sign_in("admin")
     for path in PAGES:
         got = admin.page.goto(path)
@@ -210,7 +238,7 @@ def test_every_page_without_console_errors_and_a_viewer_cannot_approve(
     assert wk.incident(incident)["status"] == "open"
     assert admin.errors == []
 
-    viewer = Watched(browser, server.url)
+    viewer = Watched(browser, server.url, shots)
     viewer.sign_in("viewer")
     viewer.page.goto(f"/console/incidents/{incident}")
     assert viewer.page.get_by_role("button", name="Approve").count() == 0
