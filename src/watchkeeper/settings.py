@@ -42,6 +42,12 @@ class ConsoleConfig(BaseModel):
         default_factory=list, description="addresses or networks (CIDR) of the proxies whose sso_header is "
         "believed; a request from anywhere else is never signed in by the header")
     link_hours: float = Field(24.0, gt=0, le=24 * 14, description="how long a signed approval link stays valid")
+    sign_in_failures: int = Field(5, ge=1, le=1000, description="failed sign-ins per user name within "
+                                  "sign_in_window_minutes before that name is locked out (429)")
+    sign_in_address_failures: int = Field(20, ge=1, le=10000, description="failed sign-ins per client address "
+                                          "(IPv6: per /64) within the window before that address is locked out")
+    sign_in_window_minutes: float = Field(15.0, gt=0, le=24 * 60, description="the window failures are counted "
+                                          "in; a lock-out ends when its oldest counted failure leaves it")
 
     @field_validator("sso_proxies")
     @classmethod

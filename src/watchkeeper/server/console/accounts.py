@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from watchkeeper.service import Role
 from watchkeeper.settings import ConsoleConfig
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import console as store
+
+from .throttle import SignInLimiter, Throttled, address_key, minutes, name_key
 
 #: A user name: what a person is called in the audit log (``user:NAME``).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -77,6 +80,9 @@ class Accounts:
         self._secret: bytes | None = None
         self._dummy: str | None = None
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in config.sso_proxies]
+        self.limiter = SignInLimiter(config.sign_in_failures, config.sign_in_address_failures,
+                                     config.sign_in_window_minutes * 60)
+        self._limiter_lock = threading.Lock()
 
     # -- users ---------------------------------------------------------------------------
     def create(self, name: str, role: Role, password: str | None, actor: str) -> UserInfo:
@@ -128,22 +134,52 @@ class Accounts:
                 "id": row.id, "name": name, "sessions_ended": ended})])
 
     # -- signing in ----------------------------------------------------------------------
-    def sign_in(self, name: str, password: str) -> tuple[str, User]:
+    def sign_in(self, name: str, password: str, address: str | None = None) -> tuple[str, User]:
         """A new session's cookie and its user; an AuthError (the same sentence for an unknown
-        name and a wrong password: nothing tells which names exist)."""
+        name and a wrong password: nothing tells which names exist). Too many failures for the name
+        or from ``address`` (the client's): :class:`Throttled` (429), checked before the password."""
         refused = AuthError("wrong user name or password", status=401)
+        keys = [name_key(name)] + [k for k in [address_key(address)] if k]
+        now = self.clock()
+        with self._limiter_lock:
+            wait = self.limiter.retry_after(keys, now.timestamp())
+        if wait:
+            raise Throttled(f"too many failed sign-ins for this user name or from this address; try again in "
+                            f"{minutes(wait)}", wait)
         if len(password) > MAX_PASSWORD or not NAME.match(name):
+            self._failed(name, address, keys, "malformed")
             raise refused
         with self.db.read() as conn:
             row = store.find_user(conn, name)
         if row is None or row.password_hash is None or row.disabled_at is not None:
             self._burn(password)  # the same time as a real check
+            self._failed(name, address, keys, "refused")
             raise refused
         try:
             self.hasher.verify(row.password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
+            self._failed(name, address, keys, "refused")
             raise refused from None
+        with self._limiter_lock:
+            self.limiter.succeed(name)
         return self._start(row, "password")
+
+    def _failed(self, name: str, address: str | None, keys: list[str], why: str) -> None:
+        """Count a failed sign-in and audit it (``user.sign_in_failed``; ``user.locked_out`` when it
+        locked the name or the address). The reason is not told apart for unknown names and wrong
+        passwords, in the audit log as on the page."""
+        now = self.clock()
+        with self._limiter_lock:
+            locked = self.limiter.fail(keys, now.timestamp()).locked
+        subject = f"user:{name}" if NAME.match(name) else "console:sign-in"
+        details: dict[str, object] = {"name": name[:128], "address": address, "reason": why}
+        changes = [Change("user.sign_in_failed", subject, now, details)]
+        if locked:
+            changes.append(Change("user.locked_out", subject, now, {
+                **details, "locked": [k.split(":", 1)[0] for k in locked],
+                "minutes": self.config.sign_in_window_minutes}))
+        with self.db.write() as conn:
+            audit.append(conn, "console", changes)
 
     def sign_in_sso(self, name: str, peer: str | None) -> tuple[str, User] | None:
         """A session for the user a trusted proxy's header names; None when SSO is off, the peer

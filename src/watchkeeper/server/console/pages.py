@@ -15,6 +15,7 @@ from watchkeeper.errors import AuthError, InputError, NotFound
 from watchkeeper.lifecycle import Action
 from watchkeeper.server.console import charts
 from watchkeeper.server.console.accounts import User
+from watchkeeper.server.console.throttle import Throttled
 from watchkeeper.server.console.web import (
     COOKIE,
     HERE,
@@ -23,6 +24,7 @@ from watchkeeper.server.console.web import (
     console_of,
     safe_next,
     signed_in,
+    wants_html,
 )
 from watchkeeper.service import Permission
 from watchkeeper.storage import console as store
@@ -70,8 +72,14 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     console = console_of(request)
+    peer = request.client.host if request.client else None
     try:
-        cookie, user = console.accounts.sign_in(username.strip(), password)
+        cookie, user = console.accounts.sign_in(username.strip(), password, peer)
+    except Throttled as exc:
+        response = (console.render(request, "login.html", http_status=429, next=safe_next(next), problem=str(exc),
+                                   username=username) if wants_html(request) else console.fail(request, 429, str(exc)))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AuthError as exc:
         return console.render(request, "login.html", http_status=401, next=safe_next(next), problem=str(exc),
                               username=username)
