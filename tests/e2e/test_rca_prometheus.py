@@ -65,3 +65,7 @@ def test_the_ranker_reads_prometheus_and_ranks_the_degraded_dependency_first(tmp
     assert [c["component"] for c in causes] == ["db", "api", "cache"], causes
     assert causes[0]["evidence"]["top_metrics"][0]["metric"] == "latency"
     assert causes[0]["confidence"] > causes[1]["confidence"]
+    # the plot the console draws: Prometheus's own points around the onset, the degradation in it
+    points = causes[0]["evidence"]["series"]["latency"]
+    assert causes[0]["evidence"]["series_onset"] == onset.timestamp() and 2 <= len(points) <= 60
+    assert any(t < onset.timestamp() and v < 0.1 for t, v in points) and max(v for _, v in points) > 1.5
