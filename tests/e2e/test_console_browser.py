@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 import uvicorn
@@ -21,6 +22,7 @@ from conftest import need
 from e2e.servers import free_port
 from fixtures.console import PASSWORD, add_users, fire, runbooks_dir
 from watchkeeper.model import Cause
+from watchkeeper.ranking import with_series
 from watchkeeper.server import create_app
 from watchkeeper.server.console.accounts import Accounts
 from watchkeeper.service import Watchkeeper
@@ -142,12 +144,17 @@ class Watched:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
 
 
-def _series() -> dict[str, Any]:
-    start = time.time() - 600
-    latency = [[start + 15 * n, 0.12 + 0.01 * (n % 3) if n < 28 else 2.4 + 0.1 * (n % 2)] for n in range(40)]
-    errors = [[start + 15 * n, 0.0 if n < 30 else 0.35] for n in range(40)]
-    return {"series": {"latency_p95_s": latency, "error_ratio": errors}, "first_anomaly_at": start + 28 * 15,
-            "top_metrics": [{"metric": "latency_p95_s", "z": 11.2, "baseline": 0.13, "peak": 2.5}]}
+def _causes() -> list[Cause]:
+    """The causes as the ranker stores them: evidence with ``series`` thinned by ``ranking.with_series``."""
+    onset = time.time() - 180
+    t = np.arange(onset - 3600, time.time(), 5.0)
+    latency = np.where(t < onset, 0.12 + 0.01 * (np.arange(t.size) % 3), 2.4 + 0.1 * (np.arange(t.size) % 2))
+    errors = np.where(t < onset + 30, 0.0, 0.35)
+    top = [{"metric": "latency_p95_s", "z": 11.2, "baseline": 0.13, "peak": 2.5, "onset_at": onset},
+           {"metric": "error_ratio", "z": 7.0, "baseline": 0.0, "peak": 0.35, "onset_at": onset + 30}]
+    causes = [Cause("web", "service", 4.2, 0.91, "baro-v1", {"top_metrics": top, "first_anomaly_at": onset}),
+              Cause("db", "service", 1.1, 0.06, "baro-v1", {})]
+    return with_series(causes, {"web": {"latency_p95_s": (t, latency), "error_ratio": (t, errors)}}, onset, 300, 300)
 
 
 def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
@@ -165,8 +172,7 @@ def test_sign_in_see_the_cause_approve_and_watch_it_resolve(
     incident = fire(wk)
     for n in range(3):  # some history for the list and the KPIs
         fire(wk, f"Latency{n}", service=f"svc{n}", resource=f"svc{n}-1:80")
-    wk.governance.set_causes(incident, [Cause("web", "service", 4.2, 0.91, "baro", _series()),
-                                        Cause("db", "service", 1.1, 0.06, "baro", {})], "test")
+    wk.governance.set_causes(incident, _causes(), "test")
     _wait(lambda: any(a["incident_id"] == incident for a in wk.governance.approvals("pending")),
           "the responder to ask for an approval")
 
