@@ -82,27 +82,34 @@ class Footprint:
     last: datetime
     services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     names: set[tuple[str, str]] = field(default_factory=set)
-    #: fingerprint → (join score, what it probed, onset) of the alerts joined by evidence
-    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime]] = field(default_factory=dict)
-    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
+    #: fingerprint → (join score, what it probed, onset, the keys it probed) of the alerts joined by
+    #: weak evidence: the only ones a split may move (``add(..., keep=False)`` leaves a strong join out;
+    #: the keys: a split looks only at members probing the new alert's keys)
+    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime, frozenset[str]]] = field(default_factory=dict)
+    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its probes
     origin: str = ""
     origin_probes: tuple[list[Probe], ...] = ()
+    origin_keys: frozenset[str] = frozenset()
     #: incidents its alerts found possibly related (where a split may later be due)
     related: set[int] = field(default_factory=set)
 
     @classmethod
-    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = ()) -> Footprint:
+    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
         onset = alert.first_seen
         return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
-                   alert.fingerprint, probes)
+                   alert.fingerprint, probes, _keys(probes) if keys is None else keys)
 
-    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = ()) -> None:
+    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = (),
+            keys: frozenset[str] | None = None, *, keep: bool = True) -> None:
         onset = alert.first_seen
         self.first, self.last = min(self.first, onset), max(self.last, onset)
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
-        self.members[alert.fingerprint] = (score, probes, onset)
+        if keep:
+            self.members[alert.fingerprint] = (score, probes, onset, _keys(probes) if keys is None else keys)
+        else:
+            self.members.pop(alert.fingerprint, None)
 
     def distance(self, onset: datetime) -> timedelta:
         """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""
@@ -115,6 +122,10 @@ class Footprint:
         from the first, not the last, so that an incident cannot creep along a chain of joins."""
         first = self.services[anchor][0] if anchor in self.services else self.first
         return abs(onset - first)
+
+
+def _keys(probes: tuple[list[Probe], ...]) -> frozenset[str]:
+    return frozenset(p.key for ps in probes for p in ps)
 
 
 def combine(weights: Iterable[float]) -> float:

@@ -425,16 +425,32 @@ _MASKS = [
     (re.compile(r"\b[\w.-]*\d[\w.-]*\b"), "<*>"),  # any token holding a digit: hosts, sizes, counts
     (re.compile(r"\d+(?:\.\d+)?%"), "<*>%"),
 ]
+_DIGIT = re.compile(r"\d")
 
 
 @functools.lru_cache(maxsize=65536)
 def template(text: str) -> str:
-    """
+    """The masks in order, then runs of whitespace as one space. A mask that needs a digit runs only
+    when one is left (every summary is new to the cache, so this runs once per alert: the masks that
+    cannot match are skipped, not tried). Equal to ``template_reference`` for every text.
+
     >>> template("disk 91% on db-1") == template("disk 97.5% on db-22")
     True
     >>> template("connection refused from 10.0.0.7:5432")
     'connection refused from <ip>'
     """
+    out = text.strip().lower()
+    (ip, ip_mask), (hexid, hexid_mask), (token, token_mask), (percent, percent_mask) = _MASKS
+    if _DIGIT.search(out) is None:  # the ip, token and percent masks all need a digit
+        return " ".join(hexid.sub(hexid_mask, out).split())
+    out = token.sub(token_mask, hexid.sub(hexid_mask, ip.sub(ip_mask, out)))
+    if _DIGIT.search(out) is not None:  # the token mask leaves none, but say so in code, not in a proof
+        out = percent.sub(percent_mask, out)
+    return " ".join(out.split())  # str.split's whitespace is re's \s (both str.isspace)
+
+
+def template_reference(text: str) -> str:
+    """``template`` as the plain sequence of masks (what the tests compare it with)."""
     out = text.strip().lower()
     for pattern, mask in _MASKS:
         out = pattern.sub(mask, out)
@@ -448,6 +464,7 @@ class TextTemplate:
 
     def __init__(self, scope: str = "any") -> None:
         self.scope = scope
+        self._cache: dict[str, list[Probe]] = {}
 
     def _key(self, alert: Alert) -> str:
         prefix = f"{alert.service}|" if self.scope == "service" else ""
@@ -463,9 +480,15 @@ class TextTemplate:
     weight = 0.5
 
     def probe(self, alert: Alert) -> list[Probe]:
-        return [Probe(self._key(alert), JoinReason.SIMILAR_TEXT,
-                      f"summary matches the template {template(alert.summary or alert.name)!r}", self.weight,
-                      alert.service if self.scope == "service" else None)]
+        key = self._key(alert)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        probes = [Probe(key, JoinReason.SIMILAR_TEXT,
+                        f"summary matches the template {template(alert.summary or alert.name)!r}", self.weight,
+                        alert.service if self.scope == "service" else None)]
+        _remember(self._cache, key, probes)
+        return probes
 
 
 class CoOccurring:

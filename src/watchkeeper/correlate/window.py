@@ -52,6 +52,26 @@ class Correlator:
         self.strategies: list[Strategy] = list(strategies) if strategies else [LabelGroup()]
         self.policy = policy or JoinPolicy()
         self._adjust = [getattr(s, "adjust", None) for s in self.strategies]
+        self._mentions = [s.name == "mentions" for s in self.strategies]
+        #: id(probe list) → (the list, its keys): strategies keep their probe lists per service, host,
+        #: template..., so the keys a split compares are collected once per list
+        self._keysets: dict[int, tuple[list[Probe], frozenset[str]]] = {}
+
+    def keyset(self, probes: list[Probe]) -> frozenset[str]:
+        """The keys of one strategy's probe list (cached per list object; the list is kept alive
+        with its entry, so an id is never reused while cached)."""
+        entry = self._keysets.get(id(probes))
+        if entry is not None and entry[0] is probes:
+            return entry[1]
+        keys = frozenset([p.key for p in probes])
+        if len(self._keysets) >= 100_000:
+            self._keysets.clear()
+        self._keysets[id(probes)] = (probes, keys)
+        return keys
+
+    def probed(self, probes: tuple[list[Probe], ...]) -> frozenset[str]:
+        """Every key an alert probed (the union over its strategies' lists)."""
+        return frozenset().union(*map(self.keyset, probes))
 
     def index_keys(self, alert: Alert) -> list[str]:
         return [key for s in self.strategies for key in s.index(alert)]
@@ -127,13 +147,14 @@ class Correlator:
         policy, window = self.policy, self.window
         lists = [(adjust, strategy.probe(alert))
                  for strategy, adjust in zip(self.strategies, self._adjust, strict=True)]
-        named = any(p.anchor is not None for s, (_, ps) in zip(self.strategies, lists, strict=True)
-                    if s.name == "mentions" for p in ps)
+        named = any(p.anchor is not None for is_mentions, (_, ps) in zip(self._mentions, lists, strict=True)
+                    if is_mentions for p in ps)
         what = kind(alert) if footprints else ""
         mentioned, service, onset = JoinReason.MENTIONED, alert.service, alert.first_seen
+        get = active.get
         for adjust, probes in lists:
             for probe in probes:
-                incident_id = active.get(probe.key)
+                incident_id = get(probe.key)
                 if incident_id is None or (only is not None and incident_id != only):
                     continue
                 incident = incidents.get(incident_id)
