@@ -158,6 +158,9 @@ class Topology:
         self.callers: dict[str, set[str]] = {}
         self._probes: dict[str, list[Probe]] = {}
         self._closures: dict[tuple[str, bool], dict[str, int]] = {}
+        #: (alert's service, anchor) → what the anchor calls, when the anchor is a dependency of a failing
+        #: caller (``adjust``), else None
+        self._explainers: dict[tuple[str, str], dict[str, int] | None] = {}
         for source, targets in graph.items():
             for target in targets:
                 self._edge(source, target)
@@ -173,6 +176,7 @@ class Topology:
             self.callers.setdefault(b, set()).add(a)
             self._probes.clear()
             self._closures.clear()
+            self._explainers.clear()
 
     def _learn(self, alert: Alert) -> None:
         for label in self.labels:
@@ -255,11 +259,17 @@ class Topology:
         """A dependency joining through a caller that another dependency in the incident already
         explains is a second origin: only possibly related."""
         anchor = probe.anchor
-        if anchor is None or anchor not in self.closure(alert.service, False) or (
-                anchor in self.closure(alert.service, True)):
+        if anchor is None:
             return probe.weight
-        own = self.closure(anchor, True)
-        if any(s in own and s != alert.service for s in services):
+        own = self._explainers.get((alert.service, anchor), False)
+        if own is False:  # not cached yet (None: not the dependency of a failing caller)
+            own = None if anchor not in self.closure(alert.service, False) or (
+                anchor in self.closure(alert.service, True)) else self.closure(anchor, True)
+            self._explainers[(alert.service, anchor)] = own
+        if own is None:
+            return probe.weight
+        service = alert.service
+        if any(s in own and s != service for s in services):
             return self.EXPLAINED
         return probe.weight
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from watchkeeper.correlate.evidence import Footprint, JoinPolicy, combine, kind
 from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy
-from watchkeeper.model import Alert, Incident
+from watchkeeper.model import Alert, Incident, IncidentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,28 +151,35 @@ class Correlator:
                     if is_mentions for p in ps)
         what = kind(alert) if footprints else ""
         mentioned, service, onset = JoinReason.MENTIONED, alert.service, alert.first_seen
-        get = active.get
+        get, fget = active.get, footprints.get if footprints is not None else None
+        closed, bonus, elsewhere, time_factor = IncidentStatus.RESOLVED, policy.same_name_bonus, policy.elsewhere, \
+            policy.time_factor
         for adjust, probes in lists:
             for probe in probes:
                 incident_id = get(probe.key)
                 if incident_id is None or (only is not None and incident_id != only):
                     continue
                 incident = incidents.get(incident_id)
-                if incident is None or not incident.is_active:
+                if incident is None or incident.status is closed:
                     continue
                 gap = now - incident.last_activity_at
                 if gap > window:
                     quiet[incident_id] = gap
                     continue
                 weight = probe.weight if adjust is None else adjust(probe, alert, incident.services)
-                footprint = footprints.get(incident_id) if footprints is not None else None
-                if footprint is not None and probe.anchor == service and (service, what) in footprint.names:
-                    weight += policy.same_name_bonus
+                footprint = fget(incident_id) if fget is not None else None
+                anchor = probe.anchor
+                if footprint is not None and anchor == service and (service, what) in footprint.names:
+                    weight += bonus
                 elif named and probe.reason is not mentioned:
-                    weight *= policy.elsewhere
+                    weight *= elsewhere
                 if footprint is not None:
-                    weight *= policy.time_factor(footprint.gap(onset, probe.anchor))
-                found.setdefault(incident_id, []).append((weight, probe))
+                    weight *= time_factor(footprint.gap(onset, anchor))
+                pieces = found.get(incident_id)
+                if pieces is None:
+                    found[incident_id] = [(weight, probe)]
+                else:
+                    pieces.append((weight, probe))
         return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
                 tuple(probes for _, probes in lists))
 
