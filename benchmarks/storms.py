@@ -301,6 +301,22 @@ class RichStorm(Storm):
         out.append((t, end)) if end - t > 10 else None
         return out or [(start, end)]
 
+    def fire(self, group: str, name: str, service: str, instance: str, start: float, end: float,
+             summary: str, **extra: str) -> None:
+        """As :meth:`Storm.fire`, but an alert two faults produce belongs to the one whose symptom
+        started first in time (not the one simulated first)."""
+        job = "node" if name.startswith("Node") else service
+        labels = {"alertname": name, "instance": instance, "job": job, "severity": SEVERITY[name], **extra}
+        if not instance:
+            del labels["instance"]
+        if job != "node":
+            labels["service"] = service
+        known = self.alerts.get(Firing(labels, summary, group).fingerprint)
+        earliest = min((a for a, _ in known.intervals), default=float("inf")) if known else None
+        super().fire(group, name, service, instance, start, end, summary, **extra)
+        if known is not None and earliest is not None and start < earliest:
+            known.group = group
+
     def rule(self, group: str, name: str, service: str, instance: str, start: float, end: float, summary: str,
              **extra: str) -> None:
         for a, b in self.flappy(start, end):
