@@ -4,6 +4,7 @@ cascades folded into their cause, flapping kept as one incident, splits audited.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -221,3 +222,23 @@ def test_a_split_is_stored_and_on_the_incident_timeline(tmp_path: Path, make_ser
     assert sorted(a["fingerprint"] for a in target["alerts"]) == ["HighErrorRate", "ServiceDown"]
     split = next(e for e in source["timeline"] if e["kind"] == "incident.split")
     assert split["reason"] == "second_origin" and split["into"] == db
+
+
+def _late(event: Event, received: float) -> Event:
+    """The same event, delivered at ``received`` (Alertmanager's group_wait, a slow notification)."""
+    return replace(event, received_at=T0 + timedelta(seconds=received))
+
+
+@pytest.mark.parametrize(("caller_onset", "lead", "joined"), [
+    pytest.param(0, "15s", False, id="caller-started-30s-before-its-dependency-is-not-its-symptom"),
+    pytest.param(20, "15s", True, id="caller-started-10s-before-the-dependency's-late-alert-is"),
+    pytest.param(0, "1h", True, id="without-onset-order-it-joins"),
+])
+def test_onset_order_a_symptom_does_not_start_before_its_cause(caller_onset: float, lead: str, joined: bool) -> None:
+    """shop calls db; shop's error alert is delivered after db's crash alert opened an incident, but it
+    started well before db's: another fault of shop's own, not db's symptom (``join.lead``)."""
+    storm = [am("ServiceDown", "db", "data-1:5432", 30),
+             _late(am("HighErrorRate", "shop", "app-1:8080", caller_onset), 40)]
+    state, _ = run(storm, with_graph(lead=lead))
+    same = incident_of(state, "HighErrorRate", "app-1:8080") == incident_of(state, "ServiceDown", "data-1:5432")
+    assert same is joined

@@ -10,6 +10,9 @@ change it here:
 * **a named culprit**: an alert whose label names the failing dependency (see
   :class:`~watchkeeper.correlate.strategies.Mentions`) is explained by that dependency; any other
   join for it keeps only :attr:`JoinPolicy.elsewhere` of its weight;
+* **onset order**: a probe that says the alert is a symptom of the anchor (``Probe.after``: a caller
+  of a failing dependency) counts for nothing when the alert started more than
+  :attr:`JoinPolicy.lead` before the anchor's first alert;
 * **onset time**: a symptom starts after its cause, within a lag. The alert's onset (its source's
   ``startsAt``) is compared with the onsets of the incident's alerts on the probe's anchor service
   (or of the whole incident): within ``lag`` the weight holds, then it falls linearly to 0 at
@@ -65,6 +68,10 @@ class JoinPolicy:
     elsewhere: float = 0.5
     #: an alert that fires again this soon after its incident resolved reopens it (the same fault)
     reopen: bool = True
+    #: onset order: a symptom (an alert on a caller of a failing dependency) that started more than
+    #: this before the dependency's first alert is not that dependency's symptom (the cause's own alert
+    #: may fire a little late: a ``for: 30s`` rule against its callers' ``for: 10s``)
+    lead: timedelta = timedelta(seconds=15)
 
     def time_factor(self, gap: timedelta) -> float:
         lag = self.lag.total_seconds()

@@ -52,6 +52,9 @@ class Probe:
     weight: float = 1.0
     #: the incident's service whose onset is compared with the alert's (None: the whole incident)
     anchor: str | None = None
+    #: the alert would be a symptom of the anchor, so it cannot have started well before the anchor's
+    #: first alert (onset order, see ``JoinPolicy.lead``)
+    after: bool = False
 
 
 class Strategy(Protocol):
@@ -233,7 +236,7 @@ class Topology:
             seen.add(other)
             probes.append(Probe(f"service:{other}", JoinReason.TOPOLOGY,
                                 f"{service!r} calls {other!r} ({_hops(hops)}): a caller of a failing dependency",
-                                self.CALLER[min(hops, 5)], other))
+                                self.CALLER[min(hops, 5)], other, after=True))
         for other, hops in sorted(self.closure(service, False).items(), key=lambda kv: (kv[1], kv[0])):
             if other not in seen:
                 seen.add(other)

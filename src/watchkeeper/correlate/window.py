@@ -154,6 +154,7 @@ class Correlator:
         get, fget = active.get, footprints.get if footprints is not None else None
         closed, bonus, elsewhere, time_factor = IncidentStatus.RESOLVED, policy.same_name_bonus, policy.elsewhere, \
             policy.time_factor
+        lead = policy.lead
         for adjust, probes in lists:
             for probe in probes:
                 incident_id = get(probe.key)
@@ -175,6 +176,9 @@ class Correlator:
                     weight *= elsewhere
                 if footprint is not None:
                     weight *= time_factor(footprint.gap(onset, anchor))
+                    if probe.after and anchor in footprint.services and (
+                            footprint.services[anchor][0] - onset > lead):
+                        weight = 0.0  # it started before its supposed cause did: not that cause's symptom
                 pieces = found.get(incident_id)
                 if pieces is None:
                     found[incident_id] = [(weight, probe)]
