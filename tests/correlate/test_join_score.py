@@ -242,3 +242,24 @@ def test_onset_order_a_symptom_does_not_start_before_its_cause(caller_onset: flo
     state, _ = run(storm, with_graph(lead=lead))
     same = incident_of(state, "HighErrorRate", "app-1:8080") == incident_of(state, "ServiceDown", "data-1:5432")
     assert same is joined
+
+
+def test_a_callers_own_failure_is_not_its_dependencys_symptom() -> None:
+    """db fails; shop calls db: shop's errors are db's symptom, but shop's ServiceDown (its own process
+    down) is a fault of its own."""
+    storm = [am("HighErrorRate", "db", "data-1:5432", 0), am("ServiceDown", "shop", "app-1:8080", 5),
+             am("HighErrorRate", "shop", "app-2:8080", 8)]
+    state, _ = run(storm, with_graph())
+    db = incident_of(state, "HighErrorRate", "data-1:5432")
+    assert incident_of(state, "HighErrorRate", "app-2:8080") == db
+    assert incident_of(state, "ServiceDown", "app-1:8080") != db
+
+
+def test_host_level_alerts_on_two_hosts_are_not_one_service() -> None:
+    """node-exporter alerts all carry the job ``node``: the same job on two hosts is no shared cause."""
+    storm = [am("NodeHighCPU", "node", "data-1:9100", 0), am("NodeMemoryPressure", "node", "app-2:9100", 5),
+             am("NodeLoadHigh", "node", "data-1:9100", 8)]
+    state, _ = run(storm)
+    data = incident_of(state, "NodeHighCPU", "data-1:9100")
+    assert incident_of(state, "NodeLoadHigh", "data-1:9100") == data
+    assert incident_of(state, "NodeMemoryPressure", "app-2:9100") != data

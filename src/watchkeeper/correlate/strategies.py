@@ -91,9 +91,19 @@ class LabelGroup:
         self._service_only = self.group_by == ("service",)
         self._cache: dict[str, list[Probe]] = {}
 
+    @staticmethod
+    def _service(alert: Alert) -> str:
+        """The alert's service; for a host-level alert (its service is the exporter's job, ``node``)
+        the job on its host: one job on every host says nothing about a shared cause."""
+        if alert.service in Host.NODE_JOBS:
+            host = Host.host(alert.resource)
+            if host:
+                return f"{alert.service}@{host}"
+        return alert.service
+
     def _key(self, alert: Alert) -> str | None:
         if self._service_only:
-            return f"labels:service={alert.service}" if alert.service else None
+            return f"labels:service={self._service(alert)}" if alert.service else None
         values = []
         for label in self.group_by:
             value = alert.service if label == "service" else alert.labels.get(label)
@@ -112,16 +122,17 @@ class LabelGroup:
         return [key] if key else []
 
     def probe(self, alert: Alert) -> list[Probe]:
-        cached = self._cache.get(alert.service) if self._service_only else None
+        service = self._service(alert)
+        cached = self._cache.get(service) if self._service_only else None
         if cached is not None:
             return cached
         key = self._key(alert)
         if key is None:
             return []
-        what = f"service {alert.service!r}" if self.reason is JoinReason.SAME_SERVICE else key.removeprefix("labels:")
+        what = f"service {service!r}" if self.reason is JoinReason.SAME_SERVICE else key.removeprefix("labels:")
         probes = [Probe(key, self.reason, f"same {what}", self.weight, alert.service if self.by_service else None)]
         if self._service_only:
-            _remember(self._cache, alert.service, probes)
+            _remember(self._cache, service, probes)
         return probes
 
 
@@ -132,7 +143,9 @@ class Topology:
     edges for its service.
 
     * an alert on a **caller** of an incident's service joins it (a symptom of a failing
-      dependency; weight 0.8 at 1 hop, less further away);
+      dependency; weight 0.8 at 1 hop, less further away), unless its name says its own target
+      failed (:func:`own_failure`: a caller of a failing dependency keeps running) or it started well
+      before the dependency's first alert (onset order, ``JoinPolicy.lead``);
     * an alert on a **dependency** of an incident's service is possibly related (0.45 at 1 hop):
       it may be the cause whose own alert fired after its symptoms, or a second fault under a
       caller that fails for its own reasons; it joins when the callers' alerts name it (see
@@ -161,6 +174,8 @@ class Topology:
         self.callers: dict[str, set[str]] = {}
         self._probes: dict[str, list[Probe]] = {}
         self._closures: dict[tuple[str, bool], dict[str, int]] = {}
+        #: per service, its probes without the caller ones (for an alert saying its own target failed)
+        self._own: dict[str, list[Probe]] = {}
         #: (alert's service, anchor) → what the anchor calls, when the anchor is a dependency of a failing
         #: caller (``adjust``), else None
         self._explainers: dict[tuple[str, str], dict[str, int] | None] = {}
@@ -180,6 +195,7 @@ class Topology:
             self._probes.clear()
             self._closures.clear()
             self._explainers.clear()
+            self._own.clear()
 
     def _learn(self, alert: Alert) -> None:
         for label in self.labels:
@@ -225,7 +241,12 @@ class Topology:
     def probe(self, alert: Alert) -> list[Probe]:
         if self.labels:
             self._learn(alert)
-        return self.probe_service(alert.service)
+        if not own_failure(alert.name):
+            return self.probe_service(alert.service)
+        probes = self._own.get(alert.service)
+        if probes is None:
+            probes = self._own[alert.service] = [p for p in self.probe_service(alert.service) if not p.after]
+        return probes
 
     def probe_service(self, service: str) -> list[Probe]:
         probes = self._probes.get(service)
@@ -275,6 +296,22 @@ class Topology:
         if any(s in own and s != service for s in services):
             return self.EXPLAINED
         return probe.weight
+
+
+_OWN = re.compile(r"(?i)down|unreachable|crash|oom|restart|unavailable|absent|missing")
+
+
+@functools.lru_cache(maxsize=4096)
+def own_failure(name: str) -> bool:
+    """Whether an alert name says its own target failed (``ServiceDown``, ``InstanceDown``,
+    ``TargetMissing``, ``PodCrashLooping``, ``…OOM…``): the kind of symptom a failing dependency does not
+    cause in its callers (they keep running and fail their requests), so such an alert is never joined
+    as a caller's symptom (:class:`Topology`).
+
+    >>> own_failure("InstanceDown"), own_failure("DependencyErrors"), own_failure("HighErrorRate")
+    (True, False, False)
+    """
+    return _OWN.search(name) is not None
 
 
 def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = 100_000) -> None:
