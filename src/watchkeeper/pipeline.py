@@ -149,7 +149,7 @@ class Pipeline:
             incident = self._join(alert, join, state, event)
             # only an alert that opened an incident or joined one on strong evidence may reveal an origin
             strong = join.incident_id is None or join.score >= self.SPLIT_BELOW
-            if strong and join.reason is not JoinReason.STILL_OPEN:
+            if strong and self.config.splits and join.reason is not JoinReason.STILL_OPEN:
                 others = {*join.neighbours, *state.footprints[incident.id].related} - {incident.id}
                 if others:
                     self._split(alert, incident, others, state, now)
