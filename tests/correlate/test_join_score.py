@@ -263,3 +263,19 @@ def test_host_level_alerts_on_two_hosts_are_not_one_service() -> None:
     data = incident_of(state, "NodeHighCPU", "data-1:9100")
     assert incident_of(state, "NodeLoadHigh", "data-1:9100") == data
     assert incident_of(state, "NodeMemoryPressure", "app-2:9100") != data
+
+
+def test_a_late_kind_joins_its_service_at_its_learned_lag() -> None:
+    """An error-budget burn rate fires ~90 s after the errors on its service began: the first ones
+    (nothing learned yet) open incidents of their own, later ones join their service's incident."""
+    storm: list[Event] = []
+    for n, service in enumerate(["shop", "blog", "cache", "db", "proxy"]):
+        t = n * 600
+        storm += [am("HighErrorRate", service, f"app-{n}:80", t), am("HighErrorRate", service, f"app-{n}:81", t + 3),
+                  am("ErrorBudgetBurn", service, "", t + 90)]
+    learned, _ = run(storm)
+    blind, _ = run(storm, CorrelationConfig.model_validate({"join": {"learn_lag": False}}).pipeline())
+    for state, joined in ((learned, ["db", "proxy"]), (blind, [])):
+        together = [s for s in ["shop", "blog", "cache", "db", "proxy"]
+                    if len({a.incident_id for a in state.alerts.values() if a.service == s}) == 1]
+        assert together == joined

@@ -26,6 +26,8 @@ are named "possibly related" in the join's detail instead of being merged.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +74,9 @@ class JoinPolicy:
     #: this before the dependency's first alert is not that dependency's symptom (the cause's own alert
     #: may fire a little late: a ``for: 30s`` rule against its callers' ``for: 10s``)
     lead: timedelta = timedelta(seconds=15)
+    #: learn each alert kind's usual lag behind the first alert on its service (``LearnedLags``): a
+    #: kind that usually starts late (an SLO burn rate over an hour) is weighed at that lag
+    learn_lag: bool = True
 
     def time_factor(self, gap: timedelta) -> float:
         lag = self.lag.total_seconds()
@@ -129,6 +134,39 @@ class Footprint:
         from the first, not the last, so that an incident cannot creep along a chain of joins."""
         first = self.services[anchor][0] if anchor in self.services else self.first
         return abs(onset - first)
+
+
+class LearnedLags:
+    """How long after the first alert on its service an alert of each kind usually starts, learned as
+    alerts arrive: per kind (:func:`kind`), the offsets of its onsets from the first onset on the same
+    service in an active incident (the last ``keep``). A kind whose median offset exceeds the policy's
+    lag is a late kind (an error-budget burn rate fires a minute or more after the errors began): its
+    onset is compared with the first onset plus that median, not with the first onset alone.
+
+    >>> lags = LearnedLags()
+    >>> for seconds in (80, 95, 120):
+    ...     lags.observe("ErrorBudgetBurn", timedelta(seconds=seconds))
+    >>> lags.expected("ErrorBudgetBurn", timedelta(seconds=30)), lags.expected("HighErrorRate", timedelta(seconds=30))
+    (95.0, None)
+    """
+
+    def __init__(self, keep: int = 50, least: int = 3) -> None:
+        self.keep, self.least = keep, least
+        self.offsets: dict[str, deque[float]] = {}
+        self._median: dict[str, float] = {}
+
+    def observe(self, what: str, offset: timedelta) -> None:
+        seen = self.offsets.get(what)
+        if seen is None:
+            seen = self.offsets[what] = deque(maxlen=self.keep)
+        seen.append(max(0.0, offset.total_seconds()))
+        if len(seen) >= self.least:
+            self._median[what] = statistics.median(seen)
+
+    def expected(self, what: str, lag: timedelta) -> float | None:
+        """The kind's usual offset in seconds when it is a late kind (beyond ``lag``), else None."""
+        median = self._median.get(what)
+        return median if median is not None and median > lag.total_seconds() else None
 
 
 def _keys(probes: tuple[list[Probe], ...]) -> frozenset[str]:

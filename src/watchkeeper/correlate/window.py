@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.evidence import Footprint, JoinPolicy, combine, kind
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, combine, kind
 from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy
 from watchkeeper.model import Alert, Incident, IncidentStatus
 
@@ -52,6 +52,8 @@ class Correlator:
         self.strategies: list[Strategy] = list(strategies) if strategies else [LabelGroup()]
         self.policy = policy or JoinPolicy()
         self._adjust = [getattr(s, "adjust", None) for s in self.strategies]
+        #: each alert kind's usual lag behind the first alert on its service (in memory, as footprints)
+        self.lags = LearnedLags()
         self._mentions = [s.name == "mentions" for s in self.strategies]
         #: id(probe list) → (the list, its keys): strategies keep their probe lists per service, host,
         #: template..., so the keys a split compares are collected once per list
@@ -155,6 +157,8 @@ class Correlator:
         closed, bonus, elsewhere, time_factor = IncidentStatus.RESOLVED, policy.same_name_bonus, policy.elsewhere, \
             policy.time_factor
         lead = policy.lead
+        late = self.lags.expected(what, policy.lag) if footprints and policy.learn_lag else None
+        first_here: datetime | None = None  # the first onset on the alert's service in an active incident
         for adjust, probes in lists:
             for probe in probes:
                 incident_id = get(probe.key)
@@ -175,7 +179,13 @@ class Correlator:
                 elif named and probe.reason is not mentioned:
                     weight *= elsewhere
                 if footprint is not None:
-                    weight *= time_factor(footprint.gap(onset, anchor))
+                    gap_onset = footprint.gap(onset, anchor)
+                    if late is not None and anchor in footprint.services:  # a late kind: at its usual lag
+                        gap_onset = min(gap_onset, abs(onset - footprint.services[anchor][0] - timedelta(seconds=late)))
+                    weight *= time_factor(gap_onset)
+                    if anchor == service and service in footprint.services:
+                        first = footprint.services[service][0]
+                        first_here = first if first_here is None or first < first_here else first_here
                     if probe.after and anchor in footprint.services and (
                             footprint.services[anchor][0] - onset > lead):
                         weight = 0.0  # it started before its supposed cause did: not that cause's symptom
@@ -184,6 +194,8 @@ class Correlator:
                     found[incident_id] = [(weight, probe)]
                 else:
                     pieces.append((weight, probe))
+        if first_here is not None and only is None and policy.learn_lag:
+            self.lags.observe(what, onset - first_here)
         return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
                 tuple(probes for _, probes in lists))
 

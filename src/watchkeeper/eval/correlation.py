@@ -248,16 +248,16 @@ def groupkey_clusters(lines: Iterable[bytes], sources: Mapping[str, Source]) -> 
 def ablation(payloads: Sequence[bytes], make: Callable[[], PipelineConfig], truth: Mapping[str, Hashable],
              sources: Mapping[str, Source], *, unlabelled: str = "singleton") -> list[Scores]:
     """Each strategy's and each part of the join score's contribution: the configuration as it is, then
-    without each of its strategies, without onset times (the lag), without onset order (the lead) and
-    without splits. ``make`` builds a fresh configuration each time (strategies learn as they go: a
-    host's services, labelled edges), so no run sees another's state.
+    without each of its strategies, without onset times (the lag), without onset order (the lead),
+    without learned lags and without splits. ``make`` builds a fresh configuration each time
+    (strategies learn as they go: a host's services, labelled edges), so no run sees another's state.
 
     >>> from watchkeeper.sources import registry
     >>> body = (b'{"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "A", '
     ...         b'"service": "db"}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "fa"}]}')
     >>> [s.name for s in ablation([body], PipelineConfig, {"fa": 1}, registry(plugins=False))]
     ['this configuration', 'without labels', 'without mentions', 'without host', 'without onset times (lag)', \
-'without onset order (lead)', 'without splits']
+'without onset order (lead)', 'without learned lags', 'without splits']
     """
     def run(name: str, config: PipelineConfig) -> Scores:
         result = replay(payloads, dict(sources), config)
@@ -275,6 +275,8 @@ def ablation(payloads: Sequence[bytes], make: Callable[[], PipelineConfig], trut
     rows.append(run("without onset times (lag)", replace(fresh, join=replace(fresh.join, lag=timedelta(0)))))
     fresh = make()
     rows.append(run("without onset order (lead)", replace(fresh, join=replace(fresh.join, lead=timedelta(days=1)))))
+    fresh = make()
+    rows.append(run("without learned lags", replace(fresh, join=replace(fresh.join, learn_lag=False))))
     fresh = make()
     rows.append(run("without splits", replace(fresh, splits=False)))
     return rows

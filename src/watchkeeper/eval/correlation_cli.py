@@ -57,8 +57,8 @@ def correlation(
         help="Correlation config for replaying payloads (default: service grouping, 5 min window)")] = None,
     with_ablation: Annotated[bool, typer.Option(
         "--ablation/--no-ablation",
-        help="Replaying payloads: also replay without each strategy, onset times, onset order and splits "
-             "(each one's contribution)")] = True,
+        help="Replaying payloads: also replay without each strategy, onset times, onset order, learned lags "
+             "and splits (each one's contribution)")] = True,
 ) -> None:
     """Pairwise precision/recall/F1, purity and compression of replayed incidents, with baselines and
     (replaying payloads) an ablation: each strategy's contribution."""
