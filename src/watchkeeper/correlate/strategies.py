@@ -285,11 +285,12 @@ class Topology:
         anchor = probe.anchor
         if anchor is None:
             return probe.weight
-        own = self._explainers.get((alert.service, anchor), False)
-        if own is False:  # not cached yet (None: not the dependency of a failing caller)
-            own = None if anchor not in self.closure(alert.service, False) or (
+        key = (alert.service, anchor)
+        if key in self._explainers:
+            own = self._explainers[key]
+        else:  # None: the anchor is not a dependency of a failing caller
+            own = self._explainers[key] = None if anchor not in self.closure(alert.service, False) or (
                 anchor in self.closure(alert.service, True)) else self.closure(anchor, True)
-            self._explainers[(alert.service, anchor)] = own
         if own is None:
             return probe.weight
         service = alert.service
