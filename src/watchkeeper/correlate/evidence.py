@@ -26,7 +26,6 @@ are named "possibly related" in the join's detail instead of being merged.
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -160,8 +159,11 @@ class LearnedLags:
         if seen is None:
             seen = self.offsets[what] = deque(maxlen=self.keep)
         seen.append(max(0.0, offset.total_seconds()))
-        if len(seen) >= self.least:
-            self._median[what] = statistics.median(seen)
+        n = len(seen)
+        if n >= self.least:  # statistics.median, without its per-call overhead (once per alert)
+            ordered = sorted(seen)
+            half = n // 2
+            self._median[what] = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
 
     def expected(self, what: str, lag: timedelta) -> float | None:
         """The kind's usual offset in seconds when it is a late kind (beyond ``lag``), else None."""
