@@ -279,13 +279,3 @@ def test_a_late_kind_joins_its_service_at_its_learned_lag() -> None:
         together = [s for s in ["shop", "blog", "cache", "db", "proxy"]
                     if len({a.incident_id for a in state.alerts.values() if a.service == s}) == 1]
         assert together == joined
-
-
-def test_equal_evidence_joins_the_incident_that_began_first() -> None:
-    """shop and blog fail 5 s apart; the proxy, which calls both, is tied to both equally: its alert
-    joins the fault that began first."""
-    storm = [am("HighErrorRate", "shop", "app-1:8080", 0), am("HighErrorRate", "blog", "app-1:8081", 5),
-             am("HighErrorRate", "proxy", "edge-1:443", 10)]
-    state, _ = run(storm, with_graph())
-    shop, blog = incident_of(state, "HighErrorRate", "app-1:8080"), incident_of(state, "HighErrorRate", "app-1:8081")
-    assert shop != blog and incident_of(state, "HighErrorRate", "edge-1:443") == shop

@@ -103,9 +103,8 @@ class Correlator:
             return Join(own.id, JoinReason.STILL_OPEN, f"fired again while incident {own.id} was active")
         found, quiet, probes = self._evidence(alert, incidents, active, now, footprints)
         policy = self.policy
-        # best score first; on equal scores the incident that opened first (its fault began first)
         scored = sorted(((combine(w for w, _ in ev), incident_id) for incident_id, ev in found.items()),
-                        key=lambda si: (-si[0], si[1]))
+                        reverse=True)
         related = tuple((i, round(s, 2)) for s, i in scored if policy.possible <= s < policy.join)
         if scored and scored[0][0] >= policy.join:
             # an active incident the evidence ties it to comes first: a symptom refiring because of a
