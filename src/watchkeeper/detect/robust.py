@@ -217,10 +217,27 @@ class RobustSeasonal(Detector):
         """Update only the expected value, the residual scale and the season (what
         :meth:`deviation` needs), not the likelihood of the raw scores: for detectors that build
         their own score on top of the deviation."""
-        if self._n >= 1:
+        self.deviation_learn(x, t)
+
+    def deviation_learn(self, x: float, t: float) -> float:
+        """:meth:`deviation` of ``x``, then :meth:`learn_model` of it, in one pass: the expected
+        value is found once and serves both (the streaming hot path of detectors that score and
+        then learn every point)."""
+        n = self._n
+        z = 0.0
+        if n >= 1:
             expected = self._cached
-            residual = abs(x - (expected if expected is not None else self._expected()))
+            if expected is None:
+                expected = self._expected()
             res, sorted_res = self._residuals, self._sorted_residuals
+            if n >= self.warmup:  # deviation(x), as it computes it
+                scale = MAD_TO_SIGMA * sorted_res[len(sorted_res) // 2] if sorted_res else 0.0
+                if scale < self._mean_abs:
+                    scale = self._mean_abs
+                if scale <= 0.0:
+                    scale = 1e-9 + 1e-9 * abs(expected)
+                z = (x - expected) / scale
+            residual = abs(x - expected)
             if len(res) == self.window:
                 del sorted_res[bisect_left(sorted_res, res[0])]
             res.append(residual)
@@ -245,14 +262,15 @@ class RobustSeasonal(Detector):
         if self._count < MAX_HISTORY:
             self._count += 1
         steps = self._steps
-        if len(steps) < STEPS_KEPT and self._n > 0:
+        if n > 0 and len(steps) < STEPS_KEPT:
             steps.append(t - self._t_last)
         self._t_last = t
-        self._n += 1
+        self._n = n + 1
         self._cached = None
         self._last_raw = None
         if not self._decided:
             self._detect_season()
+        return z
 
     def expected_range(self, t: float) -> tuple[float, float] | None:
         if self._n < self.warmup:
