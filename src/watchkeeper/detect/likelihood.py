@@ -215,6 +215,7 @@ class AnomalyLikelihood(Detector):
         self._mean = Tail(self.memory)
         self._last: tuple[float, float, float, float] | None = None  # (x, |z|, short mean, score)
         self._scale_n, self._scale = -1, 1.0  # log10(n + 2), kept for the last n
+        self._hot = False  # whether score_learn_one may take its one-pass path
 
     # -- the protocol -------------------------------------------------------------------------
     def score_one(self, x: float, t: float) -> float:
@@ -243,10 +244,12 @@ class AnomalyLikelihood(Detector):
         :meth:`_remember`'s, operation for operation, so the scores are the very same
         (``tests/detect/test_likelihood_scores_fixed.py`` holds them to the bit)."""
         model = self._model
-        if not (self._two_views and model.warmed_up):
-            score = self.score_one(x, t)
-            self.learn_one(x, t)
-            return score
+        if not self._hot:  # warming up, or one view only: the two calls
+            if not (self._two_views and model.warmed_up):
+                score = self.score_one(x, t)
+                self.learn_one(x, t)
+                return score
+            self._hot = True  # a model once warmed up stays so
         z = model.deviation_learn(x, t)
         if z < 0.0:
             z = -z
@@ -276,9 +279,28 @@ class AnomalyLikelihood(Detector):
             s = log_p / self._scale
             s *= s
             score = s / (s + self._half2)
-        # _remember(z, mean), inlined
-        point.add(z)
-        tail.add(mean)
+        # _remember(z, mean), inlined; so is Tail.add while both tails are full and need no new cut
+        since, since2 = point._since + 1, tail._since + 1
+        if n == self.memory and since < point._every and since2 < tail._every:
+            values, ordered = point.values, point.sorted
+            old = values.popleft()
+            if old > point.cut:
+                del ordered[bisect_left(ordered, old)]
+            values.append(z)
+            if z > point.cut:
+                insort(ordered, z)
+            point._since = since
+            values, other = tail.values, tail.sorted
+            old = values.popleft()
+            if old > tail.cut:
+                del other[bisect_left(other, old)]
+            values.append(mean)
+            if mean > tail.cut:
+                insort(other, mean)
+            tail._since = since2
+        else:
+            point.add(z)
+            tail.add(mean)
         age = self._recent_age + 1
         if age >= self.short:
             recent.append(capped)

@@ -228,7 +228,13 @@ class RobustSeasonal(Detector):
         if n >= 1:
             expected = self._cached
             if expected is None:
-                expected = self._expected()
+                offsets = self._offsets
+                if self._lag and offsets[-1] <= self._count:  # _expected(), its usual case inlined
+                    ring, pos = self._ring, self._pos
+                    same_phase = sorted([ring[pos - back] for back in offsets])
+                    expected = same_phase[len(same_phase) // 2]
+                else:
+                    expected = self._expected()
             res, sorted_res = self._residuals, self._sorted_residuals
             if n >= self.warmup:  # deviation(x), as it computes it
                 scale = MAD_TO_SIGMA * sorted_res[len(sorted_res) // 2] if sorted_res else 0.0
