@@ -18,6 +18,7 @@ import pytest
 from watchkeeper.detect.default import SHIPPED
 from watchkeeper.detect.filter import run
 from watchkeeper.detect.likelihood import AnomalyLikelihood
+from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.eval.detect import probe
 
 RECORDED = np.load(Path(__file__).parent / "data" / "likelihood_v2_probe_scores.npy")
@@ -65,3 +66,32 @@ def test_the_filter_keeping_points_out_scores_as_score_then_learn() -> None:
         if skipped == 0 or skipped > max_skip:
             det.learn_one(xi, ti)
     assert (got >= threshold).any()
+
+
+def _median_point_by_point(det: RobustSeasonal) -> float:
+    """The seasonal median as RobustSeasonal first computed it, one point at a time."""
+    ring, pos = det._ring, det._pos
+    same_phase = sorted([ring[pos - back] for back in det._offsets if back <= det._count])
+    return same_phase[len(same_phase) // 2]
+
+
+def test_seasonal_medians_found_ahead_are_those_found_point_by_point() -> None:
+    """RobustSeasonal finds the seasonal medians of the next positions in one numpy pass; each
+    must be the value picked point by point, across a state saved and loaded midway, the ring
+    wrapping around, and ties (a quantised stretch)."""
+    step = 1800.0  # a day is 48 points: the ring of 12,000 wraps within the series
+    n = 13_000
+    rng = np.random.default_rng(5)
+    t = np.arange(n) * step
+    x = 10.0 + 3.0 * np.sin(2 * np.pi * t / 86_400.0) + rng.normal(0.0, 0.3, n)
+    x[6000:7000] = np.round(x[6000:7000])
+    det = RobustSeasonal(window=16, season="daily")
+    checked = 0
+    for i, (ti, xi) in enumerate(zip(t.tolist(), x.tolist(), strict=True)):
+        if i == n // 2 + 7:
+            det = RobustSeasonal.from_state(json.loads(json.dumps(det.to_state())))
+        if det.season_lag:
+            assert det._expected() == _median_point_by_point(det), i
+            checked += 1
+        det.learn_one(xi, ti)
+    assert det.season_lag == 48 and det._ahead and checked > 12_000
