@@ -258,8 +258,14 @@ class RobustSeasonal(Detector):
         if n >= 1:
             expected = self._cached
             if expected is None:
-                ahead = self._ahead  # _expected(), its usual seasonal case inlined
-                expected = ahead[self._ahead_i] if self._ahead_i < len(ahead) else self._expected()
+                ahead = self._ahead  # _expected(), its usual cases inlined
+                if self._ahead_i < len(ahead):
+                    expected = ahead[self._ahead_i]
+                elif self._lag:
+                    expected = self._expected()
+                else:
+                    s = self._sorted_values
+                    expected = s[len(s) // 2]
             res, sorted_res = self._residuals, self._sorted_residuals
             if n >= self.warmup:  # deviation(x), as it computes it
                 scale = MAD_TO_SIGMA * sorted_res[len(sorted_res) // 2] if sorted_res else 0.0
