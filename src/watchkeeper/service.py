@@ -28,6 +28,7 @@ from watchkeeper.correlate.config import load_config as load_correlation
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import AuthError, ConfigError, Conflict, InputError, NotFound
 from watchkeeper.governance import Governance
+from watchkeeper.integrations.routing import Router
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Change, Event, Incident, IncidentStatus
 from watchkeeper.pipeline import Pipeline, State
@@ -38,6 +39,7 @@ from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_proble
 from watchkeeper.storage import Database, audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
 from watchkeeper.storage.db import refused_data
+from watchkeeper.storage.outbox import OutboxHook
 from watchkeeper.telemetry import Metrics
 
 #: A valid token is looked up again after this long (so a revocation takes effect within it).
@@ -135,6 +137,8 @@ class Watchkeeper:
         self.settings = settings
         self.clock = clock
         self.db = Database(settings.database_url)
+        self.router = Router(settings.routes, settings.integrations.accepts())  # ConfigError: unknown targets
+        self.db.audit_hook = OutboxHook(self.router.targets) if self.router else None
         self.sources: dict[str, Source] = registry()
         self.config = PipelineConfig(
             window=timedelta(seconds=settings.correlation_window_seconds),
