@@ -39,6 +39,9 @@ class Fault:
     body: bytes = b""
     delay: float = 0.0
     reset: bool = False
+    #: answer with the whole request (headers and body) in the body, as some APIs echo input in
+    #: their errors: a secret in it must still never reach a log, an error or the audit log
+    echo: bool = False
 
 
 #: A vendor check: the request -> None when it is what the vendor accepts, else (status, body).
@@ -78,7 +81,11 @@ class StandIn:
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         self.close_connection = True
                         return
-                    self._send(fault.status, fault.headers, fault.body)
+                    body = fault.body
+                    if fault.echo:
+                        body = orjson.dumps({"error": "bad request", "you_sent": seen.headers,
+                                             "body": seen.body.decode("utf-8", "replace")})
+                    self._send(fault.status, fault.headers, body)
                     return
                 refused = stand.check(seen)
                 if refused is not None:
