@@ -50,6 +50,11 @@ Check = Callable[[Seen], tuple[int, bytes] | None]
 Answer = Callable[[Seen], tuple[int, dict[str, str], bytes]]
 
 
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up (a killed server) is expected here
+
+
 class StandIn:
     """A vendor API on 127.0.0.1 (a free port)."""
 
@@ -58,6 +63,7 @@ class StandIn:
         self.requests: list[Seen] = []  # every request received (faults included)
         self.accepted: list[Seen] = []  # requests the vendor accepted
         self.script: list[Fault] = []
+        self.delay = 0.0  # seconds every accepted request waits before its answer (a slow receiver)
         self.lock = threading.Lock()
         stand = self
 
@@ -91,6 +97,8 @@ class StandIn:
                 if refused is not None:
                     self._send(refused[0], {"Content-Type": "application/json"}, refused[1])
                     return
+                if stand.delay:
+                    time.sleep(stand.delay)
                 with stand.lock:
                     stand.accepted.append(seen)
                 self._send(*stand.answer(seen))
@@ -106,7 +114,7 @@ class StandIn:
                 except OSError:
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Quiet(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
