@@ -138,3 +138,18 @@ def test_no_routes_no_messages(make_service: Callable[..., Watchkeeper], sqlite_
     ingest(wk)
     with wk.db.read() as conn:
         assert store.messages(conn) == []
+
+
+def test_delivered_messages_are_pruned_after_retention(
+        routed_any: Callable[..., Watchkeeper], clock: Clock, runtime: Callable[[Watchkeeper], Integrations]) -> None:
+    wk = routed_any(to=["hook"], retention_days=1)
+    ingest(wk)
+    integrations = runtime(wk)
+    integrations.delivery.drain()
+    with wk.db.read() as conn:
+        assert [m["status"] for m in store.messages(conn)] == ["delivered"]
+    clock.advance(days=2)
+    integrations.delivery._pruned_at = None  # its hourly turn
+    integrations.delivery.step()
+    with wk.db.read() as conn:
+        assert store.messages(conn) == []
