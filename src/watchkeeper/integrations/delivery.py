@@ -87,11 +87,11 @@ class Delivery:
         now = self.clock()
         self._prune(now)
         outcomes, untried = self._unsettled
-        self._unsettled = ([], [])
-        with self.db.write() as conn:
+        with self.db.write() as conn:  # a failure here (an outage) keeps the outcomes for the next try
             recorded = self._record(conn, outcomes, untried, now)
             claimed = store.claim(conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds),
                                   self.config.batch)
+        self._unsettled = ([], [])
         self._report(recorded)
         if not claimed:
             return len(outcomes)
@@ -107,9 +107,9 @@ class Delivery:
         outcomes, untried = self._unsettled
         if not outcomes and not untried:
             return
-        self._unsettled = ([], [])
         with self.db.write() as conn:
             recorded = self._record(conn, outcomes, untried, self.clock())
+        self._unsettled = ([], [])
         self._report(recorded)
 
     def _record(self, conn: Any, outcomes: list[store.Outcome], untried: list[int], now: datetime
