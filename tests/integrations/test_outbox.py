@@ -176,3 +176,13 @@ def test_outcomes_wait_for_a_database_that_failed(
     with wk.db.read() as conn:
         assert [m["status"] for m in store.messages(conn)] == ["delivered"]
     assert len(standins["webhook"].accepted) == 1
+
+
+def test_a_query_parameter_given_twice_is_refused(routed: Callable[..., Watchkeeper],
+                                                  request: pytest.FixtureRequest) -> None:
+    api = Api(routed(to=["hook"]))
+    request.addfinalizer(api.client.app.state.integrations.stop)  # type: ignore[attr-defined]
+    viewer = {"Authorization": f"Bearer {api.tokens[Role.VIEWER]}"}
+    refused = api.client.get("/api/v1/outbox?incident=x&incident=1", headers=viewer)
+    assert refused.status_code == 422 and "given more than once" in refused.json()["error"]
+    assert api.client.get("/api/v1/outbox?incident=1&status=dead", headers=viewer).status_code == 200
