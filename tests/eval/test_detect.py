@@ -136,3 +136,47 @@ def test_hostile_labels_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["detect", "--nab", str(nab_root), "--out", str(tmp_path / "o.json")], env=WIDE)
     assert result.exit_code == 2
     assert "cannot read the data" in result.output
+
+
+def test_worst_relative_is_fair_to_every_source_where_the_mean_is_not() -> None:
+    """Source x rewards a high threshold strongly; y needs a low one. The mean follows x; the
+    worst-relative rule takes the threshold where neither falls far below its own best."""
+    n = len(THRESHOLDS)
+    grid = np.arange(n) / (n - 1)
+    x = Curve(0.2 + 0.8 * grid, None, 0)  # best at the top: 1.0
+    y = Curve(np.clip(0.6 - 0.3 * grid, 0.0, None), None, 0)  # best at the bottom: 0.6
+    curves = {"only": {"x": x, "y": y}}
+    _, i_mean, _ = detect.choose(curves, ["x", "y"], "mean")
+    _, i_fair, worst = detect.choose(curves, ["x", "y"], "worst-relative")
+    assert i_mean == n - 1
+    sx, sy = detect.smoothed(x.figure), detect.smoothed(y.figure)
+    ratio = np.minimum(sx / sx.max(), sy / sy.max())
+    assert worst == pytest.approx(ratio.max()) and ratio[i_fair] == pytest.approx(ratio.max())
+    assert 0.3 * n < i_fair < 0.7 * n  # where the two ratios cross, not at either end
+    rep = detect.report(curves, {"x": "a", "y": "a"}, "worst-relative")
+    assert rep.rule == "worst-relative" and rep.as_json()["rule"] == "worst-relative"
+
+
+def test_worst_relative_never_looks_at_the_held_out_source() -> None:
+    n = len(THRESHOLDS)
+    base = {s: Curve(np.full(n, 0.5), None, 0) for s in ("x", "y")}
+    hostile = np.zeros(n)
+    hostile[7] = 1.0  # a spike only the held-out source has
+    folds_a = detect.leave_one_source_out({"c": {**base, "z": Curve(hostile, None, 0)}}, "worst-relative")
+    folds_b = detect.leave_one_source_out({"c": {**base, "z": Curve(np.zeros(n), None, 0)}}, "worst-relative")
+    za, zb = (next(f for f in folds if f.source == "z") for folds in (folds_a, folds_b))
+    assert za.index == zb.index and za.index != 7
+
+
+def test_worst_relative_needs_a_source_above_zero() -> None:
+    zero = Curve(np.zeros(len(THRESHOLDS)), None, 0)
+    with pytest.raises(ValueError, match="above 0"):
+        detect.choose({"c": {"x": zero, "y": zero}}, ["x", "y"], "worst-relative")
+
+
+def test_an_unknown_rule_exits_2(tmp_path: Path) -> None:
+    nab_root, _ = fixtures(tmp_path)
+    result = runner.invoke(app, ["detect", "--nab", str(nab_root), "--rule", "best-guess",
+                                 "--out", str(tmp_path / "o.json")], env=WIDE)
+    assert result.exit_code == 2
+    assert "unknown rule 'best-guess'" in result.output

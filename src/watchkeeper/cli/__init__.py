@@ -41,6 +41,7 @@ from watchkeeper.cli.common import (
     unix_user,
 )
 from watchkeeper.console_cli import app as console_users_app
+from watchkeeper.integrations.cli import app as integrations_app
 from watchkeeper.watch.cli import app as watch_app
 
 # The shared helpers stay importable from here too, as they were from the single-file cli.py (a
@@ -62,6 +63,7 @@ app.add_typer(correlation.app, name="correlation")
 app.add_typer(watch_app, name="watch")
 app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
+app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 
 
 @app.callback()

@@ -72,6 +72,13 @@ class Detector(Estimator):
     def score_one(self, x: float, t: float) -> float:
         """How anomalous ``x`` at ``t`` is, in ``[0, 1]``; does not change the model."""
 
+    def score_learn_one(self, x: float, t: float) -> float:
+        """:meth:`score_one`, then :meth:`learn_one`; the score. Detectors may do both in one
+        pass (faster), but must give exactly the score and the state of the two calls."""
+        score = self.score_one(x, t)
+        self.learn_one(x, t)
+        return score
+
     def expected_range(self, t: float) -> tuple[float, float] | None:
         """The range of values the model considers normal at ``t`` (``None`` while warming up)."""
         return None

@@ -67,6 +67,8 @@ class AnomalyFilter:
 
     def step(self, x: float, t: float) -> float:
         """Score one point and learn it unless it is anomalous (bounded by ``max_skip``)."""
+        if self.max_skip <= 0:  # every point is learned: score and learn in one pass
+            return self.detector.score_learn_one(x, t)
         score = self.detector.score_one(x, t)
         if score < self.threshold:
             self._skipped = 0

@@ -215,13 +215,108 @@ class AnomalyLikelihood(Detector):
         self._mean = Tail(self.memory)
         self._last: tuple[float, float, float, float] | None = None  # (x, |z|, short mean, score)
         self._scale_n, self._scale = -1, 1.0  # log10(n + 2), kept for the last n
+        self._hot = False  # whether score_learn_one may take its one-pass path
 
     # -- the protocol -------------------------------------------------------------------------
     def score_one(self, x: float, t: float) -> float:
         last = self._last
         if last is not None and last[0] == x:
             return last[3]
-        z = self._model.deviation(x)
+        return self._score(x, self._model.deviation(x))
+
+    def learn_one(self, x: float, t: float) -> None:
+        model = self._model
+        if model.warmed_up:
+            last = self._last
+            if last is None or last[0] != x:
+                self.score_one(x, t)
+                last = self._last
+            assert last is not None
+            self._remember(last[1], last[2])
+        model.learn_model(x, t)
+        self._last = None
+
+    def score_learn_one(self, x: float, t: float) -> float:
+        """:meth:`score_one` then :meth:`learn_one`, in one pass: what a filter that learns every
+        point does, and the streaming hot path. The robust model finds the deviation and learns
+        the point in one call (:meth:`RobustSeasonal.deviation_learn`), and the score and the
+        learning of the tails are inlined here. The arithmetic is :meth:`_score`'s and
+        :meth:`_remember`'s, operation for operation, so the scores are the very same
+        (``tests/detect/test_likelihood_scores_fixed.py`` holds them to the bit)."""
+        model = self._model
+        if not self._hot:  # warming up, or one view only: the two calls
+            if not (self._two_views and model.warmed_up):
+                score = self.score_one(x, t)
+                self.learn_one(x, t)
+                return score
+            self._hot = True  # a model once warmed up stays so
+        z = model.deviation_learn(x, t)
+        if z < 0.0:
+            z = -z
+        capped = z if z < MEAN_CAP else MEAN_CAP
+        recent = self._recent
+        mean = (self._recent_sum + capped) / (len(recent) + 1)
+        point, tail = self._point, self._mean
+        n = len(point.values)
+        score = 0.0
+        if n >= MIN_HISTORY:
+            k = point._k
+            ordered = point.sorted
+            m = len(ordered)
+            if m > k and z <= ordered[-k]:
+                count = m + 1 if z <= point.cut else m - bisect_left(ordered, z) + 1
+                other = tail.sorted
+                m = len(other)
+                if m > k and mean <= other[-k]:
+                    c2 = m + 1 if mean <= tail.cut else m - bisect_left(other, mean) + 1
+                    log_p = math.log10(count * c2 / ((n + 1) * (n + 1)))
+                else:
+                    log_p = math.log10(count / (n + 1)) + tail.log10_p(mean)
+            else:
+                log_p = point.log10_p(z) + tail.log10_p(mean)
+            if n != self._scale_n:
+                self._scale_n, self._scale = n, math.log10(n + 2)
+            s = log_p / self._scale
+            s *= s
+            score = s / (s + self._half2)
+        # _remember(z, mean), inlined; so is Tail.add while both tails are full and need no new cut
+        since, since2 = point._since + 1, tail._since + 1
+        if n == self.memory and since < point._every and since2 < tail._every:
+            values, ordered = point.values, point.sorted
+            old = values.popleft()
+            if old > point.cut:
+                del ordered[bisect_left(ordered, old)]
+            values.append(z)
+            if z > point.cut:
+                insort(ordered, z)
+            point._since = since
+            values, other = tail.values, tail.sorted
+            old = values.popleft()
+            if old > tail.cut:
+                del other[bisect_left(other, old)]
+            values.append(mean)
+            if mean > tail.cut:
+                insort(other, mean)
+            tail._since = since2
+        else:
+            point.add(z)
+            tail.add(mean)
+        age = self._recent_age + 1
+        if age >= self.short:
+            recent.append(capped)
+            self._recent_sum, self._recent_age = sum(recent), 0
+        else:
+            if len(recent) == recent.maxlen:
+                self._recent_sum -= recent[0]
+            recent.append(capped)
+            self._recent_sum += capped
+            self._recent_age = age
+        self._last = None
+        return score
+
+    # -- the score ------------------------------------------------------------------------------
+    def _score(self, x: float, z: float) -> float:
+        """The score of a point ``x`` whose deviation is ``z``; remembered in ``_last``."""
         if z < 0.0:
             z = -z
         two = self._two_views
@@ -261,31 +356,23 @@ class AnomalyLikelihood(Detector):
         self._last = (x, z, mean, score)
         return score
 
-    def learn_one(self, x: float, t: float) -> None:
-        model = self._model
-        if model.warmed_up:
-            last = self._last
-            if last is None or last[0] != x:
-                self.score_one(x, t)
-                last = self._last
-            assert last is not None
-            self._point.add(last[1])
-            if self._two_views:
-                self._mean.add(last[2])
-                recent = self._recent
-                z = last[1] if last[1] < MEAN_CAP else MEAN_CAP
-                age = self._recent_age + 1
-                if age >= self.short:
-                    recent.append(z)
-                    self._recent_sum, self._recent_age = sum(recent), 0
-                else:
-                    if len(recent) == recent.maxlen:
-                        self._recent_sum -= recent[0]
-                    recent.append(z)
-                    self._recent_sum += z
-                    self._recent_age = age
-        model.learn_model(x, t)
-        self._last = None
+    def _remember(self, z: float, mean: float) -> None:
+        """Learn a scored point's ``|z|`` and short mean into the tails and the short window."""
+        self._point.add(z)
+        if self._two_views:
+            self._mean.add(mean)
+            recent = self._recent
+            z = z if z < MEAN_CAP else MEAN_CAP  # (NaN too, as the short mean counts it)
+            age = self._recent_age + 1
+            if age >= self.short:
+                recent.append(z)
+                self._recent_sum, self._recent_age = sum(recent), 0
+            else:
+                if len(recent) == recent.maxlen:
+                    self._recent_sum -= recent[0]
+                recent.append(z)
+                self._recent_sum += z
+                self._recent_age = age
 
     def expected_range(self, t: float) -> tuple[float, float] | None:
         return self._model.expected_range(t)

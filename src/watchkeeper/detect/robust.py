@@ -34,6 +34,8 @@ MAD_TO_SIGMA = 1.4826
 SQRT2 = math.sqrt(2.0)
 MIN_STD = 0.02
 STEPS_KEPT = 256
+#: Seasonal medians are found ahead in batches when a season is at least this many points long.
+AHEAD_MIN = 16
 #: The long-run residual scale remembers about this many windows.
 LONG_MEMORY = 16
 
@@ -93,6 +95,10 @@ class RobustSeasonal(Detector):
         self._t_last = math.nan
         self._lag = 0  # season length in points; 0 = no season (yet)
         self._offsets: list[int] = []  # how far back the same phase of earlier seasons lies
+        # The seasonal medians of the next positions, found ahead in one numpy pass (_fill_ahead):
+        # the median at position p reads only values at least min(offsets) points older than p.
+        self._ahead: list[float] = []
+        self._ahead_i = 0  # the entry of _ahead for the position about to be written
         self._decided = self.season == "none"
         self._cached: float | None = None
         self._last_raw: tuple[float, float, float] | None = None  # (x, raw, recent mean) of score_one
@@ -103,6 +109,10 @@ class RobustSeasonal(Detector):
             return self._cached
         if self._lag:
             ring, pos, offsets = self._ring, self._pos, self._offsets
+            if self._ahead_i < len(self._ahead) or self._fill_ahead():
+                expected = self._ahead[self._ahead_i]
+                self._cached = expected
+                return expected
             if offsets[-1] <= self._count:  # negative indices wrap around the ring
                 same_phase = sorted([ring[pos - back] for back in offsets])
             else:
@@ -113,6 +123,25 @@ class RobustSeasonal(Detector):
             expected = s[len(s) // 2]
         self._cached = expected
         return expected
+
+    def _fill_ahead(self) -> bool:
+        """Find the seasonal medians of the next ``min(offsets)`` positions at once (numpy), when
+        the full history is there and that is at least :data:`AHEAD_MIN` positions; whether it did.
+
+        Each is the very value :meth:`_expected` picked point by point (the middle of the same
+        values, sorted). Values are never NaN: callers drop them, and the sorted residuals could
+        not hold them anyway."""
+        offsets = self._offsets
+        ahead = offsets[0]
+        if ahead < AHEAD_MIN or offsets[-1] > self._count:
+            return False
+        ring, pos = self._ring, self._pos
+        backs = np.asarray(offsets)
+        idx = (pos + np.arange(ahead)[None, :] - backs[:, None]) % MAX_HISTORY
+        same_phase = np.asarray(ring)[idx]  # one column per position
+        self._ahead = np.sort(same_phase, axis=0)[len(offsets) // 2].tolist()
+        self._ahead_i = 0
+        return True
 
     def _scale(self, expected: float) -> float:
         r = self._sorted_residuals
@@ -150,6 +179,7 @@ class RobustSeasonal(Detector):
 
     def _set_lag(self, lag: int) -> None:
         self._lag = lag
+        self._ahead, self._ahead_i = [], 0
         self._offsets = sorted(
             k * lag - j for k in range(1, self.seasons + 1) for j in range(-self.spread, self.spread + 1)
         ) if lag else []
@@ -217,10 +247,34 @@ class RobustSeasonal(Detector):
         """Update only the expected value, the residual scale and the season (what
         :meth:`deviation` needs), not the likelihood of the raw scores: for detectors that build
         their own score on top of the deviation."""
-        if self._n >= 1:
+        self.deviation_learn(x, t)
+
+    def deviation_learn(self, x: float, t: float) -> float:
+        """:meth:`deviation` of ``x``, then :meth:`learn_model` of it, in one pass: the expected
+        value is found once and serves both (the streaming hot path of detectors that score and
+        then learn every point)."""
+        n = self._n
+        z = 0.0
+        if n >= 1:
             expected = self._cached
-            residual = abs(x - (expected if expected is not None else self._expected()))
+            if expected is None:
+                ahead = self._ahead  # _expected(), its usual cases inlined
+                if self._ahead_i < len(ahead):
+                    expected = ahead[self._ahead_i]
+                elif self._lag:
+                    expected = self._expected()
+                else:
+                    s = self._sorted_values
+                    expected = s[len(s) // 2]
             res, sorted_res = self._residuals, self._sorted_residuals
+            if n >= self.warmup:  # deviation(x), as it computes it
+                scale = MAD_TO_SIGMA * sorted_res[len(sorted_res) // 2] if sorted_res else 0.0
+                if scale < self._mean_abs:
+                    scale = self._mean_abs
+                if scale <= 0.0:
+                    scale = 1e-9 + 1e-9 * abs(expected)
+                z = (x - expected) / scale
+            residual = abs(x - expected)
             if len(res) == self.window:
                 del sorted_res[bisect_left(sorted_res, res[0])]
             res.append(residual)
@@ -242,17 +296,19 @@ class RobustSeasonal(Detector):
         pos = self._pos
         self._ring[pos] = x
         self._pos = pos + 1 if pos + 1 < MAX_HISTORY else 0
+        self._ahead_i += 1
         if self._count < MAX_HISTORY:
             self._count += 1
         steps = self._steps
-        if len(steps) < STEPS_KEPT and self._n > 0:
+        if n > 0 and len(steps) < STEPS_KEPT:
             steps.append(t - self._t_last)
         self._t_last = t
-        self._n += 1
+        self._n = n + 1
         self._cached = None
         self._last_raw = None
         if not self._decided:
             self._detect_season()
+        return z
 
     def expected_range(self, t: float) -> tuple[float, float] | None:
         if self._n < self.warmup:

@@ -180,9 +180,13 @@ def detect_protocol(
     cache: Annotated[Path | None, typer.Option(
         help="keep each candidate's scores here (keyed by configuration, detector code and data)")]
     = Path(".watchkeeper-cache/eval-detect"),
+    rule: Annotated[str, typer.Option(help="how candidate and threshold are chosen: "
+                                            + ", ".join(protocol.RULES))] = "mean",
 ) -> None:
     """Held-out figures per labelled source: candidate and threshold chosen on the OTHER sources."""
     console = Console()
+    if rule not in protocol.RULES:
+        raise typer.BadParameter(f"unknown rule {rule!r}; known: {', '.join(protocol.RULES)}", param_hint="--rule")
     known = protocol.candidates()
     names = candidate or list(protocol.shipped_candidates())
     unknown = [n for n in names if n not in known]
@@ -209,9 +213,9 @@ def detect_protocol(
                 progress.update(task, description=f"{name} on {source.name}")
                 scores = protocol.source_scores(source, cand, cache, lambda: progress.advance(task))
                 curves[name][source.name] = source.curve(scores)
-    result = protocol.report(curves, {s.name: s.kind for s in sources})
+    result = protocol.report(curves, {s.name: s.kind for s in sources}, rule)
     table = Table(title=f"Held-out figures: candidate and threshold chosen on the other sources "
-                        f"({len(sources)} sources, {len(chosen)} candidates)")
+                        f"({len(sources)} sources, {len(chosen)} candidates, rule {rule})")
     for column in ("source", "figure", "held-out", "chosen on the others", "in-sample", "hindsight"):
         table.add_column(column, justify="left" if column in ("source", "figure", "chosen on the others") else "right")
     for f in result.folds:

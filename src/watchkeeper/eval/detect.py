@@ -272,17 +272,61 @@ class Fold:
         return float(THRESHOLDS[self.index])
 
 
-def choose(curves: Mapping[str, Mapping[str, Curve]], sources: Sequence[str]) -> tuple[str, int, float]:
-    """The candidate and threshold index with the best mean figure over ``sources``. Of equal
-    candidates the first wins; of equal thresholds, the middle of the longest run of them (the
-    choice furthest from where the figure drops: a threshold at the edge of a plateau fitted on
-    some sources falls off it on the next one)."""
+Objectives = dict[str, FloatArray]
+#: ``worst-relative`` smooths each figure curve over ±this many grid points (±0.2 in log-odds),
+#: a width fixed before the rule was first run (docs/detect.md), not tuned.
+SMOOTH_POINTS = 20
+
+
+def mean_objective(curves: Mapping[str, Mapping[str, Curve]], sources: Sequence[str]) -> Objectives:
+    """Per candidate, the mean figure over ``sources`` at each threshold."""
+    return {name: np.mean([by_source[s].figure for s in sources], axis=0) for name, by_source in curves.items()}
+
+
+def smoothed(values: FloatArray, half: int = SMOOTH_POINTS) -> FloatArray:
+    """The moving mean over ``±half`` points (fewer at the ends).
+
+    >>> smoothed(np.array([0.0, 3.0, 0.0, 0.0]), 1).tolist()
+    [1.5, 1.0, 1.0, 0.0]
+    """
+    total = np.concatenate(([0.0], np.cumsum(values)))
+    i = np.arange(len(values))
+    lo, hi = np.maximum(0, i - half), np.minimum(len(values), i + half + 1)
+    return np.asarray((total[hi] - total[lo]) / (hi - lo), dtype=np.float64)
+
+
+def worst_relative_objective(curves: Mapping[str, Mapping[str, Curve]], sources: Sequence[str]) -> Objectives:
+    """Per candidate, at each threshold, the smallest over ``sources`` of the source's smoothed
+    figure divided by its best smoothed figure (over every candidate and threshold): fair to
+    every source, whatever its figure's scale, and stable around the threshold. Sources whose
+    best is not above 0 are left out."""
+    smooth = {name: {s: smoothed(by_source[s].figure) for s in sources} for name, by_source in curves.items()}
+    best = {s: max(float(by_source[s].max()) for by_source in smooth.values()) for s in sources}
+    used = [s for s in sources if best[s] > 0.0]
+    if not used:
+        raise ValueError("no source has a figure above 0 to be relative to")
+    return {name: np.min([by_source[s] / best[s] for s in used], axis=0) for name, by_source in smooth.items()}
+
+
+#: How ``choose`` may rank candidate and threshold: ``mean`` (the protocol's rule since round 1)
+#: and ``worst-relative`` (declared in docs/detect.md before it was run).
+RULES: Mapping[str, Callable[[Mapping[str, Mapping[str, Curve]], Sequence[str]], Objectives]] = {
+    "mean": mean_objective,
+    "worst-relative": worst_relative_objective,
+}
+
+
+def choose(curves: Mapping[str, Mapping[str, Curve]], sources: Sequence[str],
+           rule: str = "mean") -> tuple[str, int, float]:
+    """The candidate and threshold index with the best objective over ``sources`` (by default
+    the mean figure; see :data:`RULES`). Of equal candidates the first wins; of equal thresholds,
+    the middle of the longest run of them (the choice furthest from where the figure drops: a
+    threshold at the edge of a plateau fitted on some sources falls off it on the next one)."""
     best: tuple[str, int, float] | None = None
-    for name, by_source in curves.items():
-        mean = np.mean([by_source[s].figure for s in sources], axis=0)
-        i = plateau_middle(mean)
-        if best is None or mean[i] > best[2] + 1e-12:
-            best = (name, i, float(mean[i]))
+    for name, objective in RULES[rule](curves, sources).items():
+        i = plateau_middle(objective)
+        if best is None or objective[i] > best[2] + 1e-12:
+            best = (name, i, float(objective[i]))
     if best is None:
         raise ValueError("no candidates to choose from")
     return best
@@ -304,15 +348,15 @@ def plateau_middle(values: FloatArray) -> int:
     return int((starts[k] + ends[k]) // 2)
 
 
-def leave_one_source_out(curves: Mapping[str, Mapping[str, Curve]]) -> list[Fold]:
+def leave_one_source_out(curves: Mapping[str, Mapping[str, Curve]], rule: str = "mean") -> list[Fold]:
     """For each source, choose candidate and threshold on the others and score it with them."""
     names = list(next(iter(curves.values())))
     if len(names) < 2:
         raise ValueError("leaving one source out needs at least two sources")
-    all_name, all_i, _ = choose(curves, names)
+    all_name, all_i, _ = choose(curves, names, rule)
     folds = []
     for held in names:
-        name, i, _ = choose(curves, [s for s in names if s != held])
+        name, i, _ = choose(curves, [s for s in names if s != held], rule)
         hindsight = max(float(by_source[held].figure.max()) for by_source in curves.values())
         folds.append(Fold(held, name, i, float(curves[name][held].figure[i]),
                           float(curves[all_name][held].figure[all_i]), hindsight))
@@ -329,6 +373,7 @@ class Report:
     nab_held_out: float | None  # NAB categories pooled, each with its own held-out choice
     nab_in_sample: float | None
     candidates: list[str] = field(default_factory=list)
+    rule: str = "mean"
 
     @property
     def worst(self) -> Fold:
@@ -337,6 +382,7 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         return {
             "protocol": "leave one source out: candidate and threshold chosen on the other sources",
+            "rule": self.rule,
             "candidates": self.candidates,
             "in_sample_choice": {"candidate": self.in_sample[0], "threshold": self.in_sample[1]},
             "sources": [{"source": f.source, "figure": self.kinds[f.source], "held_out": _pct(f.held_out),
@@ -351,10 +397,10 @@ def _pct(x: float) -> float:
     return round(100.0 * x, 2)
 
 
-def report(curves: Mapping[str, Mapping[str, Curve]], kinds: Mapping[str, str]) -> Report:
-    folds = leave_one_source_out(curves)
+def report(curves: Mapping[str, Mapping[str, Curve]], kinds: Mapping[str, str], rule: str = "mean") -> Report:
+    folds = leave_one_source_out(curves, rule)
     names = list(kinds)
-    all_name, all_i, _ = choose(curves, names)
+    all_name, all_i, _ = choose(curves, names, rule)
     nab_folds = [f for f in folds if curves[f.chosen][f.source].raw is not None]
 
     def pooled(choice: Callable[[Fold], tuple[str, int]]) -> float | None:
@@ -368,7 +414,7 @@ def report(curves: Mapping[str, Mapping[str, Curve]], kinds: Mapping[str, str]) 
         return nab.normalised(raw, int(windows), nab.STANDARD) if nab_folds else None
 
     return Report(folds, dict(kinds), (all_name, float(THRESHOLDS[all_i])),
-                  pooled(lambda f: (f.chosen, f.index)), pooled(lambda f: (all_name, all_i)), list(curves))
+                  pooled(lambda f: (f.chosen, f.index)), pooled(lambda f: (all_name, all_i)), list(curves), rule)
 
 
 # -- running, with a cache ---------------------------------------------------------------------

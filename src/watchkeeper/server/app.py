@@ -216,6 +216,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     add_routes(app, service)
     install_console(app, service)  # the web console under /console (docs/console.md)
+
+    from watchkeeper.server.integrations_api import add_routes as add_integration_routes
+
+    add_integration_routes(app, service, deliver=responder)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS
