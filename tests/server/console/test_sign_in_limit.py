@@ -173,3 +173,30 @@ def test_the_limiter_forgets_what_left_the_window() -> None:
     assert len(limiter) == 1
     assert limiter.retry_after([key], 70.0) == 0 and len(limiter) == 0  # all forgotten
     assert address_key(None) is None
+
+
+def test_a_locked_out_attempt_hashes_nothing(wk: Watchkeeper) -> None:
+    """The lock is checked before the password: a guesser that is locked out costs no argon2 time."""
+    from argon2 import PasswordHasher
+
+    from watchkeeper.errors import AuthError
+    from watchkeeper.server.console.accounts import Accounts
+    from watchkeeper.server.console.throttle import Throttled
+
+    class Counting(PasswordHasher):
+        verified = 0
+
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+            Counting.verified += 1
+            return super().verify(hash, password)
+
+    accounts = Accounts(wk.db, wk.clock, wk.settings.console, Counting(time_cost=1, memory_cost=1024, parallelism=1))
+    for _ in range(5):
+        with pytest.raises(AuthError):
+            accounts.sign_in("viewer", WRONG, "192.0.2.20")
+    assert Counting.verified == 5
+    for _ in range(20):
+        with pytest.raises(Throttled) as refused:
+            accounts.sign_in("viewer", PASSWORD, "192.0.2.21")
+        assert refused.value.status == 429 and refused.value.retry_after == 900
+    assert Counting.verified == 5
