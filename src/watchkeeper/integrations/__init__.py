@@ -1,0 +1,1 @@
+"""Integrations: notifiers and ITSM sync, one sub-package per external system."""
