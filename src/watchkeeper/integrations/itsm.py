@@ -10,19 +10,19 @@ it back where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection
 
 from watchkeeper import lifecycle
 from watchkeeper.errors import Conflict, InputError, NotFound
 from watchkeeper.lifecycle import Action
-from watchkeeper.model import Cause, Change, Incident, IncidentStatus
+from watchkeeper.model import Cause, Change, Incident, IncidentStatus, Severity, utc
 from watchkeeper.storage import Database, audit, ingest, queries
-from watchkeeper.storage import governance as gov_store
 from watchkeeper.storage import itsm as store
 
 #: Marks our own notes on a ticket; a note carrying it never comes back as a comment.
@@ -56,6 +56,9 @@ class Inbound:
     value: str
     #: A sentence about where it came from (``INC0010001 state 6 (Resolved)``), for the audit log.
     detail: str = ""
+    #: The incident the ticket says it belongs to (its ``correlation_id``, its label): believed
+    #: only when what we stored on creating the ticket agrees (see :func:`apply`).
+    claimed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +86,13 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class Facts:
-    """What a ticket is made from: the incident now, its top cause, and the timeline entries not
-    yet written to that ticket (never those that came from it)."""
+class Ticket:
+    """What a ticket is made from: the incident, its top cause, and timeline entries to write."""
 
     incident: Incident
     cause: Cause | None
     entries: tuple[Entry, ...]
-    #: The newest audit record of the incident read (written or left out): the next ``after_seq``.
+    #: The audit record of the newest entry (0: none).
     last_seq: int = 0
 
     @property
@@ -110,20 +112,57 @@ class Facts:
 _TEXT_KEYS = ("text", "comment", "assignee", "detail", "reason")
 
 
-def facts(conn: Connection, incident_id: int, system: str, after_seq: int = 0) -> Facts:
-    """The incident ``incident_id`` and its timeline after ``after_seq``, leaving out entries
-    that came from ``system`` itself (so its own changes are not written back to it)."""
-    incident = queries.get_incident(conn, incident_id)
-    causes = gov_store.causes_of(conn, incident_id)
-    entries = []
-    last = after_seq
-    for r in audit.records(conn, subject=f"incident:{incident_id}", after=after_seq):
-        last = r.seq
-        if r.payload.get("via") == system:
-            continue
-        text = next((str(r.payload[k]) for k in _TEXT_KEYS if r.payload.get(k)), "")
-        entries.append(Entry(r.seq, r.at, r.actor, r.kind, text))
-    return Facts(incident, causes[0] if causes else None, tuple(entries), last)
+def ticket(payload: Mapping[str, Any]) -> Ticket:
+    """The ticket's view of an outbox message payload (``incident``, ``cause``, ``change``: the
+    snapshot taken when the change committed). The change is the one timeline entry to write.
+
+    >>> p = {"incident": {"id": 3, "title": "db down", "status": "acknowledged", "severity": "critical",
+    ...      "services": ["db"], "assignee": None, "opened_at": "2026-11-22T06:00:00+00:00"},
+    ...      "cause": {"component": "db", "kind": "service", "confidence": 0.9, "model": "baro"},
+    ...      "change": {"kind": "incident.acknowledged", "seq": 9, "actor": "token:alice",
+    ...                 "at": "2026-11-22T06:05:00+00:00", "payload": {"comment": "on it"}}}
+    >>> t = ticket(p)
+    >>> t.incident.status.value, t.cause.component, t.entries[0].line()
+    ('acknowledged', 'db', '2026-11-22 06:05:00Z incident.acknowledged by token:alice: on it')
+    """
+    snap = payload.get("incident") or {}
+    try:
+        opened = _time(snap.get("opened_at"))
+        incident = Incident(
+            id=int(snap["id"]), title=str(snap.get("title") or ""), status=IncidentStatus(snap["status"]),
+            severity=Severity.parse(snap.get("severity")), services=[str(s) for s in snap.get("services") or []],
+            opened_at=opened, last_activity_at=opened, assignee=snap.get("assignee"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"an outbox message without a usable incident snapshot: {exc}") from exc
+    found = payload.get("cause")
+    cause = None
+    if isinstance(found, Mapping) and found.get("component"):
+        cause = Cause(str(found["component"]), str(found.get("kind") or "service"),
+                      confidence=float(found.get("confidence") or 0.0), model=str(found.get("model") or ""))
+    entries: tuple[Entry, ...] = ()
+    change = payload.get("change")
+    if isinstance(change, Mapping) and change.get("kind"):
+        inner = change.get("payload") or {}
+        text = next((str(inner[k]) for k in _TEXT_KEYS if inner.get(k)), "")
+        entries = (Entry(int(change.get("seq") or 0), _time(change.get("at")), str(change.get("actor") or "?"),
+                         str(change["kind"]), text),)
+    return Ticket(incident, cause, entries, entries[-1].seq if entries else 0)
+
+
+def came_from(payload: Mapping[str, Any]) -> str | None:
+    """The system a message's change came from (``servicenow`` for a state set there), or None."""
+    change = payload.get("change") or {}
+    inner = change.get("payload") if isinstance(change, Mapping) else None
+    via = inner.get("via") if isinstance(inner, Mapping) else None
+    return str(via) if via else None
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return utc(datetime.fromisoformat(value))
+    raise ValueError(f"not a time: {value!r}")
 
 
 _RANK = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.MITIGATED: 2,
@@ -153,8 +192,17 @@ def plan(now: IncidentStatus, wanted: IncidentStatus) -> list[Action]:
     return []
 
 
-def apply(db: Database, clock: Callable[[], datetime], changes: Sequence[Inbound]) -> list[Result]:
-    """Apply inbound changes in one write transaction; each key at most once, ever."""
+#: Whether we created ticket ``external_id`` for incident ``claimed`` (the outbox's stored ref).
+Vouch = Callable[[Connection, int, str], bool]
+
+
+def apply(db: Database, clock: Callable[[], datetime], changes: Sequence[Inbound],
+          vouch: Vouch | None = None) -> list[Result]:
+    """Apply inbound changes in one write transaction; each key at most once, ever.
+
+    A ticket is linked to an incident when we created it; a ticket seen for the first time here
+    is linked to the incident it claims only if ``vouch`` confirms we created it for that one
+    (anyone can type a correlation id or a label onto a ticket)."""
     now = clock()
     results: list[Result] = []
     with db.write() as conn:
@@ -163,6 +211,10 @@ def apply(db: Database, clock: Callable[[], datetime], changes: Sequence[Inbound
                 results.append(Result(change, Outcome.DUPLICATE))
                 continue
             link = store.link_by_external(conn, change.system, change.external_id)
+            if link is None and change.claimed is not None and vouch is not None \
+                    and vouch(conn, change.claimed, change.external_id):
+                link = store.Link(change.system, change.claimed, change.external_id, change.external_id)
+                store.add_link(conn, link, now)
             if link is None:
                 result = Result(change, Outcome.UNLINKED, None, f"no incident is linked to {change.external_id}")
             else:

@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from watchkeeper.integrations.itsm import MARKER, Facts, Field, Inbound
+from watchkeeper.integrations.itsm import MARKER, Field, Inbound, Ticket
 from watchkeeper.integrations.jira.config import JiraConfig
 from watchkeeper.model import IncidentStatus
 
@@ -66,10 +66,10 @@ def label(incident_id: int) -> str:
     return f"watchkeeper-{incident_id}"
 
 
-def create_body(facts: Facts, config: JiraConfig) -> dict[str, Any]:
+def create_body(ticket: Ticket, config: JiraConfig) -> dict[str, Any]:
     """The body of ``POST /rest/api/3/issue``."""
-    incident = facts.incident
-    lines = [facts.summary(), *(e.line() for e in facts.entries)]
+    incident = ticket.incident
+    lines = [ticket.summary(), *(e.line() for e in ticket.entries)]
     return {"fields": {
         "project": {"key": config.project},
         "issuetype": {"name": config.issue_type},
@@ -80,11 +80,11 @@ def create_body(facts: Facts, config: JiraConfig) -> dict[str, Any]:
     }}
 
 
-def comment_body(facts: Facts) -> dict[str, Any] | None:
+def comment_body(ticket: Ticket) -> dict[str, Any] | None:
     """The body of ``POST /rest/api/3/issue/{key}/comment`` with the new timeline, or None."""
-    if not facts.entries:
+    if not ticket.entries:
         return None
-    return {"body": adf(_cut(MARKER + "\n" + "\n".join(e.line() for e in facts.entries), COMMENT_LIMIT))}
+    return {"body": adf(_cut(MARKER + "\n" + "\n".join(e.line() for e in ticket.entries), COMMENT_LIMIT))}
 
 
 def pick_transition(transitions: Sequence[Mapping[str, Any]], wanted: IncidentStatus, config: JiraConfig) -> str | None:
@@ -134,6 +134,7 @@ def webhook_changes(payload: Mapping[str, Any], config: JiraConfig, sent: Mappin
     if not isinstance(issue, Mapping) or not issue.get("id"):
         return []
     issue_id, key = str(issue["id"]), str(issue.get("key") or issue["id"])
+    claimed = claimed_incident((issue.get("fields") or {}).get("labels"))
     event = payload.get("webhookEvent")
     if event == "comment_created":
         comment = payload.get("comment") or {}
@@ -143,7 +144,7 @@ def webhook_changes(payload: Mapping[str, Any], config: JiraConfig, sent: Mappin
                 or not comment.get("id")):
             return []
         return [Inbound(SYSTEM, issue_id, f"{issue_id}:comment:{comment['id']}", _who(author), Field.NOTE,
-                        _cut(text, 10_000), f"{key} comment by {_who(author)}")]
+                        _cut(text, 10_000), f"{key} comment by {_who(author)}", claimed)]
     if event != "jira:issue_updated":
         return []
     user = payload.get("user") or {}
@@ -161,12 +162,25 @@ def webhook_changes(payload: Mapping[str, Any], config: JiraConfig, sent: Mappin
             if category in CATEGORY_IN and not (ours and category == sent.get("category")):
                 found.append(Inbound(SYSTEM, issue_id, f"{issue_id}:changelog:{change_id}:status",
                                      _who(user), Field.STATE, CATEGORY_IN[category].value,
-                                     f"{key} moved to {item.get('toString') or category}"))
+                                     f"{key} moved to {item.get('toString') or category}", claimed))
         elif field == "assignee" and item.get("toString") and not ours:
             found.append(Inbound(SYSTEM, issue_id, f"{issue_id}:changelog:{change_id}:assignee",
                                  _who(user), Field.ASSIGNEE, str(item["toString"])[:256],
-                                 f"{key} assigned to {item['toString']}"))
+                                 f"{key} assigned to {item['toString']}", claimed))
     return found
+
+
+def claimed_incident(labels: Any) -> int | None:
+    """Our incident id in an issue's labels (``watchkeeper-42`` → 42), else None.
+
+    >>> claimed_incident(["watchkeeper", "watchkeeper-42"]), claimed_incident(["x"]), claimed_incident(None)
+    (42, None, None)
+    """
+    for found in labels if isinstance(labels, list) else []:
+        head, _, tail = str(found).rpartition("-")
+        if head == "watchkeeper" and tail.isdigit() and 0 < int(tail) < 2**31:
+            return int(tail)
+    return None
 
 
 def _who(user: Mapping[str, Any]) -> str:

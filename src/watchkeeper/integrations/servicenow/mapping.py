@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from watchkeeper.integrations.itsm import MARKER, Facts, Field, Inbound
+from watchkeeper.integrations.itsm import MARKER, Field, Inbound, Ticket
 from watchkeeper.integrations.servicenow.config import ServiceNowConfig
 from watchkeeper.model import IncidentStatus
 
@@ -47,55 +47,55 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def notes(facts: Facts) -> str:
+def notes(ticket: Ticket) -> str:
     """The timeline entries not yet on the ticket, as one work note ('' when there are none)."""
-    if not facts.entries:
+    if not ticket.entries:
         return ""
-    return _cut(MARKER + "\n" + "\n".join(e.line() for e in facts.entries), NOTE_LIMIT)
+    return _cut(MARKER + "\n" + "\n".join(e.line() for e in ticket.entries), NOTE_LIMIT)
 
 
-def create_body(facts: Facts, config: ServiceNowConfig) -> dict[str, str]:
+def create_body(ticket: Ticket, config: ServiceNowConfig) -> dict[str, str]:
     """The POST body of a new incident there.
 
     >>> from datetime import UTC, datetime
     >>> from watchkeeper.model import Incident, Severity
     >>> t = datetime(2026, 11, 22, tzinfo=UTC)
     >>> inc = Incident(42, "checkout 5xx", IncidentStatus.OPEN, Severity.CRITICAL, ["checkout"], t, t)
-    >>> body = create_body(Facts(inc, None, ()), ServiceNowConfig(instance_url="https://x", username="u",
+    >>> body = create_body(Ticket(inc, None, ()), ServiceNowConfig(instance_url="https://x", username="u",
     ...                    password="p", assignment_group="g1"))
     >>> body["short_description"], body["impact"], body["urgency"], body["correlation_id"], body["state"]
     ('[Watchkeeper 42] checkout 5xx', '1', '1', 'watchkeeper:42', '1')
     """
-    impact, urgency = config.impact_urgency[facts.incident.severity]
+    impact, urgency = config.impact_urgency[ticket.incident.severity]
     body = {
-        "short_description": _cut(f"[Watchkeeper {facts.incident.id}] {facts.incident.title}", SHORT_DESCRIPTION),
-        "description": facts.summary(),
+        "short_description": _cut(f"[Watchkeeper {ticket.incident.id}] {ticket.incident.title}", SHORT_DESCRIPTION),
+        "description": ticket.summary(),
         "impact": str(impact), "urgency": str(urgency),
-        "correlation_id": _cut(facts.ref, CORRELATION_ID), "correlation_display": "Watchkeeper",
-        "state": OUT_STATE[facts.incident.status],
+        "correlation_id": _cut(ticket.ref, CORRELATION_ID), "correlation_display": "Watchkeeper",
+        "state": OUT_STATE[ticket.incident.status],
     }
     for key, value in (("assignment_group", config.assignment_group), ("caller_id", config.caller_id),
                        ("category", config.category)):
         if value:
             body[key] = value
-    body.update(_resolution(facts, config))
-    if note := notes(facts):
+    body.update(_resolution(ticket, config))
+    if note := notes(ticket):
         body["work_notes"] = note
     return body
 
 
-def update_body(facts: Facts, config: ServiceNowConfig, sent: Mapping[str, Any]) -> dict[str, str]:
+def update_body(ticket: Ticket, config: ServiceNowConfig, sent: Mapping[str, Any]) -> dict[str, str]:
     """The PATCH body that brings the ticket up to date: a state, impact or urgency only when
     ours changed since we last set it (``sent``), the new timeline as a work note. Empty: nothing to do."""
     body: dict[str, str] = {}
-    state = OUT_STATE[facts.incident.status]
+    state = OUT_STATE[ticket.incident.status]
     if sent.get("state") != state:
         body["state"] = state
-        body.update(_resolution(facts, config))
-    impact, urgency = (str(v) for v in config.impact_urgency[facts.incident.severity])
+        body.update(_resolution(ticket, config))
+    impact, urgency = (str(v) for v in config.impact_urgency[ticket.incident.severity])
     if (sent.get("impact"), sent.get("urgency")) != (impact, urgency):
         body["impact"], body["urgency"] = impact, urgency
-    if note := notes(facts):
+    if note := notes(ticket):
         body["work_notes"] = note
     return body
 
@@ -105,11 +105,11 @@ def sent_fields(body: Mapping[str, str], before: Mapping[str, Any]) -> dict[str,
     return {**before, **{k: body[k] for k in ("state", "impact", "urgency") if k in body}}
 
 
-def _resolution(facts: Facts, config: ServiceNowConfig) -> dict[str, str]:
-    if facts.incident.status is not IncidentStatus.RESOLVED:
+def _resolution(ticket: Ticket, config: ServiceNowConfig) -> dict[str, str]:
+    if ticket.incident.status is not IncidentStatus.RESOLVED:
         return {}
     return {"close_code": config.close_code,
-            "close_notes": _cut(f"Resolved in Watchkeeper (incident {facts.incident.id}). {facts.summary()}", 4000)}
+            "close_notes": _cut(f"Resolved in Watchkeeper (incident {ticket.incident.id}). {ticket.summary()}", 4000)}
 
 
 def value(record: Mapping[str, Any], name: str, *, display: bool = False) -> str:
@@ -142,22 +142,34 @@ def record_changes(record: Mapping[str, Any], config: ServiceNowConfig, sent: Ma
     who = value(record, "sys_updated_by") or "unknown"
     number = value(record, "number") or sys_id
     ours = who == config.our_user
+    claimed = claimed_incident(value(record, "correlation_id"))
     found: list[Inbound] = []
     state = value(record, "state")
     if state in IN_STATE and not (ours and state == sent.get("state")):
         found.append(Inbound(SYSTEM, sys_id, f"{sys_id}:{version}:state:{state}", who, Field.STATE,
-                             IN_STATE[state].value, f"{number} state {state} ({STATE_NAMES[state]})"))
+                             IN_STATE[state].value, f"{number} state {state} ({STATE_NAMES[state]})", claimed))
     assignee = value(record, "assigned_to", display=True)
     if assignee and not ours:
         found.append(Inbound(SYSTEM, sys_id, f"{sys_id}:{version}:assignee:{assignee}", who, Field.ASSIGNEE,
-                             assignee, f"{number} assigned to {assignee}"))
+                             assignee, f"{number} assigned to {assignee}", claimed))
     note = value(record, "work_notes")
     if note:
-        found += note_changes(sys_id, number, note, who, config)
+        found += note_changes(sys_id, number, note, who, config, claimed)
     return found
 
 
-def note_changes(sys_id: str, number: str, text: str, author: str, config: ServiceNowConfig) -> list[Inbound]:
+def claimed_incident(correlation_id: str) -> int | None:
+    """Our incident id in a ``correlation_id`` (``watchkeeper:42`` → 42), else None.
+
+    >>> claimed_incident("watchkeeper:42"), claimed_incident("other:42"), claimed_incident("watchkeeper:x")
+    (42, None, None)
+    """
+    head, _, tail = correlation_id.partition(":")
+    return int(tail) if head == "watchkeeper" and tail.isdigit() and 0 < int(tail) < 2**31 else None
+
+
+def note_changes(sys_id: str, number: str, text: str, author: str, config: ServiceNowConfig,
+                 claimed: int | None = None) -> list[Inbound]:
     """A work note from there as a comment here — unless we wrote it. Its key is its author and
     words, so the rule's call and the poller's journal read of the same note apply it once."""
     text = text.strip()
@@ -165,7 +177,7 @@ def note_changes(sys_id: str, number: str, text: str, author: str, config: Servi
         return []
     digest = hashlib.sha256(f"{author}\0{text}".encode()).hexdigest()[:32]
     return [Inbound(SYSTEM, sys_id, f"{sys_id}:note:{digest}", author, Field.NOTE, _cut(text, 10_000),
-                    f"{number} work note by {author}")]
+                    f"{number} work note by {author}", claimed)]
 
 
 def journal_changes(entry: Mapping[str, Any], config: ServiceNowConfig) -> list[Inbound]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from watchkeeper.integrations.itsm import Facts
+from watchkeeper.integrations.itsm import Ticket
 from watchkeeper.model import Severity
 
 #: Teams' limit on a message (the whole JSON body), in bytes.
@@ -37,20 +37,20 @@ class ApprovalButtons:
     reject_url: str
 
 
-def card(facts: Facts, approvals: list[ApprovalButtons], incident_url: str | None, *,
+def card(ticket: Ticket, approvals: list[ApprovalButtons], incident_url: str | None, *,
          lines: int | None = None, cut: int | None = None, note: str = "") -> dict[str, Any]:
-    """The Adaptive Card: title, facts, cause, proposed runbooks with Approve / Reject, and the
+    """The Adaptive Card: title, ticket, cause, proposed runbooks with Approve / Reject, and the
     newest ``lines`` timeline entries (all when None), each text cut to ``cut`` characters."""
-    incident = facts.incident
+    incident = ticket.incident
 
     def t(text: str) -> str:
         return text if cut is None or len(text) <= cut else text[: max(cut - 1, 0)] + "…"
 
-    cause = facts.cause
+    cause = ticket.cause
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": t(f"Incident {incident.id}: {incident.title}"), "size": "Large",
          "weight": "Bolder", "wrap": True, "color": _COLOR[incident.severity]},
-        {"type": "FactSet", "facts": [
+        {"type": "FactSet", "ticket": [
             {"title": "Severity", "value": incident.severity.value},
             {"title": "Status", "value": incident.status.value},
             {"title": "Services", "value": t(", ".join(incident.services) or "-")},
@@ -70,7 +70,7 @@ def card(facts: Facts, approvals: list[ApprovalButtons], incident_url: str | Non
             {"type": "Action.OpenUrl", "title": f"Reject {a.runbook_id}"[:60], "url": a.reject_url,
              "style": "destructive"},
         ]
-    entries = facts.entries if lines is None else facts.entries[len(facts.entries) - lines:] if lines else ()
+    entries = ticket.entries if lines is None else ticket.entries[len(ticket.entries) - lines:] if lines else ()
     if entries:
         body.append({"type": "TextBlock", "text": "Timeline", "weight": "Bolder", "spacing": "Medium"})
         body += [{"type": "TextBlock", "text": t(e.line()), "wrap": True, "spacing": "None", "size": "Small"}
@@ -92,7 +92,7 @@ def size(body: dict[str, Any]) -> int:
     return len(orjson.dumps(body))
 
 
-def message(facts: Facts, approvals: list[ApprovalButtons], incident_url: str | None,
+def message(ticket: Ticket, approvals: list[ApprovalButtons], incident_url: str | None,
             limit: int = LIMIT) -> dict[str, Any]:
     """The webhook body within ``limit`` bytes: every timeline line if they fit; else the newest
     that fit and a note saying how many were left out; else texts cut shorter too.
@@ -103,25 +103,25 @@ def message(facts: Facts, approvals: list[ApprovalButtons], incident_url: str | 
     >>> t0 = datetime(2026, 11, 22, tzinfo=UTC)
     >>> inc = Incident(7, "db down", IncidentStatus.OPEN, Severity.CRITICAL, ["db"], t0, t0)
     >>> many = tuple(Entry(i, t0, "token:bot", "incident.commented", "x" * 500) for i in range(200))
-    >>> body = message(Facts(inc, None, many), [], None)
+    >>> body = message(Ticket(inc, None, many), [], None)
     >>> size(body) <= LIMIT, "older timeline lines left out" in orjson.dumps(body).decode()
     (True, True)
     """
-    full = wrap(card(facts, approvals, incident_url))
+    full = wrap(card(ticket, approvals, incident_url))
     if size(full) <= limit:
         return full
-    total = len(facts.entries)
+    total = len(ticket.entries)
     low, high = 0, total  # the most lines that fit
     while low < high:
         mid = (low + high + 1) // 2
-        if size(wrap(card(facts, approvals, incident_url, lines=mid, note=_note(total - mid)))) <= limit:
+        if size(wrap(card(ticket, approvals, incident_url, lines=mid, note=_note(total - mid)))) <= limit:
             low = mid
         else:
             high = mid - 1
-    fitted = wrap(card(facts, approvals, incident_url, lines=low, note=_note(total - low)))
+    fitted = wrap(card(ticket, approvals, incident_url, lines=low, note=_note(total - low)))
     cut = 2000
     while size(fitted) > limit and cut > 16:
-        fitted = wrap(card(facts, approvals, incident_url, lines=low, cut=cut,
+        fitted = wrap(card(ticket, approvals, incident_url, lines=low, cut=cut,
                            note=_note(total - low) + " Long texts were shortened."))
         cut //= 2
     return fitted
