@@ -2,22 +2,25 @@
 
 ```yaml
 integrations:
-  jira:
-    base_url: https://acme.atlassian.net
-    email: watchkeeper@acme.example          # basic auth: email + API token
-    api_token: ATATT3xFfGF0…
-    project: OPS
-    issue_type: Incident
-    webhook_secret: 6f1c…                    # the secret of the Jira webhook (X-Hub-Signature)
+  targets:
+    jira:
+      type: jira
+      base_url: https://acme.atlassian.net
+      email: watchkeeper@acme.example        # basic auth: email + API token
+      api_token: ATATT3xFfGF0…
+      project: OPS
+      webhook_secret: 6f1c…                  # the secret of the Jira webhook (X-Hub-Signature)
 ```
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from typing import Literal
 
+from pydantic import Field, SecretStr, field_validator
+
+from watchkeeper.integrations.base import TargetConfig
 from watchkeeper.model import IncidentStatus, Severity
-from watchkeeper.yamlfile import Duration
 
 #: Severity → Jira priority name (Jira's default priority scheme).
 PRIORITIES: dict[Severity, str] = {
@@ -25,11 +28,10 @@ PRIORITIES: dict[Severity, str] = {
 }
 
 
-class JiraConfig(BaseModel):
+class JiraConfig(TargetConfig):
     """How to reach one Jira Cloud site and what to put on its issues."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+    type: Literal["jira"] = "jira"
     base_url: str = Field(description="https://SITE.atlassian.net (http only for a local test server)")
     email: str = Field(min_length=3, max_length=256, description="the account the API token belongs to")
     api_token: SecretStr
@@ -44,7 +46,6 @@ class JiraConfig(BaseModel):
         None, description="the secret of the Jira webhook: its calls carry X-Hub-Signature: sha256=HMAC(body)")
     account_id: str | None = Field(
         None, max_length=128, description="our account's id there: changes it made are never taken back")
-    timeout: Duration = Field(10.0, description="seconds per HTTP request")
 
     @field_validator("base_url")
     @classmethod

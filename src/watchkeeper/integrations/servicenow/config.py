@@ -2,21 +2,24 @@
 
 ```yaml
 integrations:
-  servicenow:
-    instance_url: https://acme.service-now.com
-    username: watchkeeper.integration        # basic auth (or client_id/client_secret: OAuth)
-    password: s3cret
-    assignment_group: 8a5055c9c61122780043563ef53438e3   # the group's sys_id
-    poll_interval: 60s                       # fallback polling on sys_updated_on (poll: false: off)
+  targets:
+    servicenow:
+      type: servicenow
+      instance_url: https://acme.service-now.com
+      username: watchkeeper.integration      # basic auth (or client_id/client_secret: OAuth)
+      password: s3cret
+      assignment_group: 8a5055c9c61122780043563ef53438e3   # the group's sys_id
+      poll_interval: 60s                     # fallback polling on sys_updated_on (poll: false: off)
 ```
 """
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from watchkeeper.integrations.base import TargetConfig
 from watchkeeper.model import Severity
 from watchkeeper.yamlfile import Duration
 
@@ -30,11 +33,10 @@ IMPACT_URGENCY: dict[Severity, tuple[int, int]] = {
 }
 
 
-class ServiceNowConfig(BaseModel):
+class ServiceNowConfig(TargetConfig):
     """How to reach one ServiceNow instance and what to put on its incidents."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+    type: Literal["servicenow"] = "servicenow"
     instance_url: str = Field(description="https://INSTANCE.service-now.com (http only for a local test instance)")
     username: str | None = Field(None, description="integration user (basic auth, or OAuth password grant)")
     password: SecretStr | None = None
@@ -50,7 +52,6 @@ class ServiceNowConfig(BaseModel):
     impact_urgency: dict[Severity, tuple[int, int]] = Field(default_factory=lambda: dict(IMPACT_URGENCY))
     poll: bool = Field(True, description="poll sys_updated_on as the fallback for the business rule's calls")
     poll_interval: Duration = Field(60.0, description="time between polls")
-    timeout: Duration = Field(10.0, gt=0, description="seconds per HTTP request")
 
     @field_validator("instance_url")
     @classmethod

@@ -180,7 +180,11 @@ def note_changes(sys_id: str, number: str, text: str, author: str, config: Servi
                     f"{number} work note by {author}", claimed)]
 
 
-def journal_changes(entry: Mapping[str, Any], config: ServiceNowConfig) -> list[Inbound]:
+def journal_changes(entry: Mapping[str, Any], config: ServiceNowConfig, number: str = "",
+                    claimed: int | None = None) -> list[Inbound]:
     """A ``sys_journal_field`` row (``element_id``, ``value``, ``sys_created_by``) as a note."""
-    return note_changes(value(entry, "element_id"), value(entry, "element_id"), value(entry, "value"),
-                        value(entry, "sys_created_by") or "unknown", config)
+    sys_id = value(entry, "element_id")
+    if not sys_id:
+        return []
+    return note_changes(sys_id, number or sys_id, value(entry, "value"), value(entry, "sys_created_by") or "unknown",
+                        config, claimed)
