@@ -5,8 +5,7 @@ no-op)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,16 +25,10 @@ class Link:
     external_key: str
     url: str | None = None
     created_at: datetime | None = None
-    synced_at: datetime | None = None
-    #: The incident's last audit record already written to the ticket (as a note); None: none yet.
-    pushed_seq: int | None = None
-    #: Field values we last set on the ticket: a change there to the same value is our own echo.
-    sent: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _link(row: Any) -> Link:
-    return Link(row.system, row.incident_id, row.external_id, row.external_key, row.url, row.created_at,
-                row.synced_at, row.pushed_seq, dict(row.sent or {}))
+    return Link(row.system, row.incident_id, row.external_id, row.external_key, row.url, row.created_at)
 
 
 def link_of(conn: Connection, system: str, incident_id: int) -> Link | None:
@@ -68,19 +61,7 @@ def add_link(conn: Connection, link: Link, at: datetime) -> None:
     ticket for a second incident is refused by the unique indexes (IntegrityError)."""
     conn.execute(insert(itsm_links).values(
         system=link.system, incident_id=link.incident_id, external_id=link.external_id,
-        external_key=link.external_key, url=link.url, created_at=at, synced_at=at,
-        pushed_seq=link.pushed_seq, sent=dict(link.sent)))
-
-
-def mark_synced(conn: Connection, system: str, incident_id: int, at: datetime, *,
-                pushed_seq: int | None = None, sent: Mapping[str, Any] | None = None) -> None:
-    values: dict[str, Any] = {"synced_at": at}
-    if pushed_seq is not None:
-        values["pushed_seq"] = pushed_seq
-    if sent is not None:
-        values["sent"] = dict(sent)
-    conn.execute(update(itsm_links).where(itsm_links.c.system == system,
-                                          itsm_links.c.incident_id == incident_id).values(**values))
+        external_key=link.external_key, url=link.url, created_at=at))
 
 
 def cursor(conn: Connection, system: str) -> datetime | None:

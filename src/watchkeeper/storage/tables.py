@@ -321,6 +321,8 @@ console_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # -- ITSM links, sync cursors and inbound idempotency keys (migration 0014) -------------------
 itsm_links = Table(
     "itsm_links", metadata,
@@ -331,9 +333,6 @@ itsm_links = Table(
     Column("external_key", String(128), nullable=False),  # INC0010001, OPS-12: what people read
     Column("url", Text),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("synced_at", UTCDateTime()),
-    Column("pushed_seq", BigInteger),  # the last audit record of the incident written there as a note
-    Column("sent", Json),  # the field values we last set there (echo detection)
     Index("ux_itsm_links_incident", "system", "incident_id", unique=True),
     Index("ux_itsm_links_external", "system", "external_id", unique=True),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from watchkeeper.storage.types import Json, UTCDateTime
+from watchkeeper.storage.types import UTCDateTime
 
 revision = "0014"
 down_revision = "0013"
@@ -28,9 +28,6 @@ def upgrade() -> None:
         sa.Column("external_key", sa.String(128), nullable=False),
         sa.Column("url", sa.Text),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("synced_at", UTCDateTime()),
-        sa.Column("pushed_seq", sa.BigInteger),
-        sa.Column("sent", Json),
     )
     op.create_index("ux_itsm_links_incident", "itsm_links", ["system", "incident_id"], unique=True)
     op.create_index("ux_itsm_links_external", "itsm_links", ["system", "external_id"], unique=True)
