@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchkeeper.errors import ConfigError
+from watchkeeper.integrations.config import IntegrationsConfig
+from watchkeeper.integrations.routing import Route
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
 from watchkeeper.yamlfile import YamlPositions
 from watchkeeper.yamlfile import load as load_yaml
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
                                description="Prometheus endpoints, anomaly and forecast watches (YAML only)")
     topology: TopologyConfig = Field(default_factory=TopologyConfig, description="the service graph (YAML only)")
     rca: RcaConfig = Field(default_factory=RcaConfig, description="root-cause ranking in serve (YAML only)")
+    integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig, description="notification and "
+                                             "ITSM targets and the outbox (YAML only; docs/integrations.md)")
+    routes: list[Route] = Field(default_factory=list, description="which incidents go to which integration "
+                                "targets (YAML only; 'watchkeeper routes test')")
     token_default_days: int = Field(
         90, gt=0, le=3650, description="Lifetime of a new API token when 'token create' gives no --expires")
     token: SecretStr | None = Field(

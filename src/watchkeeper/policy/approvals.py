@@ -27,7 +27,8 @@ class Vote:
 
 
 #: How an actor names its person: ``token:NAME`` (API, or the CLI with ``--token``),
-#: ``cli-user:NAME via unix user UNIX`` (the CLI with a ``cli_users`` mapping), ``cli:UNIX``.
+#: ``cli-user:NAME via unix user UNIX`` (the CLI with a ``cli_users`` mapping), ``cli:UNIX``,
+#: ``slack:NAME`` (a Slack user mapped to NAME in the Slack integration's config).
 _VIA = " via unix user "
 
 
@@ -36,11 +37,11 @@ def identities(actor: str) -> frozenset[str]:
 
     >>> sorted(identities("cli-user:alice via unix user al")), sorted(identities("token:alice"))
     (['al', 'alice'], ['alice'])
-    >>> sorted(identities("cli:bob")), sorted(identities("policy"))
-    (['bob'], ['policy'])
+    >>> sorted(identities("cli:bob")), sorted(identities("policy")), sorted(identities("slack:alice"))
+    (['bob'], ['policy'], ['alice'])
     """
     kind, sep, rest = actor.partition(":")
-    if not sep or kind not in ("token", "cli", "cli-user"):
+    if not sep or kind not in ("token", "cli", "cli-user", "slack"):
         return frozenset({actor})
     if kind == "cli-user" and _VIA in rest:
         name, _, unix = rest.partition(_VIA)

@@ -14,10 +14,12 @@ from watchkeeper.correlate.config import load_config as load_correlation
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.errors import ConfigError
 from watchkeeper.governance import Governance
+from watchkeeper.integrations.routing import Router
 from watchkeeper.pipeline import State
 from watchkeeper.settings import Settings
 from watchkeeper.sources import Source, registry
 from watchkeeper.storage import Database, ingest, queries
+from watchkeeper.storage.outbox import OutboxHook
 from watchkeeper.telemetry import Metrics
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ class Core:
         self.settings = settings
         self.clock = clock
         self.db = Database(settings.database_url)
+        self.router = Router(settings.routes, settings.integrations.accepts())  # ConfigError: unknown targets
+        self.db.audit_hook = OutboxHook(self.router.targets) if self.router else None
         self.sources: dict[str, Source] = registry()
         self.config = PipelineConfig(
             window=timedelta(seconds=settings.correlation_window_seconds),

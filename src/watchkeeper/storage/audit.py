@@ -30,6 +30,9 @@ def append(
     records = [chain.append(actor, c.kind, c.subject, c.payload, c.at) for c in changes]
     if records:
         conn.execute(insert(audit_log), [_row(r) for r in records])
+        hook = conn.get_execution_options().get("wk_audit_hook")
+        if hook is not None:  # e.g. the integration outbox: its messages commit with the change
+            hook(conn, records)
     return records
 
 

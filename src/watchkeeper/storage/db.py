@@ -11,7 +11,7 @@ import contextlib
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
+        #: Run by ``audit.append`` with every batch of records, inside the writing transaction
+        #: (the integration outbox enqueues there: same transaction as the change). None: nothing.
+        self.audit_hook: Callable[[Connection, Sequence[Any]], None] | None = None
         try:
             if self.is_sqlite:
                 self.engine = create_engine(
@@ -88,7 +91,7 @@ class Database:
             if self._checkpointer is not None:  # a Database dropped without dispose() ends it too
                 weakref.finalize(self, self._checkpointer.signal)
         with self._write_lock, self.engine.connect() as conn:
-            conn = conn.execution_options(wk_write=True)
+            conn = conn.execution_options(wk_write=True, wk_audit_hook=self.audit_hook)
             with conn.begin():
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})

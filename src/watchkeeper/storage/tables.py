@@ -352,3 +352,32 @@ itsm_inbound = Table(
     Column("incident_id", Integer),
     Column("outcome", String(32), nullable=False),
 )
+
+# -- integration outbox (migration 0013) ------------------------------------------------------
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("audit_seq", BigInteger, nullable=False),  # the audit record of the change that caused it
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime()),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_group", "incident_id", "target", "status", "id"),
+)
+
+integration_refs = Table(
+    "integration_refs", metadata,
+    Column("target", String(64), primary_key=True),
+    Column("incident_id", Integer, primary_key=True),
+    Column("ref", Json, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

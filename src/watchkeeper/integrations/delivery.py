@@ -1,0 +1,175 @@
+"""The outbox delivery loop ``serve`` runs on a thread of its own.
+
+Each round claims due messages with a lease (``storage.outbox.claim``), delivers each incident's
+messages to each target in order — different (incident, target) groups in parallel on
+``workers`` threads —, then records every outcome in one write transaction:
+
+- delivered: kept as delivered, with what the target gave back (``integration_refs``);
+- failed and retrying can help: tried again after an exponential backoff with jitter (at least
+  the receiver's ``Retry-After``); the group's later messages wait for it;
+- failed ``max_attempts`` times, or retrying cannot help (a 400, 401, 403, 404), or the target is
+  no longer configured: dead-lettered, audited (``outbox.dead``), listed by
+  ``watchkeeper outbox list --status dead`` and ``GET /api/v1/outbox?status=dead``.
+
+A server killed mid-delivery leaves its claimed messages leased; after ``lease_seconds`` any
+server (the restarted one included) claims them again: delivery is at least once, and receivers
+see each message's idempotency key (``X-Watchkeeper-Delivery``, PagerDuty's ``dedup_key``) to
+drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from watchkeeper.governance import worker_id
+from watchkeeper.governance.loop import Loop
+from watchkeeper.integrations.base import Delivered, DeliveryError, Message, Notifier, Redactor, short
+from watchkeeper.integrations.config import OutboxConfig
+from watchkeeper.integrations.http import Backoff
+from watchkeeper.model import Change
+from watchkeeper.storage import Database, audit
+from watchkeeper.storage import outbox as store
+
+log = structlog.get_logger("watchkeeper.outbox")
+
+
+class Delivery:
+    """Delivers the outbox to ``notifiers`` (target name -> notifier)."""
+
+    def __init__(self, db: Database, notifiers: Mapping[str, Notifier], config: OutboxConfig,
+                 clock: Callable[[], datetime], *, redactor: Redactor | None = None,
+                 registry: CollectorRegistry | None = None, owner: str | None = None,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.db = db
+        self.notifiers = dict(notifiers)
+        self.config = config
+        self.clock = clock
+        self.redactor = redactor or Redactor()
+        self.owner = owner or worker_id()
+        self.rand = rand
+        self.backoff = Backoff(config.backoff_seconds, config.max_backoff_seconds)
+        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="watchkeeper-outbox")
+        self._loop: Loop | None = None
+        self.deliveries = Counter("watchkeeper_outbox_deliveries", "Outbox delivery attempts, by target and "
+                                  "outcome (delivered | retry | dead)", ["target", "outcome"],
+                                  registry=registry) if registry is not None else None
+
+    # -- one round ---------------------------------------------------------------------------
+    def step(self) -> int:
+        """Claim, deliver and settle one batch; the number of messages attempted."""
+        now = self.clock()
+        with self.db.write() as conn:
+            claimed = store.claim(conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds),
+                                  self.config.batch)
+        if not claimed:
+            return 0
+        groups: dict[tuple[int, str], list[Message]] = {}
+        for message in claimed:
+            groups.setdefault((message.incident_id, message.target), []).append(message)
+        results = list(self._pool.map(self._deliver_group, groups.values()))
+        outcomes = [o for done, _ in results for o in done]
+        untried = [m.id for _, left in results for m in left]
+        settled_at = self.clock()
+        with self.db.write() as conn:
+            recorded = store.settle(conn, self.owner, outcomes, settled_at)
+            store.release(conn, self.owner, untried)
+            dead = [o for o in recorded if not o.delivered and o.retry_at is None]
+            if dead:
+                audit.append(conn, "system:outbox", [Change("outbox.dead", f"incident:{o.incident_id}", settled_at, {
+                    "id": o.id, "incident_id": o.incident_id, "target": o.target, "error": o.error}) for o in dead])
+        for o in recorded:
+            outcome = "delivered" if o.delivered else ("retry" if o.retry_at is not None else "dead")
+            if self.deliveries is not None:
+                self.deliveries.labels(o.target, outcome).inc()
+            if not o.delivered:
+                log.warning("outbox delivery failed", id=o.id, target=o.target, incident=o.incident_id,
+                            outcome=outcome, error=o.error)
+        return len(outcomes)
+
+    def _deliver_group(self, messages: list[Message]) -> tuple[list[store.Outcome], list[Message]]:
+        """One (incident, target)'s messages in order, stopping at the first failure."""
+        done: list[store.Outcome] = []
+        ref = messages[0].ref
+        for index, message in enumerate(messages):
+            if ref is not message.ref:
+                message = Message(message.id, message.incident_id, message.target, message.event, message.payload,
+                                  message.attempts, message.created_at, ref)
+            outcome = self._deliver(message)
+            done.append(outcome)
+            if not outcome.delivered:
+                return done, messages[index + 1:]
+            if outcome.ref is not None:
+                ref = outcome.ref
+        return done, []
+
+    def _deliver(self, message: Message) -> store.Outcome:
+        notifier = self.notifiers.get(message.target)
+        if notifier is None:
+            return self._failed(message, f"target {message.target!r} is not configured (integrations.targets)",
+                                retryable=False)
+        try:
+            result = notifier.deliver(message)
+        except DeliveryError as exc:
+            return self._failed(message, str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
+        except Exception as exc:  # a bug in a notifier: keep the message, retry it, say what happened
+            log.exception("notifier failed", target=message.target, id=message.id)
+            return self._failed(message, f"{type(exc).__name__}: {exc}", retryable=True)
+        if not isinstance(result, Delivered):
+            return self._failed(message, f"notifier returned {type(result).__name__}, not Delivered", retryable=True)
+        return store.Outcome(message.id, message.target, message.incident_id, True, result.ref)
+
+    def _failed(self, message: Message, error: str, *, retryable: bool,
+                retry_after: float | None = None) -> store.Outcome:
+        attempts = message.attempts + 1
+        text = short(self.redactor.redact(error), 1000)
+        if not retryable or attempts >= self.config.max_attempts:
+            why = "" if retryable else " (retrying cannot help)"
+            return store.Outcome(message.id, message.target, message.incident_id, False,
+                                 error=f"{text}{why}; dead after {attempts} attempt{'s' if attempts > 1 else ''}")
+        wait = self.backoff.delay(attempts - 1, retry_after, self.rand)
+        return store.Outcome(message.id, message.target, message.incident_id, False, error=text,
+                             retry_at=self.clock() + timedelta(seconds=wait))
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        """Run rounds until one finds nothing due (tests, ``outbox deliver``); messages attempted."""
+        total = 0
+        for _ in range(max_rounds):
+            did = self.step()
+            if not did:
+                break
+            total += did
+        return total
+
+    # -- the thread --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._loop is None:
+            self._loop = Loop("outbox", self.step, self.config.poll_seconds)
+            self._loop.start()
+
+    def wake(self) -> None:
+        if self._loop is not None:
+            self._loop.wake()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        self._pool.shutdown(wait=True)
+        for notifier in self.notifiers.values():
+            notifier.close()
+
+    def status(self) -> dict[str, Any]:
+        with self.db.read() as conn:
+            counts = store.counts(conn)
+            oldest = store.oldest_pending(conn)
+        by_status: dict[str, int] = {}
+        for (_target, status), n in counts.items():
+            by_status[status] = by_status.get(status, 0) + n
+        return {"targets": sorted(self.notifiers), "messages": by_status, "oldest_pending": oldest}
