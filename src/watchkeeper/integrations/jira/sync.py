@@ -30,7 +30,7 @@ class JiraSync:
     def vouch(self, conn: Connection, claimed: int, external_id: str) -> bool:
         """Whether we created issue ``external_id`` (Jira's numeric id) for incident ``claimed``."""
         ref = outbox_store.get_ref(conn, self.name, claimed)
-        return bool(ref) and ref.get("id") == external_id
+        return ref is not None and ref.get("id") == external_id
 
     def receive(self, payload: Mapping[str, Any]) -> list[itsm.Result]:
         issue = payload.get("issue")

@@ -53,13 +53,15 @@ class ServiceNowNotifier(HttpNotifier):
                 self._token, lifetime = self._oauth()
                 self._token_until = time.monotonic() + max(lifetime - 60.0, 1.0)
             return f"Bearer {self._token}"
-        assert cfg.username is not None and cfg.password is not None  # the config's validator
+        assert cfg.username is not None
+        assert cfg.password is not None
         pair = f"{cfg.username}:{cfg.password.get_secret_value()}".encode()
         return "Basic " + base64.b64encode(pair).decode()
 
     def _oauth(self) -> tuple[str, float]:
         cfg = self.config
-        assert cfg.client_id is not None and cfg.client_secret is not None
+        assert cfg.client_id is not None
+        assert cfg.client_secret is not None
         form = {"grant_type": "client_credentials", "client_id": cfg.client_id,
                 "client_secret": cfg.client_secret.get_secret_value()}
         response = self.http.request("POST", f"{cfg.instance_url}/oauth_token.do", content=urlencode(form).encode(),

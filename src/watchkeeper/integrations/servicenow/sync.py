@@ -61,7 +61,7 @@ class ServiceNowSync:
     def vouch(self, conn: Connection, claimed: int, external_id: str) -> bool:
         """Whether we created ticket ``external_id`` for incident ``claimed``."""
         ref = outbox_store.get_ref(conn, self.name, claimed)
-        return bool(ref) and ref.get("sys_id") == external_id
+        return ref is not None and ref.get("sys_id") == external_id
 
     def _sent(self, conn: Connection, record: Mapping[str, Any]) -> Mapping[str, Any]:
         claimed = claimed_incident(value(record, "correlation_id"))
