@@ -59,6 +59,8 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/ingest/changes"): "ingest",
     ("GET", "/api/v1/changes"): "viewer",
     ("GET", "/api/v1/topology"): "viewer",
+    ("POST", "/api/v1/integrations/servicenow/inbound"): "operator",
+    ("POST", "/api/v1/integrations/jira/webhook"): "operator",  # or Jira's signature instead of a token
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

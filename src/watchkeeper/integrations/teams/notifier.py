@@ -36,6 +36,10 @@ class TeamsNotifier(HttpNotifier):
         self.link_hours = link_hours
         self.clock = clock
 
+    def bind(self, link_secret: Callable[[], bytes], link_hours: float, clock: Callable[[], datetime]) -> None:
+        """Sign approval links with the console's secret, for at most ``link_hours``."""
+        self.link_secret, self.link_hours, self.clock = link_secret, link_hours, clock
+
     def deliver(self, msg: Message) -> Delivered:
         ticket = itsm.ticket(msg.payload)
         public = self.config.public_url
