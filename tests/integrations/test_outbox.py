@@ -78,7 +78,7 @@ def test_delivered_in_order_per_incident(routed: Callable[..., Watchkeeper], sta
 def test_a_failing_message_holds_back_its_incident_only(
         routed: Callable[..., Watchkeeper], standins: dict[str, StandIn], clock: Clock,
         runtime: Callable[[Watchkeeper], Integrations]) -> None:
-    wk = routed(to=["hook"], outbox={"backoff_seconds": 10, "max_attempts": 3})
+    wk = routed(to=["hook"], outbox={"backoff_seconds": 10, "max_attempts": 3, "workers": 1})  # faults in order
     first = ingest(wk, service="checkout")
     wk.act(first, Action.ACKNOWLEDGE, "test")
     integrations = runtime(wk)

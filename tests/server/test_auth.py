@@ -59,6 +59,9 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/ingest/changes"): "ingest",
     ("GET", "/api/v1/changes"): "viewer",
     ("GET", "/api/v1/topology"): "viewer",
+    ("GET", "/api/v1/outbox"): "viewer",
+    ("POST", "/api/v1/outbox/{message_id}/retry"): "operator",
+    ("POST", "/api/v1/integrations/slack/interactivity"): PUBLIC,  # Slack's signature is the credential
     ("POST", "/api/v1/integrations/servicenow/inbound"): "operator",
     ("POST", "/api/v1/integrations/jira/webhook"): "operator",  # or Jira's signature instead of a token
 }

@@ -27,6 +27,7 @@ from watchkeeper.cli import (
     toplevel,
 )
 from watchkeeper.cli.common import STATE, Group, unix_user
+from watchkeeper.integrations.cli import app as integrations_app
 from watchkeeper.console_cli import app as console_users_app
 from watchkeeper.watch.cli import app as watch_app
 
@@ -45,6 +46,7 @@ app.add_typer(silences.app, name="silences")
 app.add_typer(correlation.app, name="correlation")
 app.add_typer(watch_app, name="watch")
 app.add_typer(rca.app, name="rca")
+app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(console_users_app, name="user")
 
 

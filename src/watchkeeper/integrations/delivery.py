@@ -20,6 +20,8 @@ drop the duplicate.
 from __future__ import annotations
 
 import random
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -38,6 +40,18 @@ from watchkeeper.storage import Database, audit
 from watchkeeper.storage import outbox as store
 
 log = structlog.get_logger("watchkeeper.outbox")
+#: One delivery counter per metrics registry (an app built twice on one service shares it).
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _counter(registry: CollectorRegistry) -> Counter:
+    with _COUNTERS_LOCK:
+        if registry not in _COUNTERS:
+            _COUNTERS[registry] = Counter(
+                "watchkeeper_outbox_deliveries", "Outbox delivery attempts, by target and outcome "
+                "(delivered | retry | dead); labels never hold a secret", ["target", "outcome"], registry=registry)
+        return _COUNTERS[registry]
 
 
 class Delivery:
@@ -57,9 +71,7 @@ class Delivery:
         self.backoff = Backoff(config.backoff_seconds, config.max_backoff_seconds)
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="watchkeeper-outbox")
         self._loop: Loop | None = None
-        self.deliveries = Counter("watchkeeper_outbox_deliveries", "Outbox delivery attempts, by target and "
-                                  "outcome (delivered | retry | dead)", ["target", "outcome"],
-                                  registry=registry) if registry is not None else None
+        self.deliveries = _counter(registry) if registry is not None else None
 
     # -- one round ---------------------------------------------------------------------------
     def step(self) -> int:
