@@ -41,7 +41,7 @@ class Seen:
         return json.loads(self.body)
 
 
-class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error of ours
+class Reject(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}

@@ -27,8 +27,8 @@ from watchkeeper.cli import (
     toplevel,
 )
 from watchkeeper.cli.common import STATE, Group, unix_user
-from watchkeeper.integrations.cli import app as integrations_app
 from watchkeeper.console_cli import app as console_users_app
+from watchkeeper.integrations.cli import app as integrations_app
 from watchkeeper.watch.cli import app as watch_app
 
 __all__ = ["app", "main", "unix_user"]

@@ -7,8 +7,6 @@ REST message sends ``Authorization: Bearer wk_…``); ``POST /api/v1/integration
 request" carrying an operator token).
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -32,6 +30,17 @@ MAX_RECORDS = 100
 MAX_BODY = 1024 * 1024
 Target = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
                                      description="the integration target (when several of one kind are set)")]
+
+
+async def jira_caller(request: Request,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                      ) -> Principal | None:
+    if "x-hub-signature" in request.headers:
+        return None  # Jira's own webhook: the signature over the body is checked with the body
+    return await principal(Permission.OPERATE)(request, credentials)
+
+
+JiraCaller = Annotated[Principal | None, Depends(jira_caller)]
 
 
 def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *, poll: bool = True) -> Itsm:
@@ -70,17 +79,10 @@ def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *
         sync = itsm.servicenow_target(target)
         return _answer(await run_in_threadpool(sync.receive, records))
 
-    async def jira_caller(request: Request,
-                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-                          ) -> Principal | None:
-        if "x-hub-signature" in request.headers:
-            return None  # Jira's own webhook: the signature over the body is checked with the body
-        return await principal(Permission.OPERATE)(request, credentials)
-
     @app.post("/api/v1/integrations/jira/webhook", tags=["integrations"],
               responses={401: {"description": "no operator token, or a signature no webhook secret made"},
                          404: {"description": "no Jira integration is configured"}})
-    async def jira_webhook(request: Request, _who: Annotated[Principal | None, Depends(jira_caller)],
+    async def jira_webhook(request: Request, _who: JiraCaller,
                            target: Target = None) -> Any:
         """Jira's webhook (``jira:issue_updated``, ``comment_created``): status, assignee and
         comment changes come back to the linked incident, once each (Jira retries)."""
