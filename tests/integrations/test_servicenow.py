@@ -219,7 +219,7 @@ def test_work_notes_from_the_journal_by_polling(make: Callable[..., Any], sn: Se
 
 
 def test_a_ticket_we_did_not_make_changes_nothing(make: Callable[..., Any], sn: ServiceNow, clock: Clock) -> None:
-    wk, integrations, itsm = make()
+    wk, _integrations, itsm = make()
     incident = ingest(wk)
     forged = {"sys_id": "b" * 32, "number": "INC0099999", "state": "6", "correlation_id": f"watchkeeper:{incident}",
               "sys_mod_count": "1", "sys_updated_by": "mallory", "sys_updated_on": "2026-11-22 06:00:00"}
@@ -231,7 +231,7 @@ def test_a_ticket_we_did_not_make_changes_nothing(make: Callable[..., Any], sn: 
 # -- the inbound endpoint ------------------------------------------------------------------------
 @pytest.fixture
 def client(make: Callable[..., Any]) -> Iterator[tuple[TestClient, Watchkeeper, Integrations]]:
-    wk, integrations, _ = make()
+    wk, _integrations, _ = make()
     app = create_app(wk, upgrade=False, responder=False, watch=False, rank=False)
     with TestClient(app) as c:
         yield c, wk, app.state.integrations
