@@ -39,12 +39,20 @@ class Fault:
     body: bytes = b""
     delay: float = 0.0
     reset: bool = False
+    #: answer with the whole request (headers and body) in the body, as some APIs echo input in
+    #: their errors: a secret in it must still never reach a log, an error or the audit log
+    echo: bool = False
 
 
 #: A vendor check: the request -> None when it is what the vendor accepts, else (status, body).
 Check = Callable[[Seen], tuple[int, bytes] | None]
 #: The vendor's answer to an accepted request: (status, headers, body).
 Answer = Callable[[Seen], tuple[int, dict[str, str], bytes]]
+
+
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up (a killed server) is expected here
 
 
 class StandIn:
@@ -55,6 +63,7 @@ class StandIn:
         self.requests: list[Seen] = []  # every request received (faults included)
         self.accepted: list[Seen] = []  # requests the vendor accepted
         self.script: list[Fault] = []
+        self.delay = 0.0  # seconds every accepted request waits before its answer (a slow receiver)
         self.lock = threading.Lock()
         stand = self
 
@@ -78,12 +87,18 @@ class StandIn:
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         self.close_connection = True
                         return
-                    self._send(fault.status, fault.headers, fault.body)
+                    body = fault.body
+                    if fault.echo:
+                        body = orjson.dumps({"error": "bad request", "you_sent": seen.headers,
+                                             "body": seen.body.decode("utf-8", "replace")})
+                    self._send(fault.status, fault.headers, body)
                     return
                 refused = stand.check(seen)
                 if refused is not None:
                     self._send(refused[0], {"Content-Type": "application/json"}, refused[1])
                     return
+                if stand.delay:
+                    time.sleep(stand.delay)
                 with stand.lock:
                     stand.accepted.append(seen)
                 self._send(*stand.answer(seen))
@@ -99,7 +114,7 @@ class StandIn:
                 except OSError:
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Quiet(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

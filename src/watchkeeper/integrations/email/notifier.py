@@ -16,6 +16,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -25,11 +26,14 @@ from watchkeeper.integrations.email.config import EmailConfig
 from watchkeeper.integrations.http import Backoff
 
 DOMAIN = "watchkeeper"
+#: SMTP line endings; headers folded only past RFC 5322's hard limit (the default folds a long
+#: subject right after "Subject:", which some clients show with a leading space)
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def compose(message: Message, config: EmailConfig) -> EmailMessage:
     incident, cause, change = message.incident, message.payload.get("cause"), message.change
-    mail = EmailMessage()
+    mail = EmailMessage(policy=MAIL_POLICY)
     verb = message.event.value.replace("_", " ")
     mail["Subject"] = (f"[Watchkeeper] [{str(incident.get('severity', '')).upper()}] Incident #{message.incident_id} "
                        f"{verb}: {incident.get('title', '')}")[:250].replace("\n", " ").replace("\r", " ")
