@@ -22,6 +22,7 @@ from watchkeeper.errors import AuthError, InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.retention import Pruner
+from watchkeeper.server.console import install as install_console
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, challenge, error
@@ -220,6 +221,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server.itsm_api import add_routes as add_itsm_routes
 
     add_itsm_routes(app, service, integrations, poll=responder)
+    install_console(app, service)  # the web console under /console (docs/console.md)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS

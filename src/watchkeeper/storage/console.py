@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+import orjson
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from watchkeeper.model import Incident
 from watchkeeper.storage.ingest import incident_from_row
 from watchkeeper.storage.tables import (
+    action_runs,
     alerts,
+    approvals,
+    audit_log,
     console_link_nonces,
     console_secrets,
     console_sessions,
@@ -193,10 +197,61 @@ def known_services(conn: Connection, limit: int = 500) -> list[str]:
     return [r.service for r in conn.execute(query)]
 
 
-def alerts_matching(conn: Connection, names: dict[str, str], limit: int = 500) -> list[dict[str, Any]]:
-    """Firing alerts whose own columns equal ``names`` (service, name, severity, resource); the
-    caller checks the full matchers on what this returns (a pre-filter, never the verdict)."""
+def firing_alerts(conn: Connection, limit: int = 5000) -> list[dict[str, Any]]:
+    """The most recently seen firing alerts (a silence's preview checks its matchers on these)."""
     query = select(alerts).where(alerts.c.status == "firing").order_by(alerts.c.last_seen.desc()).limit(limit)
-    for column, value in names.items():
-        query = query.where(or_(alerts.c[column] == value))
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def audit_page(conn: Connection, before: int | None, limit: int, kind: str | None = None,
+               subject: str | None = None) -> list[dict[str, Any]]:
+    """Audit records newest first, with ``seq < before`` (the keyset)."""
+    query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    if before is not None:
+        query = query.where(audit_log.c.seq < before)
+    if kind:
+        query = query.where(audit_log.c.kind == kind)
+    if subject:
+        query = query.where(audit_log.c.subject == subject)
+    return [{**dict(r._mapping), "payload": orjson.loads(r.payload)} for r in conn.execute(query)]
+
+
+def past_incidents_on(conn: Connection, incident_id: int, services: list[str], limit: int = 5) -> list[Incident]:
+    """Resolved incidents that shared a service with this one, newest first."""
+    if not services:
+        return []
+    ids = select(incident_services.c.incident_id).where(incident_services.c.service.in_(services[:20]))
+    query = (select(incidents).where(incidents.c.id.in_(ids), incidents.c.id != incident_id,
+                                     incidents.c.status == "resolved")
+             .order_by(incidents.c.id.desc()).limit(limit))
+    return [incident_from_row(r) for r in conn.execute(query)]
+
+
+def approval(conn: Connection, approval_id: int) -> dict[str, Any] | None:
+    if not 0 < approval_id <= 2**31 - 1:
+        return None
+    row = conn.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def action_counts(conn: Connection, start: datetime | None, end: datetime | None) -> list[tuple[str, str, int]]:
+    """(trigger, status, count) of the action runs queued in ``[start, end)``."""
+    query = select(action_runs.c.trigger, action_runs.c.status, func.count()).group_by(
+        action_runs.c.trigger, action_runs.c.status)
+    if start:
+        query = query.where(action_runs.c.queued_at >= start)
+    if end:
+        query = query.where(action_runs.c.queued_at < end)
+    return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
+
+
+def incidents_fixed_by_runbook(conn: Connection, start: datetime | None, end: datetime | None) -> int:
+    """Resolved incidents opened in ``[start, end)`` that a runbook action succeeded on."""
+    fixed = select(action_runs.c.incident_id).where(action_runs.c.status == "succeeded")
+    query = select(func.count()).select_from(incidents).where(incidents.c.status == "resolved",
+                                                              incidents.c.id.in_(fixed))
+    if start:
+        query = query.where(incidents.c.opened_at >= start)
+    if end:
+        query = query.where(incidents.c.opened_at < end)
+    return int(conn.execute(query).scalar_one())
