@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from integrations.standins import Fault
+
 
 @dataclass
 class Seen:
@@ -50,11 +52,21 @@ class Reject(Exception):
 @dataclass
 class Standin:
     """One HTTP server. ``faults`` holds what the next requests get instead of an answer:
-    ``500``, ``(429, seconds)``, ``("slow", seconds)``, ``"reset"``."""
+    ``500``, ``(429, seconds)``, ``("slow", seconds)``, ``"reset"``, or the conformance suite's
+    :class:`~integrations.standins.Fault` (``fail(...)``). ``accepted``: the requests the vendor
+    accepted (2xx)."""
 
     requests: list[Seen] = field(default_factory=list)
+    accepted: list[Seen] = field(default_factory=list)
     faults: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def close(self) -> None:
+        self.stop()
 
     def start(self) -> Standin:
         standin = self
@@ -74,6 +86,18 @@ class Standin:
                 with standin.lock:
                     standin.requests.append(seen)
                     fault = standin.faults.pop(0) if standin.faults else None
+                if isinstance(fault, Fault):
+                    if fault.delay:
+                        time.sleep(fault.delay)
+                    if fault.reset:
+                        fault = "reset"
+                    else:
+                        body = fault.body
+                        if fault.echo:
+                            body = json.dumps({"error": "bad request", "you_sent": seen.headers,
+                                               "body": seen.body.decode("utf-8", "replace")}).encode()
+                        self._send(fault.status, fault.headers, body)
+                        return
                 if fault == "reset":
                     # an RST instead of an answer
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -92,15 +116,22 @@ class Standin:
                     status, answer, headers = exc.status, exc.body, exc.headers
                 except Exception as exc:  # a bug in the stand-in: say so loudly
                     status, answer, headers = 599, {"error": f"stand-in bug: {exc!r}"}, {}
+                if status < 300:
+                    with standin.lock:
+                        standin.accepted.append(seen)
                 data = b"" if answer is None else json.dumps(answer).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if data:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._send(status, {**headers, **({"Content-Type": "application/json"} if data else {})}, data)
+
+            def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (a timeout): nothing to answer
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any  # noqa: N815
 

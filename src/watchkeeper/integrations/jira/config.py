@@ -15,6 +15,7 @@ integrations:
 
 from __future__ import annotations
 
+import base64
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +47,14 @@ class JiraConfig(TargetConfig):
         None, description="the secret of the Jira webhook: its calls carry X-Hub-Signature: sha256=HMAC(body)")
     account_id: str | None = Field(
         None, max_length=128, description="our account's id there: changes it made are never taken back")
+
+    def secrets(self) -> list[str]:
+        """The API token and the basic-auth header made of it (a receiver may echo headers)."""
+        return [*super().secrets(), self.basic()]
+
+    def basic(self) -> str:
+        """The credentials of the ``Authorization: Basic`` header: email and API token."""
+        return base64.b64encode(f"{self.email}:{self.api_token.get_secret_value()}".encode()).decode()
 
     @field_validator("base_url")
     @classmethod

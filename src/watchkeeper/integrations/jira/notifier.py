@@ -11,7 +11,6 @@ a redelivery after a crash finds the issue it made instead of making a second on
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -39,8 +38,7 @@ class JiraNotifier(HttpNotifier):
 
     def __init__(self, name: str, config: JiraConfig, **options: Any) -> None:
         super().__init__(name, config, **options)
-        pair = f"{config.email}:{config.api_token.get_secret_value()}".encode()
-        self._auth = "Basic " + base64.b64encode(pair).decode()
+        self._auth = "Basic " + config.basic()
 
     def call(self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
              params: Mapping[str, str] | None = None) -> Any:

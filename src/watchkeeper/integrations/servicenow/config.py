@@ -15,6 +15,7 @@ integrations:
 
 from __future__ import annotations
 
+import base64
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -31,6 +32,11 @@ IMPACT_URGENCY: dict[Severity, tuple[int, int]] = {
     Severity.WARNING: (2, 2),  # priority 3 - Moderate
     Severity.INFO: (3, 3),  # priority 5 - Planning
 }
+
+
+def basic(user: str, password: str) -> str:
+    """The credentials of an ``Authorization: Basic`` header."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 class ServiceNowConfig(TargetConfig):
@@ -78,6 +84,13 @@ class ServiceNowConfig(TargetConfig):
         if (self.username is None) != (self.password is None) and not oauth:
             raise ValueError("username and password go together")
         return self
+
+    def secrets(self) -> list[str]:
+        """The secrets and the basic-auth header made of them (a receiver may echo headers)."""
+        found = super().secrets()
+        if self.username is not None and self.password is not None:
+            found.append(basic(self.username, self.password.get_secret_value()))
+        return found
 
     @property
     def our_user(self) -> str | None:

@@ -13,16 +13,15 @@ an incident whose ``correlation_id`` is ours. At worst one work note is written 
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from watchkeeper.integrations import itsm
-from watchkeeper.integrations.base import Delivered, DeliveryError, Message
+from watchkeeper.integrations.base import Delivered, DeliveryError, Message, Redactor
 from watchkeeper.integrations.http import HttpNotifier
-from watchkeeper.integrations.servicenow.config import ServiceNowConfig
+from watchkeeper.integrations.servicenow.config import ServiceNowConfig, basic
 from watchkeeper.integrations.servicenow.mapping import (
     OUT_STATE,
     SYSTEM,
@@ -52,11 +51,13 @@ class ServiceNowNotifier(HttpNotifier):
             if self._token is None or time.monotonic() >= self._token_until:
                 self._token, lifetime = self._oauth()
                 self._token_until = time.monotonic() + max(lifetime - 60.0, 1.0)
+                # the access token is a secret too: no error may show it
+                self.redactor = Redactor((*self.config.secrets(), self._token))
+                self.http.redactor = self.redactor
             return f"Bearer {self._token}"
         assert cfg.username is not None
         assert cfg.password is not None
-        pair = f"{cfg.username}:{cfg.password.get_secret_value()}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
+        return "Basic " + basic(cfg.username, cfg.password.get_secret_value())
 
     def _oauth(self) -> tuple[str, float]:
         cfg = self.config

@@ -13,6 +13,7 @@ integrations:
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -30,6 +31,11 @@ class TeamsConfig(TargetConfig):
     events: list[EventKind] = Field(default_factory=lambda: [
         EventKind.OPENED, EventKind.APPROVAL_REQUESTED, EventKind.ESCALATED, EventKind.RESOLVED,
         EventKind.REOPENED])
+
+    def secrets(self) -> list[str]:
+        """The URL and its ``sig`` parameter (the part that grants the right to post)."""
+        query = parse_qs(urlsplit(self.webhook_url.get_secret_value()).query)
+        return [*super().secrets(), *(v for v in query.get("sig", []) if v)]
 
     @field_validator("webhook_url")
     @classmethod
