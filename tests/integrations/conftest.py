@@ -80,6 +80,16 @@ def routed(make_service: Callable[..., Watchkeeper], sqlite_url: str, standins: 
 
 
 @pytest.fixture
+def routed_any(routed: Callable[..., Watchkeeper], db_url: str) -> Callable[..., Watchkeeper]:
+    """``routed`` on SQLite and on the real PostgreSQL."""
+
+    def make(**kw: Any) -> Watchkeeper:
+        return routed(url=db_url, **kw)
+
+    return make
+
+
+@pytest.fixture
 def runtime() -> Iterator[Callable[[Watchkeeper], Integrations]]:
     """The service's integrations (notifiers that never really sleep), stopped after the test."""
     made: list[Integrations] = []

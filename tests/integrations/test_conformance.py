@@ -167,6 +167,7 @@ def test_no_secret_reaches_logs_audit_or_metrics(
     assert [r["status"] for r in rows] == ["dead"] and "you_sent" in rows[0]["last_error"]
     metrics = api.client.get("/metrics").text
     assert f'watchkeeper_outbox_deliveries_total{{outcome="dead",target="{target}"}} 1.0' in metrics
+    assert f'watchkeeper_outbox_messages{{status="dead",target="{target}"}} 1.0' in metrics
     out = capsys.readouterr()
     everything = " ".join([orjson.dumps(rows, default=str).decode(), metrics, out.out, out.err, caplog.text,
                            *(orjson.dumps(r.payload).decode() for r in records)])

@@ -29,8 +29,8 @@ def ingest(wk: Watchkeeper, **kw: Any) -> int:
     return result.incidents[0]
 
 
-def test_a_change_and_its_messages_commit_together(routed: Callable[..., Watchkeeper]) -> None:
-    wk = routed(to=["hook", "pd"])
+def test_a_change_and_its_messages_commit_together(routed_any: Callable[..., Watchkeeper]) -> None:
+    wk = routed_any(to=["hook", "pd"])
     incident = ingest(wk)
     with wk.db.read() as conn:
         rows = store.messages(conn)
@@ -41,8 +41,8 @@ def test_a_change_and_its_messages_commit_together(routed: Callable[..., Watchke
     assert {r["incident_id"] for r in rows} == {incident}
 
 
-def test_a_rolled_back_change_leaves_no_message(routed: Callable[..., Watchkeeper]) -> None:
-    wk = routed(to=["hook"])
+def test_a_rolled_back_change_leaves_no_message(routed_any: Callable[..., Watchkeeper]) -> None:
+    wk = routed_any(to=["hook"])
     incident = ingest(wk)
     inside: list[int] = []
 
@@ -59,9 +59,9 @@ def test_a_rolled_back_change_leaves_no_message(routed: Callable[..., Watchkeepe
         assert [r["event"] for r in store.messages(conn)] == ["opened"]
 
 
-def test_delivered_in_order_per_incident(routed: Callable[..., Watchkeeper], standins: dict[str, StandIn],
+def test_delivered_in_order_per_incident(routed_any: Callable[..., Watchkeeper], standins: dict[str, StandIn],
                                          runtime: Callable[[Watchkeeper], Integrations]) -> None:
-    wk = routed(to=["hook"])
+    wk = routed_any(to=["hook"])
     first = ingest(wk, service="checkout")
     second = ingest(wk, service="billing")
     wk.act(first, Action.ACKNOWLEDGE, "test")
@@ -76,9 +76,9 @@ def test_delivered_in_order_per_incident(routed: Callable[..., Watchkeeper], sta
 
 
 def test_a_failing_message_holds_back_its_incident_only(
-        routed: Callable[..., Watchkeeper], standins: dict[str, StandIn], clock: Clock,
+        routed_any: Callable[..., Watchkeeper], standins: dict[str, StandIn], clock: Clock,
         runtime: Callable[[Watchkeeper], Integrations]) -> None:
-    wk = routed(to=["hook"], outbox={"backoff_seconds": 10, "max_attempts": 3, "workers": 1})  # faults in order
+    wk = routed_any(to=["hook"], outbox={"backoff_seconds": 10, "max_attempts": 3, "workers": 1})  # faults in order
     first = ingest(wk, service="checkout")
     wk.act(first, Action.ACKNOWLEDGE, "test")
     integrations = runtime(wk)
@@ -100,9 +100,9 @@ def test_a_failing_message_holds_back_its_incident_only(
 
 
 def test_dead_letter_after_max_attempts_then_retry_by_api(
-        routed: Callable[..., Watchkeeper], standins: dict[str, StandIn], clock: Clock,
+        routed_any: Callable[..., Watchkeeper], standins: dict[str, StandIn], clock: Clock,
         request: pytest.FixtureRequest) -> None:
-    wk = routed(to=["hook"], outbox={"backoff_seconds": 1, "max_backoff_seconds": 1, "max_attempts": 2})
+    wk = routed_any(to=["hook"], outbox={"backoff_seconds": 1, "max_backoff_seconds": 1, "max_attempts": 2})
     incident = ingest(wk)
     api = Api(wk)
     integrations: Integrations = api.client.app.state.integrations  # type: ignore[attr-defined]
@@ -136,5 +136,20 @@ def test_dead_letter_after_max_attempts_then_retry_by_api(
 def test_no_routes_no_messages(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
     wk = make_service(sqlite_url)
     ingest(wk)
+    with wk.db.read() as conn:
+        assert store.messages(conn) == []
+
+
+def test_delivered_messages_are_pruned_after_retention(
+        routed_any: Callable[..., Watchkeeper], clock: Clock, runtime: Callable[[Watchkeeper], Integrations]) -> None:
+    wk = routed_any(to=["hook"], retention_days=1)
+    ingest(wk)
+    integrations = runtime(wk)
+    integrations.delivery.drain()
+    with wk.db.read() as conn:
+        assert [m["status"] for m in store.messages(conn)] == ["delivered"]
+    clock.advance(days=2)
+    integrations.delivery._pruned_at = None  # its hourly turn
+    integrations.delivery.step()
     with wk.db.read() as conn:
         assert store.messages(conn) == []

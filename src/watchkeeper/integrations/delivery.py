@@ -40,6 +40,7 @@ from watchkeeper.storage import Database, audit
 from watchkeeper.storage import outbox as store
 
 log = structlog.get_logger("watchkeeper.outbox")
+PRUNE_EVERY = timedelta(hours=1)
 #: One delivery counter per metrics registry (an app built twice on one service shares it).
 _COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 _COUNTERS_LOCK = threading.Lock()
@@ -60,7 +61,7 @@ class Delivery:
     def __init__(self, db: Database, notifiers: Mapping[str, Notifier], config: OutboxConfig,
                  clock: Callable[[], datetime], *, redactor: Redactor | None = None,
                  registry: CollectorRegistry | None = None, owner: str | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, keep_days: float = 0) -> None:
         self.db = db
         self.notifiers = dict(notifiers)
         self.config = config
@@ -70,6 +71,8 @@ class Delivery:
         self.rand = rand
         self.backoff = Backoff(config.backoff_seconds, config.max_backoff_seconds)
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="watchkeeper-outbox")
+        self.keep_days = keep_days
+        self._pruned_at: datetime | None = None
         self._loop: Loop | None = None
         self.deliveries = _counter(registry) if registry is not None else None
 
@@ -77,6 +80,7 @@ class Delivery:
     def step(self) -> int:
         """Claim, deliver and settle one batch; the number of messages attempted."""
         now = self.clock()
+        self._prune(now)
         with self.db.write() as conn:
             claimed = store.claim(conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds),
                                   self.config.batch)
@@ -104,6 +108,17 @@ class Delivery:
                 log.warning("outbox delivery failed", id=o.id, target=o.target, incident=o.incident_id,
                             outcome=outcome, error=o.error)
         return len(outcomes)
+
+    def _prune(self, now: datetime) -> None:
+        """Hourly: delete messages delivered more than ``keep_days`` ago (0: keep them all);
+        dead and pending ones are never pruned."""
+        if self.keep_days <= 0 or (self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY):
+            return
+        self._pruned_at = now
+        with self.db.write() as conn:
+            gone = store.prune(conn, now - timedelta(days=self.keep_days))
+        if gone:
+            log.info("outbox pruned", delivered_messages=gone, older_than_days=self.keep_days)
 
     def _deliver_group(self, messages: list[Message]) -> tuple[list[store.Outcome], list[Message]]:
         """One (incident, target)'s messages in order, stopping at the first failure."""
@@ -176,6 +191,10 @@ class Delivery:
         self._pool.shutdown(wait=True)
         for notifier in self.notifiers.values():
             notifier.close()
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self.db.read() as conn:
+            return store.counts(conn)
 
     def status(self) -> dict[str, Any]:
         with self.db.read() as conn:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import structlog
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from watchkeeper.errors import AuthError, InputError, WatchkeeperError
 from watchkeeper.integrations import registry
@@ -42,6 +45,35 @@ REFUSALS_PER_MINUTE = 60
 SLACK_HOOKS = ("https://hooks.slack.com/",)
 
 
+class _OutboxMessages(Collector):
+    """``watchkeeper_outbox_messages{target, status}``: what waits, what died (read at scrape)."""
+
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("watchkeeper_outbox_messages", "Outbox messages by target and status "
+                                   "(pending | delivered | dead)", labels=["target", "status"])
+        try:
+            found = self.counts()
+        except Exception:  # a scrape during a database outage: no figure rather than a 500
+            found = {}
+        for (target, status), n in sorted(found.items()):
+            family.add_metric([target, status], n)
+        yield family
+
+
+_GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, _OutboxMessages] = weakref.WeakKeyDictionary()
+
+
+def _register_gauge(registry_: CollectorRegistry, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+    if registry_ in _GAUGES:
+        _GAUGES[registry_].counts = counts  # the newest app on this service reports
+        return
+    _GAUGES[registry_] = _OutboxMessages(counts)
+    registry_.register(_GAUGES[registry_])
+
+
 @dataclass(frozen=True, slots=True)
 class SlackAnswer:
     """What the interactivity endpoint sends back at once, and the work to do after answering."""
@@ -60,7 +92,10 @@ class Integrations:
         self.notifiers = notifiers if notifiers is not None else registry.build_all(self.config, **options)
         metrics_registry = registry_ or (service.metrics.registry if service.metrics is not None else None)
         self.delivery = Delivery(service.db, self.notifiers, self.config.outbox, service.clock,
-                                 redactor=self.redactor, registry=metrics_registry)
+                                 redactor=self.redactor, registry=metrics_registry,
+                                 keep_days=service.settings.retention_days)
+        if metrics_registry is not None and self.notifiers:
+            _register_gauge(metrics_registry, self.delivery.counts)
         self.wall = wall
         self.response_hooks = response_hooks
         self._seen: OrderedDict[str, None] = OrderedDict()
