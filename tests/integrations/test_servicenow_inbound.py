@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from conftest import Clock
-from watchkeeper.integrations import itsm
+from watchkeeper.integrations import itsm_apply
 from watchkeeper.integrations.itsm import MARKER, Field, Outcome
 from watchkeeper.integrations.servicenow.config import ServiceNowConfig
 from watchkeeper.integrations.servicenow.mapping import record_changes
@@ -95,7 +95,7 @@ def test_resolved_there_resolves_here_once_audited_as_them(service: Watchkeeper,
     incident_id = open_incident(service)
     link(service, incident_id, clock)
     changes = record_changes(record(state="6", correlation_id=f"watchkeeper:{incident_id}"), CFG, {})
-    [result] = itsm.apply(service.db, clock, changes)
+    [result] = itsm_apply.apply(service.db, clock, changes)
     assert result.outcome is Outcome.APPLIED and result.incident_id == incident_id
     with service.db.read() as conn:
         assert queries.get_incident(conn, incident_id).status.value == "resolved"
@@ -103,7 +103,7 @@ def test_resolved_there_resolves_here_once_audited_as_them(service: Watchkeeper,
     assert (last.kind, last.actor, last.payload["via"]) == ("incident.resolved", "servicenow:beth.anglin",
                                                              "servicenow")
     assert "INC0010001 state 6 (Resolved)" in last.payload["detail"]
-    [again] = itsm.apply(service.db, clock, changes)  # the business rule's call and the next poll
+    [again] = itsm_apply.apply(service.db, clock, changes)  # the business rule's call and the next poll
     assert again.outcome is Outcome.DUPLICATE
     assert service.verify_audit().ok
 
@@ -112,10 +112,10 @@ def test_forward_only_and_reopen(service: Watchkeeper, clock: Clock) -> None:
     incident_id = open_incident(service)
     link(service, incident_id, clock)
     service.act(incident_id, Action.MITIGATE, "token:alice")
-    [held] = itsm.apply(service.db, clock, record_changes(record(state="3", sys_mod_count="5"), CFG, {}))
+    [held] = itsm_apply.apply(service.db, clock, record_changes(record(state="3", sys_mod_count="5"), CFG, {}))
     assert held.outcome is Outcome.NO_CHANGE  # on hold there does not take our mitigation back
-    itsm.apply(service.db, clock, record_changes(record(state="6", sys_mod_count="6"), CFG, {}))
-    itsm.apply(service.db, clock, record_changes(record(state="2", sys_mod_count="7"), CFG, {}))
+    itsm_apply.apply(service.db, clock, record_changes(record(state="6", sys_mod_count="6"), CFG, {}))
+    itsm_apply.apply(service.db, clock, record_changes(record(state="2", sys_mod_count="7"), CFG, {}))
     with service.db.read() as conn:
         kinds = [r.kind for r in audit.records(conn, subject=f"incident:{incident_id}")]
         assert queries.get_incident(conn, incident_id).status.value == "acknowledged"
@@ -126,7 +126,7 @@ def test_assignee_and_note_become_ours(service: Watchkeeper, clock: Clock) -> No
     incident_id = open_incident(service)
     link(service, incident_id, clock)
     changes = record_changes(record(assigned_to="Beth Anglin", work_notes="pool restarted", state="1"), CFG, {})
-    outcomes = {r.change.field: r.outcome for r in itsm.apply(service.db, clock, changes)}
+    outcomes = {r.change.field: r.outcome for r in itsm_apply.apply(service.db, clock, changes)}
     assert outcomes == {Field.STATE: Outcome.NO_CHANGE, Field.ASSIGNEE: Outcome.APPLIED, Field.NOTE: Outcome.APPLIED}
     view = service.incident(incident_id)
     assert view["assignee"] == "Beth Anglin"
@@ -136,7 +136,7 @@ def test_assignee_and_note_become_ours(service: Watchkeeper, clock: Clock) -> No
 def test_an_unlinked_ticket_changes_nothing_unless_vouched_for(service: Watchkeeper, clock: Clock) -> None:
     incident_id = open_incident(service)
     changes = record_changes(record(state="6", correlation_id=f"watchkeeper:{incident_id}"), CFG, {})
-    [result] = itsm.apply(service.db, clock, changes, vouch=lambda _c, _i, _e: False)
+    [result] = itsm_apply.apply(service.db, clock, changes, vouch=lambda _c, _i, _e: False)
     assert result.outcome is Outcome.UNLINKED
     fresh = record_changes(record(state="6", sys_mod_count="9", correlation_id=f"watchkeeper:{incident_id}"),
                            CFG, {})
@@ -146,7 +146,7 @@ def test_an_unlinked_ticket_changes_nothing_unless_vouched_for(service: Watchkee
         seen.append((claimed, external_id))
         return True
 
-    [result] = itsm.apply(service.db, clock, fresh, vouch=vouch)
+    [result] = itsm_apply.apply(service.db, clock, fresh, vouch=vouch)
     assert result.outcome is Outcome.APPLIED and seen == [(incident_id, SYS_ID)]
     with service.db.read() as conn:
         assert store.link_by_external(conn, "servicenow", SYS_ID) is not None

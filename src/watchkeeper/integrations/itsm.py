@@ -1,8 +1,9 @@
-"""What ServiceNow and Jira share: changes made there come back to our incidents.
+"""What ServiceNow, Jira and Teams share, pure: the ticket view of an outbox message, and the
+changes made in a ticket that come back to our incidents.
 
 A system's adapter (``servicenow.mapping``, ``jira.mapping``) turns a record or a webhook into
 :class:`Inbound` changes, each with an idempotency key; :func:`plan` turns a wanted state into
-lifecycle actions without ever moving an incident backwards; :func:`apply` applies a batch in
+lifecycle actions without ever moving an incident backwards; ``itsm_apply.apply`` applies a batch in
 one transaction — each change once (its key is stored with its effect), audited as the person
 who made it there (``servicenow:beth.anglin``), and marked with ``via`` so no integration sends
 it back where it came from.
@@ -10,20 +11,15 @@ it back where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection
-
-from watchkeeper import lifecycle
-from watchkeeper.errors import Conflict, InputError, NotFound
+from watchkeeper.errors import InputError
 from watchkeeper.lifecycle import Action
-from watchkeeper.model import Cause, Change, Incident, IncidentStatus, Severity, utc
-from watchkeeper.storage import Database, audit, ingest, queries
-from watchkeeper.storage import itsm as store
+from watchkeeper.model import Cause, Incident, IncidentStatus, Severity, utc
 
 #: Marks our own notes on a ticket; a note carrying it never comes back as a comment.
 MARKER = "[Watchkeeper]"
@@ -190,66 +186,3 @@ def plan(now: IncidentStatus, wanted: IncidentStatus) -> list[Action]:
     if _RANK[wanted] > _RANK[now]:
         return [_TO[wanted]]
     return []
-
-
-#: Whether we created ticket ``external_id`` for incident ``claimed`` (the outbox's stored ref).
-Vouch = Callable[[Connection, int, str], bool]
-
-
-def apply(db: Database, clock: Callable[[], datetime], changes: Sequence[Inbound],
-          vouch: Vouch | None = None) -> list[Result]:
-    """Apply inbound changes in one write transaction; each key at most once, ever.
-
-    A ticket is linked to an incident when we created it; a ticket seen for the first time here
-    is linked to the incident it claims only if ``vouch`` confirms we created it for that one
-    (anyone can type a correlation id or a label onto a ticket)."""
-    now = clock()
-    results: list[Result] = []
-    with db.write() as conn:
-        for change in changes:
-            if store.seen(conn, change.system, change.key):
-                results.append(Result(change, Outcome.DUPLICATE))
-                continue
-            link = store.link_by_external(conn, change.system, change.external_id)
-            if link is None and change.claimed is not None and vouch is not None \
-                    and vouch(conn, change.claimed, change.external_id):
-                link = store.Link(change.system, change.claimed, change.external_id, change.external_id)
-                store.add_link(conn, link, now)
-            if link is None:
-                result = Result(change, Outcome.UNLINKED, None, f"no incident is linked to {change.external_id}")
-            else:
-                result = _apply_one(conn, change, link.incident_id, now)
-            store.remember(conn, change.system, change.key, now, result.incident_id, result.outcome.value)
-            results.append(result)
-    return results
-
-
-def _apply_one(conn: Connection, change: Inbound, incident_id: int, now: datetime) -> Result:
-    try:
-        incident = queries.get_incident(conn, incident_id)
-    except NotFound:
-        return Result(change, Outcome.UNLINKED, None, f"incident {incident_id} no longer exists")
-    if change.field is Field.STATE:
-        steps = [(a, "") for a in plan(incident.status, IncidentStatus(change.value))]
-    elif change.field is Field.ASSIGNEE:
-        steps = [(Action.ASSIGN, change.value)]
-    else:
-        steps = [(Action.COMMENT, change.value)]
-    actor = f"{change.system}:{change.actor}"
-    made: list[Change] = []
-    try:
-        for action, text in steps:
-            found = lifecycle.apply(incident, action, actor, now, text)
-            if found is not None:
-                payload = {**found.payload, "via": change.system, "external_id": change.external_id}
-                if change.detail:
-                    payload["detail"] = change.detail
-                made.append(Change(found.kind, found.subject, found.at, payload))
-    except (Conflict, InputError) as exc:
-        return Result(change, Outcome.REFUSED, incident_id, str(exc))
-    if not made:
-        return Result(change, Outcome.NO_CHANGE, incident_id)
-    if any(c.kind != "incident.commented" for c in made):
-        ingest.save_incident(conn, incident)
-    audit.append(conn, actor, made)
-    return Result(change, Outcome.APPLIED, incident_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from watchkeeper.integrations import itsm
+from watchkeeper.integrations import itsm, itsm_apply
 from watchkeeper.integrations.jira.config import JiraConfig
 from watchkeeper.integrations.jira.mapping import claimed_incident, webhook_changes
 from watchkeeper.storage import Database
@@ -39,4 +39,4 @@ class JiraSync:
         with self.db.read() as conn:
             ref = outbox_store.get_ref(conn, self.name, claimed) if claimed is not None else None
         changes = webhook_changes(payload, self.config, (ref or {}).get("sent") or {})
-        return itsm.apply(self.db, self.clock, changes, self.vouch) if changes else []
+        return itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection
 
-from watchkeeper.integrations import itsm
+from watchkeeper.integrations import itsm, itsm_apply
 from watchkeeper.integrations.base import DeliveryError
 from watchkeeper.integrations.servicenow.config import ServiceNowConfig
 from watchkeeper.integrations.servicenow.mapping import (
@@ -72,7 +72,7 @@ class ServiceNowSync:
         """Apply what the business rule sent (one record or several)."""
         with self.db.read() as conn:
             changes = [c for r in records for c in record_changes(r, self.config, self._sent(conn, r))]
-        return itsm.apply(self.db, self.clock, changes, self.vouch)
+        return itsm_apply.apply(self.db, self.clock, changes, self.vouch)
 
     # -- polling -----------------------------------------------------------------------------
     def poll(self) -> int:
@@ -101,7 +101,7 @@ class ServiceNowSync:
                 incident = claimed.get(sys_id) or linked[sys_id].incident_id
                 number = numbers.get(sys_id) or (linked[sys_id].external_key if sys_id in linked else sys_id)
                 changes += journal_changes(entry, self.config, number, incident)
-        results = itsm.apply(self.db, self.clock, changes, self.vouch) if changes else []
+        results = itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []
         stamps = [t for t in (parse_time(value(r, "sys_updated_on")) for r in records) if t is not None]
         stamps += [t for t in (parse_time(value(n, "sys_created_on")) for n in notes) if t is not None]
         newest = max([since, *stamps])
