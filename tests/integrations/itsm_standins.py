@@ -40,7 +40,7 @@ class Seen:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        return json.loads(self.body) if self.body else None
 
 
 class Reject(Exception):
@@ -270,8 +270,9 @@ class ServiceNow(Standin):
         body = self.fields(seen)
         if not body.get("short_description"):
             raise Reject(403, {"error": {"message": "Data Policy Exception: Short description is mandatory"}})
-        sys_id = uuid.uuid4().hex
-        record = {"sys_id": sys_id, "number": f"INC{next(self.numbers):07d}", "state": "1", "impact": "3",
+        number = next(self.numbers)
+        sys_id = f"{number:032x}"  # stable across runs: the captured samples name it
+        record = {"sys_id": sys_id, "number": f"INC{number:07d}", "state": "1", "impact": "3",
                   "urgency": "3", "assigned_to": "", "sys_mod_count": "-1", "sys_created_by": user,
                   "sys_created_on": self.stamp()}
         self.incidents[sys_id] = record
