@@ -271,3 +271,22 @@ def test_hostile_inbound_bodies(client: tuple[TestClient, Watchkeeper, Integrati
     assert got.status_code == status, got.text
     if status >= 400:
         assert set(got.json()) == {"error", "status"}
+
+
+def test_keys_of_applied_changes_are_forgotten_after_30_days(make: Callable[..., Any], sn: ServiceNow,
+                                                             clock: Clock) -> None:
+    from watchkeeper.storage import itsm as store
+
+    wk, integrations, itsm = make()
+    incident = ingest(wk)
+    integrations.delivery.drain()
+    changed = sn.human(ref(wk, incident)["sys_id"], "beth.anglin", state="2")
+    [applied] = itsm.servicenow["snow"].receive([changed])
+    clock.advance(days=29)
+    itsm.prune()
+    with wk.db.read() as conn:
+        assert store.seen(conn, "servicenow", applied.change.key)
+    clock.advance(days=2)
+    itsm.prune()
+    with wk.db.read() as conn:
+        assert not store.seen(conn, "servicenow", applied.change.key)

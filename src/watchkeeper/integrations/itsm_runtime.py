@@ -6,7 +6,7 @@ console's secret for Teams' approval links.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from watchkeeper.errors import AuthError, InputError
@@ -21,8 +21,11 @@ from watchkeeper.integrations.servicenow.notifier import ServiceNowNotifier
 from watchkeeper.integrations.servicenow.sync import ServiceNowSync
 from watchkeeper.integrations.teams.notifier import TeamsNotifier
 from watchkeeper.storage import Database
+from watchkeeper.storage import itsm as store
 
 T = TypeVar("T")
+#: How long the key of an applied inbound change is kept.
+KEEP_KEYS = timedelta(days=30)
 
 
 class Itsm:
@@ -39,6 +42,7 @@ class Itsm:
             elif isinstance(target, JiraConfig):
                 self.jira[name] = JiraSync(db, clock, name, target)
         self.teams = [n for n in notifiers.values() if isinstance(n, TeamsNotifier)]
+        self.db, self.clock = db, clock
         self._loops: list[Loop] = []
 
     def bind_console(self, secret: Callable[[], bytes], link_hours: float, clock: Callable[[], datetime]) -> None:
@@ -62,7 +66,18 @@ class Itsm:
                         code="invalid_token")
 
     # -- polling -----------------------------------------------------------------------------
+    def prune(self) -> int:
+        """Forget inbound keys older than :data:`KEEP_KEYS` (senders retry for hours, not weeks);
+        0 so the loop waits its hour."""
+        with self.db.write() as conn:
+            store.forget_before(conn, self.clock() - KEEP_KEYS)
+        return 0
+
     def start(self) -> None:
+        if self.servicenow or self.jira:
+            loop = Loop("itsm-keys", self.prune, 3600.0)
+            loop.start()
+            self._loops.append(loop)
         for name, sync in self.servicenow.items():
             if sync.config.poll:
                 loop = Loop(f"servicenow-poll-{name}", sync.poll, sync.config.poll_interval)
