@@ -61,7 +61,9 @@ def add_routes(app: FastAPI, service: Watchkeeper, *, deliver: bool = True) -> I
         return integrations.retry(message_id, f"token:{who.name}")
 
     @app.post("/api/v1/integrations/slack/interactivity", tags=["integrations"],
-              responses={401: {"description": "bad or stale Slack signature"}, 400: {"description": "not Slack"}})
+              responses={401: {"description": "bad or stale Slack signature"}, 400: {"description": "not Slack"},
+                         404: {"description": "no Slack integration is configured"},
+                         413: {"description": "larger than a Slack interaction"}})
     async def slack_interactivity(request: Request) -> Response:
         """Slack's Request URL for interactivity: Approve / Reject / Acknowledge clicks, verified
         by Slack's signature. Answered at once; the work and the ephemeral reply follow."""
