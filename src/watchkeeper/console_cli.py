@@ -1,4 +1,5 @@
-"""``watchkeeper user``: the people who sign in to the web console (docs/console.md).
+"""``watchkeeper user``: the people who sign in to the web console (docs/console.md); registered in
+``watchkeeper.cli`` with one add_typer line.
 
 Passwords come from a prompt (typed twice, never echoed) or from standard input with
 ``--password-stdin`` (for scripts); never from an argument, which ``ps`` and shell history show.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from watchkeeper.cli.common import actor, dumps, make_table, out, service, settings
 from watchkeeper.errors import InputError
 from watchkeeper.service import Role
 
@@ -27,17 +29,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 @contextmanager
 def _accounts() -> Iterator[Accounts]:
-    from watchkeeper.cli import service, settings
     from watchkeeper.server.console.accounts import Accounts
 
     with service() as wk:
         yield Accounts(wk.db, wk.clock, settings().console)
-
-
-def _actor() -> str:
-    from watchkeeper.cli import actor
-
-    return actor()
 
 
 def _password(from_stdin: bool) -> str:
@@ -68,7 +63,7 @@ def user_create(
                          "choose viewer, operator, approver or admin")
     password = None if sso_only else _password(password_stdin)
     with _accounts() as accounts:
-        made = accounts.create(name, role, password, _actor())
+        made = accounts.create(name, role, password, actor())
     how = "through the SSO header only" if made.sso_only else "with a password"
     print(f"user {made.id} {made.name!r} with role {made.role}, signs in {how}")
 
@@ -76,15 +71,13 @@ def user_create(
 @app.command("list")
 def user_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
     """List console users, their roles, last sign-in and state (never their hashes)."""
-    from watchkeeper.cli import _table, dumps, out
-
     with _accounts() as accounts:
         users = accounts.users()
     if as_json:
         for u in users:
             print(dumps(dataclasses.asdict(u)))
         return
-    table = _table("id", "name", "role", "created", "last sign-in", "state")
+    table = make_table("id", "name", "role", "created", "last sign-in", "state")
     for u in users:
         state = "disabled" if u.disabled_at else ("sso only" if u.sso_only else "active")
         table.add_row(str(u.id), u.name, u.role, _day(u.created_at), _day(u.last_login_at), state)
@@ -99,7 +92,7 @@ def _day(at: datetime | None) -> str:
 def user_disable(name: str) -> None:
     """Disable a user: their sessions end at once; the name stays in the audit log."""
     with _accounts() as accounts:
-        ended = accounts.disable(name, _actor())
+        ended = accounts.disable(name, actor())
     print(f"user {name!r} disabled; {ended} session(s) ended")
 
 
@@ -111,5 +104,5 @@ def user_password(
     """Set a user's password (their sessions end)."""
     password = _password(password_stdin)
     with _accounts() as accounts:
-        accounts.set_password(name, password, _actor())
+        accounts.set_password(name, password, actor())
     print(f"password of {name!r} set; their sessions ended")

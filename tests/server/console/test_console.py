@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from conftest import Clock
 from fixtures.console import PASSWORD, Browser, add_users, fire, runbooks_dir
 from watchkeeper.errors import InputError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
+from watchkeeper.server import create_app
 from watchkeeper.server.console.accounts import Accounts
 from watchkeeper.service import Watchkeeper
 
@@ -125,6 +127,7 @@ def test_a_post_without_the_csrf_token_is_refused(wk: Watchkeeper, browser: Call
         data = {} if token is None else {"csrf": token}
         got = b.post(f"/console/incidents/{incident}/acknowledge", data, csrf=False)
         assert got.status_code == 403 and "CSRF" in got.text
+        assert got.headers["x-frame-options"] == "DENY" and "content-security-policy" in got.headers
     assert wk.incident(incident)["status"] == "open"
     assert b.post(f"/console/incidents/{incident}/acknowledge").status_code == 303
     assert wk.incident(incident)["status"] == "acknowledged"
@@ -218,6 +221,10 @@ def test_incident_detail_shows_alerts_causes_and_the_evidence_plot(
     assert "<svg" in page and "<polyline" in page and 'class="onset"' in page
     assert "web Down" in page and "opened" in page  # the alert and why it joined
     assert f"GET /api/v1/incidents/{incident}" in page
+    operator_page = browser("operator").get(f"/console/incidents/{incident}").text
+    # a silence made from it: the labels its alerts share
+    assert "/console/silences/new?matchers=alertname%3D%22Down%22%0Aservice%3D%22web%22%0Ateam%3D%22shop%22" \
+        in operator_page
 
 
 def test_lifecycle_from_the_console_is_audited_as_the_user(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
@@ -351,3 +358,49 @@ def test_clock_for_links_is_the_services(wk: Watchkeeper, clock: Clock) -> None:
     assert wk.clock() == clock.now
     clock.advance(seconds=1)
     assert wk.clock() - clock.now == timedelta(0)
+
+
+# -- the trusted SSO header ---------------------------------------------------------------------
+def _sso_client(wk: Watchkeeper, peer: str) -> TestClient:
+    return TestClient(create_app(wk, upgrade=False, responder=False, watch=False, rank=False),
+                      headers={"Accept": "text/html"}, client=(peer, 40000))
+
+
+def test_sso_header_signs_in_only_from_an_allowed_proxy(
+    make_service: Callable[..., Watchkeeper], sqlite_url: str,
+) -> None:
+    wk = make_service(sqlite_url, console={"secure_cookies": False, "sso_header": "X-Forwarded-User",
+                                           "sso_proxies": ["127.0.0.1", "10.1.0.0/16"]})
+    add_users(wk)
+    with _sso_client(wk, "127.0.0.1") as proxy:
+        got = proxy.get("/console/incidents", headers={"X-Forwarded-User": "viewer"}, follow_redirects=False)
+        assert got.status_code == 200 and "viewer (viewer)" in got.text and "wk_session=" in got.headers["set-cookie"]
+        nobody = proxy.get("/console/incidents", headers={"X-Forwarded-User": "mallory"}, follow_redirects=False)
+        assert nobody.status_code in (200, 303)  # the cookie from before still holds; mallory is never signed in
+        assert "mallory" not in nobody.text
+    with _sso_client(wk, "127.0.0.1") as fresh:
+        got = fresh.get("/console/incidents", headers={"X-Forwarded-User": "mallory"}, follow_redirects=False)
+        assert got.status_code == 303
+    with _sso_client(wk, "192.0.2.7") as elsewhere:  # not a proxy: the header is anyone's to forge
+        got = elsewhere.get("/console/incidents", headers={"X-Forwarded-User": "admin"}, follow_redirects=False)
+        assert got.status_code == 303
+
+
+def test_sso_is_off_by_default(wk: Watchkeeper) -> None:
+    with _sso_client(wk, "127.0.0.1") as c:
+        for header in ("X-Forwarded-User", "X-Remote-User", "Remote-User"):
+            assert c.get("/console/incidents", headers={header: "admin"}, follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("bad", [{"sso_proxies": ["not-an-ip"]}, {"sso_header": "X Bad"}, {"secret": "short"},
+                                 {"session_hours": 0}, {"unknown": 1}])
+def test_console_settings_are_checked(bad: dict[str, object], tmp_path: Path) -> None:
+    import yaml
+
+    from watchkeeper.errors import ConfigError
+    from watchkeeper.settings import load_settings
+
+    path = tmp_path / "wk.yaml"
+    path.write_text(yaml.safe_dump({"console": bad}))
+    with pytest.raises(ConfigError, match="console"):
+        load_settings({}, path)

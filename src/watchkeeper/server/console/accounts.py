@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from watchkeeper import approval_links
 from watchkeeper.errors import AuthError, Conflict, InputError, NotFound
 from watchkeeper.model import Change
 from watchkeeper.service import Role
@@ -224,6 +225,13 @@ class Accounts:
 
     def csrf_ok(self, binding: str, given: str | None) -> bool:
         return bool(given) and hmac.compare_digest(self.csrf_token(binding), given or "")
+
+    def approval_link(self, approval_id: int, decision: str) -> str:
+        """The console path of a signed link for ``decision`` on an approval request, valid for
+        the setting ``console.link_hours`` (prefix it with the console's public URL)."""
+        expires_at = self.clock() + timedelta(hours=self.config.link_hours)
+        token = approval_links.sign(self.secret(), approval_id, decision, expires_at, approval_links.new_nonce())
+        return f"/console/approve/{token}"
 
     def use_nonce(self, nonce: str, approval_id: int, actor: str, expires_at: datetime) -> bool:
         with self.db.write() as conn:

@@ -39,7 +39,7 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, width: in
         x1 = x0 + 1
     if y1 == y0:
         y1 = y0 + 1
-    left, right, top, bottom = 44, 8, 8, 18
+    left, right, top, bottom = 44, 8, 16, 18
     w, h = width - left - right, height - top - bottom
 
     def px(x: float) -> float:
@@ -60,6 +60,9 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, width: in
         parts.append(f'<line x1="{px(marker):.1f}" y1="{top}" x2="{px(marker):.1f}" y2="{top + h}" class="onset"/>')
     for n, (name, pts) in enumerate(clean.items()):
         colour = PALETTE[n % len(PALETTE)]
+        lx = left + 8 + n * (w // max(1, len(clean)))  # the legend: a swatch and the name, on the top line
+        parts.append(f'<rect x="{lx}" y="4" width="10" height="3" fill="{colour}"/>'
+                     f'<text x="{lx + 14}" y="10" class="tick">{escape(name[:40])}</text>')
         points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(pts))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}">'
                      f"<title>{escape(name)}</title></polyline>")

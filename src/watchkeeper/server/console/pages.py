@@ -145,10 +145,13 @@ def incidents(
 
 @router.get("/incidents/{incident_id}")
 def incident(request: Request, incident_id: Id, user: Reader,
-             done: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+             done: Annotated[str | None, Query(max_length=64)] = None,
+             part: Annotated[str | None, Query(pattern="^live$")] = None) -> Response:
     console = console_of(request)
     wk = console.service
     found = wk.incident(incident_id)
+    if part == "live":  # the status line and the last action, polled by the page every 5 s
+        return console.render(request, "incident_live.html", i=found)
     with wk.db.read() as conn:
         past = store.past_incidents_on(conn, incident_id, list(found["services"]))
     approvals = [a for a in wk.governance.approvals("pending") if a["incident_id"] == incident_id]
@@ -163,7 +166,26 @@ def incident(request: Request, incident_id: Id, user: Reader,
              "merge": "Merged.", "move": "Alert moved.", "approve": "Approval recorded.",
              "reject": "Rejection recorded."}.get(done or "", "")
     return console.render(request, "incident.html", i=found, past=past, approvals=approvals, plots=plots,
-                          flash=flash, api_url=f"/api/v1/incidents/{incident_id}")
+                          flash=flash, silence=shared_matchers(found["alerts"]),
+                          api_url=f"/api/v1/incidents/{incident_id}")
+
+
+def shared_matchers(alerts: list[dict[str, Any]]) -> str:
+    """Matchers (one per line) for the labels every alert of an incident shares: a silence made
+    from the incident mutes its alerts (the preview shows which others too).
+
+    >>> print(shared_matchers([{"labels": {"service": "db", "env": "prod", "pod": "a"}},
+    ...                        {"labels": {"service": "db", "env": "prod", "pod": "b"}}]))
+    env="prod"
+    service="db"
+    """
+    if not alerts:
+        return ""
+    common = dict(alerts[0].get("labels") or {})
+    for alert in alerts[1:]:
+        labels = alert.get("labels") or {}
+        common = {k: v for k, v in common.items() if labels.get(k) == v}
+    return "\n".join(f'{k}="{v}"' for k, v in sorted(common.items())[:5] if '"' not in str(v))
 
 
 ACTIONS = "^(acknowledge|mitigate|resolve|reopen|assign|comment|merge|split|move)$"

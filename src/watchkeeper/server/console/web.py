@@ -110,21 +110,8 @@ class ConsoleRoute(APIRoute):
             fresh_pre = pre is None or not 16 <= len(pre) <= 64
             request.state.pre = secrets.token_urlsafe(24) if fresh_pre else pre
             try:
-                if request.method == "POST" and user is None and request.cookies.get(COOKIE) \
-                        and request.url.path != f"{PREFIX}/login":
-                    return console.fail(request, 401, "your session has ended: sign in again (nothing was changed)")
-                if request.method == "POST":
-                    try:
-                        form = await request.form()
-                    except Exception:  # a malformed body: python-multipart's several error types
-                        return console.fail(request, 400, "the form could not be read (malformed body)")
-                    given = form.get("csrf")
-                    binding = user.session if user is not None else request.state.pre
-                    if (fresh_pre and user is None) or not isinstance(given, str) \
-                            or not console.accounts.csrf_ok(binding, given):
-                        return console.fail(request, 403, "this form has no valid CSRF token (it may come from an "
-                                            "old page or another site): reload the page and submit it again")
-                response = await inner(request)
+                refused = await refusal(request, console, user, fresh_pre)
+                response = refused if refused is not None else await inner(request)
             except SignInNeeded:
                 response = sign_in_redirect(request)
             except WatchkeeperError as exc:
@@ -146,6 +133,25 @@ class ConsoleRoute(APIRoute):
             return response
 
         return handler
+
+
+async def refusal(request: Request, console: Console, user: User | None, fresh_pre: bool) -> Response | None:
+    """Why a POST is refused before its route runs (an ended session, an unreadable form, a missing
+    or wrong CSRF token), or None."""
+    if request.method != "POST":
+        return None
+    if user is None and request.cookies.get(COOKIE) and request.url.path != f"{PREFIX}/login":
+        return console.fail(request, 401, "your session has ended: sign in again (nothing was changed)")
+    try:
+        form = await request.form()
+    except Exception:  # a malformed body: python-multipart's several error types
+        return console.fail(request, 400, "the form could not be read (malformed body)")
+    given = form.get("csrf")
+    binding = user.session if user is not None else request.state.pre
+    if (fresh_pre and user is None) or not isinstance(given, str) or not console.accounts.csrf_ok(binding, given):
+        return console.fail(request, 403, "this form has no valid CSRF token (it may come from an old page or "
+                            "another site): reload the page and submit it again")
+    return None
 
 
 def sign_in_redirect(request: Request) -> Response:
