@@ -138,11 +138,41 @@ def ticket(payload: Mapping[str, Any]) -> Ticket:
     entries: tuple[Entry, ...] = ()
     change = payload.get("change")
     if isinstance(change, Mapping) and change.get("kind"):
-        inner = change.get("payload") or {}
-        text = next((str(inner[k]) for k in _TEXT_KEYS if inner.get(k)), "")
+        text = words(str(change["kind"]), change.get("payload") or {})
         entries = (Entry(int(change.get("seq") or 0), _time(change.get("at")), str(change.get("actor") or "?"),
                          str(change["kind"]), text),)
     return Ticket(incident, cause, entries, entries[-1].seq if entries else 0)
+
+
+def words(kind: str, payload: Mapping[str, Any]) -> str:
+    """What a timeline entry says, in a few words (the audit payload's own text, or what the
+    governance records mean).
+
+    >>> words("incident.causes_ranked", {"causes": [{"component": "db", "kind": "service", "confidence": 0.9}]})
+    'probable cause db (service), confidence 90%'
+    >>> words("approval.requested", {"approval_id": 4, "runbook_id": "restart", "risk": "high"})
+    'runbook restart (risk high) waits for approval #4'
+    >>> words("incident.commented", {"text": "on it"})
+    'on it'
+    """
+    if not isinstance(payload, Mapping):
+        return ""
+    try:
+        if kind == "incident.causes_ranked":
+            top = (payload.get("causes") or [{}])[0]
+            return (f"probable cause {top['component']} ({top.get('kind', 'service')}), confidence "
+                    f"{float(top.get('confidence') or 0):.0%}")
+        if kind == "approval.requested":
+            return (f"runbook {payload['runbook_id']} (risk {payload.get('risk', '?')}) waits for approval "
+                    f"#{payload['approval_id']}")
+        if kind == "action.finished":
+            return f"runbook {payload['runbook_id']}: {payload.get('status', 'finished')}"
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        pass
+    found = next((str(payload[k]) for k in _TEXT_KEYS if payload.get(k)), "")
+    if not found and payload.get("runbook_id"):
+        found = f"runbook {payload['runbook_id']}"
+    return found
 
 
 def came_from(payload: Mapping[str, Any]) -> str | None:
