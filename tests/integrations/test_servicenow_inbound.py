@@ -158,3 +158,14 @@ def test_keys_are_pruned_by_age(service: Watchkeeper, clock: Clock) -> None:
         assert not store.remember(conn, "servicenow", "k" * 300, clock.now, None, "applied")
         assert store.seen(conn, "servicenow", "k" * 300)
         assert store.forget_before(conn, datetime(2030, 1, 1, tzinfo=UTC)) == 1
+
+
+def test_oversized_values_are_cut_not_refused(service: Watchkeeper, clock: Clock) -> None:
+    incident_id = open_incident(service)
+    link(service, incident_id, clock)
+    huge = record(assigned_to="B" * 5000, sys_updated_by="u" * 5000, work_notes="n" * 50_000, sys_mod_count="9" * 300)
+    results = itsm_apply.apply(service.db, clock, record_changes(huge, CFG, {}))
+    assert {r.outcome for r in results} == {Outcome.APPLIED}  # on PostgreSQL too: no value too long for a column
+    view = service.incident(incident_id)
+    assert len(view["assignee"]) == 256
+    assert {len(e["actor"]) for e in view["timeline"] if e["kind"] == "incident.assigned"} == {len("servicenow:") + 128}

@@ -139,7 +139,7 @@ def record_changes(record: Mapping[str, Any], config: ServiceNowConfig, sent: Ma
     if not sys_id:
         return []
     version = value(record, "sys_mod_count") or value(record, "sys_updated_on")
-    who = value(record, "sys_updated_by") or "unknown"
+    who = _cut(value(record, "sys_updated_by") or "unknown", 128)
     number = value(record, "number") or sys_id
     ours = who == config.our_user
     claimed = claimed_incident(value(record, "correlation_id"))
@@ -148,7 +148,7 @@ def record_changes(record: Mapping[str, Any], config: ServiceNowConfig, sent: Ma
     if state in IN_STATE and not (ours and state == sent.get("state")):
         found.append(Inbound(SYSTEM, sys_id, f"{sys_id}:{version}:state:{state}", who, Field.STATE,
                              IN_STATE[state].value, f"{number} state {state} ({STATE_NAMES[state]})", claimed))
-    assignee = value(record, "assigned_to", display=True)
+    assignee = _cut(value(record, "assigned_to", display=True).strip(), 256)
     if assignee and not ours:
         found.append(Inbound(SYSTEM, sys_id, f"{sys_id}:{version}:assignee:{assignee}", who, Field.ASSIGNEE,
                              assignee, f"{number} assigned to {assignee}", claimed))
@@ -172,7 +172,7 @@ def note_changes(sys_id: str, number: str, text: str, author: str, config: Servi
                  claimed: int | None = None) -> list[Inbound]:
     """A work note from there as a comment here — unless we wrote it. Its key is its author and
     words, so the rule's call and the poller's journal read of the same note apply it once."""
-    text = text.strip()
+    text, author = text.strip(), _cut(author, 128)
     if not text or MARKER in text or author == config.our_user:
         return []
     digest = hashlib.sha256(f"{author}\0{text}".encode()).hexdigest()[:32]
