@@ -290,3 +290,28 @@ def test_keys_of_applied_changes_are_forgotten_after_30_days(make: Callable[...,
     itsm.prune()
     with wk.db.read() as conn:
         assert not store.seen(conn, "servicenow", applied.change.key)
+
+
+def test_polling_reads_on_where_a_truncated_read_stopped(make: Callable[..., Any], sn: ServiceNow, clock: Clock,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchkeeper.integrations.servicenow import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "NOTES", 2)
+    wk, integrations, itsm = make()
+    incident = ingest(wk)
+    integrations.delivery.drain()
+    sys_id = ref(wk, incident)["sys_id"]
+    for n in range(3):
+        clock.advance(seconds=1)
+        sn.human(sys_id, "beth.anglin", work_notes=f"note {n}")
+    with sn.lock:  # a ticket whose correlation id names no incident of ours, with a note: skipped
+        sn.incidents["c" * 32] = {"sys_id": "c" * 32, "number": "INC0000777", "state": "2",
+                                  "correlation_id": "watchkeeper:abc", "sys_mod_count": "1",
+                                  "sys_updated_by": "bob", "sys_updated_on": sn.stamp()}
+        sn.journal.append({"sys_id": "d" * 32, "name": "incident", "element": "work_notes", "element_id": "c" * 32,
+                           "value": "not ours", "sys_created_by": "bob", "sys_created_on": sn.stamp()})
+    sync = itsm.servicenow["snow"]
+    applied = [sync.poll() for _ in range(4)]
+    assert sum(applied) == 3 and applied[-1] == 0
+    comments = [e["text"] for e in wk.incident(incident)["timeline"] if e["kind"] == "incident.commented"]
+    assert comments == ["note 0", "note 1", "note 2"]

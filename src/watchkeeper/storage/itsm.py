@@ -49,6 +49,15 @@ def link_by_key(conn: Connection, system: str, external_key: str) -> Link | None
     return _link(row) if row is not None else None
 
 
+def links_by_external(conn: Connection, system: str, external_ids: list[str]) -> list[Link]:
+    found: list[Link] = []
+    for start in range(0, len(external_ids), 500):
+        chunk = external_ids[start:start + 500]
+        query = select(itsm_links).where(itsm_links.c.system == system, itsm_links.c.external_id.in_(chunk))
+        found += [_link(r) for r in conn.execute(query)]
+    return found
+
+
 def links(conn: Connection, system: str, incident_ids: list[int] | None = None) -> list[Link]:
     query = select(itsm_links).where(itsm_links.c.system == system)
     if incident_ids is not None:

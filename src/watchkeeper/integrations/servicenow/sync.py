@@ -34,6 +34,8 @@ log = structlog.get_logger("watchkeeper.servicenow")
 FIRST_LOOKBACK = timedelta(days=1)
 PAGE = 100
 MAX_PAGES = 20
+#: Work notes read per poll (the oldest first; the next poll reads on from the last).
+NOTES = 500
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -43,6 +45,13 @@ def parse_time(text: str) -> datetime | None:
         return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def _newest(since: datetime, rows: Sequence[Mapping[str, Any]], key: str) -> datetime:
+    """The newest ``key`` time in ``rows``, or ``since``. The next poll reads from it again
+    (``>=``): rows of that second a truncated read cut off are read then."""
+    stamps = [t for t in (parse_time(value(r, key)) for r in rows) if t is not None]
+    return max([since, *stamps])
 
 
 class ServiceNowSync:
@@ -93,18 +102,23 @@ class ServiceNowSync:
         claimed = {value(r, "sys_id"): claimed_incident(value(r, "correlation_id")) for r in records}
         numbers = {value(r, "sys_id"): value(r, "number") for r in records}
         with self.db.read() as conn:
-            linked = {link.external_id: link for link in store.links(conn, SYSTEM)}
+            linked = {link.external_id: link for link in store.links_by_external(
+                conn, SYSTEM, sorted({value(n, "element_id") for n in notes} - {""}))}
             changes = [c for r in records for c in record_changes(r, self.config, self._sent(conn, r))]
-        for entry in notes:
+        for entry in notes:  # notes of tickets we know: polled just now, or linked before
             sys_id = value(entry, "element_id")
-            if sys_id in claimed or sys_id in linked:
-                incident = claimed.get(sys_id) or linked[sys_id].incident_id
-                number = numbers.get(sys_id) or (linked[sys_id].external_key if sys_id in linked else sys_id)
+            link = linked.get(sys_id)
+            incident = claimed.get(sys_id) or (link.incident_id if link else None)
+            if incident is not None:
+                number = numbers.get(sys_id) or (link.external_key if link else sys_id)
                 changes += journal_changes(entry, self.config, number, incident)
         results = itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []
-        stamps = [t for t in (parse_time(value(r, "sys_updated_on")) for r in records) if t is not None]
-        stamps += [t for t in (parse_time(value(n, "sys_created_on")) for n in notes) if t is not None]
-        newest = max([since, *stamps])
+        records_full, notes_full = len(records) >= PAGE * MAX_PAGES, len(notes) >= NOTES
+        newest = _newest(since, records, "sys_updated_on")
+        noted = _newest(since, notes, "sys_created_on")
+        # a truncated read moves the cursor only as far as it read: nothing is skipped
+        truncated = [t for t, full in ((newest, records_full), (noted, notes_full)) if full]
+        newest = min(truncated) if truncated else max(newest, noted)
         with self.db.write() as conn:
             store.set_cursor(conn, self.cursor_name, newest, now)
         return sum(1 for r in results if r.outcome is itsm.Outcome.APPLIED)
@@ -130,7 +144,7 @@ class ServiceNowSync:
                 "sysparm_query": f"name=incident^element=work_notes^sys_created_on>={since:{TIME_FORMAT}}"
                                  "^ORDERBYsys_created_on",
                 "sysparm_fields": "sys_id,element_id,value,sys_created_by,sys_created_on",
-                "sysparm_limit": str(PAGE * 5)})
+                "sysparm_limit": str(NOTES)})
         except DeliveryError as exc:
             if exc.status in (401, 403):  # the integration user may not read journals: states still sync
                 log.warning("servicenow work notes are not polled: the integration user cannot read "
