@@ -315,3 +315,18 @@ def test_polling_reads_on_where_a_truncated_read_stopped(make: Callable[..., Any
     assert sum(applied) == 3 and applied[-1] == 0
     comments = [e["text"] for e in wk.incident(incident)["timeline"] if e["kind"] == "incident.commented"]
     assert comments == ["note 0", "note 1", "note 2"]
+
+
+def test_round_trip_on_postgresql(make: Callable[..., Any], sn: ServiceNow, clock: Clock, pg_url: str) -> None:
+    wk, integrations, itsm = make(pg_url)
+    incident = ingest(wk)
+    integrations.delivery.drain()
+    sys_id = ref(wk, incident)["sys_id"]
+    clock.advance(minutes=1)
+    sn.human(sys_id, "beth.anglin", state="6", close_code="Solution provided", close_notes="fixed there",
+             work_notes="fixed there")
+    assert itsm.servicenow["snow"].poll() == 2  # resolved, and the note
+    assert itsm.servicenow["snow"].poll() == 0
+    assert wk.incident(incident)["status"] == "resolved"
+    integrations.delivery.drain()
+    assert sn.incidents[sys_id]["sys_updated_by"] == "beth.anglin"  # nothing went back
