@@ -280,3 +280,25 @@ def test_an_oversized_body_is_413(slack_app: Callable[..., tuple[Api, Integratio
     assert api.client.post(PATH, content=raw, headers=signed(raw)).status_code == 413
 
 
+
+
+def test_alert_text_cannot_ping_the_channel(standins: dict[str, StandIn]) -> None:
+    from integrations.conftest import targets
+    from integrations.test_conformance import sample_message
+    from watchkeeper.integrations import registry
+    from watchkeeper.integrations.config import IntegrationsConfig
+
+    config = IntegrationsConfig.model_validate({"targets": targets(standins)})
+    notifier = registry.build("chat", config.targets["chat"])
+    message = sample_message("chat")
+    hostile = type(message)(message.id, message.incident_id, "chat", message.event,
+                            {**message.payload, "incident": {**message.incident, "title": "<!channel> <https://x|y>"},
+                             "cause": {"component": "<!here>", "kind": "service", "confidence": 0.5}})
+    try:
+        notifier.deliver(hostile)
+    finally:
+        notifier.close()
+    sent = standins["slack"].accepted[0].json()
+    mrkdwn = [sent["text"]] + [f["text"] for b in sent["blocks"] if b["type"] == "section"
+                               for f in ([b["text"]] if "text" in b else b["fields"])]
+    assert all("<!" not in text for text in mrkdwn) and "&lt;!channel&gt;" in sent["text"]

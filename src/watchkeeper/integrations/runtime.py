@@ -101,7 +101,7 @@ class Integrations:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_lock = threading.Lock()
         self._refusals: list[float] = []
-        self._http = httpx.Client(timeout=5.0)
+        self._http: httpx.Client | None = None  # for Slack's response_url, made on first use
 
     @property
     def slack(self) -> dict[str, SlackConfig]:
@@ -115,7 +115,8 @@ class Integrations:
 
     def stop(self) -> None:
         self.delivery.stop()
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     # -- the outbox --------------------------------------------------------------------------
     def messages(self, **filters: Any) -> list[dict[str, Any]]:
@@ -195,6 +196,8 @@ class Integrations:
         if not url.startswith(self.response_hooks):
             log.warning("Slack response_url not called (not a Slack hooks URL)", host=url.split("/")[2:3])
             return
+        if self._http is None:
+            self._http = httpx.Client(timeout=5.0, follow_redirects=False)
         try:
             self._http.post(url, json=ephemeral(text))
         except httpx.HTTPError as exc:

@@ -370,7 +370,7 @@ outbox = Table(
     Column("last_error", Text),
     Column("lease_owner", String(128)),
     Column("lease_expires_at", UTCDateTime()),
-    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_status_id", "status", "id"),
     Index("ix_outbox_group", "incident_id", "target", "status", "id"),
 )
 

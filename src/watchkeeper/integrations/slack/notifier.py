@@ -48,7 +48,7 @@ class SlackNotifier(HttpNotifier):
         if message.incident.get("status") == "resolved":
             approval = None
         blocks = incident_blocks(message, approval, outcome)
-        text = title(message)
+        text = escape(title(message))  # the notification text is mrkdwn: no <!channel> from an alert
         if not ref.get("ts"):
             answer = self._call("chat.postMessage", {"channel": self.config.channel, "text": text, "blocks": blocks,
                                                      "unfurl_links": False})

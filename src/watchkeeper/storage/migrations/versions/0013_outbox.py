@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(128)),
         sa.Column("lease_expires_at", UTCDateTime()),
     )
-    op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"])
+    op.create_index("ix_outbox_status_id", "outbox", ["status", "id"])  # due messages in order, skipping delivered ones
     op.create_index("ix_outbox_group", "outbox", ["incident_id", "target", "status", "id"])
     op.create_table(
         "integration_refs",
@@ -51,5 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("integration_refs")
     op.drop_index("ix_outbox_group", table_name="outbox")
-    op.drop_index("ix_outbox_status_next", table_name="outbox")
+    op.drop_index("ix_outbox_status_id", table_name="outbox")
     op.drop_table("outbox")
