@@ -67,7 +67,7 @@ def approve_link(request: Request, token: Token, user: Reader) -> Response:
     """What a signed link would do; never does it (a chat client's link preview fetches this)."""
     console = console_of(request)
     claim, found = _link_claim(request, token)
-    incident = console.service.incident(found["incident_id"])
+    incident = console.service.incident(found["incident_id"]).as_dict()
     used = console.accounts.nonce_used(claim.nonce)
     return console.render(request, "approve_link.html", claim=claim, approval=found, incident=incident,
                           used=used, token=token, api_url=f"/api/v1/approvals?status={found['status']}")
@@ -134,7 +134,7 @@ def _preview(request: Request, matchers: list[str]) -> tuple[list[dict[str, Any]
 def silences(request: Request, user: Reader, expired: bool = False,
              done: Annotated[str | None, Query(max_length=16)] = None) -> Response:
     console = console_of(request)
-    found = console.service.silences(active=not expired)
+    found = [s.as_dict() for s in console.service.silences(active=not expired)]
     flash = {"create": "Silence saved.", "expire": "Silence expired."}.get(done or "", "")
     return console.render(request, "silences.html", silences=found, expired=expired, flash=flash,
                           api_url=f"/api/v1/silences{'?expired=true' if expired else ''}")
@@ -239,6 +239,5 @@ def audit_log(request: Request, user: Admin,
 @router.get("/deadletters")
 def deadletters(request: Request, user: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     console = console_of(request)
-    found = [{**{k: v for k, v in row.items() if k != "body"},
-              "body": row["body"][:4096].decode("utf-8", "replace")} for row in console.service.dead_letters(limit)]
+    found = [letter.as_dict(4096) for letter in console.service.dead_letters(limit)]
     return console.render(request, "deadletters.html", letters=found, api_url=f"/api/v1/deadletters?limit={limit}")

@@ -149,7 +149,7 @@ def incident(request: Request, incident_id: Id, user: Reader,
              part: Annotated[str | None, Query(pattern="^live$")] = None) -> Response:
     console = console_of(request)
     wk = console.service
-    found = wk.incident(incident_id)
+    found = wk.incident(incident_id).as_dict()  # the API's JSON form (what the page says it shows)
     if part == "live":  # the status line and the last action, polled by the page every 5 s
         return console.render(request, "incident_live.html", i=found)
     with wk.db.read() as conn:
@@ -222,13 +222,13 @@ def act(
     elif action == "merge":
         if into is None:
             raise InputError("name the incident to merge this one into")
-        target = wk.merge(incident_id, into, user.actor)["id"]
+        target = wk.merge(incident_id, into, user.actor).id
     elif action == "split":
         if not fingerprints:
             raise InputError("tick the alerts to split off into a new incident")
-        target = wk.split(incident_id, fingerprints, user.actor)["id"]
+        target = wk.split(incident_id, fingerprints, user.actor).id
     else:  # move
         if to is None or not fingerprint:
             raise InputError("name the alert and the incident to move it to")
-        target = wk.move_alert(fingerprint, to, user.actor)["id"]
+        target = wk.move_alert(fingerprint, to, user.actor).id
     return RedirectResponse(f"{PREFIX}/incidents/{target}?done={action}", status_code=303)
