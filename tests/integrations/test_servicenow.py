@@ -255,6 +255,9 @@ def test_inbound_endpoint(client: tuple[TestClient, Watchkeeper, Integrations], 
     assert c.post(url, json=changed, headers=viewer).status_code == 403
     assert c.post(url, json=changed).status_code == 401
     assert c.post(url + "?target=other", json=changed, headers=operator).status_code == 404
+    metrics = c.get("/metrics").text
+    assert 'watchkeeper_itsm_inbound_changes_total{outcome="applied",target="snow"} 1.0' in metrics
+    assert 'watchkeeper_itsm_inbound_changes_total{outcome="duplicate",target="snow"} 1.0' in metrics
 
 
 @pytest.mark.parametrize(("body", "status"), [

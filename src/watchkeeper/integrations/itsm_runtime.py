@@ -5,14 +5,20 @@ console's secret for Teams' approval links.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
+
+from prometheus_client import CollectorRegistry, Counter
 
 from watchkeeper.errors import AuthError, InputError
 from watchkeeper.governance.loop import Loop
 from watchkeeper.integrations.base import Notifier
 from watchkeeper.integrations.config import IntegrationsConfig
+from watchkeeper.integrations.itsm import Result
 from watchkeeper.integrations.jira.config import JiraConfig
 from watchkeeper.integrations.jira.mapping import signature_ok
 from watchkeeper.integrations.jira.sync import JiraSync
@@ -28,11 +34,26 @@ T = TypeVar("T")
 KEEP_KEYS = timedelta(days=30)
 
 
+#: One inbound counter per metrics registry (an app built twice on one service shares it).
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _counter(registry: CollectorRegistry) -> Counter:
+    with _COUNTERS_LOCK:
+        if registry not in _COUNTERS:
+            _COUNTERS[registry] = Counter(
+                "watchkeeper_itsm_inbound_changes", "Changes made in ServiceNow or Jira that came back, by target "
+                "and outcome (applied | no_change | duplicate | unlinked | refused)", ["target", "outcome"],
+                registry=registry)
+        return _COUNTERS[registry]
+
+
 class Itsm:
     """The ITSM targets of one configuration, ready to take changes back."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime], config: IntegrationsConfig,
-                 notifiers: Mapping[str, Notifier]) -> None:
+                 notifiers: Mapping[str, Notifier], registry: CollectorRegistry | None = None) -> None:
         self.servicenow: dict[str, ServiceNowSync] = {}
         self.jira: dict[str, JiraSync] = {}
         for name, target in config.targets.items():
@@ -42,6 +63,12 @@ class Itsm:
             elif isinstance(target, JiraConfig):
                 self.jira[name] = JiraSync(db, clock, name, target)
         self.teams = [n for n in notifiers.values() if isinstance(n, TeamsNotifier)]
+        if registry is not None:
+            counter = _counter(registry)
+            for name, snow in self.servicenow.items():
+                snow.observe = partial(_count, counter, name)
+            for name, jira in self.jira.items():
+                jira.observe = partial(_count, counter, name)
         self.db, self.clock = db, clock
         self._loops: list[Loop] = []
 
@@ -88,6 +115,11 @@ class Itsm:
         for loop in self._loops:
             loop.stop()
         self._loops.clear()
+
+
+def _count(counter: Counter, target: str, results: list[Result]) -> None:
+    for result in results:
+        counter.labels(target, result.outcome.value).inc()
 
 
 def _pick(found: dict[str, T], name: str | None, what: str) -> T:

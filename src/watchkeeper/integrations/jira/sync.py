@@ -26,6 +26,8 @@ class JiraSync:
         self.clock = clock
         self.name = name
         self.config = config
+        #: told every batch of results (serve counts them on /metrics)
+        self.observe: Callable[[list[itsm.Result]], None] = lambda _results: None
 
     def vouch(self, conn: Connection, claimed: int, external_id: str) -> bool:
         """Whether we created issue ``external_id`` (Jira's numeric id) for incident ``claimed``."""
@@ -39,4 +41,6 @@ class JiraSync:
         with self.db.read() as conn:
             ref = outbox_store.get_ref(conn, self.name, claimed) if claimed is not None else None
         changes = webhook_changes(payload, self.config, (ref or {}).get("sent") or {})
-        return itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []
+        results = itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []
+        self.observe(results)
+        return results

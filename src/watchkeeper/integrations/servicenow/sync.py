@@ -63,6 +63,8 @@ class ServiceNowSync:
         self.clock = clock
         self.name = name
         self.config = config
+        #: told every batch of results (serve counts them on /metrics)
+        self.observe: Callable[[list[itsm.Result]], None] = lambda _results: None
         self.notifier = notifier
         self.cursor_name = f"{SYSTEM}:{name}"
         self.last_error: str | None = None
@@ -81,7 +83,9 @@ class ServiceNowSync:
         """Apply what the business rule sent (one record or several)."""
         with self.db.read() as conn:
             changes = [c for r in records for c in record_changes(r, self.config, self._sent(conn, r))]
-        return itsm_apply.apply(self.db, self.clock, changes, self.vouch)
+        results = itsm_apply.apply(self.db, self.clock, changes, self.vouch)
+        self.observe(results)
+        return results
 
     # -- polling -----------------------------------------------------------------------------
     def poll(self) -> int:
@@ -113,6 +117,7 @@ class ServiceNowSync:
                 number = numbers.get(sys_id) or (link.external_key if link else sys_id)
                 changes += journal_changes(entry, self.config, number, incident)
         results = itsm_apply.apply(self.db, self.clock, changes, self.vouch) if changes else []
+        self.observe(results)
         records_full, notes_full = len(records) >= PAGE * MAX_PAGES, len(notes) >= NOTES
         newest = _newest(since, records, "sys_updated_on")
         noted = _newest(since, notes, "sys_created_on")
