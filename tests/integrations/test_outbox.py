@@ -153,3 +153,26 @@ def test_delivered_messages_are_pruned_after_retention(
     integrations.delivery.step()
     with wk.db.read() as conn:
         assert store.messages(conn) == []
+
+
+def test_outcomes_wait_for_a_database_that_failed(
+        routed: Callable[..., Watchkeeper], standins: dict[str, StandIn],
+        runtime: Callable[[Watchkeeper], Integrations], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transaction that records a batch fails (an outage): the outcomes are kept and recorded
+    by the next round — the message is not sent again."""
+    wk = routed(to=["hook"])
+    ingest(wk)
+    integrations = runtime(wk)
+    integrations.delivery.step()  # delivered; its outcome is recorded with the next claim
+
+    def outage(*_args: Any, **_kw: Any) -> Any:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(store, "claim", outage)
+    with pytest.raises(RuntimeError):
+        integrations.delivery.step()
+    monkeypatch.undo()
+    integrations.delivery.drain()
+    with wk.db.read() as conn:
+        assert [m["status"] for m in store.messages(conn)] == ["delivered"]
+    assert len(standins["webhook"].accepted) == 1

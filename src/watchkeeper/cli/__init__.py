@@ -62,8 +62,8 @@ app.add_typer(silences.app, name="silences")
 app.add_typer(correlation.app, name="correlation")
 app.add_typer(watch_app, name="watch")
 app.add_typer(rca.app, name="rca")
-app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(console_users_app, name="user")
+app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 
 
 @app.callback()

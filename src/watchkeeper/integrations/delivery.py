@@ -73,33 +73,58 @@ class Delivery:
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="watchkeeper-outbox")
         self.keep_days = keep_days
         self._pruned_at: datetime | None = None
+        #: outcomes of the last batch, recorded with the next claim: (outcomes, ids claimed but not tried)
+        self._unsettled: tuple[list[store.Outcome], list[int]] = ([], [])
         self._loop: Loop | None = None
         self.deliveries = _counter(registry) if registry is not None else None
 
     # -- one round ---------------------------------------------------------------------------
     def step(self) -> int:
-        """Claim, deliver and settle one batch; the number of messages attempted."""
+        """Record the last batch's outcomes and claim the next batch in one write transaction
+        (one commit per batch), then deliver it; the number of messages recorded and attempted.
+        The outcomes wait in memory until the next step (or :meth:`flush`): a crash in between
+        redelivers them, as a crash during delivery would."""
         now = self.clock()
         self._prune(now)
-        with self.db.write() as conn:
+        outcomes, untried = self._unsettled
+        with self.db.write() as conn:  # a failure here (an outage) keeps the outcomes for the next try
+            recorded = self._record(conn, outcomes, untried, now)
             claimed = store.claim(conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds),
                                   self.config.batch)
+        self._unsettled = ([], [])
+        self._report(recorded)
         if not claimed:
-            return 0
+            return len(outcomes)
         groups: dict[tuple[int, str], list[Message]] = {}
         for message in claimed:
             groups.setdefault((message.incident_id, message.target), []).append(message)
         results = list(self._pool.map(self._deliver_group, groups.values()))
-        outcomes = [o for done, _ in results for o in done]
-        untried = [m.id for _, left in results for m in left]
-        settled_at = self.clock()
+        self._unsettled = ([o for done, _ in results for o in done], [m.id for _, left in results for m in left])
+        return len(outcomes) + len(self._unsettled[0])
+
+    def flush(self) -> None:
+        """Record outcomes still held in memory (at stop)."""
+        outcomes, untried = self._unsettled
+        if not outcomes and not untried:
+            return
         with self.db.write() as conn:
-            recorded = store.settle(conn, self.owner, outcomes, settled_at)
-            store.release(conn, self.owner, untried)
-            dead = [o for o in recorded if not o.delivered and o.retry_at is None]
-            if dead:
-                audit.append(conn, "system:outbox", [Change("outbox.dead", f"incident:{o.incident_id}", settled_at, {
-                    "id": o.id, "incident_id": o.incident_id, "target": o.target, "error": o.error}) for o in dead])
+            recorded = self._record(conn, outcomes, untried, self.clock())
+        self._unsettled = ([], [])
+        self._report(recorded)
+
+    def _record(self, conn: Any, outcomes: list[store.Outcome], untried: list[int], now: datetime
+                ) -> list[store.Outcome]:
+        if not outcomes and not untried:
+            return []
+        recorded = store.settle(conn, self.owner, outcomes, now)
+        store.release(conn, self.owner, untried)
+        dead = [o for o in recorded if not o.delivered and o.retry_at is None]
+        if dead:
+            audit.append(conn, "system:outbox", [Change("outbox.dead", f"incident:{o.incident_id}", now, {
+                "id": o.id, "incident_id": o.incident_id, "target": o.target, "error": o.error}) for o in dead])
+        return recorded
+
+    def _report(self, recorded: list[store.Outcome]) -> None:
         for o in recorded:
             outcome = "delivered" if o.delivered else ("retry" if o.retry_at is not None else "dead")
             if self.deliveries is not None:
@@ -107,7 +132,6 @@ class Delivery:
             if not o.delivered:
                 log.warning("outbox delivery failed", id=o.id, target=o.target, incident=o.incident_id,
                             outcome=outcome, error=o.error)
-        return len(outcomes)
 
     def _prune(self, now: datetime) -> None:
         """Hourly: delete messages delivered more than ``keep_days`` ago (0: keep them all);
@@ -165,13 +189,14 @@ class Delivery:
                              retry_at=self.clock() + timedelta(seconds=wait))
 
     def drain(self, max_rounds: int = 1000) -> int:
-        """Run rounds until one finds nothing due (tests, ``outbox deliver``); messages attempted."""
+        """Run rounds until nothing is due and every outcome is recorded (tests, benchmarks);
+        the number of messages attempted."""
         total = 0
         for _ in range(max_rounds):
             did = self.step()
+            total += len(self._unsettled[0])
             if not did:
                 break
-            total += did
         return total
 
     # -- the thread --------------------------------------------------------------------------
@@ -189,6 +214,10 @@ class Delivery:
             self._loop.stop()
             self._loop = None
         self._pool.shutdown(wait=True)
+        try:
+            self.flush()
+        except Exception:  # the database is gone: the leases expire and another round redelivers
+            log.warning("outbox outcomes not recorded at stop; they will be delivered again")
         for notifier in self.notifiers.values():
             notifier.close()
 

@@ -215,13 +215,14 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_routes(app, service)
+    install_console(app, service)  # the web console under /console (docs/console.md)
+
     from watchkeeper.server.integrations_api import add_routes as add_integration_routes
 
     integrations = add_integration_routes(app, service, deliver=responder)
     from watchkeeper.server.itsm_api import add_routes as add_itsm_routes
 
     add_itsm_routes(app, service, integrations, poll=responder)
-    install_console(app, service)  # the web console under /console (docs/console.md)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS
