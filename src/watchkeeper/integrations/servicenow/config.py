@@ -44,7 +44,7 @@ class ServiceNowConfig(TargetConfig):
 
     type: Literal["servicenow"] = "servicenow"
     instance_url: str = Field(description="https://INSTANCE.service-now.com (http only for a local test instance)")
-    username: str | None = Field(None, description="integration user (basic auth, or OAuth password grant)")
+    username: str | None = Field(None, description="integration user (basic auth)")
     password: SecretStr | None = None
     client_id: str | None = Field(None, description="OAuth application registry client id (with client_secret)")
     client_secret: SecretStr | None = None
