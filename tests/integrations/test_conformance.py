@@ -24,7 +24,8 @@ from watchkeeper.storage import audit
 from watchkeeper.storage import outbox as store
 
 #: target name in ``targets()`` -> the stand-in serving it
-KINDS = {"pd": "pagerduty", "chat": "slack", "hook": "webhook"}
+KINDS = {"pd": "pagerduty", "chat": "slack", "hook": "webhook", "snow": "servicenow", "jira": "jira",
+         "teams": "teams"}
 
 
 def sample_message(target: str, event: EventKind = EventKind.OPENED, ident: int = 7) -> Message:

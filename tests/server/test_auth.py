@@ -62,6 +62,8 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/outbox"): "viewer",
     ("POST", "/api/v1/outbox/{message_id}/retry"): "operator",
     ("POST", "/api/v1/integrations/slack/interactivity"): PUBLIC,  # Slack's signature is the credential
+    ("POST", "/api/v1/integrations/servicenow/inbound"): "operator",
+    ("POST", "/api/v1/integrations/jira/webhook"): "operator",  # or Jira's signature instead of a token
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

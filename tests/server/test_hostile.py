@@ -118,6 +118,10 @@ CASES = [
          orjson.dumps({"causes": [{"component": "db", "confidence": 0.5, "evidence": {"\x00": 1}}]}), 422),
     Case("move alert %00", "POST", "/api/v1/alerts/a%00b/move", orjson.dumps({"incident": 1}), 422, "NUL"),
     Case("query with %00", "GET", "/api/v1/incidents?service=a%00b", None, 422, "NUL"),
+    # -- a query parameter given twice is refused, not silently taken from one of its values -
+    Case("incidents status twice", "GET", "/api/v1/incidents?status=open&status=resolved", None, 422,
+         "given more than once"),
+    Case("changes service twice", "GET", "/api/v1/changes?service=a&service=b", None, 422, "given more than once"),
     # -- lengths beyond the columns, for every source (item 18) -------------------------------
     Case("instance label 300 chars", "POST", AM, am(labels={"instance": "i" * 300}), 422, "label 'instance'"),
     Case("alertname 300 chars", "POST", AM, am(labels={"alertname": "n" * 300}), 422, "name (label 'alertname')"),

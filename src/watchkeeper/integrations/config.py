@@ -21,11 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchkeeper.integrations.base import EventKind
 from watchkeeper.integrations.email.config import EmailConfig
+from watchkeeper.integrations.jira.config import JiraConfig
 from watchkeeper.integrations.pagerduty.config import PagerDutyConfig
+from watchkeeper.integrations.servicenow.config import ServiceNowConfig
 from watchkeeper.integrations.slack.config import SlackConfig
+from watchkeeper.integrations.teams.config import TeamsConfig
 from watchkeeper.integrations.webhook.config import WebhookConfig
 
-AnyTarget = Annotated[SlackConfig | PagerDutyConfig | WebhookConfig | EmailConfig, Field(discriminator="type")]
+AnyTarget = Annotated[SlackConfig | PagerDutyConfig | WebhookConfig | EmailConfig
+                      | ServiceNowConfig | JiraConfig | TeamsConfig, Field(discriminator="type")]
 
 #: A target's name: it appears in routes, the outbox, logs and metric labels.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"

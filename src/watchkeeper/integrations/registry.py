@@ -15,12 +15,15 @@ from watchkeeper.integrations.config import IntegrationsConfig
 
 def _factories() -> dict[str, Callable[..., Notifier]]:
     from watchkeeper.integrations.email.notifier import EmailNotifier
+    from watchkeeper.integrations.jira.notifier import JiraNotifier
     from watchkeeper.integrations.pagerduty.notifier import PagerDutyNotifier
+    from watchkeeper.integrations.servicenow.notifier import ServiceNowNotifier
     from watchkeeper.integrations.slack.notifier import SlackNotifier
+    from watchkeeper.integrations.teams.notifier import TeamsNotifier
     from watchkeeper.integrations.webhook.notifier import WebhookNotifier
 
     return {"slack": SlackNotifier, "pagerduty": PagerDutyNotifier, "webhook": WebhookNotifier,
-            "email": EmailNotifier}
+            "email": EmailNotifier, "servicenow": ServiceNowNotifier, "jira": JiraNotifier, "teams": TeamsNotifier}
 
 
 def build(name: str, config: TargetConfig, **options: Any) -> Notifier:

@@ -219,7 +219,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     from watchkeeper.server.integrations_api import add_routes as add_integration_routes
 
-    add_integration_routes(app, service, deliver=responder)
+    integrations = add_integration_routes(app, service, deliver=responder)
+    from watchkeeper.server.itsm_api import add_routes as add_itsm_routes
+
+    add_itsm_routes(app, service, integrations, poll=responder)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS

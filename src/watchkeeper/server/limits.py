@@ -5,11 +5,14 @@
 - A JSON body nested deeper than ``MAX_JSON_DEPTH`` levels, or holding a NUL character, is a 422;
   one that is not JSON at all (``NaN``, a cut-off document) is a 400.
 - A NUL character in the path or the query string is a 422 (PostgreSQL text cannot hold one).
+- An API query parameter given twice is a 422: no API parameter is a list, and taking one of the
+  two values silently would answer a question that was not asked.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -17,6 +20,7 @@ from watchkeeper.server.responses import error
 from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem
 
 INGEST_PREFIX = "/api/v1/ingest/"
+API_PREFIX = "/api/"
 
 
 class RequestLimits:
@@ -30,6 +34,10 @@ class RequestLimits:
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await error(422, "the URL holds a NUL character (%00), which cannot be stored")(scope, receive, send)
+            return
+        repeated = _repeated_key(scope) if scope["path"].startswith(API_PREFIX) else None
+        if repeated is not None:
+            await error(422, f"query parameter {repeated!r} given more than once")(scope, receive, send)
             return
         if scope["path"].startswith(INGEST_PREFIX) or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -76,6 +84,19 @@ class RequestLimits:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _repeated_key(scope: Any) -> str | None:
+    """The first query parameter that appears twice, if any."""
+    query = scope.get("query_string", b"")
+    if not query:
+        return None
+    seen: set[str] = set()
+    for key, _value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def _too_large(size: str, limit: int) -> Any:

@@ -323,6 +323,36 @@ console_secrets = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# -- ITSM links, sync cursors and inbound idempotency keys (migration 0014) -------------------
+itsm_links = Table(
+    "itsm_links", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("system", String(32), nullable=False),  # servicenow | jira
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("external_id", String(128), nullable=False),  # ServiceNow sys_id, Jira issue id
+    Column("external_key", String(128), nullable=False),  # INC0010001, OPS-12: what people read
+    Column("url", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ux_itsm_links_incident", "system", "incident_id", unique=True),
+    Index("ux_itsm_links_external", "system", "external_id", unique=True),
+)
+
+itsm_cursors = Table(
+    "itsm_cursors", metadata,
+    Column("system", String(32), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),  # e.g. the newest sys_updated_on polled
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+itsm_inbound = Table(
+    "itsm_inbound", metadata,
+    Column("system", String(32), primary_key=True),
+    Column("key", String(256), primary_key=True),  # what makes a change from there unique
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("incident_id", Integer),
+    Column("outcome", String(32), nullable=False),
+)
+
 # -- integration outbox (migration 0013) ------------------------------------------------------
 outbox = Table(
     "outbox", metadata,

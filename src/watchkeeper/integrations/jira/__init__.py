@@ -1,0 +1,1 @@
+"""Jira Service Management (REST v3): issues out, transitions / assignee / comments back by webhook."""

@@ -1,0 +1,1 @@
+"""ServiceNow (Table API): incidents out, state / assignee / work-note changes back."""

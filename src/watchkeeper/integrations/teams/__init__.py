@@ -1,0 +1,1 @@
+"""Microsoft Teams (Workflows webhooks): Adaptive Card messages, approvals through signed console links."""
