@@ -88,13 +88,13 @@ class RequestLimits:
 
 def _repeated_key(scope: Any) -> str | None:
     """The first query parameter that appears twice, if any."""
-    query = scope.get("query_string", b"")
+    query: bytes = scope.get("query_string", b"")
     if not query:
         return None
     seen: set[str] = set()
     for key, _value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if key in seen:
-            return key
+            return str(key)
         seen.add(key)
     return None
 
