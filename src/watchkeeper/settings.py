@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )
     responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
+    gate_guard_seconds: float = Field(
+        5.0, gt=0, description="How often serve checks the use cases in production (a failed criterion demotes)")
     action_lease_seconds: float = Field(
         60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
         "another server marks it interrupted and escalates the incident")

@@ -59,6 +59,15 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/ingest/changes"): "ingest",
     ("GET", "/api/v1/changes"): "viewer",
     ("GET", "/api/v1/topology"): "viewer",
+    ("GET", "/api/v1/usecases"): "viewer",
+    ("POST", "/api/v1/usecases"): "operator",
+    ("GET", "/api/v1/usecases/{case_id}"): "viewer",
+    ("POST", "/api/v1/usecases/{case_id}/propose"): "operator",
+    ("GET", "/api/v1/gates"): "viewer",
+    ("GET", "/api/v1/gates/evaluation"): "viewer",
+    ("POST", "/api/v1/gates/evaluate"): "operator",
+    ("POST", "/api/v1/gates/{proposal_id}/approve"): "approver",
+    ("POST", "/api/v1/gates/{proposal_id}/reject"): "approver",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

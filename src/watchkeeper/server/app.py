@@ -214,6 +214,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_routes(app, service)
+    from watchkeeper.server import value_api
+
+    value_api.add_routes(app, service)  # the portfolio, gates and the gate guard
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS

@@ -1,0 +1,111 @@
+"""Routes for the AIOps portfolio: use cases, stage gates and their approvals.
+
+Reading is for viewers; defining a use case and asking for a gate is for operators; approving a
+promotion is for approvers (and, when the use case names its approvers, only them; never the
+proposer). The server also runs the gate guard: every ``gate_guard_seconds`` it demotes a use
+case in production whose criteria fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper.governance.loop import Loop
+from watchkeeper.portfolio import Portfolio, parse_use_case
+from watchkeeper.server.app import MAX_ID, Approver, Operator, Reader
+from watchkeeper.service import Permission, Watchkeeper
+from watchkeeper.value.usecase import ID_PATTERN
+
+CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="a use case id")]
+ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PROPOSAL_STATUSES = "^(pending|approved|rejected|superseded|all)$"
+
+
+class UseCaseIn(BaseModel):
+    use_case: dict[str, Any] = Field(description="the use case (the YAML document of 'usecases apply', as JSON)")
+    new_version: bool = Field(False, description="change criteria frozen since the pilot (audited; approver role)")
+    reason: str = Field("", max_length=2000)
+
+
+class Evaluate(BaseModel):
+    use_case: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class GateVote(BaseModel):
+    comment: str = Field("", max_length=10_000)
+
+
+def portfolio_of(service: Watchkeeper) -> Portfolio:
+    return Portfolio(service.db, service.clock, service.governance.catalog)
+
+
+def add_routes(app: FastAPI, service: Watchkeeper) -> None:
+    portfolio = portfolio_of(service)
+    guard = Loop("gate-guard", portfolio.guard, service.settings.gate_guard_seconds)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            guard.start()
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(guard.stop)
+
+    app.router.lifespan_context = lifespan
+
+    @app.get("/api/v1/usecases", tags=["value"])
+    def list_use_cases(_who: Reader) -> Any:
+        """The portfolio: each use case's stage, owners, runbooks and services."""
+        return portfolio.cases()
+
+    @app.post("/api/v1/usecases", tags=["value"])
+    def apply_use_case(body: UseCaseIn, who: Operator) -> Any:
+        """Create or update a use case (its stage moves only through gates). Criteria frozen since its
+        pilot change only with ``new_version`` and a ``reason``, by an approver."""
+        if body.new_version:
+            who.require(Permission.APPROVE)
+        case = parse_use_case(body.use_case)
+        return portfolio.apply(case, f"token:{who.name}", new_version=body.new_version, reason=body.reason)
+
+    @app.get("/api/v1/usecases/{case_id}", tags=["value"])
+    def show_use_case(case_id: CaseId, _who: Reader) -> Any:
+        """One use case with its versions, proposals, and each runbook's declared and effective autonomy."""
+        return portfolio.show(case_id)
+
+    @app.post("/api/v1/usecases/{case_id}/propose", tags=["value"], status_code=201)
+    def propose_stage(case_id: CaseId, who: Operator) -> Any:
+        """Ask for the next stage: a pending proposal, or 409 saying what is missing."""
+        return portfolio.propose(case_id, f"token:{who.name}")
+
+    @app.get("/api/v1/gates", tags=["value"])
+    def list_proposals(_who: Reader, status: Annotated[str, Query(pattern=PROPOSAL_STATUSES)] = "pending") -> Any:
+        """Gate proposals (promotions awaiting an approver, and what became of earlier ones)."""
+        return portfolio.proposals(None if status == "all" else status)
+
+    @app.get("/api/v1/gates/evaluation", tags=["value"])
+    def evaluation(_who: Reader,
+                   use_case: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> Any:
+        """Each use case's KPIs against its criteria and the move its gate would make (changes nothing)."""
+        return [e.as_dict() for e in portfolio.evaluate(use_case)]
+
+    @app.post("/api/v1/gates/evaluate", tags=["value"])
+    def evaluate(who: Operator, body: Evaluate | None = None) -> Any:
+        """Evaluate and act: promotions become proposals for an approver, demotions apply at once."""
+        return [e.as_dict() for e in portfolio.evaluate(body.use_case if body else None, apply=True,
+                                                        actor=f"token:{who.name}")]
+
+    @app.post("/api/v1/gates/{proposal_id}/approve", tags=["value"])
+    def approve(proposal_id: ProposalId, who: Approver, body: GateVote | None = None) -> Any:
+        return portfolio.vote(proposal_id, f"token:{who.name}", True, body.comment if body else "")
+
+    @app.post("/api/v1/gates/{proposal_id}/reject", tags=["value"])
+    def reject(proposal_id: ProposalId, who: Approver, body: GateVote | None = None) -> Any:
+        return portfolio.vote(proposal_id, f"token:{who.name}", False, body.comment if body else "")
