@@ -183,7 +183,7 @@ def test_criteria_are_frozen_once_the_pilot_started() -> None:
     piloted = CASE.model_copy(update={"stage": Stage.PILOT})
     looser = CASE.model_copy(update={"success_criteria": [AGREE.model_copy(update={"target": 0.8})]})
     assert frozen_changes(piloted, looser) == ["success_criteria"]
-    with pytest.raises(Conflict, match="frozen since the pilot started.*--new-version"):
+    with pytest.raises(Conflict, match=r"frozen since the pilot started.*--new-version"):
         check_update(piloted, looser, new_version=False, reason="")
     with pytest.raises(InputError, match="needs a reason"):
         check_update(piloted, looser, new_version=True, reason=" ")

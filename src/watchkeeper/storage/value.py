@@ -119,7 +119,7 @@ def shadow_decisions(conn: Connection, runbooks: Sequence[str], start: datetime,
         return []
     rows = conn.execute(select(decisions.c.runbook_id, decisions.c.at, decisions.c.outcome).where(
         decisions.c.verdict == "shadow", decisions.c.runbook_id.in_(list(runbooks)),
-        decisions.c.at >= start, decisions.c.at < end).order_by(decisions.c.id))
+        decisions.c.at >= start, decisions.c.at <= end).order_by(decisions.c.id))
     return [ShadowDecision(r.runbook_id, r.at, r.outcome) for r in rows]
 
 
@@ -136,7 +136,7 @@ def action_outcomes(conn: Connection, runbooks: Sequence[str], start: datetime, 
     rows = conn.execute(select(action_runs.c.id, action_runs.c.runbook_id, action_runs.c.queued_at,
                                action_runs.c.status).where(
         action_runs.c.runbook_id.in_(list(runbooks)), action_runs.c.queued_at >= start,
-        action_runs.c.queued_at < end).order_by(action_runs.c.id))
+        action_runs.c.queued_at <= end).order_by(action_runs.c.id))
     return [ActionOutcome(r.runbook_id, r.queued_at, r.status, r.id in harmed) for r in rows]
 
 
@@ -145,7 +145,7 @@ def approval_statuses(conn: Connection, runbooks: Sequence[str], start: datetime
         return []
     rows = conn.execute(select(approvals.c.status).where(
         approvals.c.runbook_id.in_(list(runbooks)), approvals.c.requested_at >= start,
-        approvals.c.requested_at < end))
+        approvals.c.requested_at <= end))
     return [r.status for r in rows]
 
 
@@ -153,7 +153,7 @@ def incident_times(conn: Connection, services: Sequence[str], start: datetime, e
     """Incidents opened in the window on any of the services (all incidents when none are named);
     a reopened incident keeps its first acknowledgement."""
     query = select(incidents.c.opened_at, incidents.c.first_acknowledged_at, incidents.c.acknowledged_at,
-                   incidents.c.resolved_at).where(incidents.c.opened_at >= start, incidents.c.opened_at < end)
+                   incidents.c.resolved_at).where(incidents.c.opened_at >= start, incidents.c.opened_at <= end)
     if services:
         ids = select(incident_services.c.incident_id).where(incident_services.c.service.in_(list(services)))
         query = query.where(incidents.c.id.in_(ids))
@@ -162,7 +162,7 @@ def incident_times(conn: Connection, services: Sequence[str], start: datetime, e
 
 
 def alert_count(conn: Connection, services: Sequence[str], start: datetime, end: datetime) -> int:
-    query = select(func.count()).select_from(alerts).where(alerts.c.first_seen >= start, alerts.c.first_seen < end)
+    query = select(func.count()).select_from(alerts).where(alerts.c.first_seen >= start, alerts.c.first_seen <= end)
     if services:
         query = query.where(alerts.c.service.in_(list(services)))
     return int(conn.execute(query).scalar() or 0)
@@ -172,7 +172,7 @@ def drift_count(conn: Connection, names: Sequence[str], start: datetime, end: da
     if not names:
         return 0
     query = select(func.count()).select_from(drift_events).where(
-        drift_events.c.model.in_(list(names)), drift_events.c.at >= start, drift_events.c.at < end)
+        drift_events.c.model.in_(list(names)), drift_events.c.at >= start, drift_events.c.at <= end)
     return int(conn.execute(query).scalar() or 0)
 
 
