@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from watchkeeper import value_cli
 from watchkeeper.errors import AuthError, ConfigError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import IncidentStatus
@@ -156,6 +157,7 @@ app.add_typer(silences_app, name="silences")
 app.add_typer(correlation_app, name="correlation")
 app.add_typer(watch_app, name="watch")
 app.add_typer(rca_app, name="rca")
+app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
 
 
 

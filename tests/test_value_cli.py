@@ -1,0 +1,103 @@
+"""``watchkeeper usecases`` and ``gates``: apply a file (errors as file:line), no pilot without
+owners and criteria, four-eyes on promotion, frozen criteria."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from watchkeeper.cli import app, unix_user
+from watchkeeper.service import Role, Watchkeeper
+
+FIXTURE = Path(__file__).parent / "fixtures" / "value" / "auto-restart.yaml"
+RUNBOOK = {
+    "id": "restart", "title": "Restart", "risk": "low", "autonomy": "auto", "selector": {"alertnames": ["Down"]},
+    "steps": [{"name": "go", "command": {"argv": [sys.executable, "-c", "print(1)"]}}],
+}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, make_service: Any, sqlite_url: str) -> Any:
+    directory = tmp_path / "runbooks"
+    directory.mkdir()
+    (directory / "restart.yaml").write_text(yaml.safe_dump(RUNBOOK))
+    wk: Watchkeeper = make_service(sqlite_url, runbooks_dir=directory)
+    (tmp_path / "wk.yaml").write_text(f"cli_users: {{{unix_user()}: ops}}\n")
+    env = {"WATCHKEEPER_DATABASE_URL": sqlite_url, "WATCHKEEPER_RUNBOOKS_DIR": str(directory), "COLUMNS": "200",
+           "WATCHKEEPER_CONFIG": str(tmp_path / "wk.yaml")}
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    run.wk = wk  # type: ignore[attr-defined]
+    run.tmp = tmp_path  # type: ignore[attr-defined]
+    return run
+
+
+def test_apply_list_show_propose_approve(cli: Any) -> None:
+    applied = cli("usecases", "apply", str(FIXTURE))
+    assert "use case auto-restart: version 1, stage proposed" in applied.stdout
+    assert "auto-restart" in cli("usecases", "list").stdout
+    shown = orjson.loads(cli("usecases", "show", "auto-restart").stdout)
+    assert shown["runbooks"] == [{"id": "restart", "declared": "auto", "effective": "shadow",
+                                  "use_cases": {"auto-restart": "proposed"}}]
+    proposed = cli("usecases", "propose", "auto-restart").stdout
+    assert "gate proposal 1: auto-restart proposed → pilot" in proposed
+    assert "four-eyes" in cli("gates", "approve", "1", code=2).stderr  # the same person proposed it
+    other = cli.wk.create_token(Role.APPROVER, "carol", "test")
+    viewer = cli.wk.create_token(Role.VIEWER, "vic", "test")
+    assert "role approver or admin" in cli("gates", "approve", "1", "--token", viewer, code=2).stderr
+    assert "gate proposal 1: approved" in cli("gates", "approve", "1", "--token", other).stdout
+    assert "pilot" in cli("gates", "list", "--status", "all").stdout
+    evaluated = cli("gates", "evaluate").stdout
+    assert "auto-restart: pilot → hold pilot (insufficient_evidence" in evaluated
+    assert "95 % agreement" in evaluated
+    as_json = orjson.loads(cli("gates", "evaluate", "auto-restart", "--json").stdout)
+    assert as_json[0]["criteria"][0]["result"] == "unknown"
+
+
+def test_frozen_criteria_need_a_new_version(cli: Any) -> None:
+    cli("usecases", "apply", str(FIXTURE))
+    cli("usecases", "propose", "auto-restart")
+    cli("gates", "approve", "1", "--token", cli.wk.create_token(Role.APPROVER, "carol", "test"))
+    looser = cli.tmp / "looser.yaml"
+    looser.write_text(FIXTURE.read_text().replace("target: 0.95", "target: 0.8"))
+    refused = cli("usecases", "apply", str(looser), code=2).stderr
+    assert "frozen since the pilot started" in " ".join(refused.split())
+    done = cli("usecases", "apply", str(looser), "--new-version", "--reason", "too strict for a weekly job")
+    assert "version 2, stage pilot" in done.stdout
+
+
+def test_no_pilot_without_owners(cli: Any) -> None:
+    bare = cli.tmp / "bare.yaml"
+    bare.write_text("id: noise\ntitle: Alert noise reduction\n")
+    assert "note: before its pilot: owners missing" in cli("usecases", "apply", str(bare)).stderr
+    refused = " ".join(cli("usecases", "propose", "noise", code=2).stderr.split())
+    assert "cannot leave proposed: a pilot needs owners and success criteria" in refused
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("id: x\ntitle: X\nsuccess_criteria:\n  - {kpi: happiness, op: '>=', target: 1}\n", ":4: success_criteria.0.kpi"),
+    ("id: x\ntitle: [unclosed\n", "invalid YAML"),
+    ("- a list\n", ":1: a use case is a mapping"),
+    ("id: x\ntitle: X\nrunbooks: [nope]\n", "runbooks that do not exist: nope"),
+])
+def test_bad_files_are_exit_2_with_file_and_line(cli: Any, text: str, words: str) -> None:
+    path = cli.tmp / "bad.yaml"
+    path.write_text(text)
+    assert words in cli("usecases", "apply", str(path), code=2).stderr
+
+
+def test_unknown_ids_and_statuses(cli: Any) -> None:
+    assert "no use case 'nope'" in cli("usecases", "show", "nope", code=2).stderr
+    assert "--status 'bogus'" in cli("gates", "list", "--status", "bogus", code=2).stderr
+    assert "no gate proposal 9" in cli("gates", "reject", "9", code=2).stderr
