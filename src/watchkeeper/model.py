@@ -80,6 +80,14 @@ _SEVERITY_ALIASES = {
 }
 
 
+class HoldReason(StrEnum):
+    """Why an alert is kept out of incidents for now (stored in ``alerts.held``; audited as ``alert.held``)."""
+
+    SILENCED = "silenced"  # a silence's matchers mute it (maintenance)
+    INHIBITED = "inhibited"  # a firing alert of an inhibit rule's source side mutes it
+    FLAPPING = "flapping"  # it changed state too often within the flapping window
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
@@ -150,8 +158,8 @@ class Alert:
     resolved_at: datetime | None = None
     incident_id: int | None = None
     join_reason: str | None = None
-    #: Why the alert is held out of incidents (``silenced`` / ``flapping``), or None.
-    held: str | None = None
+    #: Why the alert is held out of incidents (silenced, inhibited, flapping), or None.
+    held: HoldReason | None = None
     #: Times of its recent state changes (firing ↔ resolved), for flapping detection.
     changes: list[datetime] = field(default_factory=list)
 

@@ -21,6 +21,7 @@ from watchkeeper.model import (
     Alert,
     Change,
     Event,
+    HoldReason,
     Incident,
     IncidentStatus,
     Membership,
@@ -161,7 +162,8 @@ class Pipeline:
                 {
                     "fingerprint": alert.fingerprint, "source": alert.source, "name": alert.name,
                     "service": alert.service, "severity": alert.severity.value,
-                    "dedup_reason": reason.value, "incident_id": incident.id, "was_held": was_held,
+                    "dedup_reason": reason.value, "incident_id": incident.id,
+                    "was_held": None if was_held is None else was_held.value,
                     "join_reason": join.reason.value, "join_detail": join.detail,
                     "join_score": round(join.score, 3),
                     "possibly_related": [{"incident_id": i, "score": sc} for i, sc in join.related],
@@ -169,7 +171,7 @@ class Pipeline:
             ))
         elif reason is DedupReason.RESOLVED and alert.held is not None:
             state.changes.append(Change("alert.resolved", f"alert:{alert.fingerprint}", now, {
-                "fingerprint": alert.fingerprint, "incident_id": None, "was_held": alert.held}))
+                "fingerprint": alert.fingerprint, "incident_id": None, "was_held": alert.held.value}))
             alert.held = None  # it never counted towards an incident while held
         elif reason is DedupReason.RESOLVED:
             self._resolved(alert, state, now)
@@ -206,12 +208,13 @@ class Pipeline:
 
     def _held(self, alert: Alert, state: State, now: datetime) -> bool:
         """Silenced, inhibited or flapping alerts are kept, audited once, and open no incident."""
-        why, detail = None, ""
+        why: HoldReason | None = None
+        detail = ""
         for rule in self.config.inhibit:
             for key in rule.target_keys(alert.labels):
                 others = state.inhibiting.get(key, set()) - {alert.fingerprint}
                 if others:
-                    why = "inhibited"
+                    why = HoldReason.INHIBITED
                     detail = (f"inhibited by firing {', '.join(sorted(others)[:3])} (inhibit rule {rule.index}, "
                               f"equal: {', '.join(rule.equal) or 'none'})")
                     break
@@ -219,20 +222,20 @@ class Pipeline:
                 break
         for silence in state.silences if why is None else ():
             if silence.mutes(alert.labels, now):
-                why = "silenced"
+                why = HoldReason.SILENCED
                 detail = f"silence {silence.id} by {silence.created_by} until {silence.ends_at:%Y-%m-%d %H:%M}Z"
                 if silence.comment:
                     detail += f": {silence.comment}"
                 break
         if why is None and self.config.flapping is not None and self.config.flapping.flapping(alert.changes, now):
             flap = self.config.flapping
-            why = "flapping"
+            why = HoldReason.FLAPPING
             detail = f"{len(flap.trim(alert.changes, now))} state changes within {flap.window.total_seconds():g}s"
         if why is None:
             return False
         if alert.held != why:
             state.changes.append(Change("alert.held", f"alert:{alert.fingerprint}", now, {
-                "fingerprint": alert.fingerprint, "service": alert.service, "reason": why, "detail": detail}))
+                "fingerprint": alert.fingerprint, "service": alert.service, "reason": why.value, "detail": detail}))
         alert.held = why
         return True
 

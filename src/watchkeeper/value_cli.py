@@ -35,11 +35,8 @@ app.add_typer(gates_app, name="gates")
 
 def _common() -> ModuleType:
     """The main CLI's shared helpers (settings, the service, who acts), imported when a command
-    runs: the main CLI imports this module to register it."""
-    try:
-        return importlib.import_module("watchkeeper.cli.common")
-    except ModuleNotFoundError:
-        return importlib.import_module("watchkeeper.cli")
+    runs: the main CLI package imports this module to register it."""
+    return importlib.import_module("watchkeeper.cli.common")
 
 
 def _portfolio(wk: Any) -> Portfolio:

@@ -222,7 +222,7 @@ def test_nul_characters_are_rejected_cleanly(api: Api) -> None:
 def test_revoked_token_stops_working(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Valid tokens are cached for a few seconds; revoking from this process clears the cache, and
     another process's revocation takes effect once the cache entry is older than TOKEN_CACHE_SECONDS."""
-    from watchkeeper import service as service_module
+    from watchkeeper.service import access as service_module  # the module that reads the constant
 
     h = api.headers(Role.VIEWER)
     assert api.client.get("/api/v1/incidents", headers=h).status_code == 200

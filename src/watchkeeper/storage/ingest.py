@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, update
 
-from watchkeeper.model import Alert, Event, Incident, IncidentStatus, Severity, Status
+from watchkeeper.model import Alert, Event, HoldReason, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
 from watchkeeper.storage.db import json_text
 from watchkeeper.storage.tables import (
@@ -321,7 +321,8 @@ class _Driver:
             a.source, a.name, a.service, a.resource, a.severity._value_, a.status._value_,
             json_text(a.labels if type(a.labels) is dict else dict(a.labels)), a.summary,
             stamp(a.first_seen), stamp(a.last_seen), a.count,
-            None if a.resolved_at is None else stamp(a.resolved_at), a.incident_id, a.join_reason, a.held,
+            None if a.resolved_at is None else stamp(a.resolved_at), a.incident_id, a.join_reason,
+            None if a.held is None else a.held._value_,
             json_text([c.timestamp() for c in a.changes]) if a.changes else None,
         )
 
@@ -344,7 +345,7 @@ def _alert_values(a: Alert) -> dict[str, Any]:
         "severity": a.severity.value, "status": a.status.value, "labels": dict(a.labels),
         "summary": a.summary, "first_seen": a.first_seen, "last_seen": a.last_seen,
         "count": a.count, "resolved_at": a.resolved_at, "incident_id": a.incident_id,
-        "join_reason": a.join_reason, "held": a.held,
+        "join_reason": a.join_reason, "held": None if a.held is None else a.held.value,
         "changes": [c.timestamp() for c in a.changes] if a.changes else None,
     }
 
@@ -355,7 +356,8 @@ def alert_from_row(row: Any) -> Alert:
         resource=row.resource, severity=Severity(row.severity), status=Status(row.status),
         labels=row.labels, summary=row.summary, first_seen=row.first_seen,
         last_seen=row.last_seen, count=row.count, resolved_at=row.resolved_at,
-        incident_id=row.incident_id, join_reason=row.join_reason, held=row.held,
+        incident_id=row.incident_id, join_reason=row.join_reason,
+        held=None if row.held is None else HoldReason(row.held),
         changes=[datetime.fromtimestamp(c, UTC) for c in row.changes or ()],
     )
 

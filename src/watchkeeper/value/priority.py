@@ -45,7 +45,7 @@ RUBRIC: dict[Dimension, dict[Level, str]] = {
     Dimension.IMPLEMENTATION_COMPLEXITY: {Level.HIGH: "leverages existing tools, < 3 months",
                                           Level.MEDIUM: "requires new integrations, 3-6 months",
                                           Level.LOW: "needs a new platform, > 6 months"},
-    Dimension.DATA_READINESS: {Level.HIGH: "structured, real-time feeds available (measured: >= 75 % of the needed signals)",
+    Dimension.DATA_READINESS: {Level.HIGH: "structured, real-time feeds available (measured: >= 75 %)",
                                Level.MEDIUM: "data exists but needs normalization (measured: >= 40 %)",
                                Level.LOW: "data collection is a prerequisite (measured: < 40 %)"},
     Dimension.ORGANIZATIONAL_ALIGNMENT: {Level.HIGH: "cross-team buy-in, executive sponsor",
@@ -183,8 +183,8 @@ def rank(cases: Iterable[UseCase], weights: Weights,
             continue
         levels: dict[Dimension, Level | None] = {
             d: Level(v) if (v := getattr(case.scores, d.value)) else None for d in Dimension}
-        ready: dict[str, Any] = {"level": levels[Dimension.DATA_READINESS].value
-                                 if levels[Dimension.DATA_READINESS] else None, "source": "stated"}
+        stated = levels[Dimension.DATA_READINESS]
+        ready: dict[str, Any] = {"level": stated.value if stated else None, "source": "stated"}
         if case.id in measured:
             level, ready = measured[case.id]
             levels[Dimension.DATA_READINESS] = level

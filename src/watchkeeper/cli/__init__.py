@@ -1,0 +1,66 @@
+"""``watchkeeper``: the command line. Settings are read once, here, from the environment.
+
+One module per command group (``db``, ``token``, ``incidents`` …), each holding its own ``typer.Typer``
+``app``, registered below with one ``add_typer`` line; ``toplevel`` holds the root commands (``serve``,
+``replay``, ``kpi``, ``demo``); ``common`` what they share (consoles, the service or the remote client,
+who acts, the root group that turns Watchkeeper's errors into exit code 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from watchkeeper import value_cli
+from watchkeeper.cli import (
+    approvals,
+    audit,
+    correlation,
+    db,
+    deadletter,
+    incidents,
+    rca,
+    runbooks,
+    silences,
+    token,
+    toplevel,
+)
+from watchkeeper.cli.common import STATE, Group, unix_user
+from watchkeeper.watch.cli import app as watch_app
+
+__all__ = ["app", "main", "unix_user"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, cls=Group)
+app.registered_commands.extend(toplevel.app.registered_commands)  # serve, replay, kpi, demo: at the root
+app.add_typer(db.app, name="db")
+app.add_typer(token.app, name="token")
+app.add_typer(incidents.app, name="incidents")
+app.add_typer(audit.app, name="audit")
+app.add_typer(deadletter.app, name="deadletter")
+app.add_typer(runbooks.app, name="runbooks")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(silences.app, name="silences")
+app.add_typer(correlation.app, name="correlation")
+app.add_typer(watch_app, name="watch")
+app.add_typer(rca.app, name="rca")
+app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
+
+
+@app.callback()
+def _main(
+    config: Annotated[Path | None, typer.Option(help="YAML settings file (env vars win)")] = None,
+    url: Annotated[str | None, typer.Option(
+        envvar="WATCHKEEPER_URL", help="A running server's URL: incident, KPI, approval, dead-letter and "
+        "audit commands go to its API instead of a database file")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="WATCHKEEPER_TOKEN", help="API token for --url, and whom an approval vote is cast as (its role "
+        "decides what you may do)")] = None,
+) -> None:
+    """Watchkeeper: alert storms in, a few explained incidents out, every step audited."""
+    STATE.config, STATE.settings, STATE.url, STATE.token = config, None, url, token
+
+
+def main() -> None:
+    app()

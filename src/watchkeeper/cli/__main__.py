@@ -1,0 +1,5 @@
+"""``python -m watchkeeper.cli`` (the demo starts serve this way)."""
+
+from watchkeeper.cli import app
+
+app()

@@ -1,0 +1,228 @@
+"""Ingest: normalize, correlate and commit request bodies (group commit), dead letters, retention."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from watchkeeper import retention
+from watchkeeper.errors import InputError
+from watchkeeper.model import Change, Event
+from watchkeeper.pipeline import Pipeline
+from watchkeeper.retention import Pruned
+from watchkeeper.service.core import Core, _no_ids
+from watchkeeper.sources import Source
+from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_problem
+from watchkeeper.storage import audit, ingest, queries
+from watchkeeper.storage.db import refused_data
+
+#: Keep the pipeline state between requests while it holds at most this many alerts.
+KEEP_ALERTS = 200_000
+#: Accepted ingest content types (a missing header is taken as JSON: some senders set none; documented).
+JSON_TYPES = ("application/json", "text/json")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    incidents: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One accepted request body waiting for its group's commit."""
+
+    source: str
+    batch: list[Event]
+    received_at: datetime
+    actor: str
+    started: float
+    future: Future[IngestResult] = field(default_factory=Future)
+    #: The batch's rows for the events table, made before the ingest lock is taken (None: under it).
+    rows: list[tuple[Any, ...]] | None = None
+
+
+class Ingest(Core):
+    """Bodies in, committed incidents out; what is refused is kept as a dead letter."""
+
+    def source(self, name: str) -> Source:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise InputError(
+                f"unknown source {name!r}; known: {', '.join(sorted(self.sources))}", status=404
+            ) from None
+
+    def ingest(
+        self, source_name: str, body: bytes, content_type: str | None, actor: str,
+        started: float | None = None,
+    ) -> IngestResult:
+        """Normalize, correlate and commit one request body; reject it to the dead letters."""
+        started = time.perf_counter() if started is None else started
+        self.reload_correlation()
+        received_at = self.clock()
+        source = self.source(source_name)
+        try:
+            media = (content_type or "application/json").split(";")[0].strip().lower()
+            if media not in JSON_TYPES and not media.endswith("+json"):
+                raise InputError(
+                    f"unsupported content type {media!r}; send application/json", status=415
+                )
+            if len(body) > self.settings.max_body_bytes:
+                raise InputError(
+                    f"body of {len(body)} bytes exceeds the limit of {self.settings.max_body_bytes}",
+                    status=413,
+                )
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON: {exc}", status=400) from exc
+            problem = json_problem(payload, strings=b"\\u0000" in body) if _may_be_rejected(body) else None
+            if problem is not None:
+                raise InputError(f"the body cannot be accepted: {problem}")
+            batch = source.normalize(payload, received_at)
+            problem = size_problem(batch)
+            if problem is not None:
+                raise InputError(f"the body cannot be stored: {problem}")
+        except InputError as exc:
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
+        # The event rows depend on this batch alone: made here, outside the ingest lock, while
+        # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
+        rows = ingest.event_rows(self.db.engine.dialect.name, batch)
+        try:
+            return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        except InputError as exc:  # the database refused this body alone (see _commit_isolating)
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
+
+    def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:
+        """Events made in-process (the lab's monitor, a detector): committed like a request body."""
+        return self._submit(_Pending(source_name, events, self.clock(), actor, time.perf_counter()))
+
+    def _submit(self, item: _Pending) -> IngestResult:
+        """Group commit: concurrent requests share one transaction. Whoever gets the lock commits
+        everything pending; each caller returns (2xx) only once its events are committed."""
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._ingest_lock:
+            if not item.future.done():
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    for pending, outcome in zip(group, self._commit_isolating(group), strict=True):
+                        if isinstance(outcome, BaseException):
+                            pending.future.set_exception(outcome)
+                        else:
+                            pending.future.set_result(outcome)
+                except BaseException as exc:
+                    for pending in group:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+        return item.future.result()
+
+    def _commit_isolating(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        """Commit ``group``; if the database refuses its data (a value too long for its column or
+        out of range), commit its halves apart (bisecting), so the body at fault fails alone with
+        an InputError (422) and the innocent ones are committed. Any other failure (an outage)
+        is every body's, as bisecting cannot help; each body's outcome is returned, never raised,
+        so a half already committed keeps its results."""
+        try:
+            return list(self._commit(group))
+        except Exception as exc:
+            reason = refused_data(exc)
+            if reason is None:
+                return [exc] * len(group)
+            if len(group) == 1:
+                return [InputError(f"the database cannot store this body: {reason}")]
+            half = len(group) // 2
+            return self._commit_isolating(group[:half]) + self._commit_isolating(group[half:])
+
+    def _commit(self, group: list[_Pending]) -> list[IngestResult]:
+        kept, self._kept = self._kept, None  # taken: put back only after a successful commit
+        every = [e for item in group for e in item.batch]
+        rows = None if any(item.rows is None for item in group) else [r for item in group for r in item.rows or ()]
+        results: list[IngestResult] = []
+        with self.db.write() as conn:
+            chain = audit.head(conn)
+            if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
+                kept = None  # someone else wrote since (every change appends to the audit log)
+            state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
+            pipeline = Pipeline(self.config, loaded.new_incident_id)
+            changes: list[list[Change]] = []
+            for item in group:
+                opened_before, repeats_before = set(state.new_incidents), state.repeats
+                pipeline.observe_all(item.batch, state)
+                changes.append(list(state.changes))
+                state.changes.clear()
+                changes[-1].append(Change("ingest.accepted", f"source:{item.source}", item.received_at, {
+                    "source": item.source, "events": len(item.batch), "repeats": state.repeats - repeats_before}))
+                touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
+                results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
+            ingest.persist(conn, every, state, loaded, rows)
+            for item, item_changes in zip(group, changes, strict=True):
+                records = audit.append(conn, item.actor, item_changes, chain)
+        for item in group:
+            if self.metrics is not None:
+                self.metrics.events.labels(item.source).inc(len(item.batch))
+                self.metrics.pipeline_seconds.labels(item.source).observe(time.perf_counter() - item.started)
+        state.clear_changes()
+        if len(state.alerts) <= KEEP_ALERTS:
+            self._kept = (records[-1].seq, state, loaded, self.config)
+        return results
+
+    def keys(self, batch: list[Event]) -> set[str]:
+        """The correlation keys a batch may probe or be indexed under."""
+        return Pipeline(self.config, _no_ids).keys(batch)
+
+    def dead_letter(
+        self, source_name: str, body: bytes, error: InputError, content_type: str | None,
+        *, size: int, truncated: bool = False,
+    ) -> int:
+        with self.db.write() as conn:
+            dl_id = queries.add_dead_letter(
+                conn, at=self.clock(), source=source_name, content_type=content_type,
+                status=error.status, error=str(error), size=size, body=body, truncated=truncated,
+            )
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(source_name, str(error.status)).inc()
+        return dl_id
+
+    def prune(self, days: float | None = None) -> Pruned:
+        """Delete events and dead letters received more than ``days`` (default: the setting
+        ``retention_days``) ago, a chunk per transaction; audited when anything was deleted."""
+        days = self.settings.retention_days if days is None else days
+        if days < 0:
+            raise InputError(f"retention of {days} days: it must be 0 or more")
+        now = self.clock()
+        before = now - timedelta(days=days)
+        counts = dict.fromkeys(retention.PRUNED, 0)
+        for what in retention.PRUNED:
+            while True:
+                with self.db.write() as conn:
+                    deleted = queries.delete_received_before(conn, what, before, retention.CHUNK)
+                counts[what] += deleted
+                if deleted < retention.CHUNK:
+                    break
+        pruned = retention.Pruned(before, counts["events"], counts["dead_letters"])
+        if pruned.events or pruned.dead_letters:
+            with self.db.write() as conn:
+                audit.append(conn, "system:retention", [Change("retention.pruned", "retention", now, {
+                    "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters})])
+        return pruned
+
+    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return queries.list_dead_letters(conn, limit)
+
+
+def _may_be_rejected(body: bytes) -> bool:
+    """Whether ``json_problem`` could object to this body: it holds a NUL escape, or enough
+    brackets to nest deeper than the limit (counted in C; most bodies need no walk)."""
+    return b"\\u0000" in body or body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
