@@ -101,3 +101,15 @@ def test_unknown_ids_and_statuses(cli: Any) -> None:
     assert "no use case 'nope'" in cli("usecases", "show", "nope", code=2).stderr
     assert "--status 'bogus'" in cli("gates", "list", "--status", "bogus", code=2).stderr
     assert "no gate proposal 9" in cli("gates", "reject", "9", code=2).stderr
+
+
+def test_rank(cli: Any) -> None:
+    cli("usecases", "apply", str(FIXTURE))
+    twin = cli.tmp / "twin.yaml"
+    twin.write_text(FIXTURE.read_text().replace("id: auto-restart", "id: restart-twin"))
+    cli("usecases", "apply", str(twin))
+    shown = cli("usecases", "rank").stdout
+    assert "auto-restart" in shown and "strategic project" in shown
+    assert "duplicate: auto-restart and restart-twin both cover remediation for web" in shown
+    ranked = orjson.loads(cli("usecases", "rank", "--json").stdout)["ranked"]
+    assert ranked[0]["data_readiness"]["source"] == "measured"

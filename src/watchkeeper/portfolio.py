@@ -10,16 +10,16 @@ disagree (see ``docs/value.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from watchkeeper.errors import AuthError, Conflict, InputError, NotFound
+from watchkeeper.errors import AuthError, Conflict, InputError, NotFound, WatchkeeperError
 from watchkeeper.execute.runbook import Catalog
 from watchkeeper.model import Change
 from watchkeeper.policy.approvals import identities, same_person
@@ -27,6 +27,7 @@ from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
 from watchkeeper.value.gates import GateDecision, Move, gate
 from watchkeeper.value.kpis import Evidence, measure_all
+from watchkeeper.value.priority import RUBRIC, Weights, duplicates, rank, readiness
 from watchkeeper.value.usecase import (
     AUTONOMY_ORDER,
     STAGE_AUTONOMY,
@@ -74,10 +75,44 @@ def parse_use_case(doc: Any) -> UseCase:
 
 
 class Portfolio:
-    def __init__(self, db: Database, clock: Callable[[], datetime], catalog: Catalog) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], catalog: Catalog,
+                 topology: Sequence[str] = ()) -> None:
         self.db = db
         self.clock = clock
         self.catalog = catalog
+        self.topology = tuple(topology)  # the services the service graph knows (data readiness)
+
+    @classmethod
+    def of(cls, wk: Any) -> Portfolio:
+        """The portfolio of a running service (its database, clock, runbooks and service graph)."""
+        from watchkeeper.topology import config as topology_config
+
+        cfg = wk.settings
+        try:
+            graph = topology_config.build(cfg.topology, topology_config.correlation_graph(cfg.correlation_config))
+            nodes = [str(n) for n in graph.nodes]
+        except WatchkeeperError:  # a bad topology file is reported where it is used; here it counts as none
+            nodes = []
+        return cls(wk.db, wk.clock, wk.governance.catalog, nodes)
+
+    # -- prioritization --------------------------------------------------------------------
+    def priorities(self, weights: Weights | None = None) -> dict[str, Any]:
+        """The ranked portfolio (quick wins, strategic projects, future consideration) with data
+        readiness measured from what Watchkeeper holds, and duplicates flagged."""
+        weights = weights or Weights()
+        now = self.clock()
+        with self.db.read() as conn:
+            cases = [UseCase.model_validate({**r["doc"], "stage": r["stage"]}) for r in store.use_case_rows(conn)]
+            everywhere = store.seen_services(conn, now - timedelta(days=90))
+            measured = {}
+            for case in cases:
+                coverage = store.signal_coverage(conn, case.services or everywhere, now, self.topology)
+                measured[case.id] = readiness(coverage, case.capabilities)
+        ranked = rank(cases, weights, measured)
+        return {"weights": weights.model_dump(), "ranked": [s.as_dict() for s in ranked],
+                "duplicates": [{"use_cases": [d.first, d.second], "capabilities": list(d.capabilities),
+                                "services": list(d.services), "text": d.text()} for d in duplicates(cases)],
+                "rubric": {d.value: {lv.value: text for lv, text in levels.items()} for d, levels in RUBRIC.items()}}
 
     # -- use cases -------------------------------------------------------------------------
     def _stored(self, conn: Connection, case_id: str) -> tuple[UseCase, dict[str, Any]]:

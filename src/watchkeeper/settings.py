@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchkeeper.errors import ConfigError
+from watchkeeper.value.priority import Weights
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
 from watchkeeper.yamlfile import YamlPositions
 from watchkeeper.yamlfile import load as load_yaml
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )
     responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
+    value_weights: Weights = Field(
+        default_factory=Weights, description="Weights of the prioritization matrix's dimensions (docs/value.md)")
     gate_guard_seconds: float = Field(
         5.0, gt=0, description="How often serve checks the use cases in production (a failed criterion demotes)")
     action_lease_seconds: float = Field(

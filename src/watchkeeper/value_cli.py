@@ -40,7 +40,7 @@ def _common() -> ModuleType:
 
 
 def _portfolio(wk: Any) -> Portfolio:
-    return Portfolio(wk.db, wk.clock, wk.governance.catalog)
+    return Portfolio.of(wk)
 
 
 def _dumps(value: Any) -> str:
@@ -130,6 +130,31 @@ def usecases_propose(case_id: str) -> None:
         found = _portfolio(wk).propose(case_id, common.actor())
     out.print(f"gate proposal {found['id']}: {found['use_case_id']} {found['from_stage']} → {found['to_stage']}; "
               f"an approver runs 'watchkeeper gates approve {found['id']}'")
+
+
+@usecases_app.command("rank")
+def usecases_rank(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
+    """The prioritization matrix: quick wins, strategic projects, future consideration (weights:
+    the value_weights setting; data readiness measured from what Watchkeeper holds), duplicates."""
+    common = _common()
+    with common.service() as wk:
+        found = Portfolio.of(wk).priorities(common.settings().value_weights)
+    if as_json:
+        out.print(_dumps(found), markup=False, soft_wrap=True)
+        return
+    table = _table("id", "score", "category", "impact", "complexity", "data (measured)", "alignment", "risk",
+                   "fit", "stage")
+    for s in found["ranked"]:
+        lv = {k: (v or "?") for k, v in s["levels"].items()}
+        data = s["data_readiness"]
+        measured = f"{lv['data_readiness']} ({data['completeness']:.0%})" if "completeness" in data else lv[
+            "data_readiness"]
+        table.add_row(s["id"], f"{s['score']:.0f}", s["category"].replace("_", " "), lv["business_impact"],
+                      lv["implementation_complexity"], measured, lv["organizational_alignment"],
+                      lv["risk_of_failure"], lv["strategic_fit"], s["stage"])
+    out.print(table)
+    for dup in found["duplicates"]:
+        out.print(f"duplicate: {dup['text']}", markup=False)
 
 
 # -- gates --------------------------------------------------------------------------------------

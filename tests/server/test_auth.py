@@ -62,6 +62,7 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/usecases"): "viewer",
     ("POST", "/api/v1/usecases"): "operator",
     ("GET", "/api/v1/usecases/{case_id}"): "viewer",
+    ("GET", "/api/v1/portfolio/priorities"): "viewer",
     ("POST", "/api/v1/usecases/{case_id}/propose"): "operator",
     ("GET", "/api/v1/gates"): "viewer",
     ("GET", "/api/v1/gates/evaluation"): "viewer",

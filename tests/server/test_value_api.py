@@ -241,3 +241,35 @@ def test_unknown_things_are_404(api: Client) -> None:
     assert "no gate proposal 7" in api.call("POST", "/api/v1/gates/7/approve", Role.APPROVER, status=404)["error"]
     api.call("POST", "/api/v1/gates/0/approve", Role.APPROVER, status=422)
     api.call("GET", "/api/v1/gates?status=bogus", Role.VIEWER, status=422)
+
+
+def test_priorities_measure_data_readiness_and_flag_duplicates(tmp_path: Path, make_service: Any,
+                                                               sqlite_url: str, clock: Clock) -> None:
+    wk: Watchkeeper = make_service(sqlite_url, topology={"services": {"web": {"depends_on": ["db"]}}})
+    with TestClient(create_app(wk, upgrade=False, responder=False, watch=False, rank=False)) as client:
+        api = Client(wk, client)
+        incident = fire(api, 1)
+        api.call("POST", f"/api/v1/incidents/{incident}/acknowledge", Role.OPERATOR)
+        clock.advance(minutes=5)
+        api.call("POST", f"/api/v1/incidents/{incident}/resolve", Role.OPERATOR)
+        noise = {"id": "noise", "title": "Alert noise reduction", "capabilities": ["noise_reduction"],
+                 "services": ["web"], "scores": {"business_impact": "high", "implementation_complexity": "high",
+                                                 "organizational_alignment": "high", "risk_of_failure": "high",
+                                                 "strategic_fit": "medium"}}
+        forecast = {"id": "disk", "title": "Disk capacity forecasting", "capabilities": ["forecasting"],
+                    "services": ["web"], "scores": {"business_impact": "medium", "data_readiness": "high"}}
+        again = {**noise, "id": "noise-2", "title": "Fewer pages"}
+        for doc in (noise, forecast, again):
+            api.call("POST", "/api/v1/usecases", Role.OPERATOR, {"use_case": doc})
+        found = api.call("GET", "/api/v1/portfolio/priorities", Role.VIEWER)
+    ranked = {r["id"]: r for r in found["ranked"]}
+    assert ranked["noise"]["data_readiness"] == {"level": "high", "completeness": 1.0, "source": "measured",
+                                                 "signals": {"alerts": 1.0, "incidents": 1.0}}
+    assert ranked["noise"]["category"] == "quick_win"
+    # stated "high", but Watchkeeper watches no metric of web: measured low
+    assert ranked["disk"]["data_readiness"]["signals"] == {"metrics": 0.0}
+    assert ranked["disk"]["levels"]["data_readiness"] == "low"
+    assert ranked["disk"]["category"] == "future_consideration"
+    assert [r["id"] for r in found["ranked"]][-1] == "disk"
+    assert [d["text"] for d in found["duplicates"]] == ["noise and noise-2 both cover noise_reduction for web"]
+    assert found["rubric"]["implementation_complexity"]["high"] == "leverages existing tools, < 3 months"

@@ -42,7 +42,7 @@ class GateVote(BaseModel):
 
 
 def portfolio_of(service: Watchkeeper) -> Portfolio:
-    return Portfolio(service.db, service.clock, service.governance.catalog)
+    return Portfolio.of(service)
 
 
 def add_routes(app: FastAPI, service: Watchkeeper) -> None:
@@ -74,6 +74,13 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
             who.require(Permission.APPROVE)
         case = parse_use_case(body.use_case)
         return portfolio.apply(case, f"token:{who.name}", new_version=body.new_version, reason=body.reason)
+
+    @app.get("/api/v1/portfolio/priorities", tags=["value"])
+    def priorities(_who: Reader) -> Any:
+        """The prioritization matrix: use cases ranked into quick wins, strategic projects and future
+        consideration (data readiness measured), duplicates flagged, the rubric. Weights: the
+        ``value.weights`` setting."""
+        return portfolio.priorities(service.settings.value_weights)
 
     @app.get("/api/v1/usecases/{case_id}", tags=["value"])
     def show_use_case(case_id: CaseId, _who: Reader) -> Any:

@@ -4,7 +4,7 @@ measures, the model registry and drift events. The rules live in :mod:`watchkeep
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,7 +17,9 @@ from watchkeeper.storage.tables import (
     approvals,
     audit_log,
     decisions,
+    detector_state,
     drift_events,
+    events,
     gate_proposals,
     incident_services,
     incidents,
@@ -205,3 +207,36 @@ def drift_rows(conn: Connection, model: str | None = None, limit: int = 200) -> 
     if model is not None:
         query = query.where(drift_events.c.model == model)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- data readiness -------------------------------------------------------------------------
+def seen_services(conn: Connection, since: datetime) -> list[str]:
+    rows = conn.execute(select(alerts.c.service).where(alerts.c.last_seen >= since).distinct())
+    return sorted(str(r.service) for r in rows)
+
+
+def signal_coverage(conn: Connection, services: Sequence[str], now: datetime,
+                    topology: Sequence[str]) -> dict[str, float]:
+    """What Watchkeeper holds for the services, each signal as a completeness 0..1: alerts and
+    logs seen in the last 30 days, watched metric series, a place in the topology (each: the share
+    of the services that have it), and resolved incidents of the last 90 days that carry both an
+    acknowledgement and a resolution time (the history MTTA/MTTR baselines need)."""
+    if not services:
+        return {s: 0.0 for s in ("alerts", "incidents", "metrics", "logs", "topology")}
+    month, quarter = now - timedelta(days=30), now - timedelta(days=90)
+    with_alerts = {r.service for r in conn.execute(select(alerts.c.service).where(
+        alerts.c.service.in_(list(services)), alerts.c.last_seen >= month).distinct())}
+    with_logs = {r.service for r in conn.execute(select(events.c.service).where(
+        events.c.service.in_(list(services)), events.c.kind == "log", events.c.received_at >= month).distinct())}
+    keys = [str(r.key) for r in conn.execute(select(detector_state.c.key))]
+    with_metrics = {s for s in services if any(f'="{s}"' in k for k in keys)}
+    resolved = [i for i in incident_times(conn, services, quarter, now) if i.resolved_at is not None]
+    complete = [i for i in resolved if i.acknowledged_at is not None]
+    n = len(services)
+    return {
+        "alerts": len(with_alerts) / n,
+        "incidents": (len(complete) / len(resolved)) if resolved else 0.0,
+        "metrics": len(with_metrics) / n,
+        "logs": len(with_logs) / n,
+        "topology": len(set(services) & set(topology)) / n,
+    }
