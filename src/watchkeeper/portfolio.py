@@ -11,7 +11,7 @@ disagree (see ``docs/value.md``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -26,11 +26,13 @@ from watchkeeper.policy.approvals import identities, same_person
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
 from watchkeeper.value.gates import GateDecision, Move, gate
-from watchkeeper.value.kpis import Evidence, measure_all
+from watchkeeper.value.kpis import Evidence, mean_seconds, measure_all
 from watchkeeper.value.priority import RUBRIC, Weights, duplicates, rank, readiness
+from watchkeeper.value.roi import Assumptions, Input, ItsmImport, baseline, compute, inputs_for, sensitivity
 from watchkeeper.value.usecase import (
     AUTONOMY_ORDER,
     STAGE_AUTONOMY,
+    Kpi,
     Stage,
     UseCase,
     autonomy_of,
@@ -356,3 +358,70 @@ class Portfolio:
                     if AUTONOMY_ORDER.index(effective) > AUTONOMY_ORDER.index(STAGE_AUTONOMY[stage]):
                         problems.append(f"{rb_id}: {effective.value} above {case_id} at {stage.value}")
         return problems
+
+
+# -- the executive report ------------------------------------------------------------------------
+#: Which ROI lines a capability moves: alert triage (noise) or the time to resolve (MTTR).
+TRIAGE_CAPABILITIES = frozenset({"noise_reduction", "correlation"})
+
+
+def report_figures(portfolio: Portfolio, itsm: ItsmImport, source: str, assumptions: Assumptions,
+                   window_days: float = 30.0) -> dict[str, Any]:
+    """Everything the report shows: the ITSM baseline, the current state measured by Watchkeeper
+    over the last ``window_days`` (MTTR, alerts, noise reduction — each an assumption when
+    Watchkeeper has not measured it yet), the portfolio's ROI and sensitivity, and per use case
+    its gate evaluation and the ROI of its own levers (costs shared evenly between use cases)."""
+    base = baseline(itsm.incidents, source)
+    now = portfolio.clock()
+    start = now - timedelta(days=window_days)
+    months = window_days / 30.4375
+    with portfolio.db.read() as conn:
+        current = store.incident_times(conn, [], start, now)
+        alerts = store.alert_count(conn, [], start, now)
+    _, n_mttr = mean_seconds(current, "mttr")
+    resolved = sorted((i.resolved_at - i.opened_at).total_seconds() / 60 for i in current if i.resolved_at)
+    measured_mttr = resolved[len(resolved) // 2] if resolved else None
+    where = f"measured: Watchkeeper, last {window_days:g} days"
+    inputs = inputs_for(
+        base, assumptions,
+        current_mttr_minutes=measured_mttr, current_source=f"{where}, median of {n_mttr} resolved incidents",
+        alerts_per_month=alerts / months if alerts else None, alerts_source=f"{where}, {alerts} alerts",
+        noise_reduction=(1 - len(current) / alerts) if alerts else None,
+        noise_source=f"{where}: 1 - {len(current)} incidents / {alerts} alerts")
+    total = compute(inputs, assumptions.horizon_months)
+    evaluated = portfolio.evaluate()
+    cases = []
+    share = 1 / max(len(evaluated), 1)
+    for e in evaluated:
+        case_inputs, levers = _levers(e.case, inputs, share)
+        roi = compute(case_inputs, assumptions.horizon_months)
+        cases.append({"doc": e.case.model_dump(mode="json"), "stage": e.case.stage.value,
+                      "evaluation": e.decision.as_dict(), "roi": roi,
+                      "sensitivity": sensitivity(case_inputs, assumptions.horizon_months), "levers": levers})
+    return {"baseline": base, "roi": total, "sensitivity": sensitivity(inputs, assumptions.horizon_months),
+            "cases": cases, "priorities": portfolio.priorities()["ranked"], "skipped": itsm.skipped,
+            "rows": itsm.rows, "currency": assumptions.currency}
+
+
+def _levers(case: UseCase, inputs: list[Input], share: float) -> tuple[list[Input], str]:
+    """The inputs of one use case: only the ROI lines its capabilities move, its own MTTR target
+    when it states one, and its share of the costs."""
+    triage = bool(set(case.capabilities) & TRIAGE_CAPABILITIES)
+    mttr = not case.capabilities or bool(set(case.capabilities) - TRIAGE_CAPABILITIES)
+    by = {i.name: i for i in inputs}
+    out = dict(by)
+    for name in ("platform_cost_per_month", "people_cost_per_month", "one_time_cost"):
+        out[name] = replace(by[name], value=round(by[name].value * share, 2),
+                            source=f"{by[name].source}, shared evenly: {share:.0%}")
+    target = next((c.target for c in case.success_criteria if c.kpi is Kpi.MTTR_CHANGE and c.target < 0), None)
+    if mttr and target is not None and not by["current_mttr_minutes"].source.startswith("measured"):
+        value = by["baseline_mttr_minutes"].value * (1 + target)
+        out["current_mttr_minutes"] = replace(by["current_mttr_minutes"], value=round(value, 2),
+                                              source=f"target of use case {case.id}: MTTR {target:+.0%}")
+    if not mttr:
+        out["current_mttr_minutes"] = replace(by["baseline_mttr_minutes"], name="current_mttr_minutes",
+                                              source=f"{case.id} does not act on resolution time")
+    if not triage:
+        out["noise_reduction"] = Input("noise_reduction", 0.0, "share", f"{case.id} does not reduce alert noise")
+    levers = " and ".join(x for x, on in (("alert triage", triage), ("time to resolve", mttr)) if on)
+    return list(out.values()), levers

@@ -233,3 +233,134 @@ def gates_approve(proposal_id: int, comment: Annotated[str, typer.Option()] = ""
 def gates_reject(proposal_id: int, comment: Annotated[str, typer.Option()] = "", token: Token = None) -> None:
     """Reject a promotion."""
     _vote(proposal_id, False, comment, token)
+
+
+# -- report -------------------------------------------------------------------------------------
+@app.command("report")
+def report(
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for report.html, report.pdf, report.json")],
+    itsm: Annotated[Path | None, typer.Option(
+        help="baseline: an ITSM CSV export (a ServiceNow incident event log, or one row per incident)")] = None,
+    baseline_from: Annotated[str | None, typer.Option(
+        help="baseline instead: Watchkeeper's own incidents from this time (ISO 8601) ...")] = None,
+    baseline_to: Annotated[str | None, typer.Option(help="... to this time")] = None,
+    assumptions: Annotated[Path | None, typer.Option(help="YAML file overriding the ROI assumptions")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="print the PDF with headless Chromium")] = True,
+) -> None:
+    """The executive report (HTML with charts, and PDF): the portfolio, the baseline, ROI with every
+    input's source, payback, sensitivity; one page per use case."""
+    from watchkeeper.portfolio import report_figures
+    from watchkeeper.value.report import render
+
+    assumed = _assumptions(assumptions)
+    common = _common()
+    with common.service() as wk:
+        portfolio = Portfolio.of(wk)
+        if itsm is not None:
+            if baseline_from or baseline_to:
+                raise InputError("give either --itsm or --baseline-from/--baseline-to, not both")
+            imported, source = _read_itsm(itsm), itsm.name
+        else:
+            imported, source = _own_baseline(portfolio, baseline_from, baseline_to)
+        figures = report_figures(portfolio, imported, source, assumed)
+        generated = wk.clock()
+    page = render(generated_at=generated, base=figures["baseline"], roi=figures["roi"], rows=figures["sensitivity"],
+                  currency=figures["currency"], portfolio=figures["priorities"], cases=figures["cases"],
+                  skipped=figures["skipped"], itsm_rows=figures["rows"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    summary = {"baseline": {k: v for k, v in vars_of(figures["baseline"]).items()}, "roi": figures["roi"].as_dict(),
+               "sensitivity": [r.as_dict() for r in figures["sensitivity"]],
+               "use_cases": [{"id": c["doc"]["id"], "stage": c["stage"], "roi": c["roi"].as_dict(),
+                              "levers": c["levers"]} for c in figures["cases"]]}
+    (out_dir / "report.json").write_text(_dumps(summary), encoding="utf-8")
+    out.print(f"wrote {html_path}")
+    if pdf:
+        pdf_path = out_dir / "report.pdf"
+        print_pdf(html_path, pdf_path)
+        out.print(f"wrote {pdf_path}")
+
+
+def vars_of(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(value)
+
+
+def _assumptions(path: Path | None) -> Any:
+    from watchkeeper.value.roi import Assumptions
+
+    if path is None:
+        return Assumptions()
+    try:
+        doc = load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Assumptions.model_validate(doc.data or {})
+    except ValidationError as exc:
+        lines = [f"{path}:{doc.where(tuple(e['loc']))[0]}: {doc.where(tuple(e['loc']))[1]}: {e['msg']}"
+                 for e in exc.errors()]
+        raise InputError("\n".join(lines)) from None
+
+
+def _read_itsm(path: Path) -> Any:
+    from watchkeeper.value.roi import read_itsm_csv
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    try:
+        return read_itsm_csv(text)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _own_baseline(portfolio: Portfolio, start: str | None, end: str | None) -> tuple[Any, str]:
+    from datetime import UTC, datetime
+
+    from watchkeeper.storage import value as store
+    from watchkeeper.value.roi import ItsmImport, ItsmIncident
+
+    if not (start and end):
+        raise InputError("a baseline is needed: --itsm FILE (an ITSM export), or --baseline-from and --baseline-to "
+                         "(Watchkeeper's own incidents before it acted)")
+    try:
+        since, until = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end))
+    except ValueError as exc:
+        raise InputError(f"--baseline-from/--baseline-to: {exc} (ISO 8601, e.g. 2026-10-01T00:00:00Z)") from None
+    since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    if until <= since:
+        raise InputError("--baseline-to must be after --baseline-from")
+    with portfolio.db.read() as conn:
+        times = store.incident_times(conn, [], since, until)
+    found = tuple(ItsmIncident(str(n), "", t.opened_at, t.acknowledged_at, t.resolved_at) for n, t in enumerate(times))
+    if not found:
+        raise InputError(f"Watchkeeper holds no incident opened between {start} and {end}")
+    return ItsmImport(found, len(found), "watchkeeper"), f"Watchkeeper incidents {start} to {end}"
+
+
+def print_pdf(html_path: Path, pdf_path: Path) -> None:
+    """Print the page with headless Chromium (Debian's ``chromium``)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = next((found for name in ("chromium", "chromium-browser", "google-chrome")
+                    if (found := shutil.which(name))), None)
+    if browser is None:
+        raise WatchkeeperError(
+            f"no PDF: Chromium is not installed (apt-get install chromium); the HTML is at {html_path}")
+    with tempfile.TemporaryDirectory(prefix="wk-report-") as profile:
+        argv = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-pdf-header-footer", f"--user-data-dir={profile}", f"--print-to-pdf={pdf_path.resolve()}",
+                html_path.resolve().as_uri()]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+        except subprocess.TimeoutExpired:
+            raise WatchkeeperError(f"no PDF: Chromium took more than 180 s; the HTML is at {html_path}") from None
+    if done.returncode != 0 or not pdf_path.exists() or pdf_path.stat().st_size == 0:
+        raise WatchkeeperError(f"no PDF: Chromium exited {done.returncode}: {done.stderr.strip()[-300:]}; "
+                               f"the HTML is at {html_path}")

@@ -119,14 +119,14 @@ def gate(case: UseCase, stage: Stage, measures: dict[Kpi, Measure]) -> GateDecis
     >>> d.move.value, d.to.value, d.reason.value
     ('demote', 'pilot', 'criterion_failed_in_production')
     """
+    judged = tuple(judge(c, measures.get(c.kpi, Measure(None, 0))) for c in case.success_criteria)
     if stage is Stage.RETIRED:
-        return GateDecision(Move.HOLD, GateReason.RETIRED, stage, stage)
-    if stage is Stage.PROPOSED:
+        return GateDecision(Move.HOLD, GateReason.RETIRED, stage, stage, judged)
+    if stage is Stage.PROPOSED:  # the measures are shown, but a pilot needs only owners and criteria
         problems = pilot_problems(case)
         if problems:
-            return GateDecision(Move.HOLD, GateReason.NOT_READY_FOR_PILOT, stage, stage, problems=tuple(problems))
-        return GateDecision(Move.PROMOTE, GateReason.READY_FOR_PILOT, stage, Stage.PILOT)
-    judged = tuple(judge(c, measures.get(c.kpi, Measure(None, 0))) for c in case.success_criteria)
+            return GateDecision(Move.HOLD, GateReason.NOT_READY_FOR_PILOT, stage, stage, judged, tuple(problems))
+        return GateDecision(Move.PROMOTE, GateReason.READY_FOR_PILOT, stage, Stage.PILOT, judged)
     failed = [j for j in judged if j.result is Result.FAILED]
     unknown = [j for j in judged if j.result is Result.UNKNOWN]
     if stage.in_production and failed:

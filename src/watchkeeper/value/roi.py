@@ -425,6 +425,8 @@ def sensitivity(inputs: Iterable[Input], horizon_months: int, factor: float = 0.
             low, high = base - saved * (1 - factor), base - saved * (1 + factor)  # less / more improvement
         else:
             low, high = value * (1 - factor), value * (1 + factor)
+            if by_name[name].unit == "share":
+                high = min(high, 1.0)
         at_low = compute([replace(i, value=low) if i.name == name else i for i in given], horizon_months)
         at_high = compute([replace(i, value=high) if i.name == name else i for i in given], horizon_months)
         rows.append(Sensitivity(name, round(low, 4), round(high, 4), at_low.roi, at_high.roi, at_low.payback_months,
