@@ -40,6 +40,7 @@ def cli(tmp_path: Path, make_service: Any, sqlite_url: str) -> Any:
 
     run.wk = wk  # type: ignore[attr-defined]
     run.tmp = tmp_path  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -113,3 +114,30 @@ def test_rank(cli: Any) -> None:
     assert "duplicate: auto-restart and restart-twin both cover remediation for web" in shown
     ranked = orjson.loads(cli("usecases", "rank", "--json").stdout)["ranked"]
     assert ranked[0]["data_readiness"]["source"] == "measured"
+
+
+def test_assess_from_a_file_and_interactively(cli: Any) -> None:
+    cli("usecases", "apply", str(FIXTURE))
+    answers = cli.tmp / "answers.yaml"
+    answers.write_text("answers:\n  skills_data: 2\n  skills_runbooks: 3\n  sponsorship: 4\n  culture: 3\n"
+                       "  signal_coverage: 2\n  noise: 2\n")
+    found = orjson.loads(cli("assess", "--from", str(answers), "--json").stdout)
+    assert found["levels"]["skills"] == 3 and found["levels"]["organisation"] == 4
+    assert found["measured"]["audit"] == {"level": 5, "evidence": "the audit chain verifies"}
+    assert found["measured"]["runbook_autonomy"]["level"] == 1  # its use case is proposed: the runbook is at shadow
+    assert found["roadmap"][0]["now"] and found["roadmap"][2]["next_use_cases"] == ["auto-restart"]
+    table = cli("assess", "--from", str(answers)).stdout
+    assert "NOW  foundational" in table and "next: auto-restart" in table
+    answers.write_text("noise: 9\n")
+    assert "answers.yaml:1: noise: a level is a whole number 1 to 5, not 9" in cli(
+        "assess", "--from", str(answers), code=2).stderr
+    answers.write_text("vibes: 3\n")
+    assert "'vibes' is not a question" in cli("assess", "--from", str(answers), code=2).stderr
+    saved = cli.tmp / "saved.yaml"
+    # interactively: the measured answers are offered as defaults (Enter takes them), the rest asked
+    typed = "\n".join(["3"] * 10) + "\n"
+    result = CliRunner().invoke(app, ["assess", "--save", str(saved)], input=typed, env=cli.env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout
+    assert "measured: the audit chain verifies → 5" in result.stdout
+    assert yaml.safe_load(saved.read_text())["culture"] == 3

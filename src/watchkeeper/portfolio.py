@@ -26,7 +26,7 @@ from watchkeeper.policy.approvals import identities, same_person
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
 from watchkeeper.value.gates import GateDecision, Move, gate
-from watchkeeper.value.kpis import Evidence, mean_seconds, measure_all
+from watchkeeper.value.kpis import Evidence, mean_seconds, measure_all, remediation_success
 from watchkeeper.value.priority import RUBRIC, Weights, duplicates, rank, readiness
 from watchkeeper.value.roi import Assumptions, Input, ItsmImport, baseline, compute, inputs_for, sensitivity
 from watchkeeper.value.usecase import (
@@ -96,6 +96,38 @@ class Portfolio:
         except WatchkeeperError:  # a bad topology file is reported where it is used; here it counts as none
             nodes = []
         return cls(wk.db, wk.clock, wk.governance.catalog, nodes)
+
+    # -- maturity --------------------------------------------------------------------------
+    def maturity_measures(self) -> dict[str, float | None]:
+        """What the maturity questionnaire can pre-fill from Watchkeeper's data (see
+        :func:`watchkeeper.value.maturity.prefill`); None where nothing is measured."""
+        now = self.clock()
+        month = now - timedelta(days=30)
+        with self.db.read() as conn:
+            services = store.seen_services(conn, now - timedelta(days=90))
+            coverage = store.signal_coverage(conn, services, now, self.topology) if services else None
+            alerts = store.alert_count(conn, [], month, now)
+            incidents = len(store.incident_times(conn, [], month, now))
+            runs = store.action_outcomes(conn, list(self.catalog.runbooks), month, now)
+            cases = [UseCase.model_validate({**r["doc"], "stage": r["stage"]}) for r in store.use_case_rows(conn)]
+            autonomies = [AUTONOMY_ORDER.index(autonomy_of(rb.autonomy, [s for _, s in store.stages_of(conn, rb_id)]))
+                          for rb_id, rb in self.catalog.runbooks.items()]
+        success = remediation_success(runs).value
+        governed = sum(1 for c in cases if not pilot_problems(c)) / len(cases) if cases else None
+        if governed is not None and any(c.stage.rank >= Stage.ASSISTED.rank and c.stage is not Stage.RETIRED
+                                        for c in cases):
+            governed = 1.5
+        return {"signal_coverage": sum(coverage.values()) / len(coverage) if coverage else None,
+                "noise_reduction": (1 - incidents / alerts) if alerts else None,
+                "runbook_autonomy": sum(autonomies) / len(autonomies) if autonomies else None,
+                "remediation_success": success, "use_case_governance": governed}
+
+    def roadmap_cases(self) -> list[dict[str, Any]]:
+        """The portfolio, best-ranked first, with the capabilities each brings (for the roadmap)."""
+        with self.db.read() as conn:
+            docs = {r["id"]: r["doc"] for r in store.use_case_rows(conn)}
+        return [{**s, "capabilities": docs.get(s["id"], {}).get("capabilities", [])}
+                for s in self.priorities()["ranked"]]
 
     # -- prioritization --------------------------------------------------------------------
     def priorities(self, weights: Weights | None = None) -> dict[str, Any]:

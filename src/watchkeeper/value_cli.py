@@ -364,3 +364,94 @@ def print_pdf(html_path: Path, pdf_path: Path) -> None:
     if done.returncode != 0 or not pdf_path.exists() or pdf_path.stat().st_size == 0:
         raise WatchkeeperError(f"no PDF: Chromium exited {done.returncode}: {done.stderr.strip()[-300:]}; "
                                f"the HTML is at {html_path}")
+
+
+# -- assess -------------------------------------------------------------------------------------
+@app.command("assess")
+def assess_cmd(
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", help="answers from a YAML file ({question_id: level 1-5}) instead of asking")] = None,
+    questionnaire: Annotated[Path | None, typer.Option(help="your own questionnaire (YAML; default: built in)")] = None,
+    save: Annotated[Path | None, typer.Option(help="write the answers given to this YAML file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False,
+) -> None:
+    """The AIOps maturity assessment: level 1-5 per dimension and a phased roadmap naming the next
+    use cases. What Watchkeeper measures is pre-filled; the rest is asked (or read --from a file)."""
+    from watchkeeper.value.maturity import LEVELS, Questionnaire, assess, default_questionnaire, prefill
+
+    q = _load_model(questionnaire, Questionnaire) if questionnaire else default_questionnaire()
+    common = _common()
+    with common.service() as wk:
+        portfolio = Portfolio.of(wk)
+        measures: dict[str, float | None] = {**portfolio.maturity_measures(),
+                                             "audit": 1.0 if wk.verify_audit().ok else 0.0}
+        cases = portfolio.roadmap_cases()
+    measured = prefill(measures)
+    answers: dict[str, int] = {}
+    if from_file is not None:
+        answers = _answers(from_file, {x.id for x in q.questions})
+    else:
+        from rich.prompt import IntPrompt
+
+        for question in q.questions:
+            out.print(f"\n[bold]{question.dimension.value}[/bold]: {question.text}", highlight=False)
+            for n, text in enumerate(question.answers, start=1):
+                out.print(f"  {n}. {text}", markup=False)
+            default = measured[question.id].level if question.id in measured else None
+            if default is not None:
+                out.print(f"  measured: {measured[question.id].evidence} → {default}", markup=False)
+            choices = ["1", "2", "3", "4", "5"]
+            answers[question.id] = (IntPrompt.ask("  level", console=out, choices=choices, default=default)
+                                    if default is not None else IntPrompt.ask("  level", console=out, choices=choices))
+    try:
+        found = assess(q, answers, measured, cases)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if save is not None:
+        save.write_text(yaml.safe_dump(found.answers, sort_keys=False), encoding="utf-8")
+    if as_json:
+        out.print(_dumps(found.as_dict()), markup=False, soft_wrap=True)
+        return
+    table = _table("dimension", "level", "", "measured")
+    for dim, level in found.levels.items():
+        evidence = "; ".join(m.evidence for qid, m in measured.items()
+                             if any(x.id == qid and x.dimension is dim for x in q.questions))
+        table.add_row(dim.value, str(level or "-"), LEVELS.get(level or 0, "not assessed"), evidence)
+    out.print(table)
+    for step in found.roadmap:
+        mark = "done" if step["done"] else "NOW" if step["now"] else "later"
+        cases_text = ", ".join(step["next_use_cases"]) or "no use case yet: 'watchkeeper usecases apply FILE'"
+        out.print(f"{mark:>5}  {step['phase']}: {step['goal']} — next: {cases_text}", markup=False)
+
+
+def _load_model(path: Path, model: Any) -> Any:
+    try:
+        doc = load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise InputError("\n".join(f"{path}:{doc.where(tuple(e['loc']))[0]}: {doc.where(tuple(e['loc']))[1]}: "
+                                   f"{e['msg']}" for e in exc.errors())) from None
+
+
+def _answers(path: Path, known: set[str]) -> dict[str, int]:
+    try:
+        doc = load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    data = doc.data or {}
+    if isinstance(data, dict) and isinstance(data.get("answers"), dict):
+        data = data["answers"]
+    if not isinstance(data, dict):
+        raise InputError(f"{path}:1: answers are a mapping of question id to a level 1-5")
+    found = {}
+    for key, value in data.items():
+        line = doc.line((key,)) if "answers" not in (doc.data or {}) else doc.line(("answers", key))
+        if key not in known:
+            raise InputError(f"{path}:{line}: {key!r} is not a question; known: {', '.join(sorted(known))}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise InputError(f"{path}:{line}: {key}: a level is a whole number 1 to 5, not {value!r}")
+        found[str(key)] = value
+    return found
