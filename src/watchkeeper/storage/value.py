@@ -240,3 +240,22 @@ def signal_coverage(conn: Connection, services: Sequence[str], now: datetime,
         "logs": len(with_logs) / n,
         "topology": len(set(services) & set(topology)) / n,
     }
+
+
+def alert_times(conn: Connection, start: datetime, end: datetime, limit: int = 1_000_000) -> list[datetime]:
+    rows = conn.execute(select(alerts.c.first_seen).where(alerts.c.first_seen >= start, alerts.c.first_seen < end)
+                        .limit(limit))
+    return [r.first_seen for r in rows]
+
+
+def anomaly_times(conn: Connection, start: datetime, end: datetime, limit: int = 1_000_000) -> list[datetime]:
+    rows = conn.execute(select(events.c.received_at).where(
+        events.c.kind == "anomaly", events.c.status == "firing", events.c.received_at >= start,
+        events.c.received_at < end).limit(limit))
+    return [r.received_at for r in rows]
+
+
+def latest_version(conn: Connection, kind: str, name: str) -> str | None:
+    value = conn.execute(select(models.c.version).where(models.c.kind == kind, models.c.name == name)
+                         .order_by(models.c.id.desc()).limit(1)).scalar()
+    return str(value) if value is not None else None
