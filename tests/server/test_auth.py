@@ -69,6 +69,11 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/gates/evaluate"): "operator",
     ("POST", "/api/v1/gates/{proposal_id}/approve"): "approver",
     ("POST", "/api/v1/gates/{proposal_id}/reject"): "approver",
+    ("GET", "/api/v1/models"): "viewer",
+    ("POST", "/api/v1/models"): "operator",
+    ("GET", "/api/v1/models/{kind}/{name}"): "viewer",
+    ("POST", "/api/v1/models/{kind}/{name}/drift"): "operator",
+    ("GET", "/api/v1/drift"): "viewer",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

@@ -161,7 +161,8 @@ class Responder:
                   "cause": {"component": cause.component, "kind": cause.kind, "confidence": cause.confidence,
                             "model": cause.model} if cause else None,
                   "runbook_version": rb.version, "policy_version": POLICY_VERSION,
-                  "declared_autonomy": rb.autonomy.value}
+                  "declared_autonomy": rb.autonomy.value,
+                  "model_versions": value_store.named_versions(conn, [("rca", cause.model)] if cause else [])}
         decision_id = store.add_decision(
             conn, incident_id=incident_id, runbook_id=rb.id, runbook_version=rb.version,
             verdict=decision.verdict.value, reason=decision.reason.value, rule=decision.rule,

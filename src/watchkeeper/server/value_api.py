@@ -16,12 +16,16 @@ from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from watchkeeper.errors import InputError
 from watchkeeper.governance.loop import Loop
+from watchkeeper.model_registry import Registry, Signal
 from watchkeeper.portfolio import Portfolio, parse_use_case
 from watchkeeper.server.app import MAX_ID, Approver, Operator, Reader
 from watchkeeper.service import Permission, Watchkeeper
+from watchkeeper.value.drift import MAX_SAMPLE, ModelKind, ModelVersion
 from watchkeeper.value.usecase import ID_PATTERN
 
+ModelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
 CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="a use case id")]
 ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PROPOSAL_STATUSES = "^(pending|approved|rejected|superseded|all)$"
@@ -35,6 +39,13 @@ class UseCaseIn(BaseModel):
 
 class Evaluate(BaseModel):
     use_case: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class DriftIn(BaseModel):
+    signal: Signal = Signal.SCORES
+    scores: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE)
+    version: str | None = Field(None, max_length=64)
+    days: float = Field(1.0, gt=0, le=366, description="the recent window of a rate check")
 
 
 class GateVote(BaseModel):
@@ -116,3 +127,39 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     @app.post("/api/v1/gates/{proposal_id}/reject", tags=["value"])
     def reject(proposal_id: ProposalId, who: Approver, body: GateVote | None = None) -> Any:
         return portfolio.vote(proposal_id, f"token:{who.name}", False, body.comment if body else "")
+
+    registry = Registry(service.db, service.clock)
+
+    @app.get("/api/v1/models", tags=["value"])
+    def list_models(_who: Reader, kind: ModelKind | None = None) -> Any:
+        """Registered model versions (detectors, template miners, correlation strategies, RCA models)."""
+        return registry.versions(kind.value if kind else None)
+
+    @app.post("/api/v1/models", tags=["value"], status_code=201)
+    def register_model(body: dict[str, Any], who: Operator) -> Any:
+        """Register a model version: kind, name, version, params, train_start/train_end, scores
+        (held_out, in_sample), baseline (a reference sample of its output scores)."""
+        from pydantic import ValidationError
+
+        try:
+            model = ModelVersion.model_validate(body)
+        except ValidationError as exc:
+            parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:8]]
+            raise InputError("invalid model version: " + "; ".join(parts)) from None
+        return registry.register(model, f"token:{who.name}")
+
+    @app.get("/api/v1/models/{kind}/{name}", tags=["value"])
+    def show_model(kind: ModelKind, name: ModelName, _who: Reader,
+                   version: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+        return registry.show(kind.value, name, version)
+
+    @app.post("/api/v1/models/{kind}/{name}/drift", tags=["value"])
+    def check_drift(kind: ModelKind, name: ModelName, body: DriftIn, who: Operator) -> Any:
+        """Check drift (PSI and KS) of recent scores, or of the alert or anomaly rate against the training
+        window; a drift is recorded as a drift event the use cases' gates count."""
+        return registry.drift(kind.value, name, signal=body.signal, scores=body.scores, version=body.version,
+                              days=body.days, actor=f"token:{who.name}")
+
+    @app.get("/api/v1/drift", tags=["value"])
+    def drift_events(_who: Reader, model: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+        return registry.drift_events(model)

@@ -259,3 +259,13 @@ def latest_version(conn: Connection, kind: str, name: str) -> str | None:
     value = conn.execute(select(models.c.version).where(models.c.kind == kind, models.c.name == name)
                          .order_by(models.c.id.desc()).limit(1)).scalar()
     return str(value) if value is not None else None
+
+
+def named_versions(conn: Connection, names: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The latest registered version of each (kind, name) that is registered: what a decision names."""
+    found = {}
+    for kind, name in names:
+        version = latest_version(conn, kind, name)
+        if version is not None:
+            found[f"{kind}:{name}"] = version
+    return found
