@@ -141,3 +141,28 @@ def test_assess_from_a_file_and_interactively(cli: Any) -> None:
     assert result.exit_code == 0, result.stdout
     assert "measured: the audit chain verifies → 5" in result.stdout
     assert yaml.safe_load(saved.read_text())["culture"] == 3
+
+
+def test_models(cli: Any) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "value" / "detector.yaml"
+    assert "model detector:robust version 2026.11.1 registered (reference sample of 40 scores)" in cli(
+        "models", "register", str(fixture)).stdout
+    assert "already registered" in cli("models", "register", str(fixture), code=2).stderr
+    listed = cli("models", "list").stdout
+    assert "detector:robust" in listed and "nab_standard 70.5" in listed and "2026-11-01 to 2026-11-08" in listed
+    same = cli.tmp / "same.txt"
+    same.write_text("\n".join(str(i / 100) for i in range(1, 41)))
+    assert "detector:robust 2026.11.1 scores: stable" in cli("models", "drift", "detector:robust", "--scores",
+                                                              str(same)).stdout
+    shifted = cli.tmp / "shifted.json"
+    shifted.write_text(orjson.dumps([0.6 + i / 100 for i in range(40)]).decode())
+    drifted = cli("models", "drift", "detector:robust", "--scores", str(shifted), code=1).stdout
+    assert "psi_and_ks" in drifted
+    assert "KIND:NAME" in cli("models", "drift", "robust", code=2).stderr
+    assert "--signal 'vibes'" in cli("models", "drift", "detector:robust", "--signal", "vibes", code=2).stderr
+    garbage = cli.tmp / "garbage.txt"
+    garbage.write_text("0.1\nnot a number\n")
+    assert "scores are numbers" in cli("models", "drift", "detector:robust", "--scores", str(garbage), code=2).stderr
+    # the alert rate over the last day against its training week: too few hours of history here
+    rate = orjson.loads(cli("models", "drift", "detector:robust", "--signal", "alert_rate", "--json").stdout)
+    assert rate["reason"] == "too_few_samples" and rate["reference"] == 168 and rate["current"] == 24

@@ -273,3 +273,60 @@ def test_priorities_measure_data_readiness_and_flag_duplicates(tmp_path: Path, m
     assert [r["id"] for r in found["ranked"]][-1] == "disk"
     assert [d["text"] for d in found["duplicates"]] == ["noise and noise-2 both cover noise_reduction for web"]
     assert found["rubric"]["implementation_complexity"]["high"] == "leverages existing tools, < 3 months"
+
+
+MODEL = {"kind": "rca", "name": "external", "version": "v3", "params": {"window": "10m"},
+         "train_start": "2026-11-01T00:00:00Z", "train_end": "2026-11-08T00:00:00Z",
+         "scores": {"held_out": {"top1": 0.81}, "in_sample": {"top1": 0.9}},
+         "baseline": [i / 100 for i in range(100)]}
+
+
+def test_models_drift_and_the_gate_that_acts_on_it(api: Client) -> None:
+    made = api.call("POST", "/api/v1/models", Role.OPERATOR, MODEL, status=201)
+    assert made["version"] == "v3" and made["baseline_size"] == 100 and "baseline" not in made
+    again = api.call("POST", "/api/v1/models", Role.OPERATOR, MODEL, status=409)
+    assert "already registered" in again["error"]
+    bad = api.call("POST", "/api/v1/models", Role.OPERATOR, {**MODEL, "kind": "oracle"}, status=422)
+    assert bad["error"].startswith("invalid model version: kind")
+    assert api.call("GET", "/api/v1/models/rca/external", Role.VIEWER)["scores"]["held_out"] == {"top1": 0.81}
+    assert [m["name"] for m in api.call("GET", "/api/v1/models?kind=rca", Role.VIEWER)] == ["external"]
+    api.call("GET", "/api/v1/models/rca/nope", Role.VIEWER, status=404)
+
+    # a use case that names the model and wants no drift, promoted to assisted on its evidence
+    case = {"id": "rca-assist", "title": "Ranked causes for on-call", "models": ["rca:external"],
+            "owners": {"business_sponsor": "d", "technical_lead": "a", "operations_leader": "b"},
+            "success_criteria": [{"kpi": "drift_events", "op": "<=", "target": 0, "text": "no drift"}],
+            "readiness": [{"name": "support model", "met": True}]}
+    api.call("POST", "/api/v1/usecases", Role.OPERATOR, {"use_case": case})
+    for stage in ("pilot", "assisted"):
+        proposal = api.call("POST", "/api/v1/usecases/rca-assist/propose", Role.OPERATOR, status=201)
+        assert proposal["to_stage"] == stage
+        api.call("POST", f"/api/v1/gates/{proposal['id']}/approve", Role.APPROVER)
+
+    stable = api.call("POST", "/api/v1/models/rca/external/drift", Role.OPERATOR,
+                      {"scores": [i / 100 + 0.001 for i in range(100)]})
+    assert stable["reason"] == "stable" and stable["drift_id"] is None
+    drifted = api.call("POST", "/api/v1/models/rca/external/drift", Role.OPERATOR,
+                       {"scores": [0.5 + i / 200 for i in range(100)]})
+    assert drifted["drifted"] is True and drifted["psi"] > 0.25 and drifted["drift_id"] == 1
+    [event] = api.call("GET", "/api/v1/drift?model=rca:external", Role.VIEWER)
+    assert event["version"] == "v3" and event["signal"] == "scores"
+    deadline = time.monotonic() + 10
+    while api.call("GET", "/api/v1/usecases/rca-assist", Role.VIEWER)["stage"] != "pilot":
+        assert time.monotonic() < deadline, "the gate guard did not act on the drift event"
+        time.sleep(0.05)
+    demoted = next(r for r in _records(api.wk) if r.kind == "usecase.demoted")
+    assert demoted.payload["failed"] == ["no drift"]
+    no_scores = api.call("POST", "/api/v1/models/rca/external/drift", Role.OPERATOR, {}, status=422)
+    assert "needs the recent scores" in no_scores["error"]
+
+
+def test_a_decision_names_the_model_version_it_used(api: Client) -> None:
+    api.call("POST", "/api/v1/models", Role.OPERATOR, MODEL, status=201)
+    incident = fire(api, 1)
+    api.call("PUT", f"/api/v1/incidents/{incident}/causes", Role.OPERATOR,
+             {"causes": [{"component": "web", "confidence": 0.97, "model": "external"}]})
+    api.wk.governance.respond()
+    [decision] = api.call("GET", f"/api/v1/incidents/{incident}", Role.VIEWER)["decisions"]
+    assert decision["inputs"]["model_versions"] == {"rca:external": "v3"}
+    assert decision["inputs"]["policy_version"] == "policy-v1"
