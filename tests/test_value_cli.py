@@ -51,6 +51,7 @@ def test_apply_list_show_propose_approve(cli: Any) -> None:
     shown = orjson.loads(cli("usecases", "show", "auto-restart").stdout)
     assert shown["runbooks"] == [{"id": "restart", "declared": "auto", "effective": "shadow",
                                   "use_cases": {"auto-restart": "proposed"}}]
+    assert "shadow (file: auto)" in cli("runbooks", "list").stdout  # its use case is only proposed
     proposed = cli("usecases", "propose", "auto-restart").stdout
     assert "gate proposal 1: auto-restart proposed → pilot" in proposed
     assert "four-eyes" in cli("gates", "approve", "1", code=2).stderr  # the same person proposed it

@@ -378,6 +378,12 @@ class Portfolio:
             store.decide_proposal(conn, old["id"], ProposalStatus.SUPERSEDED.value, None, now, "the stage changed")
         audit.append(conn, actor, changes)
 
+    def effective_autonomy(self) -> dict[str, str]:
+        """Each runbook's autonomy as the responder uses it (its file's, lowered by its use cases)."""
+        with self.db.read() as conn:
+            return {rb_id: autonomy_of(rb.autonomy, [s for _, s in store.stages_of(conn, rb_id)]).value
+                    for rb_id, rb in self.catalog.runbooks.items()}
+
     def disagreements(self) -> list[str]:
         """Runbooks whose effective autonomy is above what a covering use case's stage allows
         (empty when stage and autonomy agree, which the design guarantees; a check for tests)."""

@@ -49,11 +49,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2).decode()
 
 
+#: Columns of free text: the only ones that wrap (ids and states stay whole, as elsewhere in the CLI).
+_WRAP = frozenset({"title", "criterion", "runbooks", "services", "held out", "in sample", "registered"})
+
+
 def _table(*headers: str) -> Any:
     from rich import box
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    return Table(*headers, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 2, 0, 0), collapse_padding=True)
+    columns = [Column(h, no_wrap=h not in _WRAP, overflow="fold") for h in headers]
+    return Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 2, 0, 0), collapse_padding=True)
 
 
 def read_use_case(path: Path) -> UseCase:
@@ -88,10 +93,9 @@ def usecases_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] 
     if as_json:
         out.print(_dumps(cases), markup=False, soft_wrap=True)
         return
-    table = _table("id", "stage", "version", "title", "runbooks", "services")
+    table = _table("id", "stage", "title", "runbooks")
     for c in cases:
-        table.add_row(c["id"], c["stage"], str(c["version"]), c["title"] or "", ", ".join(c["runbooks"]),
-                      ", ".join(c["services"]))
+        table.add_row(c["id"], f"{c['stage']} v{c['version']}", c["title"] or "", ", ".join(c["runbooks"]))
     out.print(table)
     if not cases:
         err.print("no use cases yet: 'watchkeeper usecases apply FILE' (see docs/value.md)")
@@ -144,19 +148,17 @@ def usecases_rank(as_json: Annotated[bool, typer.Option("--json", help="JSON")] 
     if as_json:
         out.print(_dumps(found), markup=False, soft_wrap=True)
         return
-    table = _table("id", "score", "category", "impact", "complexity", "data (measured)", "alignment", "risk",
-                   "fit", "stage")
+    table = _table("id", "score", "category", "ICDARF", "data")
     for s in found["ranked"]:
-        lv = {k: (v or "?") for k, v in s["levels"].items()}
+        letters = "".join((v or "?")[0].upper() for v in s["levels"].values())
         data = s["data_readiness"]
-        measured = f"{lv['data_readiness']} ({data['completeness']:.0%})" if "completeness" in data else lv[
-            "data_readiness"]
-        table.add_row(s["id"], f"{s['score']:.0f}", s["category"].replace("_", " "), lv["business_impact"],
-                      lv["implementation_complexity"], measured, lv["organizational_alignment"],
-                      lv["risk_of_failure"], lv["strategic_fit"], s["stage"])
+        measured = f"{data['completeness']:.0%}" if "completeness" in data else "stated"
+        table.add_row(s["id"], f"{s['score']:.0f}", s["category"].replace("_", " "), letters, measured)
     out.print(table)
+    out.print("ICDARF: impact, complexity, data readiness, alignment, risk, strategic fit; H/M/L, high is "
+              "favourable; data: the share of the needed signals Watchkeeper holds (docs/value.md)", markup=False)
     for dup in found["duplicates"]:
-        out.print(f"duplicate: {dup['text']}", markup=False)
+        out.print(f"duplicate: {dup['text']}", markup=False, soft_wrap=True)
 
 
 # -- gates --------------------------------------------------------------------------------------

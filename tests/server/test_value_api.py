@@ -121,6 +121,8 @@ def test_pilot_to_assisted_and_back_on_harm(api: Client, clock: Clock) -> None:
                         second=True)
     assert approved["status"] == "approved" and approved["decided_by"] == "token:approver-2"
     assert effective(api) == "approve"
+    [listed] = api.call("GET", "/api/v1/runbooks", Role.VIEWER)
+    assert (listed["autonomy"], listed["effective_autonomy"]) == ("approve", "approve")
 
     # assisted: the runbook asks for approval, runs, and a human judges the run harmful
     clock.advance(minutes=10)
@@ -139,6 +141,7 @@ def test_pilot_to_assisted_and_back_on_harm(api: Client, clock: Clock) -> None:
         assert time.monotonic() < deadline, "the gate guard did not demote the use case"
         time.sleep(0.05)
     assert effective(api) == "shadow"
+    assert api.call("GET", "/api/v1/runbooks", Role.VIEWER)[0]["effective_autonomy"] == "shadow"
     clock.advance(minutes=10)
     later = fire(api, 100)
     api.wk.governance.respond()

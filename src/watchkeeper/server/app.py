@@ -291,8 +291,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     @app.get("/api/v1/runbooks", tags=["runbooks"])
     def runbooks(_who: Reader) -> Any:
         evidence = service.governance.evidence()
+        effective = value_api.portfolio_of(service).effective_autonomy()  # lowered by its use cases' stages
         return [{"id": rb.id, "title": rb.title, "risk": rb.risk.value, "autonomy": rb.autonomy.value,
-                 "evidence": evidence.get(rb.id)} for rb in service.governance.catalog.runbooks.values()]
+                 "effective_autonomy": effective.get(rb.id), "evidence": evidence.get(rb.id)}
+                for rb in service.governance.catalog.runbooks.values()]
 
     @app.get("/api/v1/runbooks/{runbook_id}", tags=["runbooks"])
     def runbook(runbook_id: str, _who: Reader) -> Any:
