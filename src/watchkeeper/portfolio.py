@@ -276,12 +276,15 @@ class Portfolio:
             production = [r["id"] for r in store.use_case_rows(conn) if Stage(r["stage"]).in_production]
         demoted = 0
         for case_id in production:
-            with self.db.write() as conn:
+            with self.db.read() as conn:  # most passes change nothing: no write lock for them
                 case, _ = self._stored(conn, case_id)
-                if not case.stage.in_production:
-                    continue
+                failing = self._evaluate(conn, case)[0].move is Move.DEMOTE
+            if not failing:
+                continue
+            with self.db.write() as conn:  # evaluated again under the lock: it may have moved meanwhile
+                case, _ = self._stored(conn, case_id)
                 decision, _ = self._evaluate(conn, case)
-                if decision.move is Move.DEMOTE:
+                if case.stage.in_production and decision.move is Move.DEMOTE:
                     self._move(conn, case, decision.to, GATE, decision, proposal_id=None)
                     demoted += 1
         return demoted
