@@ -313,6 +313,7 @@ class Portfolio:
         """Approve or reject a promotion. The caller has checked the approver role; here: the
         use case's own approvers (when it names any), four-eyes, and that nothing moved since."""
         now = self.clock()
+        stale, result = "", None
         with self.db.write() as conn:
             found = store.proposal(conn, proposal_id)
             if found is None:
@@ -327,23 +328,33 @@ class Portfolio:
                 raise AuthError(f"four-eyes: {actor} proposed this promotion and cannot approve it; another "
                                 "approver must", status=403, code="insufficient_scope")
             if case.stage.value != found["from_stage"] or row["version"] != found["use_case_version"]:
+                # recorded (committed) before the 409: the proposal is dead whatever the caller does next
                 store.decide_proposal(conn, proposal_id, ProposalStatus.SUPERSEDED.value, actor, now,
                                       "the use case changed since the proposal")
                 audit.append(conn, actor, [Change("gate.superseded", f"usecase:{case.id}", now, {
                     "proposal_id": proposal_id, "use_case": case.id})])
-                raise Conflict(f"use case {case.id!r} changed since proposal {proposal_id} (now {case.stage.value}, "
-                               f"version {row['version']}): evaluate the gate again")
-            status = ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED
-            target = Stage(found["to_stage"])
-            if approve:
-                self._check_ceiling(case, target)
-            store.decide_proposal(conn, proposal_id, status.value, actor, now, comment)
-            audit.append(conn, actor, [Change(f"gate.{status.value}", f"usecase:{case.id}", now, {
-                "proposal_id": proposal_id, "use_case": case.id, "from": case.stage.value, "to": target.value,
-                "proposed_by": found["proposed_by"], "comment": comment})])
-            if approve:
-                self._move(conn, case, target, actor, None, proposal_id=proposal_id)
-            result = store.proposal(conn, proposal_id)
+                stale = f"(now {case.stage.value}, version {row['version']})"
+            else:
+                result = self._decide(conn, case, found, actor, approve, comment, now)  # may raise: nothing kept
+        if stale or result is None:
+            raise Conflict(f"use case {case.id!r} changed since proposal {proposal_id} {stale}: evaluate the "
+                           "gate again")
+        return result
+
+    def _decide(self, conn: Connection, case: UseCase, found: dict[str, Any], actor: str, approve: bool,
+                comment: str, now: datetime) -> dict[str, Any]:
+        proposal_id = int(found["id"])
+        status = ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED
+        target = Stage(found["to_stage"])
+        if approve:
+            self._check_ceiling(case, target)
+        store.decide_proposal(conn, proposal_id, status.value, actor, now, comment)
+        audit.append(conn, actor, [Change(f"gate.{status.value}", f"usecase:{case.id}", now, {
+            "proposal_id": proposal_id, "use_case": case.id, "from": case.stage.value, "to": target.value,
+            "proposed_by": found["proposed_by"], "comment": comment})])
+        if approve:
+            self._move(conn, case, target, actor, None, proposal_id=proposal_id)
+        result = store.proposal(conn, proposal_id)
         assert result is not None
         return result
 

@@ -333,3 +333,20 @@ def test_a_decision_names_the_model_version_it_used(api: Client) -> None:
     [decision] = api.call("GET", f"/api/v1/incidents/{incident}", Role.VIEWER)["decisions"]
     assert decision["inputs"]["model_versions"] == {"rca:external": "v3"}
     assert decision["inputs"]["policy_version"] == "policy-v1"
+
+
+def test_a_proposal_for_a_use_case_that_changed_since_is_superseded(api: Client) -> None:
+    api.call("POST", "/api/v1/usecases", Role.OPERATOR, {"use_case": USE_CASE})
+    proposal = api.call("POST", "/api/v1/usecases/auto-restart/propose", Role.OPERATOR, status=201)
+    again = api.call("POST", "/api/v1/usecases/auto-restart/propose", Role.OPERATOR, status=201)
+    assert again["id"] == proposal["id"]  # the same promotion already waits: no second proposal
+    stricter = {**USE_CASE, "success_criteria": [*USE_CASE["success_criteria"],
+                                                 {"kpi": "remediation_success", "op": ">=", "target": 0.9}]}
+    assert api.call("POST", "/api/v1/usecases", Role.OPERATOR, {"use_case": stricter})["version"] == 2
+    stale = api.call("POST", f"/api/v1/gates/{proposal['id']}/approve", Role.APPROVER, status=409)
+    assert "changed since proposal" in stale["error"]
+    [old] = api.call("GET", "/api/v1/gates?status=superseded", Role.VIEWER)
+    assert old["id"] == proposal["id"]
+    fresh = api.call("POST", "/api/v1/usecases/auto-restart/propose", Role.OPERATOR, status=201)
+    assert fresh["use_case_version"] == 2
+    assert api.call("POST", f"/api/v1/gates/{fresh['id']}/approve", Role.APPROVER)["status"] == "approved"
