@@ -20,13 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.errors import InputError
-from watchkeeper.model import Change, Incident, utc
+from watchkeeper.model import Change, ChangeKind, Incident, utc
 from watchkeeper.rca import Change as RcaChange
 from watchkeeper.sources.limits import UtcTime
 from watchkeeper.storage import Database, audit
@@ -34,13 +33,6 @@ from watchkeeper.storage import changes as store
 
 #: The largest batch one request may carry.
 MAX_BATCH = 1000
-
-
-class ChangeKind(StrEnum):
-    DEPLOY = "deploy"
-    ROLLBACK = "rollback"
-    CONFIG = "config"
-    FLAG = "flag"
 
 
 class ChangeIn(BaseModel):

@@ -4,19 +4,23 @@ audit commands to the API instead of opening a database file — operators need 
 and the server checks their role and records their token's name as the actor.
 
 :class:`Remote` answers the same calls as :class:`~watchkeeper.service.Watchkeeper` for those
-commands, with the same shapes (times as ``datetime``), so each command prints the same either way.
+commands, with the same shapes (incidents as :mod:`watchkeeper.views` values, times as ``datetime``),
+so each command prints the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from watchkeeper.errors import AuthError, InputError, NotFound, WatchkeeperError
 from watchkeeper.lifecycle import Action
+from watchkeeper.views import DeadLetter, IncidentDetail, IncidentSummary
+
+T = TypeVar("T")
 
 #: Incident actions and the route each is sent to (assign and comment carry their text in a body).
 _ROUTES = {
@@ -71,19 +75,26 @@ class Remote:
             raise InputError(message, status=status)
         raise WatchkeeperError(f"the server at {self.url} answered {status}: {message}")
 
+    def _view(self, parse: Callable[[Any], T], data: Any) -> T:
+        """A typed view of the server's JSON; a sentence when it is not what this client reads."""
+        try:
+            return parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise WatchkeeperError(f"the server at {self.url} answered what this client cannot read "
+                                   f"({type(exc).__name__}: {exc}); is it another version of Watchkeeper?") from None
+
     # -- the calls the CLI makes -----------------------------------------------------------
     def incidents(self, *, status: str | None = None, service: str | None = None,
-                  since: datetime | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._call("GET", "/api/v1/incidents", params={
+                  since: datetime | None = None, limit: int = 100, offset: int = 0) -> list[IncidentSummary]:
+        found = self._call("GET", "/api/v1/incidents", params={
             "status": status, "service": service, "since": since, "limit": limit, "offset": offset})
-        return found
+        return [self._view(IncidentSummary.from_json, i) for i in found]
 
-    def incident(self, incident_id: int) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/api/v1/incidents/{incident_id}")
-        return found
+    def incident(self, incident_id: int) -> IncidentDetail:
+        return self._view(IncidentDetail.from_json, self._call("GET", f"/api/v1/incidents/{incident_id}"))
 
     def act(self, incident_id: int, action: Action, _actor: str, text: str = "", *,
-            fixed_by: str | None = None, harmful: Iterable[str] = (), cause: str | None = None) -> dict[str, Any]:
+            fixed_by: str | None = None, harmful: Iterable[str] = (), cause: str | None = None) -> IncidentDetail:
         base = f"/api/v1/incidents/{incident_id}"
         if action is Action.ASSIGN:
             done = self._call("POST", f"{base}/assign", body={"assignee": text})
@@ -94,28 +105,27 @@ class Remote:
                 "comment": text, "fixed_by": fixed_by, "harmful": list(harmful), "cause": cause})
         else:
             done = self._call("POST", f"{base}/{_ROUTES[action]}", body={"comment": text})
-        result: dict[str, Any] = done
-        return result
+        return self._view(IncidentDetail.from_json, done)
 
-    def merge(self, incident_id: int, into: int, _actor: str) -> dict[str, Any]:
-        done: dict[str, Any] = self._call("POST", f"/api/v1/incidents/{incident_id}/merge", body={"into": into})
-        return done
+    def merge(self, incident_id: int, into: int, _actor: str) -> IncidentDetail:
+        done = self._call("POST", f"/api/v1/incidents/{incident_id}/merge", body={"into": into})
+        return self._view(IncidentDetail.from_json, done)
 
-    def split(self, incident_id: int, fingerprints: list[str], _actor: str) -> dict[str, Any]:
-        done: dict[str, Any] = self._call("POST", f"/api/v1/incidents/{incident_id}/split",
-                                          body={"fingerprints": fingerprints})
-        return done
+    def split(self, incident_id: int, fingerprints: list[str], _actor: str) -> IncidentDetail:
+        done = self._call("POST", f"/api/v1/incidents/{incident_id}/split", body={"fingerprints": fingerprints})
+        return self._view(IncidentDetail.from_json, done)
 
-    def move_alert(self, fingerprint: str, incident_id: int, _actor: str) -> Any:
-        return self._call("POST", f"/api/v1/alerts/{fingerprint}/move", body={"incident": incident_id})
+    def move_alert(self, fingerprint: str, incident_id: int, _actor: str) -> IncidentDetail:
+        done = self._call("POST", f"/api/v1/alerts/{fingerprint}/move", body={"incident": incident_id})
+        return self._view(IncidentDetail.from_json, done)
 
     def kpis(self, start: datetime | None, end: datetime | None) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", "/api/v1/kpis", params={"from": start, "to": end})
         return found
 
-    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         rows = self._call("GET", "/api/v1/deadletters", params={"limit": limit})
-        return [{**row, "body": str(row.get("body", "")).encode()} for row in rows]
+        return [self._view(DeadLetter.from_json, row) for row in rows]
 
     def verify_audit(self) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", "/api/v1/audit/verify")

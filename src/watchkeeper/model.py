@@ -80,6 +80,15 @@ _SEVERITY_ALIASES = {
 }
 
 
+class ChangeKind(StrEnum):
+    """What a change event on a service was (the changes API's ``kind``; stored as its value)."""
+
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    CONFIG = "config"
+    FLAG = "flag"
+
+
 class HoldReason(StrEnum):
     """Why an alert is kept out of incidents for now (stored in ``alerts.held``; audited as ``alert.held``)."""
 

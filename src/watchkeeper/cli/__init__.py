@@ -27,10 +27,26 @@ from watchkeeper.cli import (
     token,
     toplevel,
 )
-from watchkeeper.cli.common import STATE, Group, unix_user
+from watchkeeper.cli.common import (
+    STATE,
+    Group,
+    actor,
+    approver,
+    backend,
+    dumps,
+    err,
+    local_only,
+    out,
+    service,
+    settings,
+    unix_user,
+)
 from watchkeeper.watch.cli import app as watch_app
 
-__all__ = ["app", "main", "unix_user"]
+# The shared helpers stay importable from here too, as they were from the single-file cli.py (a
+# command module written against it keeps working); new modules import them from cli.common.
+__all__ = ["STATE", "actor", "app", "approver", "backend", "dumps", "err", "local_only", "main", "out", "service",
+           "settings", "unix_user"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, cls=Group)
 app.registered_commands.extend(toplevel.app.registered_commands)  # serve, replay, kpi, demo: at the root

@@ -14,6 +14,7 @@ from watchkeeper.cli.common import (
     out,
     stamp,
 )
+from watchkeeper.views import DeadLetter
 
 app = typer.Typer(no_args_is_help=True, help="Rejected ingest bodies.")
 
@@ -24,15 +25,15 @@ def deadletter_list(
 ) -> None:
     """The newest rejected bodies, with the error each got."""
     with backend() as wk:
-        rows = wk.dead_letters(limit)
+        rows: list[DeadLetter] = wk.dead_letters(limit)
     if as_json:
         for row in rows:
-            print(dumps({**row, "body": row["body"].decode("utf-8", "replace")}))
+            print(dumps(row.as_dict()))
         return
     table = make_table("id", "received", "source", "status", "size", "error")
     for row in rows:
-        table.add_row(str(row["id"]), stamp(row["received_at"]), row["source"], str(row["status"]),
-                      f"{row['size']}{'+' if row['truncated'] else ''}", cut(row["error"], 90))
+        table.add_row(str(row.id), stamp(row.received_at), row.source, str(row.status),
+                      f"{row.size}{'+' if row.truncated else ''}", cut(row.error, 90))
     if rows:
         table.caption = "bodies and whole errors: watchkeeper deadletter list --json"
     out.print(table)

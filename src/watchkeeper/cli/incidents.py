@@ -20,6 +20,7 @@ from watchkeeper.errors import WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import IncidentStatus
 from watchkeeper.service import Watchkeeper
+from watchkeeper.views import IncidentDetail, IncidentSummary
 
 app = typer.Typer(no_args_is_help=True, help="List, inspect and work incidents.")
 
@@ -34,15 +35,16 @@ def incidents_list(
 ) -> None:
     """List incidents, newest first."""
     with backend() as wk:
-        found = wk.incidents(status=status.value if status else None, service=service_name, since=since, limit=limit)
+        found: list[IncidentSummary] = wk.incidents(status=status.value if status else None, service=service_name,
+                                                    since=since, limit=limit)
     if as_json:
         for incident in found:
-            print(dumps(incident))
+            print(dumps(incident.as_dict()))
         return
     table = make_table("id", "status", "sev", "services", "alerts", "opened", "title")
     for i in found:
-        table.add_row(str(i["id"]), i["status"], i["severity"], ",".join(i["services"]),
-                      f"{i['firing_alerts']}/{i['alert_count']}", stamp(i["opened_at"]), i["title"])
+        table.add_row(str(i.id), i.status.value, i.severity.value, ",".join(i.services),
+                      f"{i.firing_alerts}/{i.alert_count}", stamp(i.opened_at), i.title)
     out.print(table)
 
 
@@ -52,45 +54,45 @@ def incidents_show(
 ) -> None:
     """One incident with its alerts (and why each joined) and its timeline."""
     with backend() as wk:
-        found = wk.incident(incident_id)
+        found: IncidentDetail = wk.incident(incident_id)
     if as_json:
-        print(dumps(found))
+        print(dumps(found.as_dict()))
         return
     _print_incident(found)
 
 
-def _print_incident(i: dict[str, Any]) -> None:
-    out.print(f"[bold]Incident {i['id']}[/bold] [{i['status']}] {i['severity']} — {i['title']}")
-    out.print(f"services: {', '.join(i['services'])}   opened {stamp(i['opened_at'])}   "
-              f"acknowledged {stamp(i['acknowledged_at'])}   resolved {stamp(i['resolved_at'])}   "
-              f"assignee {i['assignee'] or '-'}")
-    if i.get("started_at") or i.get("first_acknowledged_at"):
-        out.print(f"started at the source {stamp(i.get('started_at'))}   first acknowledged "
-                  f"{stamp(i.get('first_acknowledged_at'))}   first mitigated {stamp(i.get('first_mitigated_at'))}")
+def _print_incident(i: IncidentDetail) -> None:
+    out.print(f"[bold]Incident {i.id}[/bold] [{i.status.value}] {i.severity.value} — {i.title}")
+    out.print(f"services: {', '.join(i.services)}   opened {stamp(i.opened_at)}   "
+              f"acknowledged {stamp(i.acknowledged_at)}   resolved {stamp(i.resolved_at)}   "
+              f"assignee {i.assignee or '-'}")
+    if i.started_at or i.first_acknowledged_at:
+        out.print(f"started at the source {stamp(i.started_at)}   first acknowledged "
+                  f"{stamp(i.first_acknowledged_at)}   first mitigated {stamp(i.first_mitigated_at)}")
     alerts = make_table("fingerprint", "alert", "status", "count", "joined because", title="alerts")
-    for a in i["alerts"]:
-        alerts.add_row(a["fingerprint"], a["name"] or a["summary"], a["status"], str(a["count"]),
-                       f"{a['reason']}: {a['reason_detail']}")
+    for a in i.alerts:
+        alerts.add_row(a.fingerprint, a.name or a.summary, a.status.value, str(a.count),
+                       f"{a.reason}: {a.reason_detail}")
     out.print(alerts)
-    if i.get("causes"):
+    if i.causes:
         causes = make_table("rank", "component", "kind", "confidence", "model", title="ranked causes")
-        for n, c in enumerate(i["causes"], start=1):
-            causes.add_row(str(n), c["component"], c["kind"], f"{c['confidence']:.2f}", c["model"])
+        for n, c in enumerate(i.causes, start=1):
+            causes.add_row(str(n), c.component, c.kind, f"{c.confidence:.2f}", c.model)
         out.print(causes)
-    if i.get("decisions"):
+    if i.decisions:
         decisions = make_table("id", "runbook", "verdict", "why", "confidence", "outcome", title="policy decisions")
-        for d in i["decisions"]:
+        for d in i.decisions:
             confidence = "-" if d["confidence"] is None else f"{d['confidence']:.2f} (≥{d['threshold']:.2f})"
             decisions.add_row(str(d["id"]), d["runbook_id"], d["verdict"], d["reason"], confidence, d["outcome"] or "-")
         out.print(decisions)
-    if i.get("actions"):
+    if i.actions:
         actions = make_table("id", "runbook", "trigger", "status", "verification", "finished", title="action runs")
-        for a in i["actions"]:
-            actions.add_row(str(a["id"]), a["runbook_id"], f"{a['trigger']} by {a['actor']}", a["status"],
-                            a["verification"] or "-", stamp(a["finished_at"]))
+        for r in i.actions:
+            actions.add_row(str(r["id"]), r["runbook_id"], f"{r['trigger']} by {r['actor']}", r["status"],
+                            r["verification"] or "-", stamp(r["finished_at"]))
         out.print(actions)
     timeline = make_table("at", "actor", "what", title="timeline")
-    for t in i.get("timeline", []):
+    for t in i.timeline:
         detail = t.get("comment") or t.get("text") or t.get("detail") or ""
         timeline.add_row(stamp(t["at"]), t["actor"], f"{t['kind']} {detail}".strip())
     out.print(timeline)
@@ -98,9 +100,9 @@ def _print_incident(i: dict[str, Any]) -> None:
 
 def _lifecycle(action: Action, incident_id: int, text: str) -> None:
     with backend() as wk:
-        found = wk.act(incident_id, action, actor(), text)
-    out.print(f"incident {incident_id}: {found['status']}"
-              + (f", assigned to {found['assignee']}" if found["assignee"] else ""))
+        found: IncidentDetail = wk.act(incident_id, action, actor(), text)
+    out.print(f"incident {incident_id}: {found.status.value}"
+              + (f", assigned to {found.assignee}" if found.assignee else ""))
 
 
 @app.command("ack")
@@ -132,17 +134,17 @@ def incidents_resolve(
             record_cause(wk, incident_id, cause, actor())
         elif cause is not None:
             extra["cause"] = cause  # the server records it
-        found = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by, harmful=harmful or [],
-                       **extra)
-    out.print(f"incident {incident_id}: {found['status']}" + (f", caused by {cause.strip()}" if cause else ""))
+        found: IncidentDetail = wk.act(incident_id, Action.RESOLVE, actor(), comment, fixed_by=fixed_by,
+                                       harmful=harmful or [], **extra)
+    out.print(f"incident {incident_id}: {found.status.value}" + (f", caused by {cause.strip()}" if cause else ""))
 
 
 @app.command("merge")
 def incidents_merge(incident_id: int, into: Annotated[int, typer.Option(help="incident that absorbs it")]) -> None:
     """Merge an incident into another (they were one problem)."""
     with backend() as wk:
-        found = wk.merge(incident_id, into, actor())
-    out.print(f"incident {incident_id} merged into {into}: {len(found['alerts'])} alerts")
+        found: IncidentDetail = wk.merge(incident_id, into, actor())
+    out.print(f"incident {incident_id} merged into {into}: {len(found.alerts)} alerts")
 
 
 @app.command("split")
@@ -151,8 +153,8 @@ def incidents_split(
 ) -> None:
     """Split alerts off an incident into a new one (they were unrelated)."""
     with backend() as wk:
-        found = wk.split(incident_id, list(fingerprint), actor())
-    out.print(f"new incident {found['id']} with {len(found['alerts'])} alerts split from {incident_id}")
+        found: IncidentDetail = wk.split(incident_id, list(fingerprint), actor())
+    out.print(f"new incident {found.id} with {len(found.alerts)} alerts split from {incident_id}")
 
 
 @app.command("move")

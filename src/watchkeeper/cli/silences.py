@@ -35,7 +35,7 @@ def silences_add(
         raise WatchkeeperError(str(exc)) from None
     with service() as wk:
         made = wk.add_silence(list(matcher), wk.clock() + timedelta(seconds=seconds), actor(), comment)
-    out.print(f"silence {made['id']}: {' '.join(made['matchers'])} until {stamp(made['ends_at'])}Z")
+    out.print(f"silence {made.id}: {' '.join(made.matchers)} until {stamp(made.ends_at)}Z")
 
 
 @app.command("list")
@@ -45,8 +45,7 @@ def silences_list(expired: Annotated[bool, typer.Option(help="include ended sile
         rows = wk.silences(active=not expired)
     table = make_table("id", "matchers", "starts", "ends", "by", "comment")
     for r in rows:
-        table.add_row(str(r["id"]), " ".join(r["matchers"]), stamp(r["starts_at"]), stamp(r["ends_at"]),
-                      r["created_by"], r["comment"])
+        table.add_row(str(r.id), " ".join(r.matchers), stamp(r.starts_at), stamp(r.ends_at), r.created_by, r.comment)
     out.print(table)
 
 

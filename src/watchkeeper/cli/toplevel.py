@@ -263,17 +263,17 @@ def _storm_demo(database: Path, speed: float) -> None:
               "incidents resolve when their alerts do. Times below are simulated time.")
     with Progress(console=out, transient=True) as progress:
         result = demo_mod.run(database, speed=speed, progress=progress)
-    alerts = sum(len(i["alerts"]) for i in result.incidents)
+    alerts = sum(len(i.alerts) for i in result.incidents)
     out.print(f"\n[bold]{result.webhooks}[/bold] webhooks carrying [bold]{result.alert_events}[/bold] "
               f"alert notifications → [bold]{alerts}[/bold] distinct alerts → "
               f"[bold]{len(result.incidents)}[/bold] incidents\n")
     table = make_table("id", "status", "sev", "services", "alerts", "why they joined", title="incidents")
-    for i in sorted(result.incidents, key=lambda i: i["id"]):
+    for i in sorted(result.incidents, key=lambda i: i.id):
         reasons: dict[str, int] = {}
-        for a in i["alerts"]:
-            reasons[a["reason"]] = reasons.get(a["reason"], 0) + 1
-        table.add_row(str(i["id"]), i["status"], i["severity"], ",".join(i["services"]),
-                      str(len(i["alerts"])), ", ".join(f"{n}× {r}" for r, n in reasons.items()))
+        for a in i.alerts:
+            reasons[a.reason] = reasons.get(a.reason, 0) + 1
+        table.add_row(str(i.id), i.status.value, i.severity.value, ",".join(i.services),
+                      str(len(i.alerts)), ", ".join(f"{n}× {r}" for r, n in reasons.items()))
     out.print(table)
     k = result.kpis
     summary = make_table("KPI", "value", title="KPIs")

@@ -20,6 +20,7 @@ from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings
 from watchkeeper.sources.base import fingerprint_of
+from watchkeeper.views import IncidentSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ class DemoResult:
     database: Path
     webhooks: int
     alert_events: int
-    incidents: list[dict[str, Any]]
+    incidents: list[IncidentSummary]
     kpis: dict[str, Any]
     audit: str
     audit_ok: bool

@@ -33,7 +33,7 @@ import numpy as np
 
 from watchkeeper import topology
 from watchkeeper.errors import InputError
-from watchkeeper.model import Cause
+from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
 from watchkeeper.rca.scoring import Array
@@ -306,10 +306,10 @@ def lab_changes(docs: Sequence[Mapping[str, Any]], onset: float) -> list[Change]
     """
     out = []
     for i, doc in enumerate(docs):
-        if doc.get("kind") == "rollback":
+        if doc.get("kind") == ChangeKind.ROLLBACK:
             continue
         service, at = str(doc.get("service", "")), float(doc["at"])
-        undone = any(later.get("kind") == "rollback" and str(later.get("service", "")) == service
+        undone = any(later.get("kind") == ChangeKind.ROLLBACK and str(later.get("service", "")) == service
                      and at <= float(later["at"]) < onset for later in docs[i + 1:])
         if not undone:
             desc = f"{doc.get('kind', 'change')} {doc.get('from_version', '?')}→{doc.get('to_version', '?')}"

@@ -26,6 +26,7 @@ from typing import Any
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.lab import service as svc
 from watchkeeper.lab.net import HOST, append_line, free_ports, get_json, now_iso, request
+from watchkeeper.model import ChangeKind
 
 SERVICES: tuple[str, ...] = ("frontend", "checkout", "catalog", "payment", "cache", "store")
 #: caller → callee (the caller depends on the callee).
@@ -275,7 +276,8 @@ class Lab:
             return False
         if not wk.get("url"):
             return False
-        body = {"service": record["service"], "kind": record.get("kind", "deploy"), "version": record.get("to_version"),
+        body = {"service": record["service"], "kind": record.get("kind", ChangeKind.DEPLOY.value),
+                "version": record.get("to_version"),
                 "at": record["at"], "who": "lab",
                 "description": f"{record['kind']} {record.get('from_version')}→{record.get('to_version')}"}
         try:
@@ -352,7 +354,7 @@ class Lab:
             if kind == "bad_deploy":
                 old = str(svc.read_config(self.dir, target).get("version", "v1"))
                 svc.write_config(self.dir, target, dict(BAD_CONFIG))
-                change = {"at": started, "service": target, "kind": "deploy", "from_version": old,
+                change = {"at": started, "service": target, "kind": ChangeKind.DEPLOY.value, "from_version": old,
                           "to_version": BAD_CONFIG["version"]}
                 append_line(self.dir / "changes.jsonl", change)
                 self.publish_change(change)
@@ -434,7 +436,7 @@ class Lab:
         old = str(svc.read_config(self.dir, name).get("version", "v1"))
         svc.write_config(self.dir, name, dict(svc.BASELINE))
         if old != svc.BASELINE["version"]:
-            change = {"at": now_iso(), "service": name, "kind": "rollback", "from_version": old,
+            change = {"at": now_iso(), "service": name, "kind": ChangeKind.ROLLBACK.value, "from_version": old,
                       "to_version": svc.BASELINE["version"]}
             append_line(self.dir / "changes.jsonl", change)
             self.publish_change(change)

@@ -232,15 +232,16 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> Any:
-        return service.incidents(status=status, service=service_name, since=since, limit=limit, offset=offset)
+        return [i.as_dict() for i in service.incidents(status=status, service=service_name, since=since, limit=limit,
+                                                       offset=offset)]
 
     @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"])
     def get_incident(incident_id: Id, _who: Reader) -> Any:
-        return service.incident(incident_id)
+        return service.incident(incident_id).as_dict()
 
     def _action_route(action: Action) -> None:
         def act(incident_id: Id, who: Operator, body: Comment | None = None) -> Any:
-            return service.act(incident_id, action, f"token:{who.name}", body.comment if body else "")
+            return service.act(incident_id, action, f"token:{who.name}", body.comment if body else "").as_dict()
         act.__name__ = f"{action.value}_incident"
         app.post(f"/api/v1/incidents/{{incident_id}}/{action.value}", tags=["incidents"])(act)
 
@@ -255,33 +256,34 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
             record_cause(service, incident_id, body.cause, f"token:{who.name}")
         return service.act(incident_id, Action.RESOLVE, f"token:{who.name}", body.comment,
-                           fixed_by=body.fixed_by, harmful=body.harmful)
+                           fixed_by=body.fixed_by, harmful=body.harmful).as_dict()
 
     @app.put("/api/v1/incidents/{incident_id}/causes", tags=["incidents"])
     def rank_causes(incident_id: Id, body: Ranking, who: Operator) -> Any:
         causes = [Cause(c.component, c.kind, c.score, c.confidence, c.model, c.evidence) for c in body.causes]
         service.governance.set_causes(incident_id, causes, f"token:{who.name}")
-        return service.incident(incident_id)
+        return service.incident(incident_id).as_dict()
 
     @app.post("/api/v1/incidents/{incident_id}/merge", tags=["incidents"])
     def merge(incident_id: Id, body: MergeIn, who: Operator) -> Any:
-        return service.merge(incident_id, body.into, f"token:{who.name}")
+        return service.merge(incident_id, body.into, f"token:{who.name}").as_dict()
 
     @app.post("/api/v1/incidents/{incident_id}/split", tags=["incidents"], status_code=201)
     def split(incident_id: Id, body: SplitIn, who: Operator) -> Any:
-        return service.split(incident_id, body.fingerprints, f"token:{who.name}")
+        return service.split(incident_id, body.fingerprints, f"token:{who.name}").as_dict()
 
     @app.post("/api/v1/alerts/{fingerprint}/move", tags=["incidents"])
     def move(fingerprint: str, body: MoveIn, who: Operator) -> Any:
-        return service.move_alert(fingerprint, body.incident, f"token:{who.name}")
+        return service.move_alert(fingerprint, body.incident, f"token:{who.name}").as_dict()
 
     @app.get("/api/v1/silences", tags=["silences"])
     def list_silences(_who: Reader, expired: bool = False) -> Any:
-        return service.silences(active=not expired)
+        return [s.as_dict() for s in service.silences(active=not expired)]
 
     @app.post("/api/v1/silences", tags=["silences"], status_code=201)
     def add_silence(body: SilenceIn, who: Operator) -> Any:
-        return service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
+        made = service.add_silence(body.matchers, body.ends_at, f"token:{who.name}", body.comment, body.starts_at)
+        return {k: v for k, v in made.as_dict().items() if k != "created_at"}  # this answer never carried it
 
     @app.delete("/api/v1/silences/{silence_id}", tags=["silences"], status_code=204)
     def expire_silence(silence_id: Id, who: Operator) -> Response:
@@ -332,11 +334,11 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     @app.post("/api/v1/incidents/{incident_id}/assign", tags=["incidents"])
     def assign(incident_id: Id, body: Assign, who: Operator) -> Any:
-        return service.act(incident_id, Action.ASSIGN, f"token:{who.name}", body.assignee)
+        return service.act(incident_id, Action.ASSIGN, f"token:{who.name}", body.assignee).as_dict()
 
     @app.post("/api/v1/incidents/{incident_id}/comments", tags=["incidents"])
     def comment(incident_id: Id, body: NewComment, who: Operator) -> Any:
-        return service.act(incident_id, Action.COMMENT, f"token:{who.name}", body.text)
+        return service.act(incident_id, Action.COMMENT, f"token:{who.name}", body.text).as_dict()
 
     @app.get("/api/v1/kpis", tags=["kpis"])
     def kpis(
@@ -350,11 +352,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
     @app.get("/api/v1/deadletters", tags=["ops"])
     def deadletters(_who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
-        return [
-            {**{k: v for k, v in row.items() if k != "body"},
-             "body": row["body"][:4096].decode("utf-8", "replace")}
-            for row in service.dead_letters(limit)
-        ]
+        return [letter.as_dict(body_limit=4096) for letter in service.dead_letters(limit)]
 
     @app.get("/api/v1/audit/verify", tags=["ops"])
     def audit_verify(_who: Admin) -> Any:

@@ -25,7 +25,7 @@ from watchkeeper.service.access import (
     hash_token,
 )
 from watchkeeper.service.core import Core
-from watchkeeper.service.incidents import Incidents, incident_view
+from watchkeeper.service.incidents import Incidents
 from watchkeeper.service.ingest import JSON_TYPES, KEEP_ALERTS, Ingest, IngestResult, _Pending
 
 
@@ -35,5 +35,5 @@ class Watchkeeper(Access, Ingest, Incidents, Core):
 
 __all__ = [
     "GRANTS", "JSON_TYPES", "KEEP_ALERTS", "LAST_USED_EVERY", "TOKEN_CACHE_SECONDS", "IngestResult", "IssuedToken",
-    "Permission", "Principal", "Role", "Watchkeeper", "_Pending", "hash_token", "incident_view",
+    "Permission", "Principal", "Role", "Watchkeeper", "_Pending", "hash_token",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from watchkeeper.pipeline import Pipeline
 from watchkeeper.service.core import Core, _no_ids
 from watchkeeper.storage import audit, ingest, queries
 from watchkeeper.storage import governance as gov_store
+from watchkeeper.views import IncidentDetail, IncidentSummary, SilenceView
 
 
 class Incidents(Core):
@@ -24,16 +24,18 @@ class Incidents(Core):
     def incidents(
         self, *, status: str | None = None, service: str | None = None,
         since: datetime | None = None, limit: int = 100, offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentSummary]:
+        """Incidents, newest first, each with its alerts and its three best ranked causes."""
         with self.db.read() as conn:
             found = queries.list_incidents(
                 conn, status=status, service=service, since=since, limit=limit, offset=offset
             )
             members = queries.incident_alerts_of(conn, [i.id for i in found])
             causes = gov_store.top_causes_of(conn, [i.id for i in found])
-        return [{**incident_view(i, members[i.id]), "causes": causes[i.id]} for i in found]
+        return [IncidentSummary.of(i, members[i.id], causes[i.id]) for i in found]
 
-    def incident(self, incident_id: int) -> dict[str, Any]:
+    def incident(self, incident_id: int) -> IncidentDetail:
+        """One incident in full (:class:`~watchkeeper.views.IncidentDetail`); NotFound when there is none."""
         with self.db.read() as conn:
             found = queries.get_incident(conn, incident_id)
             members = queries.incident_alerts_of(conn, [incident_id])[incident_id]
@@ -41,17 +43,16 @@ class Incidents(Core):
                 {"seq": r.seq, "at": r.at, "actor": r.actor, "kind": r.kind, **dict(r.payload)}
                 for r in audit.records(conn, subject=f"incident:{incident_id}")
             ]
-            causes = [asdict(c) for c in gov_store.causes_of(conn, incident_id)]
+            causes = gov_store.causes_of(conn, incident_id)
             decisions = gov_store.decisions_of(conn, incident_id)
             actions = gov_store.actions_of(conn, incident_id)
             changes = self.changelog.of_incident(conn, found)
-        return {**incident_view(found, members), "causes": causes, "decisions": decisions, "actions": actions,
-                "changes": changes, "timeline": timeline}
+        return IncidentDetail.of(found, members, causes, decisions, actions, changes, timeline)
 
     def act(
         self, incident_id: int, action: Action, actor: str, text: str = "", *,
         fixed_by: str | None = None, harmful: list[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> IncidentDetail:
         """Apply a human lifecycle action and audit it, in one transaction. Resolving may say what
         fixed the incident (a runbook id, ``manual`` or ``nothing``) and which runbooks would have
         harmed: that scores the incident's shadow decisions."""
@@ -71,7 +72,7 @@ class Incidents(Core):
     def add_silence(
         self, matchers: list[str | dict[str, Any]], ends_at: datetime, actor: str, comment: str = "",
         starts_at: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> SilenceView:
         """Mute alerts matching every matcher between ``starts_at`` (default now) and ``ends_at``."""
         from watchkeeper.suppress import parse_matcher
 
@@ -89,12 +90,12 @@ class Incidents(Core):
             audit.append(conn, actor, [Change("silence.created", f"silence:{silence_id}", now, {
                 "id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
                 "comment": comment})])
-        return {"id": silence_id, "matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": ends_at,
-                "created_by": actor, "comment": comment}
+        return SilenceView(silence_id, tuple(str(m) for m in parsed), starts_at, ends_at, actor, comment, now)
 
-    def silences(self, *, active: bool = True) -> list[dict[str, Any]]:
+    def silences(self, *, active: bool = True) -> list[SilenceView]:
+        """Silences that have not ended (or all), newest first."""
         with self.db.read() as conn:
-            return queries.list_silences(conn, self.clock() if active else None)
+            return [SilenceView.from_row(r) for r in queries.list_silences(conn, self.clock() if active else None)]
 
     def expire_silence(self, silence_id: int, actor: str) -> None:
         now = self.clock()
@@ -115,7 +116,7 @@ class Incidents(Core):
     def _index_keys(self, alert: Any) -> list[str]:
         return Pipeline(self.config, _no_ids).correlate.index_keys(alert)
 
-    def move_alert(self, fingerprint: str, target_id: int, actor: str) -> dict[str, Any]:
+    def move_alert(self, fingerprint: str, target_id: int, actor: str) -> IncidentDetail:
         """Move one alert to another incident (the correlator put it in the wrong one)."""
         now = self.clock()
         with self.db.write() as conn:
@@ -129,7 +130,7 @@ class Incidents(Core):
             audit.append(conn, actor, [change])
         return self.incident(target_id)
 
-    def merge(self, source_id: int, target_id: int, actor: str) -> dict[str, Any]:
+    def merge(self, source_id: int, target_id: int, actor: str) -> IncidentDetail:
         """Merge ``source`` into ``target`` (they were one incident); ``source`` resolves."""
         now = self.clock()
         with self.db.write() as conn:
@@ -150,7 +151,7 @@ class Incidents(Core):
                     "id": source_id, "reason": "merged", "detail": f"merged into incident {target_id} by {actor}"})])
         return self.incident(target_id)
 
-    def split(self, incident_id: int, fingerprints: list[str], actor: str) -> dict[str, Any]:
+    def split(self, incident_id: int, fingerprints: list[str], actor: str) -> IncidentDetail:
         """Split ``fingerprints`` off ``incident_id`` into a new incident (they were unrelated)."""
         now = self.clock()
         with self.db.write() as conn:
@@ -194,16 +195,3 @@ class Incidents(Core):
         with self.db.read() as conn:
             return verify(audit.records(conn))
 
-
-def incident_view(incident: Incident, alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": incident.id, "title": incident.title, "status": incident.status.value,
-        "severity": incident.severity.value, "services": incident.services,
-        "opened_at": incident.opened_at, "acknowledged_at": incident.acknowledged_at,
-        "mitigated_at": incident.mitigated_at, "resolved_at": incident.resolved_at,
-        "started_at": incident.started_at, "first_acknowledged_at": incident.first_acknowledged_at,
-        "first_mitigated_at": incident.first_mitigated_at,
-        "last_activity_at": incident.last_activity_at, "assignee": incident.assignee,
-        "firing_alerts": incident.firing_count, "alert_count": incident.alert_count,
-        "alerts": alerts,
-    }

@@ -20,6 +20,7 @@ from watchkeeper.sources import Source
 from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_problem
 from watchkeeper.storage import audit, ingest, queries
 from watchkeeper.storage.db import refused_data
+from watchkeeper.views import DeadLetter
 
 #: Keep the pipeline state between requests while it holds at most this many alerts.
 KEEP_ALERTS = 200_000
@@ -217,9 +218,10 @@ class Ingest(Core):
                     "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters})])
         return pruned
 
-    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The newest rejected bodies, newest first."""
         with self.db.read() as conn:
-            return queries.list_dead_letters(conn, limit)
+            return [DeadLetter.from_row(r) for r in queries.list_dead_letters(conn, limit)]
 
 
 def _may_be_rejected(body: bytes) -> bool:
