@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from watchkeeper.errors import AuthError, Conflict, InputError, NotFound, WatchkeeperError
@@ -63,17 +62,6 @@ class Evaluated:
     def as_dict(self) -> dict[str, Any]:
         return {"use_case": self.case.id, **self.decision.as_dict(), "window": {
             "start": self.window[0], "end": self.window[1]}, "proposal_id": self.proposal_id, "applied": self.applied}
-
-
-def parse_use_case(doc: Any) -> UseCase:
-    """A use case from a parsed document, or an :class:`InputError` naming the fields."""
-    if not isinstance(doc, dict):
-        raise InputError("a use case is a mapping (id, title, owners, success_criteria, …)")
-    try:
-        return UseCase.model_validate(doc)
-    except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:8]]
-        raise InputError("invalid use case: " + "; ".join(parts)) from None
 
 
 class Portfolio:

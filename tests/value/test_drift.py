@@ -58,7 +58,7 @@ def test_hourly_counts_ignore_what_is_outside() -> None:
     {"kind": "detector", "name": "x", "version": "1", "baseline": [1.0, float("inf")]},
     {"kind": "detector", "name": "x", "version": "1", "train_start": "2026-11-02T00:00:00Z",
      "train_end": "2026-11-01T00:00:00Z"},
-    {"kind": "detector", "name": "x", "version": "1", "train_start": "2026-11-01T00:00:00"},
+    {"kind": "detector", "name": "x", "version": "1", "train_start": 0, "train_end": "2000-01-01T00:00:00Z"},
     {"kind": "detector", "name": "x", "version": "1", "scores": {"held_out": {"f1": "good"}}},
 ])
 def test_hostile_model_versions(doc: dict[str, object]) -> None:

@@ -206,7 +206,7 @@ def test_criteria_are_frozen_once_the_pilot_started() -> None:
     {"id": "x", "title": "x", "success_criteria": [{"kpi": "mttr_change", "op": "<", "target": -0.3}]},
     {"id": "x", "title": "x", "success_criteria": [{"kpi": "mttr_change", "op": "<=", "target": float("nan")}]},
     {"id": "x", "title": "x", "evaluation": {"days": 7, "start": "2026-11-01T00:00:00Z"}},
-    {"id": "x", "title": "x", "baseline": {"start": "2026-11-01T00:00:00", "end": "2026-11-02T00:00:00"}},
+    {"id": "x", "title": "x", "baseline": {"start": 0, "end": "2026-11-02T00:00:00Z"}},  # a number is no time
     {"id": "x", "title": "x", "baseline": {"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}},
     {"id": "x", "title": "x", "scores": {"business_impact": "huge"}},
 ])

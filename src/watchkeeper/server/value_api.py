@@ -16,14 +16,13 @@ from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from watchkeeper.errors import InputError
 from watchkeeper.governance.loop import Loop
 from watchkeeper.model_registry import Registry, Signal
-from watchkeeper.portfolio import Portfolio, parse_use_case
+from watchkeeper.portfolio import Portfolio
 from watchkeeper.server.app import MAX_ID, Approver, Operator, Reader
 from watchkeeper.service import Permission, Watchkeeper
 from watchkeeper.value.drift import MAX_SAMPLE, ModelKind, ModelVersion
-from watchkeeper.value.usecase import ID_PATTERN
+from watchkeeper.value.usecase import ID_PATTERN, UseCase
 
 ModelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
 CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="a use case id")]
@@ -32,7 +31,7 @@ PROPOSAL_STATUSES = "^(pending|approved|rejected|superseded|all)$"
 
 
 class UseCaseIn(BaseModel):
-    use_case: dict[str, Any] = Field(description="the use case (the YAML document of 'usecases apply', as JSON)")
+    use_case: UseCase = Field(description="the use case (the YAML document of 'usecases apply', as JSON)")
     new_version: bool = Field(False, description="change criteria frozen since the pilot (audited; approver role)")
     reason: str = Field("", max_length=2000)
 
@@ -77,14 +76,13 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
         """The portfolio: each use case's stage, owners, runbooks and services."""
         return portfolio.cases()
 
-    @app.post("/api/v1/usecases", tags=["value"])
+    @app.post("/api/v1/usecases", tags=["value"], responses={409: {"description": "criteria frozen since the pilot"}})
     def apply_use_case(body: UseCaseIn, who: Operator) -> Any:
         """Create or update a use case (its stage moves only through gates). Criteria frozen since its
         pilot change only with ``new_version`` and a ``reason``, by an approver."""
         if body.new_version:
             who.require(Permission.APPROVE)
-        case = parse_use_case(body.use_case)
-        return portfolio.apply(case, f"token:{who.name}", new_version=body.new_version, reason=body.reason)
+        return portfolio.apply(body.use_case, f"token:{who.name}", new_version=body.new_version, reason=body.reason)
 
     @app.get("/api/v1/portfolio/priorities", tags=["value"])
     def priorities(_who: Reader) -> Any:
@@ -108,13 +106,13 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
         """Gate proposals (promotions awaiting an approver, and what became of earlier ones)."""
         return portfolio.proposals(None if status == "all" else status)
 
-    @app.get("/api/v1/gates/evaluation", tags=["value"])
+    @app.get("/api/v1/gates/evaluation", tags=["value"], responses={404: {"description": "no such use case"}})
     def evaluation(_who: Reader,
                    use_case: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> Any:
         """Each use case's KPIs against its criteria and the move its gate would make (changes nothing)."""
         return [e.as_dict() for e in portfolio.evaluate(use_case)]
 
-    @app.post("/api/v1/gates/evaluate", tags=["value"])
+    @app.post("/api/v1/gates/evaluate", tags=["value"], responses={404: {"description": "no such use case"}})
     def evaluate(who: Operator, body: Evaluate | None = None) -> Any:
         """Evaluate and act: promotions become proposals for an approver, demotions apply at once."""
         return [e.as_dict() for e in portfolio.evaluate(body.use_case if body else None, apply=True,
@@ -135,18 +133,12 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
         """Registered model versions (detectors, template miners, correlation strategies, RCA models)."""
         return registry.versions(kind.value if kind else None)
 
-    @app.post("/api/v1/models", tags=["value"], status_code=201)
-    def register_model(body: dict[str, Any], who: Operator) -> Any:
+    @app.post("/api/v1/models", tags=["value"], status_code=201,
+              responses={409: {"description": "this version is already registered"}})
+    def register_model(body: ModelVersion, who: Operator) -> Any:
         """Register a model version: kind, name, version, params, train_start/train_end, scores
         (held_out, in_sample), baseline (a reference sample of its output scores)."""
-        from pydantic import ValidationError
-
-        try:
-            model = ModelVersion.model_validate(body)
-        except ValidationError as exc:
-            parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:8]]
-            raise InputError("invalid model version: " + "; ".join(parts)) from None
-        return registry.register(model, f"token:{who.name}")
+        return registry.register(body, f"token:{who.name}")
 
     @app.get("/api/v1/models/{kind}/{name}", tags=["value"])
     def show_model(kind: ModelKind, name: ModelName, _who: Reader,
@@ -161,5 +153,6 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
                               days=body.days, actor=f"token:{who.name}")
 
     @app.get("/api/v1/drift", tags=["value"])
-    def drift_events(_who: Reader, model: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+    def drift_events(_who: Reader, model: Annotated[str | None, Query(
+            max_length=200, pattern=r"^[a-z_]+:[a-z0-9][a-z0-9._-]*$", description="KIND:NAME")] = None) -> Any:
         return registry.drift_events(model)

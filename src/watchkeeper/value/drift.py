@@ -14,11 +14,13 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from watchkeeper.sources.limits import UtcTime
 
 #: PSI from which a population has shifted enough to act (the usual rule of thumb: < 0.1 stable,
 #: 0.1-0.25 moderate, > 0.25 significant).
@@ -51,18 +53,11 @@ class ModelVersion(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
     params: dict[str, Any] = Field(default_factory=dict)
-    train_start: datetime | None = None
-    train_end: datetime | None = None
+    train_start: UtcTime | None = None  # ISO 8601 text (a number is refused); without an offset: UTC
+    train_end: UtcTime | None = None
     scores: Scores = Field(default_factory=Scores)
     baseline: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE,
                                   description="a reference sample of its output scores (for drift)")
-
-    @field_validator("train_start", "train_end")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("a time needs a timezone (e.g. 2026-11-01T00:00:00Z)")
-        return value.astimezone(UTC) if value is not None else None
 
     @field_validator("baseline")
     @classmethod
@@ -181,8 +176,8 @@ def check(reference: Sequence[float], current: Sequence[float], *, min_samples: 
 def hourly_counts(times: Sequence[datetime], start: datetime, end: datetime) -> list[float]:
     """Events per hour over ``[start, end)`` (the rate whose distribution drift compares).
 
+    >>> from datetime import UTC, timedelta as d
     >>> t = datetime(2026, 11, 1, tzinfo=UTC)
-    >>> from datetime import timedelta as d
     >>> hourly_counts([t, t + d(minutes=5), t + d(hours=2)], t, t + d(hours=3))
     [2.0, 0.0, 1.0]
     """

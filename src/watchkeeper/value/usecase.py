@@ -10,7 +10,7 @@ assisted use case asks for approval, an autonomous one may run unattended.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from watchkeeper.errors import Conflict, InputError
 from watchkeeper.policy.base import Autonomy
+from watchkeeper.sources.limits import UtcTime
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -145,16 +146,9 @@ class Window(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: UtcTime | None = None  # ISO 8601 text (a number is refused); without an offset: UTC
+    end: UtcTime | None = None
     days: float | None = Field(None, gt=0, le=3660)
-
-    @field_validator("start", "end")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("a time needs a timezone (e.g. 2026-11-01T00:00:00Z)")
-        return value.astimezone(UTC) if value is not None else None
 
     @model_validator(mode="after")
     def _shape(self) -> Window:
@@ -168,6 +162,7 @@ class Window(BaseModel):
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
         """
+        >>> from datetime import UTC
         >>> Window(days=7).bounds(datetime(2026, 11, 8, tzinfo=UTC))[0].isoformat()
         '2026-11-01T00:00:00+00:00'
         """
