@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchkeeper.errors import ConfigError
@@ -22,6 +22,39 @@ from watchkeeper.yamlfile import load as load_yaml
 
 #: Settings holding a path: a relative one in a YAML file is relative to that file.
 PATH_KEYS = ("correlation_config", "runbooks_dir")
+
+
+class ConsoleConfig(BaseModel):
+    """The web console's ``console:`` section (docs/console.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: SecretStr | None = Field(
+        None, min_length=16, description="signs approval links and CSRF tokens; unset: one is generated once and "
+        "kept in the database (set it when several servers share one database behind no sticky sessions)")
+    secure_cookies: bool = Field(
+        True, description="cookies only over HTTPS; false for a console on plain http://127.0.0.1 (a laptop, the lab)")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="a session ends this long after sign-in")
+    idle_minutes: float = Field(60.0, gt=0, le=24 * 60 * 30, description="... or after this long without a request")
+    sso_header: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{1,64}$", description="trusted header naming the signed-in user, set by a "
+        "reverse proxy that authenticated them (e.g. X-Forwarded-User); off when unset")
+    sso_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks (CIDR) of the proxies whose sso_header is "
+        "believed; a request from anywhere else is never signed in by the header")
+    link_hours: float = Field(24.0, gt=0, le=24 * 14, description="how long a signed approval link stays valid")
+
+    @field_validator("sso_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/24)") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -72,6 +105,7 @@ class Settings(BaseSettings):
     cli_users: dict[str, str] = Field(
         default_factory=dict, description="unix user -> approver name the CLI may vote as without a token "
         "(YAML only; the audit log says 'cli-user:NAME via unix user UNIX')")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the web console (YAML only)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"

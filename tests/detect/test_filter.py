@@ -62,6 +62,15 @@ def test_events_open_and_close_with_evidence() -> None:
     assert resolved.raw["expected_range"] == [0.0, 0.5]
     assert resolved.raw["peak"]["score"] == 0.95 and resolved.raw["series"] == "api latency"
     assert resolved.ends_at is not None and firing.ends_at is None
+    assert firing.raw["threshold"] == 0.7 and firing.raw["detector_version"] is None
+
+
+def test_evidence_names_the_shipped_version_and_threshold() -> None:
+    from watchkeeper.detect.default import DEFAULT
+
+    f = AnomalyFilter(Scripted(), series="s", threshold=DEFAULT.threshold, version=DEFAULT.version)
+    (event,) = f.update(1.0, 0.0)
+    assert (event.raw["detector_version"], event.raw["threshold"]) == (DEFAULT.version, DEFAULT.threshold)
 
 
 @pytest.mark.parametrize(

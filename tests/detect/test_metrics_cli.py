@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from watchkeeper.detect.default import DEFAULT
 from watchkeeper.metrics.cli import app
 
 runner = CliRunner()
@@ -39,6 +40,8 @@ def test_detect_writes_every_timestamp_and_prints_windows(tmp_path: Path) -> Non
     assert "2024-03-01T07:30:00Z" in result.output  # the spike's window
     assert "600 points in 1 series" in result.output
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # No --threshold: the one shipped with the default detector, named with its version.
+    assert f"anomaly windows ({DEFAULT.version}, score >= {DEFAULT.threshold:g})" in result.output
 
 
 def test_state_dir_resumes(tmp_path: Path) -> None:

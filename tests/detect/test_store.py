@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from watchkeeper.detect.base import Detector
 from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.default import DEFAULT, make
 from watchkeeper.detect.robust import RobustSeasonal
-from watchkeeper.detect.store import FileStore
+from watchkeeper.detect.store import FileStore, restore
 
 
 def test_restart_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
@@ -61,3 +63,14 @@ def test_missing_store_is_empty(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "nope")
     assert store.load("x") is None
     assert list(store.keys()) == []
+
+
+def test_state_saved_by_likelihood_v1_loads_into_the_shipped_default() -> None:
+    """v2 ships v1's detector with another threshold: v1's saved state must resume exactly, and
+    with the default's parameters (the watch engine drops state whose parameters differ)."""
+    body = json.loads((Path(__file__).parent / "data" / "likelihood_v1_state.json").read_text())
+    detector = restore(body["detector"])
+    assert isinstance(detector, Detector) and type(detector) is type(DEFAULT.build())
+    assert detector.params() == make("default").params()
+    for value, score in body["next_scores"].items():
+        assert detector.score_one(float(value), 18_000.0) == score

@@ -41,6 +41,7 @@ from watchkeeper.cli.common import (
     settings,
     unix_user,
 )
+from watchkeeper.console_cli import app as console_users_app
 from watchkeeper.watch.cli import app as watch_app
 
 # The shared helpers stay importable from here too, as they were from the single-file cli.py (a
@@ -61,6 +62,7 @@ app.add_typer(silences.app, name="silences")
 app.add_typer(correlation.app, name="correlation")
 app.add_typer(watch_app, name="watch")
 app.add_typer(rca.app, name="rca")
+app.add_typer(console_users_app, name="user")
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
 
 

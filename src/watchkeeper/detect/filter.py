@@ -56,6 +56,8 @@ class AnomalyFilter:
     service: str = ""
     resource: str = ""
     severity: Severity = Severity.WARNING
+    #: The shipped configuration's version (``detect.default.Shipped.version``), named in evidence.
+    version: str = ""
     _skipped: int = field(default=0, init=False, repr=False)
     _open: OpenWindow | None = field(default=None, init=False, repr=False)
 
@@ -101,6 +103,7 @@ class AnomalyFilter:
             "peak": {"score": round(window.peak_score, 6), "value": window.peak_value,
                      "at": _dt(window.peak_at).isoformat()},
             "detector": repr(self.detector),
+            "detector_version": self.version or None,
             "threshold": self.threshold,
         }
         return Event(

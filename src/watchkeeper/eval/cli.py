@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from watchkeeper.detect.filter import onsets, run
 from watchkeeper.detect.likelihood import AnomalyLikelihood, peak_onsets
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.eval import detect as protocol
 from watchkeeper.eval import nab as nab_scoring
 from watchkeeper.eval import smd as smd_scoring
 
@@ -25,10 +27,11 @@ app = typer.Typer(add_completion=False, help="Evaluate the detectors on public b
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
-#: Report an anomaly once per this many points (see ``onsets`` and ``peak_onsets``).
-NAB_ONSET_HORIZON = 100
+#: Report an anomaly once per this many points (see ``onsets`` and ``peak_onsets``); the same as
+#: ``eval detect`` scores NAB with.
+NAB_ONSET_HORIZON = protocol.ONSET_HORIZON
 #: ``peak_onsets`` reports a burst of rising scores at its peak, at most this many points late.
-NAB_PEAK_DELAY = 3
+NAB_PEAK_DELAY = protocol.PEAK_DELAY
 #: The filter's threshold while scoring NAB with RobustSeasonal: anomalous points are not learned.
 NAB_LEARN_THRESHOLD = 0.8
 #: The free parameters of AnomalyLikelihood that ``--loco`` chooses among on the other categories:
@@ -164,3 +167,64 @@ def smd(
                       f"{r.best_adjusted[1].f1:.3f} ({r.best_adjusted[0]:.3f})")
     console.print(table)
     console.print("best-threshold columns choose the threshold in hindsight (as published results do)")
+
+
+@app.command("detect")
+def detect_protocol(
+    nab_root: Annotated[Path | None, typer.Option(
+        "--nab", help="NAB checkout: data/, labels/ (one source per category)")] = None,
+    smd_root: Annotated[Path | None, typer.Option("--smd", help="smd_asd/: one source per set (smd, asd)")] = None,
+    candidate: Annotated[list[str] | None, typer.Option(
+        help="candidate configurations to choose among (default: every shipped one)")] = None,
+    out: Annotated[Path, typer.Option(help="write the results here as JSON")] = Path("eval-detect.json"),
+    cache: Annotated[Path | None, typer.Option(
+        help="keep each candidate's scores here (keyed by configuration, detector code and data)")]
+    = Path(".watchkeeper-cache/eval-detect"),
+) -> None:
+    """Held-out figures per labelled source: candidate and threshold chosen on the OTHER sources."""
+    console = Console()
+    known = protocol.candidates()
+    names = candidate or list(protocol.shipped_candidates())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown candidate {unknown[0]!r}; known: {', '.join(known)}",
+                                 param_hint="--candidate")
+    if nab_root is None and smd_root is None:
+        raise typer.BadParameter("give --nab DIR and/or --smd DIR")
+    for root, option in ((nab_root, "--nab"), (smd_root, "--smd")):
+        if root is not None and not root.is_dir():
+            raise typer.BadParameter(f"{root} is not a directory", param_hint=option)
+    try:
+        sources = protocol.load_sources(nab_root, smd_root)
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"cannot read the data: {exc}") from None
+    if len(sources) < 2:
+        raise typer.BadParameter("leaving one source out needs at least two labelled sources")
+    chosen = {n: known[n] for n in names}
+    curves: dict[str, dict[str, protocol.Curve]] = {n: {} for n in chosen}
+    with _progress(console) as progress:
+        task = progress.add_task("scoring", total=len(chosen) * sum(len(s.items()) for s in sources))
+        for name, cand in chosen.items():
+            for source in sources:
+                progress.update(task, description=f"{name} on {source.name}")
+                scores = protocol.source_scores(source, cand, cache, lambda: progress.advance(task))
+                curves[name][source.name] = source.curve(scores)
+    result = protocol.report(curves, {s.name: s.kind for s in sources})
+    table = Table(title=f"Held-out figures: candidate and threshold chosen on the other sources "
+                        f"({len(sources)} sources, {len(chosen)} candidates)")
+    for column in ("source", "figure", "held-out", "chosen on the others", "in-sample", "hindsight"):
+        table.add_column(column, justify="left" if column in ("source", "figure", "chosen on the others") else "right")
+    for f in result.folds:
+        table.add_row(f.source, result.kinds[f.source], f"{100 * f.held_out:.1f}",
+                      f"{f.chosen} @ {f.threshold:.4f}", f"{100 * f.in_sample:.1f}", f"{100 * f.hindsight:.1f}")
+    console.print(table)
+    worst = result.worst
+    console.print(f"worst held-out source: {worst.source} {100 * worst.held_out:.1f}")
+    if result.nab_held_out is not None and result.nab_in_sample is not None:
+        console.print(f"NAB standard, all categories pooled: held-out {result.nab_held_out:.1f}, "
+                      f"in-sample {result.nab_in_sample:.1f}")
+    console.print(f"chosen on all sources (what ships): {result.in_sample[0]} @ {result.in_sample[1]:.4f}")
+    console.print("in-sample: chosen on all sources; hindsight: the source's best alone (optimistic, "
+                  "as published tables are); no-window NAB categories: 100 × (1 + raw / files)")
+    out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    console.print(f"wrote {out}")

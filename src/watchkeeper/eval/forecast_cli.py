@@ -22,6 +22,7 @@ from watchkeeper.detect.forecast import Direction, Series, format_duration, seas
 from watchkeeper.detect.forecast_io import parse_duration, read_series
 from watchkeeper.errors import InputError
 from watchkeeper.eval.forecast import accuracy, lead_times, summary
+from watchkeeper.eval.forecast_heldout import LEVEL, TRENDS, FamilyFit, fit_family, leave_one_family_out
 
 app = typer.Typer(add_completion=False)
 _out = Console(highlight=False)
@@ -40,14 +41,20 @@ def forecast(
     every: Annotated[int, typer.Option(help="Forecast at every n-th point of the replay")] = 1,
     refit: Annotated[str, typer.Option(help="Refit the parameters this often during the replay")] = "1d",
     below: Annotated[bool, typer.Option("--below", help="The threshold is a floor")] = False,
+    by_family: Annotated[bool, typer.Option(
+        "--by-family", help="Held out by family (a file's folder): trend and interval width chosen on the "
+                            "other families; MASE and 80 % interval coverage")] = False,
 ) -> None:
     """MASE and sMAPE against seasonal-naive (and AutoETS), and lead times of threshold warnings."""
     files = [f for p in paths for f in (sorted(p.glob("*.csv")) if p.is_dir() else [p])]
     if not files:
         raise InputError("no CSV files found")
     res = parse_duration(step) if step else None
-    series = [s for f in files for s in read_series(f, column=column, id_column=id_column, step=res)]
     h_span = parse_duration(horizon)
+    if by_family:
+        _by_family(files, h_span, column, id_column, res)
+        return
+    series = [s for f in files for s in read_series(f, column=column, id_column=id_column, step=res)]
     groups: dict[tuple[int, timedelta, int], list[Series]] = defaultdict(list)
     for s in series:
         h = max(1, math.ceil(h_span / s.step))
@@ -126,3 +133,39 @@ def _advance(bar: Progress, task: TaskID) -> Callable[[int], None]:
 
 def _fmt(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else format_duration(timedelta(seconds=seconds))
+
+
+def _by_family(files: list[Path], h_span: timedelta, column: str | None, id_column: str | None,
+               res: timedelta | None) -> None:
+    families: dict[str, list[Series]] = defaultdict(list)
+    for f in files:
+        for s in read_series(f, column=column, id_column=id_column, step=res):
+            if len(s.values) >= 3 * max(1, math.ceil(h_span / s.step)) + 10:
+                families[f.parent.name].append(s)
+    if len(families) < 2:
+        raise InputError("--by-family needs series from at least two folders (one family per folder)")
+
+    def steps(s: Series) -> int:
+        return max(1, math.ceil(h_span / s.step))
+
+    fits: dict[str, dict[str, FamilyFit]] = {}
+    with Progress(console=_out, transient=True) as bar:
+        task = bar.add_task("fitting", total=len(families) * len(TRENDS))
+        for name, members in sorted(families.items()):
+            fits[name] = {}
+            for label, trend in TRENDS.items():
+                fits[name][label] = fit_family(members, steps, trend)
+                bar.advance(task)
+    rows = leave_one_family_out(fits)
+    table = Table(title=f"forecasts held out by family ({len(families)} families, horizon "
+                        f"{format_duration(h_span)}): chosen on the other families")
+    for name in ("family", "series", "trend, width", "MASE held-out", "MASE in-sample",
+                 f"coverage held-out (of {LEVEL:g} %)", "coverage in-sample"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(r.family, str(len(families[r.family])), f"{r.trend}, ×{r.width:g}", f"{r.mase:.3f}",
+                      f"{r.in_sample_mase:.3f}", f"{100 * r.coverage:.1f} %", f"{100 * r.in_sample_coverage:.1f} %")
+    _out.print(table)
+    worst = max(rows, key=lambda r: r.mase)
+    _out.print(f"worst held-out MASE: {worst.family} {worst.mase:.3f}; coverage furthest from {LEVEL:g} %: "
+               + min(rows, key=lambda r: -abs(r.coverage - LEVEL / 100)).family, markup=False)

@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from watchkeeper.detect.base import Detector
+from watchkeeper.detect.default import DEFAULT
 from watchkeeper.detect.filter import AnomalyFilter, windows_of
-from watchkeeper.detect.likelihood import AnomalyLikelihood
-from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.detect.store import FileStore
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.metrics.series import Series, format_time, read_csv, read_prometheus, read_wide_series
@@ -47,16 +47,17 @@ def _load(file: Path | None, prometheus: str | None, query: str | None, start: s
 
 
 def score_series(series: Series, threshold: float, store: FileStore | None) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Score with the series' saved detector, or a new :class:`AnomalyLikelihood` (our best on
-    NAB); state saved by earlier versions (a :class:`RobustSeasonal`) still resumes."""
+    """Score with the series' saved detector, or a new one of the shipped default configuration
+    (:data:`~watchkeeper.detect.default.DEFAULT`); state saved by earlier versions still resumes."""
     detector = store.load(series.name) if store is not None else None
     if detector is None:
-        detector = AnomalyLikelihood()
-    if not isinstance(detector, AnomalyLikelihood | RobustSeasonal):
+        detector = DEFAULT.build()
+    if not isinstance(detector, Detector):
         raise WatchkeeperError(f"state of {series.name} holds a {type(detector).__name__}")
-    # AnomalyLikelihood learns every point: its tails must see the anomalies too.
-    max_skip = 0 if isinstance(detector, AnomalyLikelihood) else AnomalyFilter.max_skip
-    f = AnomalyFilter(detector, series=series.name, threshold=threshold, max_skip=max_skip)
+    # The default learns every point (max_skip=0): its tails must see the anomalies too.
+    max_skip = DEFAULT.max_skip if isinstance(detector, type(DEFAULT.build())) else AnomalyFilter.max_skip
+    f = AnomalyFilter(detector, series=series.name, threshold=threshold, max_skip=max_skip,
+                      version=DEFAULT.version)
     scores = np.array([
         0.0 if np.isnan(x) else f.step(float(x), float(t))
         for t, x in zip(series.times, series.values, strict=True)
@@ -71,7 +72,8 @@ def detect(
     file: Annotated[Path | None, typer.Argument(help="CSV `timestamp,value`, or a wide CSV/Parquet")] = None,
     out: Annotated[Path | None, typer.Option(help="write timestamp,anomaly_score here")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of series and anomalies here")] = None,
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="score that makes a point anomalous")] = 0.8,
+    threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="score that makes a point anomalous (default: the shipped one)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="resume/save detector state per series")] = None,
     prometheus: Annotated[str | None, typer.Option(help="Prometheus base URL (instead of FILE)")] = None,
     query: Annotated[str | None, typer.Option(help="PromQL for --prometheus")] = None,
@@ -81,6 +83,8 @@ def detect(
 ) -> None:
     """Score every point of a metric for anomalies and list the anomaly windows."""
     console = Console()
+    if threshold is None:
+        threshold = DEFAULT.threshold
     try:
         all_series = _load(file, prometheus, query, start, end, step)
         store = FileStore(state_dir) if state_dir is not None else None
@@ -92,7 +96,7 @@ def detect(
     if out is not None:
         with out.open("w", newline="") as fh:
             _write(fh, results, several)
-    table = Table(title=f"anomaly windows (score >= {threshold})")
+    table = Table(title=f"anomaly windows ({DEFAULT.version}, score >= {threshold:g})")
     for column in ("series", "start", "end", "points", "peak score", "peak value"):
         table.add_column(column)
     n_windows = 0

@@ -22,6 +22,7 @@ from watchkeeper.errors import AuthError, InputError, WatchkeeperError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.retention import Pruner
+from watchkeeper.server.console import install as install_console
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, challenge, error
@@ -214,6 +215,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_routes(app, service)
+    install_console(app, service)  # the web console under /console (docs/console.md)
     from watchkeeper.server import value_api
 
     value_api.add_routes(app, service)  # the portfolio, gates and the gate guard

@@ -285,6 +285,44 @@ incident_truth = Table(
     Column("recorded_at", UTCDateTime(), nullable=False),
 )
 
+# -- the console (migration 0012) -------------------------------------------------------------
+console_users = Table(
+    "console_users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256)),  # NULL: signs in only through the trusted SSO header
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime()),
+    Column("last_login_at", UTCDateTime()),
+)
+
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's secret, never the secret
+    Column("user_id", Integer, ForeignKey("console_users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("via", String(16), nullable=False),  # password | sso
+)
+
+console_link_nonces = Table(
+    "console_link_nonces", metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("approval_id", Integer, nullable=False),
+    Column("used_at", UTCDateTime(), nullable=False),
+    Column("used_by", String(256), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+console_secrets = Table(
+    "console_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # -- value: use cases, stage gates, model registry, drift (migration 0015) --------------------
 use_cases = Table(
     "use_cases", metadata,
