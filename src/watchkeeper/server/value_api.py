@@ -57,7 +57,16 @@ def portfolio_of(service: Watchkeeper) -> Portfolio:
 
 def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     portfolio = portfolio_of(service)
-    guard = Loop("gate-guard", portfolio.guard, service.settings.gate_guard_seconds)
+    started = [False]
+
+    def guard_step() -> int:
+        """The first check comes one interval after start-up (start-up stays quick and quiet)."""
+        if not started[0]:
+            started[0] = True
+            return 0
+        return portfolio.guard()
+
+    guard = Loop("gate-guard", guard_step, service.settings.gate_guard_seconds)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
