@@ -111,15 +111,18 @@ def make_storm(path: Path, alerts: int, graph: dict[str, list[str]], services: i
     return len(lines), total
 
 
-def timed(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median wall time of ``repeat`` runs, and the last result."""
-    times, result = [], None
+def timed(run: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """Median wall time and median CPU time (this process) of ``repeat`` runs, and the last result.
+    On a shared machine the wall time counts other processes' turns on the pinned core; the CPU time
+    does not (it still feels their caches)."""
+    times, cpu, result = [], [], None
     for _ in range(repeat):
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = run()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), statistics.median(cpu), result
 
 
 def main() -> None:
@@ -162,24 +165,27 @@ def main() -> None:
                     return replay(fh, sources, config)
             return run
 
-        rows: list[tuple[str, float, str]] = []
+        rows: list[tuple[str, float, float, str]] = []
         with one_core() as pinned:
             print(f"measuring on one core ({pinned}), median of {args.repeat} runs each")
-            seconds, _ = timed(decode, args.repeat)
-            base = alerts / seconds
-            rows.append(("orjson.loads only (baseline)", base, ""))
+            seconds, cpu, _ = timed(decode, args.repeat)
+            base, base_cpu = alerts / seconds, alerts / cpu
+            rows.append(("orjson.loads only (baseline)", base, base_cpu, ""))
             for name, config in configs.items():
-                seconds, result = timed(replayer(config), args.repeat)
+                seconds, cpu, result = timed(replayer(config), args.repeat)
                 if result.bad or result.events != alerts:
                     raise SystemExit(f"{name}: {len(result.bad)} bad lines, {result.events} events of {alerts}")
-                rows.append((f"replay, {name}", alerts / seconds,
+                rows.append((f"replay, {name}", alerts / seconds, alerts / cpu,
                              f"{len(result.state.alerts):,} fingerprints -> {len(result.incidents):,} incidents"))
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'pass':<{width}}  {'alerts/s':>10}  {'vs decode':>9}  {'target':>6}  result")
-    for name, rate, note in rows:
+    print(f"\n{'pass':<{width}}  {'alerts/s':>10}  {'vs decode':>9}  {'target':>6}  {'CPU alerts/s':>12}  "
+          f"{'vs decode':>9}  result")
+    for name, rate, rate_cpu, note in rows:
         meets = "" if rate == base else ("yes" if rate >= TARGET else "no")
-        print(f"{name:<{width}}  {rate:>10,.0f}  {rate / base:>8.1%}  {meets:>6}  {note}")
-    print(f"\ntarget: >= {TARGET:,} alerts/s on one core (replay, dedup + correlate + lifecycle, in memory)")
+        print(f"{name:<{width}}  {rate:>10,.0f}  {rate / base:>8.1%}  {meets:>6}  {rate_cpu:>12,.0f}  "
+              f"{rate_cpu / base_cpu:>8.1%}  {note}")
+    print(f"\ntarget: >= {TARGET:,} alerts/s on one core (replay, dedup + correlate + lifecycle, in memory); "
+          "alerts/s is wall time, CPU alerts/s this process's CPU time")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ class Pipeline:
             incident = self._join(alert, join, state, event)
             # only an alert that opened an incident or joined one on strong evidence may reveal an origin
             strong = join.incident_id is None or join.score >= self.SPLIT_BELOW
-            if strong and join.reason is not JoinReason.STILL_OPEN:
+            if strong and self.config.splits and join.reason is not JoinReason.STILL_OPEN:
                 others = {*join.neighbours, *state.footprints[incident.id].related} - {incident.id}
                 if others:
                     self._split(alert, incident, others, state, now)
@@ -273,9 +273,12 @@ class Pipeline:
                      "fingerprint": alert.fingerprint, "detail": join.detail}))
         footprint = state.footprints.get(incident.id)
         if footprint is None:
-            footprint = state.footprints[incident.id] = Footprint.of(alert, join.probes)
+            footprint = state.footprints[incident.id] = Footprint.of(alert, join.probes,
+                                                                     self.correlate.probed(join.probes))
         elif join.reason is not JoinReason.STILL_OPEN and join.reason is not JoinReason.RETURNED:
-            footprint.add(alert, join.score, join.probes)
+            weak = join.score < self.SPLIT_BELOW  # a member joined on strong evidence is never split off
+            footprint.add(alert, join.score, join.probes, self.correlate.probed(join.probes) if weak else None,
+                          keep=weak)
         if join.related:
             footprint.related.update(i for i, _ in join.related)
         for key in self.correlate.index_keys(alert):
@@ -317,11 +320,10 @@ class Pipeline:
                 offered = set(self.correlate.index_keys(alert))
             moving: list[tuple[Alert, float, float, str]] = []
             # a member whose onset is two lags away from every onset of the target cannot score there
-            candidates = [(fp, score) for fp, (score, probes, onset) in footprint.members.items()
-                          if score < self.SPLIT_BELOW and (near is None or near.distance(onset) < reach)
-                          and any(p.key in offered for ps in probes for p in ps)]
-            if footprint.origin and (near is None or near.distance(footprint.first) < reach) and any(
-                    p.key in offered for ps in footprint.origin_probes for p in ps):
+            candidates = [(fp, score) for fp, (score, _, onset, keys) in footprint.members.items()
+                          if (near is None or near.distance(onset) < reach) and not offered.isdisjoint(keys)]
+            if footprint.origin and (near is None or near.distance(footprint.first) < reach) and (
+                    not offered.isdisjoint(footprint.origin_keys)):
                 candidates.append((footprint.origin, self.ORIGIN))
             for fingerprint, score in candidates:
                 member = state.alerts.get(fingerprint)
@@ -341,12 +343,12 @@ class Pipeline:
             transfer(member, source, target)
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
             source_footprint = state.footprints[source.id]
-            _, probes, _ = source_footprint.members.pop(member.fingerprint, (0.0, (), now))
+            _, probes, _, keys = source_footprint.members.pop(member.fingerprint, (0.0, (), now, frozenset()))
             if member.fingerprint == source_footprint.origin:
-                probes, source_footprint.origin = source_footprint.origin_probes, ""
+                probes, keys, source_footprint.origin = source_footprint.origin_probes, source_footprint.origin_keys, ""
             target_footprint = state.footprints.get(target.id)
             if target_footprint is not None:
-                target_footprint.add(member, better, probes)
+                target_footprint.add(member, better, probes, keys, keep=better < self.SPLIT_BELOW)
             state.memberships.append(Membership(target.id, member.fingerprint, now, JoinReason.SPLIT.value, detail))
             state.departures.append((source.id, member.fingerprint))
             state.changed_alerts.add(member.fingerprint)

@@ -7,8 +7,10 @@ time stands in: ``ends_at`` for a resolved event, ``starts_at`` otherwise.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -69,11 +71,35 @@ def _event_time(event: Event) -> datetime:
     return event.starts_at
 
 
+#: the collector's first threshold during a replay (Python's default: 700)
+BATCH_GC_THRESHOLD = 100_000
+
+
+@contextmanager
+def _batch_gc() -> Iterator[None]:
+    """A replay keeps nearly everything it allocates (alerts, incidents, memberships) until it ends,
+    so the cyclic collector's passes over the growing heap find little and cost much (a sixth of a
+    replay with every strategy, measured with ``gc.callbacks``): run it less often, then restore."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], BATCH_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def replay(
     lines: Iterable[bytes], sources: dict[str, Source], config: PipelineConfig, *, strict: bool = False
 ) -> ReplayResult:
     """Run every line through one in-memory pipeline. Bad lines are skipped and listed
     (``strict`` raises on the first one instead)."""
+    with _batch_gc():
+        return _replay(lines, sources, config, strict=strict)
+
+
+def _replay(
+    lines: Iterable[bytes], sources: dict[str, Source], config: PipelineConfig, *, strict: bool
+) -> ReplayResult:
     ids = itertools.count(1)
     pipeline = Pipeline(config, lambda: next(ids))
     result = ReplayResult(State())

@@ -4,6 +4,7 @@ cascades folded into their cause, flapping kept as one incident, splits audited.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -221,3 +222,60 @@ def test_a_split_is_stored_and_on_the_incident_timeline(tmp_path: Path, make_ser
     assert sorted(a["fingerprint"] for a in target["alerts"]) == ["HighErrorRate", "ServiceDown"]
     split = next(e for e in source["timeline"] if e["kind"] == "incident.split")
     assert split["reason"] == "second_origin" and split["into"] == db
+
+
+def _late(event: Event, received: float) -> Event:
+    """The same event, delivered at ``received`` (Alertmanager's group_wait, a slow notification)."""
+    return replace(event, received_at=T0 + timedelta(seconds=received))
+
+
+@pytest.mark.parametrize(("caller_onset", "lead", "joined"), [
+    pytest.param(0, "15s", False, id="caller-started-30s-before-its-dependency-is-not-its-symptom"),
+    pytest.param(20, "15s", True, id="caller-started-10s-before-the-dependency's-late-alert-is"),
+    pytest.param(0, "1h", True, id="without-onset-order-it-joins"),
+])
+def test_onset_order_a_symptom_does_not_start_before_its_cause(caller_onset: float, lead: str, joined: bool) -> None:
+    """shop calls db; shop's error alert is delivered after db's crash alert opened an incident, but it
+    started well before db's: another fault of shop's own, not db's symptom (``join.lead``)."""
+    storm = [am("ServiceDown", "db", "data-1:5432", 30),
+             _late(am("HighErrorRate", "shop", "app-1:8080", caller_onset), 40)]
+    state, _ = run(storm, with_graph(lead=lead))
+    same = incident_of(state, "HighErrorRate", "app-1:8080") == incident_of(state, "ServiceDown", "data-1:5432")
+    assert same is joined
+
+
+def test_a_callers_own_failure_is_not_its_dependencys_symptom() -> None:
+    """db fails; shop calls db: shop's errors are db's symptom, but shop's ServiceDown (its own process
+    down) is a fault of its own."""
+    storm = [am("HighErrorRate", "db", "data-1:5432", 0), am("ServiceDown", "shop", "app-1:8080", 5),
+             am("HighErrorRate", "shop", "app-2:8080", 8)]
+    state, _ = run(storm, with_graph())
+    db = incident_of(state, "HighErrorRate", "data-1:5432")
+    assert incident_of(state, "HighErrorRate", "app-2:8080") == db
+    assert incident_of(state, "ServiceDown", "app-1:8080") != db
+
+
+def test_host_level_alerts_on_two_hosts_are_not_one_service() -> None:
+    """node-exporter alerts all carry the job ``node``: the same job on two hosts is no shared cause."""
+    storm = [am("NodeHighCPU", "node", "data-1:9100", 0), am("NodeMemoryPressure", "node", "app-2:9100", 5),
+             am("NodeLoadHigh", "node", "data-1:9100", 8)]
+    state, _ = run(storm)
+    data = incident_of(state, "NodeHighCPU", "data-1:9100")
+    assert incident_of(state, "NodeLoadHigh", "data-1:9100") == data
+    assert incident_of(state, "NodeMemoryPressure", "app-2:9100") != data
+
+
+def test_a_late_kind_joins_its_service_at_its_learned_lag() -> None:
+    """An error-budget burn rate fires ~90 s after the errors on its service began: the first ones
+    (nothing learned yet) open incidents of their own, later ones join their service's incident."""
+    storm: list[Event] = []
+    for n, service in enumerate(["shop", "blog", "cache", "db", "proxy"]):
+        t = n * 600
+        storm += [am("HighErrorRate", service, f"app-{n}:80", t), am("HighErrorRate", service, f"app-{n}:81", t + 3),
+                  am("ErrorBudgetBurn", service, "", t + 90)]
+    learned, _ = run(storm)
+    blind, _ = run(storm, CorrelationConfig.model_validate({"join": {"learn_lag": False}}).pipeline())
+    for state, joined in ((learned, ["db", "proxy"]), (blind, [])):
+        together = [s for s in ["shop", "blog", "cache", "db", "proxy"]
+                    if len({a.incident_id for a in state.alerts.values() if a.service == s}) == 1]
+        assert together == joined

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchkeeper.correlate import CoOccurring, Correlator, LabelGroup, TextTemplate, Topology, template
 from watchkeeper.correlate.config import load_config
 from watchkeeper.correlate.pipeline_config import PipelineConfig
+from watchkeeper.correlate.strategies import template_reference
 from watchkeeper.dedup.fingerprint import alert_of
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
@@ -75,6 +78,22 @@ def test_text_templates() -> None:
     assert got["a"][0] == got["b"][0] != got["c"][0] and got["b"][1] == "similar_text"
     scoped = groups((TextTemplate("service"),), events)
     assert scoped["a"][0] != scoped["b"][0]
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "disk 91% on db-1", "connection refused from 10.0.0.7:5432", "id DEADBEEF99 and cafebabe",
+    "12.5% of 300", "x\t\n  y", "٣٤% on host-٥", "-5 .7 a-1.b_2 %", "9" * 200, "abcdefgh abcdefg",
+    "10.0.0.1.2:80 1.2.3 256.1.1.1", "tab\x1cinfo\u2003here",
+])
+def test_template_equals_the_plain_masks(text: str) -> None:
+    """The fast template (masks that need a digit skipped when none is left) is the plain sequence."""
+    assert template.__wrapped__(text) == template_reference(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*"ab9f0Z _.-%:\t\n\x1c\u2003٣xy1", "DEAD", "10.0.0.7"]), max_size=30).map("".join))
+def test_template_equals_the_plain_masks_on_any_text(text: str) -> None:
+    assert template.__wrapped__(text) == template_reference(text)
 
 
 CONFIG = """\

@@ -20,6 +20,7 @@ from e2e.servers import free_port
 from fixtures.console import PASSWORD, add_users, fire, runbooks_dir
 from watchkeeper.model import Cause
 from watchkeeper.server import create_app
+from watchkeeper.server.console.accounts import Accounts
 from watchkeeper.service import Watchkeeper
 from watchkeeper.settings import Settings
 
@@ -187,6 +188,11 @@ def test_every_page_without_console_errors_and_a_viewer_cannot_approve(
         got = admin.page.goto(path)
         assert got is not None and got.status == 200, path
         assert admin.page.locator(".api code").count() >= 1, path  # every page names its API call
+    admin.page.goto(f"/console/incidents/{incident}")
+    link = Accounts(wk.db, wk.clock, wk.settings.console).approval_link(
+        wk.governance.approvals("pending")[0]["id"], "approve")
+    got = admin.page.goto(link)
+    assert got is not None and got.status == 200 and "Opening this page changed nothing" in admin.page.content()
     admin.page.goto("/console/approvals")
     admin.shot("approvals")
     admin.page.goto("/console/silences/new?matchers=team%3D%22shop%22&duration=2h&comment=deploy")

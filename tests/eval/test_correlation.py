@@ -140,6 +140,17 @@ def test_cli_replays_payloads_itself(tmp_path: Path) -> None:
     assert topo.exit_code == 0, topo.output
     got = _orjson.loads(topo.stdout)["groupings"][0]
     assert (got["incidents"], got["precision"], got["recall"]) == (1, 1.0, 1.0)
+    # the ablation: without topology, web's alert is no longer joined to db's incident
+    ablation = {row["name"]: row for row in _orjson.loads(topo.stdout)["ablation"]}
+    assert set(ablation) == {"without labels", "without topology", "without onset times (lag)",
+                             "without onset order (lead)", "without learned lags", "without splits"}
+    assert (ablation["without topology"]["incidents"], ablation["without topology"]["recall"]) == (2, 1 / 3)
+    assert ablation["without splits"]["incidents"] == 1
+    table = CliRunner().invoke(app, ["correlation", str(payloads), str(truth), "--correlation", str(config)],
+                               env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "Ablation" in table.stdout and "without topology" in table.stdout
+    skipped = CliRunner().invoke(app, ["correlation", str(payloads), str(truth), "--json", "--no-ablation"])
+    assert _orjson.loads(skipped.stdout)["ablation"] == []
 
 
 def test_cli_shows_each_join_reason_and_how_often_it_was_right(tmp_path: Path) -> None:

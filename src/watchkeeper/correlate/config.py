@@ -8,6 +8,8 @@ join:                     # the join score (see docs/correlation.md)
   threshold: 0.5          # join the best incident scoring this much or more
   possibly_related: 0.25  # name incidents scoring this much or more as "possibly related"
   lag: 30s                # a symptom's onset within this of its cause's keeps the full weight
+  lead: 15s               # a caller's alert starting more than this before its dependency's is not its symptom
+  learn_lag: true         # learn each alert kind's usual lag behind its service's first alert (late kinds)
 strategies:
   - type: labels          # Alertmanager-style group_by
     group_by: [service]
@@ -98,11 +100,14 @@ class JoinSpec(_Strict):
     lag: Duration = 30.0
     same_name_bonus: float = Field(0.3, ge=0, le=1, description="the same alert name on the same service")
     elsewhere: float = Field(0.5, ge=0, le=1, description="share of weight kept when a label names another culprit")
+    lead: Duration = 15.0
+    learn_lag: bool = Field(True, description="learn each alert kind's usual lag behind its service's first alert")
     reopen: bool = Field(True, description="an alert firing again within the window reopens its incident")
 
     def policy(self) -> JoinPolicy:
         return JoinPolicy(join=self.threshold, possible=self.possibly_related, lag=timedelta(seconds=self.lag),
-                          same_name_bonus=self.same_name_bonus, elsewhere=self.elsewhere, reopen=self.reopen)
+                          same_name_bonus=self.same_name_bonus, elsewhere=self.elsewhere, reopen=self.reopen,
+                          lead=timedelta(seconds=self.lead), learn_lag=self.learn_lag)
 
 
 class FlappingSpec(_Strict):

@@ -10,6 +10,9 @@ change it here:
 * **a named culprit**: an alert whose label names the failing dependency (see
   :class:`~watchkeeper.correlate.strategies.Mentions`) is explained by that dependency; any other
   join for it keeps only :attr:`JoinPolicy.elsewhere` of its weight;
+* **onset order**: a probe that says the alert is a symptom of the anchor (``Probe.after``: a caller
+  of a failing dependency) counts for nothing when the alert started more than
+  :attr:`JoinPolicy.lead` before the anchor's first alert;
 * **onset time**: a symptom starts after its cause, within a lag. The alert's onset (its source's
   ``startsAt``) is compared with the onsets of the incident's alerts on the probe's anchor service
   (or of the whole incident): within ``lag`` the weight holds, then it falls linearly to 0 at
@@ -23,6 +26,7 @@ are named "possibly related" in the join's detail instead of being merged.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,6 +69,13 @@ class JoinPolicy:
     elsewhere: float = 0.5
     #: an alert that fires again this soon after its incident resolved reopens it (the same fault)
     reopen: bool = True
+    #: onset order: a symptom (an alert on a caller of a failing dependency) that started more than
+    #: this before the dependency's first alert is not that dependency's symptom (the cause's own alert
+    #: may fire a little late: a ``for: 30s`` rule against its callers' ``for: 10s``)
+    lead: timedelta = timedelta(seconds=15)
+    #: learn each alert kind's usual lag behind the first alert on its service (``LearnedLags``): a
+    #: kind that usually starts late (an SLO burn rate over an hour) is weighed at that lag
+    learn_lag: bool = True
 
     def time_factor(self, gap: timedelta) -> float:
         lag = self.lag.total_seconds()
@@ -82,27 +93,34 @@ class Footprint:
     last: datetime
     services: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     names: set[tuple[str, str]] = field(default_factory=set)
-    #: fingerprint → (join score, what it probed, onset) of the alerts joined by evidence
-    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime]] = field(default_factory=dict)
-    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its keys
+    #: fingerprint → (join score, what it probed, onset, the keys it probed) of the alerts joined by
+    #: weak evidence: the only ones a split may move (``add(..., keep=False)`` leaves a strong join out;
+    #: the keys: a split looks only at members probing the new alert's keys)
+    members: dict[str, tuple[float, tuple[list[Probe], ...], datetime, frozenset[str]]] = field(default_factory=dict)
+    #: the alert that opened the incident (a symptom, when its cause's alert fired later), its probes
     origin: str = ""
     origin_probes: tuple[list[Probe], ...] = ()
+    origin_keys: frozenset[str] = frozenset()
     #: incidents its alerts found possibly related (where a split may later be due)
     related: set[int] = field(default_factory=set)
 
     @classmethod
-    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = ()) -> Footprint:
+    def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
         onset = alert.first_seen
         return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
-                   alert.fingerprint, probes)
+                   alert.fingerprint, probes, _keys(probes) if keys is None else keys)
 
-    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = ()) -> None:
+    def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = (),
+            keys: frozenset[str] | None = None, *, keep: bool = True) -> None:
         onset = alert.first_seen
         self.first, self.last = min(self.first, onset), max(self.last, onset)
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
-        self.members[alert.fingerprint] = (score, probes, onset)
+        if keep:
+            self.members[alert.fingerprint] = (score, probes, onset, _keys(probes) if keys is None else keys)
+        else:
+            self.members.pop(alert.fingerprint, None)
 
     def distance(self, onset: datetime) -> timedelta:
         """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""
@@ -115,6 +133,46 @@ class Footprint:
         from the first, not the last, so that an incident cannot creep along a chain of joins."""
         first = self.services[anchor][0] if anchor in self.services else self.first
         return abs(onset - first)
+
+
+class LearnedLags:
+    """How long after the first alert on its service an alert of each kind usually starts, learned as
+    alerts arrive: per kind (:func:`kind`), the offsets of its onsets from the first onset on the same
+    service in an active incident (the last ``keep``). A kind whose median offset exceeds the policy's
+    lag is a late kind (an error-budget burn rate fires a minute or more after the errors began): its
+    onset is compared with the first onset plus that median, not with the first onset alone.
+
+    >>> lags = LearnedLags()
+    >>> for seconds in (80, 95, 120):
+    ...     lags.observe("ErrorBudgetBurn", timedelta(seconds=seconds))
+    >>> lags.expected("ErrorBudgetBurn", timedelta(seconds=30)), lags.expected("HighErrorRate", timedelta(seconds=30))
+    (95.0, None)
+    """
+
+    def __init__(self, keep: int = 50, least: int = 3) -> None:
+        self.keep, self.least = keep, least
+        self.offsets: dict[str, deque[float]] = {}
+        self._median: dict[str, float] = {}
+
+    def observe(self, what: str, offset: timedelta) -> None:
+        seen = self.offsets.get(what)
+        if seen is None:
+            seen = self.offsets[what] = deque(maxlen=self.keep)
+        seen.append(max(0.0, offset.total_seconds()))
+        n = len(seen)
+        if n >= self.least:  # statistics.median, without its per-call overhead (once per alert)
+            ordered = sorted(seen)
+            half = n // 2
+            self._median[what] = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+    def expected(self, what: str, lag: timedelta) -> float | None:
+        """The kind's usual offset in seconds when it is a late kind (beyond ``lag``), else None."""
+        median = self._median.get(what)
+        return median if median is not None and median > lag.total_seconds() else None
+
+
+def _keys(probes: tuple[list[Probe], ...]) -> frozenset[str]:
+    return frozenset(p.key for ps in probes for p in ps)
 
 
 def combine(weights: Iterable[float]) -> float:

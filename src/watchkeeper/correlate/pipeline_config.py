@@ -21,6 +21,9 @@ class PipelineConfig:
     flapping: FlapDetector | None = FlapDetector()  # noqa: RUF009 - frozen, safe to share
     inhibit: tuple[InhibitRule, ...] = ()
     join: JoinPolicy = JoinPolicy()  # noqa: RUF009 - frozen, safe to share
+    #: an alert revealing a second origin moves weakly joined members of a neighbouring incident
+    #: (``False``: never; for the ablation in ``watchkeeper eval correlation``)
+    splits: bool = True
 
 
 def default_strategies() -> tuple[Strategy, ...]:

@@ -52,6 +52,9 @@ class Probe:
     weight: float = 1.0
     #: the incident's service whose onset is compared with the alert's (None: the whole incident)
     anchor: str | None = None
+    #: the alert would be a symptom of the anchor, so it cannot have started well before the anchor's
+    #: first alert (onset order, see ``JoinPolicy.lead``)
+    after: bool = False
 
 
 class Strategy(Protocol):
@@ -88,9 +91,19 @@ class LabelGroup:
         self._service_only = self.group_by == ("service",)
         self._cache: dict[str, list[Probe]] = {}
 
+    @staticmethod
+    def _service(alert: Alert) -> str:
+        """The alert's service; for a host-level alert (its service is the exporter's job, ``node``)
+        the job on its host: one job on every host says nothing about a shared cause."""
+        if alert.service in Host.NODE_JOBS:
+            host = Host.host(alert.resource)
+            if host:
+                return f"{alert.service}@{host}"
+        return alert.service
+
     def _key(self, alert: Alert) -> str | None:
         if self._service_only:
-            return f"labels:service={alert.service}" if alert.service else None
+            return f"labels:service={self._service(alert)}" if alert.service else None
         values = []
         for label in self.group_by:
             value = alert.service if label == "service" else alert.labels.get(label)
@@ -109,16 +122,17 @@ class LabelGroup:
         return [key] if key else []
 
     def probe(self, alert: Alert) -> list[Probe]:
-        cached = self._cache.get(alert.service) if self._service_only else None
+        service = self._service(alert)
+        cached = self._cache.get(service) if self._service_only else None
         if cached is not None:
             return cached
         key = self._key(alert)
         if key is None:
             return []
-        what = f"service {alert.service!r}" if self.reason is JoinReason.SAME_SERVICE else key.removeprefix("labels:")
+        what = f"service {service!r}" if self.reason is JoinReason.SAME_SERVICE else key.removeprefix("labels:")
         probes = [Probe(key, self.reason, f"same {what}", self.weight, alert.service if self.by_service else None)]
         if self._service_only:
-            _remember(self._cache, alert.service, probes)
+            _remember(self._cache, service, probes)
         return probes
 
 
@@ -129,7 +143,9 @@ class Topology:
     edges for its service.
 
     * an alert on a **caller** of an incident's service joins it (a symptom of a failing
-      dependency; weight 0.8 at 1 hop, less further away);
+      dependency; weight 0.8 at 1 hop, less further away), unless its name says its own target
+      failed (:func:`own_failure`: a caller of a failing dependency keeps running) or it started well
+      before the dependency's first alert (onset order, ``JoinPolicy.lead``);
     * an alert on a **dependency** of an incident's service is possibly related (0.45 at 1 hop):
       it may be the cause whose own alert fired after its symptoms, or a second fault under a
       caller that fails for its own reasons; it joins when the callers' alerts name it (see
@@ -158,6 +174,11 @@ class Topology:
         self.callers: dict[str, set[str]] = {}
         self._probes: dict[str, list[Probe]] = {}
         self._closures: dict[tuple[str, bool], dict[str, int]] = {}
+        #: per service, its probes without the caller ones (for an alert saying its own target failed)
+        self._own: dict[str, list[Probe]] = {}
+        #: (alert's service, anchor) → what the anchor calls, when the anchor is a dependency of a failing
+        #: caller (``adjust``), else None
+        self._explainers: dict[tuple[str, str], dict[str, int] | None] = {}
         for source, targets in graph.items():
             for target in targets:
                 self._edge(source, target)
@@ -173,6 +194,8 @@ class Topology:
             self.callers.setdefault(b, set()).add(a)
             self._probes.clear()
             self._closures.clear()
+            self._explainers.clear()
+            self._own.clear()
 
     def _learn(self, alert: Alert) -> None:
         for label in self.labels:
@@ -218,7 +241,12 @@ class Topology:
     def probe(self, alert: Alert) -> list[Probe]:
         if self.labels:
             self._learn(alert)
-        return self.probe_service(alert.service)
+        if not own_failure(alert.name):
+            return self.probe_service(alert.service)
+        probes = self._own.get(alert.service)
+        if probes is None:
+            probes = self._own[alert.service] = [p for p in self.probe_service(alert.service) if not p.after]
+        return probes
 
     def probe_service(self, service: str) -> list[Probe]:
         probes = self._probes.get(service)
@@ -229,7 +257,7 @@ class Topology:
             seen.add(other)
             probes.append(Probe(f"service:{other}", JoinReason.TOPOLOGY,
                                 f"{service!r} calls {other!r} ({_hops(hops)}): a caller of a failing dependency",
-                                self.CALLER[min(hops, 5)], other))
+                                self.CALLER[min(hops, 5)], other, after=True))
         for other, hops in sorted(self.closure(service, False).items(), key=lambda kv: (kv[1], kv[0])):
             if other not in seen:
                 seen.add(other)
@@ -255,13 +283,36 @@ class Topology:
         """A dependency joining through a caller that another dependency in the incident already
         explains is a second origin: only possibly related."""
         anchor = probe.anchor
-        if anchor is None or anchor not in self.closure(alert.service, False) or (
-                anchor in self.closure(alert.service, True)):
+        if anchor is None:
             return probe.weight
-        own = self.closure(anchor, True)
-        if any(s in own and s != alert.service for s in services):
+        key = (alert.service, anchor)
+        if key in self._explainers:
+            own = self._explainers[key]
+        else:  # None: the anchor is not a dependency of a failing caller
+            own = self._explainers[key] = None if anchor not in self.closure(alert.service, False) or (
+                anchor in self.closure(alert.service, True)) else self.closure(anchor, True)
+        if own is None:
+            return probe.weight
+        service = alert.service
+        if any(s in own and s != service for s in services):
             return self.EXPLAINED
         return probe.weight
+
+
+_OWN = re.compile(r"(?i)down|unreachable|crash|oom|restart|unavailable|absent|missing")
+
+
+@functools.lru_cache(maxsize=4096)
+def own_failure(name: str) -> bool:
+    """Whether an alert name says its own target failed (``ServiceDown``, ``InstanceDown``,
+    ``TargetMissing``, ``PodCrashLooping``, ``…OOM…``): the kind of symptom a failing dependency does not
+    cause in its callers (they keep running and fail their requests), so such an alert is never joined
+    as a caller's symptom (:class:`Topology`).
+
+    >>> own_failure("InstanceDown"), own_failure("DependencyErrors"), own_failure("HighErrorRate")
+    (True, False, False)
+    """
+    return _OWN.search(name) is not None
 
 
 def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = 100_000) -> None:
@@ -425,16 +476,32 @@ _MASKS = [
     (re.compile(r"\b[\w.-]*\d[\w.-]*\b"), "<*>"),  # any token holding a digit: hosts, sizes, counts
     (re.compile(r"\d+(?:\.\d+)?%"), "<*>%"),
 ]
+_DIGIT = re.compile(r"\d")
 
 
 @functools.lru_cache(maxsize=65536)
 def template(text: str) -> str:
-    """
+    """The masks in order, then runs of whitespace as one space. A mask that needs a digit runs only
+    when one is left (every summary is new to the cache, so this runs once per alert: the masks that
+    cannot match are skipped, not tried). Equal to ``template_reference`` for every text.
+
     >>> template("disk 91% on db-1") == template("disk 97.5% on db-22")
     True
     >>> template("connection refused from 10.0.0.7:5432")
     'connection refused from <ip>'
     """
+    out = text.strip().lower()
+    (ip, ip_mask), (hexid, hexid_mask), (token, token_mask), (percent, percent_mask) = _MASKS
+    if _DIGIT.search(out) is None:  # the ip, token and percent masks all need a digit
+        return " ".join(hexid.sub(hexid_mask, out).split())
+    out = token.sub(token_mask, hexid.sub(hexid_mask, ip.sub(ip_mask, out)))
+    if _DIGIT.search(out) is not None:  # the token mask leaves none, but say so in code, not in a proof
+        out = percent.sub(percent_mask, out)
+    return " ".join(out.split())  # str.split's whitespace is re's \s (both str.isspace)
+
+
+def template_reference(text: str) -> str:
+    """``template`` as the plain sequence of masks (what the tests compare it with)."""
     out = text.strip().lower()
     for pattern, mask in _MASKS:
         out = pattern.sub(mask, out)
@@ -448,6 +515,7 @@ class TextTemplate:
 
     def __init__(self, scope: str = "any") -> None:
         self.scope = scope
+        self._cache: dict[str, list[Probe]] = {}
 
     def _key(self, alert: Alert) -> str:
         prefix = f"{alert.service}|" if self.scope == "service" else ""
@@ -463,9 +531,15 @@ class TextTemplate:
     weight = 0.5
 
     def probe(self, alert: Alert) -> list[Probe]:
-        return [Probe(self._key(alert), JoinReason.SIMILAR_TEXT,
-                      f"summary matches the template {template(alert.summary or alert.name)!r}", self.weight,
-                      alert.service if self.scope == "service" else None)]
+        key = self._key(alert)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        probes = [Probe(key, JoinReason.SIMILAR_TEXT,
+                        f"summary matches the template {template(alert.summary or alert.name)!r}", self.weight,
+                        alert.service if self.scope == "service" else None)]
+        _remember(self._cache, key, probes)
+        return probes
 
 
 class CoOccurring:

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.evidence import Footprint, JoinPolicy, combine, kind
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, combine, kind
 from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy
-from watchkeeper.model import Alert, Incident
+from watchkeeper.model import Alert, Incident, IncidentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,28 @@ class Correlator:
         self.strategies: list[Strategy] = list(strategies) if strategies else [LabelGroup()]
         self.policy = policy or JoinPolicy()
         self._adjust = [getattr(s, "adjust", None) for s in self.strategies]
+        #: each alert kind's usual lag behind the first alert on its service (in memory, as footprints)
+        self.lags = LearnedLags()
+        self._mentions = [s.name == "mentions" for s in self.strategies]
+        #: id(probe list) → (the list, its keys): strategies keep their probe lists per service, host,
+        #: template..., so the keys a split compares are collected once per list
+        self._keysets: dict[int, tuple[list[Probe], frozenset[str]]] = {}
+
+    def keyset(self, probes: list[Probe]) -> frozenset[str]:
+        """The keys of one strategy's probe list (cached per list object; the list is kept alive
+        with its entry, so an id is never reused while cached)."""
+        entry = self._keysets.get(id(probes))
+        if entry is not None and entry[0] is probes:
+            return entry[1]
+        keys = frozenset([p.key for p in probes])
+        if len(self._keysets) >= 100_000:
+            self._keysets.clear()
+        self._keysets[id(probes)] = (probes, keys)
+        return keys
+
+    def probed(self, probes: tuple[list[Probe], ...]) -> frozenset[str]:
+        """Every key an alert probed (the union over its strategies' lists)."""
+        return frozenset().union(*map(self.keyset, probes))
 
     def index_keys(self, alert: Alert) -> list[str]:
         return [key for s in self.strategies for key in s.index(alert)]
@@ -127,31 +149,53 @@ class Correlator:
         policy, window = self.policy, self.window
         lists = [(adjust, strategy.probe(alert))
                  for strategy, adjust in zip(self.strategies, self._adjust, strict=True)]
-        named = any(p.anchor is not None for s, (_, ps) in zip(self.strategies, lists, strict=True)
-                    if s.name == "mentions" for p in ps)
+        named = any(p.anchor is not None for is_mentions, (_, ps) in zip(self._mentions, lists, strict=True)
+                    if is_mentions for p in ps)
         what = kind(alert) if footprints else ""
         mentioned, service, onset = JoinReason.MENTIONED, alert.service, alert.first_seen
+        get, fget = active.get, footprints.get if footprints is not None else None
+        closed, bonus, elsewhere, time_factor = IncidentStatus.RESOLVED, policy.same_name_bonus, policy.elsewhere, \
+            policy.time_factor
+        lead = policy.lead
+        late = self.lags.expected(what, policy.lag) if footprints and policy.learn_lag else None
+        first_here: datetime | None = None  # the first onset on the alert's service in an active incident
         for adjust, probes in lists:
             for probe in probes:
-                incident_id = active.get(probe.key)
+                incident_id = get(probe.key)
                 if incident_id is None or (only is not None and incident_id != only):
                     continue
                 incident = incidents.get(incident_id)
-                if incident is None or not incident.is_active:
+                if incident is None or incident.status is closed:
                     continue
                 gap = now - incident.last_activity_at
                 if gap > window:
                     quiet[incident_id] = gap
                     continue
                 weight = probe.weight if adjust is None else adjust(probe, alert, incident.services)
-                footprint = footprints.get(incident_id) if footprints is not None else None
-                if footprint is not None and probe.anchor == service and (service, what) in footprint.names:
-                    weight += policy.same_name_bonus
+                footprint = fget(incident_id) if fget is not None else None
+                anchor = probe.anchor
+                if footprint is not None and anchor == service and (service, what) in footprint.names:
+                    weight += bonus
                 elif named and probe.reason is not mentioned:
-                    weight *= policy.elsewhere
+                    weight *= elsewhere
                 if footprint is not None:
-                    weight *= policy.time_factor(footprint.gap(onset, probe.anchor))
-                found.setdefault(incident_id, []).append((weight, probe))
+                    gap_onset = footprint.gap(onset, anchor)
+                    if late is not None and anchor in footprint.services:  # a late kind: at its usual lag
+                        gap_onset = min(gap_onset, abs(onset - footprint.services[anchor][0] - timedelta(seconds=late)))
+                    weight *= time_factor(gap_onset)
+                    if anchor == service and service in footprint.services:
+                        first = footprint.services[service][0]
+                        first_here = first if first_here is None or first < first_here else first_here
+                    if probe.after and anchor in footprint.services and (
+                            footprint.services[anchor][0] - onset > lead):
+                        weight = 0.0  # it started before its supposed cause did: not that cause's symptom
+                pieces = found.get(incident_id)
+                if pieces is None:
+                    found[incident_id] = [(weight, probe)]
+                else:
+                    pieces.append((weight, probe))
+        if first_here is not None and only is None and policy.learn_lag:
+            self.lags.observe(what, onset - first_here)
         return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
                 tuple(probes for _, probes in lists))
 

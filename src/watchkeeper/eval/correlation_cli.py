@@ -20,6 +20,7 @@ from watchkeeper.eval import telecom as tele
 from watchkeeper.eval.correlation import (
     Contribution,
     Scores,
+    ablation,
     contributions,
     groupkey_clusters,
     incident_clusters,
@@ -54,13 +55,20 @@ def correlation(
     correlation_config: Annotated[Path | None, typer.Option(
         "--correlation", exists=True, dir_okay=False,
         help="Correlation config for replaying payloads (default: service grouping, 5 min window)")] = None,
+    with_ablation: Annotated[bool, typer.Option(
+        "--ablation/--no-ablation",
+        help="Replaying payloads: also replay without each strategy, onset times, onset order, learned lags "
+             "and splits (each one's contribution)")] = True,
 ) -> None:
-    """Pairwise precision/recall/F1, purity and compression of replayed incidents, with baselines."""
+    """Pairwise precision/recall/F1, purity and compression of replayed incidents, with baselines and
+    (replaying payloads) an ablation: each strategy's contribution."""
     if unlabelled not in ("singleton", "drop"):
         raise typer.BadParameter("--unlabelled must be 'singleton' or 'drop'")
     with incidents.open("rb") as fh:
         first = next((line for line in fh if line.strip()), b"{}")
     records: list[dict[str, Any]] = []
+    ablated: list[Scores] = []
+    truth = read_truth(ground_truth.read_bytes())
     if not _is_payload(first):  # replay output: incident records
         with incidents.open("rb") as fh:
             clusters = incident_clusters(fh)
@@ -71,14 +79,19 @@ def correlation(
         from watchkeeper.correlate.pipeline_config import PipelineConfig
         from watchkeeper.replay import incident_records, replay
 
-        config = load_config(correlation_config).pipeline(correlation_config.parent) if correlation_config \
-            else PipelineConfig()
+        def make() -> PipelineConfig:  # a fresh one per run: strategies learn as they go
+            if correlation_config is None:
+                return PipelineConfig()
+            return load_config(correlation_config).pipeline(correlation_config.parent)
+
         with incidents.open("rb") as fh:
-            result = replay(fh, registry(plugins=False), config)
+            result = replay(fh, registry(plugins=False), make())
         records = list(incident_records(result))
         clusters = [[a["fingerprint"] for a in record["alerts"]] for record in records]
         payloads = payloads or incidents
-    truth = read_truth(ground_truth.read_bytes())
+        if with_ablation:
+            lines = incidents.read_bytes().splitlines()
+            ablated = ablation(lines, make, truth, registry(plugins=False), unlabelled=unlabelled)[1:]
     joins = contributions(records, truth)
     results: list[Scores] = [
         score("watchkeeper", clusters, truth, unlabelled=unlabelled),
@@ -93,7 +106,8 @@ def correlation(
         print(orjson.dumps({"groupings": [r.as_dict() for r in results], "ground_truth": len(truth),
                             "unlabelled_policy": unlabelled,
                             "joins": [{"reason": c.reason, "joins": c.joins, "right": c.right, "labelled": c.labelled,
-                                       "precision": c.precision} for c in joins]}).decode())
+                                       "precision": c.precision} for c in joins],
+                            "ablation": [r.as_dict() for r in ablated]}).decode())
         return
     table = Table(title=f"Correlation vs ground truth ({len(truth)} labelled fingerprints)")
     for column in ("grouping", "alerts", "incidents", "compression", "precision", "recall", "F1",
@@ -104,6 +118,7 @@ def correlation(
                       _fmt(r.recall), _fmt(r.f1), _fmt(r.purity), _fmt(r.inverse_purity), str(r.unlabelled))
     _out.print(table)
     _contributions(joins)
+    _ablation(results[0], ablated)
     if payloads is not None and len(results) == 2:
         _out.print("no Alertmanager webhook (groupKey) in the payloads: no groupKey baseline")
 
@@ -161,6 +176,26 @@ def _contributions(joins: list[Contribution]) -> None:
         table.add_column(column, justify="left" if column == "reason" else "right")
     for c in joins:
         table.add_row(c.reason, str(c.joins), f"{c.right}/{c.labelled}", _fmt(c.precision))
+    _out.print(table)
+
+
+def _ablation(full: Scores, rows: list[Scores]) -> None:
+    """Each part's contribution: the scores without it, and the change from the full configuration."""
+    if not rows:
+        return
+    table = Table(title="Ablation: the same replay without one part (Δ: change from the full configuration)")
+    for column in ("replayed", "incidents", "compression", "Δ", "precision", "Δ", "recall", "Δ"):
+        table.add_column(column, justify="left" if column == "replayed" else "right")
+
+    def delta(a: float | None, b: float | None) -> str:
+        return "n/a" if a is None or b is None else f"{a - b:+.3f}"
+
+    table.add_row("this configuration", str(full.incidents), _fmt(full.compression), "", _fmt(full.precision), "",
+                  _fmt(full.recall), "")
+    for r in rows:
+        table.add_row(r.name, str(r.incidents), _fmt(r.compression), delta(r.compression, full.compression),
+                      _fmt(r.precision), delta(r.precision, full.precision), _fmt(r.recall),
+                      delta(r.recall, full.recall))
     _out.print(table)
 
 

@@ -155,30 +155,69 @@ def test_json_clients_get_the_api_error_shape(wk: Watchkeeper, browser: Callable
 
 
 # -- roles --------------------------------------------------------------------------------------
-#: Console routes and the least role that may use them (the API's table is in tests/server/test_auth.py).
-CONSOLE_ROLE_OF = {
-    ("GET", "/console/incidents"): "viewer", ("GET", "/console/incidents/{id}"): "viewer",
-    ("POST", "/console/incidents/{id}/acknowledge"): "operator", ("GET", "/console/approvals"): "viewer",
-    ("POST", "/console/approvals/{id}/approve"): "approver", ("GET", "/console/runbooks"): "viewer",
-    ("POST", "/console/runbooks/restart/enable"): "approver", ("GET", "/console/silences"): "viewer",
-    ("GET", "/console/silences/new"): "operator", ("POST", "/console/silences"): "operator",
-    ("GET", "/console/kpis"): "viewer", ("GET", "/console/audit"): "admin", ("GET", "/console/deadletters"): "admin",
+#: Every console route and the least role that may use it (None: no sign-in needed). The API's
+#: table is tests/server/test_auth.py's ROLE_OF; the console signs people in by cookie instead.
+PUBLIC = None
+CONSOLE_ROLE_OF: dict[tuple[str, str], str | None] = {
+    ("GET", "/console"): PUBLIC,
+    ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,
+    ("POST", "/console/logout"): "viewer",
+    ("GET", "/console/incidents"): "viewer",
+    ("GET", "/console/incidents/{incident_id}"): "viewer",
+    ("POST", "/console/incidents/{incident_id}/{action}"): "operator",
+    ("GET", "/console/approvals"): "viewer",
+    ("POST", "/console/approvals/{approval_id}/{decision}"): "approver",
+    ("GET", "/console/approve/{token}"): "viewer",
+    ("POST", "/console/approve/{token}"): "approver",
+    ("GET", "/console/runbooks"): "viewer",
+    ("POST", "/console/runbooks/{runbook_id}/enable"): "approver",
+    ("GET", "/console/silences"): "viewer",
+    ("GET", "/console/silences/new"): "operator",
+    ("POST", "/console/silences"): "operator",
+    ("POST", "/console/silences/{silence_id}/expire"): "operator",
+    ("GET", "/console/kpis"): "viewer",
+    ("GET", "/console/audit"): "admin",
+    ("GET", "/console/deadletters"): "admin",
 }
 ORDER = ["viewer", "operator", "approver", "admin"]
 
 
+def test_the_table_names_every_console_route(wk: Watchkeeper) -> None:
+    from fastapi.routing import APIRoute
+
+    app = create_app(wk, upgrade=False, responder=False, watch=False, rank=False)
+    found = {(m, r.path) for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/console")
+             for m in r.methods if m not in ("HEAD", "OPTIONS")}
+    assert found == set(CONSOLE_ROLE_OF)
+
+
 def test_each_role_gets_exactly_its_pages(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
     incident = fire(wk)
+    wk.governance.respond()
+    [pending] = wk.governance.approvals("pending")
+    accounts = Accounts(wk.db, wk.clock, wk.settings.console)
+    values = {"incident_id": incident, "action": "comment", "approval_id": pending["id"], "decision": "approve",
+              "token": accounts.approval_link(pending["id"], "approve").rsplit("/", 1)[1], "runbook_id": "restart",
+              "silence_id": 1, "name": "console.css"}
+    form = {"matchers": 'service="x"', "comment": "walk"}
     for role in ORDER:
-        b = browser(role)
         for (method, path), least in CONSOLE_ROLE_OF.items():
-            concrete = path.replace("{id}", str(incident))
-            got = b.get(concrete) if method == "GET" else b.post(concrete, {"matchers": 'service="x"'})
-            if ORDER.index(role) >= ORDER.index(least):
+            b = browser(role)  # a fresh session each time: logout ends one
+            concrete = path.format(**values)
+            got = b.get(concrete, follow_redirects=False) if method == "GET" else b.post(concrete, form)
+            if least is PUBLIC:  # (a 401 from the sign-in form: no user name and password in this form)
+                assert got.status_code != 403, (role, method, path, got.text[:300])
+            elif ORDER.index(role) >= ORDER.index(least):
                 assert got.status_code not in (401, 403), (role, method, path, got.text[:300])
             else:
                 assert got.status_code == 403, (role, method, path)
                 assert f"has role {role}" in got.text
+    anonymous = browser("")
+    for (method, path), least in CONSOLE_ROLE_OF.items():
+        if least is not PUBLIC and method == "GET":
+            assert anonymous.get(path.format(**values), follow_redirects=False).status_code == 303, path
 
 
 def test_a_viewer_cannot_approve(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
