@@ -21,7 +21,7 @@ from watchkeeper.model_registry import Registry, Signal
 from watchkeeper.portfolio import Portfolio
 from watchkeeper.server.app import MAX_ID, Approver, Operator, Reader
 from watchkeeper.service import Permission, Watchkeeper
-from watchkeeper.value.drift import MAX_SAMPLE, ModelKind, ModelVersion
+from watchkeeper.value.drift import MAX_SAMPLE, ModelKind, ModelVersion, Number
 from watchkeeper.value.usecase import ID_PATTERN, UseCase
 
 ModelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
@@ -32,7 +32,8 @@ PROPOSAL_STATUSES = "^(pending|approved|rejected|superseded|all)$"
 
 class UseCaseIn(BaseModel):
     use_case: UseCase = Field(description="the use case (the YAML document of 'usecases apply', as JSON)")
-    new_version: bool = Field(False, description="change criteria frozen since the pilot (audited; approver role)")
+    new_version: bool = Field(False, strict=True,
+                              description="change criteria frozen since the pilot (audited; approver role)")
     reason: str = Field("", max_length=2000)
 
 
@@ -42,9 +43,9 @@ class Evaluate(BaseModel):
 
 class DriftIn(BaseModel):
     signal: Signal = Signal.SCORES
-    scores: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE)
+    scores: list[Number] = Field(default_factory=list, max_length=MAX_SAMPLE)
     version: str | None = Field(None, max_length=64)
-    days: float = Field(1.0, gt=0, le=366, description="the recent window of a rate check")
+    days: float = Field(1.0, strict=True, gt=0, le=366, description="the recent window of a rate check")
 
 
 class GateVote(BaseModel):

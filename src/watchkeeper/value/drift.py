@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +28,8 @@ PSI_DRIFT = 0.25
 #: The Kolmogorov-Smirnov coefficient at a 1 % significance level.
 KS_ALPHA_COEFFICIENT = 1.628
 MAX_SAMPLE = 100_000
+#: A number in a request: true/false are not numbers (pydantic's lax mode would take them), nor NaN.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class ModelKind(StrEnum):
@@ -40,8 +42,8 @@ class ModelKind(StrEnum):
 class Scores(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    held_out: dict[str, float] = Field(default_factory=dict, description="scores on data it was not tuned on")
-    in_sample: dict[str, float] = Field(default_factory=dict, description="scores on the data it was tuned on")
+    held_out: dict[str, Number] = Field(default_factory=dict, description="scores on data it was not tuned on")
+    in_sample: dict[str, Number] = Field(default_factory=dict, description="scores on the data it was tuned on")
 
 
 class ModelVersion(BaseModel):
@@ -56,7 +58,7 @@ class ModelVersion(BaseModel):
     train_start: UtcTime | None = None  # ISO 8601 text (a number is refused); without an offset: UTC
     train_end: UtcTime | None = None
     scores: Scores = Field(default_factory=Scores)
-    baseline: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE,
+    baseline: list[Number] = Field(default_factory=list, max_length=MAX_SAMPLE,
                                   description="a reference sample of its output scores (for drift)")
 
     @field_validator("baseline")

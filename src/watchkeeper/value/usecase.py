@@ -111,8 +111,8 @@ class Criterion(BaseModel):
 
     kpi: Kpi
     op: Op
-    target: float = Field(allow_inf_nan=False)
-    min_samples: int = Field(1, ge=0, le=1_000_000, description="fewer samples: not judged yet")
+    target: float = Field(strict=True, allow_inf_nan=False)
+    min_samples: int = Field(1, strict=True, ge=0, le=1_000_000, description="fewer samples: not judged yet")
     text: str = Field("", max_length=500, description="how a person says it, e.g. 'Sev-1 MTTR -30 %'")
 
     def describe(self) -> str:
@@ -127,7 +127,7 @@ class ReadinessItem(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     criterion: str = Field("", max_length=500)
-    met: bool = False
+    met: bool = Field(False, strict=True)
 
 
 class Owners(BaseModel):
@@ -148,7 +148,7 @@ class Window(BaseModel):
 
     start: UtcTime | None = None  # ISO 8601 text (a number is refused); without an offset: UTC
     end: UtcTime | None = None
-    days: float | None = Field(None, gt=0, le=3660)
+    days: float | None = Field(None, strict=True, gt=0, le=3660)
 
     @model_validator(mode="after")
     def _shape(self) -> Window:
