@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchkeeper.errors import ConfigError
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.routing import Route
+from watchkeeper.value.priority import Weights
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
 from watchkeeper.yamlfile import YamlPositions
 from watchkeeper.yamlfile import load as load_yaml
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
         None, description="Directory of runbook YAML files (and policy.yaml); none: no automation"
     )
     responder_interval_seconds: float = Field(0.5, gt=0, description="How often the responder looks for work")
+    value_weights: Weights = Field(
+        default_factory=Weights, description="Weights of the prioritization matrix's dimensions (docs/value.md)")
+    gate_guard_seconds: float = Field(
+        5.0, gt=0, description="How often serve checks the use cases in production (a failed criterion demotes)")
     action_lease_seconds: float = Field(
         60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
         "another server marks it interrupted and escalates the incident")

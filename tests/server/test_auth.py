@@ -64,6 +64,21 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/integrations/slack/interactivity"): PUBLIC,  # Slack's signature is the credential
     ("POST", "/api/v1/integrations/servicenow/inbound"): "operator",
     ("POST", "/api/v1/integrations/jira/webhook"): "operator",  # or Jira's signature instead of a token
+    ("GET", "/api/v1/usecases"): "viewer",
+    ("POST", "/api/v1/usecases"): "operator",
+    ("GET", "/api/v1/usecases/{case_id}"): "viewer",
+    ("GET", "/api/v1/portfolio/priorities"): "viewer",
+    ("POST", "/api/v1/usecases/{case_id}/propose"): "operator",
+    ("GET", "/api/v1/gates"): "viewer",
+    ("GET", "/api/v1/gates/evaluation"): "viewer",
+    ("POST", "/api/v1/gates/evaluate"): "operator",
+    ("POST", "/api/v1/gates/{proposal_id}/approve"): "approver",
+    ("POST", "/api/v1/gates/{proposal_id}/reject"): "approver",
+    ("GET", "/api/v1/models"): "viewer",
+    ("POST", "/api/v1/models"): "operator",
+    ("GET", "/api/v1/models/{kind}/{name}"): "viewer",
+    ("POST", "/api/v1/models/{kind}/{name}/drift"): "operator",
+    ("GET", "/api/v1/drift"): "viewer",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

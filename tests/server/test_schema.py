@@ -32,9 +32,13 @@ MAX_EXAMPLES = 15
 #: Operations whose bodies are checked beyond what a JSON Schema can say, so a body valid for the
 #: spec may still be refused with a 422 naming the reason: a silence's matcher syntax, its regular
 #: expression and its end after its start; a split's fingerprints being members of the incident;
-#: a merge into another incident; ``/kpis``'s ``to`` after ``from``.
+#: a merge into another incident; ``/kpis``'s ``to`` after ``from``; a use case's stage and runbooks.
 SEMANTIC = {("POST", "/api/v1/silences"), ("POST", "/api/v1/incidents/{incident_id}/split"),
-            ("POST", "/api/v1/incidents/{incident_id}/merge"), ("GET", "/api/v1/kpis")}
+            ("POST", "/api/v1/incidents/{incident_id}/merge"), ("GET", "/api/v1/kpis"),
+            # a new use case starts at proposed and covers runbooks that exist; a model's and a use
+            # case's windows end after they start (docs/value.md)
+            ("POST", "/api/v1/usecases"), ("POST", "/api/v1/models"),
+            ("POST", "/api/v1/models/{kind}/{name}/drift")}  # a score check needs the scores
 
 
 def _schema() -> Any:

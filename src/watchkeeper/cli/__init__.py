@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from watchkeeper import value_cli
 from watchkeeper.cli import (
     approvals,
     audit,
@@ -64,6 +65,7 @@ app.add_typer(watch_app, name="watch")
 app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
+app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
 
 
 @app.callback()

@@ -50,6 +50,9 @@ def runbooks_list(directory: RunbooksDir = None) -> None:
     with service(directory) as wk:
         evidence = wk.governance.evidence()
         runbooks = list(wk.governance.catalog.runbooks.values())
+        from watchkeeper.portfolio import Portfolio
+
+        effective = Portfolio.of(wk).effective_autonomy()  # its use cases' stages may lower it
     if not runbooks:
         err.print("no runbooks configured: put runbook YAML files in a directory and name it with "
                   "'runbooks_dir:' in the settings, WATCHKEEPER_RUNBOOKS_DIR or --dir (examples: "
@@ -59,7 +62,9 @@ def runbooks_list(directory: RunbooksDir = None) -> None:
     for rb in runbooks:
         e = evidence[rb.id]
         precision = "n/a" if e["shadow_precision"] is None else f"{e['shadow_precision']:.0%}"
-        table.add_row(rb.id, rb.autonomy.value, rb.risk.value, f"{e['agreed']}/{e['scored']} {precision}",
+        level = effective.get(rb.id, rb.autonomy.value)
+        autonomy = level if level == rb.autonomy.value else f"{level} (file: {rb.autonomy.value})"
+        table.add_row(rb.id, autonomy, rb.risk.value, f"{e['agreed']}/{e['scored']} {precision}",
                       "OPEN" if e["breaker_open"] else "closed", rb.title)
     out.print(table)
 

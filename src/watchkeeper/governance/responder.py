@@ -37,6 +37,7 @@ from watchkeeper.policy import Autonomy, Context, PolicyConfig, Proposal, Reason
 from watchkeeper.policy.approvals import ApprovalStatus, Vote, cast, required_approvals
 from watchkeeper.storage import Database, audit, queries
 from watchkeeper.storage import governance as store
+from watchkeeper.storage import value as value_store
 
 FINAL = (Verdict.AUTO, Verdict.DENY, Verdict.SHADOW)
 CONFIDENCE_REASONS = (Reason.NO_CONFIDENCE, Reason.LOW_CONFIDENCE)
@@ -150,7 +151,8 @@ class Responder:
 
     def decide(self, conn: Connection, incident_id: int, p: Proposed, actor: str) -> Decided:
         rb, now = p.runbook, self.clock()
-        proposal = Proposal(incident_id, rb.id, p.found.service, rb.autonomy, rb.risk, p.found.confidence,
+        autonomy = value_store.autonomy(conn, rb.id, rb.autonomy)  # its use cases' stages may lower it
+        proposal = Proposal(incident_id, rb.id, p.found.service, autonomy, rb.risk, p.found.confidence,
                             rb.confidence_threshold, params_valid=not p.error, params_error=p.error)
         decision = decide(proposal, self._context(conn, rb.id, p.found.service), self.policy)
         cause = p.found.cause
@@ -158,7 +160,9 @@ class Responder:
                   "alert": p.found.alert.get("fingerprint") if p.found.alert else None,
                   "cause": {"component": cause.component, "kind": cause.kind, "confidence": cause.confidence,
                             "model": cause.model} if cause else None,
-                  "runbook_version": rb.version, "policy_version": POLICY_VERSION}
+                  "runbook_version": rb.version, "policy_version": POLICY_VERSION,
+                  "declared_autonomy": rb.autonomy.value,
+                  "model_versions": value_store.named_versions(conn, [("rca", cause.model)] if cause else [])}
         decision_id = store.add_decision(
             conn, incident_id=incident_id, runbook_id=rb.id, runbook_version=rb.version,
             verdict=decision.verdict.value, reason=decision.reason.value, rule=decision.rule,
@@ -300,4 +304,10 @@ class Responder:
             changes.append(Change("decision.scored", f"incident:{incident_id}", now, {
                 "decision_id": record.id, "incident_id": incident_id, "runbook_id": record.runbook_id,
                 "outcome": outcome.value, "fixed_by": fixed_by, "judged_by": actor}))
+        # a runbook that really ran and did harm: the evidence that demotes its use case at once
+        for run in store.actions_of(conn, incident_id):
+            if run["runbook_id"] in harmful:
+                changes.append(Change("action.harmful", f"incident:{incident_id}", now, {
+                    "action_id": run["id"], "incident_id": incident_id, "runbook_id": run["runbook_id"],
+                    "status": run["status"], "judged_by": actor}))
         return changes

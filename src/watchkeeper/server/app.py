@@ -223,6 +223,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server.itsm_api import add_routes as add_itsm_routes
 
     add_itsm_routes(app, service, integrations, poll=responder)
+    from watchkeeper.server import value_api
+
+    value_api.add_routes(app, service)  # the portfolio, gates and the gate guard
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS
@@ -299,8 +302,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     @app.get("/api/v1/runbooks", tags=["runbooks"])
     def runbooks(_who: Reader) -> Any:
         evidence = service.governance.evidence()
+        effective = value_api.portfolio_of(service).effective_autonomy()  # lowered by its use cases' stages
         return [{"id": rb.id, "title": rb.title, "risk": rb.risk.value, "autonomy": rb.autonomy.value,
-                 "evidence": evidence.get(rb.id)} for rb in service.governance.catalog.runbooks.values()]
+                 "effective_autonomy": effective.get(rb.id), "evidence": evidence.get(rb.id)}
+                for rb in service.governance.catalog.runbooks.values()]
 
     @app.get("/api/v1/runbooks/{runbook_id}", tags=["runbooks"])
     def runbook(runbook_id: str, _who: Reader) -> Any:

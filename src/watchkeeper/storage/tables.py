@@ -380,4 +380,71 @@ integration_refs = Table(
     Column("incident_id", Integer, primary_key=True),
     Column("ref", Json, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+# -- value: use cases, stage gates, model registry, drift (migration 0015) --------------------
+use_cases = Table(
+    "use_cases", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("doc", Json, nullable=False),  # the use case as applied (UseCase, JSON)
+    Column("stage_since", UTCDateTime(), nullable=False),
+    Column("pilot_started_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(256), nullable=False),
+)
+
+use_case_versions = Table(
+    "use_case_versions", metadata,
+    Column("use_case_id", String(64), ForeignKey("use_cases.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("doc", Json, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+gate_proposals = Table(
+    "gate_proposals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("use_case_id", String(64), ForeignKey("use_cases.id"), nullable=False, index=True),
+    Column("use_case_version", Integer, nullable=False),
+    Column("from_stage", String(16), nullable=False),
+    Column("to_stage", String(16), nullable=False),
+    Column("reason", String(48), nullable=False),
+    Column("evaluation", Json, nullable=False),
+    Column("proposed_by", String(256), nullable=False),
+    Column("proposed_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("decided_by", String(256)),
+    Column("decided_at", UTCDateTime()),
+    Column("comment", Text, nullable=False),
+)
+
+models = Table(
+    "models", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("train_start", UTCDateTime()),
+    Column("train_end", UTCDateTime()),
+    Column("scores", Json, nullable=False),
+    Column("baseline", Json, nullable=False),  # reference score distribution for drift
+    Column("registered_at", UTCDateTime(), nullable=False),
+    Column("registered_by", String(256), nullable=False),
+    Index("ux_models_kind_name_version", "kind", "name", "version", unique=True),
+)
+
+drift_events = Table(
+    "drift_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),  # kind:name
+    Column("version", String(64), nullable=False),
+    Column("signal", String(32), nullable=False),
+    Column("psi", Float),
+    Column("ks", Float),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("details", Json, nullable=False),
 )

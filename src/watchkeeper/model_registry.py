@@ -1,0 +1,107 @@
+"""The model registry as the API and the CLI use it: model versions with their parameters,
+training window and scores, and drift checks that record a drift event (audited) which the stage
+gates of the use cases naming the model count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from watchkeeper.errors import Conflict, InputError, NotFound
+from watchkeeper.model import Change
+from watchkeeper.storage import Database, audit
+from watchkeeper.storage import value as store
+from watchkeeper.value.drift import ModelVersion, check, hourly_counts
+
+
+class Signal(StrEnum):
+    SCORES = "scores"  # the model's output scores against its registered reference sample
+    ALERT_RATE = "alert_rate"  # alerts per hour now against its training window
+    ANOMALY_RATE = "anomaly_rate"  # anomaly events per hour now against its training window
+
+
+class Registry:
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def register(self, model: ModelVersion, actor: str) -> dict[str, Any]:
+        now = self.clock()
+        try:
+            with self.db.write() as conn:
+                if store.model_row(conn, model.kind.value, model.name, model.version) is not None:
+                    raise Conflict(f"model {model.key} version {model.version} is already registered: a new "
+                                   "version needs a new version string")
+                store.add_model(conn, kind=model.kind.value, name=model.name, version=model.version,
+                                params=model.params, train_start=model.train_start, train_end=model.train_end,
+                                scores=model.scores.model_dump(), baseline=model.baseline, registered_at=now,
+                                registered_by=actor)
+                audit.append(conn, actor, [Change("model.registered", f"model:{model.key}", now, {
+                    "model": model.key, "version": model.version, "params": model.params,
+                    "train_start": model.train_start, "train_end": model.train_end,
+                    "scores": model.scores.model_dump(), "baseline_size": len(model.baseline)})])
+        except IntegrityError:  # registered by someone else at the same moment
+            raise Conflict(f"model {model.key} version {model.version} is already registered") from None
+        return self.show(model.kind.value, model.name, model.version)
+
+    def versions(self, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = store.model_rows(conn, kind)
+        return [_view(r) for r in rows]
+
+    def show(self, kind: str, name: str, version: str | None = None) -> dict[str, Any]:
+        with self.db.read() as conn:
+            version = version or store.latest_version(conn, kind, name)
+            row = store.model_row(conn, kind, name, version) if version else None
+        if row is None:
+            raise NotFound(f"no model {kind}:{name}" + (f" version {version}" if version else "")
+                           + "; see 'watchkeeper models list'")
+        return _view(row)
+
+    def drift(self, kind: str, name: str, *, signal: Signal, scores: Sequence[float] = (), version: str | None = None,
+              days: float = 1.0, actor: str) -> dict[str, Any]:
+        """Check a model version for drift; a drift is recorded (and audited) as a drift event."""
+        now = self.clock()
+        with self.db.write() as conn:
+            version = version or store.latest_version(conn, kind, name)
+            row = store.model_row(conn, kind, name, version) if version else None
+            if row is None or version is None:
+                raise NotFound(f"no model {kind}:{name}; see 'watchkeeper models list'")
+            if signal is Signal.SCORES:
+                if not scores:
+                    raise InputError("a score drift check needs the recent scores")
+                reference, current = list(row["baseline"]), list(scores)
+                if not reference:
+                    raise InputError(f"model {kind}:{name} {version} was registered without a reference sample "
+                                     "(baseline): register a version with one")
+            else:
+                start, end = row["train_start"], row["train_end"]
+                if start is None or end is None:
+                    raise InputError(f"model {kind}:{name} {version} has no training window to compare rates with")
+                times = store.alert_times if signal is Signal.ALERT_RATE else store.anomaly_times
+                since = now - timedelta(days=days)
+                reference = hourly_counts(times(conn, start, end), start, end)
+                current = hourly_counts(times(conn, since, now), since, now)
+            found = check(reference, current)
+            event_id = None
+            if found.drifted:
+                key = f"{kind}:{name}"
+                details = {"signal": signal.value, **found.as_dict(), "days": days}
+                event_id = store.add_drift(conn, model=key, version=version, signal=signal.value, psi=found.psi,
+                                           ks=found.ks, at=now, details=details)
+                audit.append(conn, actor, [Change("model.drift", f"model:{key}", now, {
+                    "drift_id": event_id, "model": key, "version": version, **details})])
+        return {"model": f"{kind}:{name}", "version": version, "signal": signal.value, **found.as_dict(),
+                "drift_id": event_id}
+
+    def drift_events(self, model: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return store.drift_rows(conn, model)
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in row.items() if k != "baseline"}, "baseline_size": len(row["baseline"] or [])}
