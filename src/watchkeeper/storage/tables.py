@@ -380,6 +380,8 @@ integration_refs = Table(
     Column("incident_id", Integer, primary_key=True),
     Column("ref", Json, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # -- value: use cases, stage gates, model registry, drift (migration 0015) --------------------
 use_cases = Table(
     "use_cases", metadata,
