@@ -28,7 +28,8 @@ class Vote:
 
 #: How an actor names its person: ``token:NAME`` (API, or the CLI with ``--token``),
 #: ``cli-user:NAME via unix user UNIX`` (the CLI with a ``cli_users`` mapping), ``cli:UNIX``,
-#: ``slack:NAME`` (a Slack user mapped to NAME in the Slack integration's config).
+#: ``slack:NAME`` (a Slack user mapped to NAME in the Slack integration's config), ``user:NAME``
+#: (a person signed in to the web console).
 _VIA = " via unix user "
 
 
@@ -39,9 +40,11 @@ def identities(actor: str) -> frozenset[str]:
     (['al', 'alice'], ['alice'])
     >>> sorted(identities("cli:bob")), sorted(identities("policy")), sorted(identities("slack:alice"))
     (['bob'], ['policy'], ['alice'])
+    >>> sorted(identities("user:alice"))  # the web console's signed-in person
+    ['alice']
     """
     kind, sep, rest = actor.partition(":")
-    if not sep or kind not in ("token", "cli", "cli-user", "slack"):
+    if not sep or kind not in ("token", "cli", "cli-user", "slack", "user"):
         return frozenset({actor})
     if kind == "cli-user" and _VIA in rest:
         name, _, unix = rest.partition(_VIA)

@@ -19,7 +19,8 @@ from watchkeeper.server.console.accounts import Accounts
 from watchkeeper.service import Watchkeeper
 
 PAGES = ["/console/incidents", "/console/approvals", "/console/runbooks", "/console/silences",
-         "/console/silences/new", "/console/kpis", "/console/audit", "/console/deadletters"]
+         "/console/silences/new", "/console/kpis", "/console/audit", "/console/deadletters",
+         "/console/usecases", "/console/gates", "/console/models"]
 
 
 @pytest.fixture
@@ -180,6 +181,11 @@ CONSOLE_ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/console/kpis"): "viewer",
     ("GET", "/console/audit"): "admin",
     ("GET", "/console/deadletters"): "admin",
+    ("GET", "/console/usecases"): "viewer",
+    ("GET", "/console/usecases/{case_id}"): "viewer",
+    ("GET", "/console/gates"): "viewer",
+    ("POST", "/console/gates/{proposal_id}/{decision}"): "approver",
+    ("GET", "/console/models"): "viewer",
 }
 ORDER = ["viewer", "operator", "approver", "admin"]
 
@@ -200,7 +206,7 @@ def test_each_role_gets_exactly_its_pages(wk: Watchkeeper, browser: Callable[[st
     accounts = Accounts(wk.db, wk.clock, wk.settings.console)
     values = {"incident_id": incident, "action": "comment", "approval_id": pending["id"], "decision": "approve",
               "token": accounts.approval_link(pending["id"], "approve").rsplit("/", 1)[1], "runbook_id": "restart",
-              "silence_id": 1, "name": "console.css"}
+              "silence_id": 1, "name": "console.css", "case_id": "no-such-case", "proposal_id": 1}
     form = {"matchers": 'service="x"', "comment": "walk"}
     for role in ORDER:
         for (method, path), least in CONSOLE_ROLE_OF.items():
