@@ -48,6 +48,22 @@ class Registry:
             raise Conflict(f"model {model.key} version {model.version} is already registered") from None
         return self.show(model.kind.value, model.name, model.version)
 
+    def ensure(self, found: Sequence[ModelVersion], actor: str) -> list[str]:
+        """Register each version that is not registered yet (``serve`` does this at start-up for
+        the shipped models); idempotent, also against another process doing the same. Returns the
+        ``kind:name version`` of those it registered."""
+        added = []
+        for model in found:
+            with self.db.read() as conn:
+                if store.model_row(conn, model.kind.value, model.name, model.version) is not None:
+                    continue
+            try:
+                self.register(model, actor)
+            except Conflict:  # registered meanwhile
+                continue
+            added.append(f"{model.key} {model.version}")
+        return added
+
     def versions(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = store.model_rows(conn, kind)

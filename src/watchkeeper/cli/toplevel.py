@@ -45,11 +45,22 @@ def serve(
     logs.configure(cfg.log_level)
     wk = Watchkeeper(cfg)
     wk.upgrade()
+    _register_shipped_models(wk)
     err.print(f"watchkeeper {_db_label(cfg)} listening on http://{bind_host}:{bind_port}")
     uvicorn.run(
         create_app(wk, upgrade=False), host=bind_host, port=bind_port,
         log_level=cfg.log_level, access_log=False,
     )
+
+
+def _register_shipped_models(wk: Watchkeeper) -> None:
+    """The default detector and the RCA model in the model registry, when not there yet (so
+    decisions and drift checks can name them; docs/value.md)."""
+    from watchkeeper.model_registry import Registry
+    from watchkeeper.value.shipped import shipped_models
+
+    for added in Registry(wk.db, wk.clock).ensure(shipped_models(), "serve"):
+        err.print(f"registered the shipped model {added}")
 
 
 def _check_free(host: str, port: int) -> None:
