@@ -195,3 +195,10 @@ def test_models_page_shows_versions_scores_and_drift(wk: Watchkeeper, browser: C
     assert "detector:robust</a>" in page and "<code>GET /api/v1/models and GET /api/v1/drift</code>" in page
     assert "No models registered" in b.get("/console/models?kind=rca").text
     assert "No drift events for detector:other" in b.get("/console/models?model=detector:other").text
+
+
+def test_back_never_leaves_the_console(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
+    proposal = apply(wk).propose("auto-restart", "token:operator")
+    got = browser("approver").post(f"/console/gates/{proposal['id']}/reject", {"back": "https://evil.example/"})
+    assert got.status_code == 303 and got.headers["location"].startswith("/console/")
+    assert "evil" not in got.headers["location"]
