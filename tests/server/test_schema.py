@@ -38,7 +38,9 @@ SEMANTIC = {("POST", "/api/v1/silences"), ("POST", "/api/v1/incidents/{incident_
             # a new use case starts at proposed and covers runbooks that exist; a model's and a use
             # case's windows end after they start (docs/value.md)
             ("POST", "/api/v1/usecases"), ("POST", "/api/v1/models"),
-            ("POST", "/api/v1/models/{kind}/{name}/drift")}  # a score check needs the scores
+            ("POST", "/api/v1/models/{kind}/{name}/drift"),  # a score check needs the scores
+            # ServiceNow's incident record: its fields are ServiceNow's, checked as records (docs/integrations.md)
+            ("POST", "/api/v1/integrations/servicenow/inbound")}
 
 
 def _schema() -> Any:

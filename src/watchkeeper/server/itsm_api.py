@@ -65,7 +65,10 @@ def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *
     app.router.lifespan_context = lifespan
 
     @app.post("/api/v1/integrations/servicenow/inbound", tags=["integrations"],
-              responses={404: {"description": "no ServiceNow integration is configured"}})
+              responses={404: {"description": "no ServiceNow integration is configured"}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "description": "an incident record, or {\"records\": [1 to "
+                                                   f"{MAX_RECORDS} records]}}"}}}}})
     async def servicenow_inbound(request: Request, _who: Operator, target: Target = None) -> Any:
         """A ServiceNow business rule's outbound REST call: the incident record after a change
         (``sys_id``, ``number``, ``correlation_id``, ``state``, ``assigned_to``, ``work_notes``,

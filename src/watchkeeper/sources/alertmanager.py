@@ -174,8 +174,9 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
     for key in _MAP_FIELDS:
         if key in payload and not _str_map(payload[key]):
             return None
-    if "truncatedAlerts" in payload and type(payload["truncatedAlerts"]) is not int:
-        return None
+    if "truncatedAlerts" in payload and (type(payload["truncatedAlerts"]) is not int
+                                         or not -(2**63) <= payload["truncatedAlerts"] < 2**63):
+        return None  # the model says why (a 422)
     events: list[Event] = []
     append, join, statuses, times, severities = events.append, "".join, STATUS_BY_VALUE, _TIMES, _SEVERITIES
     for raw in payload["alerts"]:

@@ -112,7 +112,7 @@ def _not_bool(value: Any) -> Any:
 
 #: An integer field of a request: ``true``/``false`` are not integers (pydantic's lax mode takes them),
 #: and it fits 64 bits (the spec says so: a larger one is a 422, as the JSON parser refuses it).
-JsonInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=-(2**63), le=2**63 - 1)]
+JsonInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), BeforeValidator(_not_bool)]
 
 #: A datetime field of a request: ISO 8601 text, converted to UTC once, and refused (422) when that
 #: conversion leaves the years 1-9999 (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``).
