@@ -31,7 +31,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from watchkeeper import logs
+from watchkeeper import logconfig
 from watchkeeper.model import Change
 from watchkeeper.server import create_app
 from watchkeeper.server.console.accounts import Accounts
@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per measured figure")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
-    logs.configure("error")  # no access-log line per request
+    logconfig.configure("error")  # no access-log line per request
     with tempfile.TemporaryDirectory() as tmp:
         run("SQLite", f"sqlite:///{Path(tmp) / 'wk.db'}", args)
     if not args.no_postgres:

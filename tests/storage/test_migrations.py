@@ -19,4 +19,4 @@ def test_migrations_match_the_tables(service: Watchkeeper) -> None:
 def test_upgrade_is_idempotent(service: Watchkeeper) -> None:
     service.upgrade()
     service.upgrade()
-    assert service.db.current_revision() == "0015"
+    assert service.db.current_revision() == "0020"

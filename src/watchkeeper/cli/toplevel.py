@@ -34,7 +34,7 @@ def serve(
     """Run the API and the loop: watches, ranking, decisions, actions (migrations run at start-up)."""
     import uvicorn
 
-    from watchkeeper import logs
+    from watchkeeper import logconfig
     from watchkeeper.server import create_app
 
     if config is not None:
@@ -42,7 +42,7 @@ def serve(
     cfg = settings()
     bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
     _check_free(bind_host, bind_port)
-    logs.configure(cfg.log_level)
+    logconfig.configure(cfg.log_level)
     wk = Watchkeeper(cfg)
     wk.upgrade()
     _register_shipped_models(wk)

@@ -26,13 +26,13 @@ def watch_test(
 ) -> None:
     """Evaluate every watch once against its Prometheus and show what it sees. Exit 2 for an
     invalid file (naming file:line), 1 when a query failed, 0 otherwise."""
-    from watchkeeper import logs
+    from watchkeeper import logconfig
     from watchkeeper.errors import ConfigError
     from watchkeeper.settings import load_settings
     from watchkeeper.watch.runner import Watcher
 
     settings = load_settings(os.environ, file)
-    logs.configure("error")  # the table says what failed; no log lines in between
+    logconfig.configure("error")  # the table says what failed; no log lines in between
     config = settings.watch
     if not config.watches and not config.forecasts:
         raise ConfigError(f"{file}: no watches: add a watch: section with watches or forecasts")
