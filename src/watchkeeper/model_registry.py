@@ -15,7 +15,8 @@ from watchkeeper.errors import Conflict, InputError, NotFound
 from watchkeeper.model import Change
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
-from watchkeeper.value.drift import ModelVersion, check, hourly_counts
+from watchkeeper.value.drift import ModelKind, ModelVersion, check, hourly_counts
+from watchkeeper.value.shipped import shipped_models
 
 
 class Signal(StrEnum):
@@ -63,6 +64,28 @@ class Registry:
                 continue
             added.append(f"{model.key} {model.version}")
         return added
+
+    def register_shipped(self, actor: str = "serve", in_use: Sequence[ModelVersion] = ()) -> list[str]:
+        """Register the shipped model versions (:data:`watchkeeper.value.shipped.SHIPPED`, with their
+        scores from the data files next to them) and the versions this server uses that are not
+        shipped (``in_use``: a correlation configuration from a file), when not there yet."""
+        return self.ensure([*shipped_models(), *in_use], actor)
+
+    def check_scheduled(self, days: float, actor: str = "drift") -> list[dict[str, Any]]:
+        """The scheduled drift check (``serve`` every ``drift_check_seconds``): the latest version of
+        every registered model that has a training window, on its rate signal (anomaly events per hour
+        for a detector, alerts per hour for the others) over the last ``days`` against that window. A
+        drift is recorded and audited as on request; models without a training window are skipped."""
+        with self.db.read() as conn:
+            latest = store.latest_models(conn)
+        found = []
+        for row in latest:
+            if row["train_start"] is None or row["train_end"] is None:
+                continue
+            signal = Signal.ANOMALY_RATE if row["kind"] == ModelKind.DETECTOR.value else Signal.ALERT_RATE
+            found.append(self.drift(row["kind"], row["name"], signal=signal, version=row["version"], days=days,
+                                    actor=actor))
+        return found
 
     def versions(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.db.read() as conn:

@@ -192,6 +192,15 @@ def model_rows(conn: Connection, kind: str | None = None, name: str | None = Non
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def latest_models(conn: Connection) -> list[dict[str, Any]]:
+    """The latest registered version of every model (kind, name), without its reference sample."""
+    newest = (select(models.c.kind, models.c.name, func.max(models.c.id).label("id"))
+              .group_by(models.c.kind, models.c.name).subquery())
+    query = (select(models.c.kind, models.c.name, models.c.version, models.c.train_start, models.c.train_end)
+             .join(newest, models.c.id == newest.c.id).order_by(models.c.kind, models.c.name))
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def model_row(conn: Connection, kind: str, name: str, version: str) -> dict[str, Any] | None:
     row = conn.execute(select(models).where(and_(models.c.kind == kind, models.c.name == name,
                                                  models.c.version == version))).first()
