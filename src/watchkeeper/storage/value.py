@@ -27,7 +27,7 @@ from watchkeeper.storage.tables import (
     use_case_versions,
     use_cases,
 )
-from watchkeeper.value.kpis import ActionOutcome, IncidentTimes, ShadowDecision
+from watchkeeper.value.kpis import ActionOutcome, ForecastEvent, IncidentTimes, ShadowDecision
 from watchkeeper.value.usecase import Stage, UseCase, autonomy_of
 
 
@@ -168,6 +168,22 @@ def alert_count(conn: Connection, services: Sequence[str], start: datetime, end:
     if services:
         query = query.where(alerts.c.service.in_(list(services)))
     return int(conn.execute(query).scalar() or 0)
+
+
+def forecast_events(conn: Connection, services: Sequence[str], start: datetime, end: datetime,
+                    limit: int = 100_000) -> list[ForecastEvent]:
+    """Forecast events received in the window on any of the services (all when none are named)."""
+    query = (select(events.c.fingerprint, events.c.received_at, events.c.status, events.c.raw)
+             .where(events.c.kind == "forecast", events.c.received_at >= start, events.c.received_at <= end)
+             .order_by(events.c.id).limit(limit))
+    if services:
+        query = query.where(events.c.service.in_(list(services)))
+    found = []
+    for r in conn.execute(query):
+        crossing = (r.raw or {}).get("crossing_in_seconds")
+        found.append(ForecastEvent(r.fingerprint, r.received_at, r.status,
+                                   float(crossing) if isinstance(crossing, int | float) else None))
+    return found
 
 
 def drift_count(conn: Connection, names: Sequence[str], start: datetime, end: datetime) -> int:
