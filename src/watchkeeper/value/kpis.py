@@ -202,8 +202,8 @@ def forecast_lead_times(events: Iterable[ForecastEvent], since: datetime | None 
 
     >>> from datetime import UTC, timedelta as d
     >>> t = datetime(2026, 11, 1, tzinfo=UTC)
-    >>> forecast_lead_times([ForecastEvent("a", t, "firing", 7200), ForecastEvent("a", t + d(hours=1), "firing", 3600),
-    ...                      ForecastEvent("a", t + d(hours=2), "firing", 0), ForecastEvent("a", t + d(hours=3), "firing", 0)])
+    >>> run = [(0, 7200), (1, 3600), (2, 0), (3, 0)]  # hours after t, predicted seconds to the crossing
+    >>> forecast_lead_times([ForecastEvent("a", t + d(hours=h), "firing", s) for h, s in run])
     [7200.0]
     """
     runs: dict[str, tuple[datetime | None, bool]] = {}  # fingerprint -> (first firing of the run, crossed)
