@@ -47,10 +47,13 @@ def detector(report: dict[str, Any], commit: str, today: str) -> dict[str, Any]:
     if report["in_sample_choice"]["candidate"] != DEFAULT.name:
         raise SystemExit(f"the protocol chose {report['in_sample_choice']} on all sources, not the shipped "
                          f"{DEFAULT.name}: its scores are not the shipped version's")
+    if abs(report["in_sample_choice"]["threshold"] - DEFAULT.threshold) > 1e-3:
+        raise SystemExit(f"the protocol chose threshold {report['in_sample_choice']['threshold']}, not the shipped "
+                         f"{DEFAULT.threshold}: its scores are not the shipped version's")
     held = {s["source"]: s["held_out"] for s in report["sources"]}
     inside = {s["source"]: s["in_sample"] for s in report["sources"]}
-    held["nab_pooled"] = report["nab_held_out_overall"]
-    inside["nab_pooled"] = report["nab_in_sample_overall"]
+    held["nab_pooled"] = round(report["nab_held_out_overall"], 2)
+    inside["nab_pooled"] = round(report["nab_in_sample_overall"], 2)
     return {
         "model": f"detector:{DEFAULT.name}", "version": DEFAULT.version,
         "command": "watchkeeper eval detect --nab ../shared/data/nab --smd ../shared/data/smd_asd",
