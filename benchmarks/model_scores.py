@@ -69,10 +69,10 @@ def detector(report: dict[str, Any], commit: str, today: str) -> dict[str, Any]:
 
 def rca_scores(report: dict[str, Any], commit: str, today: str) -> dict[str, Any]:
     loo = report["loo"]
-    n = sum(f["test_result"]["n"] for f in loo)
+    n = int(sum(f["test_result"]["n"] for f in loo))
 
     def pooled(k: str) -> float:
-        return round(sum(f["test_result"][k] * f["test_result"]["n"] for f in loo) / n * 100, 1)
+        return round(float(sum(f["test_result"][k] * f["test_result"]["n"] for f in loo)) / n * 100, 1)
 
     overall = report["overall"]
     return {

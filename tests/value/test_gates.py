@@ -58,15 +58,18 @@ def times(*minutes: tuple[float | None, float | None]) -> list[IncidentTimes]:
             for a, r in minutes]
 
 
-def forecasts(*runs: tuple[str, list[tuple[float, str, float | None]]]) -> list[ForecastEvent]:
+Run = tuple[str, list[tuple[float, str, float | None]]]
+
+
+def forecasts(*runs: Run) -> list[ForecastEvent]:
     """Forecast events per fingerprint: (minutes after T, status, predicted seconds to the crossing)."""
     return [ForecastEvent(fp, T + m * MIN, status, crossing) for fp, events in runs for m, status, crossing in events]
 
 
-WARNED_2H = ("a", [(0, "firing", 7200), (60, "firing", 3600), (120, "firing", 0), (130, "firing", 0)])
-MISSED = ("b", [(50, "firing", 0)])
-FALSE_ALARM = ("c", [(0, "firing", 600), (20, "resolved", None)])
-TWICE = ("d", [(0, "firing", 1800), (30, "firing", 0), (40, "resolved", None), (100, "firing", 600),
+WARNED_2H: Run = ("a", [(0, "firing", 7200), (60, "firing", 3600), (120, "firing", 0), (130, "firing", 0)])
+MISSED: Run = ("b", [(50, "firing", 0)])
+FALSE_ALARM: Run = ("c", [(0, "firing", 600), (20, "resolved", None)])
+TWICE: Run = ("d", [(0, "firing", 1800), (30, "firing", 0), (40, "resolved", None), (100, "firing", 600),
                (110, "firing", 0)])
 
 KPI_CASES = [
