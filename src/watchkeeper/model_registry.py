@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from watchkeeper.errors import Conflict, InputError, NotFound
+from watchkeeper.errors import Conflict, InputError, NotFound, WatchkeeperError
 from watchkeeper.model import Change
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
@@ -83,8 +83,12 @@ class Registry:
             if row["train_start"] is None or row["train_end"] is None:
                 continue
             signal = Signal.ANOMALY_RATE if row["kind"] == ModelKind.DETECTOR.value else Signal.ALERT_RATE
-            found.append(self.drift(row["kind"], row["name"], signal=signal, version=row["version"], days=days,
-                                    actor=actor))
+            try:
+                found.append(self.drift(row["kind"], row["name"], signal=signal, version=row["version"], days=days,
+                                        actor=actor))
+            except WatchkeeperError as exc:  # one model's problem does not stop the others' checks
+                found.append({"model": f"{row['kind']}:{row['name']}", "version": row["version"],
+                              "signal": signal.value, "drifted": False, "reason": "error", "error": str(exc)})
         return found
 
     def versions(self, kind: str | None = None) -> list[dict[str, Any]]:
