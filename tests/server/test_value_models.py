@@ -86,7 +86,8 @@ def test_every_audited_decision_names_the_detector_correlation_and_rca_versions(
                  status=201)
         # an anomaly of the watch "latency" (robust detector) and a plain alert
         anomaly = api.fire({"service": "web", "name": "latency", "summary": "web slow", "resource": "web-1:8080",
-                            "fingerprint": "web-latency", "labels": {"watch": "latency"}})
+                            "fingerprint": "web-latency", "labels": {"watch": "latency"},
+                            "source": "watch"})
         plain = api.fire({"service": "db", "name": "Down", "summary": "db down", "resource": "db-1:5432",
                           "fingerprint": "db-down"})
         api.call("PUT", f"/api/v1/incidents/{anomaly}/causes", Role.OPERATOR,

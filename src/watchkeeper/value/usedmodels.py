@@ -1,15 +1,21 @@
 """Which model versions an incident's decision used, named as the registry names them
 (``kind:name`` → version): the correlation configuration that grouped its alerts, the detector of
-every watch whose anomaly is among them, and (added by the responder from the registry) the RCA
+every watch whose anomaly is among them (an alert of source ``watch`` with the watch's name as its
+``watch`` label), and (added by the responder from the registry) the RCA
 model whose cause it acted on.
 
 >>> from watchkeeper.value.drift import ModelKind, ModelVersion
 >>> from watchkeeper.watch.config import Watch
+
+#: the source of the anomaly and forecast events ``serve``'s watches raise (``watch.engine.SOURCE``)
+WATCH_SOURCE = "watch"
 >>> corr = ModelVersion(kind=ModelKind.CORRELATION, name="default", version="cfg.abc")
 >>> used = ModelsInUse(lambda: corr, [Watch(name="latency", query="q", detector="robust")])
->>> used({"alerts": [{"labels": {"watch": "latency"}}, {"labels": {"service": "db"}}]})
+>>> used({"alerts": [{"source": "watch", "labels": {"watch": "latency"}}, {"source": "api", "labels": {}}]})
 {'correlation:default': 'cfg.abc', 'detector:robust': 'robust-v1'}
->>> used({"alerts": [{"labels": {"watch": "gone"}}]})
+>>> used({"alerts": [{"source": "watch", "labels": {"watch": "gone"}}]})
+{'correlation:default': 'cfg.abc'}
+>>> used({"alerts": [{"source": "api", "labels": {"watch": "latency"}}]})  # not the watch's anomaly
 {'correlation:default': 'cfg.abc'}
 """
 
@@ -21,6 +27,9 @@ from typing import Any
 from watchkeeper.detect.default import shipped
 from watchkeeper.value.drift import ModelVersion
 from watchkeeper.watch.config import Watch
+
+#: the source of the anomaly and forecast events ``serve``'s watches raise (``watch.engine.SOURCE``)
+WATCH_SOURCE = "watch"
 
 
 class ModelsInUse:
@@ -40,6 +49,8 @@ class ModelsInUse:
         if corr is not None:
             found[corr.key] = corr.version
         for alert in view.get("alerts", ()):
+            if alert.get("source") != WATCH_SOURCE:
+                continue
             labels = alert.get("labels") or {}
             detector = self.detectors.get(str(labels.get("watch", "")))
             if detector is not None:
