@@ -56,14 +56,41 @@ class Registry:
         added = []
         for model in found:
             with self.db.read() as conn:
-                if store.model_row(conn, model.kind.value, model.name, model.version) is not None:
-                    continue
+                row = store.model_row(conn, model.kind.value, model.name, model.version)
+            if row is not None:
+                if self._scored(row, model, actor):
+                    added.append(f"{model.key} {model.version} (scores)")
+                continue
             try:
                 self.register(model, actor)
             except Conflict:  # registered meanwhile
                 continue
             added.append(f"{model.key} {model.version}")
         return added
+
+    def _scored(self, row: dict[str, Any], model: ModelVersion, actor: str) -> bool:
+        """A version ``actor`` registered itself without scores (``serve`` before its scores were
+        shipped) gets the scores now, audited as ``model.scored``; a version registered by anyone
+        else, or with scores already, is left as it is."""
+        scores = model.scores.model_dump()
+
+        def unscored(found: dict[str, Any] | None) -> bool:
+            had = (found or {}).get("scores") or {}
+            return (found is not None and found["registered_by"] == actor and not had.get("held_out")
+                    and not had.get("in_sample") and bool(scores["held_out"] or scores["in_sample"]))
+
+        if not unscored(row):
+            return False
+        now = self.clock()
+        with self.db.write() as conn:  # again under the lock: another server may have done it meanwhile
+            row = store.model_row(conn, model.kind.value, model.name, model.version)
+            if row is None or not unscored(row):
+                return False
+            store.set_model_scores(conn, row["id"], scores, model.params)
+            audit.append(conn, actor, [Change("model.scored", f"model:{model.key}", now, {
+                "model": model.key, "version": model.version, "scores": scores,
+                "evaluation": model.params.get("evaluation")})])
+        return True
 
     def register_shipped(self, actor: str = "serve", in_use: Sequence[ModelVersion] = ()) -> list[str]:
         """Register the shipped model versions (:data:`watchkeeper.value.shipped.SHIPPED`, with their

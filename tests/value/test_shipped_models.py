@@ -140,3 +140,23 @@ def test_a_version_registered_before_is_left_as_it_is(sqlite_url: str, make_serv
     assert registry.ensure(shipped_models(), "serve") == []
     shown = registry.show("detector", detector.name, detector.version)
     assert shown["registered_by"] == "token:alice" and shown["scores"]["held_out"] == {"nab": 0.732}
+
+
+def test_a_version_serve_registered_before_its_scores_shipped_gets_them_once(sqlite_url: str,
+                                                                             make_service: Any) -> None:
+    wk: Watchkeeper = make_service(sqlite_url)
+    registry = Registry(wk.db, wk.clock)
+    detector, ranker, correlation = shipped_models()
+    bare = detector.model_copy(update={"scores": Scores(), "params": {"threshold": DEFAULT.threshold}})
+    registry.register(bare, "serve")  # what an older serve registered
+    registry.register(ranker.model_copy(update={"scores": Scores()}), "token:alice")  # by hand: left alone
+    assert registry.register_shipped() == [f"detector:{detector.name} {detector.version} (scores)",
+                                           f"correlation:default {correlation.version}"]
+    assert registry.register_shipped() == []
+    shown = registry.show("detector", detector.name, detector.version)
+    assert shown["scores"]["held_out"] == detector.scores.held_out and "evaluation" in shown["params"]
+    assert not registry.show("rca", ranker.name, ranker.version)["scores"]["held_out"]
+    with wk.db.read() as conn:
+        scored = [r for r in audit.records(conn) if r.kind == "model.scored"]
+    assert len(scored) == 1 and scored[0].payload["evaluation"]["commit"] == detector.params["evaluation"]["commit"]
+    assert wk.verify_audit().ok

@@ -199,6 +199,10 @@ def add_model(conn: Connection, **values: Any) -> int:
     return int(conn.execute(insert(models).values(**values)).inserted_primary_key[0])  # type: ignore[index]
 
 
+def set_model_scores(conn: Connection, model_id: int, scores: dict[str, Any], params: dict[str, Any]) -> None:
+    conn.execute(update(models).where(models.c.id == model_id).values(scores=scores, params=params))
+
+
 def model_rows(conn: Connection, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
     query = select(models).order_by(models.c.kind, models.c.name, models.c.id)
     if kind is not None:
