@@ -83,10 +83,10 @@ class Registry:
             return False
         now = self.clock()
         with self.db.write() as conn:  # again under the lock: another server may have done it meanwhile
-            row = store.model_row(conn, model.kind.value, model.name, model.version)
-            if row is None or not unscored(row):
+            again = store.model_row(conn, model.kind.value, model.name, model.version)
+            if again is None or not unscored(again):
                 return False
-            store.set_model_scores(conn, row["id"], scores, model.params)
+            store.set_model_scores(conn, again["id"], scores, model.params)
             audit.append(conn, actor, [Change("model.scored", f"model:{model.key}", now, {
                 "model": model.key, "version": model.version, "scores": scores,
                 "evaluation": model.params.get("evaluation")})])
