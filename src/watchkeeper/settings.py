@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         default_factory=Weights, description="Weights of the prioritization matrix's dimensions (docs/value.md)")
     gate_guard_seconds: float = Field(
         5.0, gt=0, description="How often serve checks the use cases in production (a failed criterion demotes)")
+    drift_check_seconds: float = Field(
+        3600.0, ge=0, description="How often serve checks every registered model with a training window for "
+        "drift (anomaly or alert rate; a drift is a drift event the gates count); 0: never")
+    drift_check_days: float = Field(
+        2.0, gt=0, le=366, description="The recent window a scheduled drift check compares with the training window "
+        "(at least 30 hours: a check needs 30 hourly counts)")
     action_lease_seconds: float = Field(
         60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
         "another server marks it interrupted and escalates the incident")
