@@ -15,11 +15,15 @@ graph), ``manifest.json`` (the split: the first half of the storms for tuning, t
 held out — never used to choose a parameter) and ``storms.json`` (each storm's faults and timing),
 in the layout ``benchmarks/correlation_storms.py --data DIR`` reads.
 
-Ground truth: an alert belongs to a fault of its epoch whose affected services (its target and
-every service that transitively calls it) include the alert's service. When two faults affect the
-service: a ``dependency`` label decides if only one of them lies behind it; otherwise the fault
-that started last before the alert's ``startsAt`` (a new symptom follows the newest cause), else
-the first. Alerts no fault explains are singletons (``unexplained:<fingerprint>``).
+Ground truth, by what each fault can physically cause: an alert belongs to a fault of its epoch
+whose affected services (its target and every service that transitively calls it) include the
+alert's service, and whose kind can raise it — ``ServiceDown`` only a crash or flap *of that
+service*; latency alerts only added latency; error alerts (``HighErrorRate``, ``DependencyErrors``,
+``ErrorBudgetBurn``) only crashes, flaps and error bursts (the added latencies stay far below the
+services' 2 s timeout). When two faults remain: a ``dependency`` label decides if only one of them
+lies behind it; otherwise the fault that began last before the alert's ``startsAt`` minus its rule's
+``for`` (a new symptom follows the newest cause), else the first. Alerts no fault explains are
+singletons (``unexplained:<fingerprint>``). ``--retruth DIR`` recomputes the truth of a recording.
 
     .venv/bin/python benchmarks/correlation_lab/campaign.py --storms 24 --seed 7 --out benchmarks/data/storms_lab
 """
@@ -146,6 +150,15 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def can_raise(fault: dict[str, Any], alertname: str, service: str | None) -> bool:
+    """Whether a fault of this kind can raise this alert on this service (see the module docstring)."""
+    if alertname == "ServiceDown":
+        return fault["kind"] in ("crash", "flap") and fault["target"] == service
+    if alertname == "HighLatency":
+        return fault["kind"] == "latency"
+    return fault["kind"] in ("crash", "flap", "error")
+
+
 def truth_of(bodies: list[dict[str, Any]], storm: dict[str, Any]) -> list[dict[str, str]]:
     """The ground-truth rule of the module docstring, for one storm's webhook bodies."""
     first: dict[str, dict[str, Any]] = {}
@@ -155,16 +168,17 @@ def truth_of(bodies: list[dict[str, Any]], storm: dict[str, Any]) -> list[dict[s
             if fp not in first or _ts(alert["startsAt"]) < _ts(first[fp]["startsAt"]):
                 first[fp] = alert
     faults = storm["faults"]
+    holds = {r["alert"]: float(r["for"].rstrip("s")) for r in [*record.RULES, BURN_RULE]}
     rows = []
     for fp, alert in sorted(first.items()):
-        service = alert["labels"].get("service")
-        matches = [f for f in faults if service in f["affected"]]
+        service, name = alert["labels"].get("service"), alert["labels"].get("alertname", "")
+        matches = [f for f in faults if service in f["affected"] and can_raise(f, name, service)]
         dep = alert["labels"].get("dependency")
         if dep and len(matches) > 1:
             behind = [f for f in matches if dep in f["affected"]]
             matches = behind or matches
         if len(matches) > 1:
-            at = _ts(alert["startsAt"])
+            at = _ts(alert["startsAt"]) - holds.get(name, 0.0)
             began = [(max((_ts(b) for b in f["began_at"] if _ts(b) <= at + 1.0), default=None), f) for f in matches]
             before = [(b, f) for b, f in began if b is not None]
             matches = [max(before, key=lambda bf: bf[0])[1]] if before else [min(
@@ -174,13 +188,27 @@ def truth_of(bodies: list[dict[str, Any]], storm: dict[str, Any]) -> list[dict[s
     return rows
 
 
+def retruth(directory: Path) -> None:
+    """Rewrite ``storm-NN.truth.jsonl`` of a recording from its bodies and ``storms.json``."""
+    for storm in json.loads((directory / "storms.json").read_text())["storms"]:
+        n = storm["storm"]
+        bodies = [json.loads(line) for line in (directory / f"storm-{n:02d}.jsonl").read_text().splitlines()]
+        truth = truth_of(bodies, storm)
+        (directory / f"storm-{n:02d}.truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth))
+        log(f"storm {n}: {len(truth)} alerts, {len({r['group'] for r in truth})} groups")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=record.ROOT / "benchmarks" / "data" / "storms_lab")
     parser.add_argument("--storms", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--retruth", type=Path, help="recompute the truth files of a recording in DIR and exit")
     args = parser.parse_args()
+    if args.retruth:
+        retruth(args.retruth)
+        return
     rng = random.Random(args.seed)
     plans = [draw(rng, n) for n in range(1, args.storms + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
