@@ -95,9 +95,10 @@ def test_up_writes_the_contract_files_and_every_service_answers(lab: Lab) -> Non
                  "process_cpu_seconds_total", "process_resident_memory_bytes"):
         assert name in text
     assert metric(front, "lab_disk_capacity_bytes") == CAPACITY_MB * MB
-    log = (lab.dir / "logs" / "frontend.log").read_text().splitlines()
-    assert any(" GET / 200 " in line for line in log)
-    assert log[-1][:4].isdigit() and "T" in log[-1].split()[0]  # ISO timestamp first
+    log = [json.loads(line) for line in (lab.dir / "logs" / "frontend.log").read_text().splitlines()]
+    assert any(r["message"].startswith("GET / 200 ") and r["level"] == "INFO" for r in log)
+    assert list(log[-1])[:4] == ["timestamp", "level", "service", "message"]  # JSON lines, ISO timestamp first
+    assert log[-1]["timestamp"][:4].isdigit() and "T" in log[-1]["timestamp"] and log[-1]["service"] == "frontend"
 
 
 def test_up_twice_and_bad_requests_are_refused_with_a_sentence(lab: Lab) -> None:
