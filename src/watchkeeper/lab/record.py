@@ -182,6 +182,10 @@ def record_campaign(
             for spec in group:
                 lab.inject(spec.kind, spec.target, None if spec.kind == "crash" else timing.fault, **spec.params)
             stop.wait(timing.fault)
+            grace = time.monotonic() + 5.0  # the services' expiry threads look every 0.2 s
+            while time.monotonic() < grace and any(
+                    f["fault"] != "crash" for s in group for f in lab.open_faults(s.target)):
+                stop.wait(0.2)
             for spec in group:  # what did not end by itself (a crash; an expiry the service missed)
                 if lab.open_faults(spec.target):
                     lab.repair(spec.target)
