@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -38,6 +39,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
         self.auth: set[str] = set()
         self.lock = threading.Lock()
         receiver = self
@@ -47,6 +49,21 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
+                if self.path == "/v1/logs":
+                    logs = ExportLogsServiceRequest.FromString(body)
+                    with receiver.lock:
+                        for rl in logs.resource_logs:
+                            service = next(a.value.string_value for a in rl.resource.attributes
+                                           if a.key == "service.name")
+                            receiver.logs += [{"service": service, "body": r.body.string_value,
+                                               "severity": r.severity_text, "trace": r.trace_id.hex(),
+                                               "span": r.span_id.hex(),
+                                               "attributes": {a.key for a in r.attributes}}
+                                              for sl in rl.scope_logs for r in sl.log_records]
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 message = ExportTraceServiceRequest.FromString(body)
                 with receiver.lock:
                     receiver.auth.add(self.headers.get("Authorization") or "")
@@ -159,6 +176,15 @@ def test_logs_are_json_lines_with_the_trace_ids_of_the_spans(lab: Lab, receiver:
     last = requests_[-1]
     span = wait_for(lambda: receiver.where(lambda s: s["id"] == last["span_id"]), what="the logged span")[0]
     assert span["trace"] == last["trace_id"] and span["service"] == "catalog" and span["kind"] == Span.SPAN_KIND_SERVER
+
+    def exported() -> list[dict[str, Any]]:  # the same line, over OTLP logs
+        with receiver.lock:
+            return [r for r in receiver.logs if r["span"] == last["span_id"]]
+
+    record = wait_for(exported, what="the OTLP log record")[0]
+    assert (record["service"], record["body"], record["severity"], record["trace"]) == (
+        "catalog", last["message"], "INFO", last["trace_id"])
+    assert {"lab.path", "lab.status", "lab.duration_ms"} <= record["attributes"]
 
 
 def test_exception_fails_only_its_path_with_a_stack_trace_in_the_log_and_an_error_span(

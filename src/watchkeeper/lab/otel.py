@@ -1,5 +1,7 @@
 """The lab services' OpenTelemetry: a tracer per service process (``service.name`` = the lab service)
-and, when an OTLP endpoint is given, an OTLP/HTTP span exporter behind a ``BatchSpanProcessor``.
+and, when an OTLP endpoint is given, an OTLP/HTTP span exporter behind a ``BatchSpanProcessor`` and
+an OTLP/HTTP log exporter behind a ``BatchLogRecordProcessor`` (the same lines the service writes to
+its JSON log, with severity, attributes and the span's ids).
 
 Without an endpoint the services still trace (so their JSON log lines carry trace and span ids) but
 nothing is exported. With one, export runs on the processor's own thread: a dead or slow collector
@@ -14,6 +16,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -82,33 +86,69 @@ def auth_headers(token: str) -> str:
     return f"Authorization={quote('Bearer ' + token)}"
 
 
-def setup(service: str, instance: str, endpoint: str | None) -> tuple[TracerProvider, Tracer]:
-    """The process's tracer provider and tracer. ``endpoint`` is the collector's base URL
-    (``http://127.0.0.1:4318``; ``/v1/traces`` is appended), or ``None`` for no export. Headers
-    (authentication) come from ``OTEL_EXPORTER_OTLP_HEADERS``."""
-    provider = TracerProvider(resource=Resource.create({
-        "service.name": service, "service.instance.id": instance, "service.namespace": "watchkeeper-lab"}))
+@dataclass(slots=True)
+class Telemetry:
+    """What :func:`setup` made: the tracer, and the OTLP log sink when exporting (``None`` otherwise)."""
+
+    tracer: Tracer
+    provider: TracerProvider
+    logger: logging.Logger | None = None
+    flushers: list[Callable[[int], Any]] = field(default_factory=list)
+
+    def flush(self, timeout_ms: int = 1000) -> None:
+        for flush in self.flushers:
+            flush(timeout_ms)
+
+
+def setup(service: str, instance: str, endpoint: str | None, logs: bool = True) -> Telemetry:
+    """The process's tracer (and OTLP log sink). ``endpoint`` is the collector's base URL
+    (``http://127.0.0.1:4318``; ``/v1/traces`` and ``/v1/logs`` are appended), or ``None`` for no
+    export. Headers (authentication) come from ``OTEL_EXPORTER_OTLP_HEADERS``."""
+    resource = Resource.create({
+        "service.name": service, "service.instance.id": instance, "service.namespace": "watchkeeper-lab"})
+    provider = TracerProvider(resource=resource)
+    telemetry = Telemetry(provider.get_tracer("watchkeeper.lab"), provider)
     if endpoint:
         import requests
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         quiet_exporter_logs()
-        session = requests.Session()
-        session.trust_env = False  # everything is on 127.0.0.1: no proxy, ever
-        exporter = OTLPSpanExporter(endpoint=traces_url(endpoint), timeout=EXPORT_TIMEOUT, session=session)
+
+        def session() -> requests.Session:
+            s = requests.Session()
+            s.trust_env = False  # everything is on 127.0.0.1: no proxy, ever
+            return s
+
+        exporter = OTLPSpanExporter(endpoint=signal_url(endpoint, "traces"), timeout=EXPORT_TIMEOUT,
+                                    session=session())
         provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=MAX_QUEUE,
                                                        schedule_delay_millis=1000, max_export_batch_size=512))
-    return provider, provider.get_tracer("watchkeeper.lab")
+        telemetry.flushers.append(provider.force_flush)
+        if logs:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+            from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+            from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+            log_provider = LoggerProvider(resource=resource)
+            log_provider.add_log_record_processor(BatchLogRecordProcessor(
+                OTLPLogExporter(endpoint=signal_url(endpoint, "logs"), timeout=EXPORT_TIMEOUT, session=session()),
+                max_queue_size=MAX_QUEUE, schedule_delay_millis=1000, max_export_batch_size=512))
+            logger = logging.getLogger(f"watchkeeper.lab.otlp.{service}")
+            logger.handlers[:] = [LoggingHandler(level=logging.INFO, logger_provider=log_provider)]
+            logger.propagate = False
+            logger.setLevel(logging.INFO)
+            telemetry.logger = logger
+            telemetry.flushers.append(log_provider.force_flush)
+    return telemetry
 
 
-def traces_url(endpoint: str) -> str:
-    """The OTLP/HTTP traces URL for a base endpoint (a URL already ending in ``/v1/traces`` is kept).
+def signal_url(endpoint: str, signal: str) -> str:
+    """The OTLP/HTTP URL of ``signal`` (traces, logs) for a base endpoint.
 
-    >>> traces_url("http://127.0.0.1:4318/"), traces_url("http://h:1/v1/traces")
-    ('http://127.0.0.1:4318/v1/traces', 'http://h:1/v1/traces')
+    >>> signal_url("http://127.0.0.1:4318/", "traces"), signal_url("http://h:1", "logs")
+    ('http://127.0.0.1:4318/v1/traces', 'http://h:1/v1/logs')
     """
-    base = endpoint.rstrip("/")
-    return base if base.endswith("/v1/traces") else base + "/v1/traces"
+    return f"{endpoint.rstrip('/')}/v1/{signal}"
 
 
 def endpoint_from(option: str | None, env: dict[str, Any] | None = None) -> str | None:

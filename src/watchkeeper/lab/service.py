@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import logging
 import os
 import random
 import signal
@@ -77,6 +78,8 @@ CONFIG_FAULTS = ("bad_deploy", "wrong_value")
 PATHS = ("/", "/item")
 #: Who is calling (set by every lab caller, as a service mesh's source identity would be).
 CALLER_HEADER = "X-Lab-Caller"
+LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
+          "CRITICAL": logging.CRITICAL}
 #: A dependency call slower than this is logged at WARNING.
 SLOW_CALL_S = 0.25
 BASELINE = {"version": "v1", "error_ratio": 0.0}
@@ -196,9 +199,10 @@ def validate(dep: str, body: bytes) -> str | None:
 
 class Service:
     def __init__(self, name: str, port: int, deps: dict[str, list[str]], directory: Path,
-                 capacity_bytes: int, tracer: Tracer | None = None) -> None:
+                 capacity_bytes: int, telemetry: otel.Telemetry | None = None) -> None:
         self.name, self.port, self.directory = name, port, directory
-        self.tracer = tracer if tracer is not None else otel.setup(name, f"{name}:{port}", None)[1]
+        self.telemetry = telemetry or otel.setup(name, f"{name}:{port}", None)
+        self.tracer: Tracer = self.telemetry.tracer
         self.deps = deps
         self.capacity = capacity_bytes
         self.data = data_dir(directory, name)
@@ -241,6 +245,9 @@ class Service:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self.log_lock:
             self.log_file.write(line)
+        if self.telemetry.logger is not None:  # the same line over OTLP (trace ids from the current span)
+            self.telemetry.logger.log(LEVELS.get(level, logging.INFO), message,
+                                      extra={f"lab.{k}": v for k, v in fields.items()})
 
     def note(self, message: str) -> None:
         """The lab's own bookkeeping (faults starting and ending) goes to the process's output
@@ -600,8 +607,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"export spans over OTLP/HTTP to this base URL (default: ${otel.ENV_ENDPOINT}; "
                              "neither: no export)")
     args = parser.parse_args(argv)
-    provider, tracer = otel.setup(args.name, f"{args.name}:{args.port}", otel.endpoint_from(args.otlp_endpoint))
-    service = Service(args.name, args.port, parse_deps(args.deps), args.dir, int(args.capacity_mb * MB), tracer)
+    telemetry = otel.setup(args.name, f"{args.name}:{args.port}", otel.endpoint_from(args.otlp_endpoint))
+    service = Service(args.name, args.port, parse_deps(args.deps), args.dir, int(args.capacity_mb * MB), telemetry)
     server = ThreadingHTTPServer((HOST, args.port), handler(service))
     server.daemon_threads = True
     stop = threading.Event()
@@ -610,7 +617,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def on_term(signum: int, _frame: object) -> None:
         service.log("INFO", f"stopping on signal {signum}")
-        flusher = threading.Thread(target=provider.force_flush, args=(1000,), daemon=True)
+        flusher = threading.Thread(target=telemetry.flush, args=(1000,), daemon=True)
         flusher.start()  # the spans of the last second, if a collector takes them quickly
         flusher.join(1.5)
         os._exit(0)

@@ -103,6 +103,7 @@ def decode(body: bytes, content_type: str, encoding: str = "") -> ExportTraceSer
 class SpanSink:
     """An OTLP/HTTP traces receiver on 127.0.0.1 that hands each span record to ``on_span`` and, when
     given ``out``, appends it to that JSON-lines file. ``url`` is the base endpoint for the exporters.
+``POST /v1/logs`` is answered 200 and dropped (counted in ``log_requests``).
 
     >>> sink = SpanSink().start()
     >>> sink.url.startswith("http://127.0.0.1:")
@@ -116,6 +117,7 @@ class SpanSink:
         self.on_span = on_span
         self.received = 0
         self.rejected = 0
+        self.log_requests = 0
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._server = ThreadingHTTPServer((HOST, port), _handler(self))
@@ -166,8 +168,10 @@ def _handler(sink: SpanSink) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_POST(self) -> None:
-            if self.path.split("?")[0] != "/v1/traces":
-                self._reply(404, b'{"error": "only POST /v1/traces"}', "application/json")
+            path = self.path.split("?")[0]
+            if path not in ("/v1/traces", "/v1/logs"):
+                self._reply(404, b'{"error": "only POST /v1/traces (and /v1/logs, taken and dropped)"}',
+                            "application/json")
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 <= length <= MAX_BODY:
@@ -175,6 +179,11 @@ def _handler(sink: SpanSink) -> type[BaseHTTPRequestHandler]:
                 self._reply(413, b'{"error": "body too large"}', "application/json")
                 return
             ctype = self.headers.get("Content-Type", "application/x-protobuf")
+            if path == "/v1/logs":  # a campaign keeps the services' JSON log files instead
+                self.rfile.read(length)
+                sink.log_requests += 1
+                self._reply(200, b"{}" if ctype.startswith("application/json") else b"", ctype)
+                return
             try:
                 message = decode(self.rfile.read(length), ctype, self.headers.get("Content-Encoding", ""))
             except ValueError as exc:
