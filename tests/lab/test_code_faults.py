@@ -144,7 +144,8 @@ def test_spans_reach_the_collector_with_parent_and_child_across_services(lab: La
         # frontend (server) → its client span to checkout → checkout (server) → its client span to payment
         # → payment (server), all in one trace
         for pay in receiver.where(lambda s: s["service"] == "payment" and s["kind"] == Span.SPAN_KIND_SERVER):
-            by_id = {s["id"]: s for s in receiver.where(lambda s, t=pay["trace"]: s["trace"] == t)}
+            trace = pay["trace"]
+            by_id = {s["id"]: s for s in receiver.where(lambda s: s["trace"] == trace)}  # noqa: B023 (used at once)
             path, span = [pay], pay
             while span["parent"] in by_id:
                 span = by_id[span["parent"]]
@@ -239,7 +240,7 @@ def test_wrong_value_makes_the_callers_fail_while_the_service_answers_200(lab: L
 
 def test_edge_delay_slows_only_calls_from_one_caller_and_not_the_service_itself(
         lab: Lab, receiver: Receiver) -> None:
-    truth = lab.inject("edge_delay", "cache", **{"from": "checkout", "delay_ms": 1500})
+    truth = lab.inject("edge_delay", "cache", None, **{"from": "checkout", "delay_ms": 1500})
     since = time.time()  # the fault is on in every cache instance once inject returns
     assert truth["detail"] == {"from": "checkout", "delay_ms": 1500}
     cache = lab.endpoints()["cache"]
@@ -268,7 +269,7 @@ def test_code_faults_refuse_what_they_cannot_do_with_a_sentence(lab: Lab) -> Non
     with pytest.raises(LabError, match="nothing in the lab calls frontend"):
         lab.inject("edge_delay", "frontend")
     with pytest.raises(LabError, match="'payment' does not call cache; its callers are: checkout, catalog"):
-        lab.inject("edge_delay", "cache", **{"from": "payment"})
+        lab.inject("edge_delay", "cache", None, **{"from": "payment"})
     with pytest.raises(LabError, match="path must be one of"):
         lab.inject("exception", "store", path="/nope")
     with pytest.raises(LabError, match="ratio must be a number"):

@@ -25,7 +25,7 @@ from watchkeeper.lab.spans import SpanSink, read_spans
 
 def post(url: str, body: bytes, **headers: str) -> int:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5.0)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5.0)
     try:
         conn.request("POST", parts.path, body=body, headers=headers)
         response = conn.getresponse()
@@ -50,19 +50,22 @@ def _request() -> ExportTraceServiceRequest:
                                                                    scope_spans=[ScopeSpans(spans=[span])])])
 
 
-def test_span_sink_takes_protobuf_gzip_and_json_and_refuses_garbage(tmp_path: Path) -> None:
+def test_span_sink_takes_protobuf_plain_and_gzip_and_refuses_the_rest(tmp_path: Path) -> None:
     sink = SpanSink(tmp_path / "spans.jsonl").start()
     try:
         body = gzip.compress(_request().SerializeToString())
         assert post(sink.url + "/v1/traces", body, **{"Content-Type": "application/x-protobuf",
                                                       "Content-Encoding": "gzip"}) == 200
-        doc = {"resourceSpans": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": "cache"}}]}, "scopeSpans": [{"spans": [
-                {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "c7ad6b7169203331",
-                 "parentSpanId": "b7ad6b7169203331", "name": "GET /item", "kind": 2,
-                 "startTimeUnixNano": "1700000000100000000", "endTimeUnixNano": "1700000000150000000",
-                 "status": {"code": 2}}]}]}]}
-        assert request("POST", sink.url + "/v1/traces", doc, timeout=5.0)[0] == 200
+        server = Span(trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+                      span_id=bytes.fromhex("c7ad6b7169203331"), parent_span_id=bytes.fromhex("b7ad6b7169203331"),
+                      name="GET /item", kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=1_700_000_000_100_000_000,
+                      end_time_unix_nano=1_700_000_000_150_000_000, status=Status(code=Status.STATUS_CODE_ERROR))
+        resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="cache"))])
+        plain = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+            resource=resource, scope_spans=[ScopeSpans(spans=[server])])]).SerializeToString()
+        assert post(sink.url + "/v1/traces", plain, **{"Content-Type": "application/x-protobuf"}) == 200
+        doc = {"resourceSpans": []}
+        assert request("POST", sink.url + "/v1/traces", doc, timeout=5.0)[0] == 415
         assert post(sink.url + "/v1/traces", b"\xff\x00 not otlp", **{"Content-Type": "application/x-protobuf"}) == 400
         assert request("POST", sink.url + "/v1/metrics", doc, timeout=5.0)[0] == 404
         assert request("POST", sink.url + "/v1/logs", {}, timeout=5.0)[0] == 200  # taken, dropped
@@ -76,7 +79,7 @@ def test_span_sink_takes_protobuf_gzip_and_json_and_refuses_garbage(tmp_path: Pa
                       "status_code": 503, "peer": "cache"}  # error from the HTTP status
     assert (server["service"], server["kind"], server["parent_id"], server["error"]) == (
         "cache", "server", "b7ad6b7169203331", True)  # error from the span status
-    assert sink.received == 2 and sink.rejected == 1 and sink.log_requests == 1
+    assert sink.received == 2 and sink.rejected == 2 and sink.log_requests == 1
 
 
 def test_campaign_specs_parse_and_refuse_with_a_sentence() -> None:

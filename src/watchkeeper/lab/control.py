@@ -377,13 +377,13 @@ class Lab:
             callers = ", ".join(n for n, e in state["services"].items() if e["deps"])
             raise LabError(f"{target} has no dependencies to lose; dependency_outage needs one of: {callers}")
         if kind == "edge_delay":
-            callers = [n for n, e in state["services"].items() if target in e["deps"]]
-            if not callers:
+            calling = [n for n, e in state["services"].items() if target in e["deps"]]
+            if not calling:
                 raise LabError(f"nothing in the lab calls {target}; edge_delay needs a service with callers: "
                                + ", ".join(sorted({d for e in state["services"].values() for d in e["deps"]})))
-            params.setdefault("from", callers[0])
-            if params["from"] not in callers:
-                raise LabError(f"{params['from']!r} does not call {target}; its callers are: {', '.join(callers)}")
+            params.setdefault("from", calling[0])
+            if params["from"] not in calling:
+                raise LabError(f"{params['from']!r} does not call {target}; its callers are: {', '.join(calling)}")
         alive = [i for i in entry["instances"] if _alive(int(i["pid"]))]
         if not alive:
             raise LabError(f"{target} is down; restart it first ('watchkeeper lab restart {target}')")

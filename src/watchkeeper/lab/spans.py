@@ -6,14 +6,13 @@ services export to it and it appends every span as one JSON line,
 (hex ids, ``parent_id`` null for a root, ``start`` in unix seconds, ``duration`` in seconds, ``error``
 from status ERROR or an HTTP status ≥ 500, ``kind`` server|client|internal|producer|consumer) plus
 ``status_code`` (the HTTP status when the span has one) and ``peer`` (a client span's
-``peer.service``). Protobuf (``application/x-protobuf``, gzip or not) and OTLP JSON bodies; binds to
-127.0.0.1. It is the campaign recorder, not Watchkeeper's ingestion (that is ``POST /v1/traces`` of
-``watchkeeper serve``).
+``peer.service``). Protobuf bodies (``application/x-protobuf``, gzip or not: what the OpenTelemetry
+SDK's OTLP/HTTP exporter sends; JSON is answered 415); binds to 127.0.0.1. It is the campaign
+recorder, not Watchkeeper's ingestion (that is ``POST /v1/traces`` of ``watchkeeper serve``).
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import threading
@@ -22,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from google.protobuf.json_format import ParseDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -66,23 +64,7 @@ def records(request: ExportTraceServiceRequest) -> Iterator[dict[str, Any]]:
                 }
 
 
-def _hex_ids(doc: Any) -> Any:
-    """OTLP JSON carries trace and span ids as hex; protobuf's JSON mapping expects base64."""
-    if isinstance(doc, list):
-        return [_hex_ids(d) for d in doc]
-    if not isinstance(doc, dict):
-        return doc
-    out = {}
-    for key, value in doc.items():
-        if key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id") and isinstance(
-                value, str):
-            out[key] = base64.b64encode(bytes.fromhex(value)).decode()
-        else:
-            out[key] = _hex_ids(value)
-    return out
-
-
-def decode(body: bytes, content_type: str, encoding: str = "") -> ExportTraceServiceRequest:
+def decode(body: bytes, encoding: str = "") -> ExportTraceServiceRequest:
     """An OTLP/HTTP traces body → the request message (``ValueError`` on anything else)."""
     if encoding.strip().lower() == "gzip":
         try:
@@ -91,11 +73,8 @@ def decode(body: bytes, content_type: str, encoding: str = "") -> ExportTraceSer
             raise ValueError(f"not gzip: {exc}") from exc
     message = ExportTraceServiceRequest()
     try:
-        if content_type.split(";")[0].strip().lower() == "application/json":
-            ParseDict(_hex_ids(json.loads(body)), message, ignore_unknown_fields=True)
-        else:
-            message.ParseFromString(body)
-    except Exception as exc:  # protobuf raises its own DecodeError/ParseError types
+        message.ParseFromString(body)
+    except Exception as exc:  # protobuf raises its own DecodeError
         raise ValueError(f"not an OTLP traces request: {exc}") from exc
     return message
 
@@ -184,17 +163,19 @@ def _handler(sink: SpanSink) -> type[BaseHTTPRequestHandler]:
                 sink.log_requests += 1
                 self._reply(200, b"{}" if ctype.startswith("application/json") else b"", ctype)
                 return
+            if ctype.split(";")[0].strip().lower() != "application/x-protobuf":
+                self.rfile.read(length)
+                sink.rejected += 1
+                self._reply(415, b'{"error": "OTLP/HTTP protobuf only (application/x-protobuf)"}', "application/json")
+                return
             try:
-                message = decode(self.rfile.read(length), ctype, self.headers.get("Content-Encoding", ""))
+                message = decode(self.rfile.read(length), self.headers.get("Content-Encoding", ""))
             except ValueError as exc:
                 sink.rejected += 1
                 self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
                 return
             sink.take(records(message))
-            if ctype.startswith("application/json"):
-                self._reply(200, b"{}", "application/json")
-            else:
-                self._reply(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+            self._reply(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
         def log_message(self, format: str, *args: object) -> None:
             pass
