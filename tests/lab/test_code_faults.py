@@ -307,6 +307,7 @@ def test_signals_send_the_traces_to_the_labs_watchkeeper_with_its_ingest_token(
         assert settings["traces"] == {"enabled": True}
         assert settings["logs"]["files"][1] == {"path": str(lab.dir / "logs" / "b.log"), "service": "b"}
         assert settings["port"] == collector.server.server_address[1]
+        assert "--no-otlp-logs" in Path(f"/proc/{state['services']['b']['pid']}/cmdline").read_bytes().decode()
         lab.restart("b")  # a restarted service keeps exporting, with the token
         before = len(collector.where(lambda s: s["service"] == "b"))
         wait_for(lambda: len(collector.where(lambda s: s["service"] == "b")) > before, what="spans after restart")

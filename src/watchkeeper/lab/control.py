@@ -172,7 +172,7 @@ class Lab:
     def up(self, *, rps: float = 20.0, capacity_mb: float = 50.0, services: Sequence[str] = SERVICES,
            edges: Iterable[tuple[str, str]] = EDGES, monitoring: bool = True,
            serve_port: int | None = None, otlp_endpoint: str | None = None, signals: bool = False,
-           item_share: float = 0.2) -> dict[str, Any]:
+           item_share: float = 0.2, otlp_logs: bool | None = None) -> dict[str, Any]:
         """Start every service and the load generator, wait until each answers ``/healthz``, write
         ``lab.json`` and ``topology.json``. With ``monitoring`` (the default), also start the lab's
         Prometheus and Alertmanager when they are installed (Alertmanager sends its alerts to the
@@ -182,7 +182,9 @@ class Lab:
         ``otlp_endpoint``: the services export their spans there (OTLP/HTTP base URL). ``signals``
         (with monitoring): the services export to the Watchkeeper of ``watchkeeper.yaml`` (its ingest
         token as bearer) and the settings gain the ``logs:`` (one file input per service log) and
-        ``traces:`` sections — for a server that has ``POST /v1/traces`` and log file inputs."""
+        ``traces:`` sections — for a server that has ``POST /v1/traces`` and log file inputs.
+        ``otlp_logs``: also export the log lines over OTLP (default: yes, except with ``signals``,
+        where the server tails the log files and would otherwise read every line twice)."""
         if not 0 < rps <= 500 or not 0 < capacity_mb <= 1024:
             raise LabError("--rps must be in (0, 500] and --capacity-mb in (0, 1024] (the lab stays small)")
         if not 0 <= item_share <= 1:
@@ -218,7 +220,8 @@ class Lab:
         if signals:  # the services need the server's address and token before they start
             state["watchkeeper"] = self._watchkeeper_entry(serve_port)
             otlp_endpoint = state["watchkeeper"]["url"]
-        state["otlp"] = {"endpoint": otlp_endpoint, "watchkeeper_token": signals}
+        state["otlp"] = {"endpoint": otlp_endpoint, "watchkeeper_token": signals,
+                         "logs": (not signals) if otlp_logs is None else bool(otlp_logs)}
         try:
             for name in names:
                 svc.write_config(self.dir, name, dict(svc.BASELINE))
@@ -581,6 +584,8 @@ class Lab:
         env = None
         if otlp.get("endpoint"):
             argv += ["--otlp-endpoint", str(otlp["endpoint"])]
+            if not otlp.get("logs", True):
+                argv.append("--no-otlp-logs")
             token = ((state or {}).get("watchkeeper") or {}).get("ingest_token")
             if otlp.get("watchkeeper_token") and token:  # in the environment, not on the command line
                 from watchkeeper.lab.otel import ENV_HEADERS, auth_headers

@@ -606,8 +606,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--otlp-endpoint", default=None,
                         help=f"export spans over OTLP/HTTP to this base URL (default: ${otel.ENV_ENDPOINT}; "
                              "neither: no export)")
+    parser.add_argument("--no-otlp-logs", dest="otlp_logs", action="store_false",
+                        help="export spans only (the log lines stay in logs/<name>.log)")
     args = parser.parse_args(argv)
-    telemetry = otel.setup(args.name, f"{args.name}:{args.port}", otel.endpoint_from(args.otlp_endpoint))
+    telemetry = otel.setup(args.name, f"{args.name}:{args.port}", otel.endpoint_from(args.otlp_endpoint),
+                           logs=args.otlp_logs)
     service = Service(args.name, args.port, parse_deps(args.deps), args.dir, int(args.capacity_mb * MB), telemetry)
     server = ThreadingHTTPServer((HOST, args.port), handler(service))
     server.daemon_threads = True
