@@ -192,11 +192,21 @@ def test_cpu_hog_burns_cpu_until_restart(lab: Lab) -> None:
 
     idle = cpu_over(1.0)
     truth = lab.inject("cpu_hog", "catalog")
-    busy = cpu_over(1.0)
-    assert busy > 0.3 and busy > 3 * idle, (idle, busy)
-    lab.restart("catalog")
+    try:
+        # on a shared machine the hog gets what the scheduler gives it: wait until it has burnt clearly
+        # more than the idle service would have (rather than asking for a share of a core in one second)
+        start, since = metric(url, "process_cpu_seconds_total"), time.monotonic()
+
+        def burnt() -> float | None:
+            extra = metric(url, "process_cpu_seconds_total") - start - idle * (time.monotonic() - since)
+            return extra if extra > 0.5 else None
+
+        wait_for(burnt, timeout=30, what="a core's worth of hashing")
+        busy = (metric(url, "process_cpu_seconds_total") - start) / (time.monotonic() - since)
+    finally:
+        lab.restart("catalog")
     assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
-    assert cpu_over(1.0) < busy
+    assert cpu_over(2.0) / 2.0 < busy
 
 
 def test_memory_leak_grows_rss_until_restart(lab: Lab) -> None:
