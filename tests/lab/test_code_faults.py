@@ -332,3 +332,12 @@ def test_a_dead_collector_neither_breaks_nor_slows_the_lab(tmp_path: Path) -> No
         assert out.count("\n") < 10  # the exporter's complaints are rate-limited
     finally:
         lab.down()
+
+
+def test_up_refuses_a_bad_otlp_endpoint_and_signals_without_monitoring(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["lab", "up", "--no-monitoring", "--otlp-endpoint", "127.0.0.1:4318",
+                                      "--dir", str(tmp_path / "lab")])
+    assert result.exit_code == 2 and "--otlp-endpoint must be an http(s) URL" in result.output
+    result = CliRunner().invoke(app, ["lab", "up", "--no-monitoring", "--signals", "--dir", str(tmp_path / "lab")])
+    assert result.exit_code == 2 and "signals need monitoring" in result.output
+    assert not (tmp_path / "lab" / "lab.json").exists()
