@@ -23,7 +23,8 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +36,9 @@ from watchkeeper import topology
 from watchkeeper.errors import InputError
 from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
+from watchkeeper.eval import nezha_signals
 from watchkeeper.rca.calibration import fit
+from watchkeeper.rca.logs import log_anomalies
 from watchkeeper.rca.scoring import Array
 
 #: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
@@ -90,6 +93,13 @@ class Case:
     kind: str
     group: str  # the day or the campaign: the unit of leave-one-group-out
     evidence: Evidence
+    has_traces: bool = False  # spans were seen in the evidence window after the onset
+    has_logs: bool = False  # log lines were seen in it
+
+    def metrics_only(self) -> Case:
+        """The same case without its traces and logs."""
+        ev = replace(self.evidence, traces={}, trace_graph=None, log_anomalies={})
+        return replace(self, evidence=ev, has_traces=False, has_logs=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +182,21 @@ def _column(header: list[str], name: str, path: Path) -> int:
 
 
 # -- nezha --------------------------------------------------------------------------------------
+#: The step of the trace RED series read from Nezha spans (seconds).
+NEZHA_TRACE_STEP = 30.0
+
+
 def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD_METRICS,
-               call_tables: bool = True) -> list[Case]:
+               call_tables: bool = True, traces: bool = True, logs: bool = True,
+               trace_step: float = NEZHA_TRACE_STEP, cache: Path | None = nezha_signals.DEFAULT_CACHE,
+               params: Params | None = None) -> list[Case]:
     """Every fault of every day under ``directory`` (the data set's root, ``rca_data`` or one day).
 
     ``pod_metrics=None`` keeps every numeric pod column and ``call_tables=False`` drops the call-latency
-    and front-end tables: together, plain BARO on the pod metrics (the baseline of ``eval rca``)."""
+    and front-end tables: together, plain BARO on the pod metrics (the baseline of ``eval rca``).
+    ``traces`` / ``logs`` read the day's ``trace/`` and ``log/`` files when there are any
+    (:mod:`watchkeeper.eval.nezha_signals`); the log scores use ``params``' windows."""
+    p = params or Params()
     lists = sorted(directory.rglob("*-fault_list.json"))
     lists = [p for p in lists if "construct_data" not in p.parts]
     if not lists:
@@ -188,6 +207,9 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         day = fault_list.name.removesuffix("-fault_list.json")
         metrics, graph = _nezha_day(day_dir / "metric", pod_metrics, call_tables)
         specs = lab_specs(metrics)
+        traced = nezha_signals.day_traces(day_dir, trace_step, service_of_pod, cache) if traces else None
+        lines = nezha_signals.day_logs(day_dir, service_of_pod, cache) if logs else None
+        line_times = [x.at for x in lines] if lines else []
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -199,7 +221,22 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
             except (KeyError, TypeError) as e:
                 raise InputError(f"{fault_list}: a fault lacks inject_time/inject_pod/inject_type ({e})") from e
             onset = float(parse_nezha_time([fid])[0])
-            cases.append(Case(fid, service_of_pod(pod), kind, day, Evidence(graph, metrics, onset, specs=specs)))
+            ev = Evidence(graph, metrics, onset, specs=specs)
+            has_traces = has_logs = False
+            if traced is not None:
+                series, trace_graph = traced
+                ev = replace(ev, traces=series, trace_graph=trace_graph)
+                has_traces = any(bool(np.any((t >= onset) & (t < onset + p.window_s)))
+                                 for per in series.values() for t, _ in per.values())
+            if lines:
+                lo = bisect_left(line_times, onset - p.reference_s)
+                hi = bisect_left(line_times, onset + p.window_s)
+                near = lines[lo:hi]
+                has_logs = any(x.at >= onset for x in near)
+                scores = log_anomalies(((x.at, x.service, x.severity, x.message) for x in near), onset,
+                                       reference_s=p.reference_s, window_s=p.window_s)
+                ev = replace(ev, log_anomalies=scores)
+            cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs))
     return cases
 
 
