@@ -34,7 +34,7 @@ from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
 from watchkeeper.rca.logs import LogAnomaly, log_score
 from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
-from watchkeeper.rca.signals import TraceScore, trace_score
+from watchkeeper.rca.signals import TraceScore, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
 
@@ -124,12 +124,16 @@ def rank(
             if ms is not None:
                 scored[metric] = ms
         per_service[s] = scored
+    trace_items = {s: score_series(evidence.traces[s], evidence.onset, p) for s in names if evidence.traces.get(s)}
+    common = caller_side(trace_items)
     traced: dict[str, TraceScore] = {
-        s: trace_score(evidence.traces[s], evidence.onset, p) for s in names if evidence.traces.get(s)}
+        s: trace_score(trace_items.get(s, []), evidence.onset, p, common, common.get(s, 0.0))
+        for s in names if s in trace_items or s in common}
 
     metric_base = {s: max((m.z for m in ms.values()), default=0.0) for s, ms in per_service.items()}
     logs = {s: log_score(evidence.log_anomalies[s]) for s in names if s in evidence.log_anomalies}
-    base = {s: _combine((metric_base[s], traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
+    base = {s: _combine((metric_base[s], p.trace_weight * traced[s].score if s in traced else 0.0,
+                         logs.get(s, 0.0)), p)
             for s in names}
     first: dict[str, float | None] = {}
     for s, ms in per_service.items():

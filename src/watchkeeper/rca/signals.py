@@ -30,7 +30,7 @@ from typing import Any
 
 from watchkeeper.rca.scoring import Array, MetricScore, MetricSpec, Params, finite, score_metric
 
-__all__ = ["TraceScore", "describe", "trace_role", "trace_score"]
+__all__ = ["TraceScore", "caller_side", "describe", "score_series", "trace_role", "trace_score"]
 
 
 def trace_role(metric: str, params: Params) -> tuple[str, MetricSpec] | None:
@@ -64,9 +64,12 @@ class TraceScore:
     top: list[dict[str, Any]]
 
 
-def trace_score(series: Mapping[str, tuple[Array, Array]], onset: float, params: Params) -> TraceScore:
-    """Score one service's trace series (see the module docstring)."""
-    scored: list[tuple[str, str, MetricScore]] = []
+Scored = list[tuple[str, str, MetricScore]]
+
+
+def score_series(series: Mapping[str, tuple[Array, Array]], onset: float, params: Params) -> Scored:
+    """``(metric, role, score)`` of every scored trace series of one service."""
+    scored: Scored = []
     for metric, (t, v) in series.items():
         role = trace_role(metric, params)
         if role is None:
@@ -74,12 +77,57 @@ def trace_score(series: Mapping[str, tuple[Array, Array]], onset: float, params:
         ms = score_metric(t, v, onset, params, role[1])
         if ms is not None:
             scored.append((metric, role[0], ms))
-    blame = max((m.z for _, r, m in scored if r != "latency"), default=0.0)
-    latency = max((m.z for _, r, m in scored if r == "latency"), default=0.0)
-    weighted = [(name, role, m, m.z * (params.trace_latency_weight if role == "latency" else 1.0))
-                for name, role, m in scored]
+    return scored
+
+
+def caller_of(metric: str) -> str | None:
+    """The caller of an edge series (``edge:a->b.x`` → ``a``), else ``None``."""
+    if not metric.startswith("edge:"):
+        return None
+    return metric[5:].partition("->")[0]
+
+
+def caller_side(scored: Mapping[str, Scored]) -> dict[str, float]:
+    """Per caller: the link rise common to *all* its callees (the median over its outgoing edges of
+    each edge's largest link z, when it calls two or more services). Slow client spans towards every
+    callee say the caller itself is slow (its CPU, its connection pool), not each link."""
+    out_links: dict[str, dict[str, float]] = {}
+    for callee, items in scored.items():
+        for metric, role, m in items:
+            caller = caller_of(metric)
+            if role == "link" and caller is not None:
+                per = out_links.setdefault(caller, {})
+                per[callee] = max(per.get(callee, 0.0), m.z)
+    common = {}
+    for caller, per in out_links.items():
+        if len(per) >= 2:
+            zs = sorted(per.values())
+            common[caller] = zs[(len(zs) - 1) // 2]
+    return common
+
+
+def trace_score(series: Mapping[str, tuple[Array, Array]] | Scored, onset: float, params: Params,
+                common: Mapping[str, float] | None = None, own_common: float = 0.0) -> TraceScore:
+    """Score one service's trace series (see the module docstring). ``common``: the caller-side rise
+    of each caller (:func:`caller_side`), taken off the link time of its calls into this service;
+    ``own_common``: this service's own caller-side rise, which blames it."""
+    scored = score_series(series, onset, params) if isinstance(series, Mapping) else series
+    common = common or {}
+    weighted = []
+    for name, role, m in scored:
+        z = m.z
+        if role == "link":
+            z = max(z - common.get(caller_of(name) or "", 0.0), 0.0)
+        elif role == "latency":
+            z *= params.trace_latency_weight
+        weighted.append((name, role, m, z))
+    if own_common > 0:
+        weighted.append(("client spans to every callee", "caller", MetricScore(own_common, None, 0.0, 1.0, 0.0),
+                         own_common))
+    blame = max((w for _, r, _, w in weighted if r != "latency"), default=0.0)
+    latency = max((m.z for _, r, m, _ in weighted if r == "latency"), default=0.0)
     weighted.sort(key=lambda x: -x[3])
-    onsets = [m.onset_at for _, _, m in scored if m.onset_at is not None]
+    onsets = [m.onset_at for _, _, m, w in weighted if m.onset_at is not None and w >= params.threshold]
     top = [{"metric": name, "role": role, "z": finite(w), "baseline": finite(m.median), "peak": finite(m.peak),
             "onset_at": m.onset_at, "says": describe(name, role, m)} for name, role, m, w in weighted[:3]]
     return TraceScore(max(blame, latency * params.trace_latency_weight), blame, latency,
@@ -94,6 +142,8 @@ def describe(metric: str, role: str, m: MetricScore) -> str:
     """
     prefix, _, name = metric.rpartition(".")
     stat = name.rpartition("_")[2]
+    if role == "caller":
+        return f"its calls to every callee slowed on its own side (link z {m.z:.3g} on all of them): it is slow"
     if role == "link":
         caller, _, callee = prefix.removeprefix("edge:").partition("->")
         return (f"calls {caller} → {callee} spend {m.peak:.3g} s on the link ({stat}; was {m.median:.3g} s) "
