@@ -455,14 +455,19 @@ def calibrate(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 #: The grid of leave-one-group-out tuning: reference history and the window after the onset.
-GRID = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
+GRID: dict[str, tuple[float, ...]] = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
+#: The grid of the traces' and logs' knobs (tuned with the default windows).
+SIGNAL_GRID: dict[str, tuple[float, ...]] = {
+    "signal_mix": (0.0, 0.5, 1.0), "trace_weight": (0.25, 0.5, 1.0), "trace_latency_floor_s": (0.001, 0.005, 0.02)}
 
 
-def tune(cases: Sequence[Case]) -> tuple[Params, Summary]:
-    """The grid point with the best (top-1, top-3) on these cases."""
+def tune(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None) -> tuple[Params, Summary]:
+    """The grid point with the best (top-1, top-3) on these cases (the first one on ties)."""
+    grid = GRID if grid is None else grid
     best: tuple[tuple[float, float], Params, Summary] | None = None
-    for ref, win in itertools.product(GRID["reference_s"], GRID["window_s"]):
-        p = Params(reference_s=ref, window_s=win)
+    names = list(grid)
+    for values in itertools.product(*(grid[n] for n in names)):
+        p = replace(Params(), **dict(zip(names, values, strict=True)))
         s = summarize(run(cases, p))
         key = (s.top1, s.top3)
         if best is None or key > best[0]:
@@ -471,7 +476,8 @@ def tune(cases: Sequence[Case]) -> tuple[Params, Summary]:
     return best[1], best[2]
 
 
-def leave_one_group_out(cases: Sequence[Case]) -> list[tuple[str, Params, Summary, Summary]]:
+def leave_one_group_out(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None
+                        ) -> list[tuple[str, Params, Summary, Summary]]:
     """For each group: tune on the other groups, test on it → (group, params, tuned-on summary, test summary)."""
     groups = sorted({c.group for c in cases})
     out = []
@@ -480,7 +486,7 @@ def leave_one_group_out(cases: Sequence[Case]) -> list[tuple[str, Params, Summar
         test = [c for c in cases if c.group == g]
         if not train:
             continue
-        p, s_train = tune(train)
+        p, s_train = tune(train, grid)
         out.append((g, p, s_train, summarize(run(test, p))))
     return out
 

@@ -19,7 +19,7 @@ with the same robust z as metrics (:func:`~watchkeeper.rca.scoring.score_metric`
 >>> series = {"edge:web->db.net_p95": (t, np.where(t >= 3600, 0.2, flat)), "trace.rate": (t, flat)}
 >>> s = trace_score(series, 3600.0, Params())
 >>> round(s.score), s.top[0]["metric"], s.top[0]["role"]
-(198, 'edge:web->db.net_p95', 'link')
+(40, 'edge:web->db.net_p95', 'link')
 """
 
 from __future__ import annotations
