@@ -533,6 +533,6 @@ def make_ranker(service: Watchkeeper, source: SeriesSource | None = None, *, tra
     return Ranker(service, source or PrometheusSource(settings.watch), traces=traces, logs=logs)
 
 
-__all__ = ["LogSource", "PrometheusSource", "Ranker", "SeriesSource", "TraceSource", "trace_graph", "calibrate", "collect", "downsample", "load_calibration",
-           "make_ranker", "record_cause", "with_series"]
+__all__ = ["LogSource", "PrometheusSource", "Ranker", "SeriesSource", "TraceSource", "calibrate", "collect",
+           "downsample", "load_calibration", "make_ranker", "record_cause", "trace_graph", "with_series"]
 

@@ -31,9 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from watchkeeper.errors import InputError
 import networkx as nx
 
+from watchkeeper.errors import InputError
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span
 
@@ -190,7 +190,9 @@ def split_log(raw: str) -> tuple[str, str, float | None]:
     """``(message, severity, time)`` of one ``Log`` cell: a runtime JSON line whose ``log`` may be a JSON
     object (``message``/``msg``, ``severity``/``level``), else plain text with a level word in it.
 
-    >>> split_log('{"log":"{\\\\"message\\\\":\\\\"charge failed\\\\",\\\\"severity\\\\":\\\\"error\\\\"}\\\\n","time":"2022-08-22T03:51:00Z"}')
+    >>> cell = json.dumps({"log": json.dumps({"message": "charge failed", "severity": "error"}) + "\\n",
+    ...                    "time": "2022-08-22T03:51:00Z"})
+    >>> split_log(cell)
     ('charge failed', 'ERROR', 1661140260.0)
     >>> split_log('2023-01-29 09:33:09.036  WARN 1 --- [main] c.Foo : slow')[:2]
     ('2023-01-29 09:33:09.036  WARN 1 --- [main] c.Foo : slow', 'WARN')

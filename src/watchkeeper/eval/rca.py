@@ -22,8 +22,8 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +34,9 @@ import numpy as np
 
 from watchkeeper import topology
 from watchkeeper.errors import InputError
+from watchkeeper.eval import nezha_signals
 from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
-from watchkeeper.eval import nezha_signals
 from watchkeeper.rca.calibration import fit
 from watchkeeper.rca.logs import log_anomalies
 from watchkeeper.rca.scoring import Array

@@ -63,8 +63,8 @@ def rca(
         help="Where --calibrate writes (default: the package's rca/calibration.json, or calibration_lab.json "
              "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
-    signals: Annotated[bool, typer.Option("--signals/--metrics-only", help="nezha: also read the spans "
-                                                                           "(trace/) and logs (log/) when present")] = True,
+    signals: Annotated[bool, typer.Option(
+        "--signals/--metrics-only", help="nezha: also read the spans (trace/) and logs (log/) when present")] = True,
     cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
         ".watchkeeper-cache/eval-rca"),
 ) -> None:
