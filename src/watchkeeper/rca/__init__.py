@@ -130,16 +130,17 @@ def rank(
         s: trace_score(trace_items.get(s, []), evidence.onset, p, common, common.get(s, 0.0))
         for s in names if s in trace_items or s in common}
 
-    metric_base = {s: max((m.z for m in ms.values()), default=0.0) for s, ms in per_service.items()}
+    metric_base = {s: max((m.z for m in own.values()), default=0.0) for s, own in per_service.items()}
     logs = {s: log_score(evidence.log_anomalies[s]) for s in names if s in evidence.log_anomalies}
     base = {s: _combine((metric_base[s], p.trace_weight * traced[s].score if s in traced else 0.0,
                          logs.get(s, 0.0)), p)
             for s in names}
     first: dict[str, float | None] = {}
-    for s, ms in per_service.items():
-        onsets = [m.onset_at for m in ms.values() if m.onset_at is not None]
-        if s in traced and traced[s].onset_at is not None:
-            onsets.append(traced[s].onset_at)
+    for s, own in per_service.items():
+        onsets = [m.onset_at for m in own.values() if m.onset_at is not None]
+        trace_onset = traced[s].onset_at if s in traced else None
+        if trace_onset is not None:
+            onsets.append(trace_onset)
         first[s] = min(onsets, default=None)
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
