@@ -95,11 +95,12 @@ class Case:
     evidence: Evidence
     has_traces: bool = False  # spans were seen in the evidence window after the onset
     has_logs: bool = False  # log lines were seen in it
+    spans_at_onset: bool = False  # spans were seen in the minute of the onset (the data set's own count)
 
     def metrics_only(self) -> Case:
         """The same case without its traces and logs."""
         ev = replace(self.evidence, traces={}, trace_graph=None, log_anomalies={})
-        return replace(self, evidence=ev, has_traces=False, has_logs=False)
+        return replace(self, evidence=ev, has_traces=False, has_logs=False, spans_at_onset=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +223,15 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
                 raise InputError(f"{fault_list}: a fault lacks inject_time/inject_pod/inject_type ({e})") from e
             onset = float(parse_nezha_time([fid])[0])
             ev = Evidence(graph, metrics, onset, specs=specs)
-            has_traces = has_logs = False
+            has_traces = has_logs = at_onset = False
             if traced is not None:
                 series, trace_graph = traced
                 ev = replace(ev, traces=series, trace_graph=trace_graph)
                 has_traces = any(bool(np.any((t >= onset) & (t < onset + p.window_s)))
                                  for per in series.values() for t, _ in per.values())
+                minute = math.floor(onset / 60.0) * 60.0  # bucket ends (t) inside the onset's minute
+                at_onset = any(bool(np.any((t > minute) & (t <= minute + 60.0)))
+                               for per in series.values() for t, _ in per.values())
             if lines:
                 lo = bisect_left(line_times, onset - p.reference_s)
                 hi = bisect_left(line_times, onset + p.window_s)
@@ -236,7 +240,7 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
                 scores = log_anomalies(((x.at, x.service, x.severity, x.message) for x in near), onset,
                                        reference_s=p.reference_s, window_s=p.window_s)
                 ev = replace(ev, log_anomalies=scores)
-            cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs))
+            cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs, at_onset))
     return cases
 
 

@@ -164,6 +164,7 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
     window has spans, per fault kind; and held out by group (the signal knobs tuned on the others)."""
     plain = ev.run([c.metrics_only() for c in cases])
     traced = [i for i, c in enumerate(cases) if c.has_traces]
+    at_onset = [i for i, c in enumerate(cases) if c.spans_at_onset]
     logged = [i for i, c in enumerate(cases) if c.has_logs]
 
     def doc(rows: Sequence[ev.Outcome]) -> dict[str, Any]:
@@ -172,9 +173,12 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
                                               for k, (n, t1, t3) in s.by_kind.items()}}
 
     out: dict[str, Any] = {
-        "faults": len(cases), "with_spans": len(traced), "with_logs": len(logged),
-        "metrics_only": {"all": doc(plain), "with_spans": doc([plain[i] for i in traced])},
-        "all_signals": {"all": doc(outcomes), "with_spans": doc([outcomes[i] for i in traced])},
+        "faults": len(cases), "with_spans": len(traced), "with_spans_at_onset": len(at_onset),
+        "with_logs": len(logged),
+        "metrics_only": {"all": doc(plain), "with_spans": doc([plain[i] for i in traced]),
+                         "with_spans_at_onset": doc([plain[i] for i in at_onset])},
+        "all_signals": {"all": doc(outcomes), "with_spans": doc([outcomes[i] for i in traced]),
+                        "with_spans_at_onset": doc([outcomes[i] for i in at_onset])},
         "held_out": [],
     }
     if loo:
@@ -182,30 +186,35 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
             test_cases = [c for c in cases if c.group == g]
             test_out = ev.run(test_cases, p)
             with_spans = [o for o in test_out if o.case.has_traces]
+            plain_test = ev.run([c.metrics_only() for c in test_cases])
             out["held_out"].append({
                 "test": g, "params": {k: getattr(p, k) for k in ev.SIGNAL_GRID},
                 "tuned_on": _summary_doc(train), "test_result": _summary_doc(test),
                 "test_with_spans": _summary_doc(ev.summarize(with_spans)) if with_spans else None,
-                "metrics_only_test": _summary_doc(ev.summarize(ev.run([c.metrics_only() for c in test_cases]))),
+                "metrics_only_test": _summary_doc(ev.summarize(plain_test)),
+                "metrics_only_test_with_spans": _summary_doc(ev.summarize(
+                    [o for o, c in zip(plain_test, test_cases, strict=True) if c.has_traces])) if with_spans else None,
             })
     return out
 
 
 def _print_comparison(doc: dict[str, Any]) -> None:
-    table = Table(title=f"Signals: metrics only vs metrics + traces + logs ({doc['faults']} faults, "
-                        f"{doc['with_spans']} with spans after the onset, {doc['with_logs']} with logs)",
+    table = Table(title=f"Signals: metrics only vs metrics + traces + logs ({doc['faults']} faults; "
+                        f"{doc['with_spans']} with spans in the window after the onset, "
+                        f"{doc['with_spans_at_onset']} in the onset's minute; {doc['with_logs']} with logs)",
                   title_justify="left")
     for col in ("set", "faults", "top-1 %", "top-3 %", "top-5 %", "Avg@5 %"):
         table.add_column(col, justify="left" if col == "set" else "right")
     for label, key in (("metrics only", "metrics_only"), ("metrics + traces + logs", "all_signals")):
-        for subset in ("all", "with_spans"):
+        for subset in ("all", "with_spans", "with_spans_at_onset"):
             d = doc[key][subset]
             table.add_row(f"{label}, {subset.replace('_', ' ')}", str(d["n"]), _pct(d["top1"]), _pct(d["top3"]),
                           _pct(d["top5"]), _pct(d["avg5"]))
     for h in doc["held_out"]:
         knobs = ", ".join(f"{k}={v:g}" for k, v in h["params"].items())
         for label, d in (("all signals", h["test_result"]), ("metrics only", h["metrics_only_test"]),
-                         ("all signals, with spans", h["test_with_spans"])):
+                         ("all signals, with spans", h["test_with_spans"]),
+                         ("metrics only, with spans", h["metrics_only_test_with_spans"])):
             if d is not None:
                 table.add_row(f"held out: test {h['test']}, {label} ({knobs})" if label == "all signals"
                               else f"held out: test {h['test']}, {label}", str(d["n"]), _pct(d["top1"]),
