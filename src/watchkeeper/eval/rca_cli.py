@@ -89,7 +89,7 @@ def rca(
     per_group = [(g, ev.summarize([o for o in outcomes if o.case.group == g])) for g in groups]
     baselines = [("random order (expected)", _random_summary(cases))]
     if layout is Layout.nezha:
-        plain = ev.read_nezha(directory, pod_metrics=None, call_tables=False)
+        plain = ev.read_nezha(directory, pod_metrics=None, call_tables=False, traces=False, logs=False)
         baselines.insert(0, ("baseline: BARO, every pod column", ev.summarize(ev.run(plain))))
     loo_rows: list[tuple[str, Params, ev.Summary, ev.Summary]] = ev.leave_one_group_out(cases) if loo else []
     held_out: list[ev.Outcome] = []
