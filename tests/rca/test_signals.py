@@ -99,3 +99,13 @@ def test_log_scores_rise_with_new_error_templates_more_than_with_info() -> None:
     assert "web" not in scores  # steady traffic is no anomaly
     assert scores["cart"].score == 2 * scores["pay"].score == 30.0
     assert template_of("GET /item/123 200") == "GET /item/<*> <*>"
+
+
+def test_a_caller_whose_errors_began_after_its_callee_s_is_explained_by_it() -> None:
+    """Both log errors; pay's began first, so web (which calls pay) is the victim."""
+    logs = {"pay": LogAnomaly(20.0, (), first_at=ONSET + 5), "web": LogAnomaly(30.0, (), first_at=ONSET + 6)}
+    causes = rank(None, Evidence(GRAPH, cpu(), ONSET, log_anomalies=logs))
+    assert [c.component for c in causes][:2] == ["pay", "web"]
+    assert causes[1].evidence["explained_by"] == ["pay"]
+    lines = [(ONSET + 7.0, "pay", "ERROR", "boom 1"), (ONSET + 3.0, "pay", "ERROR", "boom 2")]
+    assert log_anomalies(lines, ONSET)["pay"].first_at == ONSET + 3.0

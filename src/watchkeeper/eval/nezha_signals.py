@@ -9,7 +9,8 @@ recognised as its client span) and a span is an error only when a status column 
 
 **Logs** (``Timestamp`` ISO-8601, ``PodName``, ``Log``: a container runtime's JSON line
 ``{"log": ..., "time": ...}`` whose ``log`` may itself be a JSON object with ``message`` and
-``severity``) become :class:`LogLine` records: time, service, severity, and the message.
+``severity``) become :class:`LogLine` records: time, service, severity, and the message. The fault
+injector's own lines (``Inject cpu successfully``) are dropped: they name the fault.
 
 Parsed series and lines are cached under ``.watchkeeper-cache/eval-rca`` by the files' names, sizes
 and modification times (and the step), so a second run reads no CSV.
@@ -43,6 +44,8 @@ DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
 _csv_limit_raised = False
+#: The fault injector's own lines ("Inject cpu successfully") name the fault: not the system's behaviour.
+_INJECTOR = re.compile(r"\binject\w*\b.{0,40}\bsuccess", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,8 @@ def read_logs(path: Path, service_of: Any) -> Iterator[LogLine]:
             if len(row) <= max(i_pod, i_log):
                 continue
             message, severity, at = split_log(row[i_log])
+            if _INJECTOR.search(message):
+                continue
             if i_ts is not None and i_ts < len(row):
                 at = parse_time(row[i_ts]) or at
             if at is None and i_ns is not None and i_ns < len(row):

@@ -38,7 +38,7 @@ from watchkeeper.eval import nezha_signals
 from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
-from watchkeeper.rca.logs import log_anomalies
+from watchkeeper.rca.logs import log_anomalies, template_of
 from watchkeeper.rca.scoring import Array
 
 #: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
@@ -211,6 +211,7 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         traced = nezha_signals.day_traces(day_dir, trace_step, service_of_pod, cache) if traces else None
         lines = nezha_signals.day_logs(day_dir, service_of_pod, cache) if logs else None
         line_times = [x.at for x in lines] if lines else []
+        templated = [(x.at, x.service, x.severity, template_of(x.message)) for x in lines] if lines else []
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -235,10 +236,9 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
             if lines:
                 lo = bisect_left(line_times, onset - p.reference_s)
                 hi = bisect_left(line_times, onset + p.window_s)
-                near = lines[lo:hi]
-                has_logs = any(x.at >= onset for x in near)
-                scores = log_anomalies(((x.at, x.service, x.severity, x.message) for x in near), onset,
-                                       reference_s=p.reference_s, window_s=p.window_s)
+                has_logs = hi > lo and line_times[hi - 1] >= onset
+                scores = log_anomalies(templated[lo:hi], onset, reference_s=p.reference_s, window_s=p.window_s,
+                                       templated=True)
                 ev = replace(ev, log_anomalies=scores)
             cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs, at_onset))
     return cases

@@ -141,6 +141,9 @@ def rank(
         trace_onset = traced[s].onset_at if s in traced else None
         if trace_onset is not None:
             onsets.append(trace_onset)
+        log_doc = evidence.log_anomalies.get(s)
+        if isinstance(log_doc, LogAnomaly) and log_doc.first_at is not None and log_doc.score >= p.threshold:
+            onsets.append(log_doc.first_at)
         first[s] = min(onsets, default=None)
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}

@@ -61,10 +61,12 @@ def template_of(message: str, max_chars: int = 300) -> str:
 @dataclass(frozen=True, slots=True)
 class LogAnomaly:
     """A service's log score and the templates that gave it (each ``{template, severity, before, after,
-    z}``), best first."""
+    z}``), best first; ``first_at``: when the best template first appeared after the onset (the ranker
+    orders anomalies by it, as it does metrics' first crossing)."""
 
     score: float
     templates: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    first_at: float | None = None
 
 
 def log_score(value: float | LogAnomaly) -> float:
@@ -84,6 +86,7 @@ def log_anomalies(
     ``templated`` says the last field already is a template (from a miner)."""
     before: dict[tuple[str, str], int] = {}
     after: dict[tuple[str, str], int] = {}
+    first_after: dict[tuple[str, str], float] = {}
     severity_of: dict[tuple[str, str], str] = {}
     start, end = onset - reference_s, onset + window_s
     for at, service, severity, message in lines:
@@ -92,6 +95,8 @@ def log_anomalies(
         key = (service, message if templated else template_of(message))
         into = before if at < onset else after
         into[key] = into.get(key, 0) + 1
+        if at >= onset and at < first_after.get(key, math.inf):
+            first_after[key] = at
         sev = severity.upper()
         if SEVERITY_WEIGHT.get(sev, OTHER_WEIGHT) >= SEVERITY_WEIGHT.get(severity_of.get(key, ""), OTHER_WEIGHT):
             severity_of[key] = sev
@@ -106,9 +111,10 @@ def log_anomalies(
         sev = severity_of.get(key, "")
         weighted = z * SEVERITY_WEIGHT.get(sev, OTHER_WEIGHT)
         found.setdefault(key[0], []).append({"template": key[1], "severity": sev, "before": n_before,
-                                             "after": n_after, "z": round(weighted, 4)})
+                                             "after": n_after, "z": round(weighted, 4),
+                                             "first_at": first_after[key]})
     out: dict[str, LogAnomaly] = {}
     for service, templates in found.items():
         templates.sort(key=lambda d: -float(d["z"]))
-        out[service] = LogAnomaly(float(templates[0]["z"]), tuple(templates[:3]))
+        out[service] = LogAnomaly(float(templates[0]["z"]), tuple(templates[:3]), float(templates[0]["first_at"]))
     return out
