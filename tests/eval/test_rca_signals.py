@@ -16,6 +16,7 @@ from watchkeeper.eval import nezha_signals
 from watchkeeper.eval import rca as ev
 from watchkeeper.eval.rca import service_of_pod
 from watchkeeper.rca import LogAnomaly
+from watchkeeper.rca.logs import log_anomalies
 
 PODS = {"frontend": "frontend-579b9bff58-t2dbm", "cartservice": "cartservice-579f59597d-wc2lz",
         "checkoutservice": "checkoutservice-578fcf4766-9csqn"}
@@ -118,13 +119,20 @@ def test_spans_become_red_series_and_a_call_graph(tmp_path: Path) -> None:
 
 def test_logs_are_read_with_their_severity_and_time(tmp_path: Path) -> None:
     make_day(tmp_path)
-    lines = nezha_signals.day_logs(tmp_path / "rca_data" / DAY, service_of_pod, cache=None) or []
+    day = tmp_path / "rca_data" / DAY
+    lines = [x for p in sorted((day / "log").iterdir()) for x in nezha_signals.read_logs(p, service_of_pod)]
     assert len(lines) == 32 * 40 * 2
     assert {x.service for x in lines} == {"checkoutservice", "cartservice"}
     assert not any("Inject" in x.message for x in lines)
     errors = [x for x in lines if x.severity == "ERROR"]
     assert errors and all(x.service == "checkoutservice" and "failed to charge card" in x.message for x in errors)
-    assert lines[0].at == (START + timedelta(minutes=DELAY_AT - 12)).timestamp()
+    assert min(x.at for x in lines) == (START + timedelta(minutes=DELAY_AT - 12)).timestamp()
+    table = nezha_signals.day_logs(day, service_of_pod, cache=None)
+    assert table is not None and len(table) == len(lines) and list(table.at) == sorted(x.at for x in lines)
+    onset = (START + timedelta(minutes=EXCEPTION_AT, seconds=40)).timestamp()
+    fast = table.anomalies(onset, 3600.0, 300.0)
+    slow = log_anomalies([(x.at, x.service, x.severity, x.message) for x in lines], onset)
+    assert fast == slow and fast["checkoutservice"].score > 3
 
 
 def test_traces_and_logs_find_what_flat_metrics_cannot(tmp_path: Path) -> None:

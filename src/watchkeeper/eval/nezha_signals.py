@@ -26,20 +26,22 @@ import math
 import pickle
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import networkx as nx
+import numpy as np
 
 from watchkeeper.errors import InputError
+from watchkeeper.rca.logs import LogAnomaly, score_counts, template_of
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span
 
 #: Bumped when the parsing or the aggregation changes, so that old caches are not read.
-CACHE_VERSION = "nezha-signals-2"
+CACHE_VERSION = "nezha-signals-3"
 DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
@@ -270,16 +272,79 @@ def read_logs(path: Path, service_of: Any) -> Iterator[LogLine]:
             yield LogLine(at, service, severity, message)
 
 
-def day_logs(day_dir: Path, service_of: Any, cache: Path | None = DEFAULT_CACHE) -> list[LogLine] | None:
-    """A day's log lines, sorted by time (``None`` when the day has no log files)."""
+@dataclass(frozen=True, slots=True)
+class LogTable:
+    """A day's log lines, compact: sorted times and, per line, indexes into the service, severity and
+    template tables (templates by :func:`watchkeeper.rca.logs.template_of`, computed once per line)."""
+
+    at: np.ndarray[Any, np.dtype[np.float64]]
+    service: np.ndarray[Any, np.dtype[np.int32]]
+    severity: np.ndarray[Any, np.dtype[np.int32]]
+    template: np.ndarray[Any, np.dtype[np.int32]]
+    services: tuple[str, ...]
+    severities: tuple[str, ...]
+    templates: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    @classmethod
+    def of(cls, lines: Iterable[LogLine]) -> LogTable:
+        ids: dict[str, dict[str, int]] = {"service": {}, "severity": {}, "template": {}}
+        cols: dict[str, list[int]] = {"service": [], "severity": [], "template": []}
+        at: list[float] = []
+        for line in lines:
+            at.append(line.at)
+            for name, value in (("service", line.service), ("severity", line.severity),
+                                ("template", template_of(line.message))):
+                table = ids[name]
+                i = table.get(value)
+                if i is None:
+                    i = table[value] = len(table)
+                cols[name].append(i)
+        order = np.argsort(np.asarray(at, dtype=np.float64), kind="stable")
+
+        def column(n: str) -> np.ndarray[Any, np.dtype[np.int32]]:
+            return np.asarray(cols[n], dtype=np.int32)[order]
+
+        return cls(np.asarray(at, dtype=np.float64)[order], column("service"), column("severity"),
+                   column("template"), tuple(ids["service"]), tuple(ids["severity"]), tuple(ids["template"]))
+
+    def has_lines(self, start: float, end: float) -> bool:
+        """Any line in ``[start, end)``."""
+        lo, hi = np.searchsorted(self.at, [start, end], side="left")
+        return bool(hi > lo)
+
+    def anomalies(self, onset: float, reference_s: float, window_s: float) -> dict[str, LogAnomaly]:
+        """:func:`watchkeeper.rca.logs.log_anomalies` of the lines around ``onset``, counted with numpy."""
+        lo, mid, hi = (int(i) for i in np.searchsorted(self.at, [onset - reference_s, onset, onset + window_s],
+                                                        side="left"))
+        width = max(len(self.templates), 1)
+        keys = self.service.astype(np.int64) * width + self.template
+
+        def name(k: int) -> tuple[str, str]:
+            return self.services[k // width], self.templates[k % width]
+
+        b_keys, b_counts = np.unique(keys[lo:mid], return_counts=True)
+        a_keys, a_first, a_counts = np.unique(keys[mid:hi], return_index=True, return_counts=True)
+        before = {name(int(k)): int(n) for k, n in zip(b_keys, b_counts, strict=True)}
+        after, severity, first = {}, {}, {}
+        for k, i, n in zip(a_keys, a_first, a_counts, strict=True):
+            key = name(int(k))
+            after[key] = int(n)
+            severity[key] = self.severities[int(self.severity[mid + int(i)])]
+            first[key] = float(self.at[mid + int(i)])
+        return score_counts(before, after, severity, first, window_s / reference_s if reference_s > 0 else 0.0)
+
+
+def day_logs(day_dir: Path, service_of: Any, cache: Path | None = DEFAULT_CACHE) -> LogTable | None:
+    """A day's log lines (``None`` when the day has no log files)."""
     paths = _files(day_dir, "log")
     if not paths:
         return None
 
-    def build() -> list[LogLine]:
-        lines = [line for p in paths for line in read_logs(p, service_of)]
-        lines.sort(key=lambda x: x.at)
-        return lines
+    def build() -> LogTable:
+        return LogTable.of(line for p in paths for line in read_logs(p, service_of))
 
-    result: list[LogLine] = _cached(cache, _fingerprint(paths, "logs"), build)
+    result: LogTable = _cached(cache, _fingerprint(paths, "logs"), build)
     return result

@@ -22,7 +22,6 @@ import itertools
 import json
 import math
 import re
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,7 +37,6 @@ from watchkeeper.eval import nezha_signals
 from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
-from watchkeeper.rca.logs import log_anomalies, template_of
 from watchkeeper.rca.scoring import Array
 
 #: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
@@ -210,8 +208,6 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         specs = lab_specs(metrics)
         traced = nezha_signals.day_traces(day_dir, trace_step, service_of_pod, cache) if traces else None
         lines = nezha_signals.day_logs(day_dir, service_of_pod, cache) if logs else None
-        line_times = [x.at for x in lines] if lines else []
-        templated = [(x.at, x.service, x.severity, template_of(x.message)) for x in lines] if lines else []
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -233,13 +229,9 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
                 minute = math.floor(onset / 60.0) * 60.0  # bucket ends (t) inside the onset's minute
                 at_onset = any(bool(np.any((t > minute) & (t <= minute + 60.0)))
                                for per in series.values() for t, _ in per.values())
-            if lines:
-                lo = bisect_left(line_times, onset - p.reference_s)
-                hi = bisect_left(line_times, onset + p.window_s)
-                has_logs = hi > lo and line_times[hi - 1] >= onset
-                scores = log_anomalies(templated[lo:hi], onset, reference_s=p.reference_s, window_s=p.window_s,
-                                       templated=True)
-                ev = replace(ev, log_anomalies=scores)
+            if lines is not None and len(lines):
+                has_logs = lines.has_lines(onset, onset + p.window_s)
+                ev = replace(ev, log_anomalies=lines.anomalies(onset, p.reference_s, p.window_s))
             cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs, at_onset))
     return cases
 

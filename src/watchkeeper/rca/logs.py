@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LogAnomaly", "log_anomalies", "log_score", "template_of"]
+__all__ = ["LogAnomaly", "log_anomalies", "log_score", "score_counts", "template_of"]
 
 #: Weight of a template's rise by its severity (upper case; unknown severities weigh like INFO).
 SEVERITY_WEIGHT: dict[str, float] = {"FATAL": 1.0, "ERROR": 1.0, "WARN": 0.75}
@@ -100,7 +100,15 @@ def log_anomalies(
         sev = severity.upper()
         if SEVERITY_WEIGHT.get(sev, OTHER_WEIGHT) >= SEVERITY_WEIGHT.get(severity_of.get(key, ""), OTHER_WEIGHT):
             severity_of[key] = sev
-    ratio = window_s / reference_s if reference_s > 0 else 0.0
+    return score_counts(before, after, severity_of, first_after, window_s / reference_s if reference_s > 0 else 0.0)
+
+
+def score_counts(
+    before: Mapping[tuple[str, str], int], after: Mapping[tuple[str, str], int],
+    severity_of: Mapping[tuple[str, str], str], first_after: Mapping[tuple[str, str], float], ratio: float,
+) -> dict[str, LogAnomaly]:
+    """:func:`log_anomalies` from counts per (service, template) before and after the onset; ``ratio``:
+    the window's length over the reference's."""
     found: dict[str, list[dict[str, Any]]] = {}
     for key, n_after in after.items():
         n_before = before.get(key, 0)
@@ -112,9 +120,11 @@ def log_anomalies(
         weighted = z * SEVERITY_WEIGHT.get(sev, OTHER_WEIGHT)
         found.setdefault(key[0], []).append({"template": key[1], "severity": sev, "before": n_before,
                                              "after": n_after, "z": round(weighted, 4),
-                                             "first_at": first_after[key]})
+                                             "first_at": first_after.get(key)})
     out: dict[str, LogAnomaly] = {}
     for service, templates in found.items():
         templates.sort(key=lambda d: -float(d["z"]))
-        out[service] = LogAnomaly(float(templates[0]["z"]), tuple(templates[:3]), float(templates[0]["first_at"]))
+        first = templates[0]["first_at"]
+        out[service] = LogAnomaly(float(templates[0]["z"]), tuple(templates[:3]),
+                                  float(first) if first is not None else None)
     return out
