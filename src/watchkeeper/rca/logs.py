@@ -41,6 +41,8 @@ _MASKS = [
     re.compile(r"\"[^\"]{0,200}\"|'[^']{0,200}'"),  # quoted values
     re.compile(r"(?<==)[^\s,;&)\]}]+"),  # key=value
 ]
+_MASK = re.compile("|".join(f"(?:{m.pattern})" for m in _MASKS))
+_RUNS = re.compile(r"(?:<\*>[.:/_-]?)+<\*>")
 _SPACES = re.compile(r"\s+")
 
 
@@ -51,11 +53,8 @@ def template_of(message: str, max_chars: int = 300) -> str:
     >>> template_of("TraceID: 04c707fa SpanID: 7f8791f4 charged card 4432 for user='ann' amount=12.5")
     'TraceID: <*> SpanID: <*> charged card <*> for user=<*> amount=<*>'
     """
-    text = message.split("\n", 1)[0][:max_chars]
-    for pattern in _MASKS:
-        text = pattern.sub("<*>", text)
-    text = re.sub(r"(?:<\*>[.:/_-]?)+<\*>", "<*>", text)
-    return _SPACES.sub(" ", text).strip()
+    text = _MASK.sub("<*>", message.split("\n", 1)[0][:max_chars])
+    return _SPACES.sub(" ", _RUNS.sub("<*>", text)).strip()
 
 
 @dataclass(frozen=True, slots=True)
