@@ -229,6 +229,8 @@ class Ranker:
         self.graph = graph if graph is not None else topology_config.build(
             settings.topology, topology_config.correlation_graph(settings.correlation_config))
         self.wall = wall
+        #: Extends the configured graph at each ranking (serve: the edges seen in traces); None: as configured.
+        self.extend_graph: Callable[[nx.DiGraph], nx.DiGraph] | None = None
         self._seen: dict[int, _Seen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -307,7 +309,8 @@ class Ranker:
         if earlier and any(c.model != rca.MODEL for c in earlier):
             self._seen[incident.id] = seen
             return 0  # a person (or another model) ranked this incident: theirs stands
-        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=self.graph,
+        graph = self.extend_graph(self.graph) if self.extend_graph is not None else self.graph
+        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=graph,
                          found=found, cfg=self.cfg, calibration=self.calibration)
         self._seen[incident.id] = seen  # only now: a failed ranking is tried again on the next pass
         self.rankings += 1
