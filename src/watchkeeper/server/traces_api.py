@@ -30,10 +30,19 @@ from watchkeeper.storage import traces as store
 from watchkeeper.traces import otlp
 
 #: The OTLP JSON request body, as far as the spec can say it (the spans are checked as OTLP spans).
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [{"type": "array", "items": item}, {"type": "null"}]}
+
+
 EXPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "OTLP ExportTraceServiceRequest (OTLP/JSON mapping): resourceSpans → scopeSpans → spans",
-    "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+    "description": "OTLP ExportTraceServiceRequest (OTLP/JSON mapping): resourceSpans → scopeSpans → spans; "
+                   "a span that cannot be used is rejected alone (partialSuccess)",
+    "properties": {"resourceSpans": _list_of({"type": "object", "properties": {
+        "resource": {"anyOf": [{"type": "object", "properties": {"attributes": _list_of({"type": "object"})}},
+                               {"type": "null"}]},
+        "scopeSpans": _list_of({"type": "object", "properties": {"spans": _list_of({"type": "object"})}}),
+    }})},
 }
 MAX_RANGE = timedelta(days=31)
 
@@ -51,7 +60,10 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
 
     @app.post(
         "/v1/traces", tags=["ingest"], summary="OTLP/HTTP traces (protobuf or JSON, gzip or not)",
-        responses={200: {"description": "ExportTraceServiceResponse (partialSuccess when spans were rejected)"},
+        responses={200: {"description": "ExportTraceServiceResponse (partialSuccess when spans were rejected), "
+                                         "in the request's encoding", "content": {
+                              "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                              "application/json": {"schema": {"type": "object"}}}},
                    400: {"description": "not an OTLP export request"}, 413: {"description": "body too large"},
                    415: {"description": "not application/x-protobuf or application/json"}},
         openapi_extra={"requestBody": {"required": True, "content": {
@@ -78,7 +90,7 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
     def red(
         _who: Reader,
         service_name: Annotated[str | None, Query(alias="service", max_length=256)] = None,
-        edge: Annotated[str | None, Query(max_length=520, description="caller->callee")] = None,
+        edge: Annotated[str | None, Query(max_length=520, pattern="^.+->.+$", description="caller->callee")] = None,
         scope: Annotated[str | None, Query(pattern="^(service|edge|operation)$")] = None,
         start: UtcTime | None = None,
         end: UtcTime | None = None,
@@ -93,8 +105,6 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
             raise InputError("'end' must be after 'start'")
         if until - since > MAX_RANGE:
             raise InputError(f"ask for at most {MAX_RANGE.days} days at a time")
-        if edge is not None and "->" not in edge:
-            raise InputError("an edge is written caller->callee")
         with service.db.read() as conn:
             rows = store.red_rows(conn, start=since.timestamp(), end=until.timestamp(), service=service_name,
                                   edge=edge, scope=scope, limit=limit)

@@ -238,7 +238,8 @@ def decode_json(body: bytes) -> Decoded:
         where = f"resourceSpans[{i}]"
         if not isinstance(resource_spans, dict):
             raise InputError(f"{where} is not an object", status=400)
-        resource = resource_spans.get("resource") or {}
+        resource = resource_spans.get("resource")
+        resource = {} if resource is None else resource
         if not isinstance(resource, dict):
             raise InputError(f"{where}.resource is not an object", status=400)
         service = _service_json(resource, where)
@@ -264,9 +265,10 @@ def _list(doc: Mapping[str, Any], camel: str, snake: str, *, where: str) -> list
 
 
 def _service_json(resource: Mapping[str, Any], where: str) -> str | None:
-    attributes = resource.get("attributes") or []
-    if not isinstance(attributes, list):
-        raise InputError(f"{where}.resource.attributes is not a list", status=400)
+    attributes = resource.get("attributes")
+    attributes = [] if attributes is None else attributes
+    if not isinstance(attributes, list) or not all(isinstance(a, dict) for a in attributes):
+        raise InputError(f"{where}.resource.attributes is not a list of objects", status=400)
     for attr in attributes:
         if isinstance(attr, dict) and attr.get("key") == "service.name":
             value = attr.get("value")
