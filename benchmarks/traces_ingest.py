@@ -186,8 +186,8 @@ def main() -> None:
                 print(f"in process {name:<9} export, durable     {wall:>10,.0f} spans/s  {cpu:>10,.0f} spans/CPU-s"
                       f"  ({cpu / base:.2f} x decode; {red} RED rows)")
             wall, cpu = http_rate(folder, f"sqlite:///{folder / 'serve.db'}", exports, args.clients)
-            print(f"HTTP serve sqlite  {args.clients} clients, gzip     {wall:>10,.0f} spans/s  {cpu:>10,.0f} spans per "
-                  f"server CPU-s  ({cpu / base:.2f} x decode)")
+            print(f"HTTP serve sqlite  {args.clients} clients, gzip     {wall:>10,.0f} spans/s  {cpu:>10,.0f} "
+                  f"spans per server CPU-s  ({cpu / base:.2f} x decode)")
         finally:
             if pg:
                 _drop(pg[0])

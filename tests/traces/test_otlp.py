@@ -146,12 +146,9 @@ def test_an_empty_object_is_an_empty_export() -> None:
 
 @pytest.mark.parametrize("body", [b"garbage", b"\x0a\xff\xff\xff\xff\x0f", b"\x0a\x05\x0a\x03\x0a\x01", bytes(range(256))])
 def test_hostile_protobuf_is_a_400(body: bytes) -> None:
-    try:
-        decoded = otlp.decode_protobuf(body)
-    except InputError as exc:
-        assert exc.status == 400
-    else:  # some bytes happen to be a valid (odd) message: then its spans are judged one by one
-        assert all(len(s.trace_id) == 32 for s in decoded.spans)
+    with pytest.raises(InputError) as caught:
+        otlp.decode_protobuf(body)
+    assert caught.value.status == 400
 
 
 def test_gzip_and_deflate_inflate_within_the_limit() -> None:

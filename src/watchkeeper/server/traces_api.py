@@ -22,12 +22,12 @@ from watchkeeper.errors import InputError, NotFound
 from watchkeeper.model import utc
 from watchkeeper.retention import Pruner
 from watchkeeper.server.app import Ingester, Reader, _read_limited
-from watchkeeper.server.responses import Json
 from watchkeeper.service import Watchkeeper
 from watchkeeper.service.traces import DEAD_LETTER_SOURCE, Traces
 from watchkeeper.sources.limits import UtcTime
 from watchkeeper.storage import traces as store
 from watchkeeper.traces import otlp
+
 
 #: The OTLP JSON request body, as far as the spec can say it (the spans are checked as OTLP spans).
 def _list_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +118,8 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
         with service.db.read() as conn:
             spans = store.trace(conn, trace_id.lower())
         if not spans:
-            raise NotFound(f"no spans of trace {trace_id} are stored (kept {service.settings.traces.retention.raw_hours:g} h)")
+            kept = service.settings.traces.retention.raw_hours
+            raise NotFound(f"no spans of trace {trace_id} are stored (spans are kept {kept:g} h)")
         return {"trace_id": trace_id.lower(), "spans": spans}
 
     return traces

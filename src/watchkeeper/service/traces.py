@@ -194,7 +194,8 @@ def merge(configured: nx.DiGraph, traced: nx.DiGraph) -> nx.DiGraph:
     """See :meth:`Traces.merged`.
 
     >>> conf = nx.DiGraph(); conf.add_edge("web", "db", sources=["settings"])
-    >>> seen = nx.DiGraph(); seen.add_edge("web", "db", calls=4, rate=0.1); seen.add_edge("db", "web", calls=1, rate=0.0)
+    >>> seen = nx.DiGraph(); seen.add_edge("web", "db", calls=4, rate=0.1)
+    >>> seen.add_edge("db", "web", calls=1, rate=0.0)
     >>> seen.add_edge("web", "cache", calls=9, rate=0.2)
     >>> g = merge(conf, seen)
     >>> sorted((a, b, d["sources"]) for a, b, d in g.edges(data=True))

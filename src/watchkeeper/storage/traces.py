@@ -22,7 +22,7 @@ from watchkeeper.traces.spans import Span
 ROW_OVERHEAD = 120
 _SPAN_COLUMNS = ("received_s", "trace_id", "span_id", "parent_id", "service", "operation", "start_s",
                  "duration_s", "error", "kind", "size")
-_INSERT_SPAN = f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES ({', '.join('?' for _ in _SPAN_COLUMNS)})"
+_INSERT_SPAN = f"INSERT INTO spans ({', '.join(_SPAN_COLUMNS)}) VALUES ({', '.join('?' for _ in _SPAN_COLUMNS)})"  # noqa: S608
 _COPY_SPANS = f"COPY spans ({', '.join(_SPAN_COLUMNS)}) FROM STDIN"
 
 
@@ -35,7 +35,7 @@ def insert_spans(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_INSERT_SPAN, rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(_INSERT_SPAN, list(rows))
         return
     driver = conn.connection.driver_connection
     assert driver is not None

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -90,7 +90,7 @@ class Decoded:
         if self.rejected:
             response.partial_success.CopyFrom(
                 ExportTracePartialSuccess(rejected_spans=self.rejected, error_message=self.message))
-        return response.SerializeToString()
+        return bytes(response.SerializeToString())
 
 
 def media_of(content_type: str | None) -> str:
@@ -141,7 +141,8 @@ def encode(spans: Iterable[Span]) -> bytes:
     """An ``ExportTraceServiceRequest`` (protobuf) holding ``spans``, one resource per service: what
     an exporter sends (for tests, benchmarks and replaying stored spans).
 
-    >>> s = Span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", None, "api", "GET /", 1.5, 0.25, True, "server")
+    >>> s = Span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", None, "api", "GET /", 1.5, 0.25, True,
+    ...          "server")
     >>> decode_protobuf(encode([s])).spans == [s]
     True
     """
@@ -164,7 +165,7 @@ def encode(spans: Iterable[Span]) -> bytes:
         out.end_time_unix_nano = out.start_time_unix_nano + round(s.duration * 1e9)
         if s.error:
             out.status.code = STATUS_ERROR
-    return request.SerializeToString()
+    return bytes(request.SerializeToString())
 
 
 def decode_protobuf(body: bytes) -> Decoded:

@@ -103,7 +103,7 @@ def rows_of(series: Series, step: float) -> list[RedRow]:
                 continue
             times = next(iter(named.values()))[0]
             for i, at in enumerate(times.tolist()):
-                def at_i(name: str, i: int = i) -> float:
+                def at_i(name: str, i: int = i, named: dict[str, tuple[Array, Array]] = named) -> float:
                     tv = named.get(name)
                     return float(tv[1][i]) if tv is not None and i < len(tv[1]) else math.nan
 
@@ -115,8 +115,8 @@ def rows_of(series: Series, step: float) -> list[RedRow]:
                     continue
                 ratio = at_i("error_ratio")
                 errors = min(count, round(ratio * count)) if count and math.isfinite(ratio) else 0
-                out.append(RedRow(float(at), float(step), scope, key, service, count, errors,
-                                  *(_finite(at_i(n)) for n in _LATENCY), extra=extra))
+                p50, p95, p99 = (_finite(at_i(n)) for n in _LATENCY)
+                out.append(RedRow(float(at), float(step), scope, key, service, count, errors, p50, p95, p99, extra))
     return out
 
 
@@ -131,10 +131,9 @@ def series_of(rows: Sequence[RedRow]) -> dict[str, dict[str, tuple[Array, Array]
         if seen is None:
             merged[key] = r
             continue
+        extra = {k: max(seen.extra.get(k, -math.inf), r.extra.get(k, -math.inf)) for k in {*seen.extra, *r.extra}}
         merged[key] = RedRow(r.at, r.step, r.scope, r.name, r.service, seen.count + r.count, seen.errors + r.errors,
-                             *(_max(a, b) for a, b in ((seen.p50, r.p50), (seen.p95, r.p95), (seen.p99, r.p99))),
-                             extra={k: max(seen.extra.get(k, -math.inf), r.extra.get(k, -math.inf))
-                                    for k in {*seen.extra, *r.extra}})
+                             _max(seen.p50, r.p50), _max(seen.p95, r.p95), _max(seen.p99, r.p99), extra)
     points: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for (service, prefix, at), r in sorted(merged.items()):
         into = points.setdefault(service, {})

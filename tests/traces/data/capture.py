@@ -1,38 +1,54 @@
-"""Capture a real OTLP protobuf export from the OpenTelemetry SDK (a small call chain)."""
+"""Write ``sdk_export.pb`` and ``sdk_export.json``: one export of the OpenTelemetry SDK (a small call chain,
+frontend → checkout → payment, one 502 and one failed charge), as protobuf and in the OTLP/JSON mapping
+(hex ids, 64-bit integers as strings, enums as integers). Run from the repository root:
+
+    .venv/bin/python tests/traces/data/capture.py
+"""
+
+from __future__ import annotations
+
+import base64
+import json
 import time
+from pathlib import Path
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry import trace as api
 
-mem = InMemorySpanExporter()
-def provider(name):
-    p = TracerProvider(resource=Resource.create({"service.name": name}))
-    p.add_span_processor(SimpleSpanProcessor(mem))
-    return p
-fe, co, pay = (provider(n).get_tracer("sample") for n in ("frontend", "checkout", "payment"))
-with fe.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
-    root.set_attribute("http.response.status_code", 502)
-    with fe.start_as_current_span("POST checkout", kind=SpanKind.CLIENT):
-        with co.start_as_current_span("POST /checkout", kind=SpanKind.SERVER):
-            with co.start_as_current_span("POST payment", kind=SpanKind.CLIENT):
-                with pay.start_as_current_span("POST /charge", kind=SpanKind.SERVER) as charge:
-                    time.sleep(0.002)
-                    charge.set_status(Status(StatusCode.ERROR, "card declined"))
-spans = mem.get_finished_spans()
-open("tests/traces/data/sdk_export.pb", "wb").write(encode_spans(spans).SerializeToString())
-print(len(spans))
+HERE = Path(__file__).parent
 
-import base64, json
-from google.protobuf.json_format import MessageToDict
-doc = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
-for rs in doc["resourceSpans"]:
-    for ss in rs["scopeSpans"]:
-        for s in ss["spans"]:
-            for k in ("traceId", "spanId", "parentSpanId"):
-                if k in s:
-                    s[k] = base64.b64decode(s[k]).hex()
-open("tests/traces/data/sdk_export.json", "w").write(json.dumps(doc, indent=1) + "\n")
+
+def main() -> None:
+    memory = InMemorySpanExporter()
+    tracers = {}
+    for name in ("frontend", "checkout", "payment"):
+        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracers[name] = provider.get_tracer("sample")
+    with tracers["frontend"].start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
+        root.set_attribute("http.response.status_code", 502)
+        with tracers["frontend"].start_as_current_span("POST checkout", kind=SpanKind.CLIENT), \
+                tracers["checkout"].start_as_current_span("POST /checkout", kind=SpanKind.SERVER), \
+                tracers["checkout"].start_as_current_span("POST payment", kind=SpanKind.CLIENT), \
+                tracers["payment"].start_as_current_span("POST /charge", kind=SpanKind.SERVER) as charge:
+            time.sleep(0.002)
+            charge.set_status(Status(StatusCode.ERROR, "card declined"))
+    request = encode_spans(memory.get_finished_spans())
+    (HERE / "sdk_export.pb").write_bytes(request.SerializeToString())
+    doc = MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in doc["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    (HERE / "sdk_export.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
