@@ -193,6 +193,8 @@ def test_red_rows_topology_and_trace_source(make_client: Callable[..., Client], 
     # the ranker's TraceSource reads the same rows back as series
     series = TraceStore(c.wk.db).series(["db"], t0, clock.now.timestamp())
     assert {"trace.latency_p95", "edge:web->db.latency_p95", "edge:web->db.rate"} <= set(series["db"])
+    assert set(series) == {"db"}  # db calls nobody
+    assert set(TraceStore(c.wk.db).series(["web"], t0, clock.now.timestamp())) == {"web", "db", "cache"}  # its callees
     assert TraceStore(c.wk.db).series([], t0, clock.now.timestamp()) == {}
 
 

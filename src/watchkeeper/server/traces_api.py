@@ -26,6 +26,7 @@ from watchkeeper.service import Watchkeeper
 from watchkeeper.service.traces import DEAD_LETTER_SOURCE, Traces
 from watchkeeper.sources.limits import UtcTime
 from watchkeeper.storage import traces as store
+from watchkeeper.storage.traces import TraceStore
 from watchkeeper.traces import otlp
 
 
@@ -56,6 +57,8 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
     ranker = getattr(app.state, "ranker", None)
     if ranker is not None:  # the ranker's service graph gains the edges seen in traces
         ranker.extend_graph = traces.merged
+        if hasattr(ranker, "traces"):  # a ranker that takes trace evidence (a TraceSource) reads the RED rows
+            setattr(ranker, "traces", TraceStore(service.db))  # noqa: B010 - not every Ranker has it
     _run_with_app(app, traces, service)
 
     @app.post(

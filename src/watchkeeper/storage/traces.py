@@ -148,7 +148,9 @@ def delete_red_before(conn: Connection, before: float, limit: int) -> int:
 # -- the ranker's trace series -----------------------------------------------------------------------
 class TraceStore:
     """The stored RED rows as the ranker's ``TraceSource``: ``series(services, start, end)`` →
-    ``{service: {metric: (t, v)}}`` (see :func:`series_of`)."""
+    ``{service: {metric: (t, v)}}`` (see :func:`~watchkeeper.traces.rows.series_of`), for the given
+    services and every service they call, directly or not, in that time range (a candidate cause
+    can be a dependency); operations' series only with ``operations=True``."""
 
     def __init__(self, db: Database, *, operations: bool = False) -> None:
         self.db = db
@@ -157,8 +159,21 @@ class TraceStore:
     def series(self, services: Sequence[str], start: float, end: float) -> dict[str, dict[str, tuple[Array, Array]]]:
         if not services:
             return {}
+        with self.db.read() as conn:
+            edges = conn.execute(select(trace_red.c.name).distinct().where(
+                trace_red.c.scope == "edge", trace_red.c.at >= start, trace_red.c.at <= end)).scalars().all()
+        callees: dict[str, set[str]] = {}
+        for name in edges:
+            caller, _, callee = name.partition("->")
+            callees.setdefault(caller, set()).add(callee)
+        wanted, todo = set(services), list(services)
+        while todo:
+            for callee in callees.get(todo.pop(), ()):
+                if callee not in wanted:
+                    wanted.add(callee)
+                    todo.append(callee)
         q = select(trace_red).where(trace_red.c.at >= start, trace_red.c.at <= end,
-                                    trace_red.c.service.in_(list(services)))
+                                    trace_red.c.service.in_(sorted(wanted)))
         if not self.operations:
             q = q.where(or_(trace_red.c.scope == "service", trace_red.c.scope == "edge"))
         with self.db.read() as conn:
