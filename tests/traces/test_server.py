@@ -265,3 +265,31 @@ def test_the_size_cap_prunes_the_oldest_spans_first(make_client: Callable[..., C
 def test_traces_can_be_switched_off(make_client: Callable[..., Client]) -> None:
     c = make_client(traces={"enabled": False})
     assert c.export((DATA / "sdk_export.pb").read_bytes()).status_code == 404
+
+
+def test_the_correlator_joins_along_edges_seen_in_traces(
+    make_client: Callable[..., Client], clock: Clock, tmp_path: Path,
+) -> None:
+    correlation = tmp_path / "correlation.yaml"
+    correlation.write_text("strategies:\n  - type: labels\n    group_by: [service]\n  - type: topology\n    graph: {}\n")
+    c = make_client(correlation_config=correlation, traces={"step_s": 60, "lateness_s": 1})
+
+    def alert(service: str) -> list[int]:
+        body = orjson.dumps({"service": service, "name": "HighLatency", "summary": f"{service} is slow",
+                             "fingerprint": f"slow-{service}"})
+        return c.wk.ingest("events", body, "application/json", "test").incidents
+
+    before = alert("shop"), alert("stock")  # no edge known yet: two incidents
+    assert before[0] != before[1]
+    spans = [Span(f"{i + 1:032x}", f"{2 * i + 1:016x}", None, "web", "GET /", clock.now.timestamp() + i, 0.02,
+                  False, "server") for i in range(5)]
+    spans += [Span(f"{i + 1:032x}", f"{2 * i + 2:016x}", f"{2 * i + 1:016x}", "db", "SELECT", clock.now.timestamp() + i,
+                   0.01, False, "server") for i in range(5)]
+    c.export(otlp.encode(spans))
+    clock.advance(minutes=3)
+    c.traces.flush()
+    assert c.traces.teach_correlation() == 0  # taught at the flush already
+    db = alert("db")
+    assert alert("web") == db  # web calls db (seen in traces): the caller's alert joins db's incident
+    joined = c.get(f"/api/v1/incidents/{db[0]}").json()
+    assert {a["service"]: a["reason"] for a in joined["alerts"]}["web"] == "topology"

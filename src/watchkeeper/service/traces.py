@@ -23,6 +23,8 @@ import networkx as nx
 import structlog
 from sqlalchemy import Connection
 
+from watchkeeper.correlate.pipeline_config import PipelineConfig
+from watchkeeper.correlate.strategies import Topology
 from watchkeeper.errors import InputError
 from watchkeeper.model import Change, Event
 from watchkeeper.retention import CHUNK, Pruned
@@ -62,6 +64,8 @@ class Traces:
         self._graph_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: The correlation configuration whose topology strategies last learned the traces' edges, and how many.
+        self._taught: tuple[PipelineConfig, int] | None = None
         self.spans = 0
         self.rejected = 0
         self.red_rows = 0
@@ -109,6 +113,7 @@ class Traces:
         if any(r.scope == "edge" for r in rows):
             with self._graph_lock:
                 self._graph = None  # read again on the next use
+        self.teach_correlation()
         if events:
             self._raise(events)
         return rows
@@ -152,6 +157,24 @@ class Traces:
         configured one (b → a where a → b is configured) is left out."""
         return merge(configured, self.graph())
 
+    def teach_correlation(self) -> int:
+        """Give the correlation's ``topology`` strategies (when one is configured) the edges seen in
+        traces, as they learn edges from alert labels: an alert on a caller then joins its callee's
+        incident. The configured direction wins; a reloaded configuration is taught again. Returns
+        the edges added."""
+        config = self.service.config
+        g = self.graph()
+        if self._taught is not None and self._taught[0] is config and self._taught[1] == g.number_of_edges():
+            return 0
+        added = 0
+        topologies = [s for s in config.strategies if isinstance(s, Topology)]
+        if topologies:
+            with self.service._ingest_lock:  # the strategies are read while alerts are correlated
+                for strategy in topologies:
+                    added += sum(strategy.add_edge(str(a), str(b)) for a, b in g.edges)
+        self._taught = (config, g.number_of_edges())
+        return added
+
     # -- the flusher thread ------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
@@ -170,6 +193,7 @@ class Traces:
         while not self._stop.wait(every):
             try:
                 self.flush()
+                self.teach_correlation()  # again after the correlation configuration was reloaded
             except Exception as exc:  # the database is down: the next turn tries again
                 log.warning("writing RED rows failed", error=str(exc))
 
