@@ -203,7 +203,7 @@ class Topology:
 
         >>> t = Topology({"web": ["db"]})
         >>> t.add_edge("db", "web"), t.add_edge("web", "cache"), sorted(t.neighbours("web"))
-        (False, True, ['cache', 'db', 'web'])
+        (False, True, ['cache', 'db'])
         """
         if not caller or not callee or caller == callee or caller in self.deps.get(callee, ()):
             return False
