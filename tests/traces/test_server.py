@@ -87,6 +87,7 @@ def test_sdk_exports_are_committed_and_answered_as_otlp(make_client: Callable[..
     r = c.export(gzip.compress((DATA / "sdk_export.json").read_bytes()), {**JSON, "Content-Encoding": "gzip"})
     assert (r.status_code, r.json()) == (200, {})
     assert count(c.wk, "spans") == 10  # committed before the answer
+    assert 'watchkeeper_spans_total{outcome="accepted"} 10.0' in c.http.get("/metrics").text
     trace_id = otlp.decode((DATA / "sdk_export.json").read_bytes(), otlp.JSON).spans[0].trace_id
     found = c.get(f"/api/v1/traces/{trace_id.upper()}").json()
     # the two files hold the same SDK export: a span sent twice (an exporter's retry) is stored twice

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Connection
 
 from watchkeeper.correlate.pipeline_config import PipelineConfig
@@ -70,6 +71,11 @@ class Traces:
         self.rejected = 0
         self.red_rows = 0
         self.events = 0
+        # no metrics wanted: a registry of its own (never the process-wide one, where a second server would clash)
+        registry = service.metrics.registry if service.metrics is not None else CollectorRegistry()
+        self._spans = Counter("watchkeeper_spans", "Spans taken by POST /v1/traces, by outcome (accepted, rejected)",
+                              ["outcome"], registry=registry)
+        self._red = Counter("watchkeeper_trace_red_rows", "RED rows written from traces", registry=registry)
 
     def now(self) -> float:
         return self.service.clock().timestamp()
@@ -92,6 +98,9 @@ class Traces:
                 store.insert_spans(conn, rows)
         self.spans += len(decoded.spans)
         self.rejected += decoded.rejected
+        self._spans.labels("accepted").inc(len(decoded.spans))
+        if decoded.rejected:
+            self._spans.labels("rejected").inc(decoded.rejected)
         if decoded.spans:
             with self._lock:
                 self.aggregator.add_many(decoded.spans)
@@ -110,6 +119,7 @@ class Traces:
         with self.db.write() as conn:
             store.insert_red(conn, rows)
         self.red_rows += len(rows)
+        self._red.inc(len(rows))
         if any(r.scope == "edge" for r in rows):
             with self._graph_lock:
                 self._graph = None  # read again on the next use
