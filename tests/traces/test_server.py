@@ -294,3 +294,25 @@ def test_the_correlator_joins_along_edges_seen_in_traces(
     assert alert("web") == db  # web calls db (seen in traces): the caller's alert joins db's incident
     joined = c.get(f"/api/v1/incidents/{db[0]}").json()
     assert {a["service"]: a["reason"] for a in joined["alerts"]}["web"] == "topology"
+
+
+def test_the_detectors_baselines_survive_a_restart(
+    make_client: Callable[..., Client], make_service: Callable[..., Watchkeeper], db_url: str, clock: Clock,
+) -> None:
+    settings = {"traces": {"step_s": 60, "lateness_s": 1, "anomalies": {
+        "detector": "robust", "options": {"window": 16, "season": "none", "warmup": 5}}}}
+    c = make_client(**settings)
+    for minute in range(20):
+        t = clock.now.timestamp()
+        c.export(otlp.encode([s for k in range(10) for s in chain(10 * minute + k, t + k)]))
+        clock.advance(minutes=1)
+    before = {m: e.keys for m, e in c.traces.anomalies.engines.items()} if c.traces.anomalies else {}
+    assert before["latency_p95"] == ['trace.latency_p95{edge="web->db",service="db"}', 'trace.latency_p95{service="db"}',
+                                     'trace.latency_p95{service="web"}']
+    again = Traces(make_service(db_url, **settings))  # a restarted server: the same database
+    again.flush()
+    assert again.anomalies is not None
+    assert {m: e.keys for m, e in again.anomalies.engines.items()} == before
+    edge = again.anomalies.engines["latency_p95"]._series['trace.latency_p95{edge="web->db",service="db"}']
+    assert edge.detector.to_state() == c.traces.anomalies.engines["latency_p95"]._series[
+        'trace.latency_p95{edge="web->db",service="db"}'].detector.to_state()

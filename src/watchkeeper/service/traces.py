@@ -7,8 +7,8 @@ or by the flusher thread when no span arrives — are written as RED rows, score
 (:mod:`watchkeeper.traces.anomaly`; the events go through the same ingest and correlation as alerts,
 with exemplar trace ids), and refresh the call graph merged into the service topology.
 
-What is held in memory (the aggregator's open steps, the detectors) is rebuilt from the next spans
-after a restart; the spans themselves are in the database.
+The detectors' baselines are saved in ``detector_state`` with each step written and loaded at the
+first step after a restart; the aggregator's open steps are in memory only (their spans are stored).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from watchkeeper.retention import CHUNK, Pruned
 from watchkeeper.storage import audit
 from watchkeeper.storage import traces as store
 from watchkeeper.storage.db import Database
+from watchkeeper.storage.watch import DetectorStateStore
 from watchkeeper.traces import otlp
 from watchkeeper.traces.anomaly import SOURCE, Anomalies
 from watchkeeper.traces.config import TracesConfig
@@ -61,6 +62,8 @@ class Traces:
         self.aggregator = RedAggregator(self.cfg.step_s, lateness_s=self.cfg.lateness_s, max_spans=self.cfg.max_spans)
         self.anomalies = Anomalies(self.cfg.anomalies) if self.cfg.anomalies.enabled else None
         self._lock = threading.Lock()  # the aggregator and the detectors
+        self._states = DetectorStateStore(self.db, service.clock)
+        self._restored = self.anomalies is None
         self._graph: nx.DiGraph | None = None
         self._graph_lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,8 +115,12 @@ class Traces:
         """Write the steps the aggregator closed by ``now``; score them; the rows written."""
         now = self.now() if now is None else now
         with self._lock:
+            self._restore()
             rows = rows_of(self.aggregator.flush(now=now, final=final), self.cfg.step_s)
             events = self.anomalies.observe(rows) if self.anomalies is not None and rows else []
+            if rows and self.anomalies is not None:
+                for engine in self.anomalies.engines.values():  # the baselines survive a restart
+                    self._states.save(engine.watch.name, *engine.dump())
         if not rows:
             return rows
         with self.db.write() as conn:
@@ -127,6 +134,17 @@ class Traces:
         if events:
             self._raise(events)
         return rows
+
+    def _restore(self) -> None:
+        """Load the detectors' saved baselines (table ``detector_state``, under the names
+        ``trace.latency_p95`` and ``trace.error_ratio``) once, at the first flush."""
+        if self._restored or self.anomalies is None:
+            return
+        for engine in self.anomalies.engines.values():
+            bad = engine.load(self._states.load(engine.watch.name))
+            if bad:
+                log.warning("trace detectors start afresh (their saved state no longer fits)", series=len(bad))
+        self._restored = True
 
     def _raise(self, events: list[Event]) -> None:
         with self.db.read() as conn:
