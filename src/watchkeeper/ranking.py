@@ -283,6 +283,8 @@ class Ranker:
         self.graph = graph if graph is not None else topology_config.build(
             settings.topology, topology_config.correlation_graph(settings.correlation_config))
         self.wall = wall
+        #: Extends the configured graph at each ranking (serve: the edges seen in traces); None: as configured.
+        self.extend_graph: Callable[[nx.DiGraph], nx.DiGraph] | None = None
         self._seen: dict[int, _Seen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -361,7 +363,8 @@ class Ranker:
         if earlier and any(c.model != rca.MODEL for c in earlier):
             self._seen[incident.id] = seen
             return 0  # a person (or another model) ranked this incident: theirs stands
-        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=self.graph,
+        graph = self.extend_graph(self.graph) if self.extend_graph is not None else self.graph
+        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=graph,
                          found=found, cfg=self.cfg, calibration=self.calibration, traces=self.traces,
                          logs=self.logs)
         self._seen[incident.id] = seen  # only now: a failed ranking is tried again on the next pass
@@ -525,10 +528,11 @@ def replay_causes(
 
 def make_ranker(service: Watchkeeper, source: SeriesSource | None = None, *, traces: TraceSource | None = None,
                 logs: LogSource | None = None) -> Ranker | None:
-    """The ranker ``serve`` runs: only when ranking is enabled and at least one watch has ``rca: true``
-    (with the trace and log sources when given)."""
+    """The ranker ``serve`` runs: when ranking is enabled and there is evidence to rank on — at least one
+    watch with ``rca: true``, or traces taken in (``traces.enabled``; their RED rows and call graph are
+    evidence on their own) — with the trace and log sources when given."""
     settings = service.settings
-    if not settings.rca.enabled or not any(w.rca for w in settings.watch.watches):
+    if not settings.rca.enabled or not (any(w.rca for w in settings.watch.watches) or settings.traces.enabled):
         return None
     return Ranker(service, source or PrometheusSource(settings.watch), traces=traces, logs=logs)
 

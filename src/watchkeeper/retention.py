@@ -31,10 +31,19 @@ class Pruned:
     before: datetime
     events: int = 0
     dead_letters: int = 0
+    #: Raw spans (older than ``traces.retention.raw_hours``, or beyond ``max_mb``) and RED rows
+    #: (older than ``red_days``): their own windows, not ``before``.
+    spans: int = 0
+    red_rows: int = 0
 
     def __str__(self) -> str:
+        traces = f"; {self.spans} spans and {self.red_rows} RED rows" if self.spans or self.red_rows else ""
         return (f"deleted {self.events} events and {self.dead_letters} dead letters received before "
-                f"{self.before.isoformat(timespec='seconds')}")
+                f"{self.before.isoformat(timespec='seconds')}{traces}")
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.events or self.dead_letters or self.spans or self.red_rows)
 
 
 class Pruner:
@@ -65,9 +74,9 @@ class Pruner:
             except Exception as exc:  # the next turn tries again; serve goes on
                 _say(log.error, "retention prune failed", error=str(exc))
                 continue
-            if pruned.events or pruned.dead_letters:
+            if pruned.anything:
                 _say(log.info, "retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
-                     before=pruned.before.isoformat())
+                     spans=pruned.spans, red_rows=pruned.red_rows, before=pruned.before.isoformat())
 
 
 def _say(level: Callable[..., Any], event: str, **fields: Any) -> None:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchkeeper.errors import ConfigError
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.routing import Route
+from watchkeeper.traces.config import TracesConfig
 from watchkeeper.value.priority import Weights
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
 from watchkeeper.yamlfile import YamlPositions
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
         default_factory=dict, description="unix user -> approver name the CLI may vote as without a token "
         "(YAML only; the audit log says 'cli-user:NAME via unix user UNIX')")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the web console (YAML only)")
+    traces: TracesConfig = Field(default_factory=TracesConfig, description="OTLP traces in: RED steps, retention, "
+                                 "trace anomalies (YAML only; docs/traces.md)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"

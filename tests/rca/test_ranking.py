@@ -190,11 +190,15 @@ def test_serve_shows_rca_in_healthz_and_metrics(make_service: Callable[..., Watc
     assert "watchkeeper_rca_errors_total 1.0" in metrics and "watchkeeper_rca_rankings_total 0.0" in metrics
 
 
-def test_no_ranker_without_an_rca_watch(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+def test_no_ranker_without_evidence_to_rank_on(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+    """No watch with ``rca: true`` and traces off: nothing to rank on, no ranker. Traces on (the
+    default): their RED rows and call graph are evidence of their own, so the ranker runs."""
     doc = settings()
     doc["watch"]["watches"][0]["rca"] = False
-    assert make_ranker(make_service(sqlite_url, **doc)) is None
-    assert make_ranker(make_service(sqlite_url)) is None
+    assert make_ranker(make_service(sqlite_url, **doc, traces={"enabled": False})) is None
+    assert make_ranker(make_service(sqlite_url, traces={"enabled": False})) is None
+    assert isinstance(make_ranker(make_service(sqlite_url, **doc)), Ranker)
+    assert isinstance(make_ranker(make_service(sqlite_url)), Ranker)
 
 
 def test_a_ranking_that_failed_is_tried_again_when_prometheus_is_back(

@@ -450,3 +450,40 @@ drift_events = Table(
     Column("at", UTCDateTime(), nullable=False, index=True),
     Column("details", Json, nullable=False),
 )
+
+# migration 0017: traces — raw spans for a window (times in unix seconds, as spans carry them), and
+# the RED rows (per step, per service / edge / operation) kept longer
+spans = Table(
+    "spans", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_s", Float, nullable=False, index=True),
+    Column("trace_id", String(32), nullable=False, index=True),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_id", String(16)),
+    Column("service", String(256), nullable=False),
+    Column("operation", String(256), nullable=False),
+    Column("start_s", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("error", Boolean, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", Integer, nullable=False),  # bytes the row holds, roughly: what the size cap counts
+    Index("ix_spans_service_start", "service", "start_s"),
+)
+
+trace_red = Table(
+    "trace_red", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),  # the step's end, unix seconds
+    Column("step", Float, nullable=False),
+    Column("scope", String(16), nullable=False),  # service | edge | operation
+    Column("name", String(520), nullable=False),  # the service, "caller->callee" or "service:operation"
+    Column("service", String(256), nullable=False),  # whom the row is about (an edge's callee)
+    Column("count", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("p50", Float),
+    Column("p95", Float),
+    Column("p99", Float),
+    Column("extra", Json),  # self_p50/p95 (a service) or net_p50/p95 (an edge)
+    Index("ix_trace_red_scope_name_at", "scope", "name", "at"),
+    Index("ix_trace_red_service_at", "service", "at"),
+)
