@@ -252,6 +252,20 @@ class Delivery:
         with self.db.read() as conn:
             return store.counts(conn)
 
+    def health(self) -> dict[str, Any]:
+        """The outbox for ``/healthz``: pending and dead messages, the oldest pending message's age
+        (seconds), and the same per target. Never an error status: a queue that waits on a slow
+        receiver is the outbox working (the issue asks for nothing dropped, not for an empty queue)."""
+        now = self.clock()
+        with self.db.read() as conn:
+            found = store.health(conn)
+        targets = {name: {"pending": entry["pending"], "dead": entry["dead"],
+                          "oldest_pending_age_seconds": _age(now, entry["oldest_pending_at"])}
+                   for name, entry in sorted(found.items())}
+        oldest = [entry["oldest_pending_at"] for entry in found.values() if entry["oldest_pending_at"] is not None]
+        return {"pending": sum(e["pending"] for e in found.values()), "dead": sum(e["dead"] for e in found.values()),
+                "oldest_pending_age_seconds": _age(now, min(oldest)) if oldest else None, "targets": targets}
+
     def status(self) -> dict[str, Any]:
         with self.db.read() as conn:
             counts = store.counts(conn)
@@ -260,3 +274,7 @@ class Delivery:
         for (_target, status), n in counts.items():
             by_status[status] = by_status.get(status, 0) + n
         return {"targets": sorted(self.notifiers), "messages": by_status, "oldest_pending": oldest}
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else round(max(0.0, (now - then).total_seconds()), 3)
