@@ -206,6 +206,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
         if ranker is not None:
             details["rca"] = ranker.status()
+        integrations = getattr(app.state, "integrations", None)  # the outbox (docs/integrations.md)
+        if integrations is not None and integrations.notifiers:
+            details["outbox"] = integrations.delivery.health()
         return {"status": "ok", "version": __version__, "details": details}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
