@@ -102,17 +102,24 @@ class Registry:
         """The scheduled drift check (``serve`` every ``drift_check_seconds``): the latest version of
         every registered model that has a training window, on its rate signal (anomaly events per hour
         for a detector, alerts per hour for the others) over the last ``days`` against that window. A
-        drift is recorded and audited as on request; models without a training window are skipped."""
+        drift is recorded and audited as on request. A model without a training window (the shipped
+        ones: trained elsewhere) is compared with its first ``days`` in production here, from its
+        registration on, once that reference lies wholly before the last ``days``."""
         with self.db.read() as conn:
             latest = store.latest_models(conn)
         found = []
+        now = self.clock()
         for row in latest:
+            window = None
             if row["train_start"] is None or row["train_end"] is None:
-                continue
+                start = row["registered_at"]
+                window = (start, start + timedelta(days=days))
+                if now - timedelta(days=days) < window[1]:
+                    continue  # not yet: its first days here are the reference, and they are not over
             signal = Signal.ANOMALY_RATE if row["kind"] == ModelKind.DETECTOR.value else Signal.ALERT_RATE
             try:
                 found.append(self.drift(row["kind"], row["name"], signal=signal, version=row["version"], days=days,
-                                        actor=actor))
+                                        actor=actor, window=window))
             except WatchkeeperError as exc:  # one model's problem does not stop the others' checks
                 found.append({"model": f"{row['kind']}:{row['name']}", "version": row["version"],
                               "signal": signal.value, "drifted": False, "reason": "error", "error": str(exc)})
@@ -133,8 +140,9 @@ class Registry:
         return _view(row)
 
     def drift(self, kind: str, name: str, *, signal: Signal, scores: Sequence[float] = (), version: str | None = None,
-              days: float = 1.0, actor: str) -> dict[str, Any]:
-        """Check a model version for drift; a drift is recorded (and audited) as a drift event."""
+              days: float = 1.0, actor: str, window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+        """Check a model version for drift; a drift is recorded (and audited) as a drift event. Rates are
+        compared with the training window, or with ``window`` when given (its first days here)."""
         now = self.clock()
         with self.db.write() as conn:
             version = version or store.latest_version(conn, kind, name)
@@ -149,7 +157,7 @@ class Registry:
                     raise InputError(f"model {kind}:{name} {version} was registered without a reference sample "
                                      "(baseline): register a version with one")
             else:
-                start, end = row["train_start"], row["train_end"]
+                start, end = window or (row["train_start"], row["train_end"])
                 if start is None or end is None:
                     raise InputError(f"model {kind}:{name} {version} has no training window to compare rates with")
                 times = store.alert_times if signal is Signal.ALERT_RATE else store.anomaly_times

@@ -158,8 +158,10 @@ def test_drift_on_a_schedule_raises_an_event_the_gate_acts_on(runbooks: Path, ma
     assert wk.verify_audit().ok
 
 
-def test_scheduled_check_picks_the_signal_and_skips_models_without_a_window(make_service: Any, db_url: str,
-                                                                            clock: Clock) -> None:
+def test_scheduled_check_picks_the_signal_and_waits_for_a_reference(make_service: Any, db_url: str,
+                                                                     clock: Clock) -> None:
+    """Models with a training window are compared with it; a model without one (shipped: trained
+    elsewhere) with its first ``days`` here, once they are over and the last ``days`` lie after them."""
     wk: Watchkeeper = make_service(db_url)
     registry = Registry(wk.db, wk.clock)
     registry.register(ModelVersion.model_validate(_model(clock, ModelKind.DETECTOR, "robust")), "test")
@@ -169,6 +171,14 @@ def test_scheduled_check_picks_the_signal_and_skips_models_without_a_window(make
     assert [(r["model"], r["signal"], r["reason"]) for r in found] == [
         ("correlation:edge", "alert_rate", "stable"), ("detector:robust", "anomaly_rate", "stable")]
     assert registry.check_scheduled(days=1)[0]["reason"] == "too_few_samples"  # 24 hourly counts < 30
+    clock.advance(hours=3 * 24)  # its first two days here are over, and one more: not yet (they overlap)
+    assert "rca:external" not in {r["model"] for r in registry.check_scheduled(days=2)}
+    for hour in range(24):  # then alerts every hour for a day: none in its first two days
+        clock.advance(hours=1)
+        body = {"service": "edge", "name": "Down", "summary": "down", "resource": f"e-{hour}", "fingerprint": f"e{hour}"}
+        wk.ingest("events", orjson.dumps(body), "application/json", "test")
+    [external] = [r for r in registry.check_scheduled(days=2) if r["model"] == "rca:external"]
+    assert external["signal"] == "alert_rate" and external["drifted"] and external["drift_id"] is not None
 
 
 def test_drift_schedule_off_switch(make_service: Any, db_url: str) -> None:

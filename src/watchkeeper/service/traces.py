@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 import structlog
-from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Connection
 
 from watchkeeper.correlate.pipeline_config import PipelineConfig
@@ -33,6 +32,7 @@ from watchkeeper.storage import audit
 from watchkeeper.storage import traces as store
 from watchkeeper.storage.db import Database
 from watchkeeper.storage.watch import DetectorStateStore
+from watchkeeper.telemetry import Metrics
 from watchkeeper.traces import otlp
 from watchkeeper.traces.anomaly import SOURCE, Anomalies
 from watchkeeper.traces.config import TracesConfig
@@ -75,10 +75,10 @@ class Traces:
         self.red_rows = 0
         self.events = 0
         # no metrics wanted: a registry of its own (never the process-wide one, where a second server would clash)
-        registry = service.metrics.registry if service.metrics is not None else CollectorRegistry()
-        self._spans = Counter("watchkeeper_spans", "Spans taken by POST /v1/traces, by outcome (accepted, rejected)",
-                              ["outcome"], registry=registry)
-        self._red = Counter("watchkeeper_trace_red_rows", "RED rows written from traces", registry=registry)
+        metrics = service.metrics if service.metrics is not None else Metrics()
+        self._spans = metrics.counter("watchkeeper_spans",
+                                      "Spans taken by POST /v1/traces, by outcome (accepted, rejected)", ["outcome"])
+        self._red = metrics.counter("watchkeeper_trace_red_rows", "RED rows written from traces")
 
     def now(self) -> float:
         return self.service.clock().timestamp()

@@ -216,7 +216,8 @@ def latest_models(conn: Connection) -> list[dict[str, Any]]:
     """The latest registered version of every model (kind, name), without its reference sample."""
     newest = (select(models.c.kind, models.c.name, func.max(models.c.id).label("id"))
               .group_by(models.c.kind, models.c.name).subquery())
-    query = (select(models.c.kind, models.c.name, models.c.version, models.c.train_start, models.c.train_end)
+    query = (select(models.c.kind, models.c.name, models.c.version, models.c.train_start, models.c.train_end,
+                    models.c.registered_at)
              .join(newest, models.c.id == newest.c.id).order_by(models.c.kind, models.c.name))
     return [dict(r._mapping) for r in conn.execute(query)]
 
