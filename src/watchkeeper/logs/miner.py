@@ -46,9 +46,18 @@ MINER_VERSION = "1"
 #: The wildcard a variable becomes in a template.
 WILDCARD = "<*>"
 
-#: A chunk between these characters (or blanks) that holds a digit is a variable.
-DELIMITERS = r"""\s=,;()\[\]{}"'"""
-DIGIT_CHUNK = rf"(?<![^{DELIMITERS}])[^{DELIMITERS}]*\d[^{DELIMITERS}]*"
+#: Chunks are runs of characters between blanks and these.
+DELIMITERS = r"""\s=,;()\[\]{}"'<>"""
+#: Inside a chunk, these separate a constant word prefix from a variable (``core.2275``, ``blk_-42``).
+SEPARATORS = r"._:/\\\-"
+#: The default masking rule: from the start of a chunk, or from after a separator, to the end of the
+#: chunk, when the piece before its first separator holds a digit.
+DIGIT_CHUNK = (rf"(?:(?<![^{DELIMITERS}])|(?<=[{SEPARATORS}]))"
+               rf"(?:[-+](?=\d))?[^{DELIMITERS}{SEPARATORS}]*\d[^{DELIMITERS}]*")
+
+
+#: An enum-like word: capitals and underscores, at least two characters.
+_ENUM = re.compile(r"[A-Z][A-Z_]*[A-Z]\Z")
 
 
 class MaskRule(BaseModel):
@@ -78,10 +87,12 @@ class MinerConfig(BaseModel):
     masking: tuple[MaskRule, ...] = Field(
         default=(MaskRule(pattern=DIGIT_CHUNK),),
         description="Rules applied before clustering; the default masks every chunk holding a digit")
-    similarity: float = Field(default=0.5, ge=0.0, le=1.0, description=(
+    similarity: float = Field(default=0.8, ge=0.0, le=1.0, description=(
         "Share of a template's constant tokens a new message must repeat, at the same positions, to join it"))
     max_templates: int = Field(default=10_000, ge=1, le=10_000_000, description=(
         "Templates kept; beyond it the rarest, least recently seen are evicted"))
+    keep_enums: bool = Field(default=True, description=(
+        "Never turn an enum-like word (RUNNING, TASK_ABORT: capitals and underscores) into a variable"))
     max_tokens: int = Field(default=256, ge=2, le=100_000, description=(
         "Tokens kept per message; the rest fold into one trailing <*>"))
     max_shapes: int = Field(default=100_000, ge=1, le=100_000_000, description=(
@@ -99,7 +110,7 @@ class Parsed:
 
 
 class _Cluster:
-    __slots__ = ("alive", "count", "id", "last", "template", "tokens", "version")
+    __slots__ = ("alive", "count", "id", "last", "regex", "regex_version", "template", "tokens", "version")
 
     def __init__(self, cid: str, tokens: list[str], count: int = 0, last: int = 0) -> None:
         self.id = cid
@@ -109,6 +120,8 @@ class _Cluster:
         self.last = last
         self.version = 0
         self.alive = True
+        self.regex: re.Pattern[str] | None = None
+        self.regex_version = -1
 
 
 class TemplateMiner:
@@ -142,7 +155,7 @@ class TemplateMiner:
                     if entry[2] and self._findall_ok:
                         return Parsed(cluster.id, cluster.template, tuple(self._mask.findall(line)), False)
                     return Parsed(cluster.id, cluster.template, self._parameters(cluster, line), False)
-                entry[1], entry[2] = cluster.version, cluster.tokens == self._tokens(masked)
+                entry[1], entry[2] = cluster.version, cluster.tokens == masked.split()
                 return Parsed(cluster.id, cluster.template, self._parameters(cluster, line), False)
             del self._shapes[masked]
         return self._add_shape(line, masked)
@@ -154,22 +167,32 @@ class TemplateMiner:
 
     # -- the slow path: a shape not seen before ------------------------------------------------------
 
-    def _tokens(self, text: str) -> list[str]:
-        tokens = text.split()
+    def _tokens(self, raw: list[str]) -> list[str]:
+        """The template tokens of a masked message: a run of one masked token repeated (a list of ids)
+        becomes one token; beyond ``max_tokens`` the rest folds into one ``<*>``."""
+        tokens: list[str] = []
+        previous = None
+        for token in raw:
+            if token == previous and WILDCARD in token:
+                continue
+            tokens.append(token)
+            previous = token
         limit = self.config.max_tokens
         if len(tokens) > limit:
             tokens = [*tokens[: limit - 1], WILDCARD]
         return tokens or [""]
 
     def _add_shape(self, line: str, masked: str) -> Parsed:
-        tokens = self._tokens(masked)
+        raw = masked.split()
+        tokens = self._tokens(raw)
         cluster = self._best_match(tokens)
         new = False
         if cluster is None:
             cluster = self._create(tokens)
             new = True
         elif cluster.tokens != tokens:
-            merged = [t if t == s else WILDCARD for t, s in zip(cluster.tokens, tokens, strict=True)]
+            merged = [t if t == s or self._covers(t, s) else WILDCARD
+                      for t, s in zip(cluster.tokens, tokens, strict=True)]
             if merged != cluster.tokens:
                 cluster.tokens = merged
                 cluster.template = " ".join(merged)
@@ -179,27 +202,52 @@ class TemplateMiner:
         cluster.last = self._tick
         if len(self._shapes) >= self.config.max_shapes:
             self._forget_shapes()
-        self._shapes[masked] = [cluster, cluster.version, cluster.tokens == tokens]
+        self._shapes[masked] = [cluster, cluster.version, cluster.tokens == raw]
         return Parsed(cluster.id, cluster.template, self._parameters(cluster, line), new)
 
+    def _token_re(self, token: str) -> re.Pattern[str]:
+        pattern = self._token_res.get(token)
+        if pattern is None:
+            pattern = re.compile("(.*?)".join(re.escape(p) for p in token.split(WILDCARD)) + r"\Z", re.DOTALL)
+            if len(self._token_res) >= 10_000:
+                self._token_res.clear()
+            self._token_res[token] = pattern
+        return pattern
+
+    def _covers(self, template_token: str, token: str) -> bool:
+        """A template token with a wildcard inside (``org.apache.<*>``) covers the tokens it matches."""
+        return WILDCARD in template_token and self._token_re(template_token).match(token) is not None
+
     def _best_match(self, tokens: list[str]) -> _Cluster | None:
+        """The same-length template that differs from ``tokens`` in the fewest constant positions, if
+        it differs in at most ``max(1, (1 - similarity) × constants)`` of them, keeps at least one
+        constant, agrees on the first token when that is a constant, and differs on no enum-like
+        word (``RUNNING``, ``TASK_ABORT``) when ``keep_enums`` is set."""
         best: _Cluster | None = None
-        best_score = -1.0
-        threshold = self.config.similarity
+        best_key = (0, 0)
+        slack = 1.0 - self.config.similarity
+        keep_enums = self.config.keep_enums
+        first = tokens[0]
         for cluster in self._by_length.get(len(tokens), ()):
-            same = constants = 0
-            for t, s in zip(cluster.tokens, tokens, strict=True):
+            template = cluster.tokens
+            head = template[0]
+            if head != first and head != WILDCARD and not self._covers(head, first):
+                continue
+            constants = differ = 0
+            for t, s in zip(template, tokens, strict=True):
                 if t == WILDCARD:
                     continue
                 constants += 1
-                if t == s:
-                    same += 1
-            if constants == 0:
-                score = 1.0
-            else:
-                score = same / constants
-            if score >= threshold and score > best_score:
-                best, best_score = cluster, score
+                if t != s and not self._covers(t, s):
+                    if keep_enums and (_ENUM.match(t) or _ENUM.match(s)):
+                        differ = constants + 1
+                        break
+                    differ += 1
+            if constants - differ < 2 or differ > max(1, int(slack * constants + 1e-9)):
+                continue
+            key = (constants - differ, -differ)
+            if best is None or key > best_key:
+                best, best_key = cluster, key
         return best
 
     def _create(self, tokens: list[str]) -> _Cluster:
@@ -231,32 +279,16 @@ class TemplateMiner:
         self._shapes = dict(keep)
 
     def _parameters(self, cluster: _Cluster, line: str) -> tuple[str, ...]:
-        template = cluster.tokens
-        original = line.split()
-        if len(original) != len(template) or len(original) > self.config.max_tokens:
-            if len(original) > len(template) and template and template[-1] == WILDCARD and len(template) > 1:
-                head = len(template) - 1
-                original = [*original[:head], " ".join(original[head:])]
-            else:
-                return tuple(m.group() for m in self._mask.finditer(line))
-        params: list[str] = []
-        for token, value in zip(template, original, strict=True):
-            if token == WILDCARD:
-                params.append(value)
-            elif WILDCARD in token:
-                pattern = self._token_res.get(token)
-                if pattern is None:
-                    parts = [re.escape(p) for p in token.split(WILDCARD)]
-                    pattern = re.compile("(.*?)".join(parts) + r"\Z", re.DOTALL)
-                    if len(self._token_res) > 10_000:
-                        self._token_res.clear()
-                    self._token_res[token] = pattern
-                match = pattern.match(value)
-                if match:
-                    params.extend(match.groups())
-                else:
-                    params.append(value)
-        return tuple(params)
+        """The message's values at the template's wildcards (the masked chunks, if the message does not
+        fit its template's pattern)."""
+        if cluster.regex is None or cluster.regex_version != cluster.version:
+            pieces = ["(.*?)".join(re.escape(p) for p in token.split(WILDCARD)) for token in cluster.tokens]
+            cluster.regex = re.compile(r"\s*" + r"\s+".join(pieces) + r"\s*\Z", re.DOTALL)
+            cluster.regex_version = cluster.version
+        match = cluster.regex.match(line)
+        if match is not None:
+            return match.groups()
+        return tuple(m.group() for m in self._mask.finditer(line))
 
     # -- what it knows ---------------------------------------------------------------------------------
 
