@@ -34,7 +34,7 @@ from watchkeeper.logs.formats import LOGHUB_FORMATS, HeaderFormat
 from watchkeeper.logs.miner import MinerConfig, TemplateMiner
 
 #: The systems the miner's configuration was tuned on; every other system is held out.
-TUNED_ON: tuple[str, ...] = ("BGL", "HDFS", "Hadoop", "OpenSSH")
+TUNED_ON: tuple[str, ...] = ("BGL", "HDFS", "Hadoop", "OpenSSH", "Windows")
 
 #: drain3's usual benchmark settings: similarity 0.4, depth 4, and the masking of drain3's example config.
 DRAIN3_SIM_TH = 0.4

@@ -52,12 +52,12 @@ DELIMITERS = r"""\s=,;()\[\]{}"'<>"""
 SEPARATORS = r"._:/\\\-"
 #: The default masking rule: from the start of a chunk, or from after a separator, to the end of the
 #: chunk, when the piece before its first separator holds a digit.
-DIGIT_CHUNK = (rf"(?:(?<![^{DELIMITERS}])|(?<=[{SEPARATORS}]))"
-               rf"(?:[-+](?=\d))?[^{DELIMITERS}{SEPARATORS}]*\d[^{DELIMITERS}]*")
+DIGIT_CHUNK = (rf"(?<![^{DELIMITERS}{SEPARATORS}])(?:[-+](?=\d))?"
+               rf"[^{DELIMITERS}{SEPARATORS}\d]*+\d[^{DELIMITERS}]*+")
 
 
 #: An enum-like word: capitals and underscores, at least two characters.
-_ENUM = re.compile(r"[A-Z][A-Z_]*[A-Z]\Z")
+_ENUM = re.compile(r"[A-Z][A-Z_]*[A-Z][.,:;!?]?\Z")
 
 
 class MaskRule(BaseModel):
@@ -87,7 +87,7 @@ class MinerConfig(BaseModel):
     masking: tuple[MaskRule, ...] = Field(
         default=(MaskRule(pattern=DIGIT_CHUNK),),
         description="Rules applied before clustering; the default masks every chunk holding a digit")
-    similarity: float = Field(default=0.8, ge=0.0, le=1.0, description=(
+    similarity: float = Field(default=0.75, ge=0.0, le=1.0, description=(
         "Share of a template's constant tokens a new message must repeat, at the same positions, to join it"))
     max_templates: int = Field(default=10_000, ge=1, le=10_000_000, description=(
         "Templates kept; beyond it the rarest, least recently seen are evicted"))
@@ -130,7 +130,10 @@ class TemplateMiner:
     def __init__(self, config: MinerConfig | None = None) -> None:
         self.config = config or MinerConfig()
         self._mask = re.compile("|".join(f"(?:{rule.pattern})" for rule in self.config.masking))
-        self._findall_ok = self._mask.groups == 0
+        # masking rules without groups of their own: one capturing group, so split() gives both the
+        # constant pieces and the variables in one pass
+        capturing = re.compile(f"({self._mask.pattern})")
+        self._split = capturing.split if capturing.groups == 1 else None
         self._clusters: dict[str, _Cluster] = {}
         self._by_length: dict[int, list[_Cluster]] = {}
         # masked line -> [cluster, cluster version when checked, the shape is exactly the template]
@@ -142,18 +145,24 @@ class TemplateMiner:
 
     def add(self, line: str) -> Parsed:
         """Mine one message (header stripped, or the raw line) and return its template."""
-        self._tick += 1
+        self._tick = tick = self._tick + 1
         line = line.strip()
-        masked = self._mask.sub(WILDCARD, line)
+        if self._split is not None:
+            # one regex pass: constant pieces at even indices, masked chunks at odd ones
+            parts = self._split(line)
+            masked = WILDCARD.join(parts[0::2])
+        else:
+            parts = None
+            masked = self._mask.sub(WILDCARD, line)
         entry = self._shapes.get(masked)
         if entry is not None:
             cluster = entry[0]
             if cluster.alive:
                 cluster.count += 1
-                cluster.last = self._tick
+                cluster.last = tick
                 if entry[1] == cluster.version:
-                    if entry[2] and self._findall_ok:
-                        return Parsed(cluster.id, cluster.template, tuple(self._mask.findall(line)), False)
+                    if entry[2] and parts is not None:
+                        return Parsed(cluster.id, cluster.template, tuple(parts[1::2]), False)
                     return Parsed(cluster.id, cluster.template, self._parameters(cluster, line), False)
                 entry[1], entry[2] = cluster.version, cluster.tokens == masked.split()
                 return Parsed(cluster.id, cluster.template, self._parameters(cluster, line), False)
@@ -243,7 +252,7 @@ class TemplateMiner:
                         differ = constants + 1
                         break
                     differ += 1
-            if constants - differ < 2 or differ > max(1, int(slack * constants + 1e-9)):
+            if constants - differ < 2 or differ > int(slack * constants + 1e-9):
                 continue
             key = (constants - differ, -differ)
             if best is None or key > best_key:
