@@ -53,7 +53,7 @@ SEPARATORS = r"._:/\\\-"
 #: The default masking rule: from the start of a chunk, or from after a separator, to the end of the
 #: chunk, when the piece before its first separator holds a digit.
 DIGIT_CHUNK = (rf"(?<![^{DELIMITERS}{SEPARATORS}])(?:[-+](?=\d))?"
-               rf"[^{DELIMITERS}{SEPARATORS}\d]*+\d[^{DELIMITERS}]*+")
+               rf"[^{DELIMITERS}{SEPARATORS}\d]*+\d[^{DELIMITERS}/\\]*+")
 
 
 #: An enum-like word: capitals and underscores, at least two characters.
