@@ -135,7 +135,11 @@ class TemplateMiner:
         capturing = re.compile(f"({self._mask.pattern})")
         self._split = capturing.split if capturing.groups == 1 else None
         self._clusters: dict[str, _Cluster] = {}
-        self._by_length: dict[int, list[_Cluster]] = {}
+        # (token count, first token) -> templates; a template's first token never changes (merges
+        # need it equal, or a wildcard in it that covers the new one)
+        self._by_head: dict[tuple[int, str], list[_Cluster]] = {}
+        # token count -> templates whose first token holds a wildcard (they may cover other first tokens)
+        self._wild_heads: dict[int, list[_Cluster]] = {}
         # masked line -> [cluster, cluster version when checked, the shape is exactly the template]
         self._shapes: dict[str, list[Any]] = {}
         self._token_res: dict[str, re.Pattern[str]] = {}
@@ -237,11 +241,14 @@ class TemplateMiner:
         slack = 1.0 - self.config.similarity
         keep_enums = self.config.keep_enums
         first = tokens[0]
-        for cluster in self._by_length.get(len(tokens), ()):
+        n = len(tokens)
+        candidates = self._by_head.get((n, first), [])
+        wild = self._wild_heads.get(n)
+        if wild:
+            candidates = candidates + [c for c in wild if c.tokens[0] != first and (
+                c.tokens[0] == WILDCARD or self._covers(c.tokens[0], first))]
+        for cluster in candidates:
             template = cluster.tokens
-            head = template[0]
-            if head != first and head != WILDCARD and not self._covers(head, first):
-                continue
             constants = differ = 0
             for t, s in zip(template, tokens, strict=True):
                 if t == WILDCARD:
@@ -268,10 +275,16 @@ class TemplateMiner:
             digest = hashlib.blake2b(f"{template}#{salt}".encode(), digest_size=6).hexdigest()
         cluster = _Cluster(digest, tokens, last=self._tick)
         self._clusters[digest] = cluster
-        self._by_length.setdefault(len(tokens), []).append(cluster)
+        self._index(cluster)
         if len(self._clusters) > self.config.max_templates:
             self._evict(exclude=cluster)
         return cluster
+
+    def _index(self, cluster: _Cluster) -> None:
+        n, head = len(cluster.tokens), cluster.tokens[0]
+        self._by_head.setdefault((n, head), []).append(cluster)
+        if WILDCARD in head:
+            self._wild_heads.setdefault(n, []).append(cluster)
 
     def _evict(self, exclude: _Cluster) -> None:
         """Drop the rarest, least recently seen tenth of the templates (at least one)."""
@@ -280,7 +293,9 @@ class TemplateMiner:
         for cluster in ranked[:n]:
             cluster.alive = False
             del self._clusters[cluster.id]
-            self._by_length[len(cluster.tokens)].remove(cluster)
+            self._by_head[(len(cluster.tokens), cluster.tokens[0])].remove(cluster)
+            if WILDCARD in cluster.tokens[0]:
+                self._wild_heads[len(cluster.tokens)].remove(cluster)
 
     def _forget_shapes(self) -> None:
         """Keep the newer half of the shape cache."""
@@ -290,13 +305,27 @@ class TemplateMiner:
     def _parameters(self, cluster: _Cluster, line: str) -> tuple[str, ...]:
         """The message's values at the template's wildcards (the masked chunks, if the message does not
         fit its template's pattern)."""
+        template = cluster.tokens
+        values = line.split()
+        if len(values) == len(template):
+            params: list[str] = []
+            for token, value in zip(template, values, strict=True):
+                if token == WILDCARD:
+                    params.append(value)
+                elif WILDCARD in token:
+                    match = self._token_re(token).match(value)
+                    if match is None:
+                        break
+                    params.extend(match.groups())
+            else:
+                return tuple(params)
         if cluster.regex is None or cluster.regex_version != cluster.version:
-            pieces = ["(.*?)".join(re.escape(p) for p in token.split(WILDCARD)) for token in cluster.tokens]
+            pieces = ["(.*?)".join(re.escape(p) for p in token.split(WILDCARD)) for token in template]
             cluster.regex = re.compile(r"\s*" + r"\s+".join(pieces) + r"\s*\Z", re.DOTALL)
             cluster.regex_version = cluster.version
-        match = cluster.regex.match(line)
-        if match is not None:
-            return match.groups()
+        whole = cluster.regex.match(line)
+        if whole is not None:
+            return whole.groups()
         return tuple(m.group() for m in self._mask.finditer(line))
 
     # -- what it knows ---------------------------------------------------------------------------------
@@ -330,5 +359,5 @@ class TemplateMiner:
         for cid, template, count, last in state.get("templates", ()):
             cluster = _Cluster(str(cid), str(template).split(" "), int(count), int(last))
             miner._clusters[cluster.id] = cluster
-            miner._by_length.setdefault(len(cluster.tokens), []).append(cluster)
+            miner._index(cluster)
         return miner
