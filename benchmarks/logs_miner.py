@@ -1,0 +1,124 @@
+"""The template miner's speed against drain3 (same lines, same process) and its peak memory on a long
+stream (10 M lines by default), replaying loghub messages with their numbers randomised.
+
+    nice .venv/bin/python benchmarks/logs_miner.py                       # 10 M lines for memory: minutes
+    nice .venv/bin/python benchmarks/logs_miner.py --lines 1000000 --speed-lines 100000
+
+Speed: ``--speed-lines`` synthetic messages are made first (not timed), then mined by our miner and by
+drain3 (similarity 0.4, depth 4, its example masking — as ``eval loghub``), each from scratch, best of
+``--repeat`` runs; the figure that matters is the ratio. Memory: a child process streams ``--lines``
+messages through the miner and reports its peak RSS (``resource.getrusage``) next to the RSS it had
+before mining (imports, the source lines) and to a run ten times shorter: bounded memory means the
+two peaks are close.
+
+Synthesis: each message is a loghub message (``Content`` of every ``<System>_2k.log`` under
+``--data``, headers parsed with the system's format) whose digit runs are replaced by random digits of
+the same length — new values, the same kinds of lines, as a long-running system produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from watchkeeper.eval import loghub
+from watchkeeper.logs.miner import TemplateMiner
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "logs" / "data" / "loghub"
+_DIGITS = re.compile(r"\d+")
+
+
+def source_lines(data: Path) -> list[str]:
+    root = data if loghub.systems_in(data) else FIXTURE
+    lines: list[str] = []
+    for system in loghub.systems_in(root):
+        lines.extend(loghub.load(root, system).contents)
+    return lines
+
+
+def synthesise(lines: list[str], count: int, seed: int = 1) -> Iterator[str]:
+    """``count`` messages: random source lines with their digit runs replaced by random digits."""
+    rng = random.Random(seed)
+    shapes = [_DIGITS.split(line) for line in lines]
+    lengths = [[len(m) for m in _DIGITS.findall(line)] for line in lines]
+    pool = {n: ["".join(rng.choice("0123456789") for _ in range(n)) for _ in range(997)]
+            for n in {n for ls in lengths for n in ls}}
+    pick, size = rng.randrange, len(lines)
+    for _ in range(count):
+        i = pick(size)
+        pieces, digits = shapes[i], lengths[i]
+        if not digits:
+            yield pieces[0]
+            continue
+        out = [pieces[0]]
+        for n, piece in zip(digits, pieces[1:], strict=True):
+            out.append(pool[n][pick(997)])
+            out.append(piece)
+        yield "".join(out)
+
+
+def rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def child(data: Path, count: int) -> None:
+    """Stream ``count`` messages through a miner; print 'before peak templates' (KiB, KiB, n)."""
+    lines = source_lines(data)
+    miner = TemplateMiner()
+    miner.add("warm up 1")
+    before = rss_kib()
+    add = miner.add
+    for line in synthesise(lines, count, seed=2):
+        add(line)
+    print(before, rss_kib(), len(miner.templates()))
+
+
+def measure_rss(data: Path, count: int) -> tuple[int, int, int]:
+    result = subprocess.run([sys.executable, __file__, "--data", str(data), "--child", str(count)],
+                            capture_output=True, text=True, check=True)
+    before, peak, templates = (int(v) for v in result.stdout.split())
+    return before, peak, templates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="loghub directory (<System>/<System>_2k.log)")
+    parser.add_argument("--lines", type=int, default=10_000_000, help="messages streamed for peak RSS")
+    parser.add_argument("--speed-lines", type=int, default=200_000, help="messages timed for lines/s")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each parser (best counts)")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.data, args.child)
+        return
+    lines = source_lines(args.data)
+    messages = list(synthesise(lines, args.speed_lines))
+    print(f"{len(lines):,} source messages; {len(messages):,} synthetic messages timed, best of {args.repeat}")
+    ours = min(loghub.run_miner(messages)[2] for _ in range(args.repeat))
+    theirs = min(loghub.run_drain3(messages)[2] for _ in range(args.repeat))
+    print(f"miner   {len(messages) / ours:>12,.0f} lines/s")
+    print(f"drain3  {len(messages) / theirs:>12,.0f} lines/s")
+    print(f"ratio   {theirs / ours:>12.1f} × drain3 (same lines, same process)")
+    short = max(1, args.lines // 10)
+    start = time.perf_counter()
+    b_short, p_short, t_short = measure_rss(args.data, short)
+    b_long, p_long, t_long = measure_rss(args.data, args.lines)
+    took = time.perf_counter() - start
+    print(f"peak RSS {short:>12,} lines: {p_short / 1024:7.1f} MiB (peak before mining {b_short / 1024:.1f} MiB, "
+          f"{t_short} templates)")
+    print(f"peak RSS {args.lines:>12,} lines: {p_long / 1024:7.1f} MiB (peak before mining {b_long / 1024:.1f} MiB, "
+          f"{t_long} templates)")
+    print(f"growth from {short:,} to {args.lines:,} lines: {(p_long - p_short) / 1024:.1f} MiB "
+          f"({p_long / p_short:.2f}× the shorter run's peak); memory runs took {took:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
