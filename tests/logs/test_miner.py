@@ -164,3 +164,10 @@ def test_any_text_is_mined_without_error(lines: list[str]) -> None:
         assert all(isinstance(p, str) for p in parsed.parameters)
     restored = TemplateMiner.from_state(json.loads(json.dumps(miner.state())))
     assert restored.templates() == miner.templates()
+
+
+def test_a_huge_line_costs_bounded_memory() -> None:
+    miner = TemplateMiner(MinerConfig(max_line_chars=100))
+    parsed = miner.add("x" * 1_000_000 + " 42")
+    assert len(parsed.template) <= 100
+    assert all(len(shape) <= 100 for shape in miner._shapes)

@@ -95,6 +95,8 @@ class MinerConfig(BaseModel):
         "Never turn an enum-like word (RUNNING, TASK_ABORT: capitals and underscores) into a variable"))
     max_tokens: int = Field(default=256, ge=2, le=100_000, description=(
         "Tokens kept per message; the rest fold into one trailing <*>"))
+    max_line_chars: int = Field(default=8192, ge=16, le=10_000_000, description=(
+        "Characters of a message read; the rest is ignored (a bound on the memory one line can take)"))
     max_shapes: int = Field(default=100_000, ge=1, le=100_000_000, description=(
         "Masked message shapes remembered for the fast path"))
 
@@ -144,12 +146,15 @@ class TemplateMiner:
         self._shapes: dict[str, list[Any]] = {}
         self._token_res: dict[str, re.Pattern[str]] = {}
         self._tick = 0
+        self._max_chars = self.config.max_line_chars
 
     # -- the hot path -------------------------------------------------------------------------------
 
     def add(self, line: str) -> Parsed:
         """Mine one message (header stripped, or the raw line) and return its template."""
         self._tick = tick = self._tick + 1
+        if len(line) > self._max_chars:
+            line = line[: self._max_chars]
         line = line.strip()
         if self._split is not None:
             # one regex pass: constant pieces at even indices, masked chunks at odd ones
