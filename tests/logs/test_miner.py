@@ -100,7 +100,6 @@ def test_state_of_another_kind_is_refused() -> None:
 def test_masking_is_configurable_from_yaml() -> None:
     config = MinerConfig.model_validate(yaml.safe_load("""
 masking:
-  - pattern: '\\d+'
   - pattern: 'session-[a-z]+'
 similarity: 0.9
 """))
@@ -111,10 +110,16 @@ similarity: 0.9
 
 
 def test_masking_rules_may_have_groups() -> None:
-    miner = TemplateMiner(MinerConfig(masking=({"pattern": r"(\d+)\.(\d+)"},)))  # type: ignore[arg-type]
+    miner = TemplateMiner(MinerConfig(masking=({"pattern": r"(\d+)\.(\d+)"},), mask_digits=False))  # type: ignore[arg-type]
     parsed = miner.add("version 1.2 loaded")
     assert parsed.template == "version <*> loaded"
     assert parsed.parameters == ("1.2",)
+
+
+def test_without_any_rule_only_words_vary() -> None:
+    miner = TemplateMiner(MinerConfig(mask_digits=False))
+    assert miner.add("job 17 done in 3 s").template == "job 17 done in 3 s"
+    assert miner.add("job 18 done in 3 s").template == "job <*> done in 3 s"
 
 
 @pytest.mark.parametrize("pattern", ["(unclosed", "x*"])

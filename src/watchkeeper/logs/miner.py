@@ -84,9 +84,10 @@ class MinerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    masking: tuple[MaskRule, ...] = Field(
-        default=(MaskRule(pattern=DIGIT_CHUNK),),
-        description="Rules applied before clustering; the default masks every chunk holding a digit")
+    masking: tuple[MaskRule, ...] = Field(default=(), description=(
+        "Your own rules, tried before the digit rule: every match becomes <*>"))
+    mask_digits: bool = Field(default=True, description=(
+        "The default rule: a chunk holding a digit is a variable (see DIGIT_CHUNK)"))
     similarity: float = Field(default=0.75, ge=0.0, le=1.0, description=(
         "Share of a template's constant tokens a new message must repeat, at the same positions, to join it"))
     max_templates: int = Field(default=10_000, ge=1, le=10_000_000, description=(
@@ -131,7 +132,11 @@ class TemplateMiner:
 
     def __init__(self, config: MinerConfig | None = None) -> None:
         self.config = config or MinerConfig()
-        self._mask = re.compile("|".join(f"(?:{rule.pattern})" for rule in self.config.masking))
+        patterns = [rule.pattern for rule in self.config.masking]
+        if self.config.mask_digits:
+            patterns.append(DIGIT_CHUNK)
+        # with no rule at all, a pattern that never matches
+        self._mask = re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
         # masking rules without groups of their own: one capturing group, so split() gives both the
         # constant pieces and the variables in one pass
         capturing = re.compile(f"({self._mask.pattern})")
