@@ -59,3 +59,13 @@ def test_eval_loghub_command() -> None:
 def test_eval_loghub_refuses_an_empty_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "loghub", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_leave_one_system_out_chooses_on_the_others() -> None:
+    data = loghub.load(DATA, "OpenSSH")
+    half = len(data.contents) // 2
+    first = loghub.Dataset("A", data.contents[:half], data.truth[:half])
+    second = loghub.Dataset("B", data.contents[half:], data.truth[half:])
+    held = loghub.leave_one_system_out([first, second], grid=(0.5, 0.75))
+    assert [h.system for h in held] == ["A", "B"]
+    assert all(h.similarity in (0.5, 0.75) and 0.0 <= h.ga <= 1.0 for h in held)

@@ -218,6 +218,30 @@ def evaluate(root: Path, systems: Iterable[str], corrected: bool = False,
     return results
 
 
+#: The miner's one free number that ``leave_one_system_out`` chooses on the other systems.
+SIMILARITY_GRID: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    system: str
+    similarity: float  # chosen on the other systems
+    ga: float          # on this system, with that choice
+
+
+def leave_one_system_out(datasets: Sequence[Dataset],
+                         grid: Sequence[float] = SIMILARITY_GRID) -> list[HeldOut]:
+    """For each system, the ``similarity`` with the best mean GA on the *other* systems, scored on it."""
+    table = {(d.system, sim): grouping(d.truth, run_miner(d.contents, MinerConfig(similarity=sim))[0])[0]
+             for d in datasets for sim in grid}
+    out = []
+    for d in datasets:
+        others = [o.system for o in datasets if o.system != d.system]
+        chosen = max(grid, key=lambda sim: (mean(table[(o, sim)] for o in others), -abs(sim - 0.75)))
+        out.append(HeldOut(d.system, chosen, table[(d.system, chosen)]))
+    return out
+
+
 def mean(values: Iterable[float]) -> float:
     values = list(values)
     return sum(values) / len(values) if values else float("nan")

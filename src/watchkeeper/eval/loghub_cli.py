@@ -38,6 +38,9 @@ def loghub(
     corrected: Annotated[bool, typer.Option(
         help="Score against the corrected ground truth (corrected_2k/<System>/…_structured_corrected.csv)")] = False,
     system: Annotated[list[str] | None, typer.Option(help="Only these systems")] = None,
+    loso: Annotated[bool, typer.Option(
+        help="Also leave one system out: choose the miner's similarity on the other systems, score the held-out one")]
+    = False,
 ) -> None:
     """Grouping accuracy (GA), parsing accuracy (PA), F1-GA and lines/s of our template miner and of drain3
     (similarity 0.4, depth 4, its example masking), in the same process; held-out systems first."""
@@ -66,6 +69,19 @@ def loghub(
         console.print(f"average GA over all {len(results)} systems: miner "
                       f"{scoring.mean(r.miner.ga for r in results):.3f}, drain3 "
                       f"{scoring.mean(r.drain3.ga for r in results):.3f}")
+    if loso:
+        if len(systems) < 2:
+            raise typer.BadParameter("--loso needs at least two systems")
+        held_out = scoring.leave_one_system_out([scoring.load(root, s, corrected) for s in systems])
+        table = Table(title=f"Leave one system out: similarity chosen on the others from {scoring.SIMILARITY_GRID}")
+        for column in ("held-out system", "similarity chosen", "GA"):
+            table.add_column(column, justify="left" if column == "held-out system" else "right")
+        for h in held_out:
+            table.add_row(h.system, f"{h.similarity:.2f}", f"{h.ga:.3f}")
+        table.add_row("average", "", f"{scoring.mean(h.ga for h in held_out):.3f}", style="bold")
+        console.print(table)
+        console.print("only the similarity is chosen here; the masking and merge rules were designed on "
+                      f"{', '.join(scoring.TUNED_ON)}")
     total_lines = sum(r.lines for r in results)
     ours = total_lines / sum(r.lines / r.miner.lines_per_s for r in results)
     theirs = total_lines / sum(r.lines / r.drain3.lines_per_s for r in results)
