@@ -58,7 +58,8 @@ def templates(
     output: Annotated[Path | None, typer.Option(
         "--out", help="Write one JSON object per input line: line (1-based), template_id, template")] = None,
     fmt: Annotated[str, typer.Option(
-        "--format", help="'raw' (the whole line is the message) or 'loghub:<System>' (strip that header)")] = "raw",
+        "--format", help="'raw' (the whole line is the message), 'syslog' (strip 'Mon DD hh:mm:ss host "
+                         "prog[pid]: ') or 'loghub:<System>' (strip that loghub system's header)")] = "raw",
     config: Annotated[Path | None, typer.Option(help="Miner configuration (YAML: masking, similarity …)")] = None,
     top: Annotated[int, typer.Option(min=0, help="Templates to list, most frequent first")] = 20,
 ) -> None:
