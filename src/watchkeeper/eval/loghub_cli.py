@@ -73,7 +73,8 @@ def loghub(
         if len(systems) < 2:
             raise typer.BadParameter("--loso needs at least two systems")
         held_out = scoring.leave_one_system_out([scoring.load(root, s, corrected) for s in systems])
-        table = Table(title=f"Leave one system out: similarity chosen on the others from {scoring.SIMILARITY_GRID}")
+        table = Table(title="Leave one system out: similarity chosen on the other systems",
+                      caption="grid: " + ", ".join(map(str, scoring.SIMILARITY_GRID)))
         for column in ("held-out system", "similarity chosen", "GA"):
             table.add_column(column, justify="left" if column == "held-out system" else "right")
         for h in held_out:
