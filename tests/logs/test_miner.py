@@ -42,6 +42,18 @@ def test_templates_and_parameters(lines: list[str], template: str, parameters: t
     assert (parsed.template, parsed.parameters) == (template, parameters)
 
 
+def test_a_host_name_first_is_a_variable_but_a_word_first_names_the_event() -> None:
+    miner = TemplateMiner()
+    parsed = miner.add_many([
+        "proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS",
+        "www.example.com:443 open through proxy proxy.example.org:5070 HTTPS",
+        "api.example.net:443 open through proxy proxy.example.org:5070 HTTPS",
+    ])
+    assert len({p.template_id for p in parsed}) == 1
+    assert parsed[-1].template == "<*> open through proxy proxy.example.org:<*> HTTPS"
+    assert parsed[-1].parameters == ("api.example.net:443", "5070")
+
+
 def test_a_list_of_ids_is_one_variable() -> None:
     miner = TemplateMiner()
     short = miner.add("ask 10.250.18.114:50010 to delete blk_-5140072410813878235")

@@ -60,6 +60,20 @@ DIGIT_CHUNK = (rf"(?<![^{DELIMITERS}{SEPARATORS}])(?:[-+](?=\d))?"
 _ENUM = re.compile(r"[A-Z][A-Z_]*[A-Z][.,:;!?]?\Z")
 
 
+#: A plain word (``Failed``, ``Starting``, ``BLOCK:``): as a first token it names the event.
+_WORD = re.compile(r"[A-Za-z][A-Za-z'_-]*[.,:;!?*]?\Z")
+
+
+#: A kind of id (``attempt_<*>``, ``blk_<*>``, ``core.<*>``): as a first token it names the event too.
+_KIND = re.compile(r"[A-Za-z]+[._:-]<\*>\Z")
+
+
+def _loose(token: str) -> bool:
+    """A first token that may be a variable: not ``<*>``, not a plain word, not a kind of id
+    (``www.example.com``, ``10.0.0.1:<*>`` and ``proxy.example.org:<*>`` are loose)."""
+    return token != WILDCARD and _WORD.match(token) is None and _KIND.match(token) is None
+
+
 class MaskRule(BaseModel):
     """One masking rule: every match of ``pattern`` (a Python regex) becomes ``<*>`` in the template."""
 
@@ -147,6 +161,9 @@ class TemplateMiner:
         self._by_head: dict[tuple[int, str], list[_Cluster]] = {}
         # token count -> templates whose first token holds a wildcard (they may cover other first tokens)
         self._wild_heads: dict[int, list[_Cluster]] = {}
+        # token count -> templates whose first token is not a plain word (a host name, a path): such a
+        # first token may be a variable, so these templates compete with each other
+        self._loose_heads: dict[int, list[_Cluster]] = {}
         # masked line -> [cluster, cluster version when checked, the shape is exactly the template]
         self._shapes: dict[str, list[Any]] = {}
         self._token_res: dict[str, re.Pattern[str]] = {}
@@ -217,6 +234,10 @@ class TemplateMiner:
             merged = [t if t == s or self._covers(t, s) else WILDCARD
                       for t, s in zip(cluster.tokens, tokens, strict=True)]
             if merged != cluster.tokens:
+                if merged[0] != cluster.tokens[0]:
+                    self._unindex(cluster)
+                    cluster.tokens = merged
+                    self._index(cluster)
                 cluster.tokens = merged
                 cluster.template = " ".join(merged)
                 cluster.version += 1
@@ -244,7 +265,7 @@ class TemplateMiner:
     def _best_match(self, tokens: list[str]) -> _Cluster | None:
         """The same-length template that differs from ``tokens`` in the fewest constant positions, if
         it differs in at most ``max(1, (1 - similarity) × constants)`` of them, keeps at least one
-        constant, agrees on the first token when that is a constant, and differs on no enum-like
+        constant, agrees on the first token when that is a plain word, and differs on no enum-like
         word (``RUNNING``, ``TASK_ABORT``) when ``keep_enums`` is set."""
         best: _Cluster | None = None
         best_key = (0, 0)
@@ -257,6 +278,9 @@ class TemplateMiner:
         if wild:
             candidates = candidates + [c for c in wild if c.tokens[0] != first and (
                 c.tokens[0] == WILDCARD or self._covers(c.tokens[0], first))]
+        loose = self._loose_heads.get(n)
+        if loose and _loose(first):
+            candidates = candidates + [c for c in loose if c.tokens[0] != first]
         for cluster in candidates:
             template = cluster.tokens
             constants = differ = 0
@@ -295,6 +319,16 @@ class TemplateMiner:
         self._by_head.setdefault((n, head), []).append(cluster)
         if WILDCARD in head:
             self._wild_heads.setdefault(n, []).append(cluster)
+        if _loose(head):
+            self._loose_heads.setdefault(n, []).append(cluster)
+
+    def _unindex(self, cluster: _Cluster) -> None:
+        n, head = len(cluster.tokens), cluster.tokens[0]
+        self._by_head[(n, head)].remove(cluster)
+        if WILDCARD in head:
+            self._wild_heads[n].remove(cluster)
+        if _loose(head):
+            self._loose_heads[n].remove(cluster)
 
     def _evict(self, exclude: _Cluster) -> None:
         """Drop the rarest, least recently seen tenth of the templates (at least one)."""
@@ -303,9 +337,7 @@ class TemplateMiner:
         for cluster in ranked[:n]:
             cluster.alive = False
             del self._clusters[cluster.id]
-            self._by_head[(len(cluster.tokens), cluster.tokens[0])].remove(cluster)
-            if WILDCARD in cluster.tokens[0]:
-                self._wild_heads[len(cluster.tokens)].remove(cluster)
+            self._unindex(cluster)
 
     def _forget_shapes(self) -> None:
         """Keep the newer half of the shape cache."""
