@@ -66,26 +66,35 @@ def synthesise(lines: list[str], count: int, seed: int = 1) -> Iterator[str]:
 
 
 def rss_kib() -> int:
+    """Peak RSS so far (KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def current_kib() -> int:
+    """RSS now (KiB; Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def child(data: Path, count: int) -> None:
-    """Stream ``count`` messages through a miner; print 'before peak templates' (KiB, KiB, n)."""
+    """Stream ``count`` messages through a miner; print 'rss-before rss-after peak templates' (KiB …)."""
     lines = source_lines(data)
     miner = TemplateMiner()
     miner.add("warm up 1")
-    before = rss_kib()
+    before = current_kib()
     add = miner.add
     for line in synthesise(lines, count, seed=2):
         add(line)
-    print(before, rss_kib(), len(miner.templates()))
+    print(before, current_kib(), rss_kib(), len(miner.templates()))
 
 
-def measure_rss(data: Path, count: int) -> tuple[int, int, int]:
+def measure_rss(data: Path, count: int) -> tuple[int, int, int, int]:
     result = subprocess.run([sys.executable, __file__, "--data", str(data), "--child", str(count)],
                             capture_output=True, text=True, check=True)
-    before, peak, templates = (int(v) for v in result.stdout.split())
-    return before, peak, templates
+    before, after, peak, templates = (int(v) for v in result.stdout.split())
+    return before, after, peak, templates
 
 
 def main() -> None:
@@ -109,15 +118,14 @@ def main() -> None:
     print(f"ratio   {theirs / ours:>12.1f} × drain3 (same lines, same process)")
     short = max(1, args.lines // 10)
     start = time.perf_counter()
-    b_short, p_short, t_short = measure_rss(args.data, short)
-    b_long, p_long, t_long = measure_rss(args.data, args.lines)
+    runs = [(n, *measure_rss(args.data, n)) for n in (short, args.lines)]
     took = time.perf_counter() - start
-    print(f"peak RSS {short:>12,} lines: {p_short / 1024:7.1f} MiB (peak before mining {b_short / 1024:.1f} MiB, "
-          f"{t_short} templates)")
-    print(f"peak RSS {args.lines:>12,} lines: {p_long / 1024:7.1f} MiB (peak before mining {b_long / 1024:.1f} MiB, "
-          f"{t_long} templates)")
-    print(f"growth from {short:,} to {args.lines:,} lines: {(p_long - p_short) / 1024:.1f} MiB "
-          f"({p_long / p_short:.2f}× the shorter run's peak); memory runs took {took:.0f} s")
+    for n, before, after, peak, templates in runs:
+        print(f"{n:>12,} lines: peak RSS {peak / 1024:6.1f} MiB; RSS before mining {before / 1024:.1f} MiB, "
+              f"after {after / 1024:.1f} MiB (+{(after - before) / 1024:.1f} MiB, {templates} templates)")
+    (_, _, after_short, peak_short, _), (_, _, after_long, peak_long, _) = runs
+    print(f"from {short:,} to {args.lines:,} lines: peak RSS {peak_long / peak_short:.2f}×, "
+          f"RSS after mining +{(after_long - after_short) / 1024:.1f} MiB; memory runs took {took:.0f} s")
 
 
 if __name__ == "__main__":
