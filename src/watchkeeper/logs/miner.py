@@ -33,6 +33,7 @@ most ``max_tokens`` tokens per template, at most ``max_shapes`` cached shapes.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -127,12 +128,16 @@ class Parsed:
 
 
 class _Cluster:
-    __slots__ = ("alive", "count", "id", "last", "regex", "regex_version", "template", "tokens", "version")
+    __slots__ = ("alive", "count", "id", "last", "loose", "regex", "regex_version", "template", "tokens", "version",
+                 "wild")
 
     def __init__(self, cid: str, tokens: list[str], count: int = 0, last: int = 0) -> None:
         self.id = cid
         self.tokens = tokens
         self.template = " ".join(tokens)
+        # tokens that are <*> and tokens holding one (a quick bound on how far a message differs)
+        self.wild = tokens.count(WILDCARD)
+        self.loose = sum(WILDCARD in t for t in tokens) - self.wild
         self.count = count
         self.last = last
         self.version = 0
@@ -240,6 +245,8 @@ class TemplateMiner:
                     self._index(cluster)
                 cluster.tokens = merged
                 cluster.template = " ".join(merged)
+                cluster.wild = merged.count(WILDCARD)
+                cluster.loose = sum(WILDCARD in t for t in merged) - cluster.wild
                 cluster.version += 1
                 new = True
         cluster.count += 1
@@ -283,6 +290,10 @@ class TemplateMiner:
             candidates = candidates + [c for c in loose if c.tokens[0] != first]
         for cluster in candidates:
             template = cluster.tokens
+            # a cheap lower bound first: positions that differ, less those a wildcard may explain
+            unequal = n - sum(map(operator.eq, template, tokens))
+            if unequal - cluster.wild - cluster.loose > int(slack * (n - cluster.wild) + 1e-9):
+                continue
             constants = differ = 0
             for t, s in zip(template, tokens, strict=True):
                 if t == WILDCARD:
