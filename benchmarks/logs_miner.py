@@ -6,11 +6,12 @@ stream (10 M lines by default), replaying loghub messages with their numbers ran
 
 Speed: ``--speed-lines`` synthetic messages are made first (not timed), then mined by our miner and by
 drain3 (similarity 0.4, depth 4, its example masking — as ``eval loghub``), each from scratch, best of
-``--repeat`` runs, interleaved; times are the process's CPU time (``eval loghub`` measures the same way),
-so a busy neighbour on a shared machine does not count; the figure that matters is the ratio. Memory: a child process streams ``--lines``
-messages through the miner and reports its peak RSS (``resource.getrusage``) next to the RSS it had
-before mining (imports, the source lines) and to a run ten times shorter: bounded memory means the
-two peaks are close.
+``--repeat`` runs, interleaved; times are the process's CPU time (``eval loghub`` measures the same
+way), so a busy neighbour on a shared machine does not count; the figure that matters is the ratio.
+
+Memory: a child process streams ``--lines`` messages through the miner and reports its peak RSS
+(``resource.getrusage``), its RSS before mining (imports, the source lines) and after, next to a run
+ten times shorter: bounded memory means the RSS after mining does not grow with the stream.
 
 Synthesis: each message is a loghub message (``Content`` of every ``<System>_2k.log`` under
 ``--data``, headers parsed with the system's format) whose digit runs are replaced by random digits of
