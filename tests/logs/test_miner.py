@@ -54,6 +54,16 @@ def test_a_host_name_first_is_a_variable_but_a_word_first_names_the_event() -> N
     assert parsed[-1].parameters == ("api.example.net:443", "5070")
 
 
+def test_a_written_out_date_is_one_variable() -> None:
+    miner = TemplateMiner()
+    first = miner.add("connection from 206.196.21.129 (host129.example.net) at Sat Jul  9 22:53:19 2005")
+    second = miner.add("connection from 10.0.0.1 (a.example.org) at Thu Jun 30 01:02:03 2005")
+    assert first.template_id == second.template_id
+    assert second.template == "connection from <*> (<*>) at <*>"
+    assert second.parameters == ("10.0.0.1", "a.example.org", "Thu Jun 30 01:02:03 2005")
+    assert TemplateMiner(MinerConfig(mask_dates=False)).add("at Sat Jul 9 22:53:19").template == "at Sat Jul <*>"
+
+
 def test_a_list_of_ids_is_one_variable() -> None:
     miner = TemplateMiner()
     short = miner.add("ask 10.250.18.114:50010 to delete blk_-5140072410813878235")

@@ -51,11 +51,19 @@ WILDCARD = "<*>"
 DELIMITERS = r"""\s=,;()\[\]{}"'<>"""
 #: Inside a chunk, these separate a constant word prefix from a variable (``core.2275``, ``blk_-42``).
 SEPARATORS = r"._:/\\\-"
-#: The default masking rule: from the start of a chunk, or from after a separator, to the end of the
-#: chunk, when the piece before its first separator holds a digit.
-DIGIT_CHUNK = (rf"(?<![^{DELIMITERS}{SEPARATORS}])(?:[-+](?=\d))?"
-               rf"[^{DELIMITERS}{SEPARATORS}\d]*+\d[^{DELIMITERS}/\\]*+")
-
+#: Where a variable may start: the start of a chunk, or just after a separator.
+_CHUNK_START = rf"(?<![^{DELIMITERS}{SEPARATORS}])"
+#: From there to the end of the chunk (stopping at ``/`` and ``\``), when the piece before its first
+#: separator holds a digit.
+_DIGIT_BODY = rf"(?:[-+](?=\d))?[^{DELIMITERS}{SEPARATORS}\d]*+\d[^{DELIMITERS}/\\]*+"
+#: A written-out date and time (``Sat Jul  9 22:53:19 2005``, ``Jul 9 22:53:19``), whatever the names.
+_DATE_BODY = (r"(?=[A-Z][a-z]{2}[\s,])(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?"
+              r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+              r"\s+\d{1,2},?\s+(?:\d{4}\s+)?\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s+\d{4}\b)?")
+#: The default masking rule: a chunk (or the part after a separator) that holds a digit is a variable.
+DIGIT_CHUNK = _CHUNK_START + _DIGIT_BODY
+#: The other default rule: a date and time stamp inside a message is one variable.
+DATE_STAMP = _CHUNK_START + _DATE_BODY
 
 #: An enum-like word: capitals and underscores, at least two characters.
 _ENUM = re.compile(r"[A-Z][A-Z_]*[A-Z][.,:;!?]?\Z")
@@ -103,6 +111,8 @@ class MinerConfig(BaseModel):
         "Your own rules, tried before the digit rule: every match becomes <*>"))
     mask_digits: bool = Field(default=True, description=(
         "The default rule: a chunk holding a digit is a variable (see DIGIT_CHUNK)"))
+    mask_dates: bool = Field(default=True, description=(
+        "Also a default: a written-out date and time (Sat Jul 9 22:53:19 2005) is one variable (see DATE_STAMP)"))
     similarity: float = Field(default=0.75, ge=0.0, le=1.0, description=(
         "Share of a template's constant tokens a new message must repeat, at the same positions, to join it"))
     max_templates: int = Field(default=10_000, ge=1, le=10_000_000, description=(
@@ -152,8 +162,10 @@ class TemplateMiner:
     def __init__(self, config: MinerConfig | None = None) -> None:
         self.config = config or MinerConfig()
         patterns = [rule.pattern for rule in self.config.masking]
-        if self.config.mask_digits:
-            patterns.append(DIGIT_CHUNK)
+        # the default rules share their (costly, tried at every position) start condition
+        bodies = ([_DATE_BODY] if self.config.mask_dates else []) + ([_DIGIT_BODY] if self.config.mask_digits else [])
+        if bodies:
+            patterns.append(_CHUNK_START + "(?:" + "|".join(bodies) + ")")
         # with no rule at all, a pattern that never matches
         self._mask = re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
         # masking rules without groups of their own: one capturing group, so split() gives both the
