@@ -3,21 +3,27 @@
 Each message becomes ``(template_id, template, parameters)``. The algorithm, in the order a line
 meets it:
 
-1. **Masking**: one pre-compiled regex (the configured rules joined by ``|``) replaces every
-   variable-looking chunk with ``<*>``. The default rule masks a chunk (a run of characters between
-   blanks and ``= , ; ( ) [ ] { } " '``) that holds a digit: ``uid=0`` → ``uid=<*>``,
-   ``[173.234.31.186]`` → ``[<*>]``, ``blk_-69522`` → ``<*>``.
+1. **Masking**: one pre-compiled regex (your rules, then the default ones, joined by ``|``) replaces
+   every variable with ``<*>``. By default a chunk (a run of characters between blanks and
+   ``= , ; ( ) [ ] { } " ' < >``) is a variable from its start, or from after a separator
+   (``. _ : / \ -``), when that piece holds a digit, up to the next ``/`` or ``\``: ``uid=0`` →
+   ``uid=<*>``, ``[173.234.31.186]`` → ``[<*>]``, ``core.2275`` → ``core.<*>``, ``blk_-6952`` →
+   ``blk_<*>``; a written-out date and time (``Sat Jul  9 22:53:19 2005``) is one variable. A run of
+   one masked token repeated (a list of ids) becomes one token.
 2. **Shape cache** (the hot path): the masked line is looked up in a dict of shapes already seen;
-   a hit names the template at once, and its parameters are the masked chunks (``findall``).
-3. **Clustering** (a new shape): among templates with the same number of tokens, the one sharing
-   the most constant tokens position by position wins if it shares at least ``similarity`` of
-   them; the positions that differ become ``<*>`` (a word variable such as a user name). Otherwise
-   the shape starts a new template.
+   a hit names the template at once, and its parameters are the masked chunks — one regex pass
+   (``split``) gives both.
+3. **Clustering** (a new shape): among templates with the same number of tokens and the same first
+   token (unless that token is not a plain word: a host name may be a variable), the one sharing the
+   most constant tokens wins if it differs on at most ``1 - similarity`` of its constants, keeps two,
+   and differs on no enum-like word (``RUNNING``); the positions that differ become ``<*>`` (a word
+   variable such as a user name). Otherwise the shape starts a new template.
 
 Ids are a digest of the template's first text and survive restarts (``state()``/``from_state``) and
 template generalisation; ``Parsed.new`` says the template was created or its text changed. Memory
 is bounded: at most ``max_templates`` templates (the rarest, least recently seen are evicted), at
-most ``max_tokens`` tokens per template, at most ``max_shapes`` cached shapes.
+most ``max_tokens`` tokens per template, at most ``max_shapes`` cached shapes, at most
+``max_line_chars`` characters read per message.
 
 >>> miner = TemplateMiner()
 >>> miner.add("Invalid user webmaster from 173.234.31.186").template
