@@ -1,4 +1,4 @@
-"""The log template miner: online, streaming, one configuration for every system.
+r"""The log template miner: online, streaming, one configuration for every system.
 
 Each message becomes ``(template_id, template, parameters)``. The algorithm, in the order a line
 meets it:
