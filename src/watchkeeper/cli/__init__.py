@@ -21,6 +21,7 @@ from watchkeeper.cli import (
     db,
     deadletter,
     incidents,
+    logs,
     rca,
     runbooks,
     silences,
@@ -66,6 +67,7 @@ app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
+app.add_typer(logs.app, name="logs")
 
 
 @app.callback()
