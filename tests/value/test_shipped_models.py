@@ -18,6 +18,7 @@ from watchkeeper.cli import app
 from watchkeeper.correlate.config import CorrelationConfig
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.detect.default import DEFAULT
+from watchkeeper.logs.miner import MINER_NAME, MINER_VERSION, MinerConfig
 from watchkeeper.model_registry import Registry
 from watchkeeper.service import Watchkeeper
 from watchkeeper.settings import Settings
@@ -27,6 +28,7 @@ from watchkeeper.value.drift import Scores
 from watchkeeper.value.shipped import (
     CORRELATION_SCORES,
     DETECTOR_SCORES,
+    MINER_SCORES,
     RCA_SCORES,
     correlation_identity,
     correlation_model,
@@ -36,18 +38,21 @@ from watchkeeper.value.shipped import (
 
 
 def test_the_shipped_versions_are_the_code_s() -> None:
-    detector, ranker, correlation = shipped_models()
+    detector, ranker, correlation, miner = shipped_models()
     assert (detector.name, detector.version) == (DEFAULT.name, DEFAULT.version)
     assert detector.params["threshold"] == DEFAULT.threshold and detector.params["window"] == 256
     assert ranker.name == rca.MODEL and ranker.version.startswith(f"{rca.MODEL}+cal.")
     assert set(ranker.params["calibration"]) >= {"intercept", "w_top", "w_margin"}
     assert (correlation.kind.value, correlation.name) == ("correlation", "default")
     assert correlation.version.startswith("cfg.") and correlation.params["window"] == 300.0
-    assert shipped_models() == [detector, ranker, correlation]  # the same versions every time
+    assert (miner.kind.value, miner.name, miner.version) == ("template_miner", MINER_NAME, MINER_VERSION)
+    assert miner.params["config"] == MinerConfig().model_dump(mode="json")
+    assert shipped_models() == [detector, ranker, correlation, miner]  # the same versions every time
 
 
 def test_each_shipped_model_has_held_out_and_in_sample_scores_from_its_data_file() -> None:
-    for model, path in zip(shipped_models(), (DETECTOR_SCORES, RCA_SCORES, CORRELATION_SCORES), strict=True):
+    for model, path in zip(shipped_models(), (DETECTOR_SCORES, RCA_SCORES, CORRELATION_SCORES, MINER_SCORES),
+                           strict=True):
         doc = json.loads(path.read_text())
         assert (doc["model"], doc["version"]) == (model.key, model.version), path
         assert model.scores.held_out == doc["held_out"] and model.scores.in_sample == doc["in_sample"]
@@ -108,13 +113,14 @@ def _registered(url: str) -> tuple[list[tuple[str, str, str, str]], list[str]]:
 
 def test_serve_registers_the_shipped_models_once(serve: Any) -> None:
     first = serve()
-    detector, ranker, correlation = shipped_models()
+    detector, ranker, correlation, miner = shipped_models()
     assert f"registered the shipped model detector:{DEFAULT.name} {DEFAULT.version}" in first.stderr
     rows, audited = _registered(serve.url)
     assert sorted(rows) == sorted([("detector", detector.name, detector.version, "serve"),
                                    ("rca", ranker.name, ranker.version, "serve"),
-                                   ("correlation", "default", correlation.version, "serve")])
-    assert len(audited) == 3
+                                   ("correlation", "default", correlation.version, "serve"),
+                                   ("template_miner", miner.name, miner.version, "serve")])
+    assert len(audited) == 4
     second = serve()
     assert "registered the shipped model" not in second.stderr
     assert _registered(serve.url) == (rows, audited)  # idempotent: nothing new, nothing audited again
@@ -132,11 +138,12 @@ def test_serve_registers_the_shipped_models_once(serve: Any) -> None:
 def test_a_version_registered_before_is_left_as_it_is(sqlite_url: str, make_service: Any) -> None:
     wk: Watchkeeper = make_service(sqlite_url)
     registry = Registry(wk.db, wk.clock)
-    detector, ranker, correlation = shipped_models()
+    detector, ranker, correlation, miner = shipped_models()
     by_hand = detector.model_copy(update={"scores": detector.scores.model_copy(update={"held_out": {"nab": 0.732}})})
     registry.register(by_hand, "token:alice")
     assert registry.register_shipped() == [f"rca:{ranker.name} {ranker.version}",
-                                           f"correlation:default {correlation.version}"]
+                                           f"correlation:default {correlation.version}",
+                                           f"template_miner:{miner.name} {miner.version}"]
     assert registry.ensure(shipped_models(), "serve") == []
     shown = registry.show("detector", detector.name, detector.version)
     assert shown["registered_by"] == "token:alice" and shown["scores"]["held_out"] == {"nab": 0.732}
@@ -146,12 +153,13 @@ def test_a_version_serve_registered_before_its_scores_shipped_gets_them_once(sql
                                                                              make_service: Any) -> None:
     wk: Watchkeeper = make_service(sqlite_url)
     registry = Registry(wk.db, wk.clock)
-    detector, ranker, correlation = shipped_models()
+    detector, ranker, correlation, miner = shipped_models()
     bare = detector.model_copy(update={"scores": Scores(), "params": {"threshold": DEFAULT.threshold}})
     registry.register(bare, "serve")  # what an older serve registered
     registry.register(ranker.model_copy(update={"scores": Scores()}), "token:alice")  # by hand: left alone
     assert registry.register_shipped() == [f"detector:{detector.name} {detector.version} (scores)",
-                                           f"correlation:default {correlation.version}"]
+                                           f"correlation:default {correlation.version}",
+                                           f"template_miner:{miner.name} {miner.version}"]
     assert registry.register_shipped() == []
     shown = registry.show("detector", detector.name, detector.version)
     assert shown["scores"]["held_out"] == detector.scores.held_out and "evaluation" in shown["params"]

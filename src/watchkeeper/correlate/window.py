@@ -13,6 +13,11 @@ from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, L
 from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, Topology, own_failure
 from watchkeeper.model import Alert, Incident, IncidentStatus
 
+#: The correlator's own version (what a configuration's parameters do not say): bumped when the join
+#: logic changes what the same configuration does, so the model registry names it apart.
+#: 2: a symptom service's own failure is a second origin; the onset lag is learned (LearnedSpread).
+CORRELATOR_VERSION = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Join:

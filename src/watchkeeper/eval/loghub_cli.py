@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +43,8 @@ def loghub(
     loso: Annotated[bool, typer.Option(
         help="Also leave one system out: choose the miner's similarity on the other systems, score the held-out one")]
     = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (per system: split, miner, drain3)")]
+    = False,
 ) -> None:
     """Grouping accuracy (GA), parsing accuracy (PA), F1-GA and lines/s of our template miner and of drain3
     (similarity 0.4, depth 4, its example masking), in the same process; held-out systems first."""
@@ -55,9 +59,14 @@ def loghub(
     if not systems:
         raise typer.BadParameter(f"no <System>/<System>_2k.log with its ground truth under {root}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=Console(stderr=True) if as_json else console, transient=True) as progress:
         task = progress.add_task("loghub", total=len(systems))
         results = scoring.evaluate(root, systems, corrected, progress=lambda _s: progress.advance(task))
+    if as_json:
+        typer.echo(json.dumps({"corrected": corrected, "tuned_on": list(scoring.TUNED_ON), "systems": [
+            {"system": r.system, "lines": r.lines, "split": "held-out" if r.held_out else "tuning",
+             "miner": asdict(r.miner), "drain3": asdict(r.drain3)} for r in results]}))
+        return
     truth = "corrected ground truth" if corrected else "loghub ground truth"
     held = [r for r in results if r.held_out]
     tuned = [r for r in results if not r.held_out]

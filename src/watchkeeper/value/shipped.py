@@ -10,11 +10,11 @@ data file next to the model (``detect/likelihood-v2.scores.json``, ``rca/scores.
 it ran on. A file whose model version is not the shipped one (the calibration was refitted, the
 default correlation changed) gives no scores: the figures belong to the version they measured.
 
-To ship another model version, append its builder to :data:`SHIPPED` (the template miner goes
-there, a function returning its :class:`ModelVersion`).
+To ship another model version, append its builder to :data:`SHIPPED` (a function returning its
+:class:`ModelVersion`), as the log template miner is.
 
->>> [(m.kind.value, m.name) for m in shipped_models()]
-[('detector', 'likelihood'), ('rca', 'baro-v1'), ('correlation', 'default')]
+>>> [m.kind.value for m in shipped_models()]
+['detector', 'rca', 'correlation', 'template_miner']
 >>> shipped_models()[0].params["threshold"] == DEFAULT.threshold
 True
 >>> shipped_models()[0].scores.held_out["nab_pooled"] > 0
@@ -34,6 +34,7 @@ from typing import Any
 
 from watchkeeper import rca
 from watchkeeper.correlate.pipeline_config import PipelineConfig
+from watchkeeper.correlate.window import CORRELATOR_VERSION
 from watchkeeper.detect.default import DEFAULT, make
 from watchkeeper.rca.calibration import CALIBRATION
 from watchkeeper.rca.scoring import Params
@@ -43,6 +44,7 @@ HERE = Path(__file__).resolve().parent.parent
 DETECTOR_SCORES = HERE / "detect" / "likelihood-v2.scores.json"
 RCA_SCORES = HERE / "rca" / "scores.json"
 CORRELATION_SCORES = HERE / "correlate" / "scores.json"
+MINER_SCORES = HERE / "logs" / "miner.scores.json"
 
 #: the registry name of the correlation configuration a user gets with no configuration file
 DEFAULT_CORRELATION = "default"
@@ -130,7 +132,7 @@ def correlation_params(config: PipelineConfig) -> dict[str, Any]:
     loading: strategies learn (a topology from alert labels) while they run."""
     described = describe(config)
     assert isinstance(described, dict)
-    return described
+    return {"correlator": CORRELATOR_VERSION, **described}
 
 
 def correlation_identity(config: PipelineConfig) -> tuple[str, str]:
@@ -160,9 +162,18 @@ def _correlation() -> ModelVersion:
     return correlation_model(PipelineConfig())
 
 
-#: The builders of the shipped model versions, in a fixed order. Append here to ship another one
-#: (the log template miner: a function returning its ModelVersion with its scores file).
-SHIPPED: list[Callable[[], ModelVersion]] = [_detector, _rca, _correlation]
+def _miner() -> ModelVersion:
+    """The log template miner with its default configuration (what ``serve``'s log inputs run)."""
+    from watchkeeper.logs.miner import MINER_NAME, MINER_VERSION, MinerConfig
+
+    scores, provenance = scores_file(MINER_SCORES, f"{ModelKind.TEMPLATE_MINER.value}:{MINER_NAME}", MINER_VERSION)
+    params: dict[str, Any] = {"config": MinerConfig().model_dump(mode="json")}
+    return ModelVersion(kind=ModelKind.TEMPLATE_MINER, name=MINER_NAME, version=MINER_VERSION,
+                        params={**params, "evaluation": provenance} if provenance else params, scores=scores)
+
+
+#: The builders of the shipped model versions, in a fixed order. Append here to ship another one.
+SHIPPED: list[Callable[[], ModelVersion]] = [_detector, _rca, _correlation, _miner]
 
 
 def shipped_models() -> list[ModelVersion]:
