@@ -31,9 +31,12 @@ class Pruned:
     before: datetime
     events: int = 0
     dead_letters: int = 0
+    #: Raw log lines (logs.retention: their window and size cap; docs/logs.md).
+    log_lines: int = 0
 
     def __str__(self) -> str:
-        return (f"deleted {self.events} events and {self.dead_letters} dead letters received before "
+        lines = f" and {self.log_lines} log lines" if self.log_lines else ""
+        return (f"deleted {self.events} events and {self.dead_letters} dead letters{lines} received before "
                 f"{self.before.isoformat(timespec='seconds')}")
 
 
@@ -65,9 +68,9 @@ class Pruner:
             except Exception as exc:  # the next turn tries again; serve goes on
                 _say(log.error, "retention prune failed", error=str(exc))
                 continue
-            if pruned.events or pruned.dead_letters:
+            if pruned.events or pruned.dead_letters or pruned.log_lines:
                 _say(log.info, "retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
-                     before=pruned.before.isoformat())
+                     log_lines=pruned.log_lines, before=pruned.before.isoformat())
 
 
 def _say(level: Callable[..., Any], event: str, **fields: Any) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -279,3 +280,75 @@ class LogAnomalies:
 
     def active(self) -> int:
         return len(self._active)
+
+
+@dataclass(frozen=True, slots=True)
+class LogAnomaly:
+    """One log anomaly found in stored per-minute counts (see :func:`anomalies_in`)."""
+
+    service: str
+    template_id: str
+    reason: str
+    minute: datetime
+    count: int
+    expected: float
+    z: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "template_id": self.template_id, "reason": self.reason,
+                "minute": self.minute.isoformat(), "count": self.count, "expected": round(self.expected, 3),
+                "z": round(self.z, 2)}
+
+
+def anomalies_in(rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime,
+                 config: AnomalyConfig | None = None) -> list[LogAnomaly]:
+    """The anomalies in ``[start, end)`` of per-minute count rows (``service``, ``template_id``,
+    ``minute``, ``count``, ``errors``, as the ``log_counts`` table holds them), judged as
+    :class:`LogAnomalies` judges them live; the rows before ``start`` train the baselines. A
+    template first seen inside the window with error lines is a ``new_template`` anomaly. Pure.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    >>> rows = [{"service": "cart", "template_id": "a", "minute": t0 + timedelta(minutes=m),
+    ...          "count": 40 if m != 50 else 300, "errors": 0} for m in range(60)]
+    >>> [(a.reason, a.minute.minute, a.count) for a in anomalies_in(rows, t0 + timedelta(minutes=45), t0 + timedelta(hours=1))]
+    [('rate_spike', 50, 300)]
+    """
+    cfg = config or AnomalyConfig()
+    alpha = 2.0 / (cfg.span_minutes + 1.0)
+    series: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    for row in rows:
+        key = (str(row["service"]), str(row["template_id"]))
+        series.setdefault(key, {})[minute_of(row["minute"])] = (int(row["count"]), int(row.get("errors", 0)))
+    lo, hi = minute_of(start), minute_of(end)
+    found: list[LogAnomaly] = []
+    errors_by_service: dict[str, dict[int, int]] = {}
+    for (service, tid), points in series.items():
+        first = min(points)
+        base = Baseline()
+        for m in range(first, hi):
+            x, errors = points.get(m, (0, 0))
+            if errors:
+                per = errors_by_service.setdefault(service, {})
+                per[m] = per.get(m, 0) + errors
+            at = datetime.fromtimestamp(m * 60, UTC)
+            if m >= lo:
+                if m == first and first > lo - 1 and errors and cfg.enabled:
+                    found.append(LogAnomaly(service, tid, Reason.NEW_TEMPLATE, at, x, 0.0, 0.0))
+                if base.n >= cfg.warmup_minutes and cfg.enabled:
+                    z = base.z(x)
+                    if z >= cfg.spike_z and x - base.mean >= cfg.min_spike:
+                        found.append(LogAnomaly(service, tid, Reason.SPIKE, at, x, base.mean, z))
+                    elif z <= -cfg.drop_z and base.mean >= cfg.min_drop_rate:
+                        found.append(LogAnomaly(service, tid, Reason.DROP, at, x, base.mean, z))
+            base.learn(float(x), alpha)
+    for service, per in errors_by_service.items():
+        base = Baseline()
+        for m in range(min(per), hi):
+            x = per.get(m, 0)
+            if m >= lo and cfg.enabled and x >= cfg.burst_errors and (base.n < cfg.warmup_minutes or
+                                                                       base.z(x) >= cfg.spike_z):
+                found.append(LogAnomaly(service, "", Reason.BURST, datetime.fromtimestamp(m * 60, UTC), x,
+                                        base.mean, base.z(x)))
+            base.learn(float(x), alpha)
+    return sorted(found, key=lambda a: (a.minute, a.service, a.reason, a.template_id))

@@ -226,6 +226,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server import value_api
 
     value_api.add_routes(app, service)  # the portfolio, gates and the gate guard
+    from watchkeeper.server import logs_api
+
+    logs_api.add_routes(app, service)  # OTLP logs in, templates and counts out, the log inputs (docs/logs.md)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS
