@@ -102,8 +102,13 @@ def _skip_sd(rest: str) -> str:
     i = 0
     while i < len(rest) and rest[i] == "[":
         i += 1
-        while i < len(rest) and rest[i] != "]":
-            i += 2 if rest[i] == "\\" else 1
+        quoted = False
+        while i < len(rest) and (quoted or rest[i] != "]"):
+            if rest[i] == "\\":
+                i += 1
+            elif rest[i] == '"':
+                quoted = not quoted
+            i += 1
         if i >= len(rest):
             raise BadFrame("RFC 5424 STRUCTURED-DATA is not closed")
         i += 1

@@ -104,17 +104,25 @@ class Tailer:
 
     def _find_rotated(self, start: Offset) -> tuple[BinaryIO, int, int] | None:
         """The file in the path's folder with ``start``'s inode (``app.log.1`` …), at its offset."""
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.path.parent):
+        found = None
+        with contextlib.suppress(OSError), os.scandir(self.path.parent) as entries:
+            for entry in entries:
                 if entry.name.startswith(self.path.name) and entry.inode() == start.inode:
-                    f = open(entry.path, "rb")  # noqa: SIM115 - kept open until read to its end
-                    f.seek(min(start.offset, os.fstat(f.fileno()).st_size))
-                    return f, start.inode, f.tell()
-        return None
+                    found = entry.path
+                    break
+        if found is None:
+            return None
+        try:
+            f = open(found, "rb")  # noqa: SIM115 - kept open until read to its end
+        except OSError:
+            return None
+        f.seek(min(start.offset, os.fstat(f.fileno()).st_size))
+        return f, start.inode, f.tell()
 
     def read(self) -> Read:
         """The new whole lines (decoded as UTF-8, bad bytes replaced) and the offset after them."""
         out = Read()
+        opened = self._file is not None or self._open()
         if self._old is not None:  # a rotated file found at start-up: its rest first
             f, inode, _ = self._old
             self._old = None
@@ -122,7 +130,7 @@ class Tailer:
             f.close()
             out.lines.extend(lines)
             out.rotated = True
-        if self._file is None and not self._open():
+        if not opened:
             return out
         assert self._file is not None
         try:
