@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -71,6 +72,17 @@ class InputStatus:
 
 
 class LogMetrics:
+    """The logs' counters on the app's registry (one set per registry, however many LogIngest)."""
+
+    _made: weakref.WeakKeyDictionary[Any, LogMetrics] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, registry: Any) -> LogMetrics:
+        found = cls._made.get(registry)
+        if found is None:
+            found = cls._made[registry] = cls(registry)
+        return found
+
     def __init__(self, registry: Any) -> None:
         self.lines = Counter("watchkeeper_log_lines", "Log lines stored, by input", ["input"], registry=registry)
         self.bad = Counter("watchkeeper_log_bad_frames", "Log frames refused (dead-lettered up to a rate), by input",
@@ -87,7 +99,7 @@ class LogIngest:
         self.config = config or service.settings.logs
         self.clock: Callable[[], datetime] = service.clock
         self.store = LogStore(service.db)
-        self.metrics = LogMetrics(service.metrics.registry) if service.metrics is not None else None
+        self.metrics = LogMetrics.of(service.metrics.registry) if service.metrics is not None else None
         self._pipeline: LogPipeline | None = None
         self._lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -166,7 +178,7 @@ class LogIngest:
         :data:`DEAD_LETTERS_PER_MINUTE` per input, of :data:`DEAD_LETTER_BYTES` each; ``always``: an
         HTTP body, whose sender got a 4xx and may ask about it)."""
         self._count(name, 0, 1)
-        minute = int(time.monotonic() // 60)
+        minute = int(self.clock().timestamp() // 60)
         seen_minute, seen = self._dead.get(name, (minute, 0))
         if seen_minute != minute:
             seen = 0
