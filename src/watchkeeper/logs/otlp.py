@@ -104,21 +104,38 @@ def _attrs_json(items: Iterable[Any]) -> dict[str, str]:
     return out
 
 
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise BadRequest(f"{where} must be an array of objects")
+    return value
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where} must be an object")
+    return value
+
+
 def decode_json(body: bytes, received: datetime, default_service: str, max_line: int = 65_536) -> Decoded:
     try:
         doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    try:
         out = Decoded()
-        for rl in doc.get("resourceLogs") or []:
-            resource = _attrs_json((rl.get("resource") or {}).get("attributes") or [])
+        if not isinstance(doc, dict):
+            raise BadRequest("the body must be an object")
+        for rl in _list(doc.get("resourceLogs", []), "resourceLogs"):
+            resource = _attrs_json(_list(_object(rl.get("resource", {}), "resource").get("attributes", []), "attributes"))
             service = resource.get("service.name") or default_service
-            for sl in rl.get("scopeLogs") or []:
-                for rec in sl.get("logRecords") or []:
+            for sl in _list(rl.get("scopeLogs", []), "scopeLogs"):
+                for rec in _list(sl.get("logRecords", []), "logRecords"):
                     text = _text(_any_json(rec.get("body")))
                     if len(text.encode()) > max_line:
                         out.rejected += 1
                         out.problem = f"a log body longer than {max_line} bytes"
                         continue
-                    attrs = _attrs_json(rec.get("attributes") or [])
+                    attrs = _attrs_json(_list(rec.get("attributes", []), "attributes"))
                     for key, name in (("traceId", "trace_id"), ("spanId", "span_id")):
                         if rec.get(key):
                             attrs[name] = str(rec[key]).lower()
@@ -128,9 +145,9 @@ def decode_json(body: bytes, received: datetime, default_service: str, max_line:
                                            text)
                     out.records.append(LogRecord(service, at, text, severity, "otlp", attrs))
         return out
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    except (AttributeError, TypeError, ValueError) as exc:
+    except BadRequest as exc:
+        raise BadRequest(f"not an OTLP ExportLogsServiceRequest in JSON: {exc}") from None
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"not an OTLP ExportLogsServiceRequest in JSON: {exc}") from None
 
 
