@@ -6,7 +6,6 @@ never times."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import socket
 import subprocess
@@ -102,8 +101,9 @@ def test_logger_over_udp_and_tcp_and_hostile_frames(tmp_path: Path) -> None:
 
 
 def test_the_opentelemetry_sdk_exports_logs_to_serve(tmp_path: Path) -> None:
+    from opentelemetry._logs import SeverityNumber
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
 
@@ -112,18 +112,14 @@ def test_the_opentelemetry_sdk_exports_logs_to_serve(tmp_path: Path) -> None:
         provider = LoggerProvider(resource=Resource.create({"service.name": "checkout"}))
         exporter = OTLPLogExporter(endpoint=f"{wk.url}/v1/logs", headers=wk.headers("ingest"), timeout=30)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
-        app_log = logging.getLogger("checkout-e2e")
-        app_log.propagate = False
-        app_log.setLevel(logging.INFO)
-        app_log.addHandler(handler)
+        app_log = provider.get_logger("checkout-e2e")
         try:
             for n in range(5):
-                app_log.info("order %d placed", n)
-            app_log.error("payment gateway refused card %s", "4111")
+                app_log.emit(body=f"order {n} placed", severity_number=SeverityNumber.INFO, severity_text="INFO")
+            app_log.emit(body="payment gateway refused card 4111", severity_number=SeverityNumber.ERROR,
+                         severity_text="ERROR", attributes={"card.brand": "visa"})
             assert provider.force_flush(30_000)
         finally:
-            app_log.removeHandler(handler)
             provider.shutdown()
         found = wait_until(lambda: templates(wk, client, "checkout") or None, what="the SDK's log records",
                            servers=servers)
