@@ -71,7 +71,7 @@ def test_a_followed_file_loses_and_doubles_nothing_across_rotation_and_restart(
     lines = sorted(r["line"] for r in second.store.lines("shop"))
     assert lines == ["l1", "l2", "l3", "l4", "l5", "l6"]
     [source] = [s for s in second.sources() if s.kind == "file"]
-    assert source.lines == 6 and source.offset is not None
+    assert source.lines == 6 and source.offset is not None and source.offset.inode == log.stat().st_ino
     for _spec, tailer, _ in second._tailers.values():
         tailer.close()
 

@@ -66,6 +66,9 @@ app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
+from watchkeeper.cli import logs_inputs  # noqa: E402
+
+app.add_typer(logs_inputs.app, name="log-sources")  # the log inputs (docs/logs.md)
 
 
 @app.callback()

@@ -374,20 +374,23 @@ class LogIngest:
         return anomalies_in(rows, start, end, self.config.anomalies)
 
     def sources(self) -> list[InputStatus]:
-        """The configured inputs with their counters and (files) stored offsets."""
+        """The configured inputs: raw lines kept (in the retention window), dead letters kept and
+        (files) the stored offset; ``lines``/``bad`` since this process started are in ``/metrics``."""
         cfg = self.config
         stored = self.store.offsets()
+        kept = self.store.kept_by_input()
+        dead = self.store.dead_letters_by_source()
         out: list[InputStatus] = []
         for spec in cfg.files:
             name = f"file:{spec.path}"
-            offset, lines, at = stored.get(name, (None, 0, None))
-            out.append(InputStatus(name, "file", spec.service, str(spec.path), lines, self.counts.get(name, [0, 0])[1],
+            offset, _lines, at = stored.get(name, (None, 0, None))
+            out.append(InputStatus(name, "file", spec.service, str(spec.path), kept.get(name, 0), dead.get(name, 0),
                                    offset, at))
         for transport, address in (("udp", cfg.syslog.udp), ("tcp", cfg.syslog.tcp)):
             if address:
                 name = f"syslog-{transport}"
-                got = self.counts.get(name, [0, 0])
-                out.append(InputStatus(name, "syslog", cfg.syslog.service or "(APP-NAME)", address, got[0], got[1]))
-        got = self.counts.get("otlp", [0, 0])
-        out.append(InputStatus("otlp", "otlp", "(service.name)", "POST /v1/logs", got[0], got[1]))
+                out.append(InputStatus(name, "syslog", cfg.syslog.service or "(APP-NAME)", address,
+                                       kept.get(name, 0), dead.get(name, 0)))
+        out.append(InputStatus("otlp", "otlp", "(service.name)", "POST /v1/logs", kept.get("otlp", 0),
+                               dead.get("otlp", 0)))
         return out

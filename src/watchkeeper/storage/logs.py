@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, select
 from watchkeeper.logs.pipeline import LogBatch
 from watchkeeper.logs.tail import Offset
 from watchkeeper.storage.db import Database, json_text
-from watchkeeper.storage.tables import log_counts, log_lines, log_offsets, log_state, log_templates
+from watchkeeper.storage.tables import dead_letters, log_counts, log_lines, log_offsets, log_state, log_templates
 from watchkeeper.storage.types import pg_stamp, sqlite_stamp
 
 _LINE_COLUMNS = "received_at, at, service, template_id, severity, input, line, size"
@@ -150,6 +150,17 @@ class LogStore:
             query = query.where(log_lines.c.at < end)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+
+    def kept_by_input(self) -> dict[str, int]:
+        """Raw lines kept (inside the retention window), per input."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(log_lines.c.input, func.count()).group_by(log_lines.c.input)).all()
+        return {str(name): int(n) for name, n in rows}
+
+    def dead_letters_by_source(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(dead_letters.c.source, func.count()).group_by(dead_letters.c.source)).all()
+        return {str(name): int(n) for name, n in rows}
 
     def size(self) -> tuple[int, int]:
         """(raw lines kept, their bytes)."""
