@@ -36,6 +36,8 @@ from watchkeeper.logs.config import AnomalyConfig
 from watchkeeper.model import Event, EventKind, Severity, Status
 
 SOURCE = "logs"
+_ERROR_RANK = Severity.ERROR.rank
+_WARNING_RANK = Severity.WARNING.rank
 MAD_TO_SIGMA = 1.4826
 SAMPLES = 5
 #: A minute is judged this long after it ends (lines still in flight).
@@ -121,36 +123,53 @@ class LogAnomalies:
         self._error_counts: dict[int, dict[str, int]] = {}
         self._first_seen: dict[str, datetime] = {}
         self._active: dict[str, _Active] = {}
+        #: (service, template) -> fingerprint of its new-template anomaly while active
+        self._new_active: dict[tuple[str, str], str] = {}
         self._closed = 0  # the last minute judged
         self.late = 0  # lines of a minute already judged
 
     # -- lines ----------------------------------------------------------------------------------
     def observe(self, service: str, template_id: str, template: str, severity: Severity, line: str,
-                received: datetime, *, new: bool = False) -> list[Event]:
-        minute = minute_of(received)
+                received: datetime, *, new: bool = False, minute: int | None = None) -> list[Event]:
+        """Count one line (``minute``: ``minute_of(received)``, when the caller knows it); the
+        new-template event when it is one."""
+        if minute is None:
+            minute = minute_of(received)
         key = (service, template_id)
         series = self._series.get(key)
         if series is None:
             if len(self._series) >= self.config.max_series:
                 self._evict()
             series = self._series[key] = _Series(service, template_id, template, last_minute=minute)
-        series.template = template
+        elif series.template is not template:
+            series.template = template
         series.samples.append(line)
         series.last_minute = minute
+        error = severity.rank >= _ERROR_RANK
         if minute <= self._closed:
             self.late += 1
         else:
-            counts = self._counts.setdefault(minute, {})
+            counts = self._counts.get(minute)
+            if counts is None:
+                counts = self._counts[minute] = {}
             counts[key] = counts.get(key, 0) + 1
-            if severity.rank >= Severity.ERROR.rank:
+            if error:
                 errors = self._error_counts.setdefault(minute, {})
                 errors[service] = errors.get(service, 0) + 1
-        if severity.rank >= Severity.ERROR.rank:
-            self._error_samples.setdefault(service, deque(maxlen=SAMPLES)).append(line)
-        first = self._first_seen.setdefault(service, received)
-        if not (new and self.config.enabled and severity.rank >= Severity.WARNING.rank):
-            if (active := self._active.get(fingerprint(Reason.NEW_TEMPLATE, service, template_id))) is not None:
+        if error:
+            samples = self._error_samples.get(service)
+            if samples is None:
+                samples = self._error_samples[service] = deque(maxlen=SAMPLES)
+            samples.append(line)
+        first = self._first_seen.get(service)
+        if first is None:
+            first = self._first_seen[service] = received
+        if not new:
+            fp = self._new_active.get(key)
+            if fp is not None and (active := self._active.get(fp)) is not None:
                 active.last_anomalous = minute
+            return []
+        if not self.config.enabled or severity.rank < _WARNING_RANK:
             return []
         if received - first < timedelta(minutes=self.config.learn_minutes):
             return []
@@ -162,6 +181,7 @@ class LogAnomalies:
                             f"{service}: a new {severity.value} log template: {template[:200]}", received,
                             {"count": 1, "samples": [line]})
         self._active[fp] = _Active(event, minute)
+        self._new_active[key] = fp
         return [event]
 
     def _evict(self) -> None:
@@ -239,6 +259,8 @@ class LogAnomalies:
                 active.last_anomalous = minute
             elif minute - active.last_anomalous >= cfg.quiet_minutes:
                 del self._active[fp]
+                if active.event.name == NAMES[Reason.NEW_TEMPLATE]:
+                    self._new_active.pop((active.event.service, active.event.labels.get("template_id", "")), None)
                 e = active.event
                 found.append(Event(e.source, e.kind, e.fingerprint, Status.RESOLVED, e.severity, e.name, e.service,
                                    e.resource, e.labels, e.summary, e.starts_at, at, at, e.raw))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from watchkeeper.logs.anomaly import LogAnomalies
+from watchkeeper.logs.anomaly import LogAnomalies, minute_of
 from watchkeeper.logs.config import LogsConfig
 from watchkeeper.logs.miner import MINER_NAME, MINER_VERSION, MinerConfig, TemplateMiner
 from watchkeeper.logs.record import LogRecord
@@ -106,6 +106,8 @@ class LogPipeline:
         observe = self.anomalies.observe
         error_rank = Severity.ERROR.rank
         miners: dict[str, TemplateMiner] = {}
+        minute = minute_of(received)
+        known = self.known
         for rec in records:
             service = rec.service
             miner = miners.get(service)
@@ -134,11 +136,14 @@ class LogPipeline:
             severity = rec.severity
             if severity.rank >= error_rank:
                 count[1] += 1
-            new = key not in self.known
+            new = key not in known
             if new:
-                self.known.add(key)
-            lines.append((received, at, service, tid, severity._value_, rec.input, rec.body, len(rec.body)))
-            events.extend(observe(service, tid, parsed.template, severity, rec.body, received, new=new))
+                known.add(key)
+            body = rec.body
+            lines.append((received, at, service, tid, severity._value_, rec.input, body, len(body)))
+            found = observe(service, tid, parsed.template, severity, body, received, new=new, minute=minute)
+            if found:
+                events.extend(found)
         return batch, events
 
     def tick(self, now: datetime) -> list[Event]:
