@@ -81,7 +81,6 @@ def main() -> None:
     args = parser.parse_args()
     data = lines(args.lines)
     batches = [data[i:i + args.batch] for i in range(0, len(data), args.batch)]
-    now = datetime.now(UTC)
     print(f"{args.lines:,} lines in batches of {args.batch:,}; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (shared machine: compare ratios, not rates)")
     with tempfile.TemporaryDirectory(prefix="wk-logs-bench-") as tmp:

@@ -333,7 +333,8 @@ def anomalies_in(rows: Iterable[Mapping[str, Any]], start: datetime, end: dateti
     >>> t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     >>> rows = [{"service": "cart", "template_id": "a", "minute": t0 + timedelta(minutes=m),
     ...          "count": 40 if m != 50 else 300, "errors": 0} for m in range(60)]
-    >>> [(a.reason, a.minute.minute, a.count) for a in anomalies_in(rows, t0 + timedelta(minutes=45), t0 + timedelta(hours=1))]
+    >>> found = anomalies_in(rows, t0 + timedelta(minutes=45), t0 + timedelta(hours=1))
+    >>> [(a.reason, a.minute.minute, a.count) for a in found]
     [('rate_spike', 50, 300)]
     """
     cfg = config or AnomalyConfig()

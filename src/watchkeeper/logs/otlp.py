@@ -126,7 +126,8 @@ def decode_json(body: bytes, received: datetime, default_service: str, max_line:
         if not isinstance(doc, dict):
             raise BadRequest("the body must be an object")
         for rl in _list(doc.get("resourceLogs", []), "resourceLogs"):
-            resource = _attrs_json(_list(_object(rl.get("resource", {}), "resource").get("attributes", []), "attributes"))
+            resource_doc = _object(rl.get("resource", {}), "resource")
+            resource = _attrs_json(_list(resource_doc.get("attributes", []), "attributes"))
             service = resource.get("service.name") or default_service
             for sl in _list(rl.get("scopeLogs", []), "scopeLogs"):
                 for rec in _list(sl.get("logRecords", []), "logRecords"):

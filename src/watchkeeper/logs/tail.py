@@ -124,7 +124,7 @@ class Tailer:
         out = Read()
         opened = self._file is not None or self._open()
         if self._old is not None:  # a rotated file found at start-up: its rest first
-            f, inode, _ = self._old
+            f = self._old[0]
             self._old = None
             lines, _end = self._lines(f, f.tell(), out, final=True)
             f.close()

@@ -21,6 +21,7 @@ from watchkeeper.service import Watchkeeper
 from watchkeeper.service.logs import LogIngest
 from watchkeeper.sources.limits import UtcTime
 
+
 def add_routes(app: FastAPI, service: Watchkeeper, *, inputs: bool = True) -> LogIngest:
     """The routes, and (``inputs``) the listeners and followers of ``settings.logs`` in the app's
     lifespan, after the database is upgraded."""

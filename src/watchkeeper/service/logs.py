@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from prometheus_client import Counter
@@ -74,7 +74,7 @@ class InputStatus:
 class LogMetrics:
     """The logs' counters on the app's registry (one set per registry, however many LogIngest)."""
 
-    _made: weakref.WeakKeyDictionary[Any, LogMetrics] = weakref.WeakKeyDictionary()
+    _made: ClassVar[weakref.WeakKeyDictionary[Any, LogMetrics]] = weakref.WeakKeyDictionary()
 
     @classmethod
     def of(cls, registry: Any) -> LogMetrics:

@@ -17,7 +17,7 @@ from watchkeeper.storage.tables import dead_letters, log_counts, log_lines, log_
 from watchkeeper.storage.types import pg_stamp, sqlite_stamp
 
 _LINE_COLUMNS = "received_at, at, service, template_id, severity, input, line, size"
-_SQLITE_LINES = f"INSERT INTO log_lines ({_LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SQLITE_LINES = f"INSERT INTO log_lines ({_LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 _PG_COPY = f"COPY log_lines ({_LINE_COLUMNS}) FROM STDIN"
 _TEMPLATES = ("INSERT INTO log_templates (service, template_id, template, first_seen, last_seen, count) "
               "VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (service, template_id) DO UPDATE SET "
