@@ -1,4 +1,4 @@
-"""``watchkeeper log-sources``: the configured inputs with their stored offsets and kept lines."""
+"""``watchkeeper logs sources``: the configured inputs with their stored offsets and kept lines."""
 
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ def test_sources_show_files_listeners_and_offsets(tmp_path: Path) -> None:
         tailer.close()
     wk.close()
     env = {"WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_CONFIG": str(config)}
-    result = CliRunner().invoke(app, ["log-sources", "--json"], env=env, catch_exceptions=False)
+    result = CliRunner().invoke(app, ["logs", "sources", "--json"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = {r["input"]: r for r in map(orjson.loads, result.output.splitlines())}
     assert rows[f"file:{log}"]["lines_kept"] == 2 and rows[f"file:{log}"]["offset"] == 8
     assert rows[f"file:{log}"]["inode"] == log.stat().st_ino
     assert rows["syslog-udp"]["address"] == "127.0.0.1:5514" and "otlp" in rows
-    table = CliRunner().invoke(app, ["log-sources"], env={**env, "COLUMNS": "160"})
+    table = CliRunner().invoke(app, ["logs", "sources"], env={**env, "COLUMNS": "160"})
     assert table.exit_code == 0 and "shop" in table.output

@@ -1,4 +1,5 @@
-"""``watchkeeper log-sources``: the configured log inputs, their stored offsets and what they kept."""
+"""``watchkeeper logs sources``: the configured log inputs, their stored offsets and what they kept
+(a command added to the ``logs`` group of :mod:`watchkeeper.cli.logs`)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,15 @@ from typing import Annotated
 import typer
 
 from watchkeeper.cli.common import dumps, local_only, make_table, out, service, stamp
+from watchkeeper.cli.logs import app
 
-app = typer.Typer(help="Log inputs: files, syslog listeners, OTLP (docs/logs.md).", invoke_without_command=True)
 
-
-@app.callback()
-def log_sources(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@app.command("sources")
+def log_sources(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each configured log input (settings 'logs:'): its service, address or file, the raw lines it
     has kept in the retention window, its dead letters and, for a file, the stored inode and offset
     where serve resumes."""
-    if ctx.invoked_subcommand is not None:
-        return
-    local_only("log-sources")
+    local_only("logs sources")
     from watchkeeper.service.logs import LogIngest
 
     with service() as wk:

@@ -34,7 +34,7 @@ from watchkeeper.logs.formats import LOGHUB_FORMATS, HeaderFormat
 from watchkeeper.logs.miner import MinerConfig, TemplateMiner
 
 #: The systems the miner's configuration was tuned on; every other system is held out.
-TUNED_ON: tuple[str, ...] = ("BGL", "HDFS", "Hadoop", "OpenSSH")
+TUNED_ON: tuple[str, ...] = ("BGL", "HDFS", "Hadoop", "OpenSSH", "Windows")
 
 #: drain3's usual benchmark settings: similarity 0.4, depth 4, and the masking of drain3's example config.
 DRAIN3_SIM_TH = 0.4
@@ -163,9 +163,9 @@ def run_miner(contents: Sequence[str], config: MinerConfig | None = None) -> tup
     """Our miner; returns group ids, final templates and the seconds spent mining."""
     miner = TemplateMiner(config)
     add = miner.add
-    start = time.perf_counter()
+    start = time.process_time()
     ids = [add(line).template_id for line in contents]
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     final = {cid: template for cid, template, _ in miner.templates()}
     return ids, [final.get(i, "") for i in ids], elapsed
 
@@ -183,32 +183,63 @@ def run_drain3(contents: Sequence[str]) -> tuple[list[str], list[str], float]:
     config.profiling_enabled = False
     miner = Drain3Miner(config=config)
     add = miner.add_log_message
-    start = time.perf_counter()
+    start = time.process_time()
     ids = [str(add(line)["cluster_id"]) for line in contents]
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     final = {str(c.cluster_id): c.get_template() for c in miner.drain.clusters}
     return ids, [final.get(i, "") for i in ids], elapsed
 
 
-def score(data: Dataset, parser: Parser) -> Score:
+#: Each parser runs this many times on each file, from scratch; lines/s is from the fastest run. Time is
+#: the process's CPU time (``time.process_time``): on a shared machine wall time measures the neighbours.
+REPEATS = 3
+
+
+def score(data: Dataset, parser: Parser, repeats: int = REPEATS) -> Score:
     ids, templates, elapsed = parser(data.contents)
+    for _ in range(repeats - 1):
+        elapsed = min(elapsed, parser(data.contents)[2])
     ga, fga, groups, truth_groups = grouping(data.truth, ids)
     pa = parsing_accuracy(data.truth, templates)
     return Score(ga, pa, fga, groups, truth_groups, len(data.contents) / elapsed if elapsed > 0 else float("inf"))
 
 
 def evaluate(root: Path, systems: Iterable[str], corrected: bool = False,
-             config: MinerConfig | None = None,
-             progress: Callable[[str], None] | None = None) -> list[SystemResult]:
+             config: MinerConfig | None = None, progress: Callable[[str], None] | None = None,
+             repeats: int = REPEATS) -> list[SystemResult]:
     results = []
     for system in systems:
         data = load(root, system, corrected)
         mine: Parser = lambda contents: run_miner(contents, config)  # noqa: E731
         results.append(SystemResult(system, len(data.contents), system not in TUNED_ON,
-                                    score(data, mine), score(data, run_drain3)))
+                                    score(data, mine, repeats), score(data, run_drain3, repeats)))
         if progress is not None:
             progress(system)
     return results
+
+
+#: The miner's one free number that ``leave_one_system_out`` chooses on the other systems.
+SIMILARITY_GRID: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    system: str
+    similarity: float  # chosen on the other systems
+    ga: float          # on this system, with that choice
+
+
+def leave_one_system_out(datasets: Sequence[Dataset],
+                         grid: Sequence[float] = SIMILARITY_GRID) -> list[HeldOut]:
+    """For each system, the ``similarity`` with the best mean GA on the *other* systems, scored on it."""
+    table = {(d.system, sim): grouping(d.truth, run_miner(d.contents, MinerConfig(similarity=sim))[0])[0]
+             for d in datasets for sim in grid}
+    out = []
+    for d in datasets:
+        others = [o.system for o in datasets if o.system != d.system]
+        chosen = max(grid, key=lambda sim: (mean(table[(o, sim)] for o in others), -abs(sim - 0.75)))
+        out.append(HeldOut(d.system, chosen, table[(d.system, chosen)]))
+    return out
 
 
 def mean(values: Iterable[float]) -> float:

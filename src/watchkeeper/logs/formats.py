@@ -9,6 +9,8 @@ matches any run of blanks, and ``Content`` is the message the template miner rea
 'Invalid user webmaster from 173.234.31.186'
 >>> HeaderFormat.raw().content("  anything at all ")
 'anything at all'
+>>> HeaderFormat.parse("syslog").content("Mar  3 10:00:01 web1 CRON[4242]: (root) CMD (run-parts /etc/cron.hourly)")
+'(root) CMD (run-parts /etc/cron.hourly)'
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ LOGHUB_FORMATS: Mapping[str, str] = {
     "OpenStack": r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
     "Mac": r"<Month>  <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>",
 }
+
+
+#: A classic syslog file line (RFC 3164 as written by rsyslog/syslog-ng to /var/log/*).
+SYSLOG_FORMAT = r"<Month> <Date> <Time> <Host> <Component>(\[<PID>\])?: <Content>"
 
 
 def _compile(log_format: str) -> re.Pattern[str]:
@@ -73,13 +79,15 @@ class HeaderFormat:
 
     @classmethod
     def parse(cls, spec: str) -> HeaderFormat:
-        """``raw`` or ``loghub:<System>``."""
+        """``raw``, ``syslog`` or ``loghub:<System>``."""
         if spec == "raw":
             return cls.raw()
+        if spec == "syslog":
+            return cls("syslog", _compile(SYSLOG_FORMAT))
         kind, _, system = spec.partition(":")
         if kind == "loghub" and system:
             return cls.loghub(system)
-        raise ValueError(f"unknown format {spec!r}: use 'raw' or 'loghub:<System>' (e.g. loghub:HDFS)")
+        raise ValueError(f"unknown format {spec!r}: use 'raw', 'syslog' or 'loghub:<System>' (e.g. loghub:HDFS)")
 
     def content(self, line: str) -> str:
         line = line.strip()
