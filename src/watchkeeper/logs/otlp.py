@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -220,7 +220,7 @@ def response(media: str, rejected: int, problem: str) -> bytes:
         if rejected:
             answer.partial_success.rejected_log_records = rejected
             answer.partial_success.error_message = problem
-        return answer.SerializeToString()
+        return bytes(answer.SerializeToString())
     doc: dict[str, Any] = {}
     if rejected:
         doc["partialSuccess"] = {"rejectedLogRecords": str(rejected), "errorMessage": problem}
