@@ -44,11 +44,12 @@ class Pruner:
     """Calls ``prune`` after ``delay`` seconds, then every ``interval`` seconds, until stopped.
     A failed prune is logged and tried again at the next turn."""
 
-    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0) -> None:
+    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0,
+                 name: str = "watchkeeper-retention") -> None:
         self.prune = prune
         self.interval, self.delay = interval, delay
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchkeeper-retention", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Pruner:
         self._thread.start()

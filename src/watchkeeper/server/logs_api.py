@@ -36,7 +36,8 @@ def add_routes(app: FastAPI, service: Watchkeeper, *, inputs: bool = True) -> Lo
             if inputs:
                 await run_in_threadpool(logs.start)
                 keep = logs.config.retention
-                pruner = Pruner(logs.prune, interval=keep.interval_seconds, delay=keep.interval_seconds).start()
+                pruner = Pruner(logs.prune, interval=keep.interval_seconds, delay=keep.interval_seconds,
+                                name="watchkeeper-retention-logs").start()
             try:
                 yield state
             finally:
