@@ -35,26 +35,30 @@ class Pruned:
     #: (older than ``red_days``): their own windows, not ``before``.
     spans: int = 0
     red_rows: int = 0
+    #: Raw log lines (logs.retention: their window and size cap; docs/logs.md).
+    log_lines: int = 0
 
     def __str__(self) -> str:
+        lines = f" and {self.log_lines} log lines" if self.log_lines else ""
         traces = f"; {self.spans} spans and {self.red_rows} RED rows" if self.spans or self.red_rows else ""
-        return (f"deleted {self.events} events and {self.dead_letters} dead letters received before "
+        return (f"deleted {self.events} events and {self.dead_letters} dead letters{lines} received before "
                 f"{self.before.isoformat(timespec='seconds')}{traces}")
 
     @property
     def anything(self) -> bool:
-        return bool(self.events or self.dead_letters or self.spans or self.red_rows)
+        return bool(self.events or self.dead_letters or self.spans or self.red_rows or self.log_lines)
 
 
 class Pruner:
     """Calls ``prune`` after ``delay`` seconds, then every ``interval`` seconds, until stopped.
     A failed prune is logged and tried again at the next turn."""
 
-    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0) -> None:
+    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0,
+                 name: str = "watchkeeper-retention") -> None:
         self.prune = prune
         self.interval, self.delay = interval, delay
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchkeeper-retention", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Pruner:
         self._thread.start()
@@ -76,7 +80,8 @@ class Pruner:
                 continue
             if pruned.anything:
                 _say(log.info, "retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
-                     spans=pruned.spans, red_rows=pruned.red_rows, before=pruned.before.isoformat())
+                     spans=pruned.spans, red_rows=pruned.red_rows, log_lines=pruned.log_lines,
+                     before=pruned.before.isoformat())
 
 
 def _say(level: Callable[..., Any], event: str, **fields: Any) -> None:

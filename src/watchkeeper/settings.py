@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchkeeper.errors import ConfigError
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.routing import Route
+from watchkeeper.logs.config import LogsConfig
 from watchkeeper.traces.config import TracesConfig
 from watchkeeper.value.priority import Weights
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
@@ -127,6 +128,8 @@ class Settings(BaseSettings):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the web console (YAML only)")
     traces: TracesConfig = Field(default_factory=TracesConfig, description="OTLP traces in: RED steps, retention, "
                                  "trace anomalies (YAML only; docs/traces.md)")
+    logs: LogsConfig = Field(default_factory=LogsConfig, description="log inputs (files, syslog, OTLP), log "
+                             "anomalies and raw-line retention (YAML only; docs/logs.md)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"
@@ -200,4 +203,9 @@ def _relative_to(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
         inner = out.get(section)
         if isinstance(inner, dict) and isinstance(inner.get(key), str) and not Path(inner[key]).is_absolute():
             out[section] = {**inner, key: str(base / inner[key])}
+    logs = out.get("logs")
+    if isinstance(logs, dict) and isinstance(logs.get("files"), list):  # files: relative to the config file
+        files = [{**f, "path": str(base / f["path"])} if isinstance(f, dict) and isinstance(f.get("path"), str)
+                 and not Path(f["path"]).is_absolute() else f for f in logs["files"]]
+        out["logs"] = {**logs, "files": files}
     return out

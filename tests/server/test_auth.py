@@ -82,6 +82,9 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/traces"): "ingest",
     ("GET", "/api/v1/traces/red"): "viewer",
     ("GET", "/api/v1/traces/{trace_id}"): "viewer",
+    ("POST", "/v1/logs"): "ingest",
+    ("GET", "/api/v1/logs/templates"): "viewer",
+    ("GET", "/api/v1/logs/counts"): "viewer",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

@@ -68,6 +68,7 @@ app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
 app.add_typer(logs.app, name="logs")
+from watchkeeper.cli import logs_inputs  # noqa: E402,F401 - adds 'logs sources' to the logs group (docs/logs.md)
 
 
 @app.callback()

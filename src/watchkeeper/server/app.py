@@ -232,6 +232,10 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server import traces_api
 
     traces_api.add_routes(app, service)  # OTLP traces in, RED rows and traces out (docs/traces.md)
+
+    from watchkeeper.server import logs_api
+
+    logs_api.add_routes(app, service)  # OTLP logs in, templates and counts out, the log inputs (docs/logs.md)
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema)
     from watchkeeper.server.rca_api import SCHEMAS

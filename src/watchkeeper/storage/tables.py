@@ -487,3 +487,56 @@ trace_red = Table(
     Index("ix_trace_red_scope_name_at", "scope", "name", "at"),
     Index("ix_trace_red_service_at", "service", "at"),
 )
+
+# -- logs (migration 0016; docs/logs.md) ---------------------------------------------------------
+log_templates = Table(
+    "log_templates", metadata,
+    Column("service", String(256), primary_key=True),
+    Column("template_id", String(64), primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False, index=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+log_counts = Table(
+    "log_counts", metadata,  # per-minute lines per template (the summary the ranker reads)
+    Column("service", String(256), primary_key=True),
+    Column("template_id", String(64), primary_key=True),
+    Column("minute", UTCDateTime(), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Index("ix_log_counts_minute", "minute"),
+)
+
+log_lines = Table(
+    "log_lines", metadata,  # raw lines, kept for logs.retention (window and size cap)
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("service", String(256), nullable=False),
+    Column("template_id", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("input", String(1024), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Index("ix_log_lines_service_at", "service", "at"),
+)
+
+log_offsets = Table(
+    "log_offsets", metadata,  # where each followed file stands (written with its lines)
+    Column("input", String(1024), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("device", BigInteger, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("lines", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+log_state = Table(
+    "log_state", metadata,  # the miners' and the anomaly baselines' state, JSON
+    Column("name", String(300), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("state", Json, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
