@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import networkx as nx
+
 from conftest import Clock
 from watchkeeper.logs.config import AnomalyConfig, FileInput, LogRetention, LogsConfig
 from watchkeeper.logs.record import LogRecord
@@ -118,3 +120,27 @@ def test_raw_lines_are_pruned_by_window_and_size(make_service: Callable[..., Wat
     assert all(r["line"].startswith("new") for r in logs.store.lines())
     assert logs.store.templates()  # the summary stays (retention_days)
     _ = timedelta
+
+
+def test_the_ranker_reads_log_anomalies_as_root_cause_evidence(service: Watchkeeper, clock: Clock) -> None:
+    """What serve's ranker gets from the stored counts (RankerLogs): per service, its strongest log
+    anomaly with the templates behind it; the ranker puts that service first and says logs said so."""
+    from watchkeeper import rca
+    from watchkeeper.service.logs import RankerLogs
+
+    logs = LogIngest(service, LogsConfig(anomalies=AnomalyConfig(learn_minutes=0)))
+    for _ in range(30):  # a quiet half hour on both services
+        logs.submit(records(clock, 5) + records(clock, 5, service="web"))
+        clock.advance(minutes=1)
+    onset = clock().timestamp()
+    for _ in range(3):  # then cart throws errors; web logs as before
+        logs.submit(records(clock, 60, "payment {i} failed: timeout", Severity.ERROR) + records(clock, 5, service="web"))
+        clock.advance(minutes=1)
+    found = RankerLogs(logs).anomalies(["cart", "web"], onset - 60, clock().timestamp())
+    assert set(found) == {"cart"} and found["cart"].score > 3
+    said = {(t["reason"], t["template"]) for t in found["cart"].templates}
+    assert said == {("error_burst", "(all error lines)"), ("new_template", "payment <*> failed: timeout")}
+    causes = rca.rank(["web", "cart"], rca.Evidence(graph=nx.DiGraph([("web", "cart")]), metrics={}, onset=onset,
+                                                    log_anomalies=found))
+    assert causes[0].component == "cart"
+    assert "logs" in causes[0].evidence["signals"]

@@ -18,7 +18,7 @@ from watchkeeper.logs.otlp import JSON, PROTOBUF
 from watchkeeper.retention import Pruner
 from watchkeeper.server.app import Ingester, Reader, _read_limited
 from watchkeeper.service import Watchkeeper
-from watchkeeper.service.logs import LogIngest
+from watchkeeper.service.logs import LogIngest, RankerLogs
 from watchkeeper.sources.limits import UtcTime
 
 
@@ -27,6 +27,9 @@ def add_routes(app: FastAPI, service: Watchkeeper, *, inputs: bool = True) -> Lo
     lifespan, after the database is upgraded."""
     logs = LogIngest(service)
     app.state.logs = logs
+    ranker = getattr(app.state, "ranker", None)
+    if ranker is not None:  # log anomalies are root-cause evidence (docs/rca.md)
+        ranker.logs = RankerLogs(logs)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
