@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from conftest import Clock
 from watchkeeper.logs.config import AnomalyConfig, FileInput, LogRetention, LogsConfig
@@ -144,3 +145,25 @@ def test_the_ranker_reads_log_anomalies_as_root_cause_evidence(service: Watchkee
                                                     log_anomalies=found))
     assert causes[0].component == "cart"
     assert "logs" in causes[0].evidence["signals"]
+
+
+@pytest.mark.parametrize(("fmt", "stored"), [
+    pytest.param("auto", ["db timeout", "GET / 200", "{not json"], id="structured-lines-give-their-message"),
+    pytest.param("plain", None, id="plain-keeps-every-line-as-text"),
+])
+def test_a_followed_file_of_structured_logs(service: Watchkeeper, tmp_path: Path, fmt: str,
+                                           stored: list[str] | None) -> None:
+    """JSON-lines logs (structlog, zap, pino...): the message is the line the miner sees, with its level
+    and trace id; other lines of the same file stay plain text."""
+    log = tmp_path / "app.log"
+    lines = ['{"timestamp": "2026-12-03T12:00:01Z", "level": "ERROR", "message": "db timeout", "trace_id": "ab12"}',
+             "GET / 200", "{not json"]
+    log.write_text("".join(f"{line}\n" for line in lines))
+    logs = LogIngest(service, LogsConfig(files=[FileInput(path=log, service="shop", from_start=True, format=fmt)]))
+    logs._open_files()
+    assert logs.poll_files() == 3
+    rows = sorted(logs.store.lines("shop"), key=lambda r: r["id"])
+    assert [r["line"] for r in rows] == (stored or lines)
+    assert rows[0]["severity"] == "error"
+    for _spec, tailer, _ in logs._tailers.values():
+        tailer.close()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,6 +39,9 @@ class FileInput(BaseModel):
     service: str = Field(min_length=1, max_length=256, description="the service its lines belong to")
     from_start: bool = Field(False, description="read a file seen for the first time from its start "
                              "(default: from its end, as tail -F)")
+    format: Literal["auto", "plain"] = Field(
+        "auto", description="auto: a line that is a JSON object with a message (structured logging) gives its "
+        "message, level, time and trace ids, any other line is plain text; plain: every line as text")
 
 
 class SyslogInput(BaseModel):

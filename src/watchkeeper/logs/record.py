@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from watchkeeper.model import Severity
 
@@ -49,3 +50,55 @@ class LogRecord:
     severity: Severity
     input: str
     attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Where structured (JSON-lines) logs keep the message, the level, the time and the trace context,
+#: in the spellings common loggers use (structlog, logrus, zap, pino, Python's json loggers, OTel).
+_MESSAGE_KEYS = ("message", "msg", "event", "body", "log")
+_LEVEL_KEYS = ("level", "severity", "levelname", "lvl", "log.level")
+_TIME_KEYS = ("timestamp", "time", "ts", "@timestamp")
+_ATTRIBUTE_KEYS = ("trace_id", "span_id", "traceId", "spanId", "logger", "instance")
+
+
+def from_json_line(service: str, line: str, received: datetime, input_name: str) -> LogRecord | None:
+    """A structured (JSON object per line) log line as a record: its message, its level, its own time
+    (ISO 8601 or unix seconds, else the receipt) and its trace context as attributes; None when the
+    line is not a JSON object with a message (it is then taken as plain text).
+
+    >>> from datetime import UTC, datetime
+    >>> r = from_json_line("web", '{"timestamp": "2026-12-03T12:00:01Z", "level": "ERROR", '
+    ...                    '"message": "db timeout", "trace_id": "ab12"}', datetime(2026, 1, 1, tzinfo=UTC), "file:x")
+    >>> r.body, r.severity.value, r.at.isoformat(), dict(r.attributes)
+    ('db timeout', 'error', '2026-12-03T12:00:01+00:00', {'trace_id': 'ab12'})
+    >>> from_json_line("web", "GET / 200", datetime(2026, 1, 1, tzinfo=UTC), "file:x") is None
+    True
+    """
+    if not line.startswith("{"):
+        return None
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    message = next((doc[k] for k in _MESSAGE_KEYS if isinstance(doc.get(k), str)), None)
+    if message is None:
+        return None
+    level = next((str(doc[k]) for k in _LEVEL_KEYS if doc.get(k) is not None), "")
+    severity = _LEVELS.get(level.strip().lower()) if level else None
+    at = _time_of(next((doc[k] for k in _TIME_KEYS if doc.get(k) is not None), None)) or received
+    attributes = {k: str(doc[k]) for k in _ATTRIBUTE_KEYS if doc.get(k) is not None}
+    return LogRecord(service, at, message, severity or level_of(message), input_name, attributes)
+
+
+def _time_of(value: object) -> datetime | None:
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value) / (1000.0 if value > 1e11 else 1.0)  # milliseconds, as pino writes
+            return datetime.fromtimestamp(seconds, UTC)
+        if isinstance(value, str):
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None

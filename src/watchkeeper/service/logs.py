@@ -26,7 +26,7 @@ from watchkeeper.logs.anomaly import LogAnomaly, anomalies_in
 from watchkeeper.logs.config import FileInput, LogsConfig
 from watchkeeper.logs.listeners import TcpListener, UdpListener
 from watchkeeper.logs.pipeline import STATE_VERSION, LogBatch, LogPipeline
-from watchkeeper.logs.record import LogRecord, level_of
+from watchkeeper.logs.record import LogRecord, from_json_line, level_of
 from watchkeeper.logs.tail import Offset, Tailer
 from watchkeeper.model import Event
 from watchkeeper.storage.logs import LogStore
@@ -251,7 +251,8 @@ class LogIngest:
             if read.offset is None or (not read.lines and read.offset == committed):
                 continue
             now = self.clock()
-            records = [LogRecord(spec.service, now, line, level_of(line), name) for line in read.lines]
+            records = [(spec.format != "plain" and from_json_line(spec.service, line, now, name))
+                       or LogRecord(spec.service, now, line, level_of(line), name) for line in read.lines]
             try:
                 self.submit(records, {name: (read.offset, len(records))})
             except Exception as exc:  # not stored: read again from the committed offset next time
