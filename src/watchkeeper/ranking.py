@@ -294,11 +294,12 @@ class Ranker:
         self.last_error: str | None = None
         self.failing = False
         self.last_ranked_at: datetime | None = None
-        registry = service.metrics.registry if service.metrics is not None else None
-        self._rankings = Counter("watchkeeper_rca_rankings", "Incidents ranked by the root-cause ranker",
-                                 registry=registry)
-        self._errors = Counter("watchkeeper_rca_errors", "Root-cause rankings that failed (e.g. Prometheus down)",
-                               registry=registry)
+        ranked, failed = ("watchkeeper_rca_rankings", "Incidents ranked by the root-cause ranker"), (
+            "watchkeeper_rca_errors", "Root-cause rankings that failed (e.g. Prometheus down)")
+        if service.metrics is not None:  # made once per service: a second app over it counts on the same
+            self._rankings, self._errors = service.metrics.counter(*ranked), service.metrics.counter(*failed)
+        else:
+            self._rankings, self._errors = Counter(*ranked, registry=None), Counter(*failed, registry=None)
 
     # -- the thread ----------------------------------------------------------------------------
     def start(self) -> None:
