@@ -1,0 +1,61 @@
+"""The bus's SQL: which messages a worker has committed (idempotency) and partition ownership
+through PostgreSQL advisory locks (docs/scaling.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select, text
+
+from watchkeeper.storage.tables import bus_processed
+
+#: Advisory lock class (first key) of partition ownership; the second key is the partition.
+PARTITION_LOCKS = 0x5742_0001
+#: Advisory lock class of worker membership; the second key is the worker's slot.
+MEMBER_LOCKS = 0x5742_0002
+
+
+def processed(conn: Connection, message_ids: Iterable[str]) -> set[str]:
+    """The ids among ``message_ids`` already committed."""
+    ids = list(message_ids)
+    if not ids:
+        return set()
+    rows = conn.execute(select(bus_processed.c.message_id).where(bus_processed.c.message_id.in_(ids)))
+    return {r[0] for r in rows}
+
+
+def mark(conn: Connection, done: list[tuple[str, int, int]], at: datetime) -> None:
+    """Record ``(message id, partition, events)`` as committed, in the caller's transaction: a
+    second commit of the same id fails on the primary key (never applied twice)."""
+    if done:
+        conn.execute(bus_processed.insert(), [
+            {"message_id": m, "partition": p, "events": n, "at": at} for m, p, n in done])
+
+
+def prune(conn: Connection, before: datetime) -> int:
+    """Forget ids committed before ``before`` (past JetStream's redelivery horizon)."""
+    return conn.execute(delete(bus_processed).where(bus_processed.c.at < before)).rowcount or 0
+
+
+def holds(conn: Connection, partition: int, pid: int) -> bool:
+    """Whether the PostgreSQL backend ``pid`` holds the ownership lock of ``partition``."""
+    row = conn.execute(text(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objid::bigint = :p "
+        "AND objsubid = 2 AND pid = :pid AND granted"), {"c": PARTITION_LOCKS, "p": partition, "pid": pid}).first()
+    return row is not None
+
+
+def members(conn: Connection) -> int:
+    """Workers alive: backends holding a membership lock."""
+    return int(conn.execute(text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objsubid = 2 AND granted"),
+        {"c": MEMBER_LOCKS}).scalar_one())
+
+
+def owned_elsewhere(conn: Connection, pid: int) -> set[int]:
+    """Partitions whose ownership lock another backend holds."""
+    rows = conn.execute(text(
+        "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objsubid = 2 "
+        "AND granted AND pid <> :pid"), {"c": PARTITION_LOCKS, "pid": pid})
+    return {int(r[0]) for r in rows}
