@@ -80,9 +80,20 @@ def split(events: Sequence[Event], partitions: int) -> dict[int, list[Event]]:
     return out
 
 
+def messages_of(source: str, actor: str, events: Sequence[Event], request_id: str,
+                partitions: int) -> list[tuple[int, bytes, str]]:
+    """One request's events as bus messages: ``(partition, payload, message id)`` per partition
+    it touches; the id (``<request>.<partition>``) lets JetStream drop a retried publish and the
+    worker skip a redelivered one."""
+    return [(p, Message(source, actor, evs).encode(), f"{request_id}.{p}")
+            for p, evs in split(events, partitions).items()]
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """What one bus message carries: one request's events of one partition."""
+    """What one bus message carries: one request's events of one partition. An event's id is
+    (message id, its index): a message's events commit together, so the worker records the
+    message id (``bus_processed``)."""
 
     source: str
     actor: str

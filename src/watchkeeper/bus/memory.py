@@ -27,7 +27,7 @@ class _Delivery:
     def ack(self) -> None:
         self.bus._settle(self, redeliver=False)
 
-    def nak(self, delay: float = 0.0) -> None:  # noqa: ARG002 - redelivered on the next fetch
+    def nak(self, delay: float = 0.0) -> None:  # redelivered on the next fetch
         self.bus._settle(self, redeliver=True)
 
 

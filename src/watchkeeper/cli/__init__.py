@@ -17,6 +17,7 @@ from watchkeeper import value_cli
 from watchkeeper.cli import (
     approvals,
     audit,
+    bus,
     correlation,
     db,
     deadletter,
@@ -26,6 +27,7 @@ from watchkeeper.cli import (
     silences,
     token,
     toplevel,
+    worker,
 )
 from watchkeeper.cli.common import (
     STATE,
@@ -66,6 +68,8 @@ app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
+app.add_typer(bus.app, name="bus")  # the NATS JetStream bus (docs/scaling.md)
+app.registered_commands.extend(worker.app.registered_commands)  # watchkeeper worker
 
 
 @app.callback()

@@ -17,7 +17,8 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from watchkeeper.bus import RETRY_AFTER, BusUnavailable, Message, split
+from watchkeeper.bus import RETRY_AFTER, BusUnavailable
+from watchkeeper.bus.base import messages_of
 from watchkeeper.server.responses import Json, error
 from watchkeeper.service import Watchkeeper
 
@@ -45,11 +46,9 @@ class Publisher:
                 return unavailable(f"{self.in_flight} requests are waiting for the bus; retry later")
             self.in_flight += 1
         try:
-            request = uuid.uuid4().hex
-            parts = split(events, self.bus.partitions)
             await asyncio.gather(*(
-                self.bus.publish_async(p, Message(source, actor, evs).encode(), f"{request}.{p}")
-                for p, evs in parts.items()))
+                self.bus.publish_async(p, payload, mid)
+                for p, payload, mid in messages_of(source, actor, events, uuid.uuid4().hex, self.bus.partitions)))
         except BusUnavailable as exc:
             self.refused += 1
             return unavailable(str(exc))

@@ -49,7 +49,8 @@ def holds(conn: Connection, partition: int, pid: int) -> bool:
 def members(conn: Connection) -> int:
     """Workers alive: backends holding a membership lock."""
     return int(conn.execute(text(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objsubid = 2 AND granted"),
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c "
+        "AND objsubid = 2 AND granted"),
         {"c": MEMBER_LOCKS}).scalar_one())
 
 
