@@ -72,7 +72,11 @@ class JetStreamBus:
     def open(cls, url: str, stream: str, partitions: int, timeout: float = 2.0, *, check: bool = True) -> JetStreamBus:
         bus = cls(url, stream, partitions, timeout)
         try:
-            bus._run(bus._connect(), timeout + 3)
+            try:
+                bus._run(bus._connect(), timeout + 3)
+            except BusUnavailable:
+                raise ConfigError(f"cannot reach NATS at {url} within {timeout + 3:g} s; is nats-server running "
+                                  "with JetStream (-js)?") from None
             if check:
                 bus._run(bus._check(), timeout + 3)
         except BaseException:
@@ -93,6 +97,13 @@ class JetStreamBus:
         async def quiet(_exc: Exception) -> None:  # reconnects are retried; errors surface as 503s
             return None
 
+        host, _, port = self.url.removeprefix("nats://").rpartition("@")[2].partition(":")
+        try:  # first a plain TCP probe: nats-py's first connect retries without end when nothing listens
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port or 4222)), self.timeout)
+            writer.close()
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach NATS at {self.url}: {exc or type(exc).__name__}; is nats-server "
+                              "running with JetStream (-js)?") from None
         try:
             self._nc = await nats.connect(
                 self.url, connect_timeout=max(1, int(self.timeout)), allow_reconnect=True,
