@@ -144,7 +144,11 @@ class JetStreamBus:
     # -- set-up ------------------------------------------------------------------------------
     def init(self, max_messages: int) -> list[str]:
         """Create (or update) the stream and one durable consumer per partition; what was done."""
-        return self._run(self._init(max_messages), self.timeout * (self.partitions + 4))
+        try:
+            return self._run(self._init(max_messages), self.timeout * (self.partitions + 4))
+        except nats.js.errors.APIError as exc:
+            raise ConfigError(f"JetStream refused the set-up of stream {self.stream!r}: {exc.description or exc} "
+                              "(another stream already takes watchkeeper.events.*?)") from None
 
     async def _init(self, max_messages: int) -> list[str]:
         js, done = self._jetstream(), []
