@@ -286,7 +286,7 @@ def end_to_end(rate: int, seconds: float, partitions: int, workdir: Path) -> dic
                     "p50": pct(0.5), "p99": pct(0.99), "max": lat[-1] if lat else float("nan"),
                     "idle": idle, "peak": peak}
         finally:
-            stop(workers + [api])
+            stop([*workers, api])
             wk.close()
 
 

@@ -175,8 +175,8 @@ def test_terminated_database_connections_are_retried(
     publisher = threading.Thread(target=lambda: sent.extend(publish_stream(service, bus, BODIES, pace=0.005)))
     publisher.start()
     terminated = 0
-    for _ in range(3):
-        wait_for(lambda: processed(service) > 30 * (terminated + 1), timeout=60, what="progress before terminating")
+    for turn in range(3):
+        wait_for(lambda t=turn: processed(service) > 30 * (t + 1), timeout=60, what="progress before terminating")
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             terminated += len(conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",

@@ -71,7 +71,7 @@ class InProcessBus:
             queue = self._queues[partition]
             while not queue and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
-            out = []
+            out: list[_Delivery] = []
             while queue and len(out) < batch:
                 seq, mid, data = queue.popleft()
                 out.append(_Delivery(self, partition, seq, mid, data))

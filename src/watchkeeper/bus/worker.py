@@ -148,8 +148,8 @@ class Worker:
         else:
             for d in settle:
                 d.ack()
-        for m, r in zip(messages, results, strict=True):
+        for delivered, r in zip(messages, results, strict=True):
             self.stats.messages += 1
-            if r.accepted == 0 and m.events:
+            if r.accepted == 0 and delivered.events:
                 self.stats.skipped += 1
             self.stats.events += r.accepted

@@ -57,7 +57,7 @@ def serve(
         if not no_worker:
             node = WorkerNode(wk, bus, loop=False).start()
     loop = not no_worker
-    err.print(f"watchkeeper {_db_label(cfg)}{' via ' + cfg.bus_url if bus else ''} listening on "
+    err.print(f"watchkeeper {_db_label(cfg)}{f' via {cfg.bus_url}' if bus else ''} listening on "
               f"http://{bind_host}:{bind_port}{'' if loop else ' (API only)'}")
     try:
         uvicorn.run(

@@ -393,7 +393,8 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
             )
             raise exc
         if publisher is not None:
-            return await publisher.ingest(name, body, content_type, f"token:{who.name}")
+            published: Response = await publisher.ingest(name, body, content_type, f"token:{who.name}")
+            return published
         result = await run_in_threadpool(
             service.ingest, name, body, content_type, f"token:{who.name}", started
         )
