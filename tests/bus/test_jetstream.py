@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from bus.natsd import NatsServer, wait_for
 from bus.streams import bodies, grouping_of, replay
-from watchkeeper.bus import open_jetstream
+from watchkeeper.bus import BusUnavailable, open_jetstream
 from watchkeeper.bus.jetstream import JetStreamBus
 from watchkeeper.bus.node import make_worker
 from watchkeeper.errors import ConfigError
@@ -119,4 +119,16 @@ def test_the_api_answers_202_after_the_ack_and_503_while_nats_is_away(
         assert grouping_of(service) == replay(service, sent)[0]
     finally:
         worker.close()
+        bus.close()
+
+
+def test_a_full_stream_refuses_with_503(nats_server: NatsServer) -> None:
+    bus = open_jetstream(settings_for(nats_server.url), check=False)
+    try:
+        bus.init(3)  # at most 3 messages: the workers are far behind
+        for i in range(3):
+            bus.publish(0, b"x", f"m{i}")
+        with pytest.raises(BusUnavailable, match="retry later"):
+            bus.publish(0, b"x", "m3")
+    finally:
         bus.close()

@@ -34,10 +34,14 @@ class SoloOwnership:
     """One worker owns every partition (SQLite: one process writes; run one worker)."""
 
     def __init__(self, partitions: int) -> None:
-        self.owned = set(range(partitions))
+        self.owned: set[int] = set()
+        self.partitions = partitions
 
     def rebalance(self) -> tuple[set[int], set[int]]:
-        return set(), set()
+        """All partitions, gained at the first call (so their consumers are rewound)."""
+        gained = set(range(self.partitions)) - self.owned
+        self.owned |= gained
+        return gained, set()
 
     def guard(self, _partitions: Iterable[int]) -> Callable[[Connection], None] | None:
         return None

@@ -53,6 +53,8 @@ class Worker:
         self.stats = WorkerStats()
         self.stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: partitions gained whose consumer is not yet rewound (not fetched from until it is)
+        self._unwound: set[int] = set()
 
     def start(self) -> Worker:
         self._thread = threading.Thread(target=self.run, name="watchkeeper-worker", daemon=True)
@@ -72,12 +74,13 @@ class Worker:
             if now >= next_rebalance:
                 self._rebalance()
                 next_rebalance = now + self.rebalance_seconds
-            owned = sorted(self.ownership.owned)
-            if not owned:
-                self.stop.wait(min(self.rebalance_seconds, 0.5))
-                next_rebalance = 0.0 if not owned else next_rebalance
-                continue
             try:
+                self._rewind()
+                owned = sorted(self.ownership.owned - self._unwound)
+                if not owned:
+                    self.stop.wait(min(self.rebalance_seconds, 0.5))
+                    next_rebalance = 0.0
+                    continue
                 got = self._fetch(owned)
                 if got:
                     self._commit(got)
@@ -99,15 +102,25 @@ class Worker:
         except Exception as exc:
             log.warning("rebalance failed", error=f"{type(exc).__name__}: {exc}"[:300])
             return
+        release = getattr(self.bus, "release", None)
         for p in lost:
-            release = getattr(self.bus, "release", None)
+            self._unwound.discard(p)
             if release is not None:
-                release(p)
-        for p in sorted(gained):
-            rewind = getattr(self.bus, "rewind", None)
-            if rewind is not None:
-                rewind(p)  # deliver again what a dead owner fetched but never acknowledged
+                try:
+                    release(p)
+                except Exception as exc:  # the subscription dies with the connection anyway
+                    log.warning("release failed", partition=p, error=f"{type(exc).__name__}: {exc}"[:200])
+        self._unwound |= gained
         self.stats.owned = sorted(self.ownership.owned)
+
+    def _rewind(self) -> None:
+        """Rewind the consumers of the partitions just gained: what a dead owner fetched but never
+        acknowledged is delivered again, first and in order. Raises (retried) while NATS is away."""
+        rewind = getattr(self.bus, "rewind", None)
+        for p in sorted(self._unwound):
+            if rewind is not None:
+                rewind(p)
+            self._unwound.discard(p)
 
     def _fetch(self, owned: list[int]) -> dict[int, Sequence[Delivery]]:
         many = getattr(self.bus, "fetch_many", None)
