@@ -28,7 +28,7 @@ from watchkeeper.bus.base import messages_of
 from watchkeeper.bus.jetstream import JetStreamBus
 from watchkeeper.model import Event
 from watchkeeper.service import Watchkeeper
-from watchkeeper.storage.bus import PARTITION_LOCKS
+from watchkeeper.storage.bus import lock_classes
 
 pytestmark = [pytest.mark.postgres]
 
@@ -72,13 +72,18 @@ class Workers:
                 proc.wait(5)
 
 
-def owners() -> dict[int, int]:
-    """Backend pid → partitions it holds (the ownership locks)."""
+def owners(stream: str) -> dict[int, int]:
+    """Backend pid → partitions of ``stream`` it holds (the ownership locks)."""
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = %s "
-            "AND objsubid = 2 AND granted GROUP BY pid", (PARTITION_LOCKS,)).fetchall()
+            "AND objsubid = 2 AND granted GROUP BY pid", (lock_classes(stream)[0],)).fetchall()
     return {int(pid): int(n) for pid, n in rows}
+
+
+def shares(service: Watchkeeper) -> list[int]:
+    """How many partitions each worker of this test's stream owns, sorted."""
+    return sorted(owners(service.settings.bus_stream).values())
 
 
 def processed(service: Watchkeeper) -> int:
@@ -92,18 +97,19 @@ def processed(service: Watchkeeper) -> int:
 def cluster(
     nats_server: NatsServer, pg_url: str, make_service: Callable[..., Watchkeeper], tmp_path: Path,
 ) -> Iterator[tuple[Watchkeeper, JetStreamBus, Workers, str]]:
-    need_free_ownership()
     app_name = f"wkbus_{uuid.uuid4().hex[:10]}"
+    stream = app_name.upper()  # its own stream name: its own lock classes on the shared database
     url = f"{pg_url}&application_name={app_name}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
     env.update({"WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_BUS_URL": nats_server.url,
-                "WATCHKEEPER_BUS_PARTITIONS": str(PARTITIONS), "WATCHKEEPER_BUS_LEASE_SECONDS": "0.5",
+                "WATCHKEEPER_BUS_PARTITIONS": str(PARTITIONS), "WATCHKEEPER_BUS_STREAM": stream,
+                "WATCHKEEPER_BUS_LEASE_SECONDS": "0.5",
                 "WATCHKEEPER_LOG_LEVEL": "warning", "WATCHKEEPER_RETENTION_DAYS": "0"})
     init = subprocess.run([str(Path(sys.executable).parent / "watchkeeper"), "bus", "init"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert init.returncode == 0, init.stderr
     assert f"consumer wk-p{PARTITIONS - 1}" in init.stdout
-    service = make_service(pg_url, bus_url=nats_server.url, bus_partitions=PARTITIONS)
+    service = make_service(pg_url, bus_url=nats_server.url, bus_partitions=PARTITIONS, bus_stream=stream)
     bus = open_jetstream(service.settings)
     workers = Workers(env, tmp_path)
     try:
@@ -111,12 +117,6 @@ def cluster(
     finally:
         workers.close()
         bus.close()
-
-
-def need_free_ownership() -> None:
-    # partition locks are per database: another run's workers on the same database would share them
-    held = owners()
-    assert not held, f"another bus run holds partition locks on {PG_DSN}: {held}"
 
 
 def publish_stream(service: Watchkeeper, bus: JetStreamBus, n: int, pace: float = 0.0) -> list[Event]:
@@ -149,17 +149,17 @@ def test_kill_9_a_worker_mid_stream(cluster: tuple[Watchkeeper, JetStreamBus, Wo
     service, bus, workers, _ = cluster
     workers.start("a")
     workers.start("b")
-    wait_for(lambda: sorted(owners().values()) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
+    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
     sent: list[Event] = []
     publisher = threading.Thread(target=lambda: sent.extend(publish_stream(service, bus, BODIES, pace=0.005)))
     publisher.start()
     wait_for(lambda: processed(service) > 50, timeout=60, what="the workers to be mid-stream")
     workers.kill9("a")
-    wait_for(lambda: list(owners().values()) == [PARTITIONS], timeout=30, what="the survivor owning every partition")
+    wait_for(lambda: shares(service) == [PARTITIONS], timeout=30, what="the survivor owning every partition")
     publisher.join(120)
     reconcile(service, bus, sent, workers)
     workers.start("a2")  # it returns: partitions move back
-    wait_for(lambda: sorted(owners().values()) == [2, 2], timeout=60, what="the partitions shared again")
+    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="the partitions shared again")
     more = publish_stream(service, bus, 40)
     reconcile(service, bus, sent + more, workers)
 
@@ -170,7 +170,7 @@ def test_terminated_database_connections_are_retried(
     service, bus, workers, app_name = cluster
     workers.start("a")
     workers.start("b")
-    wait_for(lambda: sorted(owners().values()) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
+    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
     sent: list[Event] = []
     publisher = threading.Thread(target=lambda: sent.extend(publish_stream(service, bus, BODIES, pace=0.005)))
     publisher.start()
@@ -184,4 +184,4 @@ def test_terminated_database_connections_are_retried(
     assert terminated >= 2
     publisher.join(120)
     reconcile(service, bus, sent, workers)
-    wait_for(lambda: sorted(owners().values()) == [2, 2], timeout=60, what="the locks taken again")
+    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="the locks taken again")

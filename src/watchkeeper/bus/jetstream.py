@@ -49,7 +49,7 @@ class JsDelivery:
         return headers.get("Nats-Msg-Id") or f"seq:{self.msg.metadata.sequence.stream}"
 
     def ack(self) -> None:
-        self.bus._run(self.msg.ack())
+        self.bus._run(self.msg.ack_sync(timeout=self.bus.timeout))  # confirmed by the server
 
     def nak(self, delay: float = 0.0) -> None:
         self.bus._run(self.msg.nak(delay=delay or None))
@@ -227,10 +227,13 @@ class JetStreamBus:
         return out
 
     def ack_many(self, deliveries: Sequence[JsDelivery]) -> None:
-        """Acknowledge a batch in one hop to the loop (not one per message)."""
+        """Acknowledge a batch in one hop to the loop (not one per message); the last one waits for
+        the server's confirmation (a consumer handles its acks in order, so all are applied then)."""
         async def acks() -> None:
-            for d in deliveries:
+            for d in deliveries[:-1]:
                 await d.msg.ack()
+            if deliveries:
+                await deliveries[-1].msg.ack_sync(timeout=self.timeout)
 
         self._run(acks(), self.timeout + 5)
 

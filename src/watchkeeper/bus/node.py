@@ -16,7 +16,7 @@ def make_worker(service: Watchkeeper, bus: JetStreamBus, *, batch: int = 500) ->
     """The consumer: ownership through PostgreSQL advisory locks, or all partitions on SQLite."""
     settings = service.settings
     ownership: Any = (SoloOwnership(settings.bus_partitions) if service.db.is_sqlite
-                      else PgOwnership(service.db.engine, settings.bus_partitions))
+                      else PgOwnership(service.db.engine, settings.bus_partitions, settings.bus_stream))
     return Worker(service, bus, ownership, batch=batch, rebalance_seconds=settings.bus_lease_seconds)
 
 

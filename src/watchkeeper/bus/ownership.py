@@ -53,10 +53,11 @@ class SoloOwnership:
 class PgOwnership:
     """Advisory locks on one connection of ``engine`` (PostgreSQL)."""
 
-    def __init__(self, engine: Engine, partitions: int) -> None:
+    def __init__(self, engine: Engine, partitions: int, stream: str = "WATCHKEEPER") -> None:
         # its own engine without a pool: closing the connection really ends the session (and its locks)
         self.engine = create_engine(engine.url, poolclass=NullPool, connect_args={"connect_timeout": 5})
         self.partitions = partitions
+        self.locks, self.member_locks = bus_store.lock_classes(stream)
         self.owned: set[int] = set()
         self._conn: Connection | None = None
         self.pid = 0
@@ -66,7 +67,7 @@ class PgOwnership:
         self.pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         for slot in range(MAX_WORKERS):
             if conn.execute(text("SELECT pg_try_advisory_lock(:c, :s)"),
-                            {"c": bus_store.MEMBER_LOCKS, "s": slot}).scalar_one():
+                            {"c": self.member_locks, "s": slot}).scalar_one():
                 return conn
         conn.close()
         raise WatchkeeperError(f"more than {MAX_WORKERS} workers on this database")
@@ -85,21 +86,21 @@ class PgOwnership:
             lost, self.owned = set(self.owned), set()
             self._drop()
             return set(), lost
-        share = math.ceil(self.partitions / max(1, bus_store.members(conn)))
+        share = math.ceil(self.partitions / max(1, bus_store.members(conn, self.member_locks)))
         for p in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
-            conn.execute(text("SELECT pg_advisory_unlock(:c, :p)"), {"c": bus_store.PARTITION_LOCKS, "p": p})
+            conn.execute(text("SELECT pg_advisory_unlock(:c, :p)"), {"c": self.locks, "p": p})
             self.owned.discard(p)
             lost.add(p)
         gained: set[int] = set()
         if len(self.owned) < share:
-            taken = bus_store.owned_elsewhere(conn, self.pid)
+            taken = bus_store.owned_elsewhere(conn, self.locks, self.pid)
             for p in range(self.partitions):
                 if len(self.owned) >= share:
                     break
                 if p in self.owned or p in taken:
                     continue
                 if conn.execute(text("SELECT pg_try_advisory_lock(:c, :p)"),
-                                {"c": bus_store.PARTITION_LOCKS, "p": p}).scalar_one():
+                                {"c": self.locks, "p": p}).scalar_one():
                     self.owned.add(p)
                     gained.add(p)
         if gained or lost:
@@ -108,11 +109,11 @@ class PgOwnership:
 
     def guard(self, partitions: Iterable[int]) -> Callable[[Connection], None]:
         """Run inside a commit: raises OwnershipLost unless this worker still holds every lock."""
-        wanted, pid = sorted(set(partitions)), self.pid
+        wanted, pid, locks = sorted(set(partitions)), self.pid, self.locks
 
         def check(conn: Connection) -> None:
             for p in wanted:
-                if not bus_store.holds(conn, p, pid):
+                if not bus_store.holds(conn, locks, p, pid):
                     raise OwnershipLost(f"partition {p} is no longer this worker's")
 
         return check

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +38,10 @@ class Publisher:
         self.in_flight = 0
         self.refused = 0
         self._lock = threading.Lock()
+        self.published: Counter | None = None
+        if service.metrics is not None:  # events committed are counted by the worker (watchkeeper_events_ingested)
+            self.published = Counter("watchkeeper_bus_published_events", "Events published to the bus and "
+                                     "acknowledged by it, by source", ["source"], registry=service.metrics.registry)
 
     async def ingest(self, source: str, body: bytes, content_type: str | None, actor: str) -> Response:
         events = await run_in_threadpool(self.service.accept, source, body, content_type)  # 4xx: dead letter
@@ -55,8 +60,8 @@ class Publisher:
         finally:
             with self._lock:
                 self.in_flight -= 1
-        if self.service.metrics is not None:
-            self.service.metrics.events.labels(source).inc(len(events))
+        if self.published is not None:
+            self.published.labels(source).inc(len(events))
         return Json({"accepted": len(events), "incidents": [], "opened": [], "queued": True}, status_code=202)
 
 

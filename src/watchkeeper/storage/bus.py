@@ -3,6 +3,7 @@ through PostgreSQL advisory locks (docs/scaling.md)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -10,10 +11,17 @@ from sqlalchemy import Connection, delete, select, text
 
 from watchkeeper.storage.tables import bus_processed
 
-#: Advisory lock class (first key) of partition ownership; the second key is the partition.
-PARTITION_LOCKS = 0x5742_0001
-#: Advisory lock class of worker membership; the second key is the worker's slot.
-MEMBER_LOCKS = 0x5742_0002
+
+def lock_classes(stream: str) -> tuple[int, int]:
+    """The advisory lock classes (first keys) of partition ownership and of worker membership for
+    the bus stream ``stream``: deployments (or tests) with different streams on one database do not
+    share locks. The second key is the partition, or the worker's slot.
+
+    >>> a, b = lock_classes("WATCHKEEPER"); a != b and 0 <= a < 2**31 and 0 <= b < 2**31
+    True
+    """
+    return (zlib.crc32(f"{stream}:partitions".encode()) & 0x7FFF_FFFF,
+            zlib.crc32(f"{stream}:members".encode()) & 0x7FFF_FFFF)
 
 
 def processed(conn: Connection, message_ids: Iterable[str]) -> set[str]:
@@ -38,25 +46,25 @@ def prune(conn: Connection, before: datetime) -> int:
     return conn.execute(delete(bus_processed).where(bus_processed.c.at < before)).rowcount or 0
 
 
-def holds(conn: Connection, partition: int, pid: int) -> bool:
+def holds(conn: Connection, locks: int, partition: int, pid: int) -> bool:
     """Whether the PostgreSQL backend ``pid`` holds the ownership lock of ``partition``."""
     row = conn.execute(text(
         "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objid::bigint = :p "
-        "AND objsubid = 2 AND pid = :pid AND granted"), {"c": PARTITION_LOCKS, "p": partition, "pid": pid}).first()
+        "AND objsubid = 2 AND pid = :pid AND granted"), {"c": locks, "p": partition, "pid": pid}).first()
     return row is not None
 
 
-def members(conn: Connection) -> int:
+def members(conn: Connection, locks: int) -> int:
     """Workers alive: backends holding a membership lock."""
     return int(conn.execute(text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c "
         "AND objsubid = 2 AND granted"),
-        {"c": MEMBER_LOCKS}).scalar_one())
+        {"c": locks}).scalar_one())
 
 
-def owned_elsewhere(conn: Connection, pid: int) -> set[int]:
+def owned_elsewhere(conn: Connection, locks: int, pid: int) -> set[int]:
     """Partitions whose ownership lock another backend holds."""
     rows = conn.execute(text(
         "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = :c AND objsubid = 2 "
-        "AND granted AND pid <> :pid"), {"c": PARTITION_LOCKS, "pid": pid})
+        "AND granted AND pid <> :pid"), {"c": locks, "pid": pid})
     return {int(r[0]) for r in rows}
