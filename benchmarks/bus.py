@@ -192,23 +192,29 @@ def workers_rate(n: int, data: list[bytes], per_body: int, partitions: int, work
             wk.close()
 
 
-def end_to_end(rate: int, seconds: float, partitions: int, workdir: Path) -> dict[str, Any]:
+def end_to_end(rate: int, seconds: float, partitions: int, workdir: Path, *, bus: bool = True) -> dict[str, Any]:
+    """With ``bus``: serve --no-worker + 2 workers on PostgreSQL; without: the embedded serve on SQLite."""
     stream = f"E2E{uuid.uuid4().hex[:8]}".upper()
     per_body = 10
-    with schema() as url, nats_server(workdir / f"nats-{stream}") as nats_url:
+    with schema() as pg_url, nats_server(workdir / f"nats-{stream}") as nats_url:
+        url = pg_url if bus else f"sqlite:///{workdir / (stream + '.db')}"
         env = env_for(url, nats_url, partitions, stream)
-        settings = Settings(database_url=url, bus_url=nats_url, bus_partitions=partitions, bus_stream=stream)
+        if not bus:
+            del env["WATCHKEEPER_BUS_URL"]
+        settings = Settings(database_url=url, bus_url=nats_url if bus else None, bus_partitions=partitions,
+                            bus_stream=stream)
         wk = Watchkeeper(settings, metrics=False)
         wk.upgrade()
-        bus = open_jetstream(settings, check=False)
-        bus.init(5_000_000)
-        bus.close()
+        if bus:
+            setup = open_jetstream(settings, check=False)
+            setup.init(5_000_000)
+            setup.close()
         token = wk.create_token(Role.INGEST, "bench", "bench")
         port = free_port()
         api_log = (workdir / "api.log").open("ab")
-        api = subprocess.Popen([str(BIN), "serve", "--no-worker", "--port", str(port)], env=env, cwd=workdir,
-                               stdout=api_log, stderr=subprocess.STDOUT, start_new_session=True)
-        workers = start_workers(2, env, workdir)
+        api = subprocess.Popen([str(BIN), "serve", *(["--no-worker"] if bus else []), "--port", str(port)], env=env,
+                               cwd=workdir, stdout=api_log, stderr=subprocess.STDOUT, start_new_session=True)
+        workers = start_workers(2, env, workdir) if bus else []
         try:
             base = f"http://{HOST}:{port}"
             deadline = time.monotonic() + 60
@@ -219,7 +225,7 @@ def end_to_end(rate: int, seconds: float, partitions: int, workdir: Path) -> dic
                 except httpx.HTTPError:
                     time.sleep(0.1)
             time.sleep(2)  # workers own their partitions
-            idle = {"api": rss(api.pid)[0], "worker": max(rss(w.pid)[0] for w in workers)}
+            idle = {"api": rss(api.pid)[0], "worker": max((rss(w.pid)[0] for w in workers), default=0.0)}
             n = int(rate * seconds / per_body)
             data = bodies(n, per_body, "e2e")
             sent: dict[str, float] = {}
@@ -281,7 +287,7 @@ def end_to_end(rate: int, seconds: float, partitions: int, workdir: Path) -> dic
             def pct(q: float) -> float:
                 return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
 
-            peak = {"api": rss(api.pid)[1], "worker": max(rss(w.pid)[1] for w in workers)}
+            peak = {"api": rss(api.pid)[1], "worker": max((rss(w.pid)[1] for w in workers), default=0.0)}
             return {"offered": offered, "accepted": len(sent), "visible": len(lat), "statuses": statuses,
                     "p50": pct(0.5), "p99": pct(0.99), "max": lat[-1] if lat else float("nan"),
                     "idle": idle, "peak": peak}
@@ -299,34 +305,43 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure")
     parser.add_argument("--rate", type=int, default=1000, help="alerts/s of the end-to-end run")
     parser.add_argument("--seconds", type=float, default=None, help="length of the end-to-end run")
+    parser.add_argument("--no-throughput", action="store_true", help="only the end-to-end runs (no baseline rates)")
     args = parser.parse_args()
     n = args.bodies or (300 if args.quick else 1500)
     seconds = args.seconds or (5 if args.quick else 15)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other work shares them)")
     with tempfile.TemporaryDirectory(prefix="wk-bus-bench-") as tmp:
         workdir = Path(tmp)
-        data = bodies(n, args.per_body, "tp")
-        sqlite_rate = baseline(f"sqlite:///{workdir / 'base.db'}", data, args.per_body)
-        with schema() as url:
-            pg_rate = baseline(url, data, args.per_body)
-        print(f"\nbaseline, embedded, one process, {n} bodies of {args.per_body} alerts:")
-        print(f"  SQLite      {sqlite_rate:9.0f} alerts/s  = 1.00x")
-        print(f"  PostgreSQL  {pg_rate:9.0f} alerts/s  = {pg_rate / sqlite_rate:.2f}x")
-        print(f"\nNATS JetStream + PostgreSQL, {args.partitions} partitions, workers draining a pre-filled "
-              "stream:")
-        one = None
-        for k in (int(x) for x in args.workers.split(",")):
-            rate = workers_rate(k, data, args.per_body, args.partitions, workdir)
-            one = one or rate
-            print(f"  {k} worker{'s' if k > 1 else ' '} {rate:9.0f} alerts/s  = {rate / sqlite_rate:.2f}x "
-                  f"embedded SQLite, {rate / pg_rate:.2f}x embedded PostgreSQL, {rate / one:.2f}x one worker")
+        if not args.no_throughput:
+            throughput(args, n, workdir)
+        embedded = end_to_end(args.rate, seconds, args.partitions, workdir, bus=False)
         e2e = end_to_end(args.rate, seconds, args.partitions, workdir)
-        print(f"\nend to end, serve --no-worker + 2 workers, {args.rate} alerts/s offered for {seconds:g} s "
-              f"(achieved {e2e['offered']:.0f}/s; statuses {e2e['statuses']}):")
-        print(f"  receipt -> incident visible: p50 {e2e['p50']:.0f} ms, p99 {e2e['p99']:.0f} ms, "
-              f"max {e2e['max']:.0f} ms ({e2e['visible']} of {e2e['accepted']} acknowledged alerts seen)")
-        print(f"  RSS idle: API {e2e['idle']['api']:.0f} MiB, worker {e2e['idle']['worker']:.0f} MiB; "
-              f"peak: API {e2e['peak']['api']:.0f} MiB, worker {e2e['peak']['worker']:.0f} MiB")
+        for label, r in (("embedded serve on SQLite (baseline)", embedded),
+                         ("serve --no-worker + 2 workers, NATS + PostgreSQL", e2e)):
+            print(f"\nend to end, {label}: {args.rate} alerts/s offered for {seconds:g} s "
+                  f"(achieved {r['offered']:.0f}/s; statuses {r['statuses']}):")
+            print(f"  receipt -> incident visible: p50 {r['p50']:.0f} ms ({r['p50'] / embedded['p50']:.1f}x baseline), "
+                  f"p99 {r['p99']:.0f} ms ({r['p99'] / embedded['p99']:.1f}x), max {r['max']:.0f} ms "
+                  f"({r['visible']} of {r['accepted']} acknowledged alerts seen)")
+            print(f"  RSS idle: API {r['idle']['api']:.0f} MiB, worker {r['idle']['worker']:.0f} MiB; "
+                  f"peak: API {r['peak']['api']:.0f} MiB, worker {r['peak']['worker']:.0f} MiB")
+
+
+def throughput(args: argparse.Namespace, n: int, workdir: Path) -> None:
+    data = bodies(n, args.per_body, "tp")
+    sqlite_rate = baseline(f"sqlite:///{workdir / 'base.db'}", data, args.per_body)
+    with schema() as url:
+        pg_rate = baseline(url, data, args.per_body)
+    print(f"\nbaseline, embedded, one process, {n} bodies of {args.per_body} alerts:")
+    print(f"  SQLite      {sqlite_rate:9.0f} alerts/s  = 1.00x")
+    print(f"  PostgreSQL  {pg_rate:9.0f} alerts/s  = {pg_rate / sqlite_rate:.2f}x")
+    print(f"\nNATS JetStream + PostgreSQL, {args.partitions} partitions, workers draining a pre-filled stream:")
+    one = None
+    for k in (int(x) for x in args.workers.split(",")):
+        rate = workers_rate(k, data, args.per_body, args.partitions, workdir)
+        one = one or rate
+        print(f"  {k} worker{'s' if k > 1 else ' '} {rate:9.0f} alerts/s  = {rate / sqlite_rate:.2f}x "
+              f"embedded SQLite, {rate / pg_rate:.2f}x embedded PostgreSQL, {rate / one:.2f}x one worker")
 
 
 if __name__ == "__main__":

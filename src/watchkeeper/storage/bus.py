@@ -29,8 +29,15 @@ def processed(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     ids = list(message_ids)
     if not ids:
         return set()
-    rows = conn.execute(select(bus_processed.c.message_id).where(bus_processed.c.message_id.in_(ids)))
-    return {r[0] for r in rows}
+    if conn.dialect.name == "postgresql":  # one array parameter: no statement with thousands of binds
+        rows = conn.execute(text("SELECT message_id FROM bus_processed WHERE message_id = ANY(:ids)"), {"ids": ids})
+        return {r[0] for r in rows}
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(r[0] for r in conn.execute(
+            select(bus_processed.c.message_id).where(bus_processed.c.message_id.in_(chunk))))
+    return found
 
 
 def mark(conn: Connection, done: list[tuple[str, int, int]], at: datetime) -> None:
