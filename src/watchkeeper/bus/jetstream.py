@@ -17,7 +17,15 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from watchkeeper.bus.base import BusUnavailable, subject
 from watchkeeper.errors import ConfigError
@@ -154,7 +162,10 @@ class JetStreamBus:
         js, done = self._jetstream(), []
         config = StreamConfig(
             name=self.stream, subjects=[subject(p) for p in range(self.partitions)], storage=StorageType.FILE,
-            discard=DiscardPolicy.NEW, max_msgs=max_messages, duplicate_window=DUPLICATE_WINDOW,
+            # a work queue: a message leaves the stream once its partition's worker acknowledged it,
+            # so max_msgs bounds the backlog (not the history) and a full stream means workers are behind
+            retention=RetentionPolicy.WORK_QUEUE, discard=DiscardPolicy.NEW, max_msgs=max_messages,
+            duplicate_window=DUPLICATE_WINDOW,
         )
         try:
             await js.stream_info(self.stream)
@@ -168,11 +179,10 @@ class JetStreamBus:
             done.append(f"consumer {consumer_name(p)} on {subject(p)}")
         return done
 
-    def _consumer_config(self, partition: int, start: int | None = None) -> ConsumerConfig:
+    def _consumer_config(self, partition: int) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=consumer_name(partition), filter_subject=subject(partition), ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=ACK_WAIT, max_ack_pending=10_000, max_waiting=16,
-            deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
+            ack_wait=ACK_WAIT, max_ack_pending=10_000, max_waiting=16, deliver_policy=DeliverPolicy.ALL,
         )
 
     # -- the protocol ------------------------------------------------------------------------
@@ -238,9 +248,10 @@ class JetStreamBus:
         self._run(acks(), self.timeout + 5)
 
     def rewind(self, partition: int) -> None:
-        """On taking a partition over: deliver again, in order, everything after the consumer's
-        ack floor (what a dead owner fetched but never acknowledged), instead of after ACK_WAIT
-        and behind newer messages. The messages are idempotent, so delivering one twice is safe."""
+        """On taking a partition over: deliver again, in order, everything not yet acknowledged
+        (what a dead owner fetched but never acknowledged), instead of after ACK_WAIT and behind
+        newer messages: the consumer is made anew, and in a work-queue stream what is left is
+        exactly what was never acknowledged. The messages are idempotent: twice is safe."""
         self._run(self._rewind(partition), self.timeout * 4)
 
     async def _rewind(self, partition: int) -> None:
@@ -249,10 +260,9 @@ class JetStreamBus:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        info = await js.consumer_info(self.stream, consumer_name(partition))
-        floor = (info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-        await js.delete_consumer(self.stream, consumer_name(partition))
-        await js.add_consumer(self.stream, self._consumer_config(partition, start=floor + 1))
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(self.stream, consumer_name(partition))
+        await js.add_consumer(self.stream, self._consumer_config(partition))
 
     def release(self, partition: int) -> None:
         """Stop consuming ``partition`` (another worker owns it now)."""
