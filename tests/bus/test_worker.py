@@ -101,3 +101,18 @@ def test_a_failed_commit_naks_the_batch_in_order(
     monkeypatch.setattr(service, "ingest_delivered", real)
     drain(worker, bus)
     assert grouping_of(service) == replay(service, sent)[0]
+
+
+def test_retention_forgets_old_processed_ids(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+    from datetime import timedelta
+
+    from watchkeeper.storage import bus as bus_store
+
+    service = make_service(sqlite_url)
+    now = service.clock()
+    with service.db.write() as conn:
+        bus_store.mark(conn, [("old.0", 0, 1)], now - timedelta(days=100))
+        bus_store.mark(conn, [("new.0", 0, 1)], now)
+    service.prune(90)
+    with service.db.read() as conn:
+        assert bus_store.processed(conn, ["old.0", "new.0"]) == {"new.0"}

@@ -269,6 +269,8 @@ class Ingest(Core):
                 counts[what] += deleted
                 if deleted < retention.CHUNK:
                     break
+        with self.db.write() as conn:  # the bus's processed message ids, as old as the events (docs/scaling.md)
+            bus_store.prune(conn, before)
         pruned = retention.Pruned(before, counts["events"], counts["dead_letters"])
         if pruned.events or pruned.dead_letters:
             with self.db.write() as conn:
