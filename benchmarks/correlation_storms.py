@@ -35,10 +35,12 @@ TARGET_COMPRESSION, TARGET_PRECISION = 0.80, 0.95
 
 #: the splits, in the order they are reported: held-out storms first (never used to choose a parameter)
 SPLITS = {
+    "lab-held-out": "recorded lab storms, held out (real Prometheus + Alertmanager; never used to choose a parameter)",
     "rich-held-out": "rich held-out storms (several rules per fault; never used to choose a parameter)",
     "held-out": "held-out storms (never used to choose a parameter)",
     "rich-tuning": "rich tuning storms",
     "tuning": "tuning storms",
+    "lab-tuning": "recorded lab storms, tuning",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import socket
+import statistics
 import tempfile
 import time
 import uuid
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--postgres-url", default=None, help="also measure on PostgreSQL (a fresh schema)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and outbox runs this many times "
+                        "(on a shared machine the load moves: each ratio is against the baseline just before it)")
     args = parser.parse_args()
     port = free_port()
     sink = multiprocessing.get_context("spawn").Process(target=_serve, args=(port,), daemon=True)
@@ -136,17 +139,29 @@ def main() -> None:
                 raise SystemExit("the sink did not start") from None
             time.sleep(0.1)
     try:
-        raw = baseline(url, args.messages, args.workers)
-        print(f"{'baseline: signed httpx posts, ' + str(args.workers) + ' threads, no database':58} "
-              f"{raw:8.0f} deliveries/s")
-        with tempfile.TemporaryDirectory() as tmp:
-            lite = through_outbox(url, f"sqlite:///{Path(tmp) / 'wk.db'}", args.messages, args.incidents,
-                                  args.workers, args.batch)
-        print(f"{'outbox on SQLite (claim, deliver in order, settle)':58} {lite:8.0f} deliveries/s  "
-              f"({lite / raw:.2f}x baseline; target >= 1,000/s: {'met' if lite >= 1000 else 'NOT met'})")
-        if args.postgres_url:
-            pg = _postgres(url, args)
-            print(f"{'outbox on PostgreSQL':58} {pg:8.0f} deliveries/s  ({pg / raw:.2f}x baseline)")
+        ratios: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": []}
+        for _ in range(args.rounds):
+            raw = baseline(url, args.messages, args.workers)
+            print(f"{'baseline: signed httpx posts, ' + str(args.workers) + ' threads, no database':58} "
+                  f"{raw:8.0f} deliveries/s")
+            with tempfile.TemporaryDirectory() as tmp:
+                lite = through_outbox(url, f"sqlite:///{Path(tmp) / 'wk.db'}", args.messages, args.incidents,
+                                      args.workers, args.batch)
+            ratios["SQLite"].append(lite / raw)
+            print(f"{'outbox on SQLite (claim, deliver in order, settle)':58} {lite:8.0f} deliveries/s  "
+                  f"({lite / raw:.2f}x baseline; target >= 1,000/s: {'met' if lite >= 1000 else 'NOT met'})")
+            if args.postgres_url:
+                raw = baseline(url, args.messages, args.workers)
+                print(f"{'baseline again':58} {raw:8.0f} deliveries/s")
+                pg = _postgres(url, args)
+                ratios["PostgreSQL"].append(pg / raw)
+                print(f"{'outbox on PostgreSQL':58} {pg:8.0f} deliveries/s  ({pg / raw:.2f}x baseline; "
+                      f"target >= 1,000/s: {'met' if pg >= 1000 else 'NOT met'})")
+        if args.rounds > 1:
+            for name, found in ratios.items():
+                if found:
+                    print(f"median ratio to the baseline, {name}: {statistics.median(found):.2f}x "
+                          f"over {len(found)} rounds")
     finally:
         sink.terminate()
         sink.join(5)

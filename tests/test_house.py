@@ -37,6 +37,7 @@ GROUPS = {
     "silences": "silences",
     "correlation": "correlation",
     "rca": "rca",
+    "logs": "logs",
 }
 MAX_LINES = 400
 

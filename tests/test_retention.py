@@ -114,5 +114,9 @@ def test_serve_runs_the_pruner_while_it_is_up(make_service: Callable[..., Watchk
     with TestClient(create_app(make_service(sqlite_url), upgrade=False)):
         assert pruners() == before + 1
     assert pruners() == before
-    with TestClient(create_app(make_service(sqlite_url, retention_days=0), upgrade=False)):
+    with TestClient(create_app(make_service(sqlite_url, retention_days=0, traces={"enabled": False}),
+                               upgrade=False)):
         assert pruners() == before  # retention off: no job
+    with TestClient(create_app(make_service(sqlite_url, retention_days=0), upgrade=False)):
+        assert pruners() == before + 1  # events kept forever, but spans still have their window (traces)
+    assert pruners() == before

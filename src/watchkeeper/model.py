@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     ANOMALY = "anomaly"
     FORECAST = "forecast"
     CHANGE = "change"
+    TRACE = "trace"
 
 
 class Status(StrEnum):

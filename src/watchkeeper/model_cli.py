@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
 
 from watchkeeper.errors import InputError
-from watchkeeper.value_cli_common import cli_common, dumps, load_model, make_table, out
+from watchkeeper.value_cli_common import backend, cli_common, dumps, load_model, make_table, out
 
 app = typer.Typer(no_args_is_help=True, help="Model registry: versions, scores, drift.")
-
-
-def _registry(wk: Any) -> Any:
-    from watchkeeper.model_registry import Registry
-
-    return Registry(wk.db, wk.clock)
 
 
 @app.command("list")
 def models_list(kind: Annotated[str | None, typer.Option(help="detector | template_miner | correlation | rca")] = None,
                 as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
     """Registered model versions with their training window and scores."""
-    with cli_common().service() as wk:
-        found = _registry(wk).versions(kind)
+    with backend() as b:
+        found = b.registry.versions(kind)
     if as_json:
         out.print(dumps(found), markup=False, soft_wrap=True)
         return
@@ -49,8 +43,8 @@ def models_register(file: Path) -> None:
 
     model = load_model(file, ModelVersion)
     common = cli_common()
-    with common.service() as wk:
-        found = _registry(wk).register(model, common.actor())
+    with backend() as b:
+        found = b.registry.register(model, common.actor())
     out.print(f"model {found['kind']}:{found['name']} version {found['version']} registered "
               f"(reference sample of {found['baseline_size']} scores)")
 
@@ -77,8 +71,8 @@ def models_drift(
         raise InputError(f"--signal {signal!r}: use scores, alert_rate or anomaly_rate") from None
     values = _scores(scores) if scores is not None else []
     common = cli_common()
-    with common.service() as wk:
-        found = _registry(wk).drift(kind, name, signal=chosen, scores=values, version=version, days=days,
+    with backend() as b:
+        found = b.registry.drift(kind, name, signal=chosen, scores=values, version=version, days=days,
                                     actor=common.actor())
     if as_json:
         out.print(dumps(found), markup=False, soft_wrap=True)

@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from watchkeeper.errors import Conflict, InputError, NotFound
+from watchkeeper.errors import Conflict, InputError, NotFound, WatchkeeperError
 from watchkeeper.model import Change
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import value as store
-from watchkeeper.value.drift import ModelVersion, check, hourly_counts
+from watchkeeper.value.drift import ModelKind, ModelVersion, check, hourly_counts
+from watchkeeper.value.shipped import shipped_models
 
 
 class Signal(StrEnum):
@@ -55,14 +56,74 @@ class Registry:
         added = []
         for model in found:
             with self.db.read() as conn:
-                if store.model_row(conn, model.kind.value, model.name, model.version) is not None:
-                    continue
+                row = store.model_row(conn, model.kind.value, model.name, model.version)
+            if row is not None:
+                if self._scored(row, model, actor):
+                    added.append(f"{model.key} {model.version} (scores)")
+                continue
             try:
                 self.register(model, actor)
             except Conflict:  # registered meanwhile
                 continue
             added.append(f"{model.key} {model.version}")
         return added
+
+    def _scored(self, row: dict[str, Any], model: ModelVersion, actor: str) -> bool:
+        """A version ``actor`` registered itself without scores (``serve`` before its scores were
+        shipped) gets the scores now, audited as ``model.scored``; a version registered by anyone
+        else, or with scores already, is left as it is."""
+        scores = model.scores.model_dump()
+
+        def unscored(found: dict[str, Any] | None) -> bool:
+            had = (found or {}).get("scores") or {}
+            return (found is not None and found["registered_by"] == actor and not had.get("held_out")
+                    and not had.get("in_sample") and bool(scores["held_out"] or scores["in_sample"]))
+
+        if not unscored(row):
+            return False
+        now = self.clock()
+        with self.db.write() as conn:  # again under the lock: another server may have done it meanwhile
+            again = store.model_row(conn, model.kind.value, model.name, model.version)
+            if again is None or not unscored(again):
+                return False
+            store.set_model_scores(conn, again["id"], scores, model.params)
+            audit.append(conn, actor, [Change("model.scored", f"model:{model.key}", now, {
+                "model": model.key, "version": model.version, "scores": scores,
+                "evaluation": model.params.get("evaluation")})])
+        return True
+
+    def register_shipped(self, actor: str = "serve", in_use: Sequence[ModelVersion] = ()) -> list[str]:
+        """Register the shipped model versions (:data:`watchkeeper.value.shipped.SHIPPED`, with their
+        scores from the data files next to them) and the versions this server uses that are not
+        shipped (``in_use``: a correlation configuration from a file), when not there yet."""
+        return self.ensure([*shipped_models(), *in_use], actor)
+
+    def check_scheduled(self, days: float, actor: str = "drift") -> list[dict[str, Any]]:
+        """The scheduled drift check (``serve`` every ``drift_check_seconds``): the latest version of
+        every registered model that has a training window, on its rate signal (anomaly events per hour
+        for a detector, alerts per hour for the others) over the last ``days`` against that window. A
+        drift is recorded and audited as on request. A model without a training window (the shipped
+        ones: trained elsewhere) is compared with its first ``days`` in production here, from its
+        registration on, once that reference lies wholly before the last ``days``."""
+        with self.db.read() as conn:
+            latest = store.latest_models(conn)
+        found = []
+        now = self.clock()
+        for row in latest:
+            window = None
+            if row["train_start"] is None or row["train_end"] is None:
+                start = row["registered_at"]
+                window = (start, start + timedelta(days=days))
+                if now - timedelta(days=days) < window[1]:
+                    continue  # not yet: its first days here are the reference, and they are not over
+            signal = Signal.ANOMALY_RATE if row["kind"] == ModelKind.DETECTOR.value else Signal.ALERT_RATE
+            try:
+                found.append(self.drift(row["kind"], row["name"], signal=signal, version=row["version"], days=days,
+                                        actor=actor, window=window))
+            except WatchkeeperError as exc:  # one model's problem does not stop the others' checks
+                found.append({"model": f"{row['kind']}:{row['name']}", "version": row["version"],
+                              "signal": signal.value, "drifted": False, "reason": "error", "error": str(exc)})
+        return found
 
     def versions(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.db.read() as conn:
@@ -79,8 +140,9 @@ class Registry:
         return _view(row)
 
     def drift(self, kind: str, name: str, *, signal: Signal, scores: Sequence[float] = (), version: str | None = None,
-              days: float = 1.0, actor: str) -> dict[str, Any]:
-        """Check a model version for drift; a drift is recorded (and audited) as a drift event."""
+              days: float = 1.0, actor: str, window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+        """Check a model version for drift; a drift is recorded (and audited) as a drift event. Rates are
+        compared with the training window, or with ``window`` when given (its first days here)."""
         now = self.clock()
         with self.db.write() as conn:
             version = version or store.latest_version(conn, kind, name)
@@ -95,7 +157,7 @@ class Registry:
                     raise InputError(f"model {kind}:{name} {version} was registered without a reference sample "
                                      "(baseline): register a version with one")
             else:
-                start, end = row["train_start"], row["train_end"]
+                start, end = window or (row["train_start"], row["train_end"])
                 if start is None or end is None:
                     raise InputError(f"model {kind}:{name} {version} has no training window to compare rates with")
                 times = store.alert_times if signal is Signal.ALERT_RATE else store.anomaly_times

@@ -311,7 +311,7 @@ class Pipeline:
         there, and the audit log says ``incident.split`` with the reason and both scores."""
         policy = self.config.join
         offered: set[str] | None = None  # only a member probing one of these keys can gain
-        near, reach = state.footprints.get(target.id), 2 * policy.lag
+        near, reach = state.footprints.get(target.id), 2 * self.correlate.lag
         for other_id in sorted(others):
             other, footprint = state.incidents.get(other_id), state.footprints.get(other_id)
             if other is None or not other.is_active or footprint is None or not (footprint.members or footprint.origin):

@@ -42,6 +42,8 @@ from watchkeeper.value.usecase import (
 
 #: Who the audit log names for what the gates do on their own (demotions).
 GATE = "gate"
+#: how far before its window a gate reads forecasts: a warning of a crossing in the window may start earlier
+FORECAST_LOOKBACK = timedelta(days=7)
 
 
 class ProposalStatus(StrEnum):
@@ -215,6 +217,9 @@ class Portfolio:
             alerts=store.alert_count(conn, case.services, start, end),
             incident_count=len(store.incident_times(conn, case.services, start, end)),
             drift_events=store.drift_count(conn, case.models, start, end),
+            # a warning may start before the window: read a week earlier, count the window's crossings
+            forecasts=store.forecast_events(conn, case.services, start - FORECAST_LOOKBACK, end),
+            forecasts_since=start,
         )
 
     def _evaluate(self, conn: Connection, case: UseCase) -> tuple[GateDecision, tuple[datetime, datetime]]:

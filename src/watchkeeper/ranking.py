@@ -20,6 +20,12 @@ Each of the top causes also carries ``evidence.series``: its top metrics around 
 evidence window fills, a ranking whose top three did not change refreshes only these series of the
 stored causes (same scores and confidences, nothing audited), so the plot grows with the window.
 
+Traces and logs, when a :class:`TraceSource` / :class:`LogSource` is plugged in (``Ranker(...,
+traces=..., logs=...)``; none by default), add their evidence: the trace RED series of the services
+(``watchkeeper.traces.red`` names; the call graph is read from the edge series' names and merged with
+the topology) and each service's log anomaly score. A source that fails is logged and left out: the
+ranking goes on with the metrics.
+
 A Prometheus that is down never stops the loop: the error is counted (``watchkeeper_rca_errors_total``),
 logged once per burst, and shown in ``/healthz`` under ``details.rca``.
 """
@@ -29,7 +35,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +74,48 @@ class SeriesSource(Protocol):
     """Where the ranker gets a watch's series over a time range (unix seconds)."""
 
     def series(self, watch: Watch, start: float, end: float, step: float) -> Sequence[RangeSeries]: ...
+
+
+class TraceSource(Protocol):
+    """Trace RED series (``watchkeeper.traces.red`` names, edge series on the callee) from ``start`` to
+    ``end`` (unix seconds): at least the given services; more is welcome (the calls reveal dependencies)."""
+
+    def series(self, services: Sequence[str], start: float, end: float
+               ) -> Mapping[str, Mapping[str, tuple[Array, Array]]]: ...
+
+
+class LogSource(Protocol):
+    """Each service's log anomaly score after ``start`` (a float on the scale of a robust z, or an
+    :class:`watchkeeper.rca.LogAnomaly` naming its templates)."""
+
+    def anomalies(self, services: Sequence[str], start: float, end: float
+                  ) -> Mapping[str, float | rca.LogAnomaly]: ...
+
+
+def trace_graph(series: Mapping[str, Mapping[str, object]]) -> nx.DiGraph:
+    """The call graph the edge series' names show (``edge:<caller>-><callee>.<stat>`` on the callee).
+
+    >>> sorted(trace_graph({"db": {"edge:web->db.rate": 0, "trace.rate": 0}}).edges)
+    [('web', 'db')]
+    """
+    g = nx.DiGraph()
+    for callee, per in series.items():
+        g.add_node(callee)
+        for name in per:
+            if name.startswith("edge:"):
+                caller, _, rest = name[5:].partition("->")
+                if caller and rest.rpartition(".")[0] == callee:
+                    g.add_edge(caller, callee)
+    return g
+
+
+def _optional(what: str, fetch: Callable[[], Any]) -> Any:
+    """A trace or log source's answer, or ``None`` when it failed (logged): metrics still rank."""
+    try:
+        return fetch()
+    except Exception as exc:  # a plug-in source must not stop the ranking
+        log.warning("rca.source_failed", source=what, error=str(exc))
+        return None
 
 
 class PrometheusSource:
@@ -190,6 +238,7 @@ def with_series(causes: Sequence[Cause], metrics: dict[str, dict[str, tuple[Arra
 def rank_at(
     services: Sequence[str], onset: datetime, end: float, *, watches: Sequence[Watch], source: SeriesSource,
     graph: nx.DiGraph, found: Sequence[changelog.ServiceChange], cfg: RcaConfig, calibration: dict[str, Any],
+    traces: TraceSource | None = None, logs: LogSource | None = None,
 ) -> list[Cause]:
     """Gather the evidence of an incident on ``services`` that began at ``onset``, with series up to
     ``end`` (unix seconds), and rank it — what ``serve`` and ``replay`` both do. The top causes carry
@@ -197,8 +246,11 @@ def rank_at(
     params = params_of(cfg)
     start = onset.timestamp() - cfg.reference
     metrics, specs = collect(watches, source, start, max(end, start), cfg.step, params.threshold)
+    trace_series = _optional("traces", lambda: traces.series(services, start, max(end, start))) if traces else None
+    log_scores = _optional("logs", lambda: logs.anomalies(services, start, max(end, start))) if logs else None
     evidence = rca.Evidence(graph, metrics, onset.timestamp(), changes=tuple(changelog.suspects(found, onset)),
-                            specs=specs)
+                            specs=specs, traces=trace_series or {}, log_anomalies=log_scores or {},
+                            trace_graph=trace_graph(trace_series) if trace_series else None)
     causes = rca.rank(services, evidence, params=params, calibration=calibration)
     return with_series(causes, metrics, onset.timestamp(), cfg.window, cfg.window)
 
@@ -218,10 +270,12 @@ class Ranker:
 
     def __init__(
         self, service: Watchkeeper, source: SeriesSource, *, graph: nx.DiGraph | None = None,
-        wall: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.monotonic, traces: TraceSource | None = None, logs: LogSource | None = None,
     ) -> None:
         self.service = service
         self.source = source
+        self.traces = traces
+        self.logs = logs
         settings = service.settings
         self.cfg: RcaConfig = settings.rca
         self.watches = [w for w in settings.watch.watches if w.rca]
@@ -229,6 +283,8 @@ class Ranker:
         self.graph = graph if graph is not None else topology_config.build(
             settings.topology, topology_config.correlation_graph(settings.correlation_config))
         self.wall = wall
+        #: Extends the configured graph at each ranking (serve: the edges seen in traces); None: as configured.
+        self.extend_graph: Callable[[nx.DiGraph], nx.DiGraph] | None = None
         self._seen: dict[int, _Seen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -307,8 +363,10 @@ class Ranker:
         if earlier and any(c.model != rca.MODEL for c in earlier):
             self._seen[incident.id] = seen
             return 0  # a person (or another model) ranked this incident: theirs stands
-        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=self.graph,
-                         found=found, cfg=self.cfg, calibration=self.calibration)
+        graph = self.extend_graph(self.graph) if self.extend_graph is not None else self.graph
+        causes = rank_at(incident.services, onset, end, watches=self.watches, source=self.source, graph=graph,
+                         found=found, cfg=self.cfg, calibration=self.calibration, traces=self.traces,
+                         logs=self.logs)
         self._seen[incident.id] = seen  # only now: a failed ranking is tried again on the next pass
         self.rankings += 1
         self._rankings.inc()
@@ -468,14 +526,17 @@ def replay_causes(
     return out
 
 
-def make_ranker(service: Watchkeeper, source: SeriesSource | None = None) -> Ranker | None:
-    """The ranker ``serve`` runs: only when ranking is enabled and at least one watch has ``rca: true``."""
+def make_ranker(service: Watchkeeper, source: SeriesSource | None = None, *, traces: TraceSource | None = None,
+                logs: LogSource | None = None) -> Ranker | None:
+    """The ranker ``serve`` runs: when ranking is enabled and there is evidence to rank on — at least one
+    watch with ``rca: true``, or traces taken in (``traces.enabled``; their RED rows and call graph are
+    evidence on their own) — with the trace and log sources when given."""
     settings = service.settings
-    if not settings.rca.enabled or not any(w.rca for w in settings.watch.watches):
+    if not settings.rca.enabled or not (any(w.rca for w in settings.watch.watches) or settings.traces.enabled):
         return None
-    return Ranker(service, source or PrometheusSource(settings.watch))
+    return Ranker(service, source or PrometheusSource(settings.watch), traces=traces, logs=logs)
 
 
-__all__ = ["PrometheusSource", "Ranker", "SeriesSource", "calibrate", "collect", "downsample", "load_calibration",
-           "make_ranker", "record_cause", "with_series"]
+__all__ = ["LogSource", "PrometheusSource", "Ranker", "SeriesSource", "TraceSource", "calibrate", "collect",
+           "downsample", "load_calibration", "make_ranker", "record_cause", "trace_graph", "with_series"]
 

@@ -31,21 +31,34 @@ class Pruned:
     before: datetime
     events: int = 0
     dead_letters: int = 0
+    #: Raw spans (older than ``traces.retention.raw_hours``, or beyond ``max_mb``) and RED rows
+    #: (older than ``red_days``): their own windows, not ``before``.
+    spans: int = 0
+    red_rows: int = 0
+    #: Raw log lines (logs.retention: their window and size cap; docs/logs.md).
+    log_lines: int = 0
 
     def __str__(self) -> str:
-        return (f"deleted {self.events} events and {self.dead_letters} dead letters received before "
-                f"{self.before.isoformat(timespec='seconds')}")
+        lines = f" and {self.log_lines} log lines" if self.log_lines else ""
+        traces = f"; {self.spans} spans and {self.red_rows} RED rows" if self.spans or self.red_rows else ""
+        return (f"deleted {self.events} events and {self.dead_letters} dead letters{lines} received before "
+                f"{self.before.isoformat(timespec='seconds')}{traces}")
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.events or self.dead_letters or self.spans or self.red_rows or self.log_lines)
 
 
 class Pruner:
     """Calls ``prune`` after ``delay`` seconds, then every ``interval`` seconds, until stopped.
     A failed prune is logged and tried again at the next turn."""
 
-    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0) -> None:
+    def __init__(self, prune: Callable[[], Pruned], *, interval: float = 3600.0, delay: float = 60.0,
+                 name: str = "watchkeeper-retention") -> None:
         self.prune = prune
         self.interval, self.delay = interval, delay
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchkeeper-retention", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Pruner:
         self._thread.start()
@@ -65,8 +78,9 @@ class Pruner:
             except Exception as exc:  # the next turn tries again; serve goes on
                 _say(log.error, "retention prune failed", error=str(exc))
                 continue
-            if pruned.events or pruned.dead_letters:
+            if pruned.anything:
                 _say(log.info, "retention pruned", events=pruned.events, dead_letters=pruned.dead_letters,
+                     spans=pruned.spans, red_rows=pruned.red_rows, log_lines=pruned.log_lines,
                      before=pruned.before.isoformat())
 
 

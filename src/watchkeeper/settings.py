@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchkeeper.errors import ConfigError
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.routing import Route
+from watchkeeper.logs.config import LogsConfig
+from watchkeeper.traces.config import TracesConfig
 from watchkeeper.value.priority import Weights
 from watchkeeper.watch.config import RcaConfig, TopologyConfig, WatchConfig
 from watchkeeper.yamlfile import YamlPositions
@@ -96,6 +98,12 @@ class Settings(BaseSettings):
         default_factory=Weights, description="Weights of the prioritization matrix's dimensions (docs/value.md)")
     gate_guard_seconds: float = Field(
         5.0, gt=0, description="How often serve checks the use cases in production (a failed criterion demotes)")
+    drift_check_seconds: float = Field(
+        3600.0, ge=0, description="How often serve checks every registered model with a training window for "
+        "drift (anomaly or alert rate; a drift is a drift event the gates count); 0: never")
+    drift_check_days: float = Field(
+        2.0, gt=0, le=366, description="The recent window a scheduled drift check compares with the training window "
+        "(at least 30 hours: a check needs 30 hourly counts)")
     action_lease_seconds: float = Field(
         60.0, ge=1, description="How long a claimed action stays its server's without a heartbeat; after that "
         "another server marks it interrupted and escalates the incident")
@@ -118,6 +126,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="unix user -> approver name the CLI may vote as without a token "
         "(YAML only; the audit log says 'cli-user:NAME via unix user UNIX')")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="the web console (YAML only)")
+    traces: TracesConfig = Field(default_factory=TracesConfig, description="OTLP traces in: RED steps, retention, "
+                                 "trace anomalies (YAML only; docs/traces.md)")
+    logs: LogsConfig = Field(default_factory=LogsConfig, description="log inputs (files, syslog, OTLP), log "
+                             "anomalies and raw-line retention (YAML only; docs/logs.md)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"
@@ -204,4 +216,9 @@ def _relative_to(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
         inner = out.get(section)
         if isinstance(inner, dict) and isinstance(inner.get(key), str) and not Path(inner[key]).is_absolute():
             out[section] = {**inner, key: str(base / inner[key])}
+    logs = out.get("logs")
+    if isinstance(logs, dict) and isinstance(logs.get("files"), list):  # files: relative to the config file
+        files = [{**f, "path": str(base / f["path"])} if isinstance(f, dict) and isinstance(f.get("path"), str)
+                 and not Path(f["path"]).is_absolute() else f for f in logs["files"]]
+        out["logs"] = {**logs, "files": files}
     return out

@@ -54,3 +54,12 @@ class Metrics:
         )
         if active_incidents is not None:
             self.registry.register(_ActiveIncidents(active_incidents))
+        self._made: dict[str, Counter] = {}
+
+    def counter(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> Counter:
+        """A counter on this registry, made once: a component built again for the same service (a second
+        app over one ``Watchkeeper``, as tests and a reload do) counts on the same one."""
+        found = self._made.get(name)
+        if found is None:
+            found = self._made[name] = Counter(name, documentation, list(labelnames), registry=self.registry)
+        return found

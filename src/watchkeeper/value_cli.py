@@ -2,7 +2,8 @@
 
 One ``typer.Typer`` (``app``) holding the groups, registered in the main CLI with one
 ``app.add_typer(value_cli.app)`` line. The commands work on the database (where ``serve`` runs),
-like ``runbooks`` and ``approvals``. ``report`` and ``assess`` live in
+like ``runbooks`` and ``approvals``, or, with ``--url`` and a token, through a server's API
+(``usecases``, ``gates`` and ``models``; :mod:`watchkeeper.value_remote`). ``report`` and ``assess`` live in
 :mod:`watchkeeper.value_report_cli`, ``models`` in :mod:`watchkeeper.model_cli`.
 """
 
@@ -17,9 +18,8 @@ from pydantic import ValidationError
 
 from watchkeeper import model_cli, value_report_cli
 from watchkeeper.errors import InputError, WatchkeeperError
-from watchkeeper.portfolio import Portfolio
 from watchkeeper.value.usecase import UseCase
-from watchkeeper.value_cli_common import cli_common, dumps, err, make_table, out, portfolio_of
+from watchkeeper.value_cli_common import backend, cli_common, dumps, err, make_table, out
 from watchkeeper.yamlfile import load
 
 app = typer.Typer(no_args_is_help=True)
@@ -58,8 +58,8 @@ def read_use_case(path: Path) -> UseCase:
 @usecases_app.command("list")
 def usecases_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
     """The portfolio: stage, owners, runbooks and services of each use case."""
-    with cli_common().service() as wk:
-        cases = portfolio_of(wk).cases()
+    with backend() as b:
+        cases = b.portfolio.cases()
     if as_json:
         out.print(dumps(cases), markup=False, soft_wrap=True)
         return
@@ -75,8 +75,8 @@ def usecases_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] 
 def usecases_show(case_id: str) -> None:
     """One use case as JSON: its document, versions, proposals, and each runbook's declared and
     effective autonomy."""
-    with cli_common().service() as wk:
-        out.print(dumps(portfolio_of(wk).show(case_id)), markup=False, soft_wrap=True)
+    with backend() as b:
+        out.print(dumps(b.portfolio.show(case_id)), markup=False, soft_wrap=True)
 
 
 @usecases_app.command("apply")
@@ -90,8 +90,8 @@ def usecases_apply(
     through gates; its criteria are frozen once its pilot starts."""
     case = read_use_case(file)
     common = cli_common()
-    with common.service() as wk:
-        shown = portfolio_of(wk).apply(case, common.actor(), new_version=new_version, reason=reason)
+    with backend() as b:
+        shown = b.portfolio.apply(case, common.actor(), new_version=new_version, reason=reason)
     out.print(f"use case {shown['id']}: version {shown['version']}, stage {shown['stage']}")
     for problem in shown["pilot_problems"]:
         err.print(f"note: before its pilot: {problem}")
@@ -102,8 +102,8 @@ def usecases_propose(case_id: str) -> None:
     """Ask for the use case's next stage: a proposal an approver (not you) decides on, or exit 2
     with what is missing."""
     common = cli_common()
-    with common.service() as wk:
-        found = portfolio_of(wk).propose(case_id, common.actor())
+    with backend() as b:
+        found = b.portfolio.propose(case_id, common.actor())
     out.print(f"gate proposal {found['id']}: {found['use_case_id']} {found['from_stage']} → {found['to_stage']}; "
               f"an approver runs 'watchkeeper gates approve {found['id']}'")
 
@@ -113,8 +113,8 @@ def usecases_rank(as_json: Annotated[bool, typer.Option("--json", help="JSON")] 
     """The prioritization matrix: quick wins, strategic projects, future consideration (weights:
     the value_weights setting; data readiness measured from what Watchkeeper holds), duplicates."""
     common = cli_common()
-    with common.service() as wk:
-        found = Portfolio.of(wk).priorities(common.settings().value_weights)
+    with backend() as b:  # through --url: the server's value_weights
+        found = b.portfolio.priorities(None if b.remote else common.settings().value_weights)
     if as_json:
         out.print(dumps(found), markup=False, soft_wrap=True)
         return
@@ -141,9 +141,8 @@ def gates_evaluate(
 ) -> None:
     """Each use case's KPIs over its window against its criteria, and the move its gate makes."""
     common = cli_common()
-    with common.service() as wk:
-        found = portfolio_of(wk).evaluate(case_id, apply=apply, actor=common.actor())
-    docs = [e.as_dict() for e in found]
+    with backend() as b:
+        docs = b.evaluate(case_id, apply=apply, actor=common.actor())
     if as_json:
         out.print(dumps(docs), markup=False, soft_wrap=True)
         return
@@ -173,8 +172,8 @@ def gates_list(
     """Gate proposals."""
     if status not in ("pending", "approved", "rejected", "superseded", "all"):
         raise WatchkeeperError(f"--status {status!r}: use pending, approved, rejected, superseded or all")
-    with cli_common().service() as wk:
-        found = portfolio_of(wk).proposals(None if status == "all" else status)
+    with backend() as b:
+        found = b.portfolio.proposals(None if status == "all" else status)
     if as_json:
         out.print(dumps(found), markup=False, soft_wrap=True)
         return
@@ -187,9 +186,9 @@ def gates_list(
 
 def _vote(proposal_id: int, approve: bool, comment: str, token: str | None) -> None:
     common = cli_common()
-    with common.service() as wk:
-        who = common.approver(wk, token)
-        found = portfolio_of(wk).vote(proposal_id, who, approve, comment)
+    with backend(token) as b:  # through --url the server names the voter: the token's name
+        who = common.actor() if b.remote else common.approver(b.wk, token)
+        found = b.portfolio.vote(proposal_id, who, approve, comment)
     out.print(f"gate proposal {proposal_id}: {found['status']} ({found['use_case_id']} "
               f"{found['from_stage']} → {found['to_stage']})")
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +31,45 @@ def cli_common() -> ModuleType:
 
 def portfolio_of(wk: Any) -> Portfolio:
     return Portfolio.of(wk)
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where a value command acts: the database (``wk`` set) or a server's API (``--url``)."""
+
+    portfolio: Any  # Portfolio, or RemotePortfolio
+    registry: Any  # Registry, or RemoteRegistry
+    wk: Any = None
+
+    @property
+    def remote(self) -> bool:
+        return self.wk is None
+
+    def evaluate(self, case_id: str | None, *, apply: bool, actor: str) -> list[dict[str, Any]]:
+        if self.wk is None:
+            found: list[dict[str, Any]] = self.portfolio.evaluate_docs(case_id, apply=apply)
+            return found
+        return [e.as_dict() for e in self.portfolio.evaluate(case_id, apply=apply, actor=actor)]
+
+
+@contextmanager
+def backend(token: str | None = None) -> Iterator[Backend]:
+    """The server's API when ``--url`` / ``WATCHKEEPER_URL`` is given (with ``token`` instead of the
+    global ``--token`` when one is passed: a vote's approver), else the database."""
+    common = cli_common()
+    if common.STATE.url is None:
+        from watchkeeper.model_registry import Registry
+
+        with common.service() as wk:
+            yield Backend(portfolio_of(wk), Registry(wk.db, wk.clock), wk)
+        return
+    from watchkeeper.value_remote import RemotePortfolio, RemoteRegistry, ValueApi
+
+    api = ValueApi(common.STATE.url, token or common.STATE.token)
+    try:
+        yield Backend(RemotePortfolio(api), RemoteRegistry(api))
+    finally:
+        api.close()
 
 
 def dumps(value: Any) -> str:

@@ -279,3 +279,51 @@ def test_a_late_kind_joins_its_service_at_its_learned_lag() -> None:
         together = [s for s in ["shop", "blog", "cache", "db", "proxy"]
                     if len({a.incident_id for a in state.alerts.values() if a.service == s}) == 1]
         assert together == joined
+
+
+def test_a_symptom_services_own_failure_is_a_second_origin() -> None:
+    """db fails; shop's alerts name db (a symptom, in db's incident). Then shop's own process goes down:
+    without any graph, ServiceDown on shop does not join through "same service" — shop was there only
+    as db's symptom — it opens an incident of its own, naming db's as possibly related."""
+    storm = [am("HighErrorRate", "db", "data-1:5432", 0),
+             am("DependencyErrors", "shop", "app-1:8080", 3, dependency="db"),
+             am("ServiceDown", "shop", "app-2:8080", 20)]
+    state, _ = run(storm)
+    db = incident_of(state, "HighErrorRate", "data-1:5432")
+    assert incident_of(state, "DependencyErrors", "app-1:8080") == db
+    down = state.alerts[next(fp for fp, a in state.alerts.items() if a.name == "ServiceDown")]
+    assert down.incident_id != db
+    detail = next(m.detail for m in state.memberships if m.fingerprint == down.fingerprint)
+    assert f"possibly related: incident {db}" in detail
+
+
+def test_a_service_that_failed_first_keeps_its_own_down_alerts() -> None:
+    """shop's own failure opened the incident: its second replica going down joins it (same fault)."""
+    storm = [am("ServiceDown", "shop", "app-1:8080", 0), am("HighErrorRate", "proxy", "edge-1:443", 2),
+             am("ServiceDown", "shop", "app-2:8080", 6)]
+    state, _ = run(storm, with_graph())
+    assert incident_of(state, "ServiceDown", "app-1:8080") == incident_of(state, "ServiceDown", "app-2:8080")
+
+
+def _named_cascade(at: float, n: int, spread: float) -> list[Event]:
+    """A dependency fault whose callers name it, ``spread`` seconds behind it."""
+    return [am("HighErrorRate", f"db{n}", f"data-{n}:5432", at),
+            am("DependencyErrors", f"shop{n}", f"app-{n}:8080", at + spread, dependency=f"db{n}"),
+            am("DependencyErrors", f"shop{n}", f"app-{n}:8081", at + spread + 1, dependency=f"db{n}")]
+
+
+@pytest.mark.parametrize(("spread", "joined"), [
+    pytest.param(2.0, False, id="fast-system-learns-a-short-lag"),
+    pytest.param(40.0, True, id="slow-system-keeps-the-policy-lag"),
+])
+def test_the_onset_lag_is_learned_from_named_culprits(spread: float, joined: bool) -> None:
+    """Symptoms that name their cause show how fast faults travel here. Where they follow within ~2 s,
+    an alert on the same service 25 s after the incident began is another fault; where they take 40 s,
+    the policy's 30 s lag (its ceiling) still holds and it joins."""
+    storm = [*_named_cascade(0, 1, spread), *_named_cascade(300, 2, spread),
+             am("HighErrorRate", "db3", "data-3:5432", 600), am("HighLatency", "db3", "data-3:5433", 625)]
+    state, _ = run(storm)
+    together = incident_of(state, "HighErrorRate", "data-3:5432") == incident_of(state, "HighLatency", "data-3:5433")
+    assert together is joined
+    blind, _ = run(storm, CorrelationConfig.model_validate({"join": {"learn_lag": False}}).pipeline())
+    assert incident_of(blind, "HighErrorRate", "data-3:5432") == incident_of(blind, "HighLatency", "data-3:5433")

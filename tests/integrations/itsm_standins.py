@@ -354,6 +354,15 @@ STATUSES = {"10000": ("To Do", "new"), "3": ("In Progress", "indeterminate"), "1
 TRANSITIONS = {"11": ("Start progress", "3"), "21": ("Back to do", "10000"), "31": ("Done", "10001")}
 
 
+def jira_time(at: datetime) -> str:
+    """Jira's REST time: ``2026-12-03T13:20:05.123+0000``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+
+
+def _jira_parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
 def check_adf(doc: Any) -> None:
     if not (isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1
             and isinstance(doc.get("content"), list)):
@@ -375,6 +384,13 @@ class Jira(Standin):
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(10001))
+    #: the account our API token belongs to: what we change is recorded as its doing
+    account_id: str = "5b10ac8d82e05b22cc7d4ef5"
+    #: changelog entries per issue key (``expand=changelog``), oldest first
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: search calls seen (the poller's JQL)
+    searches: list[dict[str, list[str]]] = field(default_factory=list)
 
     def handle(self, seen: Seen) -> tuple[int, Any, dict[str, str]]:
         if _basic(seen) != (self.email, self.api_token):
@@ -382,12 +398,7 @@ class Jira(Standin):
         if seen.path == "/rest/api/3/issue" and seen.method == "POST":
             return self.create(_json_body(seen))
         if seen.path == "/rest/api/3/search/jql" and seen.method == "GET":
-            jql = seen.query.get("jql", [""])[0]
-            m = re.fullmatch(r'labels = "([^"]+)"', jql)
-            if m is None:
-                raise Reject(400, {"errorMessages": [f"stand-in: cannot read JQL {jql!r}"]})
-            found = [i for i in self.issues.values() if m.group(1) in i["fields"]["labels"]]
-            return 200, {"issues": [{"id": i["id"], "key": i["key"]} for i in found], "isLast": True}, {}
+            return self.search(seen.query)
         m = re.fullmatch(r"/rest/api/3/issue/([A-Z]+-\d+)(/transitions|/comment)?", seen.path)
         if m is None or m.group(1) not in self.issues:
             raise Reject(404, {"errorMessages": ["Issue does not exist or you do not have permission to see it."]})
@@ -398,12 +409,18 @@ class Jira(Standin):
             wanted = (_json_body(seen).get("transition") or {}).get("id")
             if wanted not in TRANSITIONS:
                 raise Reject(400, {"errorMessages": ["Transition id is not valid for this issue."]})
+            before = issue["fields"]["status"]["name"]
             self.set_status(issue, TRANSITIONS[wanted][1])
+            self.record(issue["key"], self.account_id, "Watchkeeper", [{
+                "field": "status", "fieldId": "status", "fromString": before,
+                "toString": issue["fields"]["status"]["name"]}])
             return 204, None, {}
         if m.group(2) == "/comment" and seen.method == "POST":
             body = _json_body(seen)
             check_adf(body.get("body"))
-            comment = {"id": str(next(self.ids)), "body": body["body"]}
+            comment = {"id": str(next(self.ids)), "body": body["body"], "created": jira_time(self.now()),
+                       "author": {"accountId": self.account_id, "displayName": "Watchkeeper"}}
+            issue["fields"]["updated"] = comment["created"]
             self.comments.setdefault(issue["key"], []).append(comment)
             return 201, comment, {}
         if m.group(2) is None and seen.method == "PUT":
@@ -415,6 +432,65 @@ class Jira(Standin):
         if m.group(2) is None and seen.method == "GET":
             return 200, issue, {}
         raise Reject(405, {"errorMessages": ["method not allowed"]})
+
+    def search(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        """``GET /rest/api/3/search/jql``: by label (the notifier's lookup), or by label and
+        ``updated >=`` oldest first (the poller), paged by ``nextPageToken``."""
+        self.searches.append(query)
+        jql = query.get("jql", [""])[0]
+        m = re.fullmatch(r'labels = "([^"]+)"(?: AND updated >= "(\d{4}-\d{2}-\d{2} \d{2}:\d{2})" '
+                         r"ORDER BY updated ASC)?", jql)
+        if m is None:
+            raise Reject(400, {"errorMessages": [f"stand-in: cannot read JQL {jql!r}"]})
+        found = [i for i in self.issues.values() if m.group(1) in i["fields"]["labels"]]
+        if m.group(2) is not None:
+            since = datetime.strptime(m.group(2), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+            found = sorted((i for i in found if _jira_parse(i["fields"]["updated"]) >= since),
+                           key=lambda i: _jira_parse(i["fields"]["updated"]))
+        start = int(query.get("nextPageToken", ["0"])[0])
+        size = int(query.get("maxResults", ["50"])[0])
+        page = found[start:start + size]
+        fields = set(query.get("fields", [""])[0].split(","))
+        issues = []
+        for i in page:
+            shown: dict[str, Any] = {"id": i["id"], "key": i["key"],
+                                     "fields": {k: v for k, v in i["fields"].items() if k in fields}}
+            if "comment" in fields:
+                got = self.comments.get(i["key"], [])
+                shown["fields"]["comment"] = {"comments": got, "total": len(got), "maxResults": len(got)}
+            if "changelog" in query.get("expand", [""])[0]:
+                got = list(reversed(self.histories.get(i["key"], [])))  # the newest first, as Jira
+                shown["changelog"] = {"histories": got, "total": len(got), "maxResults": len(got)}
+            issues.append(shown)
+        last = start + size >= len(found)
+        return 200, {"issues": issues, "isLast": last, **({} if last else {"nextPageToken": str(start + size)})}, {}
+
+    def record(self, key: str, account: str, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        entry = {"id": str(next(self.ids)), "created": jira_time(self.now()),
+                 "author": {"accountId": account, "displayName": name}, "items": items}
+        self.histories.setdefault(key, []).append(entry)
+        self.issues[key]["fields"]["updated"] = entry["created"]
+        return entry
+
+    def human(self, key: str, *, status: str | None = None, assignee: str | None = None,
+              comment: str | None = None, account: str = "712020:beth", name: str = "Beth Anglin") -> None:
+        """Someone changes the issue in Jira itself (no webhook is sent: only a poll sees it)."""
+        issue = self.issues[key]
+        if status is not None:
+            before = issue["fields"]["status"]["name"]
+            self.set_status(issue, status)
+            self.record(key, account, name, [{"field": "status", "fieldId": "status", "fromString": before,
+                                              "toString": issue["fields"]["status"]["name"]}])
+        if assignee is not None:
+            issue["fields"]["assignee"] = {"displayName": assignee}
+            self.record(key, account, name, [{"field": "assignee", "fieldId": "assignee", "toString": assignee}])
+        if comment is not None:
+            made = {"id": str(next(self.ids)), "created": jira_time(self.now()),
+                    "author": {"accountId": account, "displayName": name},
+                    "body": {"type": "doc", "version": 1, "content": [
+                        {"type": "paragraph", "content": [{"type": "text", "text": comment}]}]}}
+            self.comments.setdefault(key, []).append(made)
+            issue["fields"]["updated"] = made["created"]
 
     @staticmethod
     def transition(tid: str) -> dict[str, Any]:
@@ -448,7 +524,7 @@ class Jira(Standin):
         check_adf(fields.get("description"))
         issue_id = str(next(self.ids))
         key = f"{self.project}-{len(self.issues) + 1}"
-        issue = {"id": issue_id, "key": key, "fields": {**fields, "assignee": None}}
+        issue = {"id": issue_id, "key": key, "fields": {**fields, "assignee": None, "updated": jira_time(self.now())}}
         self.set_status(issue, "10000")
         self.issues[key] = issue
         return 201, {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/3/issue/{issue_id}"}, {}

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import Clock
 from integrations.itsm_standins import Jira
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.jira.mapping import text_of
@@ -22,6 +23,7 @@ from watchkeeper.lifecycle import Action
 from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.storage import audit
+from watchkeeper.storage import itsm as itsm_store
 from watchkeeper.storage import outbox as outbox_store
 
 SECRET = "jira-webhook-s3cret-0123456789"
@@ -230,3 +232,55 @@ def test_hostile_webhook_bodies(app: tuple[TestClient, Watchkeeper, Integrations
         assert got.json()["applied"] == 0
     else:
         assert set(got.json()) == {"error", "status"}
+
+
+def test_polling_brings_back_what_no_webhook_told_once_and_never_our_own(
+        app: tuple[TestClient, Watchkeeper, Integrations], jira: Jira, clock: Clock) -> None:
+    """The fallback: JQL ``updated >=`` a stored cursor; changelog entries and comments since then
+    are applied once (a second poll reads them again and changes nothing); our account's
+    transitions and our [Watchkeeper] comments never come back."""
+    client, wk, integrations = app
+    jira.now = wk.clock
+    incident = ingest(wk)
+    integrations.delivery.drain()
+    key = ref(wk, incident)["key"]
+    sync = client.app.state.itsm.jira["ops-jira"]  # type: ignore[attr-defined]
+    assert sync.poll() == 0  # the issue we made is no change of theirs
+    clock.advance(minutes=5)
+    jira.human(key, status="3", assignee="Beth Anglin", comment="consumer scaled to 8")
+    assert sync.poll() == 3
+    view = wk.incident(incident)
+    assert (view["status"], view["assignee"]) == ("acknowledged", "Beth Anglin")
+    assert next(e for e in view["timeline"] if e["kind"] == "incident.acknowledged")["actor"] == "jira:Beth Anglin"
+    assert [e["text"] for e in view["timeline"] if e["kind"] == "incident.commented"] == ["consumer scaled to 8"]
+    assert sync.poll() == 0  # read again (the overlap): applied once
+    jql = jira.searches[-1]["jql"][0]
+    assert jql.startswith('labels = "watchkeeper" AND updated >= "') and jql.endswith("ORDER BY updated ASC")
+    assert jira.searches[-1]["expand"] == ["changelog"]
+
+    wk.act(incident, Action.RESOLVE, "token:alice", "fixed")
+    integrations.delivery.drain()  # our account moves the issue to Done and comments [Watchkeeper] …
+    assert jira.histories[key][-1]["author"]["accountId"] == ACCOUNT
+    clock.advance(minutes=5)
+    with wk.db.read() as conn:
+        before = [r.seq for r in audit.records(conn)]
+    assert sync.poll() == 0  # … which never comes back as a change
+    with wk.db.read() as conn:
+        assert [r.seq for r in audit.records(conn)] == before
+
+    clock.advance(minutes=1)
+    jira.human(key, status="10000", name="Carl Ops", account="712020:carl")  # back to To Do: reopened
+    assert sync.poll() == 1
+    assert wk.incident(incident)["status"] == "open"
+
+
+def test_polling_an_unreachable_jira_logs_and_keeps_the_cursor(
+        app: tuple[TestClient, Watchkeeper, Integrations], jira: Jira) -> None:
+    client, wk, _integrations = app
+    sync = client.app.state.itsm.jira["ops-jira"]  # type: ignore[attr-defined]
+    jira.api_token = "rotated"  # our token no longer works: 401, not retried
+    assert sync.poll() == 0
+    assert sync.last_error is not None and "401" in sync.last_error
+    assert "ATATT" not in sync.last_error
+    with wk.db.read() as conn:
+        assert itsm_store.cursor(conn, sync.cursor_name) is None

@@ -95,9 +95,10 @@ def test_up_writes_the_contract_files_and_every_service_answers(lab: Lab) -> Non
                  "process_cpu_seconds_total", "process_resident_memory_bytes"):
         assert name in text
     assert metric(front, "lab_disk_capacity_bytes") == CAPACITY_MB * MB
-    log = (lab.dir / "logs" / "frontend.log").read_text().splitlines()
-    assert any(" GET / 200 " in line for line in log)
-    assert log[-1][:4].isdigit() and "T" in log[-1].split()[0]  # ISO timestamp first
+    log = [json.loads(line) for line in (lab.dir / "logs" / "frontend.log").read_text().splitlines()]
+    assert any(r["message"].startswith("GET / 200 ") and r["level"] == "INFO" for r in log)
+    assert list(log[-1])[:4] == ["timestamp", "level", "service", "message"]  # JSON lines, ISO timestamp first
+    assert log[-1]["timestamp"][:4].isdigit() and "T" in log[-1]["timestamp"] and log[-1]["service"] == "frontend"
 
 
 def test_up_twice_and_bad_requests_are_refused_with_a_sentence(lab: Lab) -> None:
@@ -191,11 +192,21 @@ def test_cpu_hog_burns_cpu_until_restart(lab: Lab) -> None:
 
     idle = cpu_over(1.0)
     truth = lab.inject("cpu_hog", "catalog")
-    busy = cpu_over(1.0)
-    assert busy > 0.3 and busy > 3 * idle, (idle, busy)
-    lab.restart("catalog")
+    try:
+        # on a shared machine the hog gets what the scheduler gives it: wait until it has burnt clearly
+        # more than the idle service would have (rather than asking for a share of a core in one second)
+        start, since = metric(url, "process_cpu_seconds_total"), time.monotonic()
+
+        def burnt() -> float | None:
+            extra = metric(url, "process_cpu_seconds_total") - start - idle * (time.monotonic() - since)
+            return extra if extra > 0.5 else None
+
+        wait_for(burnt, timeout=30, what="a core's worth of hashing")
+        busy = (metric(url, "process_cpu_seconds_total") - start) / (time.monotonic() - since)
+    finally:
+        lab.restart("catalog")
     assert ground_truth(lab, truth["id"])["ended_by"] == "restart"
-    assert cpu_over(1.0) < busy
+    assert cpu_over(2.0) / 2.0 < busy
 
 
 def test_memory_leak_grows_rss_until_restart(lab: Lab) -> None:

@@ -190,11 +190,15 @@ def test_serve_shows_rca_in_healthz_and_metrics(make_service: Callable[..., Watc
     assert "watchkeeper_rca_errors_total 1.0" in metrics and "watchkeeper_rca_rankings_total 0.0" in metrics
 
 
-def test_no_ranker_without_an_rca_watch(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+def test_no_ranker_without_evidence_to_rank_on(make_service: Callable[..., Watchkeeper], sqlite_url: str) -> None:
+    """No watch with ``rca: true`` and traces off: nothing to rank on, no ranker. Traces on (the
+    default): their RED rows and call graph are evidence of their own, so the ranker runs."""
     doc = settings()
     doc["watch"]["watches"][0]["rca"] = False
-    assert make_ranker(make_service(sqlite_url, **doc)) is None
-    assert make_ranker(make_service(sqlite_url)) is None
+    assert make_ranker(make_service(sqlite_url, **doc, traces={"enabled": False})) is None
+    assert make_ranker(make_service(sqlite_url, traces={"enabled": False})) is None
+    assert isinstance(make_ranker(make_service(sqlite_url, **doc)), Ranker)
+    assert isinstance(make_ranker(make_service(sqlite_url)), Ranker)
 
 
 def test_a_ranking_that_failed_is_tried_again_when_prometheus_is_back(
@@ -274,3 +278,62 @@ def test_hostile_evidence_values_do_not_break_the_plot(wk: Watchkeeper, clock: C
     assert top["component"] == "db"
     values = [v for _, v in top["evidence"]["series"]["latency"]]
     assert values and all(np.isfinite(values))
+
+
+class FakeTraces:
+    """Trace series: calls api → cache take 0.3 s on the link after the onset; asked services recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[tuple[str, ...], float, float]] = []
+
+    def series(self, services: Sequence[str], start: float, end: float) -> dict[str, dict[str, Any]]:
+        self.asked.append((tuple(services), start, end))
+        t = np.arange(start, end + 1e-9, 30.0)
+        link = np.where(t < ONSET, 0.002 * (1 + 0.01 * np.sin(t)), 0.3)
+        return {"cache": {"edge:api->cache.net_p95": (t, link), "edge:api->cache.rate": (t, np.ones_like(t))}}
+
+
+class FakeLogs:
+    def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, float]:
+        return {"db": 40.0}
+
+
+class Broken:
+    def series(self, services: Sequence[str], start: float, end: float) -> dict[str, Any]:
+        raise OSError("trace store unreachable")
+
+    def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, float]:
+        raise OSError("log store unreachable")
+
+
+FLAT = {"latency": {"api": step(0.02, 0.021), "db": step(0.01, 0.0101), "cache": step(1.0, 1.0)}}
+
+
+def test_a_trace_source_adds_its_evidence(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    traces = FakeTraces()
+    clock.advance(seconds=120)
+    ranker = make_ranker(wk, FakeSource(FLAT), traces=traces)
+    assert ranker is not None
+    ranker.tick()
+    top = wk.incident(incident)["causes"][0]
+    assert top["component"] == "cache"  # metrics are flat: the link into cache is what changed
+    says = top["evidence"]["signals"]["traces"]["top"][0]
+    assert says["role"] == "link" and "api → cache" in says["says"]
+    assert traces.asked[0][0] == ("api",) and traces.asked[0][1] == ONSET - 3600
+
+
+def test_a_log_source_adds_its_evidence(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    clock.advance(seconds=120)
+    Ranker(wk, FakeSource(FLAT), logs=FakeLogs()).tick()
+    top = wk.incident(incident)["causes"][0]
+    assert top["component"] == "db" and top["evidence"]["signals"]["logs"]["score"] == 40.0
+
+
+def test_a_failing_trace_or_log_source_leaves_the_metrics_ranking(wk: Watchkeeper, clock: Clock) -> None:
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+    ranker = Ranker(wk, FakeSource(SHAPES), traces=Broken(), logs=Broken())
+    assert ranker.tick() == 1 and ranker.errors == 0
+    assert wk.incident(incident)["causes"][0]["component"] == "db"

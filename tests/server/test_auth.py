@@ -79,6 +79,12 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/models/{kind}/{name}"): "viewer",
     ("POST", "/api/v1/models/{kind}/{name}/drift"): "operator",
     ("GET", "/api/v1/drift"): "viewer",
+    ("POST", "/v1/traces"): "ingest",
+    ("GET", "/api/v1/traces/red"): "viewer",
+    ("GET", "/api/v1/traces/{trace_id}"): "viewer",
+    ("POST", "/v1/logs"): "ingest",
+    ("GET", "/api/v1/logs/templates"): "viewer",
+    ("GET", "/api/v1/logs/counts"): "viewer",
 }
 #: The roles that hold each least role's rights (admin holds every right).
 HOLDERS = {

@@ -332,7 +332,8 @@ def test_a_decision_names_the_model_version_it_used(api: Client) -> None:
              {"causes": [{"component": "web", "confidence": 0.97, "model": "external"}]})
     api.wk.governance.respond()
     [decision] = api.call("GET", f"/api/v1/incidents/{incident}", Role.VIEWER)["decisions"]
-    assert decision["inputs"]["model_versions"] == {"rca:external": "v3"}
+    assert decision["inputs"]["model_versions"] == {"rca:external": "v3", api.wk.correlation_model.key:
+                                                    api.wk.correlation_model.version}
     assert decision["inputs"]["policy_version"] == "policy-v1"
 
 

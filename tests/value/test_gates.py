@@ -13,10 +13,12 @@ from watchkeeper.value.gates import GateReason, Move, Result, gate, judge
 from watchkeeper.value.kpis import (
     ActionOutcome,
     Evidence,
+    ForecastEvent,
     IncidentTimes,
     Measure,
     ShadowDecision,
     approval_rate,
+    forecast_lead_time,
     harmful_actions,
     measure,
     noise_reduction,
@@ -56,6 +58,20 @@ def times(*minutes: tuple[float | None, float | None]) -> list[IncidentTimes]:
             for a, r in minutes]
 
 
+Run = tuple[str, list[tuple[float, str, float | None]]]
+
+
+def forecasts(*runs: Run) -> list[ForecastEvent]:
+    """Forecast events per fingerprint: (minutes after T, status, predicted seconds to the crossing)."""
+    return [ForecastEvent(fp, T + m * MIN, status, crossing) for fp, events in runs for m, status, crossing in events]
+
+
+WARNED_2H: Run = ("a", [(0, "firing", 7200), (60, "firing", 3600), (120, "firing", 0), (130, "firing", 0)])
+MISSED: Run = ("b", [(50, "firing", 0)])
+FALSE_ALARM: Run = ("c", [(0, "firing", 600), (20, "resolved", None)])
+TWICE: Run = ("d", [(0, "firing", 1800), (30, "firing", 0), (40, "resolved", None), (100, "firing", 600),
+               (110, "firing", 0)])
+
 KPI_CASES = [
     ("volume counts only scored", shadow_volume(shadow("agreed", None, "different_action")), Measure(2.0, 2)),
     ("volume of nothing", shadow_volume([]), Measure(0.0, 0)),
@@ -76,6 +92,13 @@ KPI_CASES = [
     ("mttr unresolved now", time_change(times((1, 60)), times((1, None)), "mttr"), Measure(None, 0)),
     ("noise 1000 alerts, 50 incidents", noise_reduction(1000, 50), Measure(0.95, 1000)),
     ("noise without alerts", noise_reduction(0, 3), Measure(None, 0)),
+    ("lead: warned 2 h before the crossing", forecast_lead_time(forecasts(WARNED_2H)), Measure(7200.0, 1)),
+    ("lead: a miss counts 0", forecast_lead_time(forecasts(WARNED_2H, MISSED)), Measure(3600.0, 2)),
+    ("lead: a false alarm is no lead", forecast_lead_time(forecasts(FALSE_ALARM)), Measure(None, 0)),
+    ("lead: each warning of a series", forecast_lead_time(forecasts(TWICE)), Measure(1200.0, 2)),
+    ("lead: crossings before the window", forecast_lead_time(forecasts(WARNED_2H, MISSED), T + 100 * MIN),
+     Measure(7200.0, 1)),
+    ("lead: nothing", forecast_lead_time([]), Measure(None, 0)),
 ]
 
 
@@ -91,11 +114,12 @@ def test_kpis(name: str, got: Measure, want: Measure) -> None:
 def test_measure_dispatches_every_kpi() -> None:
     evidence = Evidence(shadow=shadow("agreed", "would_have_harmed"), actions=acts("succeeded"),
                         approvals=["approved"], incidents=times((1, 30)), baseline=times((2, 60)),
-                        alerts=10, incident_count=2, drift_events=3)
+                        alerts=10, incident_count=2, drift_events=3, forecasts=forecasts(WARNED_2H))
     got = {k: measure(k, evidence).value for k in Kpi}
     assert got == {Kpi.SHADOW_VOLUME: 2.0, Kpi.SHADOW_AGREEMENT: 0.5, Kpi.HARMFUL_ACTIONS: 1.0,
                    Kpi.REMEDIATION_SUCCESS: 1.0, Kpi.APPROVAL_RATE: 1.0, Kpi.MTTA_CHANGE: -0.5,
-                   Kpi.MTTR_CHANGE: -0.5, Kpi.NOISE_REDUCTION: 0.8, Kpi.DRIFT_EVENTS: 3.0}
+                   Kpi.MTTR_CHANGE: -0.5, Kpi.NOISE_REDUCTION: 0.8, Kpi.DRIFT_EVENTS: 3.0,
+                   Kpi.FORECAST_LEAD_TIME: 7200.0}
 
 
 AGREE = Criterion(kpi=Kpi.SHADOW_AGREEMENT, op=">=", target=0.95, min_samples=20)

@@ -22,6 +22,7 @@ from watchkeeper.cli import (
     db,
     deadletter,
     incidents,
+    logs,
     rca,
     runbooks,
     silences,
@@ -68,6 +69,8 @@ app.add_typer(rca.app, name="rca")
 app.add_typer(console_users_app, name="user")
 app.registered_groups.extend(integrations_app.registered_groups)  # outbox, routes
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
+app.add_typer(logs.app, name="logs")
+from watchkeeper.cli import logs_inputs  # noqa: E402,F401 - adds 'logs sources' to the logs group (docs/logs.md)
 app.add_typer(bus.app, name="bus")  # the NATS JetStream bus (docs/scaling.md)
 app.registered_commands.extend(worker.app.registered_commands)  # watchkeeper worker
 

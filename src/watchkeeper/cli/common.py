@@ -183,8 +183,8 @@ def local_only(what: str) -> None:
     """Commands that need the database itself refuse ``--url`` with a sentence."""
     if STATE.url is not None:
         raise WatchkeeperError(f"{what} works on the database, not through --url (only incidents, kpi, "
-                               "approvals, deadletter and audit commands do): run it where serve runs, "
-                               "without --url / WATCHKEEPER_URL")
+                               "approvals, deadletter, audit, usecases, gates and models commands do): run it "
+                               "where serve runs, without --url / WATCHKEEPER_URL")
 
 
 def _warn_if_new(url: str) -> None:

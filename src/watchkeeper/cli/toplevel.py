@@ -72,12 +72,12 @@ def serve(
 
 
 def _register_shipped_models(wk: Watchkeeper) -> None:
-    """The default detector and the RCA model in the model registry, when not there yet (so
-    decisions and drift checks can name them; docs/value.md)."""
+    """The shipped models (detector, RCA model, default correlation; value/shipped.py SHIPPED) with
+    their scores, and the correlation configuration in use, in the model registry when not there yet
+    (so decisions and drift checks can name them; docs/value.md)."""
     from watchkeeper.model_registry import Registry
-    from watchkeeper.value.shipped import shipped_models
 
-    for added in Registry(wk.db, wk.clock).ensure(shipped_models(), "serve"):
+    for added in Registry(wk.db, wk.clock).register_shipped("serve", [wk.correlation_model]):
         err.print(f"registered the shipped model {added}")
 
 

@@ -27,11 +27,11 @@ are named "possibly related" in the join's detail instead of being merged.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.strategies import Mentions, Probe
+from watchkeeper.correlate.strategies import Mentions, Probe, own_failure
 from watchkeeper.model import Alert
 
 
@@ -77,8 +77,8 @@ class JoinPolicy:
     #: kind that usually starts late (an SLO burn rate over an hour) is weighed at that lag
     learn_lag: bool = True
 
-    def time_factor(self, gap: timedelta) -> float:
-        lag = self.lag.total_seconds()
+    def time_factor(self, gap: timedelta, lag_: timedelta | None = None) -> float:
+        lag = (self.lag if lag_ is None else lag_).total_seconds()
         seconds = abs(gap.total_seconds())
         if seconds <= lag or lag <= 0:
             return 1.0
@@ -103,12 +103,44 @@ class Footprint:
     origin_keys: frozenset[str] = frozenset()
     #: incidents its alerts found possibly related (where a split may later be due)
     related: set[int] = field(default_factory=set)
+    #: services with an alert saying they failed themselves (``ServiceDown``); per service, the
+    #: dependencies its alerts name as failing
+    failed: set[str] = field(default_factory=set)
+    culprits: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
         onset = alert.first_seen
-        return cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
-                   alert.fingerprint, probes, _keys(probes) if keys is None else keys)
+        footprint = cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
+                        alert.fingerprint, probes, _keys(probes) if keys is None else keys)
+        footprint.note(alert)
+        return footprint
+
+    def note(self, alert: Alert) -> None:
+        """What the alert says about its service's part: failed itself, or blames a dependency."""
+        if own_failure(alert.name):
+            self.failed.add(alert.service)
+        labels = alert.labels
+        for label in Mentions.LABELS:
+            other = labels.get(label)
+            if other:
+                self.culprits.setdefault(alert.service, set()).add(other)
+
+    def symptom(self, service: str, deps: Mapping[str, int] | None = None) -> bool:
+        """Whether ``service`` is in the incident only as a symptom of another service: none of its
+        alerts says it failed itself, and its alerts name a failing dependency
+        that is in the incident, or (``deps``: what it calls, from the topology) a dependency of it
+        alerted here no later than it did. An alert saying that such a service now failed itself
+        (``ServiceDown``) is a second origin, not one more symptom."""
+        if service in self.failed or service not in self.services:
+            return False
+        services = self.services
+        if any(c != service and c in services for c in self.culprits.get(service, ())):
+            return True
+        if deps:
+            mine = services[service][0]
+            return any(d in services and services[d][0] <= mine for d in deps)
+        return False
 
     def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = (),
             keys: frozenset[str] | None = None, *, keep: bool = True) -> None:
@@ -117,6 +149,7 @@ class Footprint:
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
+        self.note(alert)
         if keep:
             self.members[alert.fingerprint] = (score, probes, onset, _keys(probes) if keys is None else keys)
         else:
@@ -169,6 +202,39 @@ class LearnedLags:
         """The kind's usual offset in seconds when it is a late kind (beyond ``lag``), else None."""
         median = self._median.get(what)
         return median if median is not None and median > lag.total_seconds() else None
+
+
+class LearnedSpread:
+    """How fast symptoms follow their cause in *this* system, learned from the surest joins: an alert
+    that names its failing dependency (``DependencyErrors{dependency="db"}``) joining the incident
+    where that dependency alerted; its onset minus the dependency's first onset (the last ``keep``).
+    Scrape and evaluation intervals, ``for:`` clauses and Alertmanager's grouping set this spread; the
+    onset lag used for every other join is ``factor`` times its 90th percentile, within
+    ``[floor, lag]`` (the policy's lag is the ceiling and the answer until ``least`` are seen).
+
+    >>> spread = LearnedSpread()
+    >>> for seconds in (1, 2, 2, 3, 1, 2):
+    ...     spread.observe(timedelta(seconds=seconds))
+    >>> spread.lag(timedelta(seconds=30)).total_seconds()
+    10.0
+    """
+
+    def __init__(self, keep: int = 50, least: int = 2, factor: float = 3.0,
+                 floor: timedelta = timedelta(seconds=10)) -> None:
+        self.keep, self.least, self.factor, self.floor = keep, least, factor, floor
+        self.offsets: deque[float] = deque(maxlen=keep)
+        self._p90: float | None = None
+
+    def observe(self, offset: timedelta) -> None:
+        self.offsets.append(max(0.0, offset.total_seconds()))
+        if len(self.offsets) >= self.least:
+            ordered = sorted(self.offsets)
+            self._p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+    def lag(self, ceiling: timedelta) -> timedelta:
+        if self._p90 is None:
+            return ceiling
+        return min(ceiling, max(self.floor, timedelta(seconds=self.factor * self._p90)))
 
 
 def _keys(probes: tuple[list[Probe], ...]) -> frozenset[str]:

@@ -197,6 +197,20 @@ class Topology:
             self._explainers.clear()
             self._own.clear()
 
+    def add_edge(self, caller: str, callee: str) -> bool:
+        """Add ``caller`` → ``callee`` learned elsewhere (the call graph seen in traces), unless the
+        graph has the reverse edge (what was configured wins); whether the graph gained it.
+
+        >>> t = Topology({"web": ["db"]})
+        >>> t.add_edge("db", "web"), t.add_edge("web", "cache"), sorted(t.neighbours("web"))
+        (False, True, ['cache', 'db'])
+        """
+        if not caller or not callee or caller == callee or caller in self.deps.get(callee, ()):
+            return False
+        known = callee in self.deps.get(caller, ())
+        self._edge(caller, callee)
+        return not known
+
     def _learn(self, alert: Alert) -> None:
         for label in self.labels:
             for other in (alert.labels.get(label) or "").split(","):

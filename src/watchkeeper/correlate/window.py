@@ -9,9 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, combine, kind
-from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy
+from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, LearnedSpread, combine, kind
+from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, Topology, own_failure
 from watchkeeper.model import Alert, Incident, IncidentStatus
+
+#: The correlator's own version (what a configuration's parameters do not say): bumped when the join
+#: logic changes what the same configuration does, so the model registry names it apart.
+#: 2: a symptom service's own failure is a second origin; the onset lag is learned (LearnedSpread).
+CORRELATOR_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,19 @@ class Correlator:
         self._adjust = [getattr(s, "adjust", None) for s in self.strategies]
         #: each alert kind's usual lag behind the first alert on its service (in memory, as footprints)
         self.lags = LearnedLags()
+        #: how fast symptoms follow their cause here (the onset lag of every join; in memory, as lags)
+        self.spread = LearnedSpread()
         self._mentions = [s.name == "mentions" for s in self.strategies]
+        #: the topology strategy, if any: what a service calls tells whether it is a symptom in an incident
+        self._topology = next((s for s in self.strategies if isinstance(s, Topology)), None)
         #: id(probe list) → (the list, its keys): strategies keep their probe lists per service, host,
         #: template..., so the keys a split compares are collected once per list
         self._keysets: dict[int, tuple[list[Probe], frozenset[str]]] = {}
+
+    @property
+    def lag(self) -> timedelta:
+        """The onset lag of a join now: the policy's, or the spread learned here (``LearnedSpread``)."""
+        return self.spread.lag(self.policy.lag) if self.policy.learn_lag else self.policy.lag
 
     def keyset(self, probes: list[Probe]) -> frozenset[str]:
         """The keys of one strategy's probe list (cached per list object; the list is kept alive
@@ -156,9 +170,16 @@ class Correlator:
         get, fget = active.get, footprints.get if footprints is not None else None
         closed, bonus, elsewhere, time_factor = IncidentStatus.RESOLVED, policy.same_name_bonus, policy.elsewhere, \
             policy.time_factor
-        lead = policy.lead
-        late = self.lags.expected(what, policy.lag) if footprints and policy.learn_lag else None
+        lag = self.lag
+        lead = min(policy.lead, lag)  # the cause's own alert may lag its symptoms, by less than the spread
+        late = self.lags.expected(what, lag) if footprints and policy.learn_lag else None
+        # an alert saying its own service failed (ServiceDown) joins that service's incident only where the
+        # service is not merely a symptom of another one: else it is a second origin, possibly related
+        own = footprints is not None and own_failure(alert.name)
+        deps = self._topology.closure(service, True) if own and self._topology is not None else None
+        same_service, possible = JoinReason.SAME_SERVICE, policy.possible
         first_here: datetime | None = None  # the first onset on the alert's service in an active incident
+        spread_seen: timedelta | None = None  # a named culprit's symptom: its delay behind the culprit
         for adjust, probes in lists:
             for probe in probes:
                 incident_id = get(probe.key)
@@ -182,13 +203,18 @@ class Correlator:
                     gap_onset = footprint.gap(onset, anchor)
                     if late is not None and anchor in footprint.services:  # a late kind: at its usual lag
                         gap_onset = min(gap_onset, abs(onset - footprint.services[anchor][0] - timedelta(seconds=late)))
-                    weight *= time_factor(gap_onset)
+                    weight *= time_factor(gap_onset, lag)
+                    if named and probe.reason is mentioned and anchor in footprint.services and only is None:
+                        spread_seen = onset - footprint.services[anchor][0]
                     if anchor == service and service in footprint.services:
                         first = footprint.services[service][0]
                         first_here = first if first_here is None or first < first_here else first_here
                     if probe.after and anchor in footprint.services and (
                             footprint.services[anchor][0] - onset > lead):
                         weight = 0.0  # it started before its supposed cause did: not that cause's symptom
+                    if own and anchor == service and probe.reason is same_service and weight > possible and (
+                            footprint.symptom(service, deps)):
+                        weight = possible
                 pieces = found.get(incident_id)
                 if pieces is None:
                     found[incident_id] = [(weight, probe)]
@@ -196,6 +222,8 @@ class Correlator:
                     pieces.append((weight, probe))
         if first_here is not None and only is None and policy.learn_lag:
             self.lags.observe(what, onset - first_here)
+        if spread_seen is not None and policy.learn_lag:
+            self.spread.observe(spread_seen)
         return (found, [f"incident {i} quiet for {_secs(gap)}" for i, gap in quiet.items()] if quiet else [],
                 tuple(probes for _, probes in lists))
 

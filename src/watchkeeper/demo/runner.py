@@ -32,6 +32,10 @@ from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import load_settings
 
 READY_TIMEOUT = 60.0
+#: Whether the demo's lab sends traces to the server and the server tails the services' logs
+#: (``Lab.up(signals=True)``: ``traces:`` and ``logs: {files: …}`` in the generated settings). Off until
+#: the server has ``POST /v1/traces`` and log file inputs.
+SIGNALS = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,20 +208,23 @@ class DirectWatch:
 def run(
     directory: Path, faults: Sequence[tuple[str, str]], *, approve_after: float | None = None,
     timing: Timing = Timing(), show: Show = _quiet, record: Path | None = None, manual: bool = False,
+    signals: bool = SIGNALS,
 ) -> DemoRun:
     """Run the lab campaign in ``directory`` (wiped first). ``show`` is called on every tick.
 
     ``manual``: the server detects, correlates and ranks but has no runbooks — each fault is left
     for a person to fix with ``watchkeeper lab restart|scale|clear-tmp|rollback`` — the baseline the
     automated MTTR is compared with. ``record``: the lab's signals (scraped directly, every
-    ``interval``) and ground truth are written there for ``watchkeeper eval rca --format lab``."""
+    ``interval``) and ground truth are written there for ``watchkeeper eval rca --format lab``.
+    ``signals``: the lab's services also send their traces to the server and the server tails their
+    logs (see :data:`SIGNALS`)."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     lab = Lab(directory / "lab")
     result = DemoRun(directory, manual=manual)
     show("starting the lab, Prometheus and Alertmanager", None, result.outcomes, None)
-    lab.up()
+    lab.up(signals=signals)
     recorder_stop = threading.Event()
     recorder: threading.Thread | None = None
     direct: DirectWatch | None = None
@@ -230,7 +237,7 @@ def run(
             settings = load_settings({}, config)
             config = serve_config.write(lab.dir, lab.topology(), port=settings.port,
                                        prometheus_url=settings.watch.prometheus[0].url if settings.watch.prometheus
-                                       else None, name="watchkeeper-manual.yaml", runbooks=False)
+                                       else None, name="watchkeeper-manual.yaml", runbooks=False, signals=signals)
         result.config = config
         keys = tokens(config)
         show("starting watchkeeper serve", None, result.outcomes, None)

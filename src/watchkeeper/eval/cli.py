@@ -22,6 +22,7 @@ from watchkeeper.detect.robust import RobustSeasonal
 from watchkeeper.eval import detect as protocol
 from watchkeeper.eval import nab as nab_scoring
 from watchkeeper.eval import smd as smd_scoring
+from watchkeeper.eval.loghub_cli import loghub
 
 app = typer.Typer(add_completion=False, help="Evaluate the detectors on public benchmarks.", no_args_is_help=True)
 
@@ -232,3 +233,6 @@ def detect_protocol(
                   "as published tables are); no-window NAB categories: 100 × (1 + raw / files)")
     out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
     console.print(f"wrote {out}")
+
+
+app.command("loghub")(loghub)

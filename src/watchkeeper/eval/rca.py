@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +33,7 @@ import numpy as np
 
 from watchkeeper import topology
 from watchkeeper.errors import InputError
+from watchkeeper.eval import nezha_signals
 from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
@@ -90,6 +91,14 @@ class Case:
     kind: str
     group: str  # the day or the campaign: the unit of leave-one-group-out
     evidence: Evidence
+    has_traces: bool = False  # spans were seen in the evidence window after the onset
+    has_logs: bool = False  # log lines were seen in it
+    spans_at_onset: bool = False  # spans were seen in the minute of the onset (the data set's own count)
+
+    def metrics_only(self) -> Case:
+        """The same case without its traces and logs."""
+        ev = replace(self.evidence, traces={}, trace_graph=None, log_anomalies={})
+        return replace(self, evidence=ev, has_traces=False, has_logs=False, spans_at_onset=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +181,21 @@ def _column(header: list[str], name: str, path: Path) -> int:
 
 
 # -- nezha --------------------------------------------------------------------------------------
+#: The step of the trace RED series read from Nezha spans (seconds).
+NEZHA_TRACE_STEP = 30.0
+
+
 def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD_METRICS,
-               call_tables: bool = True) -> list[Case]:
+               call_tables: bool = True, traces: bool = True, logs: bool = True,
+               trace_step: float = NEZHA_TRACE_STEP, cache: Path | None = nezha_signals.DEFAULT_CACHE,
+               params: Params | None = None) -> list[Case]:
     """Every fault of every day under ``directory`` (the data set's root, ``rca_data`` or one day).
 
     ``pod_metrics=None`` keeps every numeric pod column and ``call_tables=False`` drops the call-latency
-    and front-end tables: together, plain BARO on the pod metrics (the baseline of ``eval rca``)."""
+    and front-end tables: together, plain BARO on the pod metrics (the baseline of ``eval rca``).
+    ``traces`` / ``logs`` read the day's ``trace/`` and ``log/`` files when there are any
+    (:mod:`watchkeeper.eval.nezha_signals`); the log scores use ``params``' windows."""
+    p = params or Params()
     lists = sorted(directory.rglob("*-fault_list.json"))
     lists = [p for p in lists if "construct_data" not in p.parts]
     if not lists:
@@ -188,6 +206,8 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         day = fault_list.name.removesuffix("-fault_list.json")
         metrics, graph = _nezha_day(day_dir / "metric", pod_metrics, call_tables)
         specs = lab_specs(metrics)
+        traced = nezha_signals.day_traces(day_dir, trace_step, service_of_pod, cache) if traces else None
+        lines = nezha_signals.day_logs(day_dir, service_of_pod, cache) if logs else None
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -199,7 +219,20 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
             except (KeyError, TypeError) as e:
                 raise InputError(f"{fault_list}: a fault lacks inject_time/inject_pod/inject_type ({e})") from e
             onset = float(parse_nezha_time([fid])[0])
-            cases.append(Case(fid, service_of_pod(pod), kind, day, Evidence(graph, metrics, onset, specs=specs)))
+            ev = Evidence(graph, metrics, onset, specs=specs)
+            has_traces = has_logs = at_onset = False
+            if traced is not None:
+                series, trace_graph = traced
+                ev = replace(ev, traces=series, trace_graph=trace_graph)
+                has_traces = any(bool(np.any((t >= onset) & (t < onset + p.window_s)))
+                                 for per in series.values() for t, _ in per.values())
+                minute = math.floor(onset / 60.0) * 60.0  # bucket ends (t) inside the onset's minute
+                at_onset = any(bool(np.any((t > minute) & (t <= minute + 60.0)))
+                               for per in series.values() for t, _ in per.values())
+            if lines is not None and len(lines):
+                has_logs = lines.has_lines(onset, onset + p.window_s)
+                ev = replace(ev, log_anomalies=lines.anomalies(onset, p.reference_s, p.window_s))
+            cases.append(Case(fid, service_of_pod(pod), kind, day, ev, has_traces, has_logs, at_onset))
     return cases
 
 
@@ -418,14 +451,19 @@ def calibrate(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 #: The grid of leave-one-group-out tuning: reference history and the window after the onset.
-GRID = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
+GRID: dict[str, tuple[float, ...]] = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
+#: The grid of the traces' and logs' knobs (tuned with the default windows).
+SIGNAL_GRID: dict[str, tuple[float, ...]] = {
+    "signal_mix": (0.0, 0.5, 1.0), "trace_weight": (0.25, 0.5, 1.0), "trace_latency_floor_s": (0.001, 0.005, 0.02)}
 
 
-def tune(cases: Sequence[Case]) -> tuple[Params, Summary]:
-    """The grid point with the best (top-1, top-3) on these cases."""
+def tune(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None) -> tuple[Params, Summary]:
+    """The grid point with the best (top-1, top-3) on these cases (the first one on ties)."""
+    grid = GRID if grid is None else grid
     best: tuple[tuple[float, float], Params, Summary] | None = None
-    for ref, win in itertools.product(GRID["reference_s"], GRID["window_s"]):
-        p = Params(reference_s=ref, window_s=win)
+    names = list(grid)
+    for values in itertools.product(*(grid[n] for n in names)):
+        p = replace(Params(), **dict(zip(names, values, strict=True)))
         s = summarize(run(cases, p))
         key = (s.top1, s.top3)
         if best is None or key > best[0]:
@@ -434,7 +472,8 @@ def tune(cases: Sequence[Case]) -> tuple[Params, Summary]:
     return best[1], best[2]
 
 
-def leave_one_group_out(cases: Sequence[Case]) -> list[tuple[str, Params, Summary, Summary]]:
+def leave_one_group_out(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None
+                        ) -> list[tuple[str, Params, Summary, Summary]]:
     """For each group: tune on the other groups, test on it → (group, params, tuned-on summary, test summary)."""
     groups = sorted({c.group for c in cases})
     out = []
@@ -443,7 +482,7 @@ def leave_one_group_out(cases: Sequence[Case]) -> list[tuple[str, Params, Summar
         test = [c for c in cases if c.group == g]
         if not train:
             continue
-        p, s_train = tune(train)
+        p, s_train = tune(train, grid)
         out.append((g, p, s_train, summarize(run(test, p))))
     return out
 

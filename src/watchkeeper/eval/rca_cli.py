@@ -63,10 +63,15 @@ def rca(
         help="Where --calibrate writes (default: the package's rca/calibration.json, or calibration_lab.json "
              "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
+    signals: Annotated[bool, typer.Option(
+        "--signals/--metrics-only", help="nezha: also read the spans (trace/) and logs (log/) when present")] = True,
+    cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
+        ".watchkeeper-cache/eval-rca"),
 ) -> None:
     """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
     table of its confidences; leave-one-group-out figures are tuned and calibrated without the test group."""
-    cases = ev.read_nezha(directory) if layout is Layout.nezha else ev.read_lab(directory)
+    cases = (ev.read_nezha(directory, traces=signals, logs=signals, cache=cache) if layout is Layout.nezha
+             else ev.read_lab(directory))
     if not cases:
         raise typer.BadParameter(f"{directory}: no labelled faults found")
     calibration: dict[str, Any] = load(layout.value)
@@ -84,7 +89,7 @@ def rca(
     per_group = [(g, ev.summarize([o for o in outcomes if o.case.group == g])) for g in groups]
     baselines = [("random order (expected)", _random_summary(cases))]
     if layout is Layout.nezha:
-        plain = ev.read_nezha(directory, pod_metrics=None, call_tables=False)
+        plain = ev.read_nezha(directory, pod_metrics=None, call_tables=False, traces=False, logs=False)
         baselines.insert(0, ("baseline: BARO, every pod column", ev.summarize(ev.run(plain))))
     loo_rows: list[tuple[str, Params, ev.Summary, ev.Summary]] = ev.leave_one_group_out(cases) if loo else []
     held_out: list[ev.Outcome] = []
@@ -92,6 +97,7 @@ def rca(
         train = [o for o in outcomes if o.case.group != g]
         fitted_g = ev.calibrate(ev.run([o.case for o in train], params))
         held_out += ev.run([c for c in cases if c.group == g], params, fitted_g)
+    compare = _signal_comparison(cases, outcomes, loo) if any(c.has_traces or c.has_logs for c in cases) else None
     if out is not None:
         with out.open("w", encoding="utf-8") as fh:
             ev.write_rankings(outcomes, fh)
@@ -106,6 +112,7 @@ def rca(
                      "test_result": _summary_doc(b)} for g, p, a, b in loo_rows],
             "loo_reliability": [_bin_doc(b) for b in ev.reliability(held_out)] if held_out else None,
             "calibration": calibration,
+            "signals": compare,
         }
         _out.print(json.dumps(doc), markup=False, soft_wrap=True)
         return
@@ -126,6 +133,8 @@ def rca(
                                   + [(f"tuned-on, not {g}", a) for g, _p, a, _b in loo_rows]))
         _out.print(_reliability_table("Reliability, held out (calibrated on the rest)",
                                       ev.reliability(held_out)))
+    if compare is not None:
+        _print_comparison(compare)
     if calibrate:
         _out.print(f"calibration written to {target}", markup=False)
     if out is not None:
@@ -148,3 +157,80 @@ def _summary_doc(s: ev.Summary) -> dict[str, float]:
 
 def _bin_doc(b: ev.Bin) -> dict[str, Any]:
     return {"low": b.low, "high": b.high, "count": b.count, "correct": b.correct, "accuracy": b.accuracy}
+
+
+def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome], loo: bool) -> dict[str, Any]:
+    """Metrics only against metrics + traces (+ logs): over every fault, over the faults whose evidence
+    window has spans, per fault kind; and held out by group (the signal knobs tuned on the others)."""
+    plain = ev.run([c.metrics_only() for c in cases])
+    traced = [i for i, c in enumerate(cases) if c.has_traces]
+    at_onset = [i for i, c in enumerate(cases) if c.spans_at_onset]
+    logged = [i for i, c in enumerate(cases) if c.has_logs]
+
+    def doc(rows: Sequence[ev.Outcome]) -> dict[str, Any]:
+        s = ev.summarize(rows)
+        return _summary_doc(s) | {"by_kind": {k: {"n": n, "top1": t1, "top3": t3}
+                                              for k, (n, t1, t3) in s.by_kind.items()}}
+
+    out: dict[str, Any] = {
+        "faults": len(cases), "with_spans": len(traced), "with_spans_at_onset": len(at_onset),
+        "with_logs": len(logged),
+        "metrics_only": {"all": doc(plain), "with_spans": doc([plain[i] for i in traced]),
+                         "with_spans_at_onset": doc([plain[i] for i in at_onset])},
+        "all_signals": {"all": doc(outcomes), "with_spans": doc([outcomes[i] for i in traced]),
+                        "with_spans_at_onset": doc([outcomes[i] for i in at_onset])},
+        "held_out": [],
+    }
+    if loo:
+        for g, p, train, test in ev.leave_one_group_out(cases, ev.SIGNAL_GRID):
+            test_cases = [c for c in cases if c.group == g]
+            test_out = ev.run(test_cases, p)
+            with_spans = [o for o in test_out if o.case.has_traces]
+            plain_test = ev.run([c.metrics_only() for c in test_cases])
+            out["held_out"].append({
+                "test": g, "params": {k: getattr(p, k) for k in ev.SIGNAL_GRID},
+                "tuned_on": _summary_doc(train), "test_result": _summary_doc(test),
+                "test_with_spans": _summary_doc(ev.summarize(with_spans)) if with_spans else None,
+                "metrics_only_test": _summary_doc(ev.summarize(plain_test)),
+                "metrics_only_test_with_spans": _summary_doc(ev.summarize(
+                    [o for o, c in zip(plain_test, test_cases, strict=True) if c.has_traces])) if with_spans else None,
+            })
+    return out
+
+
+def _print_comparison(doc: dict[str, Any]) -> None:
+    table = Table(title=f"Signals: metrics only vs metrics + traces + logs ({doc['faults']} faults; "
+                        f"{doc['with_spans']} with spans in the window after the onset, "
+                        f"{doc['with_spans_at_onset']} in the onset's minute; {doc['with_logs']} with logs)",
+                  title_justify="left")
+    for col in ("set", "faults", "top-1 %", "top-3 %", "top-5 %", "Avg@5 %"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for label, key in (("metrics only", "metrics_only"), ("metrics + traces + logs", "all_signals")):
+        for subset in ("all", "with_spans", "with_spans_at_onset"):
+            d = doc[key][subset]
+            table.add_row(f"{label}, {subset.replace('_', ' ')}", str(d["n"]), _pct(d["top1"]), _pct(d["top3"]),
+                          _pct(d["top5"]), _pct(d["avg5"]))
+    for h in doc["held_out"]:
+        knobs = ", ".join(f"{k}={v:g}" for k, v in h["params"].items())
+        for label, d in (("all signals", h["test_result"]), ("metrics only", h["metrics_only_test"]),
+                         ("all signals, with spans", h["test_with_spans"]),
+                         ("metrics only, with spans", h["metrics_only_test_with_spans"])):
+            if d is not None:
+                table.add_row(f"held out: test {h['test']}, {label} ({knobs})" if label == "all signals"
+                              else f"held out: test {h['test']}, {label}", str(d["n"]), _pct(d["top1"]),
+                              _pct(d["top3"]), _pct(d["top5"]), _pct(d["avg5"]))
+    _out.print(table)
+    kinds = Table(title="By fault kind: metrics only → all signals (top-1 / top-3 %)", title_justify="left")
+    for col in ("kind", "faults", "metrics only", "all signals", "with spans", "metrics only, with spans",
+                "all signals, with spans"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    m_all, s_all = doc["metrics_only"]["all"]["by_kind"], doc["all_signals"]["all"]["by_kind"]
+    m_sp, s_sp = doc["metrics_only"]["with_spans"]["by_kind"], doc["all_signals"]["with_spans"]["by_kind"]
+
+    def pair(d: dict[str, Any] | None) -> str:
+        return "—" if d is None else f"{_pct(d['top1'])} / {_pct(d['top3'])}"
+
+    for k in sorted(m_all):
+        kinds.add_row(k, str(m_all[k]["n"]), pair(m_all[k]), pair(s_all.get(k)), str(m_sp.get(k, {}).get("n", 0)),
+                      pair(m_sp.get(k)), pair(s_sp.get(k)))
+    _out.print(kinds)

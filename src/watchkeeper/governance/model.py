@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,8 @@ class Proposed:
     found: Match
     params: dict[str, Any]
     error: str
+    #: the model versions the incident's view used (``kind:name`` → version), besides the RCA model
+    models: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

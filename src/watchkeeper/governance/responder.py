@@ -38,6 +38,7 @@ from watchkeeper.policy.approvals import ApprovalStatus, Vote, cast, required_ap
 from watchkeeper.storage import Database, audit, queries
 from watchkeeper.storage import governance as store
 from watchkeeper.storage import value as value_store
+from watchkeeper.value.usedmodels import no_models
 
 FINAL = (Verdict.AUTO, Verdict.DENY, Verdict.SHADOW)
 CONFIDENCE_REASONS = (Reason.NO_CONFIDENCE, Reason.LOW_CONFIDENCE)
@@ -51,6 +52,9 @@ class Responder:
         self.catalog = catalog
         self.executors = executors
         self.base_env = base_env
+        #: the model versions an incident's decision used besides the RCA model (``serve`` sets this:
+        #: the correlation configuration, the watches' detectors; :mod:`watchkeeper.value.usedmodels`)
+        self.models: Callable[[Mapping[str, Any]], dict[str, str]] = no_models
 
     @property
     def policy(self) -> PolicyConfig:
@@ -92,6 +96,7 @@ class Responder:
 
     def _examine(self, conn: Connection, incident_id: int) -> int:
         view, active, _ = self._view(conn, incident_id)
+        view["models"] = self.models(view)
         if not active or not self.catalog.runbooks:
             return 0
         causes = store.causes_of(conn, incident_id)
@@ -130,10 +135,11 @@ class Responder:
 
     # -- deciding ------------------------------------------------------------------------
     def propose(self, runbook: Runbook, view: Mapping[str, Any], found: Match) -> Proposed:
+        models = dict(view.get("models") or {})
         try:
-            return Proposed(runbook, found, bind(runbook, binding_data(view, found)), "")
+            return Proposed(runbook, found, bind(runbook, binding_data(view, found)), "", models)
         except ParameterError as exc:
-            return Proposed(runbook, found, {}, str(exc))
+            return Proposed(runbook, found, {}, str(exc), models)
 
     def _context(self, conn: Connection, runbook_id: str, service: str) -> Context:
         now = self.clock()
@@ -156,13 +162,13 @@ class Responder:
                             rb.confidence_threshold, params_valid=not p.error, params_error=p.error)
         decision = decide(proposal, self._context(conn, rb.id, p.found.service), self.policy)
         cause = p.found.cause
+        used = {**p.models, **value_store.named_versions(conn, [("rca", cause.model)] if cause else [])}
         inputs = {**decision.inputs, "incident_id": incident_id, "service": p.found.service,
                   "alert": p.found.alert.get("fingerprint") if p.found.alert else None,
                   "cause": {"component": cause.component, "kind": cause.kind, "confidence": cause.confidence,
                             "model": cause.model} if cause else None,
                   "runbook_version": rb.version, "policy_version": POLICY_VERSION,
-                  "declared_autonomy": rb.autonomy.value,
-                  "model_versions": value_store.named_versions(conn, [("rca", cause.model)] if cause else [])}
+                  "declared_autonomy": rb.autonomy.value, "model_versions": used}
         decision_id = store.add_decision(
             conn, incident_id=incident_id, runbook_id=rb.id, runbook_version=rb.version,
             verdict=decision.verdict.value, reason=decision.reason.value, rule=decision.rule,
@@ -170,7 +176,7 @@ class Responder:
         changes = [Change("decision.made", f"incident:{incident_id}", now, {
             "decision_id": decision_id, "incident_id": incident_id, "runbook_id": rb.id,
             "verdict": decision.verdict.value, "reason": decision.reason.value, "reason_text": decision.text,
-            "rule": decision.rule, "params": p.params, "inputs": inputs,
+            "rule": decision.rule, "params": p.params, "inputs": inputs, "models": used,
             "would_run": self.plan(rb, p.params, incident_id) if decision.verdict is Verdict.SHADOW else None})]
         action_id = approval_id = None
         if decision.verdict is Verdict.AUTO:

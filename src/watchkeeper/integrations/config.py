@@ -46,7 +46,7 @@ class OutboxConfig(BaseModel):
     lease_seconds: float = Field(60.0, ge=1, description="a claimed message is another server's to retry after this")
     workers: int = Field(4, ge=1, le=64, description="incidents delivered at once (each incident in order)")
     batch: int = Field(100, ge=1, le=10_000, description="messages claimed per round (after a crash, at most "
-                       "this many may be delivered twice)")
+                       "twice this many may be delivered twice: the batch delivered last and the one in flight)")
     poll_seconds: float = Field(0.5, gt=0, description="how often the delivery thread looks for work when idle")
 
 

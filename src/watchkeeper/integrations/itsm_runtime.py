@@ -21,6 +21,7 @@ from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.itsm import Result
 from watchkeeper.integrations.jira.config import JiraConfig
 from watchkeeper.integrations.jira.mapping import signature_ok
+from watchkeeper.integrations.jira.notifier import JiraNotifier
 from watchkeeper.integrations.jira.sync import JiraSync
 from watchkeeper.integrations.servicenow.config import ServiceNowConfig
 from watchkeeper.integrations.servicenow.notifier import ServiceNowNotifier
@@ -61,7 +62,8 @@ class Itsm:
             if isinstance(target, ServiceNowConfig) and isinstance(notifier, ServiceNowNotifier):
                 self.servicenow[name] = ServiceNowSync(db, clock, name, target, notifier)
             elif isinstance(target, JiraConfig):
-                self.jira[name] = JiraSync(db, clock, name, target)
+                self.jira[name] = JiraSync(db, clock, name, target,
+                                           notifier if isinstance(notifier, JiraNotifier) else None)
         self.teams = [n for n in notifiers.values() if isinstance(n, TeamsNotifier)]
         if registry is not None:
             counter = _counter(registry)
@@ -108,6 +110,11 @@ class Itsm:
         for name, sync in self.servicenow.items():
             if sync.config.poll:
                 loop = Loop(f"servicenow-poll-{name}", sync.poll, sync.config.poll_interval)
+                loop.start()
+                self._loops.append(loop)
+        for name, jira in self.jira.items():
+            if jira.config.poll and jira.notifier is not None:
+                loop = Loop(f"jira-poll-{name}", jira.poll, jira.config.poll_interval)
                 loop.start()
                 self._loops.append(loop)
 

@@ -46,10 +46,14 @@ SLACK_HOOKS = ("https://hooks.slack.com/",)
 
 
 class _OutboxMessages(Collector):
-    """``watchkeeper_outbox_messages{target, status}``: what waits, what died (read at scrape)."""
+    """``watchkeeper_outbox_messages{target, status}``: what waits, what died; and
+    ``watchkeeper_outbox_oldest_pending_age_seconds{target}``: how long the oldest message still
+    waiting has waited (read at scrape; labels are target names only, never a URL or a secret)."""
 
-    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]],
+                 health: Callable[[], dict[str, Any]] | None = None) -> None:
         self.counts = counts
+        self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("watchkeeper_outbox_messages", "Outbox messages by target and status "
@@ -61,16 +65,28 @@ class _OutboxMessages(Collector):
         for (target, status), n in sorted(found.items()):
             family.add_metric([target, status], n)
         yield family
+        age = GaugeMetricFamily("watchkeeper_outbox_oldest_pending_age_seconds", "Age of the oldest outbox "
+                                "message still waiting to be delivered, by target (0: none waiting)",
+                                labels=["target"])
+        try:
+            targets = self.health()["targets"] if self.health is not None else {}
+        except Exception:
+            targets = {}
+        for target, entry in sorted(targets.items()):
+            age.add_metric([target], entry["oldest_pending_age_seconds"] or 0.0)
+        yield age
 
 
 _GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, _OutboxMessages] = weakref.WeakKeyDictionary()
 
 
-def _register_gauge(registry_: CollectorRegistry, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+def _register_gauge(registry_: CollectorRegistry, counts: Callable[[], dict[tuple[str, str], int]],
+                    health: Callable[[], dict[str, Any]] | None = None) -> None:
     if registry_ in _GAUGES:
         _GAUGES[registry_].counts = counts  # the newest app on this service reports
+        _GAUGES[registry_].health = health
         return
-    _GAUGES[registry_] = _OutboxMessages(counts)
+    _GAUGES[registry_] = _OutboxMessages(counts, health)
     registry_.register(_GAUGES[registry_])
 
 
@@ -95,7 +111,7 @@ class Integrations:
                                  redactor=self.redactor, registry=metrics_registry,
                                  keep_days=service.settings.retention_days)
         if metrics_registry is not None and self.notifiers:
-            _register_gauge(metrics_registry, self.delivery.counts)
+            _register_gauge(metrics_registry, self.delivery.counts, self.delivery.health)
         self.wall = wall
         self.response_hooks = response_hooks
         self._seen: OrderedDict[str, None] = OrderedDict()

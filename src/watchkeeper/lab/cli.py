@@ -39,15 +39,28 @@ def up(
     monitoring: Annotated[bool, typer.Option(
         "--monitoring/--no-monitoring",
         help="Also start Prometheus and Alertmanager (when installed) and write watchkeeper.yaml")] = True,
+    otlp_endpoint: Annotated[str | None, typer.Option(
+        help="The services export their traces over OTLP/HTTP to this base URL (e.g. http://127.0.0.1:4318); "
+             "default: $OTEL_EXPORTER_OTLP_ENDPOINT, else no export")] = None,
+    signals: Annotated[bool, typer.Option(
+        "--signals/--no-signals",
+        help="Traces to the lab's Watchkeeper and its log files in watchkeeper.yaml (logs: and traces: "
+             "sections; needs a server that has them)")] = False,
 ) -> None:
     """Start the services and the load generator on 127.0.0.1; write lab.json and topology.json; with
     monitoring, start the lab's Prometheus and Alertmanager and write watchkeeper.yaml for `serve`."""
+    from watchkeeper.lab.otel import endpoint_from
+
     lab = Lab(directory)
     try:
-        state = lab.up(rps=rps, capacity_mb=capacity_mb, monitoring=monitoring)
+        state = lab.up(rps=rps, capacity_mb=capacity_mb, monitoring=monitoring,
+                       otlp_endpoint=None if signals else endpoint_from(otlp_endpoint), signals=signals)
     except LabError as exc:
         raise _fail(exc) from None
     _table(lab)
+    if (state.get("otlp") or {}).get("endpoint"):
+        out.print(f"Traces: OTLP/HTTP to {state['otlp']['endpoint']}/v1/traces · logs: {lab.dir / 'logs'}/*.log "
+                  "(JSON lines)")
     out.print(f"Topology: {lab.dir / 'topology.json'} · runbooks: {lab.dir / 'runbooks'} · "
               f"stop with 'watchkeeper lab down --dir {directory}'")
     if monitoring:
@@ -101,16 +114,15 @@ def _table(lab: Lab) -> None:
     out.print(table)
 
 
-def _params(values: list[str]) -> dict[str, float]:
-    params: dict[str, float] = {}
+def _params(values: list[str]) -> dict[str, float | str]:
+    from watchkeeper.lab.record import number_or_text
+
+    params: dict[str, float | str] = {}
     for item in values:
         key, sep, value = item.partition("=")
-        try:
-            if not sep or not key:
-                raise ValueError
-            params[key] = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"--set takes KEY=NUMBER, e.g. delay_s=3, not {item!r}") from None
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"--set takes KEY=VALUE, e.g. delay_s=3 or from=checkout, not {item!r}")
+        params[key] = number_or_text(value)
     return params
 
 
@@ -120,8 +132,9 @@ def inject(
     target: Annotated[str, typer.Option(help="The service to break")],
     duration: Annotated[str | None, typer.Option(help="Ends by itself after this long (30s, 2m); default: "
                                                       "until repaired")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="A fault parameter KEY=NUMBER (delay_s, ratio, "
-                                                                 "rate_mb_s, max_mb, target_ratio, threads)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=(
+        "A fault parameter KEY=VALUE (delay_s, ratio, rate_mb_s, max_mb, target_ratio, threads; exception: "
+        "path=/ or /item; edge_delay: from=CALLER, delay_ms)"))] = None,
     directory: Dir = DEFAULT_DIR,
 ) -> None:
     """Inject a fault; prints its ground-truth record (also appended to faults.jsonl)."""
@@ -194,6 +207,36 @@ def check(service: Service, directory: Dir = DEFAULT_DIR) -> None:
     if problems:
         raise typer.Exit(1)
     out.print(f"{service}: healthy")
+
+
+@app.command()
+def record(
+    out_dir: Annotated[Path, typer.Argument(help="Where the campaign goes (keep it out of the repository)")],
+    faults_: Annotated[str | None, typer.Option(
+        "--faults", help="Comma-separated KIND:TARGET[:KEY=VALUE...], e.g. edge_delay:payment:from=checkout "
+                         "(default: a campaign of the code-level faults and three others)")] = None,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds of healthy traffic first")] = 40.0,
+    fault_seconds: Annotated[float, typer.Option(min=5, help="How long each fault lasts")] = 30.0,
+    gap: Annotated[float, typer.Option(min=0, help="Healthy seconds after each group of faults")] = 20.0,
+    concurrent: Annotated[int, typer.Option(min=1, max=3, help="Faults at once (different targets)")] = 2,
+    rps: Annotated[float, typer.Option(help="Load generator requests per second")] = 20.0,
+) -> None:
+    """Record a campaign with every signal (metrics, spans, JSON logs, ground truth) in a lab of its
+    own, for 'watchkeeper eval rca --format lab OUT_DIR'."""
+    from watchkeeper.lab.record import DEFAULT_CAMPAIGN, CampaignTiming, parse_campaign, record_campaign
+
+    try:
+        specs = parse_campaign(faults_ or DEFAULT_CAMPAIGN)
+        unknown = sorted({s.kind for s in specs} - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown fault {', '.join(unknown)}; the lab's faults are: {', '.join(FAULTS)}")
+        if not specs:
+            raise ValueError("--faults names no fault")
+        summary = record_campaign(out_dir, specs, CampaignTiming(warmup, fault_seconds, gap, concurrent), rps=rps,
+                                  progress=lambda msg: err.print(msg, markup=False))
+    except (ValueError, LabError) as exc:
+        raise _fail(exc) from None
+    _show(summary)
 
 
 @app.command()

@@ -35,17 +35,26 @@ EDGES: tuple[tuple[str, str], ...] = (
     ("catalog", "cache"), ("catalog", "store"),
 )
 FAULTS: tuple[str, ...] = ("crash", "hang", "error_burst", "cpu_hog", "memory_leak", "disk_fill", "bad_deploy",
-                           "dependency_outage")
+                           "dependency_outage", "exception", "wrong_value", "edge_delay")
+#: The code-level faults: their signal is in logs and traces rather than in resource metrics.
+CODE_FAULTS: tuple[str, ...] = ("exception", "wrong_value", "edge_delay")
 #: Which faults each remediation ends (its ``ended_by`` in faults.jsonl). A restart loses in-process
 #: state, but not a full disk nor a bad configuration; scaling out relieves saturation (the lab's
-#: ``hang`` and ``cpu_hog`` stand for it).
+#: ``hang`` and ``cpu_hog`` stand for it). An injected ``exception`` and an ``edge_delay`` go with the
+#: process (like a chaos agent attached to it, or a pod's network namespace); a ``wrong_value`` is in
+#: the deployed configuration, so only a rollback undoes it.
 ENDS: dict[str, frozenset[str]] = {
-    "restart": frozenset({"crash", "hang", "error_burst", "cpu_hog", "memory_leak", "dependency_outage"}),
+    "restart": frozenset({"crash", "hang", "error_burst", "cpu_hog", "memory_leak", "dependency_outage",
+                          "exception", "edge_delay"}),
     "scale": frozenset({"hang", "cpu_hog"}),
     "clear": frozenset({"disk_fill"}),
-    "rollback": frozenset({"bad_deploy"}),
+    "rollback": frozenset({"bad_deploy", "wrong_value"}),
 }
 BAD_CONFIG = {"version": "v2", "error_ratio": 0.6, "note": "bad deploy: a broken connection-pool setting"}
+WRONG_CONFIG = {"version": "v2", "error_ratio": 0.0, "wrong_value": 1.0,
+                "note": "bad deploy: prices are sent as refunds (sign flipped)"}
+#: Faults that deploy a configuration (a ``deploy`` change event; ``rollback`` ends them).
+CONFIG_FAULTS: dict[str, dict[str, Any]] = {"bad_deploy": BAD_CONFIG, "wrong_value": WRONG_CONFIG}
 MAX_INSTANCES = 4
 START_TIMEOUT = 15.0
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started here: kept so they can be reaped
@@ -162,14 +171,29 @@ class Lab:
 
     def up(self, *, rps: float = 20.0, capacity_mb: float = 50.0, services: Sequence[str] = SERVICES,
            edges: Iterable[tuple[str, str]] = EDGES, monitoring: bool = True,
-           serve_port: int | None = None) -> dict[str, Any]:
+           serve_port: int | None = None, otlp_endpoint: str | None = None, signals: bool = False,
+           item_share: float = 0.2, otlp_logs: bool | None = None) -> dict[str, Any]:
         """Start every service and the load generator, wait until each answers ``/healthz``, write
         ``lab.json`` and ``topology.json``. With ``monitoring`` (the default), also start the lab's
         Prometheus and Alertmanager when they are installed (Alertmanager sends its alerts to the
         Watchkeeper that ``watchkeeper.yaml`` describes) and write ``watchkeeper.yaml``: the settings
-        ``watchkeeper serve --config`` runs the whole loop on. Returns the ``lab.json`` contents."""
+        ``watchkeeper serve --config`` runs the whole loop on. Returns the ``lab.json`` contents.
+
+        ``otlp_endpoint``: the services export their spans there (OTLP/HTTP base URL). ``signals``
+        (with monitoring): the services export to the Watchkeeper of ``watchkeeper.yaml`` (its ingest
+        token as bearer) and the settings gain the ``logs:`` (one file input per service log) and
+        ``traces:`` sections — for a server that has ``POST /v1/traces`` and log file inputs.
+        ``otlp_logs``: also export the log lines over OTLP (default: yes, except with ``signals``,
+        where the server tails the log files and would otherwise read every line twice)."""
         if not 0 < rps <= 500 or not 0 < capacity_mb <= 1024:
             raise LabError("--rps must be in (0, 500] and --capacity-mb in (0, 1024] (the lab stays small)")
+        if not 0 <= item_share <= 1:
+            raise LabError("the share of GET /item must be in [0, 1]")
+        if otlp_endpoint is not None and not otlp_endpoint.startswith(("http://", "https://")):
+            raise LabError(f"--otlp-endpoint must be an http(s) URL such as http://127.0.0.1:4318, not "
+                           f"{otlp_endpoint!r}")
+        if signals and not monitoring:
+            raise LabError("signals need monitoring: they go to the Watchkeeper that watchkeeper.yaml describes")
         if self.is_up():
             pids = ", ".join(str(p) for p in _pids(self.state()) if _alive(p))
             raise LabError(f"the lab in {self.dir} is already up (pids {pids}); "
@@ -193,23 +217,29 @@ class Lab:
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         deps = {n: [callee for caller, callee in edges if caller == n] for n in names}
         state: dict[str, Any] = {"started_at": now_iso(), "capacity_mb": capacity_mb, "services": {}, "loadgen": {}}
+        if signals:  # the services need the server's address and token before they start
+            state["watchkeeper"] = self._watchkeeper_entry(serve_port)
+            otlp_endpoint = state["watchkeeper"]["url"]
+        state["otlp"] = {"endpoint": otlp_endpoint, "watchkeeper_token": signals,
+                         "logs": (not signals) if otlp_logs is None else bool(otlp_logs)}
         try:
             for name in names:
                 svc.write_config(self.dir, name, dict(svc.BASELINE))
                 pid = self._spawn_service(name, ports[name], {d: [f"http://{HOST}:{ports[d]}"] for d in deps[name]},
-                                          capacity_mb)
+                                          capacity_mb, state)
                 state["services"][name] = {"port": ports[name], "pid": pid, "deps": deps[name], "version": "v1",
                                            "instances": [{"port": ports[name], "pid": pid}]}
             self._save(state)
             self._wait_healthy([f"http://{HOST}:{ports[n]}" for n in names])
             entry = names[0]
             pid = self._spawn([self.python, "-m", "watchkeeper.lab.loadgen", "--url", f"http://{HOST}:{ports[entry]}",
-                               "--rps", str(rps), "--log", str(self.dir / "logs" / "loadgen.log")], "loadgen")
+                               "--rps", str(rps), "--item-share", str(item_share),
+                               "--log", str(self.dir / "logs" / "loadgen.log")], "loadgen")
             state["loadgen"] = {"pid": pid, "rps": float(rps), "target": entry}
             self._save(state)
             self.runbooks_dir  # noqa: B018 (writes the runnable runbooks)
             if monitoring:
-                self._start_monitoring(state, topology, serve_port)
+                self._start_monitoring(state, topology, serve_port, signals=signals)
         except BaseException:
             self.down()
             raise
@@ -220,10 +250,9 @@ class Lab:
         """``watchkeeper.yaml``: what ``watchkeeper serve --config`` needs to watch this lab."""
         return self.dir / "watchkeeper.yaml"
 
-    def _start_monitoring(self, state: dict[str, Any], topology: dict[str, Any], serve_port: int | None) -> None:
-        """Prometheus + Alertmanager for the lab (when installed), an ingest token for them in the lab's
-        Watchkeeper database, and ``watchkeeper.yaml``."""
-        from watchkeeper.lab import prometheus, serve_config
+    def _watchkeeper_entry(self, serve_port: int | None) -> dict[str, Any]:
+        """The lab's Watchkeeper: its URL (a free port unless given) and an ingest token for the lab's
+        senders, created in the lab's Watchkeeper database."""
         from watchkeeper.service import Role, Watchkeeper
         from watchkeeper.settings import Settings
 
@@ -234,8 +263,18 @@ class Lab:
             token = service.create_token(Role.INGEST, "lab", "lab")
         finally:
             service.close()
-        url = f"http://{HOST}:{port}"
-        state["watchkeeper"] = {"url": url, "ingest_token": token, "config": str(self.settings_file)}
+        return {"url": f"http://{HOST}:{port}", "ingest_token": token, "config": str(self.settings_file)}
+
+    def _start_monitoring(self, state: dict[str, Any], topology: dict[str, Any], serve_port: int | None,
+                          signals: bool = False) -> None:
+        """Prometheus + Alertmanager for the lab (when installed), an ingest token for them in the lab's
+        Watchkeeper database, and ``watchkeeper.yaml``."""
+        from watchkeeper.lab import prometheus, serve_config
+
+        if "watchkeeper" not in state:
+            state["watchkeeper"] = self._watchkeeper_entry(serve_port)
+        url, token = state["watchkeeper"]["url"], state["watchkeeper"]["ingest_token"]
+        port = int(url.rsplit(":", 1)[1])
         prometheus_url = None
         if prometheus.installed():
             targets = self.dir / "prometheus" / "targets.json"
@@ -253,7 +292,7 @@ class Lab:
         else:
             state["monitoring"] = {}
         self._save(state)
-        serve_config.write(self.dir, topology, port=port, prometheus_url=prometheus_url)
+        serve_config.write(self.dir, topology, port=port, prometheus_url=prometheus_url, signals=signals)
 
     def _write_targets(self, state: dict[str, Any], path: Path | None = None) -> None:
         """Prometheus' file_sd targets, so that it follows ``lab scale``."""
@@ -340,6 +379,14 @@ class Lab:
         if kind == "dependency_outage" and not entry["deps"]:
             callers = ", ".join(n for n, e in state["services"].items() if e["deps"])
             raise LabError(f"{target} has no dependencies to lose; dependency_outage needs one of: {callers}")
+        if kind == "edge_delay":
+            calling = [n for n, e in state["services"].items() if target in e["deps"]]
+            if not calling:
+                raise LabError(f"nothing in the lab calls {target}; edge_delay needs a service with callers: "
+                               + ", ".join(sorted({d for e in state["services"].values() for d in e["deps"]})))
+            params.setdefault("from", calling[0])
+            if params["from"] not in calling:
+                raise LabError(f"{params['from']!r} does not call {target}; its callers are: {', '.join(calling)}")
         alive = [i for i in entry["instances"] if _alive(int(i["pid"]))]
         if not alive:
             raise LabError(f"{target} is down; restart it first ('watchkeeper lab restart {target}')")
@@ -351,16 +398,22 @@ class Lab:
             _kill_groups(pids, signal.SIGKILL)
             detail = {"signal": "SIGKILL", "pids": pids}
         else:
-            if kind == "bad_deploy":
+            if kind in CONFIG_FAULTS:
+                config = dict(CONFIG_FAULTS[kind])
+                if kind == "wrong_value":
+                    ratio = params.get("ratio", 1.0)
+                    if not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+                        raise LabError(f"wrong_value: ratio must be a number in (0, 1], not {ratio!r}")
+                    config["wrong_value"] = float(ratio)
                 old = str(svc.read_config(self.dir, target).get("version", "v1"))
-                svc.write_config(self.dir, target, dict(BAD_CONFIG))
+                svc.write_config(self.dir, target, config)
                 change = {"at": started, "service": target, "kind": ChangeKind.DEPLOY.value, "from_version": old,
-                          "to_version": BAD_CONFIG["version"]}
+                          "to_version": config["version"]}
                 append_line(self.dir / "changes.jsonl", change)
                 self.publish_change(change)
                 self._save(state)
-                detail = {"from_version": old, "to_version": BAD_CONFIG["version"],
-                          "error_ratio": BAD_CONFIG["error_ratio"]}
+                detail = {"from_version": old, "to_version": config["version"],
+                          **{k: config[k] for k in ("error_ratio", "wrong_value") if config.get(k)}}
             if kind == "dependency_outage":
                 detail = {"dependencies": list(entry["deps"]), "calls_go_to": svc.REFUSED_URL}
             body = {"kind": kind, "id": fid, "duration_s": duration_s, **params}
@@ -379,13 +432,14 @@ class Lab:
     def restart(self, name: str) -> dict[str, Any]:
         """Restart every instance of ``name`` on its port (SIGTERM its process group, SIGKILL after
         5 s, start it again, wait for /healthz). Ends crash, hang, error_burst, cpu_hog, memory_leak
-        and dependency_outage; not disk_fill (the files stay) nor bad_deploy (the config stays)."""
+        dependency_outage, exception and edge_delay; not disk_fill (the files stay) nor bad_deploy and
+        wrong_value (the configuration stays)."""
         state = self.state()
         entry = self._entry(state, name)
         _stop([int(i["pid"]) for i in entry["instances"] if _alive(int(i["pid"]))])
         capacity = float(state.get("capacity_mb", 50.0))
         for inst in entry["instances"]:
-            inst["pid"] = self._spawn_service(name, int(inst["port"]), self._dep_urls(state, name), capacity)
+            inst["pid"] = self._spawn_service(name, int(inst["port"]), self._dep_urls(state, name), capacity, state)
         self._save(state)
         self._wait_healthy([f"http://{HOST}:{i['port']}" for i in entry["instances"]])
         return {"service": name, "pids": [i["pid"] for i in entry["instances"]],
@@ -399,7 +453,8 @@ class Lab:
         if len(entry["instances"]) >= MAX_INSTANCES:
             raise LabError(f"{name} already runs {len(entry['instances'])} instances (the lab's limit)")
         port = free_ports(1)[0]
-        pid = self._spawn_service(name, port, self._dep_urls(state, name), float(state.get("capacity_mb", 50.0)))
+        pid = self._spawn_service(name, port, self._dep_urls(state, name), float(state.get("capacity_mb", 50.0)),
+                                  state)
         try:
             self._wait_healthy([f"http://{HOST}:{port}"])
         except LabError:
@@ -430,7 +485,7 @@ class Lab:
 
     def rollback(self, name: str) -> dict[str, Any]:
         """Put ``name``'s configuration back to the baseline (v1) and have its instances reload it;
-        a ``rollback`` change event is written when the version changes. Ends bad_deploy."""
+        a ``rollback`` change event is written when the version changes. Ends bad_deploy and wrong_value."""
         state = self.state()
         entry = self._entry(state, name)
         old = str(svc.read_config(self.dir, name).get("version", "v1"))
@@ -441,7 +496,8 @@ class Lab:
             append_line(self.dir / "changes.jsonl", change)
             self.publish_change(change)
         self._save(state)
-        self._clear_in_process(entry, "bad_deploy")  # reloads the configuration
+        for kind in CONFIG_FAULTS:
+            self._clear_in_process(entry, kind)  # reloads the configuration
         return {"service": name, "from_version": old, "to_version": svc.BASELINE["version"],
                 "ended": self._end_all(name, "rollback")}
 
@@ -452,7 +508,7 @@ class Lab:
         entry = self._entry(state, name)
         kinds = {f["fault"] for f in self.open_faults(name)}
         done = []
-        if "bad_deploy" in kinds or svc.read_config(self.dir, name).get("version") != svc.BASELINE["version"]:
+        if kinds & ENDS["rollback"] or svc.read_config(self.dir, name).get("version") != svc.BASELINE["version"]:
             self.rollback(name)
             done.append("rollback")
         if "disk_fill" in kinds:
@@ -518,18 +574,30 @@ class Lab:
         return {d: [f"http://{HOST}:{i['port']}" for i in state["services"][d]["instances"]]
                 for d in state["services"][name]["deps"]}
 
-    def _spawn_service(self, name: str, port: int, deps: dict[str, list[str]], capacity_mb: float) -> int:
+    def _spawn_service(self, name: str, port: int, deps: dict[str, list[str]], capacity_mb: float,
+                       state: dict[str, Any] | None = None) -> int:
         argv = [self.python, "-m", "watchkeeper.lab.service", "--name", name, "--port", str(port),
                 "--dir", str(self.dir), "--capacity-mb", f"{capacity_mb:g}"]
         if deps:
             argv += ["--deps", *[f"{d}={','.join(urls)}" for d, urls in deps.items()]]
-        return self._spawn(argv, name)
+        otlp = (state or {}).get("otlp") or {}
+        env = None
+        if otlp.get("endpoint"):
+            argv += ["--otlp-endpoint", str(otlp["endpoint"])]
+            if not otlp.get("logs", True):
+                argv.append("--no-otlp-logs")
+            token = ((state or {}).get("watchkeeper") or {}).get("ingest_token")
+            if otlp.get("watchkeeper_token") and token:  # in the environment, not on the command line
+                from watchkeeper.lab.otel import ENV_HEADERS, auth_headers
 
-    def _spawn(self, argv: list[str], name: str) -> int:
+                env = dict(os.environ) | {ENV_HEADERS: auth_headers(str(token))}
+        return self._spawn(argv, name, env)
+
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> int:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         with open(self.dir / "logs" / f"{name}.out", "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True, env=env)
         _CHILDREN[proc.pid] = proc
         return proc.pid
 

@@ -79,9 +79,12 @@ def correlation_yaml(topology: Mapping[str, Any], window_s: int = 300, flap_wind
 
 def settings_document(
     directory: Path, topology: Mapping[str, Any], *, port: int, prometheus_url: str | None,
-    interval: float = 2.0, runbooks: bool = True,
+    interval: float = 2.0, runbooks: bool = True, signals: bool = False,
 ) -> dict[str, Any]:
-    """The settings YAML for the lab in ``directory`` (paths relative to it)."""
+    """The settings YAML for the lab in ``directory`` (paths relative to it). ``signals`` adds the
+    logs and traces the lab's services emit: ``logs: {files: [{path, service}]}`` (one file-tail
+    input per service's JSON log) and ``traces: {enabled: true}`` (the services export OTLP to this
+    server's ``POST /v1/traces``); off by default until the server reads both."""
     depends: dict[str, list[str]] = {str(s): [] for s in topology["services"]}
     for caller, callee in topology["edges"]:
         depends[str(caller)].append(str(callee))
@@ -107,6 +110,8 @@ def settings_document(
             ],
         }
     doc["topology"] = {"services": {s: {"depends_on": d} for s, d in sorted(depends.items())}}
+    if signals:
+        doc.update(signals_document(directory, [str(s) for s in topology["services"]]))
     # Faults come every half minute and the lab has minutes of history: short windows.
     doc["rca"] = {"window": "60s", "reference": "5m", "delay": f"{interval:g}s", "rerank": f"{interval:g}s",
                   # the confidence model fitted on a recorded lab campaign (as a user would fit theirs
@@ -115,15 +120,28 @@ def settings_document(
     return doc
 
 
+def signals_document(directory: Path, services: Sequence[str]) -> dict[str, Any]:
+    """The ``logs:`` and ``traces:`` sections for the lab's services (absolute log paths: the file-tail
+    input follows them wherever the server runs).
+
+    >>> doc = signals_document(Path("/lab"), ["api"])
+    >>> doc["logs"]["files"], doc["traces"]
+    ([{'path': '/lab/logs/api.log', 'service': 'api'}], {'enabled': True})
+    """
+    logs = directory.absolute() / "logs"
+    return {"logs": {"files": [{"path": str(logs / f"{s}.log"), "service": s} for s in services]},
+            "traces": {"enabled": True}}
+
+
 def write(
     directory: Path, topology: Mapping[str, Any], *, port: int, prometheus_url: str | None,
-    interval: float = 2.0, name: str = "watchkeeper.yaml", runbooks: bool = True,
+    interval: float = 2.0, name: str = "watchkeeper.yaml", runbooks: bool = True, signals: bool = False,
 ) -> Path:
     """Write ``correlation.yaml`` and the settings file into ``directory``; return the settings' path."""
     (directory / "correlation.yaml").write_text(correlation_yaml(topology), encoding="utf-8")
     (directory / CALIBRATION_NAME).write_text(LAB_CALIBRATION_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     doc = settings_document(directory, topology, port=port, prometheus_url=prometheus_url, interval=interval,
-                            runbooks=runbooks)
+                            runbooks=runbooks, signals=signals)
     path = directory / name
     header = (f"# Written by 'watchkeeper lab up' for the lab in {directory}.\n"
               f"# Run: watchkeeper serve --config {path}\n")

@@ -2,9 +2,13 @@
 
 ``rank(incident_services, evidence)`` scores every candidate service by the largest robust z-score of
 its metrics after the onset against the hour before (BARO's scorer, :mod:`watchkeeper.rca.scoring`),
-multiplies in recent change events and log anomalies, optionally discounts services whose anomaly is
-explained by an earlier anomalous callee, and returns :class:`~watchkeeper.model.Cause` objects sorted
-best first, each with a JSON-able explanation. Pure: no IO.
+and as well, when the evidence has them, of its trace RED series (:mod:`watchkeeper.rca.signals`: its
+own time, the errors it returns, the link time of calls into it, its latency as a symptom) and of its
+log templates (:mod:`watchkeeper.rca.logs`); combines the three signals (``Params.signal_mix``),
+multiplies in recent change events, discounts services whose anomaly is explained by an earlier
+anomalous callee (in the configured graph merged with the one the traces show), and returns
+:class:`~watchkeeper.model.Cause` objects sorted best first, each with a JSON-able explanation that
+names which signal said what (``evidence["signals"]``). Pure: no IO.
 
 >>> import networkx as nx, numpy as np
 >>> t = np.arange(0.0, 4000.0, 60.0)
@@ -28,11 +32,13 @@ import networkx as nx
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
+from watchkeeper.rca.logs import LogAnomaly, log_score
 from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
+from watchkeeper.rca.signals import TraceScore, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
 
-__all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "MetricSpec", "Params", "rank"]
+__all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "LogAnomaly", "MetricSpec", "Params", "rank"]
 
 
 class ChangeLike(Protocol):
@@ -59,25 +65,43 @@ class Change:
 class Evidence:
     """Everything the ranker looks at; ``graph`` edges are caller → callee. ``specs`` says, by metric
     name (the keys of each service's ``metrics``), which side of a metric is harmful and its smallest
-    scale; a metric without a spec counts both ways with the relative floor."""
+    scale; a metric without a spec counts both ways with the relative floor. ``traces`` are RED series
+    by service named as :mod:`watchkeeper.traces.red` names them (edge series on the callee);
+    ``trace_graph`` the call graph the spans show (merged with ``graph``); ``log_anomalies`` a score per
+    service, or a :class:`LogAnomaly` that also says which templates."""
 
     graph: nx.DiGraph
     metrics: Mapping[str, Mapping[str, tuple[Array, Array]]]
     onset: float
     changes: Sequence[ChangeLike] = ()
-    log_anomalies: Mapping[str, float] = field(default_factory=dict)
+    log_anomalies: Mapping[str, float | LogAnomaly] = field(default_factory=dict)
     specs: Mapping[str, MetricSpec] = field(default_factory=dict)
+    traces: Mapping[str, Mapping[str, tuple[Array, Array]]] = field(default_factory=dict)
+    trace_graph: nx.DiGraph | None = None
+
+    def topology(self) -> nx.DiGraph:
+        """The configured graph merged with the one the traces show."""
+        if self.trace_graph is None or not self.trace_graph.number_of_nodes():
+            return self.graph
+        merged = nx.DiGraph()
+        merged.add_nodes_from(self.graph.nodes)
+        merged.add_nodes_from(self.trace_graph.nodes)
+        merged.add_edges_from(self.graph.edges)
+        merged.add_edges_from(self.trace_graph.edges)
+        return merged
 
 
-def candidates(incident_services: Sequence[str] | None, evidence: Evidence) -> list[str]:
+def candidates(incident_services: Sequence[str] | None, evidence: Evidence, graph: nx.DiGraph | None = None
+               ) -> list[str]:
     """The services to rank: the incident's services and everything they depend on, or all known services."""
+    graph = evidence.topology() if graph is None else graph
     if incident_services is None:
-        names = set(evidence.metrics) | set(evidence.graph.nodes) | set(evidence.log_anomalies)
+        names = set(evidence.metrics) | set(graph.nodes) | set(evidence.log_anomalies) | set(evidence.traces)
     else:
         names = set(incident_services)
         for s in incident_services:
-            if s in evidence.graph:
-                names |= nx.descendants(evidence.graph, s)
+            if s in graph:
+                names |= nx.descendants(graph, s)
     return sorted(str(n) for n in names)
 
 
@@ -90,7 +114,8 @@ def rank(
 ) -> list[Cause]:
     """Rank candidate root-cause services, best first (see the module docstring)."""
     p = params or Params()
-    names = candidates(incident_services, evidence)
+    graph = evidence.topology()
+    names = candidates(incident_services, evidence, graph)
     per_service: dict[str, dict[str, MetricScore]] = {}
     for s in names:
         scored = {}
@@ -99,21 +124,35 @@ def rank(
             if ms is not None:
                 scored[metric] = ms
         per_service[s] = scored
+    trace_items = {s: score_series(evidence.traces[s], evidence.onset, p) for s in names if evidence.traces.get(s)}
+    common = caller_side(trace_items)
+    traced: dict[str, TraceScore] = {
+        s: trace_score(trace_items.get(s, []), evidence.onset, p, common, common.get(s, 0.0))
+        for s in names if s in trace_items or s in common}
 
-    base = {s: max((m.z for m in ms.values()), default=0.0) for s, ms in per_service.items()}
-    first = {
-        s: min((m.onset_at for m in ms.values() if m.onset_at is not None), default=None)
-        for s, ms in per_service.items()
-    }
+    metric_base = {s: max((m.z for m in own.values()), default=0.0) for s, own in per_service.items()}
+    logs = {s: log_score(evidence.log_anomalies[s]) for s in names if s in evidence.log_anomalies}
+    base = {s: _combine((metric_base[s], p.trace_weight * traced[s].score if s in traced else 0.0,
+                         logs.get(s, 0.0)), p)
+            for s in names}
+    first: dict[str, float | None] = {}
+    for s, own in per_service.items():
+        onsets = [m.onset_at for m in own.values() if m.onset_at is not None]
+        trace_onset = traced[s].onset_at if s in traced else None
+        if trace_onset is not None:
+            onsets.append(trace_onset)
+        log_doc = evidence.log_anomalies.get(s)
+        if isinstance(log_doc, LogAnomaly) and log_doc.first_at is not None and log_doc.score >= p.threshold:
+            onsets.append(log_doc.first_at)
+        first[s] = min(onsets, default=None)
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
     for s in names:
         value = base[s]
         reasons: dict[str, Any] = {}
-        log_score = float(evidence.log_anomalies.get(s, 0.0))
-        if log_score > value:
-            reasons["log_anomaly"] = finite(log_score)
-            value = log_score
+        log_value = logs.get(s, 0.0)
+        if log_value > metric_base[s] and log_value >= (traced[s].score if s in traced else 0.0):
+            reasons["log_anomaly"] = finite(log_value)
         suspects = [
             c for c in evidence.changes
             if c.service == s and evidence.onset - p.change_window_s <= c.at < evidence.onset + p.window_s
@@ -121,16 +160,18 @@ def rank(
         if suspects and value >= p.threshold:
             value *= p.change_boost
             reasons["changes"] = [{"at": c.at, "description": c.description} for c in suspects]
-        explained_by = _explained_by(s, evidence.graph, base, first, p)
+        explained_by = _explained_by(s, graph, base, first, p)
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
         callers = sorted(
-            str(u) for u in (evidence.graph.predecessors(s) if s in evidence.graph else ())
+            str(u) for u in (graph.predecessors(s) if s in graph else ())
             if base.get(str(u), 0.0) >= p.threshold
         )
         if callers and base[s] >= p.threshold:
             reasons["explains_anomalous_callers"] = callers
+        reasons["signals"] = _signals(s, per_service[s], metric_base[s], traced.get(s),
+                                      evidence.log_anomalies.get(s))
         score[s] = value
         why[s] = reasons
 
@@ -143,7 +184,7 @@ def rank(
         top = sorted(per_service[s].items(), key=lambda kv: -kv[1].z)[:3]
         evidence_doc: dict[str, Any] = {
             "score": finite(score[s]),
-            "metric_score": finite(base[s]),
+            "metric_score": finite(metric_base[s]),
             "top_metrics": [
                 {"metric": name, "z": finite(m.z), "baseline": finite(m.median), "peak": finite(m.peak),
                  "onset_at": m.onset_at}
@@ -156,6 +197,32 @@ def rank(
         causes.append(Cause(component=s, kind="service", score=finite(score[s]), confidence=round(c, 4),
                             model=MODEL, evidence=evidence_doc))
     return causes
+
+
+def _combine(signals: tuple[float, ...], p: Params) -> float:
+    """The strongest signal, plus ``signal_mix`` × the others (0: the strongest alone; 1: their sum)."""
+    top = max(signals)
+    return top + p.signal_mix * (sum(signals) - top)
+
+
+def _signals(
+    s: str, metrics: Mapping[str, MetricScore], metric_base: float, traced: TraceScore | None,
+    log: float | LogAnomaly | None,
+) -> dict[str, Any]:
+    """Which signal said what about ``s``: each signal's score and its top items."""
+    out: dict[str, Any] = {}
+    if metrics:
+        top = sorted(metrics.items(), key=lambda kv: -kv[1].z)[:3]
+        out["metrics"] = {"score": finite(metric_base),
+                          "top": [{"metric": name, "z": finite(m.z), "baseline": finite(m.median),
+                                   "peak": finite(m.peak)} for name, m in top]}
+    if traced is not None:
+        out["traces"] = {"score": finite(traced.score), "blame": finite(traced.blame),
+                         "latency": finite(traced.latency), "top": traced.top}
+    if log is not None:
+        out["logs"] = {"score": finite(log_score(log)),
+                       "templates": [dict(t) for t in log.templates] if isinstance(log, LogAnomaly) else []}
+    return out
 
 
 def _explained_by(

@@ -73,6 +73,13 @@ class Params:
     change_window_s: float = 1800.0  # a change this long before the onset (or during the window) is suspect
     change_boost: float = 2.0  # a suspect change multiplies its service's score by this
     graph_discount: float = 0.5  # a service explained by an anomalous callee (no later than it): score × this
+    # traces and logs (watchkeeper.rca.signals, watchkeeper.rca.logs); the four below were tuned on Nezha's
+    # 2022-08-23 alone (docs/rca.md, "Traces and logs")
+    trace_latency_weight: float = 0.0  # latency seen at a service includes its callees': it weighs this much
+    trace_latency_floor_s: float = 0.005  # a latency-like trace series moves by 5 ms at least
+    trace_error_floor: float = 0.01  # an error ratio moves in hundredths
+    trace_weight: float = 0.5  # a trace z counts this much beside a metric z
+    signal_mix: float = 0.5  # 0: a service scores its strongest signal; 1: the sum of its signals
 
 
 @dataclass(frozen=True, slots=True)

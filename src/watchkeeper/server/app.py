@@ -206,6 +206,9 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
         if ranker is not None:
             details["rca"] = ranker.status()
+        integrations = getattr(app.state, "integrations", None)  # the outbox (docs/integrations.md)
+        if integrations is not None and integrations.notifiers:
+            details["outbox"] = integrations.delivery.health()
         return {"status": "ok", "version": __version__, "details": details}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
@@ -226,6 +229,14 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server import value_api
 
     value_api.add_routes(app, service)  # the portfolio, gates and the gate guard
+    from watchkeeper.server import traces_api
+
+    traces_api.add_routes(app, service)  # OTLP traces in, RED rows and traces out (docs/traces.md)
+
+    from watchkeeper.server import logs_api
+
+    logs_api.add_routes(app, service)  # OTLP logs in, templates and counts out, the log inputs (docs/logs.md)
+
     publisher = None
     if bus is not None:  # ingest publishes to the bus; workers commit (docs/scaling.md)
         from watchkeeper.server.bus_ingest import BusLag, Publisher

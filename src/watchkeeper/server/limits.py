@@ -20,6 +20,8 @@ from watchkeeper.server.responses import error
 from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem
 
 INGEST_PREFIX = "/api/v1/ingest/"
+#: OTLP/HTTP (``/v1/traces``, ``/v1/logs``): read by their routes, refused bodies dead-lettered there.
+OTLP_PREFIX = "/v1/"
 API_PREFIX = "/api/"
 
 
@@ -39,7 +41,7 @@ class RequestLimits:
         if repeated is not None:
             await error(422, f"query parameter {repeated!r} given more than once")(scope, receive, send)
             return
-        if scope["path"].startswith(INGEST_PREFIX) or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["path"].startswith((INGEST_PREFIX, OTLP_PREFIX)) or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())

@@ -30,8 +30,8 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     """Add the routes; the service graph is read here, once (a bad topology file stops start-up
     with a sentence rather than failing requests later)."""
     cfg = service.settings
-    graph = topology_config.document(
-        topology_config.build(cfg.topology, topology_config.correlation_graph(cfg.correlation_config)))
+    configured = topology_config.build(cfg.topology, topology_config.correlation_graph(cfg.correlation_config))
+    graph = topology_config.document(configured)
 
     @app.post("/api/v1/ingest/changes", tags=["ingest"], status_code=202, summary="Record change events",
               responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
@@ -70,7 +70,11 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
         return service.changelog.find(service=service_name, since=utc(since) if since else None, limit=limit)
 
     @app.get("/api/v1/topology", tags=["topology"])
-    def topology(_who: Reader) -> Any:
+    def topology(request: Request, _who: Reader) -> Any:
         """The service graph ranking uses: ``nodes`` and ``edges`` (caller → callee), each edge with
-        its ``sources`` (settings, file, correlation)."""
-        return graph
+        its ``sources`` (settings, file, correlation, traces; edges seen in traces also carry ``calls``,
+        ``errors`` and ``rate``, calls per second)."""
+        traces = getattr(request.app.state, "traces", None)
+        if traces is None:
+            return graph
+        return topology_config.document(traces.merged(configured))

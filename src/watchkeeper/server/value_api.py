@@ -8,10 +8,11 @@ case in production whose criteria fail.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import structlog
 from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +25,7 @@ from watchkeeper.service import Permission, Watchkeeper
 from watchkeeper.value.drift import MAX_SAMPLE, ModelKind, ModelVersion, Number
 from watchkeeper.value.usecase import ID_PATTERN, UseCase
 
+log = structlog.get_logger("watchkeeper.drift")
 ModelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
 CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="a use case id")]
 ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -56,6 +58,25 @@ def portfolio_of(service: Watchkeeper) -> Portfolio:
     return Portfolio.of(service)
 
 
+def drift_step(registry: Registry, days: float) -> Callable[[], int]:
+    """The scheduled drift check: the first one interval after start-up, then every interval; a
+    drift is stored and audited (actor ``drift``) and counted by the gates of the use cases naming
+    the model, so the gate guard's next pass demotes a use case whose criterion it breaks."""
+    started = [False]
+
+    def step() -> int:
+        if not started[0]:
+            started[0] = True
+            return 0
+        found = registry.check_scheduled(days)
+        drifted = [r for r in found if r["drifted"]]
+        if drifted:
+            log.warning("model drift", models=[f"{r['model']} {r['version']} ({r['signal']})" for r in drifted])
+        return 0  # never at once again: the next check waits its interval
+
+    return step
+
+
 def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     portfolio = portfolio_of(service)
     started = [False]
@@ -68,16 +89,23 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
         return portfolio.guard()
 
     guard = Loop("gate-guard", guard_step, service.settings.gate_guard_seconds)
+    registry = Registry(service.db, service.clock)
+    loops = [guard]
+    if service.settings.drift_check_seconds > 0:
+        loops.append(Loop("drift-check", drift_step(registry, service.settings.drift_check_days),
+                          service.settings.drift_check_seconds))
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
         async with inner(a) as state:
-            guard.start()
+            for loop in loops:
+                loop.start()
             try:
                 yield state
             finally:
-                await run_in_threadpool(guard.stop)
+                for loop in loops:
+                    await run_in_threadpool(loop.stop)
 
     app.router.lifespan_context = lifespan
 
@@ -135,8 +163,6 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> None:
     @app.post("/api/v1/gates/{proposal_id}/reject", tags=["value"])
     def reject(proposal_id: ProposalId, who: Approver, body: GateVote | None = None) -> Any:
         return portfolio.vote(proposal_id, f"token:{who.name}", False, body.comment if body else "")
-
-    registry = Registry(service.db, service.clock)
 
     @app.get("/api/v1/models", tags=["value"])
     def list_models(_who: Reader, kind: ModelKind | None = None) -> Any:

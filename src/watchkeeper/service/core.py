@@ -21,6 +21,8 @@ from watchkeeper.sources import Source, registry
 from watchkeeper.storage import Database, ingest, queries
 from watchkeeper.storage.outbox import OutboxHook
 from watchkeeper.telemetry import Metrics
+from watchkeeper.value.shipped import correlation_model
+from watchkeeper.value.usedmodels import ModelsInUse
 
 if TYPE_CHECKING:
     from watchkeeper.service.access import Principal
@@ -47,6 +49,8 @@ class Core:
             auto_resolve=settings.auto_resolve,
         )
         self._config_stamp: float | None = None
+        #: the correlation configuration as a model version (taken at load: strategies learn as they run)
+        self.correlation_model = correlation_model(self.config)
         self.reload_correlation(strict=True)
         self.metrics = Metrics(self.active_incidents) if metrics else None
         #: pipeline state kept between ingest requests: (audit head after our commit, state, loaded, config)
@@ -59,6 +63,8 @@ class Core:
                                                     lease_seconds=settings.action_lease_seconds,
                                                     workers=settings.action_workers)
         self.changelog = ChangeLog(self.db, clock, settings.rca.change_window)
+        # every decision names the model versions it used (docs/value.md)
+        self.governance.responder.models = ModelsInUse(lambda: self.correlation_model, settings.watch.watches)
 
     # -- lifecycle -------------------------------------------------------------------------
     def upgrade(self) -> None:
@@ -84,6 +90,7 @@ class Core:
         self._config_stamp = stamp
         try:
             self.config = load_correlation(path).pipeline(path.parent)
+            self.correlation_model = correlation_model(self.config)
         except ConfigError as exc:
             if strict:
                 raise

@@ -255,7 +255,8 @@ class Ingest(Core):
 
     def prune(self, days: float | None = None) -> Pruned:
         """Delete events and dead letters received more than ``days`` (default: the setting
-        ``retention_days``) ago, a chunk per transaction; audited when anything was deleted."""
+        ``retention_days``) ago, and spans and RED rows past ``traces.retention``, a chunk per
+        transaction; audited when anything was deleted."""
         days = self.settings.retention_days if days is None else days
         if days < 0:
             raise InputError(f"retention of {days} days: it must be 0 or more")
@@ -271,11 +272,16 @@ class Ingest(Core):
                     break
         with self.db.write() as conn:  # the bus's processed message ids, as old as the events (docs/scaling.md)
             bus_store.prune(conn, before)
-        pruned = retention.Pruned(before, counts["events"], counts["dead_letters"])
-        if pruned.events or pruned.dead_letters:
+        from watchkeeper.service import traces  # traces: their own windows (settings.traces.retention)
+
+        spans, red_rows = traces.prune(self.db, self.settings.traces, now)
+        pruned = retention.Pruned(before, counts["events"], counts["dead_letters"], spans, red_rows)
+        if pruned.anything:
+            extra = {"spans": spans, "red_rows": red_rows} if spans or red_rows else {}
             with self.db.write() as conn:
                 audit.append(conn, "system:retention", [Change("retention.pruned", "retention", now, {
-                    "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters})])
+                    "before": before, "days": days, "events": pruned.events, "dead_letters": pruned.dead_letters,
+                    **extra})])
         return pruned
 
     def dead_letters(self, limit: int = 50) -> list[DeadLetter]:

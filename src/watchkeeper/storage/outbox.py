@@ -292,11 +292,27 @@ def oldest_pending(conn: Connection) -> datetime | None:
                         ).scalar_one_or_none()
 
 
+def health(conn: Connection) -> dict[str, Any]:
+    """What ``/healthz`` and the console show: pending and dead messages, and the oldest pending
+    one's creation time, per target (by the status index: delivered messages are not counted)."""
+    by_target: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(select(outbox.c.target, outbox.c.status, func.count(), func.min(outbox.c.created_at))
+                        .where(outbox.c.status.in_([Status.PENDING.value, Status.DEAD.value]))
+                        .group_by(outbox.c.target, outbox.c.status))
+    for target, status, n, oldest in rows:
+        entry = by_target.setdefault(target, {"pending": 0, "dead": 0, "oldest_pending_at": None})
+        entry[status] = int(n)
+        if status == Status.PENDING.value:
+            entry["oldest_pending_at"] = oldest
+    return by_target
+
+
 def prune(conn: Connection, before: datetime) -> int:
     """Delete delivered messages delivered before ``before`` (dead ones stay until retried)."""
     return int(conn.execute(delete(outbox).where(outbox.c.status == Status.DELIVERED.value,
                                                  outbox.c.delivered_at < before)).rowcount or 0)
 
 
-__all__ = ["OutboxHook", "Outcome", "Status", "claim", "counts", "get", "get_ref", "messages", "prune", "release",
+__all__ = ["OutboxHook", "Outcome", "Status", "claim", "counts", "get", "get_ref", "health", "messages", "prune",
+           "release",
            "retry", "set_ref", "settle"]

@@ -63,7 +63,7 @@ def incident_alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, l
             incident_alerts.c.incident_id, incident_alerts.c.fingerprint, incident_alerts.c.joined_at,
             incident_alerts.c.reason, incident_alerts.c.detail, alerts.c.name, alerts.c.service, alerts.c.resource,
             alerts.c.status, alerts.c.severity, alerts.c.labels, alerts.c.summary,
-            alerts.c.count, alerts.c.last_seen, alerts.c.resolved_at,
+            alerts.c.count, alerts.c.last_seen, alerts.c.resolved_at, alerts.c.source,
         )
         .join(alerts, alerts.c.fingerprint == incident_alerts.c.fingerprint)
         .where(incident_alerts.c.incident_id.in_(incident_ids))
@@ -75,7 +75,7 @@ def incident_alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, l
             "status": row.status, "severity": row.severity, "labels": row.labels,
             "summary": row.summary, "count": row.count, "joined_at": row.joined_at,
             "last_seen": row.last_seen, "resolved_at": row.resolved_at,
-            "reason": row.reason, "reason_detail": row.detail,
+            "reason": row.reason, "reason_detail": row.detail, "source": row.source,
         })
     return found
 

@@ -451,6 +451,96 @@ drift_events = Table(
     Column("details", Json, nullable=False),
 )
 
+# migration 0017: traces — raw spans for a window (times in unix seconds, as spans carry them), and
+# the RED rows (per step, per service / edge / operation) kept longer
+spans = Table(
+    "spans", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_s", Float, nullable=False, index=True),
+    Column("trace_id", String(32), nullable=False, index=True),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_id", String(16)),
+    Column("service", String(256), nullable=False),
+    Column("operation", String(256), nullable=False),
+    Column("start_s", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("error", Boolean, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", Integer, nullable=False),  # bytes the row holds, roughly: what the size cap counts
+    Index("ix_spans_service_start", "service", "start_s"),
+)
+
+trace_red = Table(
+    "trace_red", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),  # the step's end, unix seconds
+    Column("step", Float, nullable=False),
+    Column("scope", String(16), nullable=False),  # service | edge | operation
+    Column("name", String(520), nullable=False),  # the service, "caller->callee" or "service:operation"
+    Column("service", String(256), nullable=False),  # whom the row is about (an edge's callee)
+    Column("count", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("p50", Float),
+    Column("p95", Float),
+    Column("p99", Float),
+    Column("extra", Json),  # self_p50/p95 (a service) or net_p50/p95 (an edge)
+    Index("ix_trace_red_scope_name_at", "scope", "name", "at"),
+    Index("ix_trace_red_service_at", "service", "at"),
+)
+
+# -- logs (migration 0016; docs/logs.md) ---------------------------------------------------------
+log_templates = Table(
+    "log_templates", metadata,
+    Column("service", String(256), primary_key=True),
+    Column("template_id", String(64), primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False, index=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+log_counts = Table(
+    "log_counts", metadata,  # per-minute lines per template (the summary the ranker reads)
+    Column("service", String(256), primary_key=True),
+    Column("template_id", String(64), primary_key=True),
+    Column("minute", UTCDateTime(), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Index("ix_log_counts_minute", "minute"),
+)
+
+log_lines = Table(
+    "log_lines", metadata,  # raw lines, kept for logs.retention (window and size cap)
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("service", String(256), nullable=False),
+    Column("template_id", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("input", String(1024), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Index("ix_log_lines_service_at", "service", "at"),
+)
+
+log_offsets = Table(
+    "log_offsets", metadata,  # where each followed file stands (written with its lines)
+    Column("input", String(1024), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("device", BigInteger, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("lines", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+log_state = Table(
+    "log_state", metadata,  # the miners' and the anomaly baselines' state, JSON
+    Column("name", String(300), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("state", Json, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 bus_processed = Table(  # the bus: message ids committed by a worker (idempotency; docs/scaling.md)
     "bus_processed", metadata,
     Column("message_id", String(80), primary_key=True),

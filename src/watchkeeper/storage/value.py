@@ -27,7 +27,7 @@ from watchkeeper.storage.tables import (
     use_case_versions,
     use_cases,
 )
-from watchkeeper.value.kpis import ActionOutcome, IncidentTimes, ShadowDecision
+from watchkeeper.value.kpis import ActionOutcome, ForecastEvent, IncidentTimes, ShadowDecision
 from watchkeeper.value.usecase import Stage, UseCase, autonomy_of
 
 
@@ -170,6 +170,22 @@ def alert_count(conn: Connection, services: Sequence[str], start: datetime, end:
     return int(conn.execute(query).scalar() or 0)
 
 
+def forecast_events(conn: Connection, services: Sequence[str], start: datetime, end: datetime,
+                    limit: int = 100_000) -> list[ForecastEvent]:
+    """Forecast events received in the window on any of the services (all when none are named)."""
+    query = (select(events.c.fingerprint, events.c.received_at, events.c.status, events.c.raw)
+             .where(events.c.kind == "forecast", events.c.received_at >= start, events.c.received_at <= end)
+             .order_by(events.c.id).limit(limit))
+    if services:
+        query = query.where(events.c.service.in_(list(services)))
+    found = []
+    for r in conn.execute(query):
+        crossing = (r.raw or {}).get("crossing_in_seconds")
+        found.append(ForecastEvent(r.fingerprint, r.received_at, r.status,
+                                   float(crossing) if isinstance(crossing, int | float) else None))
+    return found
+
+
 def drift_count(conn: Connection, names: Sequence[str], start: datetime, end: datetime) -> int:
     if not names:
         return 0
@@ -183,12 +199,26 @@ def add_model(conn: Connection, **values: Any) -> int:
     return int(conn.execute(insert(models).values(**values)).inserted_primary_key[0])  # type: ignore[index]
 
 
+def set_model_scores(conn: Connection, model_id: int, scores: dict[str, Any], params: dict[str, Any]) -> None:
+    conn.execute(update(models).where(models.c.id == model_id).values(scores=scores, params=params))
+
+
 def model_rows(conn: Connection, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
     query = select(models).order_by(models.c.kind, models.c.name, models.c.id)
     if kind is not None:
         query = query.where(models.c.kind == kind)
     if name is not None:
         query = query.where(models.c.name == name)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def latest_models(conn: Connection) -> list[dict[str, Any]]:
+    """The latest registered version of every model (kind, name), without its reference sample."""
+    newest = (select(models.c.kind, models.c.name, func.max(models.c.id).label("id"))
+              .group_by(models.c.kind, models.c.name).subquery())
+    query = (select(models.c.kind, models.c.name, models.c.version, models.c.train_start, models.c.train_end,
+                    models.c.registered_at)
+             .join(newest, models.c.id == newest.c.id).order_by(models.c.kind, models.c.name))
     return [dict(r._mapping) for r in conn.execute(query)]
 
 

@@ -99,7 +99,9 @@ def correlation_graph(path: Path | None) -> dict[str, list[str]]:
 
 
 def document(g: nx.DiGraph) -> dict[str, Any]:
-    """``{"nodes": [{"id"}], "edges": [{"source", "target", "sources"}]}`` (sorted)."""
+    """``{"nodes": [{"id"}], "edges": [{"source", "target", "sources"}]}`` (sorted); an edge seen in
+    traces also has ``calls``, ``errors`` and ``rate``."""
     return {"nodes": [{"id": str(n)} for n in sorted(g.nodes)],
-            "edges": [{"source": str(a), "target": str(b), "sources": list(d.get("sources", []))}
+            "edges": [{"source": str(a), "target": str(b), "sources": list(d.get("sources", [])),
+                       **{k: d[k] for k in ("calls", "errors", "rate") if k in d}}
                       for a, b, d in sorted(g.edges(data=True), key=lambda e: (str(e[0]), str(e[1])))]}

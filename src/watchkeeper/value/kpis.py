@@ -8,6 +8,7 @@ enough evidence is ``None``: a gate never judges on nothing.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,17 @@ class IncidentTimes:
 
 
 @dataclass(frozen=True, slots=True)
+class ForecastEvent:
+    """One stored forecast event (``watch`` forecasts): its series+threshold fingerprint, when it was
+    received, firing or resolved, and the predicted time to the crossing (0: already crossed)."""
+
+    fingerprint: str
+    at: datetime
+    status: str  # firing | resolved
+    crossing_in_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything a gate measures for one use case over one window (and its baseline)."""
 
@@ -49,6 +61,9 @@ class Evidence:
     alerts: int = 0
     incident_count: int = 0
     drift_events: int = 0
+    forecasts: Sequence[ForecastEvent] = ()
+    #: crossings before this are not counted (the forecasts are read from earlier, to see their warnings)
+    forecasts_since: datetime | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -176,6 +191,55 @@ def noise_reduction(alerts: int, incidents: int) -> Measure:
     return Measure(round(1 - incidents / alerts, 6), alerts)
 
 
+def forecast_lead_times(events: Iterable[ForecastEvent], since: datetime | None = None) -> list[float]:
+    """Seconds from each warning's first firing forecast to the crossing it warned of, per series.
+
+    A warning is a run of firing forecasts of one fingerprint, ended by a resolved one; its crossing
+    is its first firing forecast saying the series has already crossed (``crossing_in_seconds`` 0).
+    A crossing no forecast warned of before (the first event of the run has already crossed) has lead
+    0: a miss counts against the KPI. A warning that resolved without a crossing has no lead (a false
+    alarm is not a lead time). Only crossings at or after ``since`` count.
+
+    >>> from datetime import UTC, timedelta as d
+    >>> t = datetime(2026, 11, 1, tzinfo=UTC)
+    >>> run = [(0, 7200), (1, 3600), (2, 0), (3, 0)]  # hours after t, predicted seconds to the crossing
+    >>> forecast_lead_times([ForecastEvent("a", t + d(hours=h), "firing", s) for h, s in run])
+    [7200.0]
+    """
+    runs: dict[str, tuple[datetime | None, bool]] = {}  # fingerprint -> (first firing of the run, crossed)
+    leads: list[float] = []
+    for e in sorted(events, key=lambda e: (e.at, e.fingerprint)):
+        start, crossed = runs.get(e.fingerprint, (None, False))
+        if e.status != "firing":
+            runs[e.fingerprint] = (None, False)
+            continue
+        start = start or e.at
+        if not crossed and e.crossing_in_seconds is not None and e.crossing_in_seconds <= 0:
+            if since is None or e.at >= since:
+                leads.append((e.at - start).total_seconds())
+            crossed = True
+        runs[e.fingerprint] = (start, crossed)
+    return leads
+
+
+def forecast_lead_time(events: Iterable[ForecastEvent], since: datetime | None = None) -> Measure:
+    """Median seconds the forecasts warned before the crossings they predicted (misses count as 0);
+    samples: the crossings.
+
+    >>> from datetime import UTC, timedelta as d
+    >>> t = datetime(2026, 11, 1, tzinfo=UTC)
+    >>> forecast_lead_time([ForecastEvent("a", t, "firing", 600), ForecastEvent("a", t + d(minutes=10), "firing", 0),
+    ...                     ForecastEvent("b", t, "firing", 0)])
+    Measure(value=300.0, samples=2)
+    >>> forecast_lead_time([])
+    Measure(value=None, samples=0)
+    """
+    leads = forecast_lead_times(events, since)
+    if not leads:
+        return Measure(None, 0)
+    return Measure(float(statistics.median(leads)), len(leads))
+
+
 def measure(kpi: Kpi, evidence: Evidence) -> Measure:
     """One KPI from the evidence."""
     if kpi is Kpi.SHADOW_VOLUME:
@@ -196,6 +260,8 @@ def measure(kpi: Kpi, evidence: Evidence) -> Measure:
         return noise_reduction(evidence.alerts, evidence.incident_count)
     if kpi is Kpi.DRIFT_EVENTS:
         return Measure(float(evidence.drift_events), 1)
+    if kpi is Kpi.FORECAST_LEAD_TIME:
+        return forecast_lead_time(evidence.forecasts, evidence.forecasts_since)
     raise AssertionError(kpi)  # pragma: no cover - every Kpi is handled above
 
 

@@ -97,6 +97,7 @@ class Kpi(StrEnum):
     MTTR_CHANGE = "mttr_change"  # relative change of mean time to resolve vs the baseline
     NOISE_REDUCTION = "noise_reduction"  # 1 - incidents / alerts over the window (0..1)
     DRIFT_EVENTS = "drift_events"  # drift events of the models the use case names, in the window
+    FORECAST_LEAD_TIME = "forecast_lead_time"  # median seconds a forecast warned before its crossing
 
 
 class Op(StrEnum):

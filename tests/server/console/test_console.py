@@ -20,7 +20,7 @@ from watchkeeper.service import Watchkeeper
 
 PAGES = ["/console/incidents", "/console/approvals", "/console/runbooks", "/console/silences",
          "/console/silences/new", "/console/kpis", "/console/audit", "/console/deadletters",
-         "/console/usecases", "/console/gates", "/console/models"]
+         "/console/usecases", "/console/gates", "/console/models", "/console/outbox"]
 
 
 @pytest.fixture
@@ -186,6 +186,8 @@ CONSOLE_ROLE_OF: dict[tuple[str, str], str | None] = {
     ("GET", "/console/gates"): "viewer",
     ("POST", "/console/gates/{proposal_id}/{decision}"): "approver",
     ("GET", "/console/models"): "viewer",
+    ("GET", "/console/outbox"): "viewer",
+    ("POST", "/console/outbox/{message_id}/retry"): "operator",
 }
 ORDER = ["viewer", "operator", "approver", "admin"]
 
@@ -206,7 +208,8 @@ def test_each_role_gets_exactly_its_pages(wk: Watchkeeper, browser: Callable[[st
     accounts = Accounts(wk.db, wk.clock, wk.settings.console)
     values = {"incident_id": incident, "action": "comment", "approval_id": pending["id"], "decision": "approve",
               "token": accounts.approval_link(pending["id"], "approve").rsplit("/", 1)[1], "runbook_id": "restart",
-              "silence_id": 1, "name": "console.css", "case_id": "no-such-case", "proposal_id": 1}
+              "silence_id": 1, "name": "console.css", "case_id": "no-such-case", "proposal_id": 1,
+              "message_id": 1}
     form = {"matchers": 'service="x"', "comment": "walk"}
     for role in ORDER:
         for (method, path), least in CONSOLE_ROLE_OF.items():

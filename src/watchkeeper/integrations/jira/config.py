@@ -10,6 +10,7 @@ integrations:
       api_token: ATATT3xFfGF0…
       project: OPS
       webhook_secret: 6f1c…                  # the secret of the Jira webhook (X-Hub-Signature)
+      poll_interval: 60s                     # fallback polling on JQL updated >= (poll: false: off)
 ```
 """
 
@@ -22,6 +23,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from watchkeeper.integrations.base import TargetConfig
 from watchkeeper.model import IncidentStatus, Severity
+from watchkeeper.yamlfile import Duration
 
 #: Severity → Jira priority name (Jira's default priority scheme).
 PRIORITIES: dict[Severity, str] = {
@@ -47,6 +49,9 @@ class JiraConfig(TargetConfig):
         None, description="the secret of the Jira webhook: its calls carry X-Hub-Signature: sha256=HMAC(body)")
     account_id: str | None = Field(
         None, max_length=128, description="our account's id there: changes it made are never taken back")
+    poll: bool = Field(True, description="poll issues updated since the last poll (JQL updated >=) as the "
+                       "fallback for the webhook")
+    poll_interval: Duration = Field(60.0, description="time between polls")
 
     def secrets(self) -> list[str]:
         """The API token and the basic-auth header made of it (a receiver may echo headers)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from watchkeeper.integrations.itsm import MARKER, Field, Inbound, Ticket
@@ -168,6 +169,57 @@ def webhook_changes(payload: Mapping[str, Any], config: JiraConfig, sent: Mappin
                                  _who(user), Field.ASSIGNEE, str(item["toString"])[:256],
                                  f"{key} assigned to {item['toString']}", claimed))
     return found
+
+
+#: Jira's times in REST answers (``2026-12-03T13:20:05.123+0000``) and in JQL (minutes, the
+#: searching account's time zone: set the integration account's zone to UTC, as for ServiceNow).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
+JQL_TIME = "%Y-%m-%d %H:%M"
+
+
+def parse_time(text: Any) -> datetime | None:
+    """A REST time of Jira's, or None.
+
+    >>> parse_time("2026-12-03T13:20:05.123+0000").isoformat(), parse_time("soon")
+    ('2026-12-03T13:20:05.123000+00:00', None)
+    """
+    try:
+        return datetime.strptime(str(text), TIME_FORMAT)
+    except ValueError:
+        return None
+
+
+def poll_jql(labels: Sequence[str], since: datetime) -> str:
+    """The JQL of one poll: our issues updated since the cursor (to the minute, inclusive), the
+    oldest first so that a truncated read can go on from where it stopped.
+
+    >>> from datetime import UTC
+    >>> poll_jql(["watchkeeper"], datetime(2026, 12, 3, 13, 20, 59, tzinfo=UTC))
+    'labels = "watchkeeper" AND updated >= "2026-12-03 13:20" ORDER BY updated ASC'
+    """
+    ours = labels[0] if labels else "watchkeeper"
+    return f'labels = "{ours}" AND updated >= "{since:{JQL_TIME}}" ORDER BY updated ASC'
+
+
+def poll_payloads(issue: Mapping[str, Any], since: datetime) -> list[dict[str, Any]]:
+    """An issue from a poll (``expand=changelog``, ``fields=…,comment``) as the webhook bodies
+    its changes since ``since`` would have been — one per changelog entry, one per comment, the
+    oldest first — so that :func:`webhook_changes` reads both alike, with the same keys (a change
+    the webhook brought and a poll reads again applies once)."""
+    fields = issue.get("fields") or {}
+    found: list[tuple[datetime, dict[str, Any]]] = []
+    for history in (issue.get("changelog") or {}).get("histories") or []:
+        at = parse_time(history.get("created")) if isinstance(history, Mapping) else None
+        if at is not None and at >= since and history.get("id"):
+            found.append((at, {"webhookEvent": "jira:issue_updated", "issue": issue,
+                               "user": history.get("author") or {},
+                               "changelog": {"id": history["id"], "items": history.get("items") or []}}))
+    comments = fields.get("comment") if isinstance(fields, Mapping) else None
+    for comment in (comments or {}).get("comments") or [] if isinstance(comments, Mapping) else []:
+        at = parse_time(comment.get("created")) if isinstance(comment, Mapping) else None
+        if at is not None and at >= since:
+            found.append((at, {"webhookEvent": "comment_created", "issue": issue, "comment": comment}))
+    return [payload for _, payload in sorted(found, key=lambda pair: pair[0])]
 
 
 def claimed_incident(labels: Any) -> int | None:

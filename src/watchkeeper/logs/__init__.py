@@ -1,0 +1,1 @@
+"""Logs: inputs, template mining and log anomalies."""

@@ -1,0 +1,1 @@
+"""Traces: spans in, service call graph and RED series out."""
