@@ -133,6 +133,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: str = "info"
+    bus_url: str | None = Field(
+        None, pattern=r"^nats://", description="NATS JetStream for several API nodes and workers (e.g. "
+        "nats://127.0.0.1:4222; docs/scaling.md); unset: the in-process path, ingest commits in the request")
+    bus_partitions: int = Field(8, ge=1, le=1024, description="Partitions of the event stream (subjects "
+                                "watchkeeper.events.<p>); fixed by 'watchkeeper bus init'")
+    bus_stream: str = Field("WATCHKEEPER", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                            description="JetStream stream name ('watchkeeper bus init' creates it)")
+    bus_max_messages: int = Field(1_000_000, ge=1, description="Messages the stream holds before it refuses "
+                                  "new ones (the API then answers 503 + Retry-After: the bound on buffering)")
+    bus_publish_timeout_seconds: float = Field(2.0, gt=0, le=60, description="How long the API waits for "
+                                               "JetStream's acknowledgement before answering 503")
+    bus_lease_seconds: float = Field(5.0, gt=0, le=300, description="How often a worker rebalances partition "
+                                     "ownership (PostgreSQL advisory locks; docs/scaling.md)")
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,7 @@ from watchkeeper import value_cli
 from watchkeeper.cli import (
     approvals,
     audit,
+    bus,
     correlation,
     db,
     deadletter,
@@ -27,6 +28,7 @@ from watchkeeper.cli import (
     silences,
     token,
     toplevel,
+    worker,
 )
 from watchkeeper.cli.common import (
     STATE,
@@ -69,6 +71,9 @@ app.registered_groups.extend(integrations_app.registered_groups)  # outbox, rout
 app.add_typer(value_cli.app)  # usecases, gates, report, assess, models
 app.add_typer(logs.app, name="logs")
 from watchkeeper.cli import logs_inputs  # noqa: E402,F401 - adds 'logs sources' to the logs group (docs/logs.md)
+
+app.add_typer(bus.app, name="bus")  # the NATS JetStream bus (docs/scaling.md)
+app.registered_commands.extend(worker.app.registered_commands)  # watchkeeper worker
 
 
 @app.callback()

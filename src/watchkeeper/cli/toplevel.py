@@ -30,6 +30,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML settings file (same as the global --config)")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="The API alone: no watches, ranking, decisions, "
+                                            "actions, delivery (with a bus: 'watchkeeper worker' commits)")] = False,
 ) -> None:
     """Run the API and the loop: watches, ranking, decisions, actions (migrations run at start-up)."""
     import uvicorn
@@ -46,11 +48,27 @@ def serve(
     wk = Watchkeeper(cfg)
     wk.upgrade()
     _register_shipped_models(wk)
-    err.print(f"watchkeeper {_db_label(cfg)} listening on http://{bind_host}:{bind_port}")
-    uvicorn.run(
-        create_app(wk, upgrade=False), host=bind_host, port=bind_port,
-        log_level=cfg.log_level, access_log=False,
-    )
+    bus, node = None, None
+    if cfg.bus_url:  # ingest publishes to NATS JetStream; a worker commits (docs/scaling.md)
+        from watchkeeper.bus import open_jetstream
+        from watchkeeper.bus.node import WorkerNode
+
+        bus = open_jetstream(cfg)
+        if not no_worker:
+            node = WorkerNode(wk, bus, loop=False).start()
+    loop = not no_worker
+    err.print(f"watchkeeper {_db_label(cfg)}{f' via {cfg.bus_url}' if bus else ''} listening on "
+              f"http://{bind_host}:{bind_port}{'' if loop else ' (API only)'}")
+    try:
+        uvicorn.run(
+            create_app(wk, upgrade=False, responder=loop, watch=loop, rank=loop, bus=bus), host=bind_host,
+            port=bind_port, log_level=cfg.log_level, access_log=False,
+        )
+    finally:
+        if node is not None:
+            node.stop()
+        if bus is not None:
+            bus.close()
 
 
 def _register_shipped_models(wk: Watchkeeper) -> None:

@@ -133,7 +133,7 @@ Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
 def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
-               rank: bool = True) -> FastAPI:
+               rank: bool = True, bus: Any = None) -> FastAPI:
     from watchkeeper.ranking import make_ranker
     from watchkeeper.server.rca_api import add_routes
 
@@ -236,8 +236,16 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     from watchkeeper.server import logs_api
 
     logs_api.add_routes(app, service)  # OTLP logs in, templates and counts out, the log inputs (docs/logs.md)
+
+    publisher = None
+    if bus is not None:  # ingest publishes to the bus; workers commit (docs/scaling.md)
+        from watchkeeper.server.bus_ingest import BusLag, Publisher
+
+        publisher = app.state.publisher = Publisher(service, bus)
+        if service.metrics is not None:
+            service.metrics.registry.register(BusLag(bus))
     for name, source in service.sources.items():
-        _add_ingest_route(app, service, name, source.schema)
+        _add_ingest_route(app, service, name, source.schema, publisher)
     from watchkeeper.server.rca_api import SCHEMAS
 
     _publish_schemas(app, [source.schema for source in service.sources.values()] + list(SCHEMAS))
@@ -382,7 +390,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     return app
 
 
-def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: type[BaseModel]) -> None:
+def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: type[BaseModel],
+                      publisher: Any = None) -> None:
     async def ingest(request: Request, who: Ingester) -> Response:
         started = time.perf_counter()
         limit = service.settings.max_body_bytes
@@ -394,6 +403,9 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
                 lambda: service.dead_letter(name, body, exc, content_type, size=size, truncated=True)
             )
             raise exc
+        if publisher is not None:
+            published: Response = await publisher.ingest(name, body, content_type, f"token:{who.name}")
+            return published
         result = await run_in_threadpool(
             service.ingest, name, body, content_type, f"token:{who.name}", started
         )
@@ -405,6 +417,7 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
         f"/api/v1/ingest/{name}", tags=["ingest"], status_code=202,
         summary=f"Ingest a {name} body",
         responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
+                   503: {"description": "the database or the bus cannot take it now (Retry-After)"},
                    415: {"description": "not JSON"}, 422: {"description": "not this format"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}

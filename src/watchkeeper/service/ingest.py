@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from watchkeeper import retention
 from watchkeeper.errors import InputError
@@ -19,6 +21,7 @@ from watchkeeper.service.core import Core, _no_ids
 from watchkeeper.sources import Source
 from watchkeeper.sources.limits import MAX_JSON_DEPTH, json_problem, size_problem
 from watchkeeper.storage import audit, ingest, queries
+from watchkeeper.storage import bus as bus_store
 from watchkeeper.storage.db import refused_data
 from watchkeeper.views import DeadLetter
 
@@ -47,6 +50,21 @@ class _Pending:
     future: Future[IngestResult] = field(default_factory=Future)
     #: The batch's rows for the events table, made before the ingest lock is taken (None: under it).
     rows: list[tuple[Any, ...]] | None = None
+    #: From the bus: (message id, partition); a message already committed is skipped (idempotent).
+    message: tuple[str, int] | None = None
+    #: From the bus: raises inside the write transaction when this worker no longer owns the partition.
+    guard: Callable[[Connection], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One bus message's events for :meth:`Ingest.ingest_delivered`."""
+
+    message_id: str
+    partition: int
+    source: str
+    events: list[Event]
+    actor: str
 
 
 class Ingest(Core):
@@ -67,6 +85,20 @@ class Ingest(Core):
         """Normalize, correlate and commit one request body; reject it to the dead letters."""
         started = time.perf_counter() if started is None else started
         self.reload_correlation()
+        batch = self.accept(source_name, body, content_type)
+        received_at = batch[0].received_at if batch else self.clock()
+        # The event rows depend on this batch alone: made here, outside the ingest lock, while
+        # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
+        rows = ingest.event_rows(self.db.engine.dialect.name, batch)
+        try:
+            return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
+        except InputError as exc:  # the database refused this body alone (see _commit_isolating)
+            self.dead_letter(source_name, body, exc, content_type, size=len(body))
+            raise
+
+    def accept(self, source_name: str, body: bytes, content_type: str | None) -> list[Event]:
+        """Check and normalize one request body (time of receipt: now); a refused body is kept as
+        a dead letter and raises InputError. Nothing is committed: ``ingest`` does, or the bus."""
         received_at = self.clock()
         source = self.source(source_name)
         try:
@@ -94,24 +126,37 @@ class Ingest(Core):
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
-        # The event rows depend on this batch alone: made here, outside the ingest lock, while
-        # other requests commit. (Correlation keys are not: a strategy may learn as it probes.)
-        rows = ingest.event_rows(self.db.engine.dialect.name, batch)
-        try:
-            return self._submit(_Pending(source_name, batch, received_at, actor, started, rows=rows))
-        except InputError as exc:  # the database refused this body alone (see _commit_isolating)
-            self.dead_letter(source_name, body, exc, content_type, size=len(body))
-            raise
+        return batch
 
     def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:
         """Events made in-process (the lab's monitor, a detector): committed like a request body."""
         return self._submit(_Pending(source_name, events, self.clock(), actor, time.perf_counter()))
 
+    def ingest_delivered(
+        self, messages: list[Delivered], guard: Callable[[Connection], None] | None = None,
+    ) -> list[IngestResult]:
+        """Bus messages (a worker's batch) committed in one transaction, each at most once: a
+        message whose id is already recorded is skipped (accepted 0), so a redelivery never
+        counts twice. ``guard`` runs inside the transaction (partition ownership)."""
+        started = time.perf_counter()
+        self.reload_correlation()
+        items = [_Pending(m.source, m.events, m.events[0].received_at if m.events else self.clock(), m.actor,
+                          started, message=(m.message_id, m.partition), guard=guard) for m in messages]
+        if not items:
+            return []
+        self._submit_all(items)
+        return [item.future.result() for item in items]
+
     def _submit(self, item: _Pending) -> IngestResult:
         """Group commit: concurrent requests share one transaction. Whoever gets the lock commits
         everything pending; each caller returns (2xx) only once its events are committed."""
+        self._submit_all([item])
+        return item.future.result()
+
+    def _submit_all(self, items: list[_Pending]) -> None:
+        item = items[-1]
         with self._pending_lock:
-            self._pending.append(item)
+            self._pending.extend(items)
         with self._ingest_lock:
             if not item.future.done():
                 with self._pending_lock:
@@ -126,7 +171,6 @@ class Ingest(Core):
                     for pending in group:
                         if not pending.future.done():
                             pending.future.set_exception(exc)
-        return item.future.result()
 
     def _commit_isolating(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
         """Commit ``group``; if the database refuses its data (a value too long for its column or
@@ -147,10 +191,21 @@ class Ingest(Core):
 
     def _commit(self, group: list[_Pending]) -> list[IngestResult]:
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
-        every = [e for item in group for e in item.batch]
-        rows = None if any(item.rows is None for item in group) else [r for item in group for r in item.rows or ()]
         results: list[IngestResult] = []
+        records: list[Any] = []
         with self.db.write() as conn:
+            if any(item.message is not None for item in group):  # from the bus: each message at most once
+                for guard in {id(i.guard): i.guard for i in group if i.guard is not None}.values():
+                    guard(conn)
+                done = bus_store.processed(conn, [i.message[0] for i in group if i.message is not None])
+                skipped = {id(i) for i in group if i.message is not None and i.message[0] in done}
+                bus_store.mark(conn, [(i.message[0], i.message[1], len(i.batch)) for i in group
+                                      if i.message is not None and id(i) not in skipped], self.clock())
+            else:
+                skipped = set()
+            live = [item for item in group if id(item) not in skipped]
+            every = [e for item in live for e in item.batch]
+            rows = None if any(item.rows is None for item in live) else [r for item in live for r in item.rows or ()]
             chain = audit.head(conn)
             if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
                 kept = None  # someone else wrote since (every change appends to the audit log)
@@ -158,6 +213,9 @@ class Ingest(Core):
             pipeline = Pipeline(self.config, loaded.new_incident_id)
             changes: list[list[Change]] = []
             for item in group:
+                if id(item) in skipped:
+                    results.append(IngestResult(0))
+                    continue
                 opened_before, repeats_before = set(state.new_incidents), state.repeats
                 pipeline.observe_all(item.batch, state)
                 changes.append(list(state.changes))
@@ -167,14 +225,14 @@ class Ingest(Core):
                 touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
                 results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
             ingest.persist(conn, every, state, loaded, rows)
-            for item, item_changes in zip(group, changes, strict=True):
-                records = audit.append(conn, item.actor, item_changes, chain)
-        for item in group:
+            for actor, actor_changes in _runs(live, changes):
+                records = audit.append(conn, actor, actor_changes, chain)
+        for item in live:
             if self.metrics is not None:
                 self.metrics.events.labels(item.source).inc(len(item.batch))
                 self.metrics.pipeline_seconds.labels(item.source).observe(time.perf_counter() - item.started)
         state.clear_changes()
-        if len(state.alerts) <= KEEP_ALERTS:
+        if records and len(state.alerts) <= KEEP_ALERTS:
             self._kept = (records[-1].seq, state, loaded, self.config)
         return results
 
@@ -212,6 +270,8 @@ class Ingest(Core):
                 counts[what] += deleted
                 if deleted < retention.CHUNK:
                     break
+        with self.db.write() as conn:  # the bus's processed message ids, as old as the events (docs/scaling.md)
+            bus_store.prune(conn, before)
         from watchkeeper.service import traces  # traces: their own windows (settings.traces.retention)
 
         spans, red_rows = traces.prune(self.db, self.settings.traces, now)
@@ -228,6 +288,30 @@ class Ingest(Core):
         """The newest rejected bodies, newest first."""
         with self.db.read() as conn:
             return [DeadLetter.from_row(r) for r in queries.list_dead_letters(conn, limit)]
+
+
+def _runs(items: list[_Pending], changes: list[list[Change]]) -> list[tuple[str, list[Change]]]:
+    """Each item's changes with its actor, in order; consecutive bus messages of one actor
+    joined into one list, so their records are written in one statement (same records, same
+    order). Request bodies stay one call each, as before.
+
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> bus = [_Pending("s", [], t, "a", 0.0, message=(m, 0)) for m in ("m1", "m2")]
+    >>> c = [[Change("k", "x", t, {})], [Change("k", "y", t, {})]]
+    >>> [(actor, [x.subject for x in ch]) for actor, ch in _runs(bus, c)]
+    [('a', ['x', 'y'])]
+    """
+    out: list[tuple[str, list[Change]]] = []
+    previous: _Pending | None = None
+    for item, item_changes in zip(items, changes, strict=True):
+        if (previous is not None and item.message is not None and previous.message is not None
+                and previous.actor == item.actor):
+            out[-1][1].extend(item_changes)
+        else:
+            out.append((item.actor, list(item_changes)))
+        previous = item
+    return out
 
 
 def _may_be_rejected(body: bytes) -> bool:

@@ -540,3 +540,11 @@ log_state = Table(
     Column("state", Json, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+bus_processed = Table(  # the bus: message ids committed by a worker (idempotency; docs/scaling.md)
+    "bus_processed", metadata,
+    Column("message_id", String(80), primary_key=True),
+    Column("partition", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+)
