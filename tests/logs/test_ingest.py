@@ -127,7 +127,7 @@ def test_the_ranker_reads_log_anomalies_as_root_cause_evidence(service: Watchkee
     """What serve's ranker gets from the stored counts (RankerLogs): per service, its strongest log
     anomaly with the templates behind it; the ranker puts that service first and says logs said so."""
     from watchkeeper import rca
-    from watchkeeper.service.logs import RankerLogs
+    from watchkeeper.service.log_evidence import RankerLogs
 
     logs = LogIngest(service, LogsConfig(anomalies=AnomalyConfig(learn_minutes=0)))
     for _ in range(30):  # a quiet half hour on both services

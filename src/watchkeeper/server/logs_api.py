@@ -18,7 +18,8 @@ from watchkeeper.logs.otlp import JSON, PROTOBUF
 from watchkeeper.retention import Pruner
 from watchkeeper.server.app import Ingester, Reader, _read_limited
 from watchkeeper.service import Watchkeeper
-from watchkeeper.service.logs import LogIngest, RankerLogs
+from watchkeeper.service.log_evidence import RankerLogs
+from watchkeeper.service.logs import LogIngest
 from watchkeeper.sources.limits import UtcTime
 
 
