@@ -167,3 +167,26 @@ def test_a_followed_file_of_structured_logs(service: Watchkeeper, tmp_path: Path
     assert rows[0]["severity"] == "error"
     for _spec, tailer, _ in logs._tailers.values():
         tailer.close()
+
+
+def test_log_lines_naming_a_failing_dependency_blame_it(service: Watchkeeper, clock: Clock) -> None:
+    """web's logs say "call to cart failed" (cart crashed: it logs nothing): those errors, and web's
+    error burst made of them, are cart's symptom, as a DependencyErrors{dependency="cart"} alert is."""
+    from watchkeeper import rca
+    from watchkeeper.service.log_evidence import RankerLogs
+
+    logs = LogIngest(service, LogsConfig(anomalies=AnomalyConfig(learn_minutes=0)))
+    for _ in range(30):
+        logs.submit(records(clock, 5, service="web") + records(clock, 5))
+        clock.advance(minutes=1)
+    onset = clock().timestamp()
+    for _ in range(3):  # cart is down: only web logs, and what it logs names cart
+        logs.submit(records(clock, 50, "call to cart GET /item/{i} failed: connection refused", Severity.ERROR,
+                            service="web") + records(clock, 5, service="web"))
+        clock.advance(minutes=1)
+    found = RankerLogs(logs).anomalies(["web", "cart"], onset - 60, clock().timestamp())
+    assert "web" not in found or found["web"].score < found["cart"].score
+    assert {t.get("named_by") for t in found["cart"].templates} == {"web"}
+    causes = rca.rank(["web"], rca.Evidence(graph=nx.DiGraph([("web", "cart")]), metrics={}, onset=onset,
+                                            log_anomalies=found))
+    assert causes[0].component == "cart"

@@ -3,6 +3,8 @@ per-minute template counts the log inputs write (docs/logs.md, docs/rca.md)."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -11,17 +13,33 @@ from watchkeeper.logs.anomaly import LogAnomaly
 from watchkeeper.service.logs import LogIngest
 
 
+def names(text: str, service: str) -> bool:
+    """Whether a log template names ``service`` as a word (``call to checkout failed`` names
+    ``checkout``, not ``checkout-db``).
+
+    >>> names("call to checkout GET <*> failed", "checkout"), names("checkout-db timeout", "checkout")
+    (True, False)
+    """
+    return re.search(rf"(?<![\w-]){re.escape(service)}(?![\w-])", text) is not None
+
+
 class RankerLogs:
     """The root-cause ranker's log evidence (``ranking.LogSource``) from the stored per-minute counts:
     per service, its strongest log anomaly's z as the score, with the templates that gave it (reason,
-    id, text, count against the expected) and the minute the first one began."""
+    id, text, count against the expected) and the minute the first one began.
+
+    A template that names another candidate service (``call to checkout failed: connection refused``)
+    is that service's symptom, as an alert whose label names its failing dependency is: its anomaly
+    counts for the named service (``named_by`` says whose logs), not for the one that logged it; and a
+    service's error burst whose error lines mostly name another service goes with them."""
 
     def __init__(self, logs: LogIngest, limit: int = 5) -> None:
         self.logs, self.limit = logs, limit
 
     def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, rca.LogAnomaly]:
-        found: dict[str, rca.LogAnomaly] = {}
         begin, finish = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+        candidates = set(services)
+        held: dict[str, list[tuple[LogAnomaly, str, str | None]]] = {}  # service -> (anomaly, text, named by)
         for service in services:
             all_of = self.logs.log_anomalies(service, begin, finish)
             if not all_of:
@@ -31,13 +49,29 @@ class RankerLogs:
                 key = (a.reason, a.template_id)
                 if key not in best or a.z > best[key].z:
                     best[key] = a
-            these = sorted(best.values(), key=lambda a: (-a.z, a.minute))
             texts = {t["template_id"]: t["template"] for t in self.logs.store.templates(service=service)}
-            templates = tuple({"template_id": a.template_id,
-                               "template": texts.get(a.template_id, "") if a.template_id else "(all error lines)",
-                               "reason": a.reason, "count": a.count, "expected": round(a.expected, 3),
-                               "z": round(a.z, 3), "minute": a.minute.isoformat()} for a in these[:self.limit])
-            all_of = these
-            found[service] = rca.LogAnomaly(score=these[0].z, templates=templates,
-                                            first_at=min(a.minute for a in all_of).timestamp())
+            named = {tid: sorted(d for d in candidates if d != service and names(text, d))
+                     for tid, text in texts.items()}
+            errors: Counter[str] = Counter()
+            for row in self.logs.store.counts(service=service, start=begin, end=finish):
+                errors[row["template_id"]] += int(row["errors"])
+            blamed: Counter[str] = Counter()
+            for tid, n in errors.items():
+                for other in named.get(tid, ()):
+                    blamed[other] += n
+            for a in best.values():
+                text = texts.get(a.template_id, "") if a.template_id else "(all error lines)"
+                to = named.get(a.template_id) if a.template_id else None
+                if not a.template_id and blamed and 2 * blamed.most_common(1)[0][1] >= sum(errors.values()):
+                    to = [blamed.most_common(1)[0][0]]  # its error lines mostly name that service
+                target = to[0] if to else service
+                held.setdefault(target, []).append((a, text, service if to else None))
+        found: dict[str, rca.LogAnomaly] = {}
+        for service, items in held.items():
+            items.sort(key=lambda item: (-item[0].z, item[0].minute))
+            templates = tuple({"template_id": a.template_id, "template": text, "reason": a.reason, "count": a.count,
+                               "expected": round(a.expected, 3), "z": round(a.z, 3), "minute": a.minute.isoformat(),
+                               **({"named_by": by} if by else {})} for a, text, by in items[:self.limit])
+            found[service] = rca.LogAnomaly(score=items[0][0].z, templates=templates,
+                                            first_at=min(a.minute for a, _, _ in items).timestamp())
         return found
