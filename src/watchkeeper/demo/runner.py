@@ -35,7 +35,7 @@ READY_TIMEOUT = 60.0
 #: Whether the demo's lab sends traces to the server and the server tails the services' logs
 #: (``Lab.up(signals=True)``: ``traces:`` and ``logs: {files: …}`` in the generated settings). Off until
 #: the server has ``POST /v1/traces`` and log file inputs.
-SIGNALS = False
+SIGNALS = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,7 @@ def _run_with_app(app: FastAPI, traces: Traces, service: Watchkeeper) -> None:
                 if pruner is not None:
                     await run_in_threadpool(pruner.stop)
                 await run_in_threadpool(traces.stop)
-                await run_in_threadpool(traces.flush)
+                await run_in_threadpool(traces.last_flush)
 
     app.router.lifespan_context = lifespan
 

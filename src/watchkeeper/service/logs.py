@@ -302,14 +302,17 @@ class LogIngest:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LogIngest:
         cfg = self.config
-        _ = self.pipeline
+        try:
+            _ = self.pipeline
+            self._open_files()
+        except Exception as exc:  # the database is away: files wait for their stored offsets, state loads later
+            log.warning("log inputs wait for the database", error=str(exc))
         max_frame = cfg.max_line_bytes
         if (address := cfg.syslog.udp_address()) is not None:
             self.udp = UdpListener(address, self.syslog_handler("udp"), max_frame).start()
         if (address := cfg.syslog.tcp_address()) is not None:
             self.tcp = TcpListener(address, self.syslog_handler("tcp"), max_frame, cfg.syslog.max_connections).start()
-        self._open_files()
-        self._spawn("watchkeeper-logs-files", self._files_loop) if self._tailers else None
+        self._spawn("watchkeeper-logs-files", self._files_loop) if cfg.files else None
         self._spawn("watchkeeper-logs-ticker", self._ticker_loop)
         return self
 
@@ -321,6 +324,8 @@ class LogIngest:
     def _files_loop(self) -> None:
         while not self._stopped.wait(self.config.poll_seconds):
             try:
+                if not self._tailers:  # not opened yet: the database was away at start
+                    self._open_files()
                 self.poll_files()
             except Exception as exc:
                 with contextlib.suppress(Exception):

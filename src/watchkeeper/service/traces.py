@@ -216,6 +216,14 @@ class Traces:
             self._thread.join(timeout=30)
             self._thread = None
 
+    def last_flush(self) -> None:
+        """The steps still open, written at shutdown; with the database away they are lost (the raw
+        spans are stored), said in the log — a stop never fails for it."""
+        try:
+            self.flush()
+        except Exception as exc:
+            log.warning("the last RED rows were not written at shutdown", error=str(exc))
+
     def _run(self) -> None:
         every = min(max(self.cfg.step_s / 4, 0.5), 5.0)
         while not self._stop.wait(every):
