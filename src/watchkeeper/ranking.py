@@ -372,8 +372,8 @@ class Ranker:
         self.rankings += 1
         self._rankings.inc()
         self.last_ranked_at = now
-        if not causes:
-            return 0
+        if not causes or causes[0].score <= 0:
+            return 0  # no signal said anything (no metrics, spans or logs of these services): nothing to store
         if top(causes) == top(earlier):
             self._refresh_series(incident.id, causes)
             return 0

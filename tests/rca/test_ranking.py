@@ -337,3 +337,16 @@ def test_a_failing_trace_or_log_source_leaves_the_metrics_ranking(wk: Watchkeepe
     ranker = Ranker(wk, FakeSource(SHAPES), traces=Broken(), logs=Broken())
     assert ranker.tick() == 1 and ranker.errors == 0
     assert wk.incident(incident)["causes"][0]["component"] == "db"
+
+
+def test_no_signal_no_causes_stored(make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    """With traces on (the default) the ranker runs without a metric watch; where no signal says
+    anything about an incident's services — no spans, no log anomalies — it stores nothing (no causes
+    of score 0, no audit entry, nothing for the integrations to announce)."""
+    wk = make_service(sqlite_url)
+    ranker = make_ranker(wk)
+    assert isinstance(ranker, Ranker)
+    incident = open_incident(wk)
+    clock.advance(seconds=600)
+    assert ranker.tick() == 0
+    assert wk.incident(incident)["causes"] == [] and ranked_records(wk, incident) == []
