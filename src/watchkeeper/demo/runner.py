@@ -33,8 +33,8 @@ from watchkeeper.settings import load_settings
 
 READY_TIMEOUT = 60.0
 #: Whether the demo's lab sends traces to the server and the server tails the services' logs
-#: (``Lab.up(signals=True)``: ``traces:`` and ``logs: {files: …}`` in the generated settings). Off until
-#: the server has ``POST /v1/traces`` and log file inputs.
+#: (``Lab.up(signals=True)``: ``traces:`` and ``logs: {files: …}`` in the generated settings): on, the
+#: demo shows all three signals in ``serve``'s root cause.
 SIGNALS = True
 
 
