@@ -251,6 +251,10 @@ def demo(
     manual: Annotated[bool, typer.Option(help=(
         "Run no runbook: leave each fault for a person to find and fix with 'watchkeeper lab …' "
         "(the human baseline for MTTR; --timeout defaults to 1800)"))] = False,
+    signals: Annotated[bool, typer.Option(help=(
+        "The lab's services also send OTLP traces to serve and serve tails their JSON logs: root cause from "
+        "metrics, traces and logs (log anomalies resolve after quiet minutes, so incidents close later)"))]
+    = False,
     storm: Annotated[bool, typer.Option(help="Instead: replay a recorded Alertmanager storm (no lab)")] = False,
     database: Annotated[Path, typer.Option(help="--storm: SQLite file the replay writes")] = Path(
         "watchkeeper-demo.db"),
@@ -273,7 +277,7 @@ def demo(
         approve_after = 45.0
     code = demo_cli.main(out, directory=directory, faults=faults, headless=headless, approve_after=approve_after,
                          record=record, warmup=warmup, timeout=timeout if timeout is not None else
-                         (1800.0 if manual else 150.0), manual=manual)
+                         (1800.0 if manual else 150.0), manual=manual, signals=signals)
     if code:
         raise typer.Exit(code)
 

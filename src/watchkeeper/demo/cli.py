@@ -19,7 +19,7 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main(out: Console, *, directory: Path, faults: str | None, headless: bool, approve_after: float | None,
-         record: Path | None, warmup: float, timeout: float, manual: bool = False) -> int:
+         record: Path | None, warmup: float, timeout: float, manual: bool = False, signals: bool = False) -> int:
     """Run the campaign; returns the exit code (0 when every fault was detected and resolved)."""
     from watchkeeper.lab import FAULTS, SERVICES
 
@@ -54,7 +54,7 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
         if manual:
             print(f"demo: manual — no runbook runs; find each fault and fix it: {hint}", file=sys.stderr, flush=True)
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=progress,
-                            record=record, manual=manual)
+                            record=record, manual=manual, signals=signals)
         print(result.as_json(), flush=True)
         return 0 if result.totals()["resolved"] == len(chosen) and result.audit_ok else 1
 
@@ -77,7 +77,7 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
             live.update(rendered)
 
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=show,
-                            record=record, manual=manual)
+                            record=record, manual=manual, signals=signals)
     out.print(view.summary_table(result.outcomes, result.totals()))
     k = result.kpis
     out.print(f"KPIs: MTTA {k.get('mtta', {}).get('mean')} s, MTTR {k.get('mttr', {}).get('mean')} s over "
