@@ -48,7 +48,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import record
-from record import TOPOLOGY, Fault, Lab, Recorder, Servers, dependents, log, now_iso, wait_until
+from record import TOPOLOGY, Fault, Lab, Recorder, Servers, dependents, log, now_iso
 
 #: a late alert, like an SLO burn-rate rule: errors over a longer window, held longer
 BURN_RULE: dict[str, Any] = {
@@ -220,17 +220,7 @@ def main() -> None:
     with Recorder(webhooks) as recorder, Servers() as servers:
         lab = Lab(servers, workdir, args.replicas)
         try:
-            lab.start_services()
-            lab.start_alertmanager(recorder.url)
-            assert lab.alertmanager is not None
-            lab.start_prometheus(lab.alertmanager.address)
-            lab.start_load()
-            total = sum(len(p) for p in lab.ports.values())
-            wait_until(lambda: sum(t["health"] == "up" for t in lab.prom_get("/api/v1/targets")["activeTargets"])
-                       == total, what="every target up", timeout=60, servers=servers)
-            log("all targets up; warming up 15 s")
-            time.sleep(15)
-            lab.wait_quiet(timeout=180)
+            lab.boot(recorder.url, quiet_timeout=180)
             for n, plan in enumerate(plans, start=1):
                 lab.set_epoch(n)
                 log(f"storm {n}/{len(plans)}: " + "; ".join(

@@ -234,6 +234,21 @@ class Lab:
     load_threads: list[threading.Thread] = field(default_factory=list)
     load_counts: Counter[str] = field(default_factory=Counter)
 
+    def boot(self, webhook_url: str, quiet_timeout: float = 120.0) -> None:
+        """Services, Alertmanager (sending to ``webhook_url``), Prometheus and the load; every target up,
+        15 s of warm-up, then quiet (no alert left in Prometheus or Alertmanager)."""
+        self.start_services()
+        self.start_alertmanager(webhook_url)
+        assert self.alertmanager is not None
+        self.start_prometheus(self.alertmanager.address)
+        self.start_load()
+        total = sum(len(p) for p in self.ports.values())
+        wait_until(lambda: sum(t["health"] == "up" for t in self.prom_get("/api/v1/targets")["activeTargets"])
+                   == total, what="every target up", timeout=60, servers=self.servers)
+        log("all targets up; warming up 15 s")
+        time.sleep(15)
+        self.wait_quiet(timeout=quiet_timeout)
+
     def urls(self, service: str) -> list[str]:
         return [f"http://{HOST}:{p}" for p in self.ports[service]]
 
@@ -559,17 +574,7 @@ def main() -> None:
     with Recorder(webhooks) as recorder, Servers() as servers:
         lab = Lab(servers, workdir, args.replicas)
         try:
-            lab.start_services()
-            lab.start_alertmanager(recorder.url)
-            assert lab.alertmanager is not None
-            lab.start_prometheus(lab.alertmanager.address)
-            lab.start_load()
-            total = sum(len(p) for p in lab.ports.values())
-            wait_until(lambda: sum(t["health"] == "up" for t in lab.prom_get("/api/v1/targets")["activeTargets"])
-                       == total, what="every target up", timeout=60, servers=servers)
-            log("all targets up; warming up 15 s")
-            time.sleep(15)
-            lab.wait_quiet()
+            lab.boot(recorder.url)
             for epoch, scenario in enumerate(scenarios, start=1):
                 lab.set_epoch(epoch)
                 scenario = Scenario(scenario.name, scenario.description, scenario.faults,
