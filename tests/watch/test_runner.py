@@ -214,7 +214,8 @@ def test_serve_reports_watches_in_healthz_and_metrics_and_ingests_anomalies(
 
 
 def test_no_watches_no_watcher(api: Api) -> None:
-    assert api.client.get("/healthz").json()["details"] == {}
+    details = api.client.get("/healthz").json()["details"]
+    assert "watch" not in details and details["rca"]["watches"] == []  # the ranker runs on traces alone
     assert api.client.app.state.watcher is None  # type: ignore[attr-defined]
 
 
