@@ -46,6 +46,27 @@ class Scores(BaseModel):
     in_sample: dict[str, Number] = Field(default_factory=dict, description="scores on the data it was tuned on")
 
 
+def _storable(value: Any) -> None:
+    """JSON the database can keep: no integer beyond 64 bits, anywhere inside.
+
+    >>> _storable({"a": [1, 2**63 - 1]}) is None
+    True
+    >>> _storable({"a": [2**64]})
+    Traceback (most recent call last):
+    ...
+    ValueError: integers must fit in 64 bits (found 18446744073709551616)
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            raise ValueError(f"integers must fit in 64 bits (found {item})")
+
+
 class ModelVersion(BaseModel):
     """One registered model version (``watchkeeper models register FILE``)."""
 
@@ -66,7 +87,14 @@ class ModelVersion(BaseModel):
     def _finite(cls, values: list[float]) -> list[float]:
         if any(not math.isfinite(v) for v in values):
             raise ValueError("scores must be finite numbers")
+        _storable(values)
         return values
+
+    @field_validator("params")
+    @classmethod
+    def _storable_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _storable(value)
+        return value
 
     @model_validator(mode="after")
     def _window(self) -> ModelVersion:
