@@ -3,14 +3,14 @@ votes once, through the same service call as the API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from conftest import Clock
-from fixtures.console import Browser, add_users, fire, runbooks_dir
+from fixtures.console import Browser, console_service, fire
 from watchkeeper.approval_links import new_nonce, sign
 from watchkeeper.server.console.accounts import Accounts
 from watchkeeper.service import Watchkeeper
@@ -18,9 +18,7 @@ from watchkeeper.service import Watchkeeper
 
 @pytest.fixture
 def wk(make_service: Callable[..., Watchkeeper], db_url: str, tmp_path: Path) -> Watchkeeper:
-    made = make_service(db_url, runbooks_dir=runbooks_dir(tmp_path), console={"secure_cookies": False})
-    add_users(made)
-    return made
+    return console_service(make_service, db_url, tmp_path)
 
 
 @pytest.fixture
@@ -35,22 +33,6 @@ def pending(wk: Watchkeeper) -> int:
     [request] = wk.governance.approvals("pending")
     return int(request["id"])
 
-
-@pytest.fixture
-def browser(wk: Watchkeeper) -> Iterator[Callable[[str], Browser]]:
-    opened: list[Browser] = []
-
-    def open_as(name: str) -> Browser:
-        b = Browser(wk)
-        b.client.__enter__()
-        opened.append(b)
-        if name:
-            assert b.sign_in(name).status_code == 303
-        return b
-
-    yield open_as
-    for b in opened:
-        b.client.__exit__(None, None, None)
 
 
 def test_opening_a_link_changes_nothing_and_asks_to_sign_in(

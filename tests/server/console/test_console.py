@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Clock
-from fixtures.console import PASSWORD, Browser, add_users, fire, runbooks_dir
+from fixtures.console import PASSWORD, Browser, add_users, console_service, fire
 from watchkeeper.errors import InputError
 from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
@@ -25,26 +25,8 @@ PAGES = ["/console/incidents", "/console/approvals", "/console/runbooks", "/cons
 
 @pytest.fixture
 def wk(make_service: Callable[..., Watchkeeper], sqlite_url: str, tmp_path: Path) -> Watchkeeper:
-    made = make_service(sqlite_url, runbooks_dir=runbooks_dir(tmp_path), console={"secure_cookies": False})
-    add_users(made)
-    return made
+    return console_service(make_service, sqlite_url, tmp_path)
 
-
-@pytest.fixture
-def browser(wk: Watchkeeper) -> Iterator[Callable[[str], Browser]]:
-    opened: list[Browser] = []
-
-    def open_as(name: str) -> Browser:
-        b = Browser(wk)
-        b.client.__enter__()
-        opened.append(b)
-        if name:
-            assert b.sign_in(name).status_code == 303
-        return b
-
-    yield open_as
-    for b in opened:
-        b.client.__exit__(None, None, None)
 
 
 # -- signing in ---------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ Retry button for operators (CSRF-checked, audited as the signed-in user)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
-from fixtures.console import Browser, add_users, runbooks_dir
+from fixtures.console import Browser, console_service
 from watchkeeper.integrations.config import IntegrationsConfig
 from watchkeeper.integrations.routing import Route
 from watchkeeper.integrations.runtime import Integrations
@@ -32,26 +32,9 @@ def wk(make_service: Callable[..., Watchkeeper], sqlite_url: str, tmp_path: Path
         "targets": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{closed_port()}/hook",
                              "secret": "console-hook-secret-0123456789", "retries": 0, "timeout_seconds": 2}},
         "outbox": {"max_attempts": 1}})
-    made = make_service(sqlite_url, runbooks_dir=runbooks_dir(tmp_path), console={"secure_cookies": False},
+    return console_service(make_service, sqlite_url, tmp_path,
                         integrations=config, routes=[Route.model_validate({"to": ["hook"]})])
-    add_users(made)
-    return made
 
-
-@pytest.fixture
-def browser(wk: Watchkeeper) -> Iterator[Callable[[str], Browser]]:
-    opened: list[Browser] = []
-
-    def open_as(name: str) -> Browser:
-        b = Browser(wk)
-        b.client.__enter__()
-        opened.append(b)
-        assert b.sign_in(name).status_code == 303
-        return b
-
-    yield open_as
-    for b in opened:
-        b.client.__exit__(None, None, None)
 
 
 def incident(wk: Watchkeeper, service: str) -> int:

@@ -4,13 +4,13 @@ and drift events; hostile input is a 4xx with a sentence."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from fixtures.console import Browser, add_users, runbooks_dir
+from fixtures.console import Browser, console_service
 from watchkeeper.model_registry import Registry, Signal
 from watchkeeper.portfolio import Portfolio
 from watchkeeper.service import Watchkeeper
@@ -31,25 +31,8 @@ CASE = {
 
 @pytest.fixture
 def wk(make_service: Callable[..., Watchkeeper], sqlite_url: str, tmp_path: Path) -> Watchkeeper:
-    made = make_service(sqlite_url, runbooks_dir=runbooks_dir(tmp_path), console={"secure_cookies": False})
-    add_users(made)
-    return made
+    return console_service(make_service, sqlite_url, tmp_path)
 
-
-@pytest.fixture
-def browser(wk: Watchkeeper) -> Iterator[Callable[[str], Browser]]:
-    opened: list[Browser] = []
-
-    def open_as(name: str) -> Browser:
-        b = Browser(wk)
-        b.client.__enter__()
-        opened.append(b)
-        assert b.sign_in(name).status_code == 303
-        return b
-
-    yield open_as
-    for b in opened:
-        b.client.__exit__(None, None, None)
 
 
 def apply(wk: Watchkeeper, **changes: object) -> Portfolio:
