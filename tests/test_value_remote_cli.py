@@ -5,19 +5,16 @@ each token's role and names it in the audit log."""
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import structlog
-import uvicorn
 import yaml
 from typer.testing import CliRunner
 
-from e2e.servers import free_port
+from fixtures.threadserver import ThreadServer
 from watchkeeper.cli import app
 from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
@@ -40,18 +37,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Watchkeeper]]:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(io.StringIO()))
     wk = Watchkeeper(Settings(database_url=f"sqlite:///{tmp_path / 'server.db'}"))
     wk.upgrade()
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(wk, upgrade=False, responder=False, watch=False, rank=False),
-                                       host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started
-    yield f"http://127.0.0.1:{port}", wk
-    uv.should_exit = True
-    thread.join(10)
+    app_ = create_app(wk, upgrade=False, responder=False, watch=False, rank=False)
+    with ThreadServer(app_, access_log=False) as running:
+        yield running.url, wk
     wk.close()
     structlog.reset_defaults()
 

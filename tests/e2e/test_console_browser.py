@@ -7,7 +7,6 @@ clone clean."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-import uvicorn
 
 from conftest import need
-from e2e.servers import free_port
 from fixtures.console import PASSWORD, add_users, fire, runbooks_dir
+from fixtures.threadserver import ThreadServer
 from watchkeeper.model import Cause
 from watchkeeper.ranking import with_series
 from watchkeeper.server import create_app
@@ -39,34 +37,6 @@ PAGES = ["/console/incidents", "/console/approvals", "/console/runbooks", "/cons
 pytestmark = pytest.mark.e2e
 
 
-class ThreadServer:
-    """``create_app`` served by uvicorn on 127.0.0.1 in a thread (its lifespan starts the responder
-    and the workers, as serve does)."""
-
-    def __init__(self, wk: Watchkeeper) -> None:
-        self.port = free_port()
-        app = create_app(wk, watch=False, rank=False)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="console-e2e", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the console server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Watchkeeper, ThreadServer]]:
     need(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium; make test installs it as root)")
@@ -76,7 +46,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Watchkeeper, ThreadServer]]:
     wk.upgrade()
     add_users(wk)
     try:
-        with ThreadServer(wk) as server:
+        with ThreadServer(create_app(wk, watch=False, rank=False)) as server:
             yield wk, server
     finally:
         wk.close()
