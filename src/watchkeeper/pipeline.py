@@ -329,8 +329,8 @@ class Pipeline:
                 member = state.alerts.get(fingerprint)
                 if score >= self.SPLIT_BELOW or member is None or member.incident_id != other_id:
                     continue
-                better, why = self.correlate.rescore(member, target.id, state.incidents, state.active_by_key, now,
-                                                     state.footprints)
+                better, why = self.correlate.split_score(member, other_id, target.id, state.incidents,
+                                                         state.active_by_key, now, state.footprints)
                 if better >= policy.join and better >= score + self.SPLIT_MARGIN:
                     moving.append((member, score, better, why))
             if moving:
@@ -343,6 +343,7 @@ class Pipeline:
             transfer(member, source, target)
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
             source_footprint = state.footprints[source.id]
+            source_footprint.leave(member)
             _, probes, _, keys = source_footprint.members.pop(member.fingerprint, (0.0, (), now, frozenset()))
             if member.fingerprint == source_footprint.origin:
                 probes, keys, source_footprint.origin = source_footprint.origin_probes, source_footprint.origin_keys, ""

@@ -107,12 +107,15 @@ class Footprint:
     #: dependencies its alerts name as failing
     failed: set[str] = field(default_factory=set)
     culprits: dict[str, set[str]] = field(default_factory=dict)
+    #: per service, the onset of each of its alerts here (what a split compares: see :meth:`own_trouble`)
+    onsets: dict[str, dict[str, datetime]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
         onset = alert.first_seen
         footprint = cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
                         alert.fingerprint, probes, _keys(probes) if keys is None else keys)
+        footprint.onsets[alert.service] = {alert.fingerprint: onset}
         footprint.note(alert)
         return footprint
 
@@ -150,10 +153,30 @@ class Footprint:
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
         self.names.add((alert.service, kind(alert)))
         self.note(alert)
+        mine = self.onsets.get(alert.service)
+        if mine is None:
+            self.onsets[alert.service] = {alert.fingerprint: onset}
+        else:
+            mine[alert.fingerprint] = onset
         if keep:
             self.members[alert.fingerprint] = (score, probes, onset, _keys(probes) if keys is None else keys)
         else:
             self.members.pop(alert.fingerprint, None)
+
+    def leave(self, alert: Alert) -> None:
+        """The alert moved to another incident (a split): its onset no longer counts here."""
+        mine = self.onsets.get(alert.service)
+        if mine is not None:
+            mine.pop(alert.fingerprint, None)
+
+    def own_trouble(self, alert: Alert) -> datetime | None:
+        """The first onset of the *other* alerts of the alert's service here (None: it is alone on its
+        service): when its service was already in trouble in this incident."""
+        mine = self.onsets.get(alert.service)
+        if not mine:
+            return None
+        fingerprint = alert.fingerprint
+        return min((t for fp, t in mine.items() if fp != fingerprint), default=None)
 
     def distance(self, onset: datetime) -> timedelta:
         """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""
