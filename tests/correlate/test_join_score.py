@@ -327,3 +327,42 @@ def test_the_onset_lag_is_learned_from_named_culprits(spread: float, joined: boo
     assert together is joined
     blind, _ = run(storm, CorrelationConfig.model_validate({"join": {"learn_lag": False}}).pipeline())
     assert incident_of(blind, "HighErrorRate", "data-3:5432") == incident_of(blind, "HighLatency", "data-3:5433")
+
+
+def test_a_split_does_not_tear_a_services_trouble_apart() -> None:
+    """shop fails (two replicas, then its latency); 14 s later db, which shop calls, turns slow. shop's
+    trouble began 10 s and more before db's: its alerts stay together in their own incident, db's is
+    another, possibly related; no split."""
+    storm = [
+        am("HighErrorRate", "shop", "app-1:8080", 0),
+        am("HighErrorRate", "shop", "app-2:8080", 1),
+        am("HighLatency", "shop", "app-1:8080", 4),
+        am("HighLatency", "db", "data-1:5432", 14),
+    ]
+    state, kinds = run(storm, with_graph())
+    shop = incident_of(state, "HighErrorRate", "app-1:8080")
+    assert incident_of(state, "HighErrorRate", "app-2:8080") == incident_of(state, "HighLatency", "app-1:8080") == shop
+    db = incident_of(state, "HighLatency", "data-1:5432")
+    assert db != shop and "incident.split" not in kinds
+    opened = next(m for m in state.memberships if m.incident_id == db)
+    assert f"possibly related: incident {shop}" in opened.detail
+
+
+def test_a_split_moves_a_rule_with_its_twin_on_the_other_replica() -> None:
+    """cache crashes, shop names it; shop's latency on both replicas starts with db's own latency, ten
+    seconds after shop's errors: one replica's alert had joined the cache incident weakly, the other on
+    the strength of the same name. db's alert reveals their origin: both move, neither is left behind."""
+    storm = [
+        am("ServiceDown", "cache", "data-1:6379", 0),
+        am("DependencyErrors", "shop", "app-1:8080", 2, dependency="cache"),
+        am("DependencyErrors", "shop", "app-2:8080", 2, dependency="cache"),
+        am("HighLatency", "shop", "app-1:8080", 12),
+        am("HighLatency", "shop", "app-2:8080", 12),
+        am("HighLatency", "db", "data-2:5432", 12),
+    ]
+    state, kinds = run(storm, with_graph())
+    cache, db = incident_of(state, "ServiceDown", "data-1:6379"), incident_of(state, "HighLatency", "data-2:5432")
+    assert cache != db and incident_of(state, "DependencyErrors", "app-2:8080") == cache
+    assert incident_of(state, "HighLatency", "app-1:8080") == incident_of(state, "HighLatency", "app-2:8080") == db
+    twin = next(m for m in state.memberships if m.incident_id == db and "its twin" in m.detail)
+    assert twin.reason == "split" and "incident.split" in kinds
