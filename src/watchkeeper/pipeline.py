@@ -333,8 +333,8 @@ class Pipeline:
                                                          state.active_by_key, now, state.footprints)
                 if better >= policy.join and better >= score + self.SPLIT_MARGIN:
                     moving.append((member, score, better, why))
-            moving += self._twins(moving, other_id, target, footprint, state, now)
             if moving:
+                moving += self._twins(moving, other_id, target, footprint, state, now)
                 self._move(other, target, moving, state, now)
 
     def _twins(self, moving: list[tuple[Alert, float, float, str]], source_id: int, target: Incident,

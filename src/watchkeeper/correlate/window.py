@@ -255,9 +255,12 @@ class Correlator:
         pieces = found.get(target_id)
         if not pieces:
             return 0.0, ""
+        score = combine(w for w, _ in pieces)
         _, probe = max(pieces, key=lambda wp: wp[0])
         source, target = footprints.get(source_id), footprints.get(target_id)
-        own = source.own_trouble(alert) if source is not None else None
+        if score < self.policy.join or source is None:
+            return score, probe.detail
+        own = source.own_trouble(alert)
         if own is not None and target is not None:
             anchor = probe.anchor
             cause = target.services[anchor][0] if anchor in target.services else target.first
@@ -266,7 +269,7 @@ class Correlator:
                 return 0.0, (f"stays: {alert.service!r} was in trouble in incident {source_id} "
                              f"{_secs(abs(onset - own))} from its onset, incident {target_id}'s "
                              f"{anchor or 'first alert'} {_secs(abs(onset - cause))}")
-        return combine(w for w, _ in pieces), probe.detail
+        return score, probe.detail
 
 
 def _related(related: tuple[tuple[int, float], ...], found: Mapping[int, list[tuple[float, Probe]]]) -> str:
