@@ -329,31 +329,12 @@ class Pipeline:
                 member = state.alerts.get(fingerprint)
                 if score >= self.SPLIT_BELOW or member is None or member.incident_id != other_id:
                     continue
-                better, why = self.correlate.split_score(member, other_id, target.id, state.incidents,
-                                                         state.active_by_key, now, state.footprints)
+                better, why = self.correlate.rescore(member, target.id, state.incidents, state.active_by_key, now,
+                                                     state.footprints)
                 if better >= policy.join and better >= score + self.SPLIT_MARGIN:
                     moving.append((member, score, better, why))
             if moving:
-                moving += self._twins(moving, other_id, target, footprint, state, now)
                 self._move(other, target, moving, state, now)
-
-    def _twins(self, moving: list[tuple[Alert, float, float, str]], source_id: int, target: Incident,
-               footprint: Footprint, state: State, now: datetime) -> list[tuple[Alert, float, float, str]]:
-        """The same rule on another replica of a moving alert's service (its twin, joined on the strength
-        of the same name) is the same condition: it moves with it when it can join the target."""
-        gone = {m.fingerprint for m, _, _, _ in moving}
-        twins = []
-        for fingerprint in footprint.twins([m for m, _, _, _ in moving], self.correlate.lag):
-            twin = state.alerts.get(fingerprint)
-            if fingerprint in gone or twin is None or twin.incident_id != source_id:
-                continue
-            better, why = self.correlate.rescore(twin, target.id, state.incidents, state.active_by_key, now,
-                                                 state.footprints)
-            if better >= self.config.join.join:
-                gone.add(fingerprint)
-                score = footprint.members.get(fingerprint, (self.SPLIT_BELOW,))[0]
-                twins.append((twin, score, better, f"{why} (with its twin, the same rule on another replica)"))
-        return twins
 
     def _move(self, source: Incident, target: Incident, moving: list[tuple[Alert, float, float, str]],
               state: State, now: datetime) -> None:
@@ -362,7 +343,6 @@ class Pipeline:
             transfer(member, source, target)
             member.incident_id, member.join_reason = target.id, JoinReason.SPLIT.value
             source_footprint = state.footprints[source.id]
-            source_footprint.leave(member)
             _, probes, _, keys = source_footprint.members.pop(member.fingerprint, (0.0, (), now, frozenset()))
             if member.fingerprint == source_footprint.origin:
                 probes, keys, source_footprint.origin = source_footprint.origin_probes, source_footprint.origin_keys, ""

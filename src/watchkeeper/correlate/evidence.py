@@ -107,18 +107,12 @@ class Footprint:
     #: dependencies its alerts name as failing
     failed: set[str] = field(default_factory=set)
     culprits: dict[str, set[str]] = field(default_factory=dict)
-    #: per service, the onset of each of its alerts here (what a split compares: see :meth:`own_trouble`)
-    onsets: dict[str, dict[str, datetime]] = field(default_factory=dict)
-    #: fingerprint → its kind (:func:`kind`), for the alerts in ``onsets``
-    kinds: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
         onset = alert.first_seen
         footprint = cls(onset, onset, {alert.service: (onset, onset)}, {(alert.service, kind(alert))}, {},
                         alert.fingerprint, probes, _keys(probes) if keys is None else keys)
-        footprint.onsets[alert.service] = {alert.fingerprint: onset}
-        footprint.kinds[alert.fingerprint] = kind(alert)
         footprint.note(alert)
         return footprint
 
@@ -154,44 +148,12 @@ class Footprint:
         self.first, self.last = min(self.first, onset), max(self.last, onset)
         lo, hi = self.services.get(alert.service, (onset, onset))
         self.services[alert.service] = (min(lo, onset), max(hi, onset))
-        what = self.kinds[alert.fingerprint] = kind(alert)
-        self.names.add((alert.service, what))
+        self.names.add((alert.service, kind(alert)))
         self.note(alert)
-        mine = self.onsets.get(alert.service)
-        if mine is None:
-            self.onsets[alert.service] = {alert.fingerprint: onset}
-        else:
-            mine[alert.fingerprint] = onset
         if keep:
             self.members[alert.fingerprint] = (score, probes, onset, _keys(probes) if keys is None else keys)
         else:
             self.members.pop(alert.fingerprint, None)
-
-    def leave(self, alert: Alert) -> None:
-        """The alert moved to another incident (a split): its onset no longer counts here."""
-        mine = self.onsets.get(alert.service)
-        if mine is not None:
-            mine.pop(alert.fingerprint, None)
-        self.kinds.pop(alert.fingerprint, None)
-
-    def own_trouble(self, alert: Alert) -> datetime | None:
-        """The first onset of the *other* alerts of the alert's service here (None: it is alone on its
-        service): when its service was already in trouble in this incident."""
-        mine = self.onsets.get(alert.service)
-        if not mine:
-            return None
-        fingerprint = alert.fingerprint
-        return min((t for fp, t in mine.items() if fp != fingerprint), default=None)
-
-    def twins(self, alerts: Iterable[Alert], lag: timedelta) -> list[str]:
-        """The alerts here of the same kind on the same service as one of ``alerts``, starting within
-        ``lag`` of it (the same rule on another replica: one condition)."""
-        found: list[str] = []
-        for alert in alerts:
-            mine, what, onset = self.onsets.get(alert.service, {}), kind(alert), alert.first_seen
-            found += [fp for fp, t in mine.items() if fp != alert.fingerprint and abs(t - onset) <= lag
-                      and self.kinds.get(fp) == what]
-        return found
 
     def distance(self, onset: datetime) -> timedelta:
         """How far ``onset`` lies outside the incident's onsets (no anchor can be nearer)."""

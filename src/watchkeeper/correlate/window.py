@@ -16,9 +16,7 @@ from watchkeeper.model import Alert, Incident, IncidentStatus
 #: The correlator's own version (what a configuration's parameters do not say): bumped when the join
 #: logic changes what the same configuration does, so the model registry names it apart.
 #: 2: a symptom service's own failure is a second origin; the onset lag is learned (LearnedSpread).
-#: 3: a split keeps an alert with its own service's trouble when that began nearer its onset than the
-#: new cause, and moves a rule with its twin on another replica.
-CORRELATOR_VERSION = 3
+CORRELATOR_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,36 +238,6 @@ class Correlator:
             return 0.0, ""
         _, probe = max(pieces, key=lambda wp: wp[0])
         return combine(w for w, _ in pieces), probe.detail
-
-    def split_score(
-        self, alert: Alert, source_id: int, target_id: int, incidents: Mapping[int, Incident],
-        active: Mapping[str, int], now: datetime, footprints: Mapping[int, Footprint],
-    ) -> tuple[float, str]:
-        """``rescore`` for a split out of ``source_id``, which needs one more thing: the new origin must
-        be nearer in time. When other alerts of the alert's service sit in the source incident, its
-        service's trouble there began at their first onset; if that lies at least as near the alert's
-        onset as the first onset of what it would follow in the target (the evidence's anchor), the
-        source already explains it: a split does not tear a service's trouble apart for a cause that
-        began later (0.0, with the reason)."""
-        found, _, _ = self._evidence(alert, incidents, active, now, footprints, target_id)
-        pieces = found.get(target_id)
-        if not pieces:
-            return 0.0, ""
-        score = combine(w for w, _ in pieces)
-        _, probe = max(pieces, key=lambda wp: wp[0])
-        source, target = footprints.get(source_id), footprints.get(target_id)
-        if score < self.policy.join or source is None:
-            return score, probe.detail
-        own = source.own_trouble(alert)
-        if own is not None and target is not None:
-            anchor = probe.anchor
-            cause = target.services[anchor][0] if anchor in target.services else target.first
-            onset = alert.first_seen
-            if abs(onset - own) <= abs(onset - cause):
-                return 0.0, (f"stays: {alert.service!r} was in trouble in incident {source_id} "
-                             f"{_secs(abs(onset - own))} from its onset, incident {target_id}'s "
-                             f"{anchor or 'first alert'} {_secs(abs(onset - cause))}")
-        return score, probe.detail
 
 
 def _related(related: tuple[tuple[int, float], ...], found: Mapping[int, list[tuple[float, Probe]]]) -> str:
