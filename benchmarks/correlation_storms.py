@@ -10,6 +10,7 @@ truth itself). It also counts joins per reason, and how many of them were right 
 incident whose first alert has the same ground-truth group): each strategy's contribution.
 
     .venv/bin/python benchmarks/correlation_storms.py [--data benchmarks/data/storms] [--json] [--ablation]
+    .venv/bin/python benchmarks/correlation_storms.py --data benchmarks/data/storms_lab --errors "default + graph (1 hop)"
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from watchkeeper.correlate import Mentions
 from watchkeeper.correlate.config import CorrelationConfig
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.eval.correlation import Scores, ablation, groupkey_clusters, one_per_alert, read_truth, score
@@ -116,6 +118,31 @@ def ablate(data: Path, storms: list[str], graph: dict[str, list[str]]) -> list[d
     return [pool(name, parts) for name, parts in rows.items()]
 
 
+def errors(data: Path, storms: list[str], graph: dict[str, list[str]], config: str) -> None:
+    """Per-pair error listing: every incident holding alerts of two or more ground-truth groups, each
+    alert with its onset (seconds from the storm's first), service, name, named dependency, true group,
+    and the reason and evidence it joined by. For diagnosis on tuning storms only."""
+    sources = registry(plugins=False)
+    for storm in storms:
+        truth = read_truth((data / f"{storm}.truth.jsonl").read_bytes())
+        with (data / f"{storm}.jsonl").open("rb") as fh:
+            result = replay(fh, sources, configs(graph)[config])
+        records = list(incident_records(result))
+        s = score(config, [[a["fingerprint"] for a in r["alerts"]] for r in records], truth)
+        print(f"\n### {storm}: {s.incidents} incidents of {s.alerts} alerts, precision {_fmt(s.precision)}, "
+              f"recall {_fmt(s.recall)}")
+        t0 = min((a.first_seen for a in result.state.alerts.values()), default=None)
+        for r in records:
+            if len({truth.get(a["fingerprint"]) for a in r["alerts"]}) < 2 or t0 is None:
+                continue
+            print(f"- incident {r['id']} merges {len({truth.get(a['fingerprint']) for a in r['alerts']})} groups:")
+            for a in r["alerts"]:
+                alert = result.state.alerts[a["fingerprint"]]
+                named = next((alert.labels[k] for k in Mentions.LABELS if k in alert.labels), "")
+                print(f"  {(alert.first_seen - t0).total_seconds():6.1f}s {alert.service:<12} {alert.name:<18} "
+                      f"{named:<12} [{truth.get(a['fingerprint'], '?')}] {a['reason']}: {a['detail'][:140]}")
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -142,9 +169,18 @@ def main() -> None:
                              "--split rich-tuning --split tuning")
     parser.add_argument("--ablation", action="store_true",
                         help="also the ablation of default + graph (1 hop): without each strategy, onset times, ...")
+    parser.add_argument("--errors", metavar="CONFIG", choices=["default", "default + graph (1 hop)",
+                                                               "default + graph (2 hops)"],
+                        help="list the incidents that merge ground-truth groups, alert by alert, with the "
+                             "evidence, for this configuration (tuning splits only unless --split says)")
     args = parser.parse_args()
     manifest = json.loads((args.data / "manifest.json").read_text())
     graph = yaml.safe_load((args.data / "graph.yaml").read_text())
+    if args.errors:
+        for split in args.split or [s for s in SPLITS if "tuning" in s]:
+            if split in manifest["split"]:
+                errors(args.data, [f"storm-{s:02d}" for s in manifest["split"][split]], graph, args.errors)
+        return
     out = {split: evaluate(args.data, [f"storm-{s:02d}" for s in manifest["split"][split]], graph)
            for split in args.split or SPLITS if split in manifest["split"]}
     if args.json:
