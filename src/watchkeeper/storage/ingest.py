@@ -158,13 +158,14 @@ def persist(
         conn.execute(insert(incident_keys), [{"incident_id": i, "key": k} for i, k in sorted(key_pairs)])
         loaded.incident_keys.update(key_pairs)
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
+    # before ``loaded.alerts`` learns the fresh ones: an alert just inserted is not updated again
+    known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if fresh:
         driver.insert(conn, _ALERT_INSERT, [(a.fingerprint, *driver.alert_values(a)) for a in fresh])
         loaded.alerts.update(a.fingerprint for a in fresh)
     counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
     if counted:  # plain repeats: only count and last_seen changed
         driver.update(conn, _ALERT_COUNT, [(a.count, stamp(a.last_seen), a.fingerprint) for a in counted])
-    known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
         driver.update(conn, _ALERT_UPDATE, [(*driver.alert_values(a), a.fingerprint) for a in known])
     inhibit_added = sorted((k, f) for k, f in state.inhibit_added if len(k) <= INHIBIT_KEY_LIMIT)
