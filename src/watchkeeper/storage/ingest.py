@@ -200,12 +200,30 @@ class _Columns:
         sets = ", ".join(f"{name} = ?" for name, _ in self.columns)
         return f"UPDATE {self.table} SET {sets} WHERE {self.key[0]} = ?"  # noqa: S608 - constant identifiers
 
-    def sql_update_from(self, values: str) -> str:
-        """PostgreSQL: every row in one statement."""
+    def pg_insert(self) -> str:
+        """PostgreSQL: every row in one statement of one array per column (``unnest``): the
+        statement's text is the same whatever the number of rows, so the driver parses it once
+        and the server prepares it, where a ``VALUES`` list of thousands of parameters was parsed
+        anew by both at every batch.
+
+        >>> _Columns("t", (("a", "text"), ("b", "jsonb"))).pg_insert()
+        'INSERT INTO t (a, b) SELECT * FROM unnest(%s::text[], %s::jsonb[])'
+        """
+        names = ", ".join(name for name, _ in self.columns)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in self.columns)
+        return f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - constants
+
+    def pg_update(self) -> str:
+        """PostgreSQL: every row in one statement, arrays as in ``pg_insert``, the key last.
+
+        >>> _Columns("t", (("a", "text"),), ("k", "integer")).pg_update()
+        'UPDATE t SET a = v.a FROM unnest(%s::text[], %s::integer[]) AS v(a, k) WHERE t.k = v.k'
+        """
         sets = ", ".join(f"{name} = v.{name}" for name, _ in self.columns)
         names = ", ".join(name for name, _ in (*self.columns, self.key))
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in (*self.columns, self.key))
         key = self.key[0]
-        return (f"UPDATE {self.table} SET {sets} FROM (VALUES {values}) AS v({names}) "  # noqa: S608
+        return (f"UPDATE {self.table} SET {sets} FROM unnest({arrays}) AS v({names}) "  # noqa: S608 - constants
                 f"WHERE {self.table}.{key} = v.{key}")
 
 
@@ -239,8 +257,17 @@ _COPY_EVENTS = (
     "COPY events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
     "ends_at, labels, raw) FROM STDIN"
 )
-#: Rows per PostgreSQL statement (its limit is 65,535 parameters).
-PG_ROWS = 1000
+
+
+def _arrays(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows as one list per column (``unnest``'s arrays).
+
+    >>> _arrays([(1, "a"), (2, None)], 2)
+    ([1, 2], ['a', None])
+    """
+    if not rows:
+        return tuple([] for _ in range(width))
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,21 +295,14 @@ class _Driver:
         if self.sqlite:
             conn.exec_driver_sql(columns.sql_insert("(" + ", ".join("?" for _ in columns.columns) + ")"), rows)
             return
-        row = "(" + ", ".join(f"%s::{kind}" for _, kind in columns.columns) + ")"
-        for lo in range(0, len(rows), PG_ROWS):
-            part = rows[lo:lo + PG_ROWS]
-            conn.exec_driver_sql(columns.sql_insert(", ".join([row] * len(part))), tuple(v for r in part for v in r))
+        conn.exec_driver_sql(columns.pg_insert(), _arrays(rows, len(columns.columns)))
 
     def update(self, conn: Connection, columns: _Columns, rows: Sequence[tuple[Any, ...]]) -> None:
         """``rows``: the new values in column order, then the key."""
         if self.sqlite:
             conn.exec_driver_sql(columns.sql_update(), rows)
             return
-        row = "(" + ", ".join(f"%s::{kind}" for _, kind in (*columns.columns, columns.key)) + ")"
-        for lo in range(0, len(rows), PG_ROWS):
-            part = rows[lo:lo + PG_ROWS]
-            conn.exec_driver_sql(columns.sql_update_from(", ".join([row] * len(part))),
-                                 tuple(v for r in part for v in r))
+        conn.exec_driver_sql(columns.pg_update(), _arrays(rows, len(columns.columns) + 1))
 
     def event_rows(self, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
         """The events table's rows for ``batch`` (they depend on nothing else: the server makes
