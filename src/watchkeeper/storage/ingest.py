@@ -184,7 +184,7 @@ def persist(
 @dataclass(frozen=True, slots=True)
 class _Columns:
     """Columns of one table written by ``_Driver``: names in row order with their PostgreSQL
-    types (a multi-row ``VALUES`` list needs them), and the key an update matches on (last in
+    types (its arrays are cast to them), and the key an update matches on (last in
     each update row). Every name is a constant of this module."""
 
     table: str
@@ -276,7 +276,7 @@ class _Driver:
     stores them, JSON as text. SQLAlchemy Core's per-row work (a parameter dict, compiled
     parameters, a type processor per value) cost more than SQLite's own insert, so the
     high-volume writes skip it. SQLite takes them with ``executemany``; PostgreSQL as one
-    statement per table (a multi-row ``VALUES`` list; ``COPY`` for events), not a round trip
+    statement per table (``unnest`` of one array per column; ``COPY`` for events), not a round trip
     per row."""
 
     sqlite: bool
