@@ -201,27 +201,27 @@ class _Columns:
         return f"UPDATE {self.table} SET {sets} WHERE {self.key[0]} = ?"  # noqa: S608 - constant identifiers
 
     def pg_insert(self) -> str:
-        """PostgreSQL: every row in one statement of one array per column (``unnest``): the
+        """PostgreSQL: every row in one statement of one array per column (``unnest``, binary): the
         statement's text is the same whatever the number of rows, so the driver parses it once
         and the server prepares it, where a ``VALUES`` list of thousands of parameters was parsed
         anew by both at every batch.
 
         >>> _Columns("t", (("a", "text"), ("b", "jsonb"))).pg_insert()
-        'INSERT INTO t (a, b) SELECT * FROM unnest(%s::text[], %s::jsonb[])'
+        'INSERT INTO t (a, b) SELECT * FROM unnest(%b::text[], %b::jsonb[])'
         """
         names = ", ".join(name for name, _ in self.columns)
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in self.columns)
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in self.columns)
         return f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - constants
 
     def pg_update(self) -> str:
         """PostgreSQL: every row in one statement, arrays as in ``pg_insert``, the key last.
 
         >>> _Columns("t", (("a", "text"),), ("k", "integer")).pg_update()
-        'UPDATE t SET a = v.a FROM unnest(%s::text[], %s::integer[]) AS v(a, k) WHERE t.k = v.k'
+        'UPDATE t SET a = v.a FROM unnest(%b::text[], %b::integer[]) AS v(a, k) WHERE t.k = v.k'
         """
         sets = ", ".join(f"{name} = v.{name}" for name, _ in self.columns)
         names = ", ".join(name for name, _ in (*self.columns, self.key))
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in (*self.columns, self.key))
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in (*self.columns, self.key))
         key = self.key[0]
         return (f"UPDATE {self.table} SET {sets} FROM unnest({arrays}) AS v({names}) "  # noqa: S608 - constants
                 f"WHERE {self.table}.{key} = v.{key}")
