@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -48,6 +49,8 @@ from watchkeeper.settings import Settings
 
 HOST = "127.0.0.1"
 PG = "postgresql://postgres@127.0.0.1:5432/test"
+#: The database the runs' schemas are made in (``--own-database``: a temporary one of the run's own).
+DATABASE = ["test"]
 BIN = Path(sys.executable).parent / "watchkeeper"
 
 
@@ -69,14 +72,32 @@ def bodies(n: int, per_body: int, tag: str) -> list[bytes]:
 
 @contextmanager
 def schema() -> Iterator[str]:
-    name = f"wk_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
+    name, db = f"wk_bench_{uuid.uuid4().hex[:10]}", DATABASE[0]
+    dsn = PG.rpartition("/")[0] + "/" + db
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{name}"
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}?options=-csearch_path%3D{name}"
     finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@contextmanager
+def own_database() -> Iterator[None]:
+    """A temporary database for the run: PostgreSQL's advisory locks are per database, so other
+    installations' writers on ``test`` (other schemas, other work on this machine) do not hold
+    the global write lock this run's writers wait for."""
+    name = f"wk_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    DATABASE[0] = name
+    try:
+        yield
+    finally:
+        DATABASE[0] = "test"
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -309,7 +330,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="alerts/s of the end-to-end run")
     parser.add_argument("--seconds", type=float, default=None, help="length of the end-to-end run")
     parser.add_argument("--no-throughput", action="store_true", help="only the end-to-end runs (no baseline rates)")
+    parser.add_argument("--own-database", action="store_true",
+                        help="run in a temporary database, apart from other work's advisory locks on 'test'")
     args = parser.parse_args()
+    with own_database() if args.own_database else contextlib.nullcontext():
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     n = args.bodies or (300 if args.quick else 1500)
     seconds = args.seconds or (5 if args.quick else 15)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other work shares them)")

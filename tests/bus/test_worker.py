@@ -56,6 +56,28 @@ def test_worker_commits_what_was_published_like_a_replay(
     assert counts_of(service) == counts
 
 
+def test_a_batch_writes_one_accepted_record_per_source_and_actor(
+    make_service: Callable[..., Watchkeeper], db_url: str,
+) -> None:
+    """A request spans a message per partition; the audit log counts a worker's batch once per
+    source and actor (``messages`` says how many), and the chain verifies."""
+    from watchkeeper.storage import audit
+
+    service = make_service(db_url)
+    bus = InProcessBus(PARTITIONS)
+    worker = Worker(service, bus, SoloOwnership(PARTITIONS), batch=1000)
+    sent = publish(service, bus, 20)
+    messages = sum(bus.lag().values())
+    drain(worker, bus)
+    with service.db.read() as conn:
+        accepted = [r.payload for r in audit.records(conn) if r.kind == "ingest.accepted"]
+    assert len(accepted) == 1 < messages
+    repeats = accepted[0].pop("repeats")
+    assert accepted[0] == {"source": "events", "events": len(sent), "messages": messages}
+    assert 0 < repeats < len(sent)  # the stream repeats fingerprints (streams.bodies)
+    assert service.verify_audit().ok
+
+
 def test_a_redelivered_message_is_never_applied_twice(
     make_service: Callable[..., Watchkeeper], db_url: str,
 ) -> None:

@@ -44,6 +44,30 @@ def test_database_ingest_matches_offline_replay(service: Watchkeeper, clock: Clo
         assert online[incident_id]["services"] == record["services"]
 
 
+def test_a_new_alert_is_written_once(service: Watchkeeper) -> None:
+    """An alert first seen in a batch is inserted, not inserted and then updated with the very
+    same values; a repeat is an update."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    body = orjson.dumps(storm()[1])
+    event.listen(service.db.engine, "before_cursor_execute", seen)
+    try:
+        service.ingest("alertmanager", body, "application/json", "test")
+        first, statements[:] = list(statements), []
+        service.ingest("alertmanager", body, "application/json", "test")
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", seen)
+    assert [s for s in first if s.startswith("INSERT INTO alerts ")] != []
+    assert [s for s in first if s.startswith("UPDATE alerts ")] == []
+    assert [s for s in statements if s.startswith("UPDATE alerts ")] != []
+    assert [a["count"] for a in service.incidents()[0]["alerts"]] == [2, 2]
+
+
 def test_repeats_update_count_and_resolution_closes(service: Watchkeeper) -> None:
     alert = am_alert("InstanceDown", "db", fingerprint="f1")
     for _ in range(3):

@@ -112,9 +112,9 @@ class PgOwnership:
         wanted, pid, locks = sorted(set(partitions)), self.pid, self.locks
 
         def check(conn: Connection) -> None:
-            for p in wanted:
-                if not bus_store.holds(conn, locks, p, pid):
-                    raise OwnershipLost(f"partition {p} is no longer this worker's")
+            missing = sorted(set(wanted) - bus_store.held(conn, locks, wanted, pid))
+            if missing:
+                raise OwnershipLost(f"partition {missing[0]} is no longer this worker's")
 
         return check
 

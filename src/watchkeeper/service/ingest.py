@@ -140,8 +140,10 @@ class Ingest(Core):
         counts twice. ``guard`` runs inside the transaction (partition ownership)."""
         started = time.perf_counter()
         self.reload_correlation()
+        dialect = self.db.engine.dialect.name  # the event rows made here, before the write lock is taken
         items = [_Pending(m.source, m.events, m.events[0].received_at if m.events else self.clock(), m.actor,
-                          started, message=(m.message_id, m.partition), guard=guard) for m in messages]
+                          started, rows=ingest.event_rows(dialect, m.events), message=(m.message_id, m.partition),
+                          guard=guard) for m in messages]
         if not items:
             return []
         self._submit_all(items)
@@ -212,6 +214,7 @@ class Ingest(Core):
             state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
             pipeline = Pipeline(self.config, loaded.new_incident_id)
             changes: list[list[Change]] = []
+            accepted = _Accepted()
             for item in group:
                 if id(item) in skipped:
                     results.append(IngestResult(0))
@@ -220,10 +223,10 @@ class Ingest(Core):
                 pipeline.observe_all(item.batch, state)
                 changes.append(list(state.changes))
                 state.changes.clear()
-                changes[-1].append(Change("ingest.accepted", f"source:{item.source}", item.received_at, {
-                    "source": item.source, "events": len(item.batch), "repeats": state.repeats - repeats_before}))
+                accepted.add(item, state.repeats - repeats_before, changes[-1])
                 touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
                 results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
+            accepted.close()
             ingest.persist(conn, every, state, loaded, rows)
             for actor, actor_changes in _runs(live, changes):
                 records = audit.append(conn, actor, actor_changes, chain)
@@ -288,6 +291,48 @@ class Ingest(Core):
         """The newest rejected bodies, newest first."""
         with self.db.read() as conn:
             return [DeadLetter.from_row(r) for r in queries.list_dead_letters(conn, limit)]
+
+
+class _Accepted:
+    """The ``ingest.accepted`` audit records of one commit: one per request body, as always; for
+    bus messages one per source and actor of the worker's batch (``messages`` says how many it
+    sums; a request's events span a message per partition, so one record per message would
+    write more audit records than the events they count).
+
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> acc, c1, c2 = _Accepted(), [], []
+    >>> for m, changes in (("m1", c1), ("m2", c2)):
+    ...     acc.add(_Pending("api", [], t, "a", 0.0, message=(m, 0)), 1, changes)
+    >>> acc.close()
+    >>> c1, [(c.kind, c.payload) for c in c2]
+    ([], [('ingest.accepted', {'source': 'api', 'events': 0, 'repeats': 2, 'messages': 2})])
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str], tuple[Change, list[Change]]] = {}
+
+    def add(self, item: _Pending, repeats: int, changes: list[Change]) -> None:
+        if item.message is None:  # a request body: its own record, after its changes
+            changes.append(Change("ingest.accepted", f"source:{item.source}", item.received_at, {
+                "source": item.source, "events": len(item.batch), "repeats": repeats}))
+            return
+        key = (item.source, item.actor)
+        before = self._sums.pop(key, None)
+        payload = {"source": item.source, "events": len(item.batch), "repeats": repeats, "messages": 1}
+        at = item.received_at
+        if before is not None:
+            old = before[0].payload
+            payload = {**payload, "events": old["events"] + len(item.batch), "repeats": old["repeats"] + repeats,
+                       "messages": old["messages"] + 1}
+            at = max(at, before[0].at)
+        # written after the changes of the batch's last message of this source and actor
+        self._sums[key] = (Change("ingest.accepted", f"source:{item.source}", at, payload), changes)
+
+    def close(self) -> None:
+        for change, changes in self._sums.values():
+            changes.append(change)
+        self._sums.clear()
 
 
 def _runs(items: list[_Pending], changes: list[list[Change]]) -> list[tuple[str, list[Change]]]:

@@ -158,13 +158,14 @@ def persist(
         conn.execute(insert(incident_keys), [{"incident_id": i, "key": k} for i, k in sorted(key_pairs)])
         loaded.incident_keys.update(key_pairs)
     fresh = [state.alerts[f] for f in sorted(state.changed_alerts - loaded.alerts)]
+    # before ``loaded.alerts`` learns the fresh ones: an alert just inserted is not updated again
+    known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if fresh:
         driver.insert(conn, _ALERT_INSERT, [(a.fingerprint, *driver.alert_values(a)) for a in fresh])
         loaded.alerts.update(a.fingerprint for a in fresh)
     counted = [state.alerts[f] for f in sorted(state.counted_alerts - state.changed_alerts)]
     if counted:  # plain repeats: only count and last_seen changed
         driver.update(conn, _ALERT_COUNT, [(a.count, stamp(a.last_seen), a.fingerprint) for a in counted])
-    known = [state.alerts[f] for f in sorted(state.changed_alerts & loaded.alerts)]
     if known:
         driver.update(conn, _ALERT_UPDATE, [(*driver.alert_values(a), a.fingerprint) for a in known])
     inhibit_added = sorted((k, f) for k, f in state.inhibit_added if len(k) <= INHIBIT_KEY_LIMIT)
@@ -183,7 +184,7 @@ def persist(
 @dataclass(frozen=True, slots=True)
 class _Columns:
     """Columns of one table written by ``_Driver``: names in row order with their PostgreSQL
-    types (a multi-row ``VALUES`` list needs them), and the key an update matches on (last in
+    types (its arrays are cast to them), and the key an update matches on (last in
     each update row). Every name is a constant of this module."""
 
     table: str
@@ -199,12 +200,30 @@ class _Columns:
         sets = ", ".join(f"{name} = ?" for name, _ in self.columns)
         return f"UPDATE {self.table} SET {sets} WHERE {self.key[0]} = ?"  # noqa: S608 - constant identifiers
 
-    def sql_update_from(self, values: str) -> str:
-        """PostgreSQL: every row in one statement."""
+    def pg_insert(self) -> str:
+        """PostgreSQL: every row in one statement of one array per column (``unnest``, binary): the
+        statement's text is the same whatever the number of rows, so the driver parses it once
+        and the server prepares it, where a ``VALUES`` list of thousands of parameters was parsed
+        anew by both at every batch.
+
+        >>> _Columns("t", (("a", "text"), ("b", "jsonb"))).pg_insert()
+        'INSERT INTO t (a, b) SELECT * FROM unnest(%b::text[], %b::jsonb[])'
+        """
+        names = ", ".join(name for name, _ in self.columns)
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in self.columns)
+        return f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - constants
+
+    def pg_update(self) -> str:
+        """PostgreSQL: every row in one statement, arrays as in ``pg_insert``, the key last.
+
+        >>> _Columns("t", (("a", "text"),), ("k", "integer")).pg_update()
+        'UPDATE t SET a = v.a FROM unnest(%b::text[], %b::integer[]) AS v(a, k) WHERE t.k = v.k'
+        """
         sets = ", ".join(f"{name} = v.{name}" for name, _ in self.columns)
         names = ", ".join(name for name, _ in (*self.columns, self.key))
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in (*self.columns, self.key))
         key = self.key[0]
-        return (f"UPDATE {self.table} SET {sets} FROM (VALUES {values}) AS v({names}) "  # noqa: S608
+        return (f"UPDATE {self.table} SET {sets} FROM unnest({arrays}) AS v({names}) "  # noqa: S608 - constants
                 f"WHERE {self.table}.{key} = v.{key}")
 
 
@@ -238,8 +257,17 @@ _COPY_EVENTS = (
     "COPY events (received_at, source, kind, fingerprint, status, severity, service, summary, starts_at, "
     "ends_at, labels, raw) FROM STDIN"
 )
-#: Rows per PostgreSQL statement (its limit is 65,535 parameters).
-PG_ROWS = 1000
+
+
+def _arrays(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows as one list per column (``unnest``'s arrays).
+
+    >>> _arrays([(1, "a"), (2, None)], 2)
+    ([1, 2], ['a', None])
+    """
+    if not rows:
+        return tuple([] for _ in range(width))
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +276,7 @@ class _Driver:
     stores them, JSON as text. SQLAlchemy Core's per-row work (a parameter dict, compiled
     parameters, a type processor per value) cost more than SQLite's own insert, so the
     high-volume writes skip it. SQLite takes them with ``executemany``; PostgreSQL as one
-    statement per table (a multi-row ``VALUES`` list; ``COPY`` for events), not a round trip
+    statement per table (``unnest`` of one array per column; ``COPY`` for events), not a round trip
     per row."""
 
     sqlite: bool
@@ -267,21 +295,14 @@ class _Driver:
         if self.sqlite:
             conn.exec_driver_sql(columns.sql_insert("(" + ", ".join("?" for _ in columns.columns) + ")"), rows)
             return
-        row = "(" + ", ".join(f"%s::{kind}" for _, kind in columns.columns) + ")"
-        for lo in range(0, len(rows), PG_ROWS):
-            part = rows[lo:lo + PG_ROWS]
-            conn.exec_driver_sql(columns.sql_insert(", ".join([row] * len(part))), tuple(v for r in part for v in r))
+        conn.exec_driver_sql(columns.pg_insert(), _arrays(rows, len(columns.columns)))
 
     def update(self, conn: Connection, columns: _Columns, rows: Sequence[tuple[Any, ...]]) -> None:
         """``rows``: the new values in column order, then the key."""
         if self.sqlite:
             conn.exec_driver_sql(columns.sql_update(), rows)
             return
-        row = "(" + ", ".join(f"%s::{kind}" for _, kind in (*columns.columns, columns.key)) + ")"
-        for lo in range(0, len(rows), PG_ROWS):
-            part = rows[lo:lo + PG_ROWS]
-            conn.exec_driver_sql(columns.sql_update_from(", ".join([row] * len(part))),
-                                 tuple(v for r in part for v in r))
+        conn.exec_driver_sql(columns.pg_update(), _arrays(rows, len(columns.columns) + 1))
 
     def event_rows(self, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
         """The events table's rows for ``batch`` (they depend on nothing else: the server makes
