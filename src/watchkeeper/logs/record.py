@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import NamedTuple
 
 from watchkeeper.model import Severity
 
@@ -58,18 +59,21 @@ def level_of(line: str) -> Severity:
     return Severity.ERROR if _ERRORISH_LOWER.search(low) else Severity.INFO
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+#: The attributes of a record that has none (shared, read-only).
+NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+
+
+class LogRecord(NamedTuple):
     """One log line of one service. ``at`` is the line's own time when its input knows it (syslog,
     OTLP), else its receipt; ``input`` names where it came from (``file:/var/log/x.log``,
-    ``syslog-udp``, ``otlp``)."""
+    ``syslog-udp``, ``otlp``). A named tuple: one is made per line, and a tuple is made fastest."""
 
     service: str
     at: datetime
     body: str
     severity: Severity
     input: str
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = NO_ATTRIBUTES
 
 
 #: Where structured (JSON-lines) logs keep the message, the level, the time and the trace context,

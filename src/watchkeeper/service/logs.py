@@ -25,7 +25,7 @@ from watchkeeper.logs import otlp, syslog
 from watchkeeper.logs.anomaly import LogAnomaly, anomalies_in
 from watchkeeper.logs.config import FileInput, LogsConfig
 from watchkeeper.logs.listeners import TcpListener, UdpListener
-from watchkeeper.logs.pipeline import STATE_VERSION, LogBatch, LogPipeline
+from watchkeeper.logs.pipeline import STATE_VERSION, LogPipeline
 from watchkeeper.logs.record import LogRecord, from_json_line, level_of
 from watchkeeper.logs.tail import Offset, Tailer
 from watchkeeper.model import Event
@@ -134,18 +134,14 @@ class LogIngest:
     def _commit(self, group: list[_Pending]) -> None:
         pipeline = self.pipeline
         now = self.clock()
-        batch = LogBatch()
-        events: list[Event] = []
+        records = group[0].records if len(group) == 1 else [r for item in group for r in item.records]
+        batch, events = pipeline.process(records, now)
         for item in group:
-            part, found = pipeline.process(item.records, now)
-            batch.merge(part)
             batch.offsets.update(item.offsets)
-            events.extend(found)
         self.store.write(batch, now)
         by_input: dict[str, int] = {}
-        for item in group:
-            for rec in item.records:
-                by_input[rec.input] = by_input.get(rec.input, 0) + 1
+        for rec in records:
+            by_input[rec.input] = by_input.get(rec.input, 0) + 1
         for name, n in by_input.items():
             self._count(name, n, 0)
         if events:
