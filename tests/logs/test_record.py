@@ -8,10 +8,44 @@ from hypothesis import strategies as st
 from watchkeeper.logs.record import _ERRORISH, _LEVEL, _LEVELS, level_of
 from watchkeeper.model import Severity
 
-WORDS = ["ERROR", "err", "Warn", "warning", "INFO", "fatal", "CRIT", "critical", "emerg", "alert", "SEVERE",
-         "notice", "debug", "trace", "level=error", "Exception", "panic:", "Traceback (most recent call last)",
-         "errors", "xerror", "info_x", "GET", "/api/v1", "200", "=", "[", "]", ":", " ", "\u017fevere", "\u212aey",
-         "\u0130nfo", "\u00e9t\u00e9", "_", "-", "12:00:01"]
+WORDS = [
+    "ERROR",
+    "err",
+    "Warn",
+    "warning",
+    "INFO",
+    "fatal",
+    "CRIT",
+    "critical",
+    "emerg",
+    "alert",
+    "SEVERE",
+    "notice",
+    "debug",
+    "trace",
+    "level=error",
+    "Exception",
+    "panic:",
+    "Traceback (most recent call last)",
+    "errors",
+    "xerror",
+    "info_x",
+    "GET",
+    "/api/v1",
+    "200",
+    "=",
+    "[",
+    "]",
+    ":",
+    " ",
+    "\u017fevere",
+    "\u212aey",
+    "\u0130nfo",
+    "\u00e9t\u00e9",
+    "_",
+    "-",
+    "12:00:01",
+]
 
 
 def reference(line: str) -> Severity:
