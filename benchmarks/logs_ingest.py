@@ -109,6 +109,7 @@ def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes])
                     conn.exec_driver_sql(f"INSERT INTO log_lines ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 else:
                     driver = conn.connection.driver_connection
+                    assert driver is not None
                     with driver.cursor() as cursor, cursor.copy(f"COPY log_lines ({columns}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)

@@ -187,9 +187,9 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
         service = resource.get("service.name") or default_service
         for sl in rl.scope_logs:
             for rec in sl.log_records:
-                body = rec.body
+                value = rec.body
                 # the usual body, a string, without the generic AnyValue walk
-                text = body.string_value if body.WhichOneof("value") == "string_value" else _text(_any_pb(body))
+                text = value.string_value if value.WhichOneof("value") == "string_value" else _text(_any_pb(value))
                 if len(text) * 4 > max_line and len(text.encode()) > max_line:  # UTF-8: at most 4 bytes a character
                     out.rejected += 1
                     out.problem = f"a log body longer than {max_line} bytes"
