@@ -4,7 +4,7 @@ API and the ranker, and pruning by window and size."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,18 @@ def _sql(template: str, sqlite: bool) -> str:
                            greatest="max" if sqlite else "GREATEST")
 
 
+class _Stamps(dict[datetime, Any]):
+    """Times as the driver takes them, made on first use."""
+
+    def __init__(self, stamp: Callable[[datetime], Any]) -> None:
+        super().__init__()
+        self.stamp = stamp
+
+    def __missing__(self, at: datetime) -> Any:
+        value = self[at] = self.stamp(at)
+        return value
+
+
 class LogStore:
     """The logs' tables over one :class:`Database`."""
 
@@ -60,16 +72,9 @@ class LogStore:
     def write_in(self, conn: Connection, batch: LogBatch, now: datetime) -> None:
         stamp = self._stamp
         if batch.lines:
-            stamps: dict[datetime, Any] = {}
-            rows = []
-            for received, at, *rest in batch.lines:
-                r = stamps.get(received)
-                if r is None:
-                    r = stamps[received] = stamp(received)
-                a = stamps.get(at)
-                if a is None:
-                    a = stamps[at] = stamp(at)
-                rows.append((r, a, *rest))
+            stamps = _Stamps(stamp)  # each distinct time formatted once; a hit is a plain dict lookup
+            rows = [(stamps[received], stamps[at], service, tid, severity, name, line, size)
+                    for received, at, service, tid, severity, name, line, size in batch.lines]
             if self.db.is_sqlite:
                 conn.exec_driver_sql(_SQLITE_LINES, rows)
             else:
