@@ -1,10 +1,11 @@
 """Log ingest benchmark: log lines per second into Watchkeeper, durable (committed to SQLite with
-``synchronous=FULL``), against a baseline measured in the same run.
+``synchronous=FULL``, and with ``--postgres-url`` to PostgreSQL), against a baseline measured in the
+same run on the same database, and the peak RSS of the process.
 
 Three rates, one process, one core (the CPU time of this process is printed beside the wall time):
 
-1. baseline: the raw insert ceiling, DBAPI ``executemany`` of ready rows into ``log_lines`` and a
-   commit per batch (no parsing, no mining, no counts);
+1. baseline: the raw insert ceiling, DBAPI ``executemany`` (PostgreSQL: ``COPY``) of ready rows into
+   ``log_lines`` and a commit per batch (no parsing, no mining, no counts);
 2. ``LogIngest.submit``: the template miner per service, per-minute counts and template upserts,
    raw lines, anomaly bookkeeping, one commit per batch (what syslog and file inputs call);
 3. OTLP: an ``ExportLogsServiceRequest`` in protobuf decoded, then ``submit`` (what ``POST /v1/logs``
@@ -15,6 +16,7 @@ addresses as parameters, across 5 services. It prints figures and asserts nothin
 
     .venv/bin/python benchmarks/logs_ingest.py             # 200,000 lines per rate
     .venv/bin/python benchmarks/logs_ingest.py --lines 20000   # a smoke check
+    .venv/bin/python benchmarks/logs_ingest.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbRecord
@@ -62,8 +67,8 @@ def lines(n: int, seed: int = 7) -> list[tuple[str, str]]:
     return out
 
 
-def fresh(folder: Path, name: str) -> Watchkeeper:
-    wk = Watchkeeper(Settings(database_url=f"sqlite:///{folder / name}"), metrics=False)
+def fresh(url: str) -> Watchkeeper:
+    wk = Watchkeeper(Settings(database_url=url), metrics=False)
     wk.upgrade()
     return wk
 
@@ -74,71 +79,121 @@ def timed(run: object) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def otlp_bodies(batches: list[list[tuple[str, str]]]) -> list[bytes]:
+    bodies = []
+    for batch in batches:
+        by_service: dict[str, list[PbRecord]] = {}
+        for s, text in batch:
+            by_service.setdefault(s, []).append(PbRecord(time_unix_nano=time.time_ns(), severity_number=9,
+                                                         body=AnyValue(string_value=text)))
+        bodies.append(ExportLogsServiceRequest(resource_logs=[ResourceLogs(
+            resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=s))]),
+            scope_logs=[ScopeLogs(log_records=recs)]) for s, recs in by_service.items()]).SerializeToString())
+    return bodies
+
+
+def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes]) -> list[tuple[str, float, float]]:
+    """(path, wall seconds, CPU seconds) of the three paths, each on an empty database at ``url``
+    (``url`` is called with the path's name)."""
+    wk = fresh(url.format(name="baseline"))
+    sqlite = wk.db.is_sqlite
+    columns = "received_at, at, service, template_id, severity, input, line, size"
+
+    def baseline() -> None:
+        for batch in batches:
+            now = datetime.now(UTC)
+            stamp = sqlite_stamp(now) if sqlite else now
+            rows = [(stamp, stamp, s, "-", "info", "bench", text, len(text)) for s, text in batch]
+            with wk.db.write() as conn:
+                if sqlite:
+                    conn.exec_driver_sql(f"INSERT INTO log_lines ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                else:
+                    driver = conn.connection.driver_connection
+                    assert driver is not None
+                    with driver.cursor() as cursor, cursor.copy(f"COPY log_lines ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+
+    out = [("baseline: raw insert + commit", *timed(baseline))]
+    wk.close()
+
+    wk = fresh(url.format(name="submit"))
+    logs = LogIngest(wk, LogsConfig())
+
+    def submit() -> None:
+        for batch in batches:
+            at = datetime.now(UTC)
+            logs.submit([LogRecord(s, at, text, level_of(text), "bench") for s, text in batch])
+
+    out.append(("LogIngest.submit (mine, count, store)", *timed(submit)))
+    stored, templates = logs.store.size()[0], len(logs.store.templates(limit=10_000))
+    wk.close()
+
+    wk = fresh(url.format(name="otlp"))
+    logs = LogIngest(wk, LogsConfig())
+
+    def otlp() -> None:
+        for body in bodies:
+            logs.otlp(body, "application/x-protobuf")
+
+    out.append(("OTLP protobuf decode + submit", *timed(otlp)))
+    wk.close()
+    print(f"(submit: {stored:,} lines stored, {templates} templates)")
+    return out
+
+
+def _pg_schemas(url: str, names: list[str]) -> tuple[str, str]:
+    """A fresh schema per path on the PostgreSQL at ``url``: (URL template with ``{name}``, prefix)."""
+    prefix = f"wk_logs_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE SCHEMA "{prefix}_{name}"')
+    sep = "&" if "?" in url else "?"
+    return url + sep + f"options=-csearch_path%3D{prefix}_{{name}}", prefix
+
+
+def _drop_pg(url: str, prefix: str, names: list[str]) -> None:
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}_{name}" CASCADE')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2000, help="lines per commit (one OTLP request, one UDP drain)")
+    parser.add_argument("--postgres-url", help="also on this PostgreSQL (a schema per path, dropped at the end), "
+                        "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     data = lines(args.lines)
     batches = [data[i:i + args.batch] for i in range(0, len(data), args.batch)]
+    bodies = otlp_bodies(batches)
     print(f"{args.lines:,} lines in batches of {args.batch:,}; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (shared machine: compare ratios, not rates)")
-    with tempfile.TemporaryDirectory(prefix="wk-logs-bench-") as tmp:
-        folder = Path(tmp)
-
-        wk = fresh(folder, "baseline.db")
-        sql = ("INSERT INTO log_lines (received_at, at, service, template_id, severity, input, line, size) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-
-        def baseline() -> None:
-            for batch in batches:
-                stamp = sqlite_stamp(datetime.now(UTC))
-                rows = [(stamp, stamp, s, "-", "info", "bench", text, len(text)) for s, text in batch]
-                with wk.db.write() as conn:
-                    conn.exec_driver_sql(sql, rows)
-
-        base_wall, base_cpu = timed(baseline)
-        wk.close()
-
-        wk = fresh(folder, "submit.db")
-        logs = LogIngest(wk, LogsConfig())
-
-        def submit() -> None:
-            for batch in batches:
-                at = datetime.now(UTC)
-                logs.submit([LogRecord(s, at, text, level_of(text), "bench") for s, text in batch])
-
-        sub_wall, sub_cpu = timed(submit)
-        templates = len(logs.store.templates(limit=10_000))
-        stored = logs.store.size()[0]
-        wk.close()
-
-        wk = fresh(folder, "otlp.db")
-        logs = LogIngest(wk, LogsConfig())
-        bodies = []
-        for batch in batches:
-            by_service: dict[str, list[PbRecord]] = {}
-            for s, text in batch:
-                by_service.setdefault(s, []).append(PbRecord(time_unix_nano=time.time_ns(), severity_number=9,
-                                                             body=AnyValue(string_value=text)))
-            bodies.append(ExportLogsServiceRequest(resource_logs=[ResourceLogs(
-                resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=s))]),
-                scope_logs=[ScopeLogs(log_records=recs)]) for s, recs in by_service.items()]).SerializeToString())
-
-        def otlp() -> None:
-            for body in bodies:
-                logs.otlp(body, "application/x-protobuf")
-
-        otlp_wall, otlp_cpu = timed(otlp)
-        wk.close()
-
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = args.lines
-    print(f"{'path':<44}{'lines/s':>12}{'per CPU-s':>12}{'vs baseline':>13}")
-    for name, wall, cpu in (("baseline: executemany + commit", base_wall, base_cpu),
-                            ("LogIngest.submit (mine, count, store)", sub_wall, sub_cpu),
-                            ("OTLP protobuf decode + submit", otlp_wall, otlp_cpu)):
-        print(f"{name:<44}{n / wall:>12,.0f}{n / cpu:>12,.0f}{base_wall / wall:>12.2f}x")
-    print(f"(submit: {stored:,} lines stored, {templates} templates; target: 50,000 lines/s per core)")
+    names = ["baseline", "submit", "otlp"]
+    with tempfile.TemporaryDirectory(prefix="wk-logs-bench-") as tmp:
+        targets = [("SQLite (WAL, synchronous=FULL)", f"sqlite:///{Path(tmp)}/{{name}}.db")]
+        pg = _pg_schemas(args.postgres_url, names) if args.postgres_url else None
+        if pg:
+            targets.append(("PostgreSQL (COPY)", pg[0]))
+        try:
+            for title, url in targets:
+                print(f"-- {title}")
+                results = run_all(url, batches, bodies)
+                base_wall, base_cpu = results[0][1], results[0][2]
+                print(f"{'path':<44}{'lines/s':>12}{'per CPU-s':>12}{'vs baseline':>13}{'(CPU)':>8}")
+                for name, wall, cpu in results:
+                    print(f"{name:<44}{n / wall:>12,.0f}{n / cpu:>12,.0f}{base_wall / wall:>12.2f}x"
+                          f"{base_cpu / cpu:>7.2f}x")
+        finally:
+            if pg:
+                _drop_pg(args.postgres_url, pg[1], names)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (it is the server here: miners, pipeline, storage) {rss:.0f} MiB; "
+          f"{rss_before:.0f} MiB before ingesting (the generated lines and OTLP bodies held in memory)")
+    print(f"load {os.getloadavg()[0]:.1f} at the end; target: 50,000 lines/s per core")
 
 
 if __name__ == "__main__":

@@ -92,8 +92,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tuple[float, float]:
-    """(spans per wall second, spans per server CPU second) into ``watchkeeper serve``."""
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (``VmHWM``), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tuple[float, float, float, float]:
+    """(spans per wall second, spans per server CPU second, server CPU seconds per wall second — the
+    cores it used —, the server's peak RSS in MiB) into one ``watchkeeper serve`` process."""
     script = Path(sys.executable).parent / "watchkeeper"
     port = _free_port()
     config = folder / "watchkeeper.yaml"
@@ -132,7 +141,7 @@ def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tup
             sent = sum(pool.map(send, [bodies[i::clients] for i in range(clients)]))
         wall, cpu = time.perf_counter() - wall, _cpu_seconds(server.pid) - cpu
         spans = sent * len(otlp.decode_protobuf(exports[0]).spans)
-        return spans / wall, spans / max(cpu, 1e-9)
+        return spans / wall, spans / max(cpu, 1e-9), cpu / wall, _peak_rss_mib(server.pid)
     finally:
         server.terminate()
         server.wait(30)
@@ -185,9 +194,11 @@ def main() -> None:
                 wall, cpu, red = in_process_rate(url, exports)
                 print(f"in process {name:<9} export, durable     {wall:>10,.0f} spans/s  {cpu:>10,.0f} spans/CPU-s"
                       f"  ({cpu / base:.2f} x decode; {red} RED rows)")
-            wall, cpu = http_rate(folder, f"sqlite:///{folder / 'serve.db'}", exports, args.clients)
-            print(f"HTTP serve sqlite  {args.clients} clients, gzip     {wall:>10,.0f} spans/s  {cpu:>10,.0f} "
-                  f"spans per server CPU-s  ({cpu / base:.2f} x decode)")
+            for name, url in [("sqlite", f"sqlite:///{folder / 'serve.db'}")] + ([("postgres", pg[1])] if pg else []):
+                wall, cpu, cores, rss = http_rate(folder, url, exports, args.clients)
+                print(f"HTTP serve {name:<9}{args.clients} clients, gzip {wall:>10,.0f} spans/s  {cpu:>10,.0f} "
+                      f"spans per server CPU-s  ({cpu / base:.2f} x decode; one server process using "
+                      f"{cores:.2f} cores; peak RSS {rss:.0f} MiB)")
         finally:
             if pg:
                 _drop(pg[0])

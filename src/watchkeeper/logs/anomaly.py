@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from watchkeeper.logs.config import AnomalyConfig
 from watchkeeper.model import Event, EventKind, Severity, Status
@@ -97,6 +97,22 @@ class _Series:
     last_minute: int = 0
 
 
+class Lines(NamedTuple):
+    """The lines of one (service, template) in one batch (see :meth:`LogAnomalies.observe_batch`)."""
+
+    service: str
+    template_id: str
+    template: str
+    lines: int
+    errors: int
+    #: the last lines (at most :data:`SAMPLES` are kept), in order
+    samples: Iterable[str]
+    #: the first line, its level, and whether its template was never seen before
+    first_line: str
+    first_severity: Severity
+    new: bool
+
+
 @dataclass(slots=True)
 class _Active:
     event: Event
@@ -161,9 +177,55 @@ class LogAnomalies:
             if samples is None:
                 samples = self._error_samples[service] = deque(maxlen=SAMPLES)
             samples.append(line)
-        first = self._first_seen.get(service)
-        if first is None:
-            first = self._first_seen[service] = received
+        if service not in self._first_seen:
+            self._first_seen[service] = received
+        return self._new_template(key, template, severity, line, received, minute, new)
+
+    def observe_batch(self, seen: Iterable[Lines], error_lines: Mapping[str, Iterable[str]],
+                      received: datetime) -> list[Event]:
+        """Count a batch of lines received together, given per (service, template) in the order of
+        their first line (``error_lines``: each service's last error lines, in order): what
+        :meth:`observe` of each line in turn does, once per (service, template). The new-template
+        events, in order."""
+        minute = minute_of(received)
+        late = minute <= self._closed
+        counts: dict[tuple[str, str], int] | None = None
+        found: list[Event] = []
+        for s in seen:
+            service = s.service
+            key = (service, s.template_id)
+            series = self._series.get(key)
+            if series is None:
+                if len(self._series) >= self.config.max_series:
+                    self._evict()
+                series = self._series[key] = _Series(service, s.template_id, s.template, last_minute=minute)
+            elif series.template is not s.template:
+                series.template = s.template
+            series.samples.extend(s.samples)
+            series.last_minute = minute
+            if late:
+                self.late += s.lines
+            else:
+                if counts is None:
+                    counts = self._counts.setdefault(minute, {})
+                counts[key] = counts.get(key, 0) + s.lines
+                if s.errors:
+                    errors = self._error_counts.setdefault(minute, {})
+                    errors[service] = errors.get(service, 0) + s.errors
+            if service not in self._first_seen:
+                self._first_seen[service] = received
+            found.extend(self._new_template(key, s.template, s.first_severity, s.first_line, received, minute,
+                                            s.new))
+        for service, lines in error_lines.items():
+            samples = self._error_samples.get(service)
+            if samples is None:
+                samples = self._error_samples[service] = deque(maxlen=SAMPLES)
+            samples.extend(lines)
+        return found
+
+    def _new_template(self, key: tuple[str, str], template: str, severity: Severity, line: str,
+                      received: datetime, minute: int, new: bool) -> list[Event]:
+        """The new-template event of a line (``new``: its template was never seen before), if any."""
         if not new:
             fp = self._new_active.get(key)
             if fp is not None and (active := self._active.get(fp)) is not None:
@@ -171,7 +233,8 @@ class LogAnomalies:
             return []
         if not self.config.enabled or severity.rank < _WARNING_RANK:
             return []
-        if received - first < timedelta(minutes=self.config.learn_minutes):
+        service, template_id = key
+        if received - self._first_seen[service] < timedelta(minutes=self.config.learn_minutes):
             return []
         fp = fingerprint(Reason.NEW_TEMPLATE, service, template_id)
         if fp in self._active:

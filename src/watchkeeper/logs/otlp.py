@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from watchkeeper.logs.record import LogRecord, level_of
+from watchkeeper.logs.record import NO_ATTRIBUTES, LogRecord, level_of
 from watchkeeper.model import Severity
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # doctest only
@@ -181,13 +181,16 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
     except (DecodeError, RuntimeWarning, ValueError) as exc:
         raise BadRequest(f"not an OTLP ExportLogsServiceRequest in protobuf: {exc}") from None
     out = Decoded()
+    append = out.records.append
     for rl in request.resource_logs:
         resource = _attrs_pb(rl.resource.attributes)
         service = resource.get("service.name") or default_service
         for sl in rl.scope_logs:
             for rec in sl.log_records:
-                text = _text(_any_pb(rec.body))
-                if len(text.encode()) > max_line:
+                value = rec.body
+                # the usual body, a string, without the generic AnyValue walk
+                text = value.string_value if value.WhichOneof("value") == "string_value" else _text(_any_pb(value))
+                if len(text) * 4 > max_line and len(text.encode()) > max_line:  # UTF-8: at most 4 bytes a character
                     out.rejected += 1
                     out.problem = f"a log body longer than {max_line} bytes"
                     continue
@@ -197,8 +200,8 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
                 if rec.span_id:
                     attrs["span_id"] = rec.span_id.hex()
                 at = _time(rec.time_unix_nano or rec.observed_time_unix_nano, received)
-                out.records.append(LogRecord(service, at, text, severity_of(rec.severity_number, rec.severity_text,
-                                                                            text), "otlp", attrs))
+                append(LogRecord(service, at, text, severity_of(rec.severity_number, rec.severity_text, text), "otlp",
+                                 attrs or NO_ATTRIBUTES))
     return out
 
 

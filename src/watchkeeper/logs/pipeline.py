@@ -17,12 +17,13 @@ burst events.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from watchkeeper.logs.anomaly import LogAnomalies, minute_of
+from watchkeeper.logs.anomaly import SAMPLES, Lines, LogAnomalies
 from watchkeeper.logs.config import LogsConfig
 from watchkeeper.logs.miner import MINER_NAME, MINER_VERSION, MinerConfig, TemplateMiner
 from watchkeeper.logs.record import LogRecord
@@ -51,20 +52,21 @@ class LogBatch:
     #: input name -> (offset, lines read)
     offsets: dict[str, tuple[Offset, int]] = field(default_factory=dict)
 
-    def merge(self, other: LogBatch) -> None:
-        self.lines.extend(other.lines)
-        for key, (template, first, last, count) in other.templates.items():
-            mine = self.templates.get(key)
-            if mine is None:
-                self.templates[key] = [template, first, last, count]
-            else:
-                mine[0], mine[1], mine[2], mine[3] = template, min(mine[1], first), max(mine[2], last), mine[3] + count
-        for ckey, (n, errors) in other.counts.items():
-            have = self.counts.setdefault(ckey, [0, 0])
-            have[0] += n
-            have[1] += errors
-        for name, (offset, n) in other.offsets.items():
-            self.offsets[name] = (offset, self.offsets.get(name, (offset, 0))[1] + n)
+
+class _Seen:
+    """One (service, template) within a batch."""
+
+    __slots__ = ("errors", "first", "first_line", "first_severity", "last", "lines", "minutes", "new", "samples",
+                 "template")
+
+    def __init__(self, template: str, at: datetime, line: str, severity: Severity, new: bool) -> None:
+        self.template = template
+        self.first = self.last = at
+        self.first_line, self.first_severity, self.new = line, severity, new
+        self.lines = self.errors = 0
+        self.samples: deque[str] = deque(maxlen=SAMPLES)
+        #: minute of the lines' own time -> [lines, error lines]
+        self.minutes: dict[datetime, list[int]] = {}
 
 
 class LogPipeline:
@@ -100,50 +102,62 @@ class LogPipeline:
         return found
 
     def process(self, records: list[LogRecord], received: datetime) -> tuple[LogBatch, list[Event]]:
+        """Mine ``records`` (in order) into one batch. Per line only what must be: the miner, the
+        raw row and a few counters on the line's (service, template); templates, per-minute counts
+        and the anomaly bookkeeping are then done once per (service, template)."""
         batch = LogBatch()
-        events: list[Event] = []
-        lines, templates, counts = batch.lines, batch.templates, batch.counts
-        observe = self.anomalies.observe
-        error_rank = Severity.ERROR.rank
-        miners: dict[str, TemplateMiner] = {}
-        minute = minute_of(received)
+        lines = batch.lines
+        append = lines.append
         known = self.known
-        for rec in records:
-            service = rec.service
-            miner = miners.get(service)
-            if miner is None:
-                miner = miners[service] = self.miner(service)
+        seen: dict[tuple[str, str], _Seen] = {}
+        identify: dict[str, Callable[[str], tuple[str, str]]] = {}
+        errors: dict[str, deque[str]] = {}  # the last error lines of each service, in order
+        critical, error = Severity.CRITICAL, Severity.ERROR
+        last_at: datetime | None = None
+        minute_at = received
+        for service, at, body, severity, input_name, _attributes in records:
+            mine = identify.get(service)
+            if mine is None:
+                mine = identify[service] = self.miner(service).identify
                 self.dirty.add(service)
-            parsed = miner.add(rec.body)
-            tid = parsed.template_id
+            tid, template = mine(body)
+            if at is not last_at:
+                minute_at, last_at = self._minute(at), at
             key = (service, tid)
-            at = rec.at
-            have = templates.get(key)
-            if have is None:
-                templates[key] = [parsed.template, at, at, 1]
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = _Seen(template, at, body, severity, key not in known)
+                if got.new:
+                    known.add(key)
             else:
-                have[0] = parsed.template
-                if at < have[1]:
-                    have[1] = at
-                if at > have[2]:
-                    have[2] = at
-                have[3] += 1
-            ckey = (service, tid, self._minute(at))
-            count = counts.get(ckey)
-            if count is None:
-                count = counts[ckey] = [0, 0]
-            count[0] += 1
-            severity = rec.severity
-            if severity.rank >= error_rank:
-                count[1] += 1
-            new = key not in known
-            if new:
-                known.add(key)
-            body = rec.body
-            lines.append((received, at, service, tid, severity._value_, rec.input, body, len(body)))
-            found = observe(service, tid, parsed.template, severity, body, received, new=new, minute=minute)
-            if found:
-                events.extend(found)
+                got.template = template
+                if at < got.first:
+                    got.first = at
+                elif at > got.last:
+                    got.last = at
+            got.lines += 1
+            got.samples.append(body)
+            per = got.minutes.get(minute_at)
+            if per is None:
+                per = got.minutes[minute_at] = [0, 0]
+            per[0] += 1
+            if severity is error or severity is critical:
+                per[1] += 1
+                got.errors += 1
+                samples = errors.get(service)
+                if samples is None:
+                    samples = errors[service] = deque(maxlen=SAMPLES)
+                samples.append(body)
+            append((received, at, service, tid, severity._value_, input_name, body, len(body)))
+        templates, counts = batch.templates, batch.counts
+        for (service, tid), got in seen.items():
+            templates[(service, tid)] = [got.template, got.first, got.last, got.lines]
+            for minute, per in got.minutes.items():
+                counts[(service, tid, minute)] = per
+        events = self.anomalies.observe_batch(
+            [Lines(service, tid, got.template, got.lines, got.errors, got.samples, got.first_line,
+                   got.first_severity, got.new) for (service, tid), got in seen.items()],
+            errors, received)
         return batch, events
 
     def tick(self, now: datetime) -> list[Event]:

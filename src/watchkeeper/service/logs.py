@@ -12,8 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -25,10 +24,11 @@ from watchkeeper.logs import otlp, syslog
 from watchkeeper.logs.anomaly import LogAnomaly, anomalies_in
 from watchkeeper.logs.config import FileInput, LogsConfig
 from watchkeeper.logs.listeners import TcpListener, UdpListener
-from watchkeeper.logs.pipeline import STATE_VERSION, LogBatch, LogPipeline
+from watchkeeper.logs.pipeline import STATE_VERSION, LogPipeline
 from watchkeeper.logs.record import LogRecord, from_json_line, level_of
 from watchkeeper.logs.tail import Offset, Tailer
 from watchkeeper.model import Event
+from watchkeeper.service.group import GroupCommit
 from watchkeeper.storage.logs import LogStore
 from watchkeeper.telemetry import Metrics
 
@@ -53,7 +53,6 @@ TICK_SECONDS = 1.0
 class _Pending:
     records: list[LogRecord]
     offsets: dict[str, tuple[Offset, int]]
-    future: Future[None] = field(default_factory=Future)
 
 
 @dataclass(slots=True)
@@ -91,9 +90,8 @@ class LogIngest:
         self.store = LogStore(service.db)
         self.metrics = LogMetrics(service.metrics) if service.metrics is not None else None
         self._pipeline: LogPipeline | None = None
-        self._lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: list[_Pending] = []
+        self._group: GroupCommit[_Pending] = GroupCommit(self._commit)
+        self._lock = self._group.lock  # the pipeline's: held while a group commits
         self._events: list[Event] = []
         self._events_lock = threading.Lock()
         self._dead: dict[str, tuple[int, int]] = {}  # input -> (minute, dead letters in it)
@@ -114,38 +112,19 @@ class LogIngest:
 
     def submit(self, records: list[LogRecord], offsets: dict[str, tuple[Offset, int]] | None = None) -> None:
         """Mine and store ``records`` (and the file offsets after them); returns once committed."""
-        item = _Pending(records, offsets or {})
-        with self._pending_lock:
-            self._pending.append(item)
-        with self._lock:
-            if not item.future.done():
-                with self._pending_lock:
-                    group, self._pending = self._pending, []
-                try:
-                    self._commit(group)
-                except BaseException as exc:
-                    for pending in group:
-                        pending.future.set_exception(exc)
-                else:
-                    for pending in group:
-                        pending.future.set_result(None)
-        item.future.result()
+        self._group.submit(_Pending(records, offsets or {}))
 
     def _commit(self, group: list[_Pending]) -> None:
         pipeline = self.pipeline
         now = self.clock()
-        batch = LogBatch()
-        events: list[Event] = []
+        records = group[0].records if len(group) == 1 else [r for item in group for r in item.records]
+        batch, events = pipeline.process(records, now)
         for item in group:
-            part, found = pipeline.process(item.records, now)
-            batch.merge(part)
             batch.offsets.update(item.offsets)
-            events.extend(found)
         self.store.write(batch, now)
         by_input: dict[str, int] = {}
-        for item in group:
-            for rec in item.records:
-                by_input[rec.input] = by_input.get(rec.input, 0) + 1
+        for rec in records:
+            by_input[rec.input] = by_input.get(rec.input, 0) + 1
         for name, n in by_input.items():
             self._count(name, n, 0)
         if events:

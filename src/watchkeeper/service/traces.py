@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import structlog
@@ -28,6 +28,7 @@ from watchkeeper.correlate.strategies import Topology
 from watchkeeper.errors import InputError
 from watchkeeper.model import Change, Event
 from watchkeeper.retention import CHUNK, Pruned
+from watchkeeper.service.group import GroupCommit
 from watchkeeper.storage import audit
 from watchkeeper.storage import traces as store
 from watchkeeper.storage.db import Database
@@ -62,6 +63,7 @@ class Traces:
         self.aggregator = RedAggregator(self.cfg.step_s, lateness_s=self.cfg.lateness_s, max_spans=self.cfg.max_spans)
         self.anomalies = Anomalies(self.cfg.anomalies) if self.cfg.anomalies.enabled else None
         self._lock = threading.Lock()  # the aggregator and the detectors
+        self._group: GroupCommit[list[tuple[Any, ...]]] = GroupCommit(self._insert, retry_alone=True)
         self._states = DetectorStateStore(self.db, service.clock)
         self._restored = self.anomalies is None
         self._graph: nx.DiGraph | None = None
@@ -95,10 +97,8 @@ class Traces:
             self.service.dead_letter(DEAD_LETTER_SOURCE, body, exc, content_type, size=len(body))
             raise
         now = self.now()
-        if decoded.spans:
-            rows = store.span_rows(decoded.spans, now)
-            with self.db.write() as conn:
-                store.insert_spans(conn, rows)
+        if decoded.spans:  # concurrent exports share a commit (one fsync), each answered after it
+            self._group.submit(store.span_rows(decoded.spans, now))
         self.spans += len(decoded.spans)
         self.rejected += decoded.rejected
         self._spans.labels("accepted").inc(len(decoded.spans))
@@ -109,6 +109,10 @@ class Traces:
                 self.aggregator.add_many(decoded.spans)
             self.flush(now)
         return decoded
+
+    def _insert(self, groups: list[list[tuple[Any, ...]]]) -> None:
+        with self.db.write() as conn:
+            store.insert_spans(conn, groups[0] if len(groups) == 1 else [row for rows in groups for row in rows])
 
     # -- RED, anomalies ---------------------------------------------------------------------------------
     def flush(self, now: float | None = None, *, final: bool = False) -> list[RedRow]:

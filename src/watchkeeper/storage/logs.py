@@ -4,11 +4,11 @@ API and the ranker, and pruning by window and size."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, Select, delete, func, select
 
 from watchkeeper.logs.pipeline import LogBatch
 from watchkeeper.logs.tail import Offset
@@ -41,6 +41,18 @@ def _sql(template: str, sqlite: bool) -> str:
                            greatest="max" if sqlite else "GREATEST")
 
 
+class _Stamps(dict[datetime, Any]):
+    """Times as the driver takes them, made on first use."""
+
+    def __init__(self, stamp: Callable[[datetime], Any]) -> None:
+        super().__init__()
+        self.stamp = stamp
+
+    def __missing__(self, at: datetime) -> Any:
+        value = self[at] = self.stamp(at)
+        return value
+
+
 class LogStore:
     """The logs' tables over one :class:`Database`."""
 
@@ -60,16 +72,9 @@ class LogStore:
     def write_in(self, conn: Connection, batch: LogBatch, now: datetime) -> None:
         stamp = self._stamp
         if batch.lines:
-            stamps: dict[datetime, Any] = {}
-            rows = []
-            for received, at, *rest in batch.lines:
-                r = stamps.get(received)
-                if r is None:
-                    r = stamps[received] = stamp(received)
-                a = stamps.get(at)
-                if a is None:
-                    a = stamps[at] = stamp(at)
-                rows.append((r, a, *rest))
+            stamps = _Stamps(stamp)  # each distinct time formatted once; a hit is a plain dict lookup
+            rows = [(stamps[received], stamps[at], service, tid, severity, name, line, size)
+                    for received, at, service, tid, severity, name, line, size in batch.lines]
             if self.db.is_sqlite:
                 conn.exec_driver_sql(_SQLITE_LINES, rows)
             else:
@@ -117,39 +122,31 @@ class LogStore:
 
     def templates(self, service: str | None = None, since: datetime | None = None,
                   limit: int = 1000) -> list[dict[str, Any]]:
-        query = select(log_templates).order_by(log_templates.c.count.desc(), log_templates.c.template_id)
-        if service is not None:
-            query = query.where(log_templates.c.service == service)
-        if since is not None:
-            query = query.where(log_templates.c.last_seen >= since)
-        with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+        t = log_templates.c
+        return self._rows(select(log_templates).order_by(t.count.desc(), t.template_id), limit,
+                          None if service is None else t.service == service,
+                          None if since is None else t.last_seen >= since)
 
     def counts(self, service: str | None = None, template_id: str | None = None, start: datetime | None = None,
                end: datetime | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
-        query = select(log_counts).order_by(log_counts.c.minute, log_counts.c.service, log_counts.c.template_id)
-        if service is not None:
-            query = query.where(log_counts.c.service == service)
-        if template_id is not None:
-            query = query.where(log_counts.c.template_id == template_id)
-        if start is not None:
-            query = query.where(log_counts.c.minute >= start)
-        if end is not None:
-            query = query.where(log_counts.c.minute < end)
-        with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+        c = log_counts.c
+        return self._rows(select(log_counts).order_by(c.minute, c.service, c.template_id), limit,
+                          None if service is None else c.service == service,
+                          None if template_id is None else c.template_id == template_id,
+                          None if start is None else c.minute >= start, None if end is None else c.minute < end)
 
     def lines(self, service: str | None = None, start: datetime | None = None, end: datetime | None = None,
               limit: int = 1000) -> list[dict[str, Any]]:
-        query = select(log_lines).order_by(log_lines.c.id.desc())
-        if service is not None:
-            query = query.where(log_lines.c.service == service)
-        if start is not None:
-            query = query.where(log_lines.c.at >= start)
-        if end is not None:
-            query = query.where(log_lines.c.at < end)
+        c = log_lines.c
+        return self._rows(select(log_lines).order_by(c.id.desc()), limit,
+                          None if service is None else c.service == service,
+                          None if start is None else c.at >= start, None if end is None else c.at < end)
+
+    def _rows(self, query: Select[Any], limit: int, *where: ColumnElement[bool] | None) -> list[dict[str, Any]]:
+        """The rows of ``query`` as dicts, narrowed by the conditions given (None: that filter is off)."""
+        query = query.where(*(w for w in where if w is not None)).limit(limit)
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def kept_by_input(self) -> dict[str, int]:
         """Raw lines kept (inside the retention window), per input."""
