@@ -466,13 +466,23 @@ VARIANTS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+#: Ensembles of the default with a second member (round 3, declared in docs/detect.md before
+#: they were run): :class:`~watchkeeper.detect.context.LikelihoodContext`, learning every point.
+ENSEMBLES: Mapping[str, Mapping[str, Any]] = {
+    f"likelihood+context {join}": {"join": join} for join in ("max", "mean")
+}
+
+
 def candidates() -> dict[str, Candidate]:
-    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations and
-    :data:`VARIANTS` of the default."""
+    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations,
+    :data:`VARIANTS` of the default and :data:`ENSEMBLES`."""
+    from watchkeeper.detect.context import LikelihoodContext
     from watchkeeper.detect.default import DEFAULT
 
     out = shipped_candidates()
     for name, params in VARIANTS.items():
         out[name] = Candidate(name, DEFAULT.version, partial(DEFAULT.build, **params), DEFAULT.max_skip,
                               DEFAULT.threshold)
+    for name, params in ENSEMBLES.items():
+        out[name] = Candidate(name, "experimental", partial(LikelihoodContext, **params), 0)
     return out
