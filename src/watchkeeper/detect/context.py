@@ -61,7 +61,8 @@ class ContextNovelty(Detector):
 
     def _reset(self) -> None:
         self._values: deque[float] = deque(maxlen=self.memory)
-        self._codes: deque[int] = deque(maxlen=self.memory)  # each remembered context, as a code
+        # the code of every context that lies wholly within the remembered values
+        self._codes: deque[int] = deque(maxlen=self.memory - self.order + 1)
         self._counts: dict[int, int] = {}  # context code -> how many remembered
         self._before: dict[int, int] = {}  # code of the order - 1 symbols before -> count
         self._lo, self._width = 0.0, 0.0  # bins unplaced while width == 0
@@ -108,7 +109,7 @@ class ContextNovelty(Detector):
         codes = np.zeros(max(len(symbols) - k + 1, 0), dtype=np.int64)
         for j in range(k):
             codes = codes * s + symbols[j: len(symbols) - k + 1 + j]
-        self._codes = deque(codes.tolist(), maxlen=self.memory)
+        self._codes = deque(codes.tolist(), maxlen=self.memory - self.order + 1)
         keys, counts = np.unique(codes, return_counts=True)
         self._counts = dict(zip(keys.tolist(), counts.tolist(), strict=True))
         keys, counts = np.unique(codes // s, return_counts=True)
