@@ -57,6 +57,7 @@ class ContextNovelty(Detector):
         self.probation = probation
         self.memory = memory
         self._symbols = levels + 2
+        self._modulus = self._symbols ** (order - 1)  # a context code modulo this: its last order - 1
         self._reset()
 
     def _reset(self) -> None:
@@ -66,25 +67,20 @@ class ContextNovelty(Detector):
         self._counts: dict[int, int] = {}  # context code -> how many remembered
         self._before: dict[int, int] = {}  # code of the order - 1 symbols before -> count
         self._lo, self._width = 0.0, 0.0  # bins unplaced while width == 0
+        self._prefix: int | None = None  # the code of the last order - 1 symbols, once placed
         self._since = 0  # points learned since the bins were placed
         self._tail = Tail(self.memory)
         self._last: tuple[float, float, float] | None = None  # (x, information, score)
 
     # -- symbols and contexts -----------------------------------------------------------------
     def _symbol(self, x: float) -> int:
-        b = math.floor((x - self._lo) / self._width) + 1 if x == x else 0
-        return 0 if b < 0 else (self._symbols - 1 if b >= self._symbols else int(b))
-
-    def _prefix(self) -> int | None:
-        """The code of the last ``order - 1`` remembered values' symbols (``None``: too few)."""
-        k = self.order - 1
-        values = self._values
-        if len(values) < k:
-            return None
-        code = 0
-        for i in range(len(values) - k, len(values)):
-            code = code * self._symbols + self._symbol(values[i])
-        return code
+        """The bin of ``x``: 0 below the range (and NaN), ``levels + 1`` above it."""
+        q = (x - self._lo) / self._width
+        if q >= self._symbols - 1:
+            return self._symbols - 1
+        if q >= -1.0:
+            return math.floor(q) + 1
+        return 0
 
     def _place(self) -> None:
         """Place the bins on the remembered values' range and count their contexts again."""
@@ -114,13 +110,17 @@ class ContextNovelty(Detector):
         self._counts = dict(zip(keys.tolist(), counts.tolist(), strict=True))
         keys, counts = np.unique(codes // s, return_counts=True)
         self._before = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+        prefix: int | None = None
+        if len(symbols) >= k - 1:
+            prefix = 0
+            for symbol in symbols[len(symbols) - k + 1:].tolist() if k > 1 else []:
+                prefix = prefix * s + symbol
+        self._prefix = prefix
 
     def _information(self, x: float) -> tuple[float, int] | None:
         """``-log10 p(symbol of x | the symbols before)`` and the context's code."""
-        if self._width <= 0.0:
-            return None
-        prefix = self._prefix()
-        if prefix is None:
+        prefix = self._prefix
+        if prefix is None:  # bins not placed yet
             return None
         code = prefix * self._symbols + self._symbol(x)
         p = (self._counts.get(code, 0) + ALPHA) / (self._before.get(prefix, 0) + ALPHA * self._symbols)
@@ -132,31 +132,43 @@ class ContextNovelty(Detector):
         if last is not None and last[0] == x:
             return last[2]
         found = self._information(x)
-        score, info = 0.0, math.nan
-        if found is not None:
-            info = found[0]
-            tail = self._tail
-            n = len(tail)
-            if n >= MIN_HISTORY:
-                s = tail.log10_p(info) / math.log10(n + 2)
-                s *= s
-                score = s / (s + RECORD_HALF2)
-        self._last = (x, info, score)
+        score = self._score(found[0]) if found is not None else 0.0
+        self._last = (x, found[0] if found is not None else math.nan, score)
         return score
 
     def learn_one(self, x: float, t: float) -> None:
+        self._learn(x, self._information(x))
+
+    def score_learn_one(self, x: float, t: float) -> float:
+        """:meth:`score_one` then :meth:`learn_one`, finding the context's information once."""
         found = self._information(x)
+        score = self._score(found[0]) if found is not None else 0.0
+        self._learn(x, found)
+        return score
+
+    def _score(self, info: float) -> float:
+        """The calibrated score of an information ``info``: its surprise under the tail, squashed."""
+        tail = self._tail
+        n = len(tail.values)
+        if n < MIN_HISTORY:
+            return 0.0
+        s = tail.log10_p(info) / math.log10(n + 2)
+        s *= s
+        return s / (s + RECORD_HALF2)
+
+    def _learn(self, x: float, found: tuple[float, int] | None) -> None:
         if found is not None:
             info, code = found
             self._tail.add(info)
-            codes = self._codes
+            codes, counts, before, symbols = self._codes, self._counts, self._before, self._symbols
             if len(codes) == codes.maxlen:
                 old = codes[0]
-                self._counts[old] -= 1
-                self._before[old // self._symbols] -= 1
+                counts[old] -= 1
+                before[old // symbols] -= 1
             codes.append(code)
-            self._counts[code] = self._counts.get(code, 0) + 1
-            self._before[code // self._symbols] = self._before.get(code // self._symbols, 0) + 1
+            counts[code] = counts.get(code, 0) + 1
+            before[code // symbols] = before.get(code // symbols, 0) + 1
+            self._prefix = code % self._modulus
         self._values.append(x)
         self._since += 1
         if (self._width <= 0.0 and len(self._values) >= self.probation) or self._since >= self.memory // 4:
