@@ -72,3 +72,14 @@ def test_joins() -> None:
     lik, ctx = a._likelihood.score_one(25.0, 48_000.0), a._context.score_one(25.0, 48_000.0)
     assert a.score_one(25.0, 48_000.0) == max(lik, ctx)
     assert b.score_one(25.0, 48_000.0) == pytest.approx(0.5 * (lik + ctx))
+
+
+def test_fisher_join_adds_surprises() -> None:
+    """``fisher``: the likelihood's joint surprise and the context's added over sqrt(3) views. A
+    record in the context alone (likelihood ordinary) scores below ``max``; both at a record,
+    above either alone; and 0 when both are 0."""
+    det = LikelihoodContext(join="fisher")
+    assert det._join(0.0, 0.0) == 0.0
+    assert det._join(0.2, 0.8) < 0.8
+    assert det._join(0.8, 0.8) > 0.8
+    assert det._join(1.0, 0.3) == 1.0

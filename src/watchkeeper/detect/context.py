@@ -189,12 +189,16 @@ class ContextNovelty(Detector):
         self._tail.load(state["tail"])
 
 
-JOINS = ("max", "mean")
+JOINS = ("max", "mean", "fisher")
 
 
 class LikelihoodContext(Detector):
     """The default's :class:`AnomalyLikelihood` and :class:`ContextNovelty`, their calibrated
-    scores joined by ``join``: ``max`` (either view's surprise alone suffices) or ``mean``."""
+    scores joined by ``join``: ``max`` (either view's surprise alone suffices), ``mean``, or
+    ``fisher``: the context as a third view of the likelihood's Fisher join — the surprises of
+    the three views (the likelihood's two, summed, and the context's) added and divided by
+    ``sqrt(3)``, squashed as the likelihood squashes its own (so a point must be unusual in more
+    than one view to outrank a record in one)."""
 
     def __init__(self, join: str = "max", levels: int = 8, order: int = 3, probation: int = 150) -> None:
         if join not in JOINS:
@@ -209,7 +213,15 @@ class LikelihoodContext(Detector):
     def _join(self, a: float, b: float) -> float:
         if self.join == "max":
             return a if a >= b else b
-        return 0.5 * (a + b)
+        if self.join == "mean":
+            return 0.5 * (a + b)
+        if a >= 1.0 or b >= 1.0:
+            return 1.0
+        # each squashed score u = s² / (s² + h²) back to its surprise s = h · sqrt(u / (1 - u)):
+        # h² = 2 · RECORD_HALF2 for the likelihood's two views joined, RECORD_HALF2 for one view
+        total = math.sqrt(2.0 * RECORD_HALF2 * a / (1.0 - a)) + math.sqrt(RECORD_HALF2 * b / (1.0 - b))
+        total *= total
+        return total / (total + 3.0 * RECORD_HALF2)
 
     def score_one(self, x: float, t: float) -> float:
         return self._join(self._likelihood.score_one(x, t), self._context.score_one(x, t))

@@ -466,10 +466,10 @@ VARIANTS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
-#: Ensembles of the default with a second member (round 3, declared in docs/detect.md before
-#: they were run): :class:`~watchkeeper.detect.context.LikelihoodContext`, learning every point.
+#: Ensembles of the default with a second member (rounds 3 and 4, each declared in docs/detect.md
+#: before it was run): :class:`~watchkeeper.detect.context.LikelihoodContext`, learning every point.
 ENSEMBLES: Mapping[str, Mapping[str, Any]] = {
-    f"likelihood+context {join}": {"join": join} for join in ("max", "mean")
+    f"likelihood+context {join}": {"join": join} for join in ("max", "mean", "fisher")
 }
 
 
