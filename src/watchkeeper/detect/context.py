@@ -104,7 +104,7 @@ class ContextNovelty(Detector):
         symbols = np.clip(np.nan_to_num(b, nan=0.0, posinf=s - 1, neginf=0.0), 0, s - 1).astype(np.int64)
         codes = np.zeros(max(len(symbols) - k + 1, 0), dtype=np.int64)
         for j in range(k):
-            codes = codes * s + symbols[j: len(symbols) - k + 1 + j]
+            codes = codes * s + symbols[j : len(symbols) - k + 1 + j]
         self._codes = deque(codes.tolist(), maxlen=self.memory - self.order + 1)
         keys, counts = np.unique(codes, return_counts=True)
         self._counts = dict(zip(keys.tolist(), counts.tolist(), strict=True))
@@ -113,7 +113,7 @@ class ContextNovelty(Detector):
         prefix: int | None = None
         if len(symbols) >= k - 1:
             prefix = 0
-            for symbol in symbols[len(symbols) - k + 1:].tolist() if k > 1 else []:
+            for symbol in symbols[len(symbols) - k + 1 :].tolist() if k > 1 else []:
                 prefix = prefix * s + symbol
         self._prefix = prefix
 
@@ -177,8 +177,13 @@ class ContextNovelty(Detector):
 
     # -- state --------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        return {"values": list(self._values), "lo": self._lo, "width": self._width, "since": self._since,
-                "tail": self._tail.state()}
+        return {
+            "values": list(self._values),
+            "lo": self._lo,
+            "width": self._width,
+            "since": self._since,
+            "tail": self._tail.state(),
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self._reset()
