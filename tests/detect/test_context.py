@@ -83,3 +83,14 @@ def test_fisher_join_adds_surprises() -> None:
     assert det._join(0.2, 0.8) < 0.8
     assert det._join(0.8, 0.8) > 0.8
     assert det._join(1.0, 0.3) == 1.0
+
+
+def test_cache_key_probe_outlasts_the_memories() -> None:
+    """``eval detect`` keys its cached scores by a probe's scores: the probe must outlast the
+    detectors' 4,000-point memories, so that a change showing only once they are full changes
+    the key (round 3 kept a stale cache with a 4,000-point probe)."""
+    from watchkeeper.detect.likelihood import AnomalyLikelihood
+    from watchkeeper.eval.detect import KEY_PROBE_POINTS, probe
+
+    assert KEY_PROBE_POINTS >= 2 * max(ContextNovelty().memory, AnomalyLikelihood().memory)
+    assert len(probe(60.0, KEY_PROBE_POINTS)[1]) == KEY_PROBE_POINTS
