@@ -92,5 +92,5 @@ def test_cache_key_probe_outlasts_the_memories() -> None:
     from watchkeeper.detect.likelihood import AnomalyLikelihood
     from watchkeeper.eval.detect import KEY_PROBE_POINTS, probe
 
-    assert KEY_PROBE_POINTS >= 2 * max(ContextNovelty().memory, AnomalyLikelihood().memory)
+    assert 2 * max(ContextNovelty().memory, AnomalyLikelihood().memory) <= KEY_PROBE_POINTS
     assert len(probe(60.0, KEY_PROBE_POINTS)[1]) == KEY_PROBE_POINTS
