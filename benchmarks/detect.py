@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.context import LikelihoodContext
 from watchkeeper.detect.default import DEFAULT
 from watchkeeper.detect.filter import AnomalyFilter
 from watchkeeper.detect.multivariate import MaxZ
@@ -87,7 +88,8 @@ def main() -> None:
 
     for name, det, max_skip in ((f"default ({DEFAULT.version})", DEFAULT.build(), DEFAULT.max_skip),
                                 ("RobustSeasonal", RobustSeasonal(), AnomalyFilter.max_skip),
-                                ("Cusum", Cusum(), AnomalyFilter.max_skip)):
+                                ("Cusum", Cusum(), AnomalyFilter.max_skip),
+                                ("likelihood+context", LikelihoodContext(), 0)):
         took = math.inf
         for _ in range(REPEATS):
             # The default (AnomalyLikelihood) learns every point: max_skip=0, as shipped.

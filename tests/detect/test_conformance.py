@@ -11,6 +11,7 @@ import pytest
 
 from watchkeeper.detect.base import Estimator
 from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.context import ContextNovelty, LikelihoodContext
 from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
@@ -25,6 +26,10 @@ UNIVARIATE: list[Callable[[], Estimator]] = [
     lambda: RobustSeasonal(season="none", smooth=1),
     Cusum,
     lambda: Cusum(warmup=5, drift=0.0, threshold=2.0),
+    ContextNovelty,
+    lambda: ContextNovelty(levels=4, order=2, probation=40, memory=200),
+    LikelihoodContext,
+    lambda: LikelihoodContext(join="mean", order=1, probation=20),
 ]
 MULTIVARIATE: list[Callable[[], Estimator]] = [MaxZ, lambda: MaxZ(memory=5, warmup=2)]
 
@@ -107,6 +112,8 @@ def test_bad_state_is_refused(state: dict[str, Any], message: str) -> None:
         (lambda: RobustSeasonal(season="monthly"), "season"),
         (lambda: Cusum(threshold=0), "threshold"),
         (lambda: MaxZ(memory=1), "memory"),
+        (lambda: ContextNovelty(levels=1), "levels"),
+        (lambda: LikelihoodContext(join="min"), "join"),
     ],
 )
 def test_invalid_config_fails_loudly(make: Callable[[], Estimator], error: str) -> None:

@@ -180,3 +180,19 @@ def test_an_unknown_rule_exits_2(tmp_path: Path) -> None:
                                  "--out", str(tmp_path / "o.json")], env=WIDE)
     assert result.exit_code == 2
     assert "unknown rule 'best-guess'" in result.output
+
+
+def test_ensemble_candidates_are_experimental_and_learn_everything() -> None:
+    """The round-3/4 ensembles can be rerun on new sources (``--candidate``) but ship nothing:
+    no shipped version, every point learned, as the default learns."""
+    from watchkeeper.detect.context import LikelihoodContext
+    from watchkeeper.detect.default import SHIPPED
+
+    known = detect.candidates()
+    for name, params in detect.ENSEMBLES.items():
+        cand = known[name]
+        det = cand.build()
+        assert isinstance(det, LikelihoodContext)
+        assert det.join == params["join"]
+        assert (cand.version, cand.max_skip) == ("experimental", 0)
+        assert name not in SHIPPED

@@ -16,13 +16,14 @@ from typing import Any
 
 from watchkeeper.detect.base import Estimator, State
 from watchkeeper.detect.changepoint import Cusum
+from watchkeeper.detect.context import ContextNovelty, LikelihoodContext
 from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
 
 #: Every built-in detector, by the ``kind`` its state carries.
 DETECTORS: Mapping[str, type[Estimator]] = {
-    cls.__name__: cls for cls in (AnomalyLikelihood, RobustSeasonal, Cusum, MaxZ)
+    cls.__name__: cls for cls in (AnomalyLikelihood, RobustSeasonal, Cusum, MaxZ, ContextNovelty, LikelihoodContext)
 }
 
 

@@ -53,6 +53,9 @@ PEAK_DELAY = 3
 #: Every threshold the protocol may choose: fixed before any data is seen, evenly spaced in
 #: log-odds from 0.018 to 0.9999992 (steps of 0.01).
 THRESHOLDS: FloatArray = 1.0 / (1.0 + np.exp(-np.linspace(-4.0, 14.0, 1801)))
+#: The length of the series that :meth:`Candidate.key` scores: three times the default's 4,000-point
+#: memories (at 4,000 a change that shows only once a memory is full kept a stale cache: round 3).
+KEY_PROBE_POINTS = 12_000
 #: Sampling steps of the multivariate sets (the data's README): SMD 1 min, ASD 5 min.
 STEPS = {"smd": 60.0, "asd": 300.0}
 
@@ -73,10 +76,12 @@ class Candidate:
         """What the cached scores depend on: the configuration and how it behaves (its scores of
         :func:`probe`, learning as it does), so a change of the detectors' code that changes any
         score changes the key, and one that changes none (a faster loop, a new version name, a
-        learning threshold that nothing is kept out at) keeps the cache."""
+        learning threshold that nothing is kept out at) keeps the cache. The probe is
+        :data:`KEY_PROBE_POINTS` long: longer than any memory of the shipped detectors, so a change
+        that shows only once a memory is full changes the key too."""
         h = hashlib.sha256()
         for step in (60.0, 300.0):
-            times, values = probe(step)
+            times, values = probe(step, KEY_PROBE_POINTS)
             h.update(np.round(self.scores(times, values), 12).tobytes())
         behaviour = h.hexdigest()[:16]
         return f"{self.name}|{self.build()!r}|{behaviour}"
@@ -466,13 +471,23 @@ VARIANTS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+#: Ensembles of the default with a second member (rounds 3 and 4, each declared in docs/detect.md
+#: before it was run): :class:`~watchkeeper.detect.context.LikelihoodContext`, learning every point.
+ENSEMBLES: Mapping[str, Mapping[str, Any]] = {
+    f"likelihood+context {join}": {"join": join} for join in ("max", "mean", "fisher")
+}
+
+
 def candidates() -> dict[str, Candidate]:
-    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations and
-    :data:`VARIANTS` of the default."""
+    """Every candidate ``eval detect --candidate`` accepts: the shipped configurations,
+    :data:`VARIANTS` of the default and :data:`ENSEMBLES`."""
+    from watchkeeper.detect.context import LikelihoodContext
     from watchkeeper.detect.default import DEFAULT
 
     out = shipped_candidates()
     for name, params in VARIANTS.items():
         out[name] = Candidate(name, DEFAULT.version, partial(DEFAULT.build, **params), DEFAULT.max_skip,
                               DEFAULT.threshold)
+    for name, params in ENSEMBLES.items():
+        out[name] = Candidate(name, "experimental", partial(LikelihoodContext, **params), 0)
     return out
