@@ -142,24 +142,26 @@ def _common(label_sets: list[dict[str, str]]) -> dict[str, str]:
 
 # -- delivery --------------------------------------------------------------------------------------
 def claim(conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Message]:
-    """Lease up to ``limit`` due messages: for each (incident, target), only messages with no
-    earlier pending message that is not yet due or is leased by someone else (so each incident
-    reaches each target in order). Call in a write transaction."""
+    """Lease up to ``limit`` due messages in one ``UPDATE … RETURNING`` (SQLite ≥ 3.35 and
+    PostgreSQL): for each (incident, target), only messages with no earlier pending message that
+    is not yet due or is leased by someone else (so each incident reaches each target in order).
+    Call in a write transaction (writers are serialized: two servers never lease one message)."""
     earlier = aliased(outbox)
     blocked = exists().where(
         earlier.c.incident_id == outbox.c.incident_id, earlier.c.target == outbox.c.target,
         earlier.c.status == Status.PENDING.value, earlier.c.id < outbox.c.id,
         or_(earlier.c.next_attempt_at > now, earlier.c.lease_expires_at >= now))
-    rows = conn.execute(
-        select(outbox).where(outbox.c.status == Status.PENDING.value, outbox.c.next_attempt_at <= now,
-                             or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now), ~blocked)
-        .order_by(outbox.c.id).limit(limit)).all()
+    due = (select(outbox.c.id)
+           .where(outbox.c.status == Status.PENDING.value, outbox.c.next_attempt_at <= now,
+                  or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now), ~blocked)
+           .order_by(outbox.c.id).limit(limit).correlate(None))
+    rows = sorted(conn.execute(
+        update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(outbox.c.id, outbox.c.incident_id, outbox.c.target, outbox.c.event, outbox.c.payload,
+                   outbox.c.attempts, outbox.c.created_at)).all(), key=lambda r: r.id)
     if not rows:
         return []
-    ids = [r.id for r in rows]
-    for chunk in _chunks(ids):
-        conn.execute(update(outbox).where(outbox.c.id.in_(chunk))
-                     .values(lease_owner=owner, lease_expires_at=lease_until))
     refs = _refs(conn, {(r.target, r.incident_id) for r in rows})
     return [Message(r.id, r.incident_id, r.target, EventKind(r.event), r.payload, r.attempts, r.created_at,
                     refs.get((r.target, r.incident_id))) for r in rows]
@@ -197,27 +199,26 @@ class Outcome:
 
 def settle(conn: Connection, owner: str, outcomes: Iterable[Outcome], now: datetime) -> list[Outcome]:
     """Record outcomes of messages this owner still holds; returns those recorded (a message whose
-    lease another server took over in the meantime is left to it). Call in a write transaction."""
+    lease another server took over in the meantime is left to it). Call in a write transaction:
+    the delivered ones take one ``UPDATE … RETURNING`` per 900, a failure one each (they differ
+    in their error and next attempt)."""
     outcomes = list(outcomes)
+    mine = (outbox.c.lease_owner == owner, outbox.c.status == Status.PENDING.value)
     held: set[int] = set()
-    for chunk in _chunks([o.id for o in outcomes]):
-        held.update(conn.execute(select(outbox.c.id).where(outbox.c.id.in_(chunk), outbox.c.lease_owner == owner,
-                                                           outbox.c.status == Status.PENDING.value)).scalars())
-    done = [o for o in outcomes if o.id in held]
-    ok = [o.id for o in done if o.delivered]
-    for chunk in _chunks(ok):
-        conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(
+    for chunk in _chunks([o.id for o in outcomes if o.delivered]):
+        held.update(conn.execute(update(outbox).where(outbox.c.id.in_(chunk), *mine).values(
             status=Status.DELIVERED.value, delivered_at=now, attempts=outbox.c.attempts + 1, last_error=None,
-            lease_owner=None, lease_expires_at=None))
-    for o in done:
-        if o.delivered and o.ref is not None:
-            set_ref(conn, o.target, o.incident_id, o.ref, now)
-        elif not o.delivered:
-            conn.execute(update(outbox).where(outbox.c.id == o.id).values(
-                status=Status.PENDING.value if o.retry_at is not None else Status.DEAD.value,
-                next_attempt_at=o.retry_at or now, attempts=outbox.c.attempts + 1, last_error=o.error,
-                lease_owner=None, lease_expires_at=None))
-    return done
+            lease_owner=None, lease_expires_at=None).returning(outbox.c.id)).scalars())
+    for o in outcomes:
+        if o.delivered:
+            if o.ref is not None and o.id in held:
+                set_ref(conn, o.target, o.incident_id, o.ref, now)
+            continue
+        held.update(conn.execute(update(outbox).where(outbox.c.id == o.id, *mine).values(
+            status=Status.PENDING.value if o.retry_at is not None else Status.DEAD.value,
+            next_attempt_at=o.retry_at or now, attempts=outbox.c.attempts + 1, last_error=o.error,
+            lease_owner=None, lease_expires_at=None).returning(outbox.c.id)).scalars())
+    return [o for o in outcomes if o.id in held]
 
 
 def release(conn: Connection, owner: str, ids: Sequence[int]) -> None:
