@@ -100,18 +100,17 @@ class SlackAnswer:
 
 class Integrations:
     def __init__(self, service: Watchkeeper, *, notifiers: dict[str, Notifier] | None = None,
-                 registry_: CollectorRegistry | None = None, wall: Callable[[], float] = time.time,
+                 wall: Callable[[], float] = time.time,
                  response_hooks: tuple[str, ...] = SLACK_HOOKS, **options: Any) -> None:
         self.service = service
         self.config = service.settings.integrations
         self.redactor = registry.redactor(self.config)
         self.notifiers = notifiers if notifiers is not None else registry.build_all(self.config, **options)
-        metrics_registry = registry_ or (service.metrics.registry if service.metrics is not None else None)
         self.delivery = Delivery(service.db, self.notifiers, self.config.outbox, service.clock,
-                                 redactor=self.redactor, registry=metrics_registry,
+                                 redactor=self.redactor, metrics=service.metrics,
                                  keep_days=service.settings.retention_days)
-        if metrics_registry is not None and self.notifiers:
-            _register_gauge(metrics_registry, self.delivery.counts, self.delivery.health)
+        if service.metrics is not None and self.notifiers:
+            _register_gauge(service.metrics.registry, self.delivery.counts, self.delivery.health)
         self.wall = wall
         self.response_hooks = response_hooks
         self._seen: OrderedDict[str, None] = OrderedDict()

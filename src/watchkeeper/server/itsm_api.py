@@ -45,8 +45,7 @@ JiraCaller = Annotated[Principal | None, Depends(jira_caller)]
 
 def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *, poll: bool = True) -> Itsm:
     """Add the routes; with ``poll``, poll ServiceNow for the app's lifetime."""
-    itsm = Itsm(service.db, service.clock, service.settings.integrations, integrations.notifiers,
-                service.metrics.registry if service.metrics is not None else None)
+    itsm = Itsm(service.db, service.clock, service.settings.integrations, integrations.notifiers, service.metrics)
     accounts = Accounts(service.db, service.clock, service.settings.console)
     itsm.bind_console(accounts.secret, service.settings.console.link_hours, service.clock)
     app.state.itsm = itsm
