@@ -118,3 +118,17 @@ def test_many_delivered_outcomes_settle_together(db: Database) -> None:
     assert sorted(claimed) == ids  # every message once, each group in order over the rounds
     with db.read() as conn:
         assert store.counts(conn) == {("a", "delivered"): 1000}
+
+
+def test_each_claimed_message_carries_its_groups_ref(db: Database) -> None:
+    enqueue(db, (1, "a"), (1, "b"), (2, "a"), (1, "a"))
+    with db.write() as conn:
+        store.set_ref(conn, "a", 1, {"ts": "1.5"}, T0)
+        store.set_ref(conn, "b", 2, {"ts": "2.5"}, T0)  # no message of (2, b) waits
+        found = store.claim(conn, "me", T0, T0 + timedelta(seconds=60), 100)
+    assert [(m.incident_id, m.target, m.ref) for m in found] == [
+        (1, "a", {"ts": "1.5"}),
+        (1, "b", None),
+        (2, "a", None),
+        (1, "a", {"ts": "1.5"}),
+    ]

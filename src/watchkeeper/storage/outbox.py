@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
 from watchkeeper.errors import Conflict, NotFound
@@ -190,7 +190,9 @@ def claim(conn: Connection, owner: str, now: datetime, lease_until: datetime, li
     """Lease up to ``limit`` due messages in one ``UPDATE … RETURNING`` (SQLite ≥ 3.35 and
     PostgreSQL): for each (incident, target), only messages with no earlier pending message that
     is not yet due or is leased by someone else (so each incident reaches each target in order).
-    Call in a write transaction (writers are serialized: two servers never lease one message)."""
+    Each message carries what its target gave back last for its incident (``integration_refs``),
+    read in the same statement. Call in a write transaction (writers are serialized: two servers
+    never lease one message)."""
     earlier = aliased(outbox)
     blocked = exists().where(
         earlier.c.incident_id == outbox.c.incident_id,
@@ -211,26 +213,32 @@ def claim(conn: Connection, owner: str, now: datetime, lease_until: datetime, li
         .limit(limit)
         .correlate(None)
     )
-    rows = sorted(
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=owner, lease_expires_at=lease_until)
-            .returning(
-                outbox.c.id,
-                outbox.c.incident_id,
-                outbox.c.target,
-                outbox.c.event,
-                outbox.c.payload,
-                outbox.c.attempts,
-                outbox.c.created_at,
-            )
-        ).all(),
-        key=lambda r: r.id,
+    # Spelled out: SQLAlchemy's SQLite dialect leaves RETURNING's columns unqualified, which in
+    # this subquery would name integration_refs' own columns (always true).
+    ref = (
+        select(integration_refs.c.ref)
+        .where(
+            integration_refs.c.target == literal_column("outbox.target"),
+            integration_refs.c.incident_id == literal_column("outbox.incident_id"),
+        )
+        .scalar_subquery()
+        .label("ref")
     )
-    if not rows:
-        return []
-    refs = _refs(conn, {(r.target, r.incident_id) for r in rows})
+    rows = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(
+            outbox.c.id,
+            outbox.c.incident_id,
+            outbox.c.target,
+            outbox.c.event,
+            outbox.c.payload,
+            outbox.c.attempts,
+            outbox.c.created_at,
+            ref,
+        )
+    ).all()
     return [
         Message(
             r.id,
@@ -240,26 +248,14 @@ def claim(conn: Connection, owner: str, now: datetime, lease_until: datetime, li
             r.payload,
             r.attempts,
             r.created_at,
-            refs.get((r.target, r.incident_id)),
+            None if r.ref is None else dict(r.ref),
         )
-        for r in rows
+        for r in sorted(rows, key=lambda r: r.id)
     ]
 
 
 def _chunks(ids: Sequence[int], size: int = 900) -> list[Sequence[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-def _refs(conn: Connection, keys: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
-    if not keys:
-        return {}
-    found = {}
-    incident_ids = sorted({k[1] for k in keys})
-    for chunk in _chunks(incident_ids):
-        for row in conn.execute(select(integration_refs).where(integration_refs.c.incident_id.in_(chunk))):
-            if (row.target, row.incident_id) in keys:
-                found[(row.target, row.incident_id)] = row.ref
-    return found
 
 
 @dataclass(frozen=True, slots=True)
