@@ -140,7 +140,8 @@ class Pools:
 
     Like ``httpx`` before it, a destination that the standard proxy settings (``https_proxy``,
     ``http_proxy``, ``no_proxy``, read once here through ``urllib.request.getproxies``) send
-    through a proxy goes through that proxy; ``proxies`` overrides them (tests)."""
+    through a proxy goes through that proxy; ``proxies`` overrides them, and ``tls`` the TLS
+    context (tests)."""
 
     def __init__(
         self,
@@ -148,6 +149,7 @@ class Pools:
         *,
         connections: int = CONNECTIONS_PER_HOST,
         proxies: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._options: dict[str, Any] = {
             "num_pools": 32,
@@ -155,7 +157,7 @@ class Pools:
             "block": False,
             "retries": False,
             "timeout": urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
-            "ssl_context": ssl_context(),
+            "ssl_context": tls or ssl_context(),
         }
         self.direct = urllib3.PoolManager(**self._options)
         self.proxies = dict(getproxies() if proxies is None else proxies)
