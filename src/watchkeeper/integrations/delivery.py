@@ -20,15 +20,13 @@ drop the duplicate.
 from __future__ import annotations
 
 import random
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from watchkeeper.governance import worker_id
 from watchkeeper.governance.loop import Loop
@@ -38,30 +36,37 @@ from watchkeeper.integrations.http import Backoff
 from watchkeeper.model import Change
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import outbox as store
+from watchkeeper.telemetry import Metrics
 
 log = structlog.get_logger("watchkeeper.outbox")
 PRUNE_EVERY = timedelta(hours=1)
-#: One delivery counter per metrics registry (an app built twice on one service shares it).
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-_COUNTERS_LOCK = threading.Lock()
 
 
-def _counter(registry: CollectorRegistry) -> Counter:
-    with _COUNTERS_LOCK:
-        if registry not in _COUNTERS:
-            _COUNTERS[registry] = Counter(
-                "watchkeeper_outbox_deliveries", "Outbox delivery attempts, by target and outcome "
-                "(delivered | retry | dead); labels never hold a secret", ["target", "outcome"], registry=registry)
-        return _COUNTERS[registry]
+def _counter(metrics: Metrics) -> Counter:
+    """``watchkeeper_outbox_deliveries_total``, made once per service's metrics."""
+    return metrics.counter(
+        "watchkeeper_outbox_deliveries",
+        "Outbox delivery attempts, by target and outcome (delivered | retry | dead); labels never hold a secret",
+        ["target", "outcome"],
+    )
 
 
 class Delivery:
     """Delivers the outbox to ``notifiers`` (target name -> notifier)."""
 
-    def __init__(self, db: Database, notifiers: Mapping[str, Notifier], config: OutboxConfig,
-                 clock: Callable[[], datetime], *, redactor: Redactor | None = None,
-                 registry: CollectorRegistry | None = None, owner: str | None = None,
-                 rand: Callable[[], float] = random.random, keep_days: float = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        notifiers: Mapping[str, Notifier],
+        config: OutboxConfig,
+        clock: Callable[[], datetime],
+        *,
+        redactor: Redactor | None = None,
+        metrics: Metrics | None = None,
+        owner: str | None = None,
+        rand: Callable[[], float] = random.random,
+        keep_days: float = 0,
+    ) -> None:
         self.db = db
         self.notifiers = dict(notifiers)
         self.config = config
@@ -78,7 +83,7 @@ class Delivery:
         #: the batch handed to the workers and not yet collected: (future, its group) per group
         self._inflight: list[tuple[Future[tuple[list[store.Outcome], list[Message]]], list[Message]]] = []
         self._loop: Loop | None = None
-        self.deliveries = _counter(registry) if registry is not None else None
+        self.deliveries = _counter(metrics) if metrics is not None else None
 
     # -- one round ---------------------------------------------------------------------------
     def step(self) -> int:
@@ -98,20 +103,24 @@ class Delivery:
         outcomes, untried = self._unsettled
         with self.db.write() as conn:  # a failure here (an outage) keeps the outcomes for the next try
             recorded = self._record(conn, outcomes, untried, now)
-            claimed = store.claim(conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds),
-                                  self.config.batch)
+            claimed = store.claim(
+                conn, self.owner, now, now + timedelta(seconds=self.config.lease_seconds), self.config.batch
+            )
         self._unsettled = ([], [])
         self._report(recorded)
         groups: dict[tuple[int, str], list[Message]] = {}
         for message in claimed:
             groups.setdefault((message.incident_id, message.target), []).append(message)
-        previous, self._inflight = self._inflight, [(self._pool.submit(self._deliver_group, group), group)
-                                                    for group in groups.values()]
+        previous, self._inflight = (
+            self._inflight,
+            [(self._pool.submit(self._deliver_group, group), group) for group in groups.values()],
+        )
         self._unsettled = self._collect(previous)
         return len(outcomes) + len(claimed) + len(self._unsettled[0])
 
-    def _collect(self, inflight: list[tuple[Future[tuple[list[store.Outcome], list[Message]]], list[Message]]]
-                 ) -> tuple[list[store.Outcome], list[int]]:
+    def _collect(
+        self, inflight: list[tuple[Future[tuple[list[store.Outcome], list[Message]]], list[Message]]]
+    ) -> tuple[list[store.Outcome], list[int]]:
         """Wait for a batch's groups: their outcomes, and the ids claimed but not tried."""
         outcomes: list[store.Outcome] = []
         untried: list[int] = []
@@ -139,16 +148,28 @@ class Delivery:
         self._unsettled = ([], [])
         self._report(recorded)
 
-    def _record(self, conn: Any, outcomes: list[store.Outcome], untried: list[int], now: datetime
-                ) -> list[store.Outcome]:
+    def _record(
+        self, conn: Any, outcomes: list[store.Outcome], untried: list[int], now: datetime
+    ) -> list[store.Outcome]:
         if not outcomes and not untried:
             return []
         recorded = store.settle(conn, self.owner, outcomes, now)
         store.release(conn, self.owner, untried)
         dead = [o for o in recorded if not o.delivered and o.retry_at is None]
         if dead:
-            audit.append(conn, "system:outbox", [Change("outbox.dead", f"incident:{o.incident_id}", now, {
-                "id": o.id, "incident_id": o.incident_id, "target": o.target, "error": o.error}) for o in dead])
+            audit.append(
+                conn,
+                "system:outbox",
+                [
+                    Change(
+                        "outbox.dead",
+                        f"incident:{o.incident_id}",
+                        now,
+                        {"id": o.id, "incident_id": o.incident_id, "target": o.target, "error": o.error},
+                    )
+                    for o in dead
+                ],
+            )
         return recorded
 
     def _report(self, recorded: list[store.Outcome]) -> None:
@@ -157,8 +178,14 @@ class Delivery:
             if self.deliveries is not None:
                 self.deliveries.labels(o.target, outcome).inc()
             if not o.delivered:
-                log.warning("outbox delivery failed", id=o.id, target=o.target, incident=o.incident_id,
-                            outcome=outcome, error=o.error)
+                log.warning(
+                    "outbox delivery failed",
+                    id=o.id,
+                    target=o.target,
+                    incident=o.incident_id,
+                    outcome=outcome,
+                    error=o.error,
+                )
 
     def _prune(self, now: datetime) -> None:
         """Hourly: delete messages delivered more than ``keep_days`` ago (0: keep them all);
@@ -177,12 +204,20 @@ class Delivery:
         ref = messages[0].ref
         for index, message in enumerate(messages):
             if ref is not message.ref:
-                message = Message(message.id, message.incident_id, message.target, message.event, message.payload,
-                                  message.attempts, message.created_at, ref)
+                message = Message(
+                    message.id,
+                    message.incident_id,
+                    message.target,
+                    message.event,
+                    message.payload,
+                    message.attempts,
+                    message.created_at,
+                    ref,
+                )
             outcome = self._deliver(message)
             done.append(outcome)
             if not outcome.delivered:
-                return done, messages[index + 1:]
+                return done, messages[index + 1 :]
             if outcome.ref is not None:
                 ref = outcome.ref
         return done, []
@@ -190,8 +225,9 @@ class Delivery:
     def _deliver(self, message: Message) -> store.Outcome:
         notifier = self.notifiers.get(message.target)
         if notifier is None:
-            return self._failed(message, f"target {message.target!r} is not configured (integrations.targets)",
-                                retryable=False)
+            return self._failed(
+                message, f"target {message.target!r} is not configured (integrations.targets)", retryable=False
+            )
         try:
             result = notifier.deliver(message)
         except DeliveryError as exc:
@@ -203,17 +239,29 @@ class Delivery:
             return self._failed(message, f"notifier returned {type(result).__name__}, not Delivered", retryable=True)
         return store.Outcome(message.id, message.target, message.incident_id, True, result.ref)
 
-    def _failed(self, message: Message, error: str, *, retryable: bool,
-                retry_after: float | None = None) -> store.Outcome:
+    def _failed(
+        self, message: Message, error: str, *, retryable: bool, retry_after: float | None = None
+    ) -> store.Outcome:
         attempts = message.attempts + 1
         text = short(self.redactor.redact(error), 1000)
         if not retryable or attempts >= self.config.max_attempts:
             why = "" if retryable else " (retrying cannot help)"
-            return store.Outcome(message.id, message.target, message.incident_id, False,
-                                 error=f"{text}{why}; dead after {attempts} attempt{'s' if attempts > 1 else ''}")
+            return store.Outcome(
+                message.id,
+                message.target,
+                message.incident_id,
+                False,
+                error=f"{text}{why}; dead after {attempts} attempt{'s' if attempts > 1 else ''}",
+            )
         wait = self.backoff.delay(attempts - 1, retry_after, self.rand)
-        return store.Outcome(message.id, message.target, message.incident_id, False, error=text,
-                             retry_at=self.clock() + timedelta(seconds=wait))
+        return store.Outcome(
+            message.id,
+            message.target,
+            message.incident_id,
+            False,
+            error=text,
+            retry_at=self.clock() + timedelta(seconds=wait),
+        )
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Run rounds until nothing is due and every outcome is recorded (tests, benchmarks);
@@ -259,12 +307,21 @@ class Delivery:
         now = self.clock()
         with self.db.read() as conn:
             found = store.health(conn)
-        targets = {name: {"pending": entry["pending"], "dead": entry["dead"],
-                          "oldest_pending_age_seconds": _age(now, entry["oldest_pending_at"])}
-                   for name, entry in sorted(found.items())}
+        targets = {
+            name: {
+                "pending": entry["pending"],
+                "dead": entry["dead"],
+                "oldest_pending_age_seconds": _age(now, entry["oldest_pending_at"]),
+            }
+            for name, entry in sorted(found.items())
+        }
         oldest = [entry["oldest_pending_at"] for entry in found.values() if entry["oldest_pending_at"] is not None]
-        return {"pending": sum(e["pending"] for e in found.values()), "dead": sum(e["dead"] for e in found.values()),
-                "oldest_pending_age_seconds": _age(now, min(oldest)) if oldest else None, "targets": targets}
+        return {
+            "pending": sum(e["pending"] for e in found.values()),
+            "dead": sum(e["dead"] for e in found.values()),
+            "oldest_pending_age_seconds": _age(now, min(oldest)) if oldest else None,
+            "targets": targets,
+        }
 
     def status(self) -> dict[str, Any]:
         with self.db.read() as conn:

@@ -5,14 +5,12 @@ console's secret for Teams' approval links.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from watchkeeper.errors import AuthError, InputError
 from watchkeeper.governance.loop import Loop
@@ -29,32 +27,34 @@ from watchkeeper.integrations.servicenow.sync import ServiceNowSync
 from watchkeeper.integrations.teams.notifier import TeamsNotifier
 from watchkeeper.storage import Database
 from watchkeeper.storage import itsm as store
+from watchkeeper.telemetry import Metrics
 
 T = TypeVar("T")
 #: How long the key of an applied inbound change is kept.
 KEEP_KEYS = timedelta(days=30)
 
 
-#: One inbound counter per metrics registry (an app built twice on one service shares it).
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-_COUNTERS_LOCK = threading.Lock()
-
-
-def _counter(registry: CollectorRegistry) -> Counter:
-    with _COUNTERS_LOCK:
-        if registry not in _COUNTERS:
-            _COUNTERS[registry] = Counter(
-                "watchkeeper_itsm_inbound_changes", "Changes made in ServiceNow or Jira that came back, by target "
-                "and outcome (applied | no_change | duplicate | unlinked | refused)", ["target", "outcome"],
-                registry=registry)
-        return _COUNTERS[registry]
+def _counter(metrics: Metrics) -> Counter:
+    """``watchkeeper_itsm_inbound_changes_total``, made once per service's metrics."""
+    return metrics.counter(
+        "watchkeeper_itsm_inbound_changes",
+        "Changes made in ServiceNow or Jira that came back, "
+        "by target and outcome (applied | no_change | duplicate | unlinked | refused)",
+        ["target", "outcome"],
+    )
 
 
 class Itsm:
     """The ITSM targets of one configuration, ready to take changes back."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime], config: IntegrationsConfig,
-                 notifiers: Mapping[str, Notifier], registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        config: IntegrationsConfig,
+        notifiers: Mapping[str, Notifier],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.servicenow: dict[str, ServiceNowSync] = {}
         self.jira: dict[str, JiraSync] = {}
         for name, target in config.targets.items():
@@ -62,11 +62,12 @@ class Itsm:
             if isinstance(target, ServiceNowConfig) and isinstance(notifier, ServiceNowNotifier):
                 self.servicenow[name] = ServiceNowSync(db, clock, name, target, notifier)
             elif isinstance(target, JiraConfig):
-                self.jira[name] = JiraSync(db, clock, name, target,
-                                           notifier if isinstance(notifier, JiraNotifier) else None)
+                self.jira[name] = JiraSync(
+                    db, clock, name, target, notifier if isinstance(notifier, JiraNotifier) else None
+                )
         self.teams = [n for n in notifiers.values() if isinstance(n, TeamsNotifier)]
-        if registry is not None:
-            counter = _counter(registry)
+        if metrics is not None:
+            counter = _counter(metrics)
             for name, snow in self.servicenow.items():
                 snow.observe = partial(_count, counter, name)
             for name, jira in self.jira.items():
@@ -88,11 +89,15 @@ class Itsm:
             return _pick(self.jira, name, "Jira")
         for target_name, sync in self.jira.items():
             secret = sync.config.webhook_secret
-            if (name is None or name == target_name) and secret is not None \
-                    and signature_ok(secret.get_secret_value().encode(), raw, signature):
+            if (
+                (name is None or name == target_name)
+                and secret is not None
+                and signature_ok(secret.get_secret_value().encode(), raw, signature)
+            ):
                 return sync
-        raise AuthError("the X-Hub-Signature does not match the webhook secret of any Jira integration",
-                        code="invalid_token")
+        raise AuthError(
+            "the X-Hub-Signature does not match the webhook secret of any Jira integration", code="invalid_token"
+        )
 
     # -- polling -----------------------------------------------------------------------------
     def prune(self) -> int:
@@ -134,10 +139,12 @@ def _pick(found: dict[str, T], name: str | None, what: str) -> T:
         raise InputError(f"no {what} integration is configured (integrations.targets)", status=404)
     if name is not None:
         if name not in found:
-            raise InputError(f"no {what} integration named {name!r}; configured: {', '.join(sorted(found))}",
-                             status=404)
+            raise InputError(
+                f"no {what} integration named {name!r}; configured: {', '.join(sorted(found))}", status=404
+            )
         return found[name]
     if len(found) > 1:
-        raise InputError(f"several {what} integrations are configured ({', '.join(sorted(found))}): "
-                         "name one with ?target=NAME")
+        raise InputError(
+            f"several {what} integrations are configured ({', '.join(sorted(found))}): name one with ?target=NAME"
+        )
     return next(iter(found.values()))

@@ -50,14 +50,18 @@ class _OutboxMessages(Collector):
     ``watchkeeper_outbox_oldest_pending_age_seconds{target}``: how long the oldest message still
     waiting has waited (read at scrape; labels are target names only, never a URL or a secret)."""
 
-    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]],
-                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, counts: Callable[[], dict[tuple[str, str], int]], health: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.counts = counts
         self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("watchkeeper_outbox_messages", "Outbox messages by target and status "
-                                   "(pending | delivered | dead)", labels=["target", "status"])
+        family = GaugeMetricFamily(
+            "watchkeeper_outbox_messages",
+            "Outbox messages by target and status (pending | delivered | dead)",
+            labels=["target", "status"],
+        )
         try:
             found = self.counts()
         except Exception:  # a scrape during a database outage: no figure rather than a 500
@@ -65,9 +69,11 @@ class _OutboxMessages(Collector):
         for (target, status), n in sorted(found.items()):
             family.add_metric([target, status], n)
         yield family
-        age = GaugeMetricFamily("watchkeeper_outbox_oldest_pending_age_seconds", "Age of the oldest outbox "
-                                "message still waiting to be delivered, by target (0: none waiting)",
-                                labels=["target"])
+        age = GaugeMetricFamily(
+            "watchkeeper_outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox message still waiting to be delivered, by target (0: none waiting)",
+            labels=["target"],
+        )
         try:
             targets = self.health()["targets"] if self.health is not None else {}
         except Exception:
@@ -80,8 +86,11 @@ class _OutboxMessages(Collector):
 _GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, _OutboxMessages] = weakref.WeakKeyDictionary()
 
 
-def _register_gauge(registry_: CollectorRegistry, counts: Callable[[], dict[tuple[str, str], int]],
-                    health: Callable[[], dict[str, Any]] | None = None) -> None:
+def _register_gauge(
+    registry_: CollectorRegistry,
+    counts: Callable[[], dict[tuple[str, str], int]],
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     if registry_ in _GAUGES:
         _GAUGES[registry_].counts = counts  # the newest app on this service reports
         _GAUGES[registry_].health = health
@@ -99,19 +108,30 @@ class SlackAnswer:
 
 
 class Integrations:
-    def __init__(self, service: Watchkeeper, *, notifiers: dict[str, Notifier] | None = None,
-                 registry_: CollectorRegistry | None = None, wall: Callable[[], float] = time.time,
-                 response_hooks: tuple[str, ...] = SLACK_HOOKS, **options: Any) -> None:
+    def __init__(
+        self,
+        service: Watchkeeper,
+        *,
+        notifiers: dict[str, Notifier] | None = None,
+        wall: Callable[[], float] = time.time,
+        response_hooks: tuple[str, ...] = SLACK_HOOKS,
+        **options: Any,
+    ) -> None:
         self.service = service
         self.config = service.settings.integrations
         self.redactor = registry.redactor(self.config)
         self.notifiers = notifiers if notifiers is not None else registry.build_all(self.config, **options)
-        metrics_registry = registry_ or (service.metrics.registry if service.metrics is not None else None)
-        self.delivery = Delivery(service.db, self.notifiers, self.config.outbox, service.clock,
-                                 redactor=self.redactor, registry=metrics_registry,
-                                 keep_days=service.settings.retention_days)
-        if metrics_registry is not None and self.notifiers:
-            _register_gauge(metrics_registry, self.delivery.counts, self.delivery.health)
+        self.delivery = Delivery(
+            service.db,
+            self.notifiers,
+            self.config.outbox,
+            service.clock,
+            redactor=self.redactor,
+            metrics=service.metrics,
+            keep_days=service.settings.retention_days,
+        )
+        if service.metrics is not None and self.notifiers:
+            _register_gauge(service.metrics.registry, self.delivery.counts, self.delivery.health)
         self.wall = wall
         self.response_hooks = response_hooks
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -144,8 +164,18 @@ class Integrations:
         now = self.service.clock()
         with self.service.db.write() as conn:
             found = store.retry(conn, message_id, now)
-            audit.append(conn, actor, [Change("outbox.retried", f"incident:{found['incident_id']}", now, {
-                "id": message_id, "incident_id": found["incident_id"], "target": found["target"]})])
+            audit.append(
+                conn,
+                actor,
+                [
+                    Change(
+                        "outbox.retried",
+                        f"incident:{found['incident_id']}",
+                        now,
+                        {"id": message_id, "incident_id": found["incident_id"], "target": found["target"]},
+                    )
+                ],
+            )
         self.delivery.wake()
         return found
 
@@ -159,8 +189,13 @@ class Integrations:
             raise InputError("no Slack integration is configured", status=404)
         names = list(slack)
         try:
-            index = verify([slack[n].signing_secret.get_secret_value() for n in names], headers, raw, self.wall(),
-                           min(t.max_age_seconds for t in slack.values()))
+            index = verify(
+                [slack[n].signing_secret.get_secret_value() for n in names],
+                headers,
+                raw,
+                self.wall(),
+                min(t.max_age_seconds for t in slack.values()),
+            )
         except AuthError as exc:
             self._refused(str(exc.code), str(exc), headers)
             raise
@@ -172,15 +207,29 @@ class Integrations:
             return SlackAnswer(None)  # Slack retried a request we already took
         user = config.users.get(click.user_id)
         if user is None:
-            self._audit("slack.unmapped", f"integration:{target}", {
-                "target": target, "slack_user": click.user_id, "verb": click.verb.value, "value": click.value})
-            text = (f"Your Slack user ({click.user_id}) is not mapped to a Watchkeeper user, so nothing was done. "
-                    f"Ask an admin to add it under integrations.targets.{target}.users.")
+            self._audit(
+                "slack.unmapped",
+                f"integration:{target}",
+                {"target": target, "slack_user": click.user_id, "verb": click.verb.value, "value": click.value},
+            )
+            text = (
+                f"Your Slack user ({click.user_id}) is not mapped to a Watchkeeper user, so nothing was done. "
+                f"Ask an admin to add it under integrations.targets.{target}.users."
+            )
             return SlackAnswer(None, lambda: self._reply(click, text))
         if user.role not in ROLES[click.verb]:
-            self._audit("slack.refused", f"integration:{target}", {
-                "target": target, "slack_user": click.user_id, "user": user.name, "role": user.role,
-                "verb": click.verb.value, "reason": "role"})
+            self._audit(
+                "slack.refused",
+                f"integration:{target}",
+                {
+                    "target": target,
+                    "slack_user": click.user_id,
+                    "user": user.name,
+                    "role": user.role,
+                    "verb": click.verb.value,
+                    "reason": "role",
+                },
+            )
             text = f"{user.name} has role {user.role}, which may not {click.verb.value}; nothing was done."
             return SlackAnswer(None, lambda: self._reply(click, text))
         return SlackAnswer(None, lambda: self._act(target, click, user.name))
@@ -189,17 +238,28 @@ class Integrations:
         actor = f"slack:{name}"
         try:
             ident = click.target_id()
-            self._audit("slack.click", f"integration:{target}", {
-                "target": target, "slack_user": click.user_id, "user": name, "verb": click.verb.value
-                if click.verb else None, "id": ident, "channel": click.channel, "message_ts": click.message_ts})
+            self._audit(
+                "slack.click",
+                f"integration:{target}",
+                {
+                    "target": target,
+                    "slack_user": click.user_id,
+                    "user": name,
+                    "verb": click.verb.value if click.verb else None,
+                    "id": ident,
+                    "channel": click.channel,
+                    "message_ts": click.message_ts,
+                },
+            )
             if click.verb is Verb.ACKNOWLEDGE:
                 self.service.act(ident, Action.ACKNOWLEDGE, actor, "acknowledged from Slack")
                 text = f"Incident #{ident} acknowledged by {name}."
             else:
                 approve = click.verb is Verb.APPROVE
                 voted = self.service.governance.vote(ident, actor, approve, "from Slack")
-                text = (f"{name} {'approved' if approve else 'rejected'} approval #{ident}: "
-                        f"now {voted.get('status', '?')}.")
+                text = (
+                    f"{name} {'approved' if approve else 'rejected'} approval #{ident}: now {voted.get('status', '?')}."
+                )
         except WatchkeeperError as exc:  # four-eyes, already decided, expired, unknown id
             text = f"Nothing was done: {exc}"
         except Exception:
@@ -236,12 +296,11 @@ class Integrations:
             return
         self._refusals.append(now)
         stamp = next((v for k, v in headers.items() if k.lower() == "x-slack-request-timestamp"), None)
-        self._audit("slack.refused", "integration:slack", {"reason": code, "detail": text,
-                                                           "timestamp": (stamp or "")[:20]})
+        self._audit(
+            "slack.refused", "integration:slack", {"reason": code, "detail": text, "timestamp": (stamp or "")[:20]}
+        )
 
     def _audit(self, kind: str, subject: str, payload: dict[str, Any]) -> None:
         now = self.service.clock()
         with self.service.db.write() as conn:
             audit.append(conn, "system:slack", [Change(kind, subject, now, payload)])
-
-

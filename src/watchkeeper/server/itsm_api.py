@@ -28,13 +28,20 @@ from watchkeeper.service import Permission, Principal, Watchkeeper
 MAX_RECORDS = 100
 #: Jira's webhook bodies carry the whole issue: a few hundred kilobytes at most.
 MAX_BODY = 1024 * 1024
-Target = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
-                                     description="the integration target (when several of one kind are set)")]
+Target = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="the integration target (when several of one kind are set)",
+    ),
+]
 
 
-async def jira_caller(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-                      ) -> Principal | None:
+async def jira_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
     if "x-hub-signature" in request.headers:
         return None  # Jira's own webhook: the signature over the body is checked with the body
     return await principal(Permission.OPERATE)(request, credentials)
@@ -45,8 +52,7 @@ JiraCaller = Annotated[Principal | None, Depends(jira_caller)]
 
 def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *, poll: bool = True) -> Itsm:
     """Add the routes; with ``poll``, poll ServiceNow for the app's lifetime."""
-    itsm = Itsm(service.db, service.clock, service.settings.integrations, integrations.notifiers,
-                service.metrics.registry if service.metrics is not None else None)
+    itsm = Itsm(service.db, service.clock, service.settings.integrations, integrations.notifiers, service.metrics)
     accounts = Accounts(service.db, service.clock, service.settings.console)
     itsm.bind_console(accounts.secret, service.settings.console.link_hours, service.clock)
     app.state.itsm = itsm
@@ -64,11 +70,24 @@ def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *
 
     app.router.lifespan_context = lifespan
 
-    @app.post("/api/v1/integrations/servicenow/inbound", tags=["integrations"],
-              responses={404: {"description": "no ServiceNow integration is configured"}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                  "type": "object", "description": "an incident record, or {\"records\": [1 to "
-                                                   f"{MAX_RECORDS} records]}}"}}}}})
+    @app.post(
+        "/api/v1/integrations/servicenow/inbound",
+        tags=["integrations"],
+        responses={404: {"description": "no ServiceNow integration is configured"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": f'an incident record, or {{"records": [1 to {MAX_RECORDS} records]}}',
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def servicenow_inbound(request: Request, _who: Operator, target: Target = None) -> Any:
         """A ServiceNow business rule's outbound REST call: the incident record after a change
         (``sys_id``, ``number``, ``correlation_id``, ``state``, ``assigned_to``, ``work_notes``,
@@ -76,18 +95,25 @@ def add_routes(app: FastAPI, service: Watchkeeper, integrations: Integrations, *
         Each change is applied once and audited as the ServiceNow user who made it."""
         doc = await _json(request)
         records = doc.get("records", [doc]) if isinstance(doc, Mapping) else None
-        if not isinstance(records, list) or not records or len(records) > MAX_RECORDS \
-                or not all(isinstance(r, Mapping) for r in records):
-            raise InputError(f"send one incident record (a JSON object) or {{\"records\": [1 to {MAX_RECORDS} "
-                             "objects]}")
+        if (
+            not isinstance(records, list)
+            or not records
+            or len(records) > MAX_RECORDS
+            or not all(isinstance(r, Mapping) for r in records)
+        ):
+            raise InputError(f'send one incident record (a JSON object) or {{"records": [1 to {MAX_RECORDS} objects]}}')
         sync = itsm.servicenow_target(target)
         return _answer(await run_in_threadpool(sync.receive, records))
 
-    @app.post("/api/v1/integrations/jira/webhook", tags=["integrations"],
-              responses={401: {"description": "no operator token, or a signature no webhook secret made"},
-                         404: {"description": "no Jira integration is configured"}})
-    async def jira_webhook(request: Request, _who: JiraCaller,
-                           target: Target = None) -> Any:
+    @app.post(
+        "/api/v1/integrations/jira/webhook",
+        tags=["integrations"],
+        responses={
+            401: {"description": "no operator token, or a signature no webhook secret made"},
+            404: {"description": "no Jira integration is configured"},
+        },
+    )
+    async def jira_webhook(request: Request, _who: JiraCaller, target: Target = None) -> Any:
         """Jira's webhook (``jira:issue_updated``, ``comment_created``): status, assignee and
         comment changes come back to the linked incident, once each (Jira retries)."""
         raw, size, truncated = await _read_limited(request, MAX_BODY)
@@ -117,6 +143,16 @@ def _decode(raw: bytes) -> Any:
 
 
 def _answer(results: list[Result]) -> dict[str, Any]:
-    return {"applied": sum(1 for r in results if r.outcome.value == "applied"),
-            "results": [{"field": r.change.field.value, "outcome": r.outcome.value, "incident": r.incident_id,
-                         "external_id": r.change.external_id, "detail": r.detail} for r in results]}
+    return {
+        "applied": sum(1 for r in results if r.outcome.value == "applied"),
+        "results": [
+            {
+                "field": r.change.field.value,
+                "outcome": r.outcome.value,
+                "incident": r.incident_id,
+                "external_id": r.change.external_id,
+                "detail": r.detail,
+            }
+            for r in results
+        ],
+    }

@@ -17,16 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from watchkeeper.integrations.base import Delivered, DeliveryError, EventKind, Message
-from watchkeeper.integrations.http import HttpNotifier
+from watchkeeper.integrations.http import HttpNotifier, Response
 from watchkeeper.integrations.slack.blocks import escape, incident_blocks, title, update_line
 from watchkeeper.integrations.slack.config import SlackConfig
 
 #: Slack ``error`` codes worth another try.
-RETRY_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                          "request_timeout"})
+RETRY_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 
 
 class SlackNotifier(HttpNotifier):
@@ -42,16 +41,20 @@ class SlackNotifier(HttpNotifier):
             payload = message.change.get("payload") or {}
             if approval is None or str(approval.get("id")) == str(payload.get("approval_id")):
                 verdict = str(message.change.get("kind", "")).removeprefix("approval.")
-                outcome = (f"Runbook `{escape(payload.get('runbook_id'))}` {verdict} "
-                           f"(last vote by {escape(message.change.get('actor', '?'))}).")
+                outcome = (
+                    f"Runbook `{escape(payload.get('runbook_id'))}` {verdict} "
+                    f"(last vote by {escape(message.change.get('actor', '?'))})."
+                )
                 approval = None
         if message.incident.get("status") == "resolved":
             approval = None
         blocks = incident_blocks(message, approval, outcome)
         text = escape(title(message))  # the notification text is mrkdwn: no <!channel> from an alert
         if not ref.get("ts"):
-            answer = self._call("chat.postMessage", {"channel": self.config.channel, "text": text, "blocks": blocks,
-                                                     "unfurl_links": False})
+            answer = self._call(
+                "chat.postMessage",
+                {"channel": self.config.channel, "text": text, "blocks": blocks, "unfurl_links": False},
+            )
             ref = {"channel": answer.get("channel", self.config.channel), "ts": answer["ts"]}
         else:
             self._call("chat.update", {"channel": ref["channel"], "ts": ref["ts"], "text": text, "blocks": blocks})
@@ -62,22 +65,31 @@ class SlackNotifier(HttpNotifier):
 
     def _call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
         token = self.config.bot_token.get_secret_value()
-        response = self.http.request("POST", f"{self.config.api_url.rstrip('/')}/{method}", json=body,
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json; charset=utf-8"},
-                                     ok=lambda r: self._ok(method, r))
+        response = self.http.request(
+            "POST",
+            f"{self.config.api_url.rstrip('/')}/{method}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"},
+            ok=lambda r: self._ok(method, r),
+        )
         doc: dict[str, Any] = response.json()
         return doc
 
-    def _ok(self, method: str, response: httpx.Response) -> None:
+    def _ok(self, method: str, response: Response) -> None:
         try:
             doc = response.json()
         except ValueError:
-            raise DeliveryError(f"{self.name}: Slack's {method} answered something other than JSON",
-                                retryable=True, status=response.status_code) from None
+            raise DeliveryError(
+                f"{self.name}: Slack's {method} answered something other than JSON",
+                retryable=True,
+                status=response.status_code,
+            ) from None
         if not isinstance(doc, dict) or doc.get("ok") is not True:
             error = str(doc.get("error", "unknown")) if isinstance(doc, dict) else "unknown"
-            raise DeliveryError(self.redactor.redact(f"{self.name}: Slack's {method} failed: {error}"),
-                                retryable=error in RETRY_ERRORS, status=response.status_code)
+            raise DeliveryError(
+                self.redactor.redact(f"{self.name}: Slack's {method} failed: {error}"),
+                retryable=error in RETRY_ERRORS,
+                status=response.status_code,
+            )
         if method == "chat.postMessage" and not doc.get("ts"):
             raise DeliveryError(f"{self.name}: Slack's chat.postMessage answered without a ts", retryable=False)
