@@ -413,16 +413,18 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
                      "opened": result.opened}, status_code=202)
 
     ingest.__name__ = f"ingest_{name}"
-    app.post(
-        f"/api/v1/ingest/{name}", tags=["ingest"], status_code=202,
-        summary=f"Ingest a {name} body",
-        responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
-                   503: {"description": "the database or the bus cannot take it now (Retry-After)"},
-                   415: {"description": "not JSON"}, 422: {"description": "not this format"}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
-        }}},
-    )(ingest)
+    # Alertmanager's own API v2 path too: Prometheus' alerting config can point at Watchkeeper directly
+    for path in (f"/api/v1/ingest/{name}", *(["/api/v2/alerts"] if name == "prometheus" else [])):
+        app.post(
+            path, tags=["ingest"], status_code=202, operation_id=None if path.startswith("/api/v1/") else
+            "ingest_alertmanager_v2_alerts", summary=f"Ingest a {name} body",
+            responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
+                       503: {"description": "the database or the bus cannot take it now (Retry-After)"},
+                       415: {"description": "not JSON"}, 422: {"description": "not this format"}},
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
+            }}},
+        )(ingest)
 
 
 class AccessLog:
