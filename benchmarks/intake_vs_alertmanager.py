@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import functools
 import tempfile
 import time
 import uuid
@@ -273,10 +274,16 @@ class Measured:
     cores: float
     idle_mib: float
     peak_mib: float
+    drain_s: float = 0.0
 
     @property
     def alerts_per_s(self) -> float:
         return self.load.ok_requests * self.size / self.load.seconds
+
+    @property
+    def processed_per_s(self) -> float:
+        """Acknowledged alerts over the load's time plus the time to process the backlog left."""
+        return self.load.ok_requests * self.size / (self.load.seconds + self.drain_s)
 
 
 def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.Namespace,
@@ -289,7 +296,20 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
     else:
         load = drive_python(target, bodies, count, args)
     cores = (cpu_seconds(target.pid) - cpu0) / load.seconds
-    return Measured(target.label, size, load, cores, idle, memory_mib(target.pid, "VmHWM"))
+    drain = wait_drained(target) if target.label == "Watchkeeper" else 0.0
+    return Measured(target.label, size, load, cores, idle, memory_mib(target.pid, "VmHWM"), drain)
+
+
+def wait_drained(target: Target, limit: float = 180.0) -> float:
+    """Seconds until Watchkeeper's intake journal is empty (alerts acknowledged, not yet
+    correlated and committed to the database), read from /healthz; bounded by ``limit``."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        details = httpx.get(f"{target.base}/healthz", timeout=10).json().get("details", {})
+        if not details.get("intake", {}).get("backlog", 0):
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def verify(url: str, items: list[dict[str, object]], acknowledged: int, in_flight: int) -> str:
@@ -339,6 +359,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nload: {results[0][0].load.generator}, {args.connections} connections, {args.duration} s per run, "
           f"{args.alerts:,} distinct alerts; Watchkeeper on {engine}"
           f"{f', serve --workers {args.workers}' if args.workers > 1 else ''}; load average {load_average()}")
+    print("alerts/s: acknowledged (2xx) alerts per second of load; cores: CPU seconds per second of load, all "
+          "processes; RSS summed over the server's processes")
     print(f"{'body':>6} {'server':<13} {'alerts/s':>10} {'ratio':>7} {'p99 ms':>8} {'cores':>6} "
           f"{'idle MiB':>9} {'peak MiB':>9} {'failed':>7}")
     for am, wk, verdict in results:
@@ -346,6 +368,10 @@ def run(args: argparse.Namespace) -> int:
             ratio = m.alerts_per_s / am.alerts_per_s if am.alerts_per_s else float("nan")
             print(f"{m.size:>6} {m.label:<13} {m.alerts_per_s:>10,.0f} {ratio:>6.2f}x {m.load.p99_ms:>8.1f} "
                   f"{m.cores:>6.2f} {m.idle_mib:>9.0f} {m.peak_mib:>9.0f} {m.load.failed:>7}")
+        if wk.drain_s:
+            print(f"{'':>6} Watchkeeper: {wk.drain_s:.1f} s after the load to correlate and commit the backlog; "
+                  f"processed end to end {wk.processed_per_s:,.0f} alerts/s "
+                  f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)")
         print(f"{'':>6} durability: {verdict}")
     return 0 if all(v.startswith("OK") for _, _, v in results) else 1
 
@@ -377,6 +403,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     return parser.parse_args(argv)
+
+
+print = functools.partial(print, flush=True)  # noqa: A001 - progress shows as it comes
 
 
 if __name__ == "__main__":
