@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import functools
 import tempfile
 import time
 import uuid
@@ -37,9 +37,14 @@ from pathlib import Path
 
 import httpx
 import orjson
-from ingest import free_port, load_average, pg_schema, probe_postgres  # benchmarks/ is on sys.path when this script runs
 from sqlalchemy import text
 
+from ingest import (  # benchmarks/ is on sys.path when this script runs
+    free_port,
+    load_average,
+    pg_schema,
+    probe_postgres,
+)
 from watchkeeper.sources.base import fingerprint_of
 from watchkeeper.storage.db import Database
 
@@ -79,18 +84,27 @@ def alerts(count: int, run: str) -> list[dict[str, object]]:
     starts = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     services = [f"svc-{k:02d}" for k in range(40)]
     names = ("HighLatency", "ErrorRate", "DiskFull", "PodCrashLooping", "TargetDown")
-    return [{
-        "labels": {"alertname": names[k % len(names)], "service": services[k % len(services)],
-                   "instance": f"10.0.{k // 250}.{k % 250}:9100", "severity": ("warning", "critical")[k % 2],
-                   "bench": run, "id": str(k)},
-        "annotations": {"summary": f"alert {k} of the intake benchmark"},
-        "startsAt": starts, "generatorURL": f"http://prometheus.local/graph?g0.expr=up%7Bid%3D%22{k}%22%7D",
-    } for k in range(count)]
+    return [
+        {
+            "labels": {
+                "alertname": names[k % len(names)],
+                "service": services[k % len(services)],
+                "instance": f"10.0.{k // 250}.{k % 250}:9100",
+                "severity": ("warning", "critical")[k % 2],
+                "bench": run,
+                "id": str(k),
+            },
+            "annotations": {"summary": f"alert {k} of the intake benchmark"},
+            "startsAt": starts,
+            "generatorURL": f"http://prometheus.local/graph?g0.expr=up%7Bid%3D%22{k}%22%7D",
+        }
+        for k in range(count)
+    ]
 
 
 def write_bodies(items: list[dict[str, object]], size: int, into: Path) -> int:
     into.mkdir(parents=True, exist_ok=True)
-    bodies = [items[k:k + size] for k in range(0, len(items), size)]
+    bodies = [items[k : k + size] for k in range(0, len(items), size)]
     for k, body in enumerate(bodies):
         (into / f"{k}.json").write_bytes(orjson.dumps(body))
     return len(bodies)
@@ -168,9 +182,17 @@ def alertmanager(workdir: Path) -> Iterator[Target]:
     log = workdir / "alertmanager.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [ALERTMANAGER, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=out, stderr=subprocess.STDOUT)
+            [
+                ALERTMANAGER,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/-/ready", proc, log, "alertmanager")
@@ -184,8 +206,14 @@ def watchkeeper(workdir: Path, url: str, workers: int) -> Iterator[Target]:
     exe = Path(sys.executable).parent / "watchkeeper"
     env = {**os.environ, "WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_LOG_LEVEL": "warning"}
     env.pop("WATCHKEEPER_CONFIG", None)
-    made = subprocess.run([str(exe), "token", "create", "--role", "ingest", "--name", "bench"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    made = subprocess.run(
+        [str(exe), "token", "create", "--role", "ingest", "--name", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if made.returncode != 0 or not made.stdout.strip():
         raise RuntimeError(f"watchkeeper token create failed: {made.stderr.strip()}")
     token = made.stdout.strip().splitlines()[-1].strip()
@@ -215,12 +243,34 @@ class Load:
 
 
 def drive_wrk(target: Target, bodies: Path, count: int, args: argparse.Namespace, script: Path) -> Load:
-    env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_COUNT": str(count), "BENCH_AUTH": target.auth,
-           "BENCH_THREADS": str(args.threads)}
+    env = {
+        **os.environ,
+        "BENCH_BODIES": str(bodies),
+        "BENCH_COUNT": str(count),
+        "BENCH_AUTH": target.auth,
+        "BENCH_THREADS": str(args.threads),
+    }
     run = subprocess.run(
-        ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s", "--timeout", "10s",
-         "-s", str(script), target.base], env=env, capture_output=True, text=True,
-        timeout=args.duration + 60, check=False)
+        [
+            "wrk",
+            "-t",
+            str(args.threads),
+            "-c",
+            str(args.connections),
+            "-d",
+            f"{args.duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            target.base,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=args.duration + 60,
+        check=False,
+    )
     line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT ")), None)
     if run.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({run.returncode}): {run.stderr.strip()} {run.stdout[-500:]}")
@@ -240,6 +290,7 @@ def drive_python(target: Target, bodies: Path, count: int, args: argparse.Namesp
         deadline = time.perf_counter() + args.duration
         limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
         async with httpx.AsyncClient(base_url=target.base, headers=headers, limits=limits, timeout=10) as client:
+
             async def worker(offset: int) -> None:
                 nonlocal ok, failed
                 i = offset * (count // args.connections)
@@ -256,6 +307,7 @@ def drive_python(target: Target, bodies: Path, count: int, args: argparse.Namesp
                         ok += 1
                     else:
                         failed += 1
+
             started = time.perf_counter()
             await asyncio.gather(*(worker(k) for k in range(args.connections)))
             took = time.perf_counter() - started
@@ -286,8 +338,7 @@ class Measured:
         return self.load.ok_requests * self.size / (self.load.seconds + self.drain_s)
 
 
-def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.Namespace,
-            script: Path) -> Measured:
+def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.Namespace, script: Path) -> Measured:
     time.sleep(1.0)  # settle after start-up
     idle = memory_mib(target.pid, "VmRSS")
     cpu0 = cpu_seconds(target.pid)
@@ -325,9 +376,11 @@ def verify(url: str, items: list[dict[str, object]], acknowledged: int, in_fligh
         db.dispose()
     wanted = {fingerprint_of(a["labels"]) for a in items}  # type: ignore[arg-type]
     verdict = "OK" if acknowledged <= events <= acknowledged + in_flight and present <= wanted else "LOST"
-    return (f"{verdict}: {events:,} event rows for {acknowledged:,} acknowledged alerts "
-            f"(+{events - acknowledged:,} committed, in flight at the stop; at most {in_flight:,}); "
-            f"{len(present & wanted):,}/{len(wanted):,} distinct alerts stored")
+    return (
+        f"{verdict}: {events:,} event rows for {acknowledged:,} acknowledged alerts "
+        f"(+{events - acknowledged:,} committed, in flight at the stop; at most {in_flight:,}); "
+        f"{len(present & wanted):,}/{len(wanted):,} distinct alerts stored"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -356,22 +409,32 @@ def run(args: argparse.Namespace) -> int:
                 wk = measure(target, size, bodies, count, args, script)
                 results.append((am, wk, verify(url, items, wk.load.ok_requests * size, args.connections * size)))
     engine = "PostgreSQL" if args.postgres_url else "SQLite"
-    print(f"\nload: {results[0][0].load.generator}, {args.connections} connections, {args.duration} s per run, "
-          f"{args.alerts:,} distinct alerts; Watchkeeper on {engine}"
-          f"{f', serve --workers {args.workers}' if args.workers > 1 else ''}; load average {load_average()}")
-    print("alerts/s: acknowledged (2xx) alerts per second of load; cores: CPU seconds per second of load, all "
-          "processes; RSS summed over the server's processes")
-    print(f"{'body':>6} {'server':<13} {'alerts/s':>10} {'ratio':>7} {'p99 ms':>8} {'cores':>6} "
-          f"{'idle MiB':>9} {'peak MiB':>9} {'failed':>7}")
+    print(
+        f"\nload: {results[0][0].load.generator}, {args.connections} connections, {args.duration} s per run, "
+        f"{args.alerts:,} distinct alerts; Watchkeeper on {engine}"
+        f"{f', serve --workers {args.workers}' if args.workers > 1 else ''}; load average {load_average()}"
+    )
+    print(
+        "alerts/s: acknowledged (2xx) alerts per second of load; cores: CPU seconds per second of load, all "
+        "processes; RSS summed over the server's processes"
+    )
+    print(
+        f"{'body':>6} {'server':<13} {'alerts/s':>10} {'ratio':>7} {'p99 ms':>8} {'cores':>6} "
+        f"{'idle MiB':>9} {'peak MiB':>9} {'failed':>7}"
+    )
     for am, wk, verdict in results:
         for m in (am, wk):
             ratio = m.alerts_per_s / am.alerts_per_s if am.alerts_per_s else float("nan")
-            print(f"{m.size:>6} {m.label:<13} {m.alerts_per_s:>10,.0f} {ratio:>6.2f}x {m.load.p99_ms:>8.1f} "
-                  f"{m.cores:>6.2f} {m.idle_mib:>9.0f} {m.peak_mib:>9.0f} {m.load.failed:>7}")
+            print(
+                f"{m.size:>6} {m.label:<13} {m.alerts_per_s:>10,.0f} {ratio:>6.2f}x {m.load.p99_ms:>8.1f} "
+                f"{m.cores:>6.2f} {m.idle_mib:>9.0f} {m.peak_mib:>9.0f} {m.load.failed:>7}"
+            )
         if wk.drain_s:
-            print(f"{'':>6} Watchkeeper: {wk.drain_s:.1f} s after the load to correlate and commit the backlog; "
-                  f"processed end to end {wk.processed_per_s:,.0f} alerts/s "
-                  f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)")
+            print(
+                f"{'':>6} Watchkeeper: {wk.drain_s:.1f} s after the load to correlate and commit the backlog; "
+                f"processed end to end {wk.processed_per_s:,.0f} alerts/s "
+                f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)"
+            )
         print(f"{'':>6} durability: {verdict}")
     return 0 if all(v.startswith("OK") for _, _, v in results) else 1
 
@@ -392,20 +455,27 @@ def database(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--alerts", type=int, default=10_000, help="distinct alerts (default 10,000)")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 10],
-                        help="alerts per body, comma separated (default 100,10)")
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100, 10],
+        help="alerts per body, comma separated (default 100,10)",
+    )
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per server and size")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="watchkeeper serve --workers N")
-    parser.add_argument("--postgres-url", default=None,
-                        help="run Watchkeeper on PostgreSQL (a fresh schema, dropped afterwards), e.g. "
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--postgres-url",
+        default=None,
+        help="run Watchkeeper on PostgreSQL (a fresh schema, dropped afterwards), e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     return parser.parse_args(argv)
 
 
-print = functools.partial(print, flush=True)  # noqa: A001 - progress shows as it comes
+print = functools.partial(print, flush=True)
 
 
 if __name__ == "__main__":

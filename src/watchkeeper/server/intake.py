@@ -10,6 +10,7 @@ route of the same path answers, committing in the request.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
@@ -109,8 +110,9 @@ class LeanIntake:
                 raise InputError(f"body of {size}+ bytes exceeds the limit of {self.limit}", status=413)
             events = service.check(SOURCE, body, content_type, received_at)
         except InputError as exc:
-            await run_in_threadpool(lambda: service.dead_letter(SOURCE, body, exc, content_type, size=size,
-                                                                truncated=truncated))
+            await run_in_threadpool(
+                partial(service.dead_letter, SOURCE, body, exc, content_type, size=size, truncated=truncated)
+            )
             raise
         if self.stage.full:
             raise InputError("the intake backlog is full; retry shortly", status=503)

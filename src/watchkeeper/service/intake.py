@@ -58,8 +58,9 @@ def journal_path(service: Watchkeeper) -> Path | None:
 class IntakeStage:
     """Drains the intake journal into the pipeline from a thread of its own."""
 
-    def __init__(self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS,
-                 max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(
+        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int = MAX_BACKLOG
+    ) -> None:
         self.service = service
         self.path = path
         #: Opened by ``start`` (the server's start-up), closed by ``stop``.
@@ -161,8 +162,9 @@ class IntakeStage:
                 events.extend(self.service.check(entry.source, entry.body, "application/json", entry.received_at))
             except InputError as exc:  # checked at receipt: only a changed source could refuse it now
                 self._dead_letter(entry, exc)
-        self.service.ingest_delivered([Delivered(message_id(self.journal.uid, last), 0, run[0].source, events,
-                                                 run[0].actor)])
+        self.service.ingest_delivered(
+            [Delivered(message_id(self.journal.uid, last), 0, run[0].source, events, run[0].actor)]
+        )
         self._done_upto = last
         return len(events)
 
@@ -198,8 +200,6 @@ def _runs(entries: list[Entry]) -> list[list[Entry]]:
         else:
             out.append([entry])
     return out
-
-
 
 
 # -- the stage in a process of its own ------------------------------------------------------------
@@ -254,8 +254,11 @@ class IntakeProcess:
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(
-            target=drain_forever, name="watchkeeper-intake",
-            args=(self.service.settings, str(self.path), os.getpid(), self._wake, self._stop), daemon=True)
+            target=drain_forever,
+            name="watchkeeper-intake",
+            args=(self.service.settings, str(self.path), os.getpid(), self._wake, self._stop),
+            daemon=True,
+        )
         self._process.start()
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -55,8 +55,14 @@ class PrometheusSource:
     schema = PostableAlerts
 
     def accepts(self, payload: Any) -> bool:
-        return (isinstance(payload, list) and bool(payload) and isinstance(payload[0], dict)
-                and "labels" in payload[0] and "summary" not in payload[0] and "event_action" not in payload[0])
+        return (
+            isinstance(payload, list)
+            and bool(payload)
+            and isinstance(payload[0], dict)
+            and "labels" in payload[0]
+            and "summary" not in payload[0]
+            and "event_action" not in payload[0]
+        )
 
     def normalize(self, payload: Any, received_at: datetime) -> list[Event]:
         fast = fast_normalize(payload, received_at)
@@ -66,9 +72,17 @@ class PrometheusSource:
 def validated_normalize(payload: Any, received_at: datetime) -> list[Event]:
     """The reference path: pydantic validation, exact error messages."""
     body: PostableAlerts = validate(PostableAlerts, payload, "Alertmanager API v2 body")
-    return [_event(a.labels, a.annotations, utc(a.startsAt) if a.startsAt else None,
-                   utc(a.endsAt) if a.endsAt else None, raw, received_at)
-            for a, raw in zip(body.root, payload, strict=True)]
+    return [
+        _event(
+            a.labels,
+            a.annotations,
+            utc(a.startsAt) if a.startsAt else None,
+            utc(a.endsAt) if a.endsAt else None,
+            raw,
+            received_at,
+        )
+        for a, raw in zip(body.root, payload, strict=True)
+    ]
 
 
 def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
@@ -103,8 +117,14 @@ _EMPTY: dict[str, str] = {}
 _SOURCE, _ALERT = PrometheusSource.name, EventKind.ALERT
 
 
-def _event(labels: dict[str, str], annotations: dict[str, str], starts: datetime | None,
-           ends: datetime | None, raw: Any, received_at: datetime) -> Event:
+def _event(
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    starts: datetime | None,
+    ends: datetime | None,
+    raw: Any,
+    received_at: datetime,
+) -> Event:
     if ends is not None and ends.year <= 1:  # Go's zero time: not set
         ends = None
     if starts is None or starts.year <= 1:
@@ -114,10 +134,20 @@ def _event(labels: dict[str, str], annotations: dict[str, str], starts: datetime
         raise InputError(f"alert {labels.get('alertname', '')!r}: endsAt is before startsAt")
     name = labels.get("alertname", "")
     return Event(
-        _SOURCE, _ALERT, fingerprint_of(labels), status, _severity(labels.get("severity")), name,
+        _SOURCE,
+        _ALERT,
+        fingerprint_of(labels),
+        status,
+        _severity(labels.get("severity")),
+        name,
         labels.get(SERVICE_LABELS[0]) or first_label(labels, SERVICE_LABELS, "unknown"),
-        labels.get(RESOURCE_LABELS[0]) or first_label(labels, RESOURCE_LABELS, ""), labels,
-        annotations.get("summary") or annotations.get("description") or name, starts, ends, received_at, raw,
+        labels.get(RESOURCE_LABELS[0]) or first_label(labels, RESOURCE_LABELS, ""),
+        labels,
+        annotations.get("summary") or annotations.get("description") or name,
+        starts,
+        ends,
+        received_at,
+        raw,
     )
 
 

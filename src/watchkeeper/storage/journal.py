@@ -69,7 +69,8 @@ class Journal:
             try:
                 self._conn.executemany(
                     "INSERT INTO intake (received_at, source, actor, alerts, body) VALUES (?, ?, ?, ?, ?)",
-                    [(e.received_at.isoformat(), e.source, e.actor, e.alerts, e.body) for e in entries])
+                    [(e.received_at.isoformat(), e.source, e.actor, e.alerts, e.body) for e in entries],
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -84,7 +85,8 @@ class Journal:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, received_at, source, actor, alerts, body FROM intake ORDER BY id LIMIT ?",
-                (max(1, max_alerts),)).fetchall()
+                (max(1, max_alerts),),
+            ).fetchall()
         for rid, at, source, actor, alerts, body in rows:
             if out and total + alerts > max_alerts:
                 break
