@@ -13,7 +13,6 @@ nothing about time. Everything listens on 127.0.0.1.
 
     .venv/bin/python benchmarks/intake_vs_alertmanager.py                  # ~2 minutes
     .venv/bin/python benchmarks/intake_vs_alertmanager.py --duration 5 --sizes 10
-    .venv/bin/python benchmarks/intake_vs_alertmanager.py --workers 2      # serve --workers 2
 """
 
 from __future__ import annotations
@@ -112,7 +111,7 @@ def write_bodies(items: list[dict[str, object]], size: int, into: Path) -> int:
 
 # -- processes --------------------------------------------------------------------------------
 def family(pid: int) -> list[int]:
-    """``pid`` and its descendants (serve --workers runs child processes)."""
+    """``pid`` and its descendants (serve spawns the intake drainer)."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -202,7 +201,7 @@ def alertmanager(workdir: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def watchkeeper(workdir: Path, url: str, workers: int) -> Iterator[Target]:
+def watchkeeper(workdir: Path, url: str) -> Iterator[Target]:
     exe = Path(sys.executable).parent / "watchkeeper"
     env = {**os.environ, "WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_LOG_LEVEL": "warning"}
     env.pop("WATCHKEEPER_CONFIG", None)
@@ -220,8 +219,6 @@ def watchkeeper(workdir: Path, url: str, workers: int) -> Iterator[Target]:
     port = free_port()
     log = workdir / "serve.log"
     command = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        command += ["--workers", str(workers)]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -405,14 +402,13 @@ def run(args: argparse.Namespace) -> int:
                 am = measure(target, size, bodies, count, args, script)
             wk_dir = work / f"wk-{size}"
             wk_dir.mkdir()
-            with database(args, wk_dir) as url, watchkeeper(wk_dir, url, args.workers) as target:
+            with database(args, wk_dir) as url, watchkeeper(wk_dir, url) as target:
                 wk = measure(target, size, bodies, count, args, script)
                 results.append((am, wk, verify(url, items, wk.load.ok_requests * size, args.connections * size)))
     engine = "PostgreSQL" if args.postgres_url else "SQLite"
     print(
         f"\nload: {results[0][0].load.generator}, {args.connections} connections, {args.duration} s per run, "
-        f"{args.alerts:,} distinct alerts; Watchkeeper on {engine}"
-        f"{f', serve --workers {args.workers}' if args.workers > 1 else ''}; load average {load_average()}"
+        f"{args.alerts:,} distinct alerts; Watchkeeper on {engine}; load average {load_average()}"
     )
     print(
         "alerts/s: acknowledged (2xx) alerts per second of load; cores: CPU seconds per second of load, all "
@@ -464,7 +460,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per server and size")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=1, help="watchkeeper serve --workers N")
     parser.add_argument(
         "--postgres-url",
         default=None,
