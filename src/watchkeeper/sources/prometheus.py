@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from watchkeeper.errors import InputError
 from watchkeeper.model import Event, EventKind, Status, utc
 from watchkeeper.sources.alertmanager import _severity, _time
 from watchkeeper.sources.base import RESOURCE_LABELS, SERVICE_LABELS, fingerprint_of, first_label, validate
@@ -130,8 +129,8 @@ def _event(
     if starts is None or starts.year <= 1:
         starts = received_at  # Alertmanager's default too
     status = Status.RESOLVED if ends is not None and ends <= received_at else Status.FIRING
-    if ends is not None and ends < starts:
-        raise InputError(f"alert {labels.get('alertname', '')!r}: endsAt is before startsAt")
+    if ends is not None and ends < starts:  # Alertmanager refuses it; taken as ended when it began
+        ends = starts
     name = labels.get("alertname", "")
     return Event(
         _SOURCE,
