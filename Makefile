@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .venv/.system-packages
 # Debian packages the end-to-end tests drive (installed only when running as root, as CI does).
-DEBIAN_PACKAGES := prometheus prometheus-alertmanager prometheus-node-exporter chromium bsdutils nats-server
+DEBIAN_PACKAGES := prometheus prometheus-alertmanager prometheus-node-exporter chromium bsdutils nats-server wrk
 
 .PHONY: demo test setup system-packages lint typecheck contracts unit bench clean
 

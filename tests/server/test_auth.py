@@ -31,6 +31,8 @@ ROLE_OF: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/ingest/grafana"): "ingest",
     ("POST", "/api/v1/ingest/pagerduty"): "ingest",
     ("POST", "/api/v1/ingest/events"): "ingest",
+    ("POST", "/api/v1/ingest/prometheus"): "ingest",
+    ("POST", "/api/v2/alerts"): "ingest",
     ("GET", "/api/v1/incidents"): "viewer",
     ("GET", "/api/v1/incidents/{incident_id}"): "viewer",
     ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): "operator",

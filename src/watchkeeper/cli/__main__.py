@@ -2,4 +2,5 @@
 
 from watchkeeper.cli import app
 
-app()
+if __name__ == "__main__":  # not when multiprocessing's spawn imports the main module (serve's intake drainer)
+    app()

@@ -61,7 +61,8 @@ def serve(
               f"http://{bind_host}:{bind_port}{'' if loop else ' (API only)'}")
     try:
         uvicorn.run(
-            create_app(wk, upgrade=False, responder=loop, watch=loop, rank=loop, bus=bus), host=bind_host,
+            create_app(wk, upgrade=False, responder=loop, watch=loop, rank=loop, bus=bus, intake="process"),
+            host=bind_host,
             port=bind_port, log_level=cfg.log_level, access_log=False,
         )
     finally:

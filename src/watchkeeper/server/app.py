@@ -23,12 +23,14 @@ from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.retention import Pruner
 from watchkeeper.server.console import install as install_console
+from watchkeeper.server.intake import LeanIntake
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.outage import install as install_outage
 from watchkeeper.server.responses import Json, challenge, error
 from watchkeeper.server.spec import allowed_methods, document_errors
 from watchkeeper.server.watch import make_watcher
 from watchkeeper.service import Permission, Principal, Watchkeeper
+from watchkeeper.service.intake import IntakeProcess, IntakeStage, journal_path
 from watchkeeper.sources.limits import UtcTime
 
 log = structlog.get_logger("watchkeeper.http")
@@ -133,12 +135,18 @@ Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
 def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
-               rank: bool = True, bus: Any = None) -> FastAPI:
+               rank: bool = True, bus: Any = None, intake: str = "thread") -> FastAPI:
+    """The application. ``intake``: who drains the journal of ``POST /api/v2/alerts`` on SQLite —
+    ``"process"`` (a child process: the other core; what ``serve`` uses), ``"thread"`` (one of
+    this process), ``"off"`` (that route commits in the request, as every other ingest route)."""
     from watchkeeper.ranking import make_ranker
     from watchkeeper.server.rca_api import add_routes
 
     watcher = make_watcher(service) if watch else None
     ranker = make_ranker(service) if rank else None
+    journal = journal_path(service) if bus is None and intake != "off" else None  # server/intake.py
+    stage = None if journal is None else IntakeProcess(service, journal) if intake == "process" else (
+        IntakeStage(service, journal))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -151,9 +159,13 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         if ranker is not None:
             ranker.start()
         pruner = Pruner(service.prune).start() if service.settings.retention_days > 0 else None
+        if stage is not None:
+            await run_in_threadpool(stage.start)
         try:
             yield
         finally:
+            if stage is not None:
+                await run_in_threadpool(stage.stop)
             if pruner is not None:
                 await run_in_threadpool(pruner.stop)
             if ranker is not None:
@@ -173,6 +185,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     app.state.ranker = ranker
     app.add_middleware(AccessLog)
     install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
+    if stage is not None:  # outermost: POST /api/v2/alerts never walks the middleware stack or the router
+        app.add_middleware(LeanIntake, service=service, stage=stage)
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:
@@ -206,6 +220,8 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
             details["watch"], details["prometheus"] = status["watches"], status["endpoints"]
         if ranker is not None:
             details["rca"] = ranker.status()
+        if stage is not None and stage.running:  # alerts accepted on /api/v2/alerts, not yet processed
+            details["intake"] = {"backlog": stage.backlog()}
         integrations = getattr(app.state, "integrations", None)  # the outbox (docs/integrations.md)
         if integrations is not None and integrations.notifiers:
             details["outbox"] = integrations.delivery.health()
@@ -413,16 +429,18 @@ def _add_ingest_route(app: FastAPI, service: Watchkeeper, name: str, schema: typ
                      "opened": result.opened}, status_code=202)
 
     ingest.__name__ = f"ingest_{name}"
-    app.post(
-        f"/api/v1/ingest/{name}", tags=["ingest"], status_code=202,
-        summary=f"Ingest a {name} body",
-        responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
-                   503: {"description": "the database or the bus cannot take it now (Retry-After)"},
-                   415: {"description": "not JSON"}, 422: {"description": "not this format"}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
-        }}},
-    )(ingest)
+    # Alertmanager's own API v2 path too: Prometheus' alerting config can point at Watchkeeper directly
+    for path in (f"/api/v1/ingest/{name}", *(["/api/v2/alerts"] if name == "prometheus" else [])):
+        app.post(
+            path, tags=["ingest"], status_code=202, operation_id=None if path.startswith("/api/v1/") else
+            "ingest_alertmanager_v2_alerts", summary=f"Ingest a {name} body",
+            responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
+                       503: {"description": "the database or the bus cannot take it now (Retry-After)"},
+                       415: {"description": "not JSON"}, 422: {"description": "not this format"}},
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}
+            }}},
+        )(ingest)
 
 
 class AccessLog:

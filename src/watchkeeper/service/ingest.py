@@ -99,33 +99,38 @@ class Ingest(Core):
     def accept(self, source_name: str, body: bytes, content_type: str | None) -> list[Event]:
         """Check and normalize one request body (time of receipt: now); a refused body is kept as
         a dead letter and raises InputError. Nothing is committed: ``ingest`` does, or the bus."""
-        received_at = self.clock()
-        source = self.source(source_name)
+        self.source(source_name)  # an unknown source is a 404, not a dead letter
         try:
-            media = (content_type or "application/json").split(";")[0].strip().lower()
-            if media not in JSON_TYPES and not media.endswith("+json"):
-                raise InputError(
-                    f"unsupported content type {media!r}; send application/json", status=415
-                )
-            if len(body) > self.settings.max_body_bytes:
-                raise InputError(
-                    f"body of {len(body)} bytes exceeds the limit of {self.settings.max_body_bytes}",
-                    status=413,
-                )
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc}", status=400) from exc
-            problem = json_problem(payload, strings=b"\\u0000" in body) if _may_be_rejected(body) else None
-            if problem is not None:
-                raise InputError(f"the body cannot be accepted: {problem}")
-            batch = source.normalize(payload, received_at)
-            problem = size_problem(batch)
-            if problem is not None:
-                raise InputError(f"the body cannot be stored: {problem}")
+            return self.check(source_name, body, content_type, self.clock())
         except InputError as exc:
             self.dead_letter(source_name, body, exc, content_type, size=len(body))
             raise
+
+    def check(self, source_name: str, body: bytes, content_type: str | None, received_at: datetime) -> list[Event]:
+        """Check and normalize one request body; InputError (4xx) when refused. Pure CPU: no
+        database (the caller keeps a refused body as a dead letter)."""
+        source = self.source(source_name)
+        media = (content_type or "application/json").split(";")[0].strip().lower()
+        if media not in JSON_TYPES and not media.endswith("+json"):
+            raise InputError(
+                f"unsupported content type {media!r}; send application/json", status=415
+            )
+        if len(body) > self.settings.max_body_bytes:
+            raise InputError(
+                f"body of {len(body)} bytes exceeds the limit of {self.settings.max_body_bytes}",
+                status=413,
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"malformed JSON: {exc}", status=400) from exc
+        problem = json_problem(payload, strings=b"\\u0000" in body) if _may_be_rejected(body) else None
+        if problem is not None:
+            raise InputError(f"the body cannot be accepted: {problem}")
+        batch = source.normalize(payload, received_at)
+        problem = size_problem(batch)
+        if problem is not None:
+            raise InputError(f"the body cannot be stored: {problem}")
         return batch
 
     def ingest_events(self, source_name: str, events: list[Event], actor: str) -> IngestResult:

@@ -15,10 +15,12 @@ from watchkeeper.sources.base import Source
 from watchkeeper.sources.grafana import GrafanaSource
 from watchkeeper.sources.native import NativeSource
 from watchkeeper.sources.pagerduty import PagerDutySource
+from watchkeeper.sources.prometheus import PrometheusSource
 
 #: In detection order: Grafana's body is a superset of Alertmanager's, and a JSON list is
-#: PagerDuty's only when every item has ``event_action``.
-BUILTIN: tuple[type[Any], ...] = (GrafanaSource, AlertmanagerSource, PagerDutySource, NativeSource)
+#: PagerDuty's only when every item has ``event_action``; a list of ``labels`` objects is
+#: Alertmanager API v2's (Prometheus' own push).
+BUILTIN: tuple[type[Any], ...] = (GrafanaSource, AlertmanagerSource, PagerDutySource, PrometheusSource, NativeSource)
 
 
 def registry(*, plugins: bool = True) -> dict[str, Source]:
@@ -37,7 +39,7 @@ def detect(payload: Any, sources: dict[str, Source]) -> Source:
     for source in sources.values():
         if source.accepts(payload):
             return source
-    raise InputError("unknown format: not an Alertmanager, Grafana, PagerDuty or Watchkeeper body")
+    raise InputError("unknown format: not an Alertmanager, Grafana, PagerDuty, Prometheus or Watchkeeper body")
 
 
 __all__ = ["BUILTIN", "Source", "detect", "registry"]

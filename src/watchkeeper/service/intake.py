@@ -1,0 +1,310 @@
+"""The journalled intake: acknowledge a body once it is durably appended, process it after.
+
+``POST /api/v2/alerts`` (Alertmanager's API, what Prometheus sends) on the embedded SQLite
+database takes this path: the body is checked and normalized in the request (bad input is
+still a 4xx and a dead letter), appended to the intake journal (``storage/journal.py``) in a
+group commit shared by concurrent requests, and answered 202. A pipeline stage (a thread)
+drains the journal in order: normalize again at the time of receipt, dedup, correlate, commit
+with the audit records — marked in ``bus_processed`` with the last journal id of the batch, in
+the same transaction — then drop the rows. After a crash (kill -9) the stage resumes from what
+is left; a batch committed just before the crash is recognised by its mark and not counted twice.
+
+The backlog is bounded: beyond ``max_backlog`` alerts not yet processed, the route answers 503
+with Retry-After instead of queueing more.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from watchkeeper.errors import InputError
+from watchkeeper.service.ingest import Delivered
+from watchkeeper.storage.journal import Entry, Journal, committed_upto, message_id
+
+if TYPE_CHECKING:
+    from watchkeeper.service import Watchkeeper
+
+log = structlog.get_logger("watchkeeper.intake")
+
+#: Alerts per pipeline commit when draining the journal.
+BATCH_ALERTS = 2_000
+#: ``sys.setswitchinterval`` while the stage runs (seconds; Python's default is 0.005).
+SWITCH_INTERVAL = 0.0005
+#: Alerts accepted but not yet processed, at most; beyond it the route answers 503.
+MAX_BACKLOG = 100_000
+
+
+def journal_path(service: Watchkeeper) -> Path | None:
+    """Where the journal lives: next to a SQLite database file; None for any other database
+    (PostgreSQL, an in-memory SQLite) or with a bus (JetStream is the journal there)."""
+    db = service.db
+    if not db.is_sqlite or service.settings.bus_url:
+        return None
+    name = db.engine.url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name).with_name(Path(name).name + "-intake")
+
+
+class IntakeStage:
+    """Drains the intake journal into the pipeline from a thread of its own."""
+
+    def __init__(
+        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int = MAX_BACKLOG
+    ) -> None:
+        self.service = service
+        self.path = path
+        #: Opened by ``start`` (the server's start-up), closed by ``stop``.
+        self.journal: Journal | None = None
+        self.batch_alerts = batch_alerts
+        self.max_backlog = max_backlog
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done_upto = 0
+        self.processed = 0  # alerts committed by this stage since start
+
+    @property
+    def running(self) -> bool:
+        return self.journal is not None and not self._stop.is_set()
+
+    @property
+    def full(self) -> bool:
+        return self.journal is not None and self.journal.alerts >= self.max_backlog
+
+    def backlog(self) -> int:
+        """Alerts accepted and not yet processed."""
+        return self.journal.alerts if self.journal is not None else 0
+
+    def notify(self) -> None:
+        """Entries were appended: drain them now rather than at the next poll."""
+        self._wake.set()
+
+    def open(self) -> Journal:
+        """Open the journal; what a previous run committed and did not drop is skipped."""
+        self.journal = journal = Journal(self.path)
+        with self.service.db.read() as conn:
+            self._done_upto = committed_upto(conn, journal.uid)
+        return journal
+
+    def start(self) -> IntakeStage:
+        """Drain in a thread of this process (tests; ``serve`` uses :class:`IntakeProcess`)."""
+        self.open()
+        # This thread runs the pipeline in pure Python: with the default 5 ms switch interval a
+        # request waiting for the GIL waits up to 5 ms at each await. Hand the GIL over sooner.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._thread = threading.Thread(target=self._run, name="watchkeeper-intake", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Drain what is left (bounded by ``timeout``), then stop."""
+        journal = self.journal
+        if journal is None:
+            return
+        deadline = time.monotonic() + timeout
+        while journal.bodies and time.monotonic() < deadline and self._thread and self._thread.is_alive():
+            self._wake.set()
+            time.sleep(0.02)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.journal = None
+        journal.close()
+
+    def drain_once(self) -> int:
+        """Process the oldest batch; the number of alerts committed (0: nothing was waiting)."""
+        journal = self.journal
+        if journal is None:
+            return 0
+        entries = journal.take(self.batch_alerts)
+        if not entries:
+            return 0
+        done = [e for e in entries if e.id <= self._done_upto]  # committed before a crash: skip
+        todo = [e for e in entries if e.id > self._done_upto]
+        committed = self._commit(todo) if todo else 0
+        journal.drop(done + todo)
+        self.processed += committed
+        return max(committed, 1)
+
+    def _commit(self, entries: list[Entry]) -> int:
+        """Commit ``entries`` in order, one run (source, actor) per transaction, so that the mark
+        of a run (its last journal id) also covers everything before it. A run the database
+        refuses is retried body by body; a body refused alone becomes a dead letter."""
+        committed = 0
+        for run in _runs(entries):
+            try:
+                committed += self._deliver(run, run[-1].id)
+            except InputError:
+                for entry in run:
+                    try:
+                        committed += self._deliver([entry], entry.id)
+                    except InputError as exc:
+                        self._dead_letter(entry, exc)
+                        self._done_upto = entry.id
+        return committed
+
+    def _deliver(self, run: list[Entry], last: int) -> int:
+        assert self.journal is not None
+        events = []
+        for entry in run:
+            try:
+                events.extend(self.service.check(entry.source, entry.body, "application/json", entry.received_at))
+            except InputError as exc:  # checked at receipt: only a changed source could refuse it now
+                self._dead_letter(entry, exc)
+        self.service.ingest_delivered(
+            [Delivered(message_id(self.journal.uid, last), 0, run[0].source, events, run[0].actor)]
+        )
+        self._done_upto = last
+        return len(events)
+
+    def _dead_letter(self, entry: Entry, exc: InputError) -> None:
+        self.service.dead_letter(entry.source, entry.body, exc, "application/json", size=len(entry.body))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.drain_once():
+                    continue
+            except Exception as exc:  # the database away, locked, full: retry, never drop
+                log.error("intake journal not drained; retrying", error=str(exc))
+                self._stop.wait(1.0)
+                continue
+            self._wake.wait(0.2)
+            self._wake.clear()
+
+
+def _runs(entries: list[Entry]) -> list[list[Entry]]:
+    """Consecutive entries of one source and actor (each run one pipeline item, one audit record).
+
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> [[e.id for e in r] for r in _runs([Entry(t, "a", "x", 1, b"", i) for i in (1, 2)]
+    ...                                   + [Entry(t, "b", "x", 1, b"", 3)])]
+    [[1, 2], [3]]
+    """
+    out: list[list[Entry]] = []
+    for entry in entries:
+        if out and (out[-1][-1].source, out[-1][-1].actor) == (entry.source, entry.actor):
+            out[-1].append(entry)
+        else:
+            out.append([entry])
+    return out
+
+
+# -- the stage in a process of its own ------------------------------------------------------------
+# The pipeline is pure Python: in the API's process it holds the GIL that every request needs.
+# In a child process it runs on the other core. One drainer at a time: an advisory file lock
+# (a child orphaned by a kill -9 of its parent stops at its next batch and releases it).
+
+
+class IntakeProcess:
+    """The API side: appends to the journal; a spawned child process drains it."""
+
+    def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int = MAX_BACKLOG) -> None:
+        self.service = service
+        self.path = path
+        self.max_backlog = max_backlog
+        self.journal: Journal | None = None
+        self._process: Any = None
+        self._wake: Any = None
+        self._stop: Any = None
+        self._counted = 0.0
+        self._backlog = 0
+
+    @property
+    def running(self) -> bool:
+        return self.journal is not None
+
+    @property
+    def full(self) -> bool:
+        """More than ``max_backlog`` alerts wait (recounted at most every 0.2 s: the child drops)."""
+        journal = self.journal
+        if journal is None:
+            return False
+        now = time.monotonic()
+        if now - self._counted > 0.2:
+            self._backlog, self._counted = journal.backlog(), now
+        return self._backlog >= self.max_backlog
+
+    def notify(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+            log.error("intake drainer exited; starting another", exitcode=self._process.exitcode)
+            self._spawn()
+
+    def start(self) -> IntakeProcess:
+        context = multiprocessing.get_context("spawn")
+        self.journal = Journal(self.path)
+        self._wake, self._stop = context.Event(), context.Event()
+        self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=drain_forever,
+            name="watchkeeper-intake",
+            args=(self.service.settings, str(self.path), os.getpid(), self._wake, self._stop),
+            daemon=True,
+        )
+        self._process.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the child drain what is left (bounded by ``timeout``), then stop it."""
+        if self._process is None or self.journal is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(10)
+        self.journal.close()
+        self.journal = None
+
+    def backlog(self) -> int:
+        return self.journal.backlog() if self.journal is not None else 0
+
+
+def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -> None:
+    """The child process: drain the journal until told to stop (then drain what is left) or
+    until the parent is gone (then stop after the batch in hand; its successor resumes)."""
+    from watchkeeper.service import Watchkeeper
+
+    with open(path + ".lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the previous drainer (orphaned by a crash) finishes first
+        service = Watchkeeper(settings, metrics=False)
+        stage = IntakeStage(service, Path(path))
+        stage.open()
+        try:
+            while os.getppid() == parent:
+                try:
+                    if stage.drain_once():
+                        continue
+                except Exception as exc:  # the database away, locked, full: retry, never drop
+                    log.error("intake journal not drained; retrying", error=str(exc))
+                    time.sleep(1.0)
+                    continue
+                if stop.is_set():
+                    break
+                wake.wait(0.2)
+                wake.clear()
+        finally:
+            if stage.journal is not None:
+                stage.journal.close()
+            service.db.dispose()
+
+
+__all__ = ["BATCH_ALERTS", "MAX_BACKLOG", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]

@@ -1,0 +1,134 @@
+"""The intake journal: accepted request bodies, durably appended before the 2xx, processed later.
+
+A SQLite file of its own next to the database (``<database>-intake``), WAL with
+``synchronous=FULL``: a commit here is as durable as one in the database. The pipeline stage that
+drains it (``service/intake.py``) commits each body's events with its journal id as a bus message
+id (``bus_processed``: at most once), then drops the rows; after a crash it resumes from whatever
+is left, and a body committed just before the crash is skipped, not counted twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, select
+
+from watchkeeper.storage.tables import bus_processed
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intake (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    alerts INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One accepted body (``id`` is 0 until appended)."""
+
+    received_at: datetime
+    source: str
+    actor: str
+    alerts: int
+    body: bytes
+    id: int = 0
+
+
+class Journal:
+    """Append (one transaction per group of bodies), take the oldest, drop what was committed."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.executescript(_SCHEMA)
+        self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex[:16],))
+        #: This journal file's identity: its ids are message ids only together with it.
+        self.uid = str(self._conn.execute("SELECT value FROM meta WHERE key = 'uid'").fetchone()[0])
+        row = self._conn.execute("SELECT count(*), coalesce(sum(alerts), 0) FROM intake").fetchone()
+        #: Bodies and alerts appended and not yet dropped (kept here: no count(*) per request).
+        self.bodies, self.alerts = int(row[0]), int(row[1])
+
+    def append(self, entries: list[Entry]) -> None:
+        """Durably append ``entries`` in one transaction (returns after the commit)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO intake (received_at, source, actor, alerts, body) VALUES (?, ?, ?, ?, ?)",
+                    [(e.received_at.isoformat(), e.source, e.actor, e.alerts, e.body) for e in entries],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self.bodies += len(entries)
+            self.alerts += sum(e.alerts for e in entries)
+
+    def take(self, max_alerts: int) -> list[Entry]:
+        """The oldest entries, about ``max_alerts`` alerts' worth (at least one entry)."""
+        out: list[Entry] = []
+        total = 0
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, received_at, source, actor, alerts, body FROM intake ORDER BY id LIMIT ?",
+                (max(1, max_alerts),),
+            ).fetchall()
+        for rid, at, source, actor, alerts, body in rows:
+            if out and total + alerts > max_alerts:
+                break
+            out.append(Entry(datetime.fromisoformat(at), source, actor, alerts, bytes(body), rid))
+            total += alerts
+        return out
+
+    def drop(self, entries: list[Entry]) -> None:
+        """Forget entries whose events are committed."""
+        if not entries:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("DELETE FROM intake WHERE id = ?", [(e.id,) for e in entries])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self.bodies -= len(entries)
+            self.alerts -= sum(e.alerts for e in entries)
+
+    def backlog(self) -> int:
+        """Alerts appended and not yet dropped, counted in the file (another process drops)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT coalesce(sum(alerts), 0) FROM intake").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def message_id(uid: str, last: int) -> str:
+    """The ``bus_processed`` id marking journal ``uid``'s entries up to ``last`` as committed."""
+    return f"intake:{uid}:{last}"
+
+
+def committed_upto(conn: Connection, uid: str) -> int:
+    """The highest journal id of ``uid`` whose events are committed (0: none)."""
+    prefix = f"intake:{uid}:"
+    ids = conn.execute(select(bus_processed.c.message_id).where(bus_processed.c.message_id.startswith(prefix)))
+    return max((int(m.rsplit(":", 1)[1]) for (m,) in ids), default=0)
+
+
+__all__ = ["Entry", "Journal", "committed_upto", "message_id"]
