@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -113,9 +114,9 @@ def service(make_service: Callable[..., Watchkeeper], db_url: str) -> Watchkeepe
 class Api:
     """A TestClient plus one token per role."""
 
-    def __init__(self, service: Watchkeeper) -> None:
+    def __init__(self, service: Watchkeeper, **app: Any) -> None:
         self.service = service
-        self.client = TestClient(create_app(service, upgrade=False), raise_server_exceptions=True)
+        self.client = TestClient(create_app(service, upgrade=False, **app), raise_server_exceptions=True)
         self.tokens = {role: service.create_token(role, f"test-{role.value}", "test") for role in Role}
 
     def headers(self, role: Role) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +16,14 @@ from watchkeeper.storage.journal import Entry, Journal
 
 BODY = [{"labels": {"alertname": "Down", "service": "db", "instance": f"h{k}"},
          "startsAt": "2026-11-22T05:59:00Z"} for k in range(3)]
+
+
+@pytest.fixture
+def api(service: Watchkeeper) -> Iterator[Api]:
+    """The journalled intake drained by a thread of this process (``serve`` uses a child process)."""
+    a = Api(service, intake="thread")
+    with a.client:
+        yield a
 
 
 def _drained(api: Api, within: float = 20.0) -> dict[str, Any]:
@@ -66,14 +75,14 @@ def test_tokens_are_checked(api: Api) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_too_large_is_a_413(make_service: Any, db_url: str) -> None:
     service = make_service(db_url, max_body_bytes=1000)
-    api = Api(service)
+    api = Api(service, intake="thread")
     with api.client:
         answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY * 50), headers=api.headers(Role.INGEST))
     assert answer.status_code == 413
 
 
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:
-    api = Api(make_service(pg_url))
+    api = Api(make_service(pg_url), intake="thread")  # asked for, yet PostgreSQL commits in the request
     with api.client:
         answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
         assert answer.status_code == 202 and answer.json()["accepted"] == 3 and answer.json()["incidents"]

@@ -135,10 +135,11 @@ Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
 def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
-               rank: bool = True, bus: Any = None, intake: str = "thread") -> FastAPI:
+               rank: bool = True, bus: Any = None, intake: str = "off") -> FastAPI:
     """The application. ``intake``: who drains the journal of ``POST /api/v2/alerts`` on SQLite —
     ``"process"`` (a child process: the other core; what ``serve`` uses), ``"thread"`` (one of
-    this process), ``"off"`` (that route commits in the request, as every other ingest route)."""
+    this process), ``"off"`` (the default here: that route commits in the request, as every other
+    ingest route; tests and embedders get no extra thread or process unless they ask)."""
     from watchkeeper.ranking import make_ranker
     from watchkeeper.server.rca_api import add_routes
 
