@@ -64,14 +64,14 @@ def rca(
              "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
     signals: Annotated[bool, typer.Option(
-        "--signals/--metrics-only", help="nezha: also read the spans (trace/) and logs (log/) when present")] = True,
+        "--signals/--metrics-only", help="Also read the spans and logs when present (nezha: trace/, log/; lab: spans.jsonl, logs/)")] = True,
     cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
         ".watchkeeper-cache/eval-rca"),
 ) -> None:
     """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
     table of its confidences; leave-one-group-out figures are tuned and calibrated without the test group."""
     cases = (ev.read_nezha(directory, traces=signals, logs=signals, cache=cache) if layout is Layout.nezha
-             else ev.read_lab(directory))
+             else ev.read_lab(directory, signals=signals))
     if not cases:
         raise typer.BadParameter(f"{directory}: no labelled faults found")
     calibration: dict[str, Any] = load(layout.value)

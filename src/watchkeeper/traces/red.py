@@ -29,8 +29,8 @@ the service served. From these:
   nobody); on the callee, ``edge:<caller>-><callee>.last_share`` (the share of the caller's requests
   whose *last* remote call went to it: where a request that fails fast stops) and
   ``.orphan_ratio`` (the caller's client calls that got no server span at all — the callee crashed or
-  did not answer — among all its calls to it; a client operation is known to reach a callee once one of
-  its calls was answered).
+  did not answer — among all its calls to it; the callee is the span's ``peer`` when the source names
+  it, else the one a call of the same client operation reached before).
 
 A *client span* is one of kind ``client`` or ``producer``, or, for sources that do not record the
 kind (``internal``), a span whose only child runs in another service — the way a caller wraps one RPC.
@@ -352,7 +352,7 @@ class RedAggregator:
         while stack:
             rec = stack.pop()
             if not rec.kids:
-                peer = self._peers.get((svc, rec.span.operation)) if rec is not entry else None
+                peer = (rec.span.peer or self._peers.get((svc, rec.span.operation))) if rec is not entry else None
                 if peer is not None and peer != svc:
                     calls.append((rec.span.start, peer))
                     orphan = self._acc(bucket, peer, f"edge:{svc}->{peer}")
