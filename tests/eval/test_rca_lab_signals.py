@@ -21,20 +21,46 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
-def span(tid: str, sid: str, parent: str | None, service: str, op: str, start: float, dur: float,
-         kind: str, peer: str | None = None) -> str:
-    return json.dumps({"trace_id": tid, "span_id": sid, "parent_id": parent, "service": service, "operation": op,
-                       "start": start, "duration": dur, "error": False, "kind": kind, "status_code": None,
-                       "peer": peer})
+def span(
+    tid: str,
+    sid: str,
+    parent: str | None,
+    service: str,
+    op: str,
+    start: float,
+    dur: float,
+    kind: str,
+    peer: str | None = None,
+) -> str:
+    return json.dumps(
+        {
+            "trace_id": tid,
+            "span_id": sid,
+            "parent_id": parent,
+            "service": service,
+            "operation": op,
+            "start": start,
+            "duration": dur,
+            "error": False,
+            "kind": kind,
+            "status_code": None,
+            "peer": peer,
+        }
+    )
 
 
 def make_campaign(camp: Path) -> None:
     """frontend → checkout → (payment, then cache). From the onset to the end, checkout gives up after
     payment answers (a wrong value): no error status anywhere, metrics flat."""
     camp.mkdir(parents=True)
-    (camp / "topology.json").write_text(json.dumps({
-        "services": ["cache", "checkout", "frontend", "payment"],
-        "edges": [["frontend", "checkout"], ["checkout", "payment"], ["checkout", "cache"]]}))
+    (camp / "topology.json").write_text(
+        json.dumps(
+            {
+                "services": ["cache", "checkout", "frontend", "payment"],
+                "edges": [["frontend", "checkout"], ["checkout", "payment"], ["checkout", "cache"]],
+            }
+        )
+    )
     rng = np.random.default_rng(1)
     t = T0 + np.arange(0.0, 1100.0, 2.0)
     (camp / "metrics").mkdir()
@@ -45,24 +71,45 @@ def make_campaign(camp: Path) -> None:
     lines = []
     for i, at in enumerate(T0 + np.arange(0.0, 1100.0, 1.0)):
         tid, stop = f"t{i}", ONSET <= at < END
-        lines += [span(tid, f"{tid}a", None, "frontend", "GET /buy", at, 0.05, "server"),
-                  span(tid, f"{tid}b", f"{tid}a", "frontend", "checkout", at + 0.001, 0.04, "client", "checkout"),
-                  span(tid, f"{tid}c", f"{tid}b", "checkout", "POST /buy", at + 0.002, 0.035, "server"),
-                  span(tid, f"{tid}d", f"{tid}c", "checkout", "payment", at + 0.003, 0.01, "client", "payment"),
-                  span(tid, f"{tid}e", f"{tid}d", "payment", "POST /pay", at + 0.004, 0.008, "server")]
+        lines += [
+            span(tid, f"{tid}a", None, "frontend", "GET /buy", at, 0.05, "server"),
+            span(tid, f"{tid}b", f"{tid}a", "frontend", "checkout", at + 0.001, 0.04, "client", "checkout"),
+            span(tid, f"{tid}c", f"{tid}b", "checkout", "POST /buy", at + 0.002, 0.035, "server"),
+            span(tid, f"{tid}d", f"{tid}c", "checkout", "payment", at + 0.003, 0.01, "client", "payment"),
+            span(tid, f"{tid}e", f"{tid}d", "payment", "POST /pay", at + 0.004, 0.008, "server"),
+        ]
         if not stop:
-            lines += [span(tid, f"{tid}f", f"{tid}c", "checkout", "cache", at + 0.02, 0.01, "client", "cache"),
-                      span(tid, f"{tid}g", f"{tid}f", "cache", "GET /item", at + 0.021, 0.008, "server")]
+            lines += [
+                span(tid, f"{tid}f", f"{tid}c", "checkout", "cache", at + 0.02, 0.01, "client", "cache"),
+                span(tid, f"{tid}g", f"{tid}f", "cache", "GET /item", at + 0.021, 0.008, "server"),
+            ]
     (camp / "spans.jsonl").write_text("\n".join(lines) + "\n")
     (camp / "logs").mkdir()
-    (camp / "logs" / "payment.log").write_text("".join(
-        json.dumps({"time": iso(at), "level": "info", "message": f"charged order {i}"}) + "\n"
-        for i, at in enumerate(T0 + np.arange(0.0, 1100.0, 5.0))) + "".join(
-        json.dumps({"time": iso(at), "level": "error", "message": f"order {i}: total does not add up"}) + "\n"
-        for i, at in enumerate(ONSET + np.arange(0.0, 60.0, 2.0))))
+    (camp / "logs" / "payment.log").write_text(
+        "".join(
+            json.dumps({"time": iso(at), "level": "info", "message": f"charged order {i}"}) + "\n"
+            for i, at in enumerate(T0 + np.arange(0.0, 1100.0, 5.0))
+        )
+        + "".join(
+            json.dumps({"time": iso(at), "level": "error", "message": f"order {i}: total does not add up"}) + "\n"
+            for i, at in enumerate(ONSET + np.arange(0.0, 60.0, 2.0))
+        )
+    )
     with (camp / "faults.jsonl").open("w") as fh:
-        fh.write(json.dumps({"id": "f-1", "fault": "wrong_value", "target": "payment", "started_at": iso(ONSET),
-                             "duration_s": 60, "ended_at": None, "detail": {}}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "id": "f-1",
+                    "fault": "wrong_value",
+                    "target": "payment",
+                    "started_at": iso(ONSET),
+                    "duration_s": 60,
+                    "ended_at": None,
+                    "detail": {},
+                }
+            )
+            + "\n"
+        )
         fh.write(json.dumps({"id": "f-1", "ended_at": iso(END), "ended_by": "expiry"}) + "\n")
 
 

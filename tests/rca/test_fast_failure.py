@@ -91,8 +91,10 @@ def test_a_crashed_callee_is_blamed_through_its_callers_unanswered_calls() -> No
 def test_a_client_call_of_an_unknown_operation_is_no_orphan() -> None:
     # web's client span to a never-answering peer: no call of that operation was ever answered, so
     # nothing says whom it was for (no guessed service appears)
-    spans = [Span("t", "c", "w", "web", "redis.get", 0.001, 0.001, False),
-             Span("t", "w", None, "web", "GET /", 0.0, 0.003, False)]
+    spans = [
+        Span("t", "c", "w", "web", "redis.get", 0.001, 0.001, False),
+        Span("t", "w", None, "web", "GET /", 0.0, 0.003, False),
+    ]
     series = red_series(spans, step=30.0, operations=False)
     assert set(series) == {"web"}
     assert series["web"]["trace.no_call_share"][1].tolist() == [1.0]

@@ -42,11 +42,20 @@ def read_spans(path: Path) -> list[Span]:
             try:
                 d = json.loads(line)
                 kind = str(d.get("kind") or "internal")
-                out.append(Span(str(d["trace_id"]), str(d["span_id"]), d.get("parent_id") or None,
-                                str(d["service"]), str(d.get("operation", "")), float(d["start"]),
-                                max(float(d.get("duration", 0.0)), 0.0), bool(d.get("error")),
-                                kind if kind in KINDS else "internal",
-                                str(d["peer"]) if d.get("peer") else None))
+                out.append(
+                    Span(
+                        str(d["trace_id"]),
+                        str(d["span_id"]),
+                        d.get("parent_id") or None,
+                        str(d["service"]),
+                        str(d.get("operation", "")),
+                        float(d["start"]),
+                        max(float(d.get("duration", 0.0)), 0.0),
+                        bool(d.get("error")),
+                        kind if kind in KINDS else "internal",
+                        str(d["peer"]) if d.get("peer") else None,
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 continue
     return out
@@ -94,8 +103,9 @@ def read_logs(folder: Path) -> list[tuple[float, str, str, str]]:
     return sorted(_log_lines(folder))
 
 
-def log_evidence(lines: list[tuple[float, str, str, str]], onset: float, end: float | None, reference_s: float,
-                 window_s: float) -> dict[str, LogAnomaly]:
+def log_evidence(
+    lines: list[tuple[float, str, str, str]], onset: float, end: float | None, reference_s: float, window_s: float
+) -> dict[str, LogAnomaly]:
     """Each service's log anomaly around ``onset`` from the lines written by ``end``."""
     seen = [x for x in lines if end is None or x[0] <= end]
     return log_anomalies(seen, onset, reference_s=reference_s, window_s=window_s)

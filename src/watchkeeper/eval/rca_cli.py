@@ -64,7 +64,8 @@ def rca(
              "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
     signals: Annotated[bool, typer.Option(
-        "--signals/--metrics-only", help="Also read the spans and logs when present (nezha: trace/, log/; lab: spans.jsonl, logs/)")] = True,
+        "--signals/--metrics-only",
+        help="Also read the spans and logs when present (nezha: trace/, log/; lab: spans.jsonl, logs/)")] = True,
     cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
         ".watchkeeper-cache/eval-rca"),
 ) -> None:

@@ -43,7 +43,8 @@ def trace_role(metric: str, params: Params) -> tuple[str, MetricSpec] | None:
     """``(role, spec)`` of a trace series by its name, ``None`` when it is not scored.
 
     >>> [trace_role(m, Params())[0] for m in ("trace.self_p95", "edge:a->b.net_p50", "trace.error_ratio",
-    ...                                       "edge:a->b.latency_p99", "edge:a->b.last_share", "edge:a->b.orphan_ratio")]
+    ...                                       "edge:a->b.latency_p99", "edge:a->b.last_share",
+    ...                                       "edge:a->b.orphan_ratio")]
     ['self', 'link', 'errors', 'latency', 'abort', 'unanswered']
     >>> trace_role("trace.rate", Params()), trace_role("op:GET /.latency_p95", Params())
     (None, None)
