@@ -183,14 +183,15 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
         "held_out": [],
     }
     if loo:
-        for g, p, train, test in ev.leave_one_group_out(cases, ev.SIGNAL_GRID):
+        for g, p, train, _test in ev.leave_one_group_out(cases, ev.SIGNAL_GRID):
             test_cases = [c for c in cases if c.group == g]
             test_out = ev.run(test_cases, p)
             with_spans = [o for o in test_out if o.case.has_traces]
             plain_test = ev.run([c.metrics_only() for c in test_cases])
             out["held_out"].append({
                 "test": g, "params": {k: getattr(p, k) for k in ev.SIGNAL_GRID},
-                "tuned_on": _summary_doc(train), "test_result": _summary_doc(test),
+                "tuned_on": _summary_doc(train), "test_result": doc(test_out),
+                "test_with_spans_by_kind": doc(with_spans)["by_kind"] if with_spans else None,
                 "test_with_spans": _summary_doc(ev.summarize(with_spans)) if with_spans else None,
                 "metrics_only_test": _summary_doc(ev.summarize(plain_test)),
                 "metrics_only_test_with_spans": _summary_doc(ev.summarize(
