@@ -9,7 +9,9 @@ end, as a live ranker would.
 
 Logs (JSON lines with ``time``/``timestamp``, ``level``/``severity`` and ``message``/``msg``) are scored
 by the evaluation's own template scorer (:func:`watchkeeper.rca.logs.log_anomalies`), not by the
-server's log pipeline.
+server's log pipeline. Its masker (:func:`~watchkeeper.rca.logs.template_of`) stays: templating with the
+server's miner instead (``read_logs(mine=True)``, ``log_evidence(templated=True)``) ranked worse on the one
+recorded campaign (docs/rca.md, "Results (lab campaigns)").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.eval.nezha_signals import parse_time
+from watchkeeper.logs.miner import TemplateMiner
 from watchkeeper.rca.logs import LogAnomaly, log_anomalies
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.rows import RedRow, rows_of, series_of
@@ -98,14 +101,30 @@ def _log_lines(folder: Path) -> Iterator[tuple[float, str, str, str]]:
                 yield at, str(doc.get("service", service)), severity, str(doc.get("message", doc.get("msg", "")))
 
 
-def read_logs(folder: Path) -> list[tuple[float, str, str, str]]:
-    """``logs/<service>.log`` of a campaign: ``(unix s, service, severity, message)`` by time."""
-    return sorted(_log_lines(folder))
+def read_logs(folder: Path, *, mine: bool = False) -> list[tuple[float, str, str, str]]:
+    """``logs/<service>.log`` of a campaign: ``(unix s, service, severity, message)`` by time; with
+    ``mine``, the message is replaced by its template from the server's template miner
+    (:class:`~watchkeeper.logs.miner.TemplateMiner`, one for every service, the template's final text)."""
+    lines = sorted(_log_lines(folder))
+    if not mine:
+        return lines
+    miner = TemplateMiner()
+    ids = [miner.add(message).template_id for _, _, _, message in lines]
+    final = {tid: text for tid, text, _ in miner.templates()}
+    return [
+        (at, service, severity, final.get(tid, tid)) for (at, service, severity, _), tid in zip(lines, ids, strict=True)
+    ]
 
 
 def log_evidence(
-    lines: list[tuple[float, str, str, str]], onset: float, end: float | None, reference_s: float, window_s: float
+    lines: list[tuple[float, str, str, str]],
+    onset: float,
+    end: float | None,
+    reference_s: float,
+    window_s: float,
+    *,
+    templated: bool = False,
 ) -> dict[str, LogAnomaly]:
     """Each service's log anomaly around ``onset`` from the lines written by ``end``."""
     seen = [x for x in lines if end is None or x[0] <= end]
-    return log_anomalies(seen, onset, reference_s=reference_s, window_s=window_s)
+    return log_anomalies(seen, onset, reference_s=reference_s, window_s=window_s, templated=templated)
