@@ -137,3 +137,10 @@ def test_stored_rows_match_the_batch_series(tmp_path: Path) -> None:
     series = lab_signals.series_until(lab_signals.stored_rows(spans), None)
     t, share = series["payment"]["edge:checkout->payment.last_share"]
     assert share[t <= ONSET].max() == 0.0 and share[(t > ONSET + 10) & (t <= END)].min() == 1.0
+
+
+def test_a_log_line_naming_one_other_service_is_that_service_s_evidence() -> None:
+    lines = [(ONSET + i, "checkout", "ERROR", f"call to payment GET / failed: refused {i}") for i in range(20)]
+    lines += [(T0 + i, "payment", "INFO", f"charged {i}") for i in range(0, 900, 10)]
+    found = lab_signals.log_evidence(sorted(lines), ONSET, None, 900.0, 60.0)
+    assert set(found) == {"payment"}  # as serve's log evidence attributes it, not to checkout that wrote it

@@ -423,7 +423,7 @@ class RedAggregator:
                     metrics[f"{prefix}.last_share"] = (t, np.where(requests > 0, calls / np.maximum(requests, 1),
                                                                    np.nan))
                 orphans = np.array([a.orphans if a else 0 for a in accs], dtype=np.float64)
-                if orphans.any():
+                if has_calls or orphans.any():  # zeros too: the baseline a crash is measured against
                     metrics[f"{prefix}.orphan_ratio"] = (t, np.where(n + orphans > 0, orphans / np.maximum(
                         n + orphans, 1), np.nan))
         return out
