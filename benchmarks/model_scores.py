@@ -85,8 +85,9 @@ def rca_scores(report: dict[str, Any], commit: str, today: str) -> dict[str, Any
         "figure": "service-level top-k accuracy x 100 on the 56 Nezha Online Boutique faults (2 days)",
         "note": "held_out: leave one day out (every knob, trace weights included, chosen and the calibration "
                 "refitted on the other day), pooled over both days; metrics and the spans the data set "
-                "has (no logs); in_sample: the default windows on both days. The metric selection and the scale "
-                "floors were chosen looking at both days, so neither is fully unseen (docs/rca.md).",
+                "has (no logs); in_sample: the default windows on both days. The metric selection, the scale "
+                "floors and the fast-failure share floor were chosen looking at both days, so neither is fully "
+                "unseen (docs/rca.md).",
         "held_out": {"top1": pooled("top1"), "top3": pooled("top3"), "top5": pooled("top5"),
                      "faults": float(n)},
         "in_sample": {"top1": _pct(overall["top1"]), "top3": _pct(overall["top3"]), "top5": _pct(overall["top5"]),

@@ -41,7 +41,7 @@ from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span
 
 #: Bumped when the parsing or the aggregation changes, so that old caches are not read.
-CACHE_VERSION = "nezha-signals-3"
+CACHE_VERSION = "nezha-signals-5"
 DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)

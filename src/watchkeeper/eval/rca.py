@@ -33,8 +33,9 @@ import numpy as np
 
 from watchkeeper import topology
 from watchkeeper.errors import InputError
-from watchkeeper.eval import nezha_signals
+from watchkeeper.eval import lab_signals, nezha_signals
 from watchkeeper.model import Cause, ChangeKind
+from watchkeeper.ranking import trace_graph
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
 from watchkeeper.rca.scoring import Array
@@ -350,8 +351,11 @@ def lab_changes(docs: Sequence[Mapping[str, Any]], onset: float) -> list[Change]
     return out
 
 
-def read_lab(directory: Path) -> list[Case]:
-    """One recorded campaign (``DIR/faults.jsonl``) or several (``DIR/*/faults.jsonl``)."""
+def read_lab(directory: Path, *, signals: bool = True, params: Params | None = None) -> list[Case]:
+    """One recorded campaign (``DIR/faults.jsonl``) or several (``DIR/*/faults.jsonl``); with ``signals``,
+    also its ``spans.jsonl`` (through ``serve``'s RED rows) and ``logs/`` (:mod:`watchkeeper.eval.lab_signals`),
+    the log scores with ``params``' windows."""
+    p = params or Params()
     campaigns = [directory] if (directory / "faults.jsonl").exists() else sorted(
         p.parent for p in directory.glob("*/faults.jsonl"))
     if not campaigns:
@@ -365,6 +369,8 @@ def read_lab(directory: Path) -> list[Case]:
         change_docs = []
         for i, doc in _jsonl(camp / "changes.jsonl"):
             change_docs.append(doc | {"at": _iso(doc.get("at"), f"{camp / 'changes.jsonl'}:{i}")})
+        rows = lab_signals.stored_rows(lab_signals.read_spans(camp / "spans.jsonl")) if signals else []
+        log_lines = lab_signals.read_logs(camp / "logs") if signals else []
         lines = list(_jsonl(camp / "faults.jsonl"))
         ended: dict[str, float] = {}
         for i, doc in lines:
@@ -384,7 +390,20 @@ def read_lab(directory: Path) -> list[Case]:
                 s: {m: (t[t <= end], v[t <= end]) for m, (t, v) in ms.items()} for s, ms in metrics.items()}
             known = change_docs if end is None else [c for c in change_docs if c["at"] <= end]
             ev = Evidence(graph, seen, onset, changes=tuple(lab_changes(known, onset)), specs=specs)
-            cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev))
+            has_traces = has_logs = at_onset = False
+            if rows:
+                traces = lab_signals.series_until(rows, end)
+                ev = replace(ev, traces=traces, trace_graph=trace_graph(traces))
+                has_traces = any(onset <= r.at < onset + p.window_s + lab_signals.LAB_TRACE_STEP for r in rows
+                                 if end is None or r.at <= end)
+                at_onset = has_traces
+            if log_lines:
+                ev = replace(ev, log_anomalies=lab_signals.log_evidence(log_lines, onset, end, p.reference_s,
+                                                                        p.window_s))
+                has_logs = any(onset <= x[0] < onset + p.window_s and (end is None or x[0] <= end)
+                               for x in log_lines)
+            cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev, has_traces,
+                              has_logs, at_onset))
     return cases
 
 
@@ -454,7 +473,8 @@ def calibrate(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 GRID: dict[str, tuple[float, ...]] = {"reference_s": (900.0, 1800.0, 3600.0), "window_s": (180.0, 300.0, 600.0)}
 #: The grid of the traces' and logs' knobs (tuned with the default windows).
 SIGNAL_GRID: dict[str, tuple[float, ...]] = {
-    "signal_mix": (0.0, 0.5, 1.0), "trace_weight": (0.25, 0.5, 1.0), "trace_latency_floor_s": (0.001, 0.005, 0.02)}
+    "signal_mix": (0.0, 0.5, 1.0), "trace_weight": (0.25, 0.5, 1.0), "trace_latency_floor_s": (0.001, 0.005, 0.02),
+    "trace_abort_weight": (0.5, 1.0)}
 
 
 def tune(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None) -> tuple[Params, Summary]:

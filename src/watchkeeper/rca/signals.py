@@ -7,6 +7,12 @@ with the same robust z as metrics (:func:`~watchkeeper.rca.scoring.score_metric`
   (CPU contention, slow code); ``trace.error_ratio`` and ``edge:*.error_ratio`` — errors it returns;
   ``edge:<caller>-><service>.net_*`` — calls into it took longer as the caller saw them than the
   service took to serve them: the link to it (a network delay) is slow;
+- **fast failure** (no status code needed): ``edge:<caller>-><service>.last_share`` — more of the
+  caller's requests end with their call to the service (a wrong answer or an error that makes the caller
+  give up there), and ``trace.no_call_share`` — more of the service's own requests call nobody (it fails
+  before its first call); both weigh ``Params.trace_abort_weight``, with ``trace_share_floor`` as scale;
+- **unanswered**: ``edge:<caller>-><service>.orphan_ratio`` — the caller's client calls that got no
+  server span from the service (it crashed): blames the callee, which has no spans of its own to show it;
 - **symptom**: ``trace.latency_*`` and ``edge:*.latency_*`` include the time of the service's own
   callees, so they weigh ``Params.trace_latency_weight`` and the ranker's graph step discounts them
   when a callee became anomalous first;
@@ -37,8 +43,9 @@ def trace_role(metric: str, params: Params) -> tuple[str, MetricSpec] | None:
     """``(role, spec)`` of a trace series by its name, ``None`` when it is not scored.
 
     >>> [trace_role(m, Params())[0] for m in ("trace.self_p95", "edge:a->b.net_p50", "trace.error_ratio",
-    ...                                       "edge:a->b.latency_p99")]
-    ['self', 'link', 'errors', 'latency']
+    ...                                       "edge:a->b.latency_p99", "edge:a->b.last_share",
+    ...                                       "edge:a->b.orphan_ratio")]
+    ['self', 'link', 'errors', 'latency', 'abort', 'unanswered']
     >>> trace_role("trace.rate", Params()), trace_role("op:GET /.latency_p95", Params())
     (None, None)
     """
@@ -47,6 +54,10 @@ def trace_role(metric: str, params: Params) -> tuple[str, MetricSpec] | None:
         return None
     if name == "error_ratio":
         return "errors", MetricSpec(1, params.trace_error_floor)
+    if name == "orphan_ratio" and prefix.startswith("edge:"):
+        return "unanswered", MetricSpec(1, params.trace_error_floor)
+    if name == "no_call_share" or (name == "last_share" and prefix.startswith("edge:")):
+        return "abort", MetricSpec(1, params.trace_share_floor)
     for head, role in (("self_", "self"), ("net_", "link"), ("latency_", "latency")):
         if name.startswith(head) and (role != "link" or prefix.startswith("edge:")):
             return role, MetricSpec(1, params.trace_latency_floor_s)
@@ -120,6 +131,8 @@ def trace_score(series: Mapping[str, tuple[Array, Array]] | Scored, onset: float
             z = max(z - common.get(caller_of(name) or "", 0.0), 0.0)
         elif role == "latency":
             z *= params.trace_latency_weight
+        elif role == "abort":
+            z *= params.trace_abort_weight
         weighted.append((name, role, m, z))
     if own_common > 0:
         weighted.append(("client spans to every callee", "caller", MetricScore(own_common, None, 0.0, 1.0, 0.0),
@@ -150,6 +163,16 @@ def describe(metric: str, role: str, m: MetricScore) -> str:
                 f"while {callee} serves them no slower: the link to {callee} is slow")
     if role == "self":
         return f"its own time (callees excluded) rose to {m.peak:.3g} s ({stat}; was {m.median:.3g} s)"
+    if role == "abort":
+        if prefix.startswith("edge:"):
+            caller, _, callee = prefix.removeprefix("edge:").partition("->")
+            return (f"{m.peak:.0%} of {caller}'s requests now end with their call to {callee} (was {m.median:.0%}): "
+                    f"they stop where {callee} answers")
+        return f"{m.peak:.0%} of its requests now call no other service (was {m.median:.0%}): it fails before calling"
+    if role == "unanswered":
+        caller, _, callee = prefix.removeprefix("edge:").partition("->")
+        return (f"{m.peak:.0%} of {caller}'s calls to {callee} got no answer from it (no server span; "
+                f"was {m.median:.0%}): {callee} is down or not answering")
     if role == "errors":
         where = "calls into it from " + prefix.removeprefix("edge:").partition("->")[0] if prefix.startswith(
             "edge:") else "its requests"

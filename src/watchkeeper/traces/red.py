@@ -21,7 +21,16 @@ the service served. From these:
   the callee's ``trace.latency_*`` stays flat;
 
   ``op:<operation>.rate``, ``.error_ratio``, ``.latency_p50/p95/p99`` per operation the service serves
-  (at most ``max_operations`` per service; the rest pool into ``op:other``).
+  (at most ``max_operations`` per service; the rest pool into ``op:other``);
+
+  what its requests did downstream, for failures that leave no status code (a wrong return value, an
+  exception the caller turns into an early exit): ``trace.calls_per_request`` (remote calls per entry
+  span, its own nested spans included) and ``trace.no_call_share`` (the share of requests that called
+  nobody); on the callee, ``edge:<caller>-><callee>.last_share`` (the share of the caller's requests
+  whose *last* remote call went to it: where a request that fails fast stops) and
+  ``.orphan_ratio`` (the caller's client calls that got no server span at all — the callee crashed or
+  did not answer — among all its calls to it; the callee is the span's ``peer`` when the source names
+  it, else the one a call of the same client operation reached before).
 
 A *client span* is one of kind ``client`` or ``producer``, or, for sources that do not record the
 kind (``internal``), a span whose only child runs in another service — the way a caller wraps one RPC.
@@ -44,7 +53,7 @@ on the number of services, edges and operations, not on the number of spans.
 [('web', 'db', 1)]
 >>> s = red_series(spans, step=60.0)
 >>> sorted(s["db"])[:3]
-['edge:web->db.error_ratio', 'edge:web->db.latency_p50', 'edge:web->db.latency_p95']
+['edge:web->db.error_ratio', 'edge:web->db.last_share', 'edge:web->db.latency_p50']
 >>> t, v = s["db"]["edge:web->db.net_p95"]
 >>> float(t[0]), round(float(v[0]), 2)
 (60.0, 0.15)
@@ -114,6 +123,9 @@ class _Acc:
     errors: int = 0
     lat: dict[int, list[float]] = field(default_factory=dict)
     extra: dict[int, list[float]] = field(default_factory=dict)  # self time (service) or link time (edge)
+    calls: int = 0  # service: remote calls its entry spans made; edge: the caller's requests that ended here
+    no_calls: int = 0  # service: entry spans that made no remote call
+    orphans: int = 0  # edge: the caller's client calls that got no server span (the callee did not answer)
 
     def add(self, duration: float, error: bool) -> None:
         self.n += 1
@@ -142,6 +154,7 @@ class _Rec:
     children: int = 0
     remote_children: int = 0
     final: bool = False
+    kids: list[_Rec] | None = None
 
     def client_like(self) -> bool:
         kind = self.span.kind
@@ -202,6 +215,9 @@ class RedAggregator:
         self._ops: dict[str, set[str]] = {}
         self._calls: dict[tuple[str, str], list[int]] = {}
         self._seen_buckets: set[int] = set()
+        #: (caller service, client operation) -> the callee its calls reached, learned from answered calls:
+        #: a later call of that operation that gets no server span is one the callee never answered.
+        self._peers: dict[tuple[str, str], str] = {}
 
     def __len__(self) -> int:
         """Spans held (waiting to be accounted, or kept for late children)."""
@@ -216,11 +232,11 @@ class RedAggregator:
         if span.parent_id:
             parent = self._index.get(span.parent_id)
             if parent is not None:
-                _link(rec, parent)
+                self._link(rec, parent)
             else:
                 self._pending.setdefault(span.parent_id, []).append(rec)
         for child in self._pending.pop(span.span_id, ()):
-            _link(child, rec)
+            self._link(child, rec)
         self._index[span.span_id] = rec
         heapq.heappush(self._heap, (span.start, self._seq, rec))
         self._seq += 1
@@ -291,7 +307,9 @@ class RedAggregator:
             self._acc(bucket, svc, "trace").add_extra(max(span.duration - rec.child_time, 0.0))
         if caller == svc:
             return
-        self._acc(bucket, svc, "trace").add(span.duration, span.error)
+        own = self._acc(bucket, svc, "trace")
+        own.add(span.duration, span.error)
+        self._requests(bucket, rec)
         if self.operations:
             ops = self._ops.setdefault(svc, set())
             op = span.operation
@@ -315,10 +333,52 @@ class RedAggregator:
         tally[0] += 1
         tally[1] += error
 
+    def _link(self, child: _Rec, parent: _Rec) -> None:
+        _link(child, parent)
+        if parent.kids is None:
+            parent.kids = []
+        parent.kids.append(child)
+        if child.span.service != parent.span.service and parent.children == 1:
+            self._peers[(parent.span.service, parent.span.operation)] = child.span.service
+
+    def _requests(self, bucket: dict[tuple[str, str], _Acc], entry: _Rec) -> None:
+        """What one request served by ``entry``'s service did downstream: its remote calls (answered
+        ones, and client calls of an operation known to reach a callee that got no server span —
+        *orphans*: the callee did not answer), and which callee it called last (where a request that
+        fails fast stops)."""
+        svc = entry.span.service
+        calls: list[tuple[float, str]] = []
+        stack = [entry]
+        while stack:
+            rec = stack.pop()
+            if not rec.kids:
+                peer = (rec.span.peer or self._peers.get((svc, rec.span.operation))) if rec is not entry else None
+                if peer is not None and peer != svc:
+                    calls.append((rec.span.start, peer))
+                    orphan = self._acc(bucket, peer, f"edge:{svc}->{peer}")
+                    orphan.orphans += 1
+                    tally = self._calls.setdefault((svc, peer), [0, 0])
+                    tally[0] += 1
+                    tally[1] += 1
+                continue
+            for kid in rec.kids:
+                if kid.span.service == svc:
+                    stack.append(kid)
+                else:
+                    calls.append((kid.span.start, kid.span.service))
+        own = self._acc(bucket, svc, "trace")
+        own.calls += len(calls)
+        if not calls:
+            own.no_calls += 1
+            return
+        last = max(calls)[1]
+        self._acc(bucket, last, f"edge:{svc}->{last}").calls += 1
+
     def _evict(self, rec: _Rec) -> None:
         span = rec.span
         if self._index.get(span.span_id) is rec:
             del self._index[span.span_id]
+        rec.kids = None
         if rec.parent is None and span.parent_id:
             self._pending.pop(span.parent_id, None)
 
@@ -348,6 +408,24 @@ class RedAggregator:
                 for name, q in SHORT_QUANTILES.items():
                     v = [_quantile(a.extra, q) if a and a.extra else math.nan for a in accs]
                     metrics[f"{prefix}.{extra}_{name}"] = (t, np.array(v, dtype=np.float64))
+            calls = np.array([a.calls if a else 0 for a in accs], dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if prefix == "trace":
+                    if has_calls:
+                        none = np.array([a.no_calls if a else 0 for a in accs], dtype=np.float64)
+                        metrics["trace.calls_per_request"] = (t, np.where(n > 0, calls / np.maximum(n, 1), np.nan))
+                        metrics["trace.no_call_share"] = (t, np.where(n > 0, none / np.maximum(n, 1), np.nan))
+                    continue
+                caller = prefix.removeprefix("edge:").partition("->")[0]
+                requests = np.array([b[(caller, "trace")].n if (caller, "trace") in b else 0 for _, b in closing],
+                                    dtype=np.float64)
+                if requests.any():
+                    metrics[f"{prefix}.last_share"] = (t, np.where(requests > 0, calls / np.maximum(requests, 1),
+                                                                   np.nan))
+                orphans = np.array([a.orphans if a else 0 for a in accs], dtype=np.float64)
+                if has_calls or orphans.any():  # zeros too: the baseline a crash is measured against
+                    metrics[f"{prefix}.orphan_ratio"] = (t, np.where(n + orphans > 0, orphans / np.maximum(
+                        n + orphans, 1), np.nan))
         return out
 
 

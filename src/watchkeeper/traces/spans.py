@@ -28,3 +28,4 @@ class Span:
     duration: float
     error: bool
     kind: str = "internal"
+    peer: str | None = None  # the service a client span calls, when the source says (``peer.service``)
