@@ -97,6 +97,22 @@ def test_read_nezha(tmp_path: Path) -> None:
     assert "PodWorkload(Ops)" not in cart
 
 
+def test_a_front_door_no_pod_backs_is_no_candidate(tmp_path: Path) -> None:
+    """A system whose entry is a gateway by another name: the front_service table names "Frontend", no pod
+    is called that, so no "frontend" candidate appears (it could only ever be a wrong answer)."""
+    make_nezha(tmp_path)
+    for pod in (tmp_path / "rca_data").glob("*/metric/frontend-*_metric.csv.gz"):
+        pod.unlink()
+    for day in (tmp_path / "rca_data").iterdir():
+        fault_list = day / f"{day.name}-fault_list.json"
+        doc = {hour: [f for f in faults if not f["inject_pod"].startswith("frontend-")]
+               for hour, faults in json.loads(fault_list.read_text()).items()}
+        fault_list.write_text(json.dumps(doc))
+    cases = ev.read_nezha(tmp_path, traces=False, logs=False)
+    assert cases and all("frontend" not in c.evidence.metrics for c in cases)
+    assert all("frontend" not in o.ranking for o in ev.run(cases))
+
+
 def test_rank_nezha_fixture_and_scores(tmp_path: Path) -> None:
     make_nezha(tmp_path)
     outcomes = ev.run(ev.read_nezha(tmp_path))

@@ -170,3 +170,18 @@ def test_cli_compares_metrics_only_with_all_signals(tmp_path: Path) -> None:
     plain = CliRunner().invoke(app, ["eval", "rca", "--format", "nezha", str(tmp_path / "data"), "--no-loo",
                                      "--metrics-only", "--json"])
     assert json.loads(plain.output)["signals"] is None
+
+
+def test_a_request_whose_child_is_the_frameworks_error_handler_failed(tmp_path: Path) -> None:
+    """Status-less exports (no StatusCode column): Spring Boot's error handler inside a request marks it failed."""
+    path = tmp_path / "10_00_trace.csv"
+    path.write_text(
+        "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration\n"
+        "t1,a,root,ts-gateway-6f6cfc45b-h5m2n,/*,1000000000000,1000020000000,20000\n"
+        "t1,b,a,ts-preserve-b5ccf8557-j4txs,/api/v1/preserve,1000001000000,1000019000000,18000\n"
+        "t1,c,b,ts-preserve-b5ccf8557-j4txs,PreserveController.preserve,1000002000000,1000010000000,8000\n"
+        "t1,d,b,ts-preserve-b5ccf8557-j4txs,BasicErrorController.error,1000011000000,1000012000000,1000\n"
+        "t2,e,root,ts-preserve-b5ccf8557-j4txs,/api/v1/preserve,1000030000000,1000031000000,1000\n")
+    spans = {s.span_id: s for s in nezha_signals.read_spans(path, service_of_pod)}
+    assert [k for k, s in sorted(spans.items()) if s.error] == ["b"]  # the request the handler served, only
+    assert spans["d"].service == "ts-preserve" and spans["e"].error is False

@@ -4,8 +4,10 @@
 Duration`` in µs; ``ParentID`` ``root`` for a root span) become :class:`~watchkeeper.traces.spans.Span`
 objects and then RED series (:func:`watchkeeper.traces.red.red_series`). The files carry no span
 kind and no status: the kind stays ``internal`` (a caller's span wrapping one remote call is then
-recognised as its client span) and a span is an error only when a status column says so
-(``StatusCode`` / ``Status``: ``2``, ``ERROR``, ``STATUS_CODE_ERROR``).
+recognised as its client span) and a span is an error when a status column says so
+(``StatusCode`` / ``Status``: ``2``, ``ERROR``, ``STATUS_CODE_ERROR``) or when one of its children is
+a framework's error handler (:func:`~watchkeeper.traces.spans.is_error_handler`: Spring Boot's
+``BasicErrorController.error``) — the request it served threw. A file is read whole for that.
 
 **Logs** (``Timestamp`` ISO-8601, ``PodName``, ``Log``: a container runtime's JSON line
 ``{"log": ..., "time": ...}`` whose ``log`` may itself be a JSON object with ``message`` and
@@ -38,10 +40,10 @@ import numpy as np
 from watchkeeper.errors import InputError
 from watchkeeper.rca.logs import LogAnomaly, score_counts, template_of
 from watchkeeper.traces.red import RedAggregator, Series
-from watchkeeper.traces.spans import Span
+from watchkeeper.traces.spans import Span, is_error_handler
 
 #: Bumped when the parsing or the aggregation changes, so that old caches are not read.
-CACHE_VERSION = "nezha-signals-5"
+CACHE_VERSION = "nezha-signals-6"  # 6: a span whose child is an error handler failed
 DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
@@ -125,9 +127,9 @@ def read_spans(path: Path, service_of: Any) -> Iterator[Span]:
         i_status = col.get("StatusCode", col.get("Status"))
         services: dict[str, str] = {}
         width = len(header)
-        for row in reader:
-            if len(row) < width:
-                continue
+        rows = [row for row in reader if len(row) >= width]
+        failed = {(row[i_tr], row[i_pa]) for row in rows if is_error_handler(row[i_op])}
+        for row in rows:
             try:
                 start_ns = int(row[i_st])
                 if i_dur is not None and row[i_dur]:
@@ -143,7 +145,8 @@ def read_spans(path: Path, service_of: Any) -> Iterator[Span]:
             if service is None:
                 service = services[pod] = service_of(pod)
             parent = row[i_pa]
-            error = i_status is not None and row[i_status].strip().lower() in _ERROR_STATUS
+            error = (i_status is not None and row[i_status].strip().lower() in _ERROR_STATUS) or (
+                (row[i_tr], row[i_sp]) in failed)
             yield Span(row[i_tr], row[i_sp], None if parent in ("", "root") else parent, service, row[i_op],
                        start_ns / 1e9, max(duration, 0.0), error)
 

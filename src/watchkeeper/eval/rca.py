@@ -269,12 +269,19 @@ def _nezha_day(
             if callee:
                 metrics.setdefault(callee, {})[f"call_latency[{caller}→{table}]"] = (
                     t, _floats(r[j] if j < len(r) else "" for r in rows))
+    # front_service: the system's front door, owned by a service of that name when one has pods. Where
+    # none has (a gateway or a UI by another name), it is left out: a candidate no pod backs could
+    # only ever be a wrong answer.
     front = next(iter(sorted(metric_dir.glob("front_service.csv*"))), None) if call_tables else None
     if front is not None:
         header, rows = _read_table(front)
-        t = parse_nezha_time([r[_column(header, "Time", front)] for r in rows])
+        i_name = header.index("ServiceName") if "ServiceName" in header else None
+        named = rows[0][i_name].lower() if rows and i_name is not None and i_name < len(rows[0]) else ""
+        owner = next((s for s in (named, "frontend") if s in metrics), None)
+        t = parse_nezha_time([r[_column(header, "Time", front)] for r in rows]) if owner else None
         for j, name in enumerate(header[3:], start=3):
-            metrics.setdefault("frontend", {})[f"entry_{name}"] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
+            if owner is not None and t is not None:
+                metrics[owner][f"entry_{name}"] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
     graph = nx.DiGraph()
     graph.add_nodes_from(metrics)
     dep = next(iter(sorted(metric_dir.glob("dependency.csv*"))), None)

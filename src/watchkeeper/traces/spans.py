@@ -13,6 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = frozenset({"server", "client", "internal", "producer", "consumer"})
+#: Operation names of a web framework's error handler. Spring Boot forwards a request whose handler threw
+#: to ``/error``, served by ``BasicErrorController.error``: a span of it inside a request means that
+#: request failed, even where the tracer recorded no status (exports without a status column).
+ERROR_HANDLERS = ("ErrorController.error", "/error")
+
+
+def is_error_handler(operation: str) -> bool:
+    """Whether a span of ``operation`` is a framework's error handler (see :data:`ERROR_HANDLERS`).
+
+    >>> is_error_handler("BasicErrorController.error"), is_error_handler("GET /error")
+    (True, True)
+    >>> is_error_handler("OrderController.getOrderById"), is_error_handler("/api/v1/errors/list")
+    (False, False)
+    """
+    return operation.endswith(ERROR_HANDLERS)
+
+
 
 
 @dataclass(frozen=True, slots=True)
