@@ -278,10 +278,10 @@ def _nezha_day(
         i_name = header.index("ServiceName") if "ServiceName" in header else None
         named = rows[0][i_name].lower() if rows and i_name is not None and i_name < len(rows[0]) else ""
         owner = next((s for s in (named, "frontend") if s in metrics), None)
-        t = parse_nezha_time([r[_column(header, "Time", front)] for r in rows]) if owner else None
-        for j, name in enumerate(header[3:], start=3):
-            if owner is not None and t is not None:
-                metrics[owner][f"entry_{name}"] = (t, _floats(r[j] if j < len(r) else "" for r in rows))
+        if owner is not None:
+            at = parse_nezha_time([r[_column(header, "Time", front)] for r in rows])
+            for j, name in enumerate(header[3:], start=3):
+                metrics[owner][f"entry_{name}"] = (at, _floats(r[j] if j < len(r) else "" for r in rows))
     graph = nx.DiGraph()
     graph.add_nodes_from(metrics)
     dep = next(iter(sorted(metric_dir.glob("dependency.csv*"))), None)
