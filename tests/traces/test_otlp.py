@@ -117,6 +117,17 @@ def test_json_takes_numbers_enum_names_upper_case_hex_and_snake_case() -> None:
         "5b8efff798038103d269b633813fc60c", "client", 1.0, True, otlp.UNKNOWN_SERVICE)
 
 
+def test_a_client_span_names_its_peer_service_in_both_encodings() -> None:
+    peer = [{"key": "peer.service", "value": {"stringValue": "payments"}}]
+    client = _json_span(kind=3, attributes=peer)
+    server = _json_span(spanId="eee19b7ec3c1b175", kind=2, attributes=peer)  # only a client span calls a peer
+    odd = _json_span(spanId="eee19b7ec3c1b176", kind=3, attributes=[{"key": "peer.service", "value": {"intValue": "5"}}])
+    spans = otlp.decode_json(_json_body(client, server, odd)).spans
+    assert [s.peer for s in spans] == ["payments", None, None]
+    [span] = otlp.decode_protobuf(otlp.encode([spans[0]])).spans  # protobuf: the same attribute
+    assert span == spans[0] and span.peer == "payments" and span.kind == "client"
+
+
 def test_http_status_below_500_is_not_an_error() -> None:
     span = _json_span(attributes=[{"key": "http.response.status_code", "value": {"intValue": "404"}}])
     assert not otlp.decode_json(_json_body(span)).spans[0].error

@@ -57,6 +57,9 @@ KINDS: Mapping[Any, str] = {
 }
 STATUS_ERROR = 2
 HTTP_STATUS_KEYS = frozenset({"http.status_code", "http.response.status_code"})
+#: The service a client span calls, when the instrumentation names it (``Span.peer``: a crashed callee
+#: that answers nothing is still blamed for its callers' unanswered calls).
+PEER_KEY = "peer.service"
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -165,6 +168,9 @@ def encode(spans: Iterable[Span]) -> bytes:
         out.end_time_unix_nano = out.start_time_unix_nano + round(s.duration * 1e9)
         if s.error:
             out.status.code = STATUS_ERROR
+        if s.peer:
+            peer = out.attributes.add()
+            peer.key, peer.value.string_value = PEER_KEY, s.peer
     return bytes(request.SerializeToString())
 
 
@@ -208,9 +214,19 @@ def decode_protobuf(body: bytes) -> Decoded:
                 if len(name) > MAX_NAME:
                     name = name[:MAX_NAME]
                 error = s.status.code == STATUS_ERROR or _http_error_pb(s.attributes)
+                kind = KINDS.get(s.kind, "internal")
                 append(Span(trace_id.hex(), span_id.hex(), parent.hex() if parent else None, service, name,
-                            start / 1e9, (end - start) / 1e9, error, KINDS.get(s.kind, "internal")))
+                            start / 1e9, (end - start) / 1e9, error, kind,
+                            _peer_pb(s.attributes) if kind == "client" else None))
     return out
+
+
+def _peer_pb(attributes: Iterable[Any]) -> str | None:
+    for attr in attributes:
+        if attr.key == PEER_KEY and attr.value.WhichOneof("value") == "string_value":
+            peer = attr.value.string_value
+            return peer if 0 < len(peer) <= MAX_NAME else None
+    return None
 
 
 def _http_error_pb(attributes: Iterable[Any]) -> bool:
@@ -328,8 +344,20 @@ def _span_json(s: Mapping[str, Any], service: str | None, into: list[Span]) -> s
     status = s.get("status") or {}
     code = status.get("code", 0) if isinstance(status, dict) else None
     error = code in (STATUS_ERROR, "STATUS_CODE_ERROR") or _http_error_json(s.get("attributes"))
+    peer = _peer_json(s.get("attributes")) if kind == "client" else None
     into.append(Span(trace_id, span_id, parent, service, name[:MAX_NAME], start / 1e9, (end - start) / 1e9,
-                     error, kind))
+                     error, kind, peer))
+    return None
+
+
+def _peer_json(attributes: Any) -> str | None:
+    if not isinstance(attributes, list):
+        return None
+    for attr in attributes:
+        if isinstance(attr, dict) and attr.get("key") == PEER_KEY:
+            value = attr.get("value")
+            peer = value.get("stringValue", value.get("string_value")) if isinstance(value, dict) else None
+            return peer if isinstance(peer, str) and 0 < len(peer) <= MAX_NAME else None
     return None
 
 
