@@ -117,3 +117,18 @@ def test_a_crash_between_commit_and_drop_counts_nothing_twice(make_service: Any,
     assert _events(service) == 12  # 4 bodies x 3 alerts, each once
     assert second.journal is not None and second.journal.bodies == 0 and second.journal.backlog() == 0
     second.journal.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_journal_that_cannot_take_it_is_a_503_and_the_next_body_is_taken(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(_journal: Journal, _entries: list[Entry]) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Journal, "append", full)
+        answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert "retry shortly" in answer.json()["error"]
+    again = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+    assert (again.status_code, again.json()) == (202, {"accepted": 3})

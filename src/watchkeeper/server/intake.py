@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+import structlog
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import AuthError, InputError, WatchkeeperError
@@ -22,6 +23,7 @@ from watchkeeper.service import Permission, Watchkeeper
 from watchkeeper.service.intake import IntakeProcess, IntakeStage
 from watchkeeper.storage.journal import Entry
 
+log = structlog.get_logger("watchkeeper.intake")
 PATH = "/api/v2/alerts"
 SOURCE = "prometheus"
 _HEADERS = [(b"content-type", b"application/json")]
@@ -82,7 +84,13 @@ class LeanIntake:
             return
         headers = dict(scope.get("headers") or ())
         try:
-            status, answer = await self._ingest(headers, receive)
+            try:
+                status, answer = await self._ingest(headers, receive)
+            except (WatchkeeperError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the journal cannot take it (disk full, I/O error): not the sender's fault
+                log.error("intake journal append failed", error=str(exc))
+                raise InputError("the intake journal cannot take alerts now; retry shortly", status=503) from exc
         except WatchkeeperError as exc:
             found = error(getattr(exc, "status", 500), str(exc))
             if isinstance(exc, AuthError):
