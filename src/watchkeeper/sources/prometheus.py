@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from watchkeeper.model import Event, EventKind, Status, utc
-from watchkeeper.sources.alertmanager import _severity, _time
+from watchkeeper.sources.alertmanager import _severity, _str_map, _time
 from watchkeeper.sources.base import RESOURCE_LABELS, SERVICE_LABELS, fingerprint_of, first_label, validate
 from watchkeeper.sources.limits import UtcTime
 
@@ -89,17 +89,11 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
     if type(payload) is not list or len(payload) > MAX_ALERTS:
         return None
     events: list[Event] = []
-    join = "".join
     for raw in payload:
         if type(raw) is not dict:
             return None
         labels, annotations = raw.get("labels"), raw.get("annotations", _EMPTY)
-        if type(labels) is not dict or not labels or type(annotations) is not dict:
-            return None
-        try:
-            join(labels.values())
-            join(annotations.values())
-        except TypeError:
+        if not _str_map(labels) or not labels or not _str_map(annotations):
             return None
         if "generatorURL" in raw and type(raw["generatorURL"]) is not str:
             return None
