@@ -240,7 +240,11 @@ class IntakeProcess:
     def notify(self) -> None:
         if self._wake is not None:
             self._wake.set()
-        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+        if self._stop is None or self._stop.is_set():
+            return
+        if self._process is None:  # the first body since start-up: a server nobody posts to runs no drainer
+            self._spawn()
+        elif not self._process.is_alive():
             log.error("intake drainer exited; starting another", exitcode=self._process.exitcode)
             self._spawn()
 
@@ -248,7 +252,8 @@ class IntakeProcess:
         context = multiprocessing.get_context("spawn")
         self.journal = Journal(self.path)
         self._wake, self._stop = context.Event(), context.Event()
-        self._spawn()
+        if self.journal.bodies:  # left by the previous run: drain it now
+            self._spawn()
         return self
 
     def _spawn(self) -> None:
@@ -263,14 +268,15 @@ class IntakeProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the child drain what is left (bounded by ``timeout``), then stop it."""
-        if self._process is None or self.journal is None:
+        if self.journal is None:
             return
         self._stop.set()
         self._wake.set()
-        self._process.join(timeout)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(10)
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(10)
         self.journal.close()
         self.journal = None
 
