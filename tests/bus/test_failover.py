@@ -58,7 +58,10 @@ class Workers:
         proc.wait(10)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.workdir.glob("*.log")))
+        states = ", ".join(f"{name}: {'running' if proc.poll() is None else f'exited {proc.returncode}'}"
+                           for name, proc in self.procs.items())
+        return f"workers {states}\n" + "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.workdir.glob("*.log")))
 
     def close(self) -> None:
         for proc in self.procs.values():
@@ -86,6 +89,19 @@ def shares(service: Watchkeeper) -> list[int]:
     return sorted(owners(service.settings.bus_stream).values())
 
 
+def until(check: Callable[[], bool], service: Watchkeeper, workers: Workers, *, timeout: float, what: str) -> None:
+    """``wait_for``, failing with what a reader needs: the partitions each worker holds and its log."""
+    def alive_and(check: Callable[[], bool]) -> bool:
+        if any(proc.poll() is not None for proc in workers.procs.values()):
+            raise AssertionError(f"a worker exited while waiting for {what}")
+        return check()
+
+    try:
+        wait_for(lambda: alive_and(check), timeout=timeout, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: shares {shares(service)}\n{workers.logs()}") from None
+
+
 def processed(service: Watchkeeper) -> int:
     from sqlalchemy import text
 
@@ -104,7 +120,7 @@ def cluster(
     env.update({"WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_BUS_URL": nats_server.url,
                 "WATCHKEEPER_BUS_PARTITIONS": str(PARTITIONS), "WATCHKEEPER_BUS_STREAM": stream,
                 "WATCHKEEPER_BUS_LEASE_SECONDS": "0.5",
-                "WATCHKEEPER_LOG_LEVEL": "warning", "WATCHKEEPER_RETENTION_DAYS": "0"})
+                "WATCHKEEPER_LOG_LEVEL": "info", "WATCHKEEPER_RETENTION_DAYS": "0"})
     init = subprocess.run([str(Path(sys.executable).parent / "watchkeeper"), "bus", "init"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert init.returncode == 0, init.stderr
@@ -149,17 +165,17 @@ def test_kill_9_a_worker_mid_stream(cluster: tuple[Watchkeeper, JetStreamBus, Wo
     service, bus, workers, _ = cluster
     workers.start("a")
     workers.start("b")
-    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
+    until(lambda: shares(service) == [2, 2], service, workers, timeout=120, what="two workers sharing 4 partitions")
     sent: list[Event] = []
     publisher = threading.Thread(target=lambda: sent.extend(publish_stream(service, bus, BODIES, pace=0.005)))
     publisher.start()
     wait_for(lambda: processed(service) > 50, timeout=60, what="the workers to be mid-stream")
     workers.kill9("a")
-    wait_for(lambda: shares(service) == [PARTITIONS], timeout=30, what="the survivor owning every partition")
+    until(lambda: shares(service) == [PARTITIONS], service, workers, timeout=30, what="the survivor owning every partition")
     publisher.join(120)
     reconcile(service, bus, sent, workers)
     workers.start("a2")  # it returns: partitions move back
-    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="the partitions shared again")
+    until(lambda: shares(service) == [2, 2], service, workers, timeout=120, what="the partitions shared again")
     more = publish_stream(service, bus, 40)
     reconcile(service, bus, sent + more, workers)
 
@@ -170,7 +186,7 @@ def test_terminated_database_connections_are_retried(
     service, bus, workers, app_name = cluster
     workers.start("a")
     workers.start("b")
-    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="two workers sharing 4 partitions")
+    until(lambda: shares(service) == [2, 2], service, workers, timeout=120, what="two workers sharing 4 partitions")
     sent: list[Event] = []
     publisher = threading.Thread(target=lambda: sent.extend(publish_stream(service, bus, BODIES, pace=0.005)))
     publisher.start()
@@ -184,4 +200,4 @@ def test_terminated_database_connections_are_retried(
     assert terminated >= 2
     publisher.join(120)
     reconcile(service, bus, sent, workers)
-    wait_for(lambda: shares(service) == [2, 2], timeout=60, what="the locks taken again")
+    until(lambda: shares(service) == [2, 2], service, workers, timeout=120, what="the locks taken again")

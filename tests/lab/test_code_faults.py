@@ -161,8 +161,10 @@ def test_spans_reach_the_collector_with_parent_and_child_across_services(lab: La
     assert path[1]["peer"] == "payment" and path[3]["peer"] == "checkout"
     assert path[-1]["parent"] is None  # the load generator does not trace: the frontend is the root
     assert all(s["status"] == 200 and not s["error"] for s in path)
-    assert {s["service"] for s in receiver.where(lambda s: True)} >= {"frontend", "checkout", "catalog", "payment",
-                                                                      "cache", "store"}
+    # every service exports its own batches: the others' spans may arrive after this trace's
+    everyone = {"frontend", "checkout", "catalog", "payment", "cache", "store"}
+    wait_for(lambda: {s["service"] for s in receiver.where(lambda s: True)} >= everyone,
+             what=f"spans of every service ({', '.join(sorted(everyone))}) at the collector")
 
 
 def test_logs_are_json_lines_with_the_trace_ids_of_the_spans(lab: Lab, receiver: Receiver) -> None:
