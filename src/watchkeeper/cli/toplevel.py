@@ -53,7 +53,7 @@ def serve(
         from watchkeeper.bus import open_jetstream
         from watchkeeper.bus.node import WorkerNode
 
-        bus = open_jetstream(cfg)
+        bus = open_jetstream(cfg, patience=60.0)
         if not no_worker:
             node = WorkerNode(wk, bus, loop=False).start()
     loop = not no_worker

@@ -36,7 +36,7 @@ def worker(
     logconfig.configure(cfg.log_level)
     wk = Watchkeeper(cfg)
     wk.upgrade()
-    bus = open_jetstream(cfg)
+    bus = open_jetstream(cfg, patience=60.0)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
