@@ -1,5 +1,6 @@
 """The self-scrape path on the real lab: quiet while healthy; five faults at once, on five services,
-each seen on its target by its SLO rule within 30 s (2 s scrapes); resolved after the repair."""
+each seen on its target by its SLO rule (within 30 s on a quiet machine with 2 s scrapes; the waits
+allow three times that for a loaded CI machine, and end as soon as the condition holds); resolved after the repair."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def check(lab: Lab, monitor: Monitor) -> None:
     def seen(events: list[Event]) -> set[tuple[str, str]]:
         return {(e.service, e.name) for e in events if e.status is Status.FIRING} & wanted
 
-    events = run(monitor, 30.0, lambda evs: seen(evs) == wanted)
+    events = run(monitor, 90.0, lambda evs: seen(evs) == wanted)
     assert seen(events) == wanted, sorted((e.service, e.name) for e in events)
     by_rule = {(e.service, e.name): e for e in events if e.status is Status.FIRING}
     assert by_rule[("payment", "ServiceDown")].labels["severity"] == "critical"
@@ -77,7 +78,7 @@ def check(lab: Lab, monitor: Monitor) -> None:
 
     for target, _ in PLAN.values():
         lab.repair(target)
-    run(monitor, 40.0, lambda _evs: not monitor.firing())
+    run(monitor, 120.0, lambda _evs: not monitor.firing())
     assert monitor.firing() == []
 
     rows = (lab.dir / "metrics" / "payment.csv").read_text().splitlines()
