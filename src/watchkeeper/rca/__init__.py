@@ -34,7 +34,7 @@ from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
 from watchkeeper.rca.logs import LogAnomaly, log_score
 from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
-from watchkeeper.rca.signals import TraceScore, caller_side, score_series, trace_score
+from watchkeeper.rca.signals import TraceScore, assign_stops, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
 
@@ -125,6 +125,8 @@ def rank(
                 scored[metric] = ms
         per_service[s] = scored
     trace_items = {s: score_series(evidence.traces[s], evidence.onset, p) for s in names if evidence.traces.get(s)}
+    logged = {s for s, a in evidence.log_anomalies.items() if log_score(a) >= p.threshold}  # changed by its logs
+    trace_items = assign_stops(trace_items, p, logged)
     common = caller_side(trace_items)
     traced: dict[str, TraceScore] = {
         s: trace_score(trace_items.get(s, []), evidence.onset, p, common, common.get(s, 0.0))

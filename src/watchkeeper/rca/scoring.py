@@ -84,6 +84,9 @@ class Params:
     # is re-tuned per held-out day by `eval rca` (docs/rca.md, "Fast failures")
     trace_share_floor: float = 0.01  # a share of requests moves in hundredths, like an error ratio
     trace_abort_weight: float = 1.0  # a rise in requests ending at a service counts this much beside a z
+    # who owns such a stop (watchkeeper.rca.signals.abort_owners): the callee when at least this many callers
+    # stop at it (or it changed itself), else the caller; 1 = always the callee (the rule before it)
+    trace_abort_callers: int = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,10 @@ with the same robust z as metrics (:func:`~watchkeeper.rca.scoring.score_metric`
 - **fast failure** (no status code needed): ``edge:<caller>-><service>.last_share`` — more of the
   caller's requests end with their call to the service (a wrong answer or an error that makes the caller
   give up there), and ``trace.no_call_share`` — more of the service's own requests call nobody (it fails
-  before its first call); both weigh ``Params.trace_abort_weight``, with ``trace_share_floor`` as scale;
+  before its first call); both weigh ``Params.trace_abort_weight``, with ``trace_share_floor`` as scale.
+  *Who stopped* (:func:`abort_owners`): a stop at a callee blames the callee when the callee changed
+  itself or several callers stop at it (``Params.trace_abort_callers``), else the caller (role
+  ``stop``): it gives up or raises after an answer the callee gives as before;
 - **unanswered**: ``edge:<caller>-><service>.orphan_ratio`` — the caller's client calls that got no
   server span from the service (it crashed): blames the callee, which has no spans of its own to show it;
 - **symptom**: ``trace.latency_*`` and ``edge:*.latency_*`` include the time of the service's own
@@ -30,13 +33,14 @@ with the same robust z as metrics (:func:`~watchkeeper.rca.scoring.score_metric`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.rca.scoring import Array, MetricScore, MetricSpec, Params, finite, score_metric
 
-__all__ = ["TraceScore", "caller_side", "describe", "score_series", "trace_role", "trace_score"]
+__all__ = ["TraceScore", "abort_owners", "assign_stops", "caller_side", "describe", "score_series", "trace_role",
+           "trace_score"]
 
 
 def trace_role(metric: str, params: Params) -> tuple[str, MetricSpec] | None:
@@ -117,6 +121,64 @@ def caller_side(scored: Mapping[str, Scored]) -> dict[str, float]:
     return common
 
 
+#: The roles of a service's own series that say it changed itself (its time, its errors, the link to it,
+#: calls it left unanswered): a callee showing one owns the stops at it.
+_OWN_ROLES = frozenset({"self", "errors", "link", "unanswered"})
+
+
+def abort_owners(scored: Mapping[str, Scored], params: Params, changed: Collection[str] = ()) -> dict[str, str]:
+    """Who stopped, per rising ``edge:<caller>-><callee>.last_share`` (z ≥ ``params.threshold``: more of the
+    caller's requests end with their call to the callee). The **callee** owns the stop (a wrong answer, an
+    error) when it changed itself — a series of its own rose (:data:`_OWN_ROLES`, its own requests calling
+    nobody, or its requests now stopping at one of *its* callees), or it is in ``changed`` (its logs, say) —
+    or when at least ``params.trace_abort_callers`` callers stop at it (a wrong answer reaches every caller).
+    Otherwise the **caller** owns it: it gives up or raises after an answer the callee gives as before.
+    ``trace_abort_callers`` 1: always the callee (the rule before this one).
+
+    >>> from watchkeeper.rca.scoring import MetricScore
+    >>> rise = MetricScore(50.0, 0.0, 0.0, 0.01, 0.5)
+    >>> one = {"pay": [("edge:web->pay.last_share", "abort", rise)]}
+    >>> abort_owners(one, Params()), abort_owners(one, Params(trace_abort_callers=1))
+    ({'edge:web->pay.last_share': 'web'}, {'edge:web->pay.last_share': 'pay'})
+    >>> abort_owners(one, Params(), changed={"pay"})  # pay's own logs moved
+    {'edge:web->pay.last_share': 'pay'}
+    >>> two = {"pay": [("edge:web->pay.last_share", "abort", rise), ("edge:api->pay.last_share", "abort", rise)]}
+    >>> sorted(set(abort_owners(two, Params()).values()))
+    ['pay']
+    """
+    rising: dict[str, tuple[str, str]] = {}
+    moved = set(changed)
+    for callee, items in scored.items():
+        for metric, role, m in items:
+            if m.z < params.threshold:
+                continue
+            caller = caller_of(metric)
+            if role == "abort" and caller is not None:
+                rising[metric] = (caller, callee)
+                moved.add(caller)  # the caller's own requests changed: they now stop elsewhere
+            elif role in _OWN_ROLES or role == "abort":
+                moved.add(callee)
+    stopped_by: dict[str, set[str]] = {}
+    for caller, callee in rising.values():
+        stopped_by.setdefault(callee, set()).add(caller)
+    return {metric: callee if callee in moved or len(stopped_by[callee]) >= params.trace_abort_callers else caller
+            for metric, (caller, callee) in rising.items()}
+
+
+def assign_stops(scored: Mapping[str, Scored], params: Params, changed: Collection[str] = ()) -> dict[str, Scored]:
+    """``scored`` with every stop its caller owns (:func:`abort_owners`) moved onto the caller, role ``stop``."""
+    owners = abort_owners(scored, params, changed)
+    out: dict[str, Scored] = {s: [] for s in scored}
+    for callee, items in scored.items():
+        for metric, role, m in items:
+            owner = owners.get(metric, callee)
+            if owner == callee:
+                out[callee].append((metric, role, m))
+            else:
+                out.setdefault(owner, []).append((metric, "stop", m))
+    return out
+
+
 def trace_score(series: Mapping[str, tuple[Array, Array]] | Scored, onset: float, params: Params,
                 common: Mapping[str, float] | None = None, own_common: float = 0.0) -> TraceScore:
     """Score one service's trace series (see the module docstring). ``common``: the caller-side rise
@@ -131,7 +193,7 @@ def trace_score(series: Mapping[str, tuple[Array, Array]] | Scored, onset: float
             z = max(z - common.get(caller_of(name) or "", 0.0), 0.0)
         elif role == "latency":
             z *= params.trace_latency_weight
-        elif role == "abort":
+        elif role in ("abort", "stop"):
             z *= params.trace_abort_weight
         weighted.append((name, role, m, z))
     if own_common > 0:
@@ -167,8 +229,12 @@ def describe(metric: str, role: str, m: MetricScore) -> str:
         if prefix.startswith("edge:"):
             caller, _, callee = prefix.removeprefix("edge:").partition("->")
             return (f"{m.peak:.0%} of {caller}'s requests now end with their call to {callee} (was {m.median:.0%}): "
-                    f"they stop where {callee} answers")
+                    f"{callee} stops them (its answer ends them)")
         return f"{m.peak:.0%} of its requests now call no other service (was {m.median:.0%}): it fails before calling"
+    if role == "stop":
+        caller, _, callee = prefix.removeprefix("edge:").partition("->")
+        return (f"{m.peak:.0%} of its requests now end with their call to {callee} (was {m.median:.0%}) while "
+                f"{callee} shows no change of its own and stops no other caller: {caller} stops there itself")
     if role == "unanswered":
         caller, _, callee = prefix.removeprefix("edge:").partition("->")
         return (f"{m.peak:.0%} of {caller}'s calls to {callee} got no answer from it (no server span; "
