@@ -16,7 +16,8 @@ from watchkeeper.model import Alert, Incident, IncidentStatus
 #: The correlator's own version (what a configuration's parameters do not say): bumped when the join
 #: logic changes what the same configuration does, so the model registry names it apart.
 #: 2: a symptom service's own failure is a second origin; the onset lag is learned (LearnedSpread).
-CORRELATOR_VERSION = 2
+#: 3: the kind of symptom by its golden signal (``JoinPolicy.signals``).
+CORRELATOR_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
