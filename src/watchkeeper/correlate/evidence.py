@@ -13,6 +13,10 @@ change it here:
 * **onset order**: a probe that says the alert is a symptom of the anchor (``Probe.after``: a caller
   of a failing dependency) counts for nothing when the alert started more than
   :attr:`JoinPolicy.lead` before the anchor's first alert;
+* **the golden signal** (:attr:`JoinPolicy.signals`, in ``window.py``): a caller's errors follow a
+  dependency's errors or outage, its latency a dependency's latency; a caller's symptom whose
+  dependency there shows only other signals, or a new signal on a service that is only a symptom
+  there, is only possibly related (:meth:`Footprint.contradicts`);
 * **onset time**: a symptom starts after its cause, within a lag. The alert's onset (its source's
   ``startsAt``) is compared with the onsets of the incident's alerts on the probe's anchor service
   (or of the whole incident): within ``lag`` the weight holds, then it falls linearly to 0 at
