@@ -327,3 +327,60 @@ def test_the_onset_lag_is_learned_from_named_culprits(spread: float, joined: boo
     assert together is joined
     blind, _ = run(storm, CorrelationConfig.model_validate({"join": {"learn_lag": False}}).pipeline())
     assert incident_of(blind, "HighErrorRate", "data-3:5432") == incident_of(blind, "HighLatency", "data-3:5433")
+
+
+def _related_to(state: State, fingerprint: str) -> str:
+    return next(m.detail for m in state.memberships if m.fingerprint == fingerprint)
+
+
+def _fp(state: State, name: str, instance: str) -> str:
+    return next(fp for fp, a in state.alerts.items() if a.name == name and a.resource == instance)
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["signals", "without-signals"])
+def test_a_callers_latency_is_not_its_crashed_dependencys_symptom(signals: bool) -> None:
+    """db goes down; shop calls db: shop's errors are db's symptom, but shop's latency is another signal
+    than db's outage shows (a refused connection fails fast): neither "a caller of a failing dependency"
+    nor "same service" (shop is there only as db's symptom) merges it; it names db's incident."""
+    storm = [am("ServiceDown", "db", "data-1:5432", 0), am("HighErrorRate", "shop", "app-1:8080", 3),
+             am("HighLatency", "shop", "app-2:8080", 6)]
+    state, _ = run(storm, with_graph(signals=signals))
+    db = incident_of(state, "ServiceDown", "data-1:5432")
+    assert incident_of(state, "HighErrorRate", "app-1:8080") == db
+    slow = incident_of(state, "HighLatency", "app-2:8080")
+    assert (slow != db) is signals
+    if signals:
+        assert f"possibly related: incident {db}" in _related_to(state, _fp(state, "HighLatency", "app-2:8080"))
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["signals", "without-signals"])
+def test_a_callers_errors_are_not_a_slow_dependencys_symptom(signals: bool) -> None:
+    """db is slow; its caller shop then fails requests (a fault of its own) and is slow (db's symptom):
+    the latency joins db's incident, the errors open their own, naming db's as possibly related."""
+    storm = [am("HighLatency", "db", "data-1:5432", 0), am("HighErrorRate", "shop", "app-1:8080", 3),
+             am("HighLatency", "shop", "app-2:8080", 4)]
+    state, _ = run(storm, with_graph(signals=signals))
+    db = incident_of(state, "HighLatency", "data-1:5432")
+    assert incident_of(state, "HighLatency", "app-2:8080") == db
+    assert (incident_of(state, "HighErrorRate", "app-1:8080") != db) is signals
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["signals", "without-signals"])
+def test_a_split_does_not_move_a_callers_latency_into_a_dependencys_errors(signals: bool) -> None:
+    """proxy turns slow (its own fault); 7 s later shop, which proxy calls, fails requests: shop's errors
+    would explain proxy's errors, not its latency, so proxy's latency is not split into shop's incident."""
+    storm = [am("HighLatency", "proxy", "edge-1:443", 0), am("HighErrorRate", "shop", "app-1:8080", 7)]
+    state, kinds = run(storm, with_graph(signals=signals))
+    apart = incident_of(state, "HighLatency", "edge-1:443") != incident_of(state, "HighErrorRate", "app-1:8080")
+    assert apart is signals
+    assert ("incident.split" in kinds) is not signals
+
+
+def test_a_dependency_whose_alerts_name_no_signal_still_explains_its_callers() -> None:
+    """A cascade whose cause's alert names no golden signal (its connection pool exhausted): its callers' errors
+    and latency both join it."""
+    storm = [am("ConnectionPoolExhausted", "db", "data-1:5432", 0), am("HighErrorRate", "shop", "app-1:8080", 3),
+             am("HighLatency", "shop", "app-2:8080", 5)]
+    state, _ = run(storm, with_graph())
+    db = incident_of(state, "ConnectionPoolExhausted", "data-1:5432")
+    assert incident_of(state, "HighErrorRate", "app-1:8080") == incident_of(state, "HighLatency", "app-2:8080") == db

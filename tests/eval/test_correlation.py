@@ -143,7 +143,8 @@ def test_cli_replays_payloads_itself(tmp_path: Path) -> None:
     # the ablation: without topology, web's alert is no longer joined to db's incident
     ablation = {row["name"]: row for row in _orjson.loads(topo.stdout)["ablation"]}
     assert set(ablation) == {"without labels", "without topology", "without onset times (lag)",
-                             "without onset order (lead)", "without learned lags", "without splits"}
+                             "without onset order (lead)", "without learned lags", "without golden signals",
+                             "without splits"}
     assert (ablation["without topology"]["incidents"], ablation["without topology"]["recall"]) == (2, 1 / 3)
     assert ablation["without splits"]["incidents"] == 1
     table = CliRunner().invoke(app, ["correlation", str(payloads), str(truth), "--correlation", str(config)],

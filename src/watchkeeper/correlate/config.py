@@ -10,6 +10,7 @@ join:                     # the join score (see docs/correlation.md)
   lag: 30s                # a symptom's onset within this of its cause's keeps the full weight
   lead: 15s               # a caller's alert starting more than this before its dependency's is not its symptom
   learn_lag: true         # learn each alert kind's usual lag behind its service's first alert (late kinds)
+  signals: true           # a caller's errors follow a dependency's errors or outage, its latency a dependency's latency
 strategies:
   - type: labels          # Alertmanager-style group_by
     group_by: [service]
@@ -102,12 +103,14 @@ class JoinSpec(_Strict):
     elsewhere: float = Field(0.5, ge=0, le=1, description="share of weight kept when a label names another culprit")
     lead: Duration = 15.0
     learn_lag: bool = Field(True, description="learn each alert kind's usual lag behind its service's first alert")
+    signals: bool = Field(True, description="a caller's symptom shows its cause's golden signal (errors, latency)")
     reopen: bool = Field(True, description="an alert firing again within the window reopens its incident")
 
     def policy(self) -> JoinPolicy:
         return JoinPolicy(join=self.threshold, possible=self.possibly_related, lag=timedelta(seconds=self.lag),
                           same_name_bonus=self.same_name_bonus, elsewhere=self.elsewhere, reopen=self.reopen,
-                          lead=timedelta(seconds=self.lead), learn_lag=self.learn_lag)
+                          lead=timedelta(seconds=self.lead), learn_lag=self.learn_lag,
+                          signals=self.signals)
 
 
 class FlappingSpec(_Strict):

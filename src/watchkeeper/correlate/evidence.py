@@ -13,6 +13,10 @@ change it here:
 * **onset order**: a probe that says the alert is a symptom of the anchor (``Probe.after``: a caller
   of a failing dependency) counts for nothing when the alert started more than
   :attr:`JoinPolicy.lead` before the anchor's first alert;
+* **the golden signal** (:attr:`JoinPolicy.signals`, in ``window.py``): a caller's errors follow a
+  dependency's errors or outage, its latency a dependency's latency; a caller's symptom whose
+  dependency there shows only other signals, or a new signal on a service that is only a symptom
+  there, is only possibly related (:meth:`Footprint.contradicts`);
 * **onset time**: a symptom starts after its cause, within a lag. The alert's onset (its source's
   ``startsAt``) is compared with the onsets of the incident's alerts on the probe's anchor service
   (or of the whole incident): within ``lag`` the weight holds, then it falls linearly to 0 at
@@ -31,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.correlate.strategies import Mentions, Probe, own_failure
+from watchkeeper.correlate.strategies import Mentions, Probe, own_failure, signals
 from watchkeeper.model import Alert
 
 
@@ -76,6 +80,9 @@ class JoinPolicy:
     #: learn each alert kind's usual lag behind the first alert on its service (``LearnedLags``): a
     #: kind that usually starts late (an SLO burn rate over an hour) is weighed at that lag
     learn_lag: bool = True
+    #: the kind of symptom by its golden signal (:func:`~watchkeeper.correlate.strategies.causes`): a
+    #: caller's errors follow a dependency's errors or its being down, its latency a dependency's latency
+    signals: bool = True
 
     def time_factor(self, gap: timedelta, lag_: timedelta | None = None) -> float:
         lag = (self.lag if lag_ is None else lag_).total_seconds()
@@ -107,6 +114,8 @@ class Footprint:
     #: dependencies its alerts name as failing
     failed: set[str] = field(default_factory=set)
     culprits: dict[str, set[str]] = field(default_factory=dict)
+    #: per service, the golden signals its alerts here speak of (:func:`signals`: latency, errors, down)
+    signals: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, alert: Alert, probes: tuple[list[Probe], ...] = (), keys: frozenset[str] | None = None) -> Footprint:
@@ -120,6 +129,9 @@ class Footprint:
         """What the alert says about its service's part: failed itself, or blames a dependency."""
         if own_failure(alert.name):
             self.failed.add(alert.service)
+        said = signals(alert.name)
+        if said:
+            self.signals.setdefault(alert.service, set()).update(said)
         labels = alert.labels
         for label in Mentions.LABELS:
             other = labels.get(label)
@@ -141,6 +153,18 @@ class Footprint:
             mine = services[service][0]
             return any(d in services and services[d][0] <= mine for d in deps)
         return False
+
+    def contradicts(self, wanted: frozenset[str], service: str) -> bool:
+        """Whether the other services' alerts here speak of golden signals, none of them ``wanted``
+        (:func:`~watchkeeper.correlate.strategies.causes`): a latency alert on a service that is only a
+        symptom of a dependency that is down is not one more of its symptoms."""
+        known = False
+        for other, said in self.signals.items():
+            if other != service and said:
+                if not wanted.isdisjoint(said):
+                    return False
+                known = True
+        return known
 
     def add(self, alert: Alert, score: float, probes: tuple[list[Probe], ...] = (),
             keys: frozenset[str] | None = None, *, keep: bool = True) -> None:

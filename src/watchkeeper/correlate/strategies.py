@@ -329,6 +329,47 @@ def own_failure(name: str) -> bool:
     return _OWN.search(name) is not None
 
 
+_LATENCY = re.compile(r"(?i)latency|slow|duration|response_?time")
+_ERRORS = re.compile(r"(?i)error|5xx|fail")
+#: what a caller's symptom of each signal can come from in its dependency: failing requests from a
+#: dependency that fails its requests or is down, slow requests from a slow dependency
+_CAUSES = {"errors": frozenset({"errors", "down"}), "latency": frozenset({"latency"})}
+
+
+@functools.lru_cache(maxsize=4096)
+def signals(name: str) -> frozenset[str]:
+    """The golden signals an alert name speaks of: ``latency``, ``errors``, ``down`` (its own target
+    failed, :func:`own_failure`); empty when the name says none of them (``DiskFull``,
+    ``ConnectionPoolExhausted``).
+
+    >>> sorted(signals("HighLatency")), sorted(signals("ErrorBudgetBurn")), sorted(signals("ServiceDown"))
+    (['latency'], ['errors'], ['down'])
+    >>> signals("ConnectionPoolExhausted")
+    frozenset()
+    """
+    found = set()
+    if _LATENCY.search(name):
+        found.add("latency")
+    if _ERRORS.search(name):
+        found.add("errors")
+    if own_failure(name):
+        found.add("down")
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def causes(name: str) -> frozenset[str] | None:
+    """The signals a dependency must show for an alert of this name on its caller to be its symptom:
+    a caller's errors follow a dependency's errors or its being down, a caller's latency a dependency's
+    latency. None when the name says neither (anything may cause it).
+
+    >>> sorted(causes("HighErrorRate")), sorted(causes("HighLatency")), causes("QueueBacklog")
+    (['down', 'errors'], ['latency'], None)
+    """
+    found = [_CAUSES[s] for s in signals(name) if s in _CAUSES]
+    return frozenset().union(*found) if found else None
+
+
 def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = 100_000) -> None:
     """Probes are values: keep them per key, within a bound (cleared when full)."""
     if len(cache) >= limit:

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from watchkeeper.correlate.evidence import Footprint, JoinPolicy, LearnedLags, LearnedSpread, combine, kind
-from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, Topology, own_failure
+from watchkeeper.correlate.strategies import JoinReason, LabelGroup, Probe, Strategy, Topology, causes, own_failure
 from watchkeeper.model import Alert, Incident, IncidentStatus
 
 #: The correlator's own version (what a configuration's parameters do not say): bumped when the join
 #: logic changes what the same configuration does, so the model registry names it apart.
 #: 2: a symptom service's own failure is a second origin; the onset lag is learned (LearnedSpread).
-CORRELATOR_VERSION = 2
+#: 3: the kind of symptom by its golden signal (``JoinPolicy.signals``).
+CORRELATOR_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,11 @@ class Correlator:
         # an alert saying its own service failed (ServiceDown) joins that service's incident only where the
         # service is not merely a symptom of another one: else it is a second origin, possibly related
         own = footprints is not None and own_failure(alert.name)
-        deps = self._topology.closure(service, True) if own and self._topology is not None else None
+        # the signals a cause must show for this alert to be its symptom (a caller's errors: errors or down;
+        # its latency: latency); None: the name says neither, anything may cause it
+        wanted = causes(alert.name) if footprints is not None and not own and policy.signals else None
+        deps = self._topology.closure(service, True) if (own or wanted is not None) and self._topology is not None \
+            else None
         same_service, possible = JoinReason.SAME_SERVICE, policy.possible
         first_here: datetime | None = None  # the first onset on the alert's service in an active incident
         spread_seen: timedelta | None = None  # a named culprit's symptom: its delay behind the culprit
@@ -215,6 +220,14 @@ class Correlator:
                     if own and anchor == service and probe.reason is same_service and weight > possible and (
                             footprint.symptom(service, deps)):
                         weight = possible
+                    elif wanted is not None and weight > possible:
+                        if probe.after:  # a symptom of the anchor: the anchor must show a signal that causes it
+                            said = footprint.signals.get(anchor) if anchor is not None else None
+                            if said and wanted.isdisjoint(said):
+                                weight = possible
+                        elif anchor == service and probe.reason is same_service and footprint.contradicts(
+                                wanted, service) and footprint.symptom(service, deps):
+                            weight = possible  # a new signal on a service there only as a symptom: a second origin
                 pieces = found.get(incident_id)
                 if pieces is None:
                     found[incident_id] = [(weight, probe)]

@@ -249,7 +249,7 @@ def ablation(payloads: Sequence[bytes], make: Callable[[], PipelineConfig], trut
              sources: Mapping[str, Source], *, unlabelled: str = "singleton") -> list[Scores]:
     """Each strategy's and each part of the join score's contribution: the configuration as it is, then
     without each of its strategies, without onset times (the lag), without onset order (the lead),
-    without learned lags and without splits. ``make`` builds a fresh configuration each time
+    without learned lags, without golden signals and without splits. ``make`` builds a fresh configuration each time
     (strategies learn as they go: a host's services, labelled edges), so no run sees another's state.
 
     >>> from watchkeeper.sources import registry
@@ -257,7 +257,7 @@ def ablation(payloads: Sequence[bytes], make: Callable[[], PipelineConfig], trut
     ...         b'"service": "db"}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "fa"}]}')
     >>> [s.name for s in ablation([body], PipelineConfig, {"fa": 1}, registry(plugins=False))]
     ['this configuration', 'without labels', 'without mentions', 'without host', 'without onset times (lag)', \
-'without onset order (lead)', 'without learned lags', 'without splits']
+'without onset order (lead)', 'without learned lags', 'without golden signals', 'without splits']
     """
     def run(name: str, config: PipelineConfig) -> Scores:
         result = replay(payloads, dict(sources), config)
@@ -277,6 +277,8 @@ def ablation(payloads: Sequence[bytes], make: Callable[[], PipelineConfig], trut
     rows.append(run("without onset order (lead)", replace(fresh, join=replace(fresh.join, lead=timedelta(days=1)))))
     fresh = make()
     rows.append(run("without learned lags", replace(fresh, join=replace(fresh.join, learn_lag=False))))
+    fresh = make()
+    rows.append(run("without golden signals", replace(fresh, join=replace(fresh.join, signals=False))))
     fresh = make()
     rows.append(run("without splits", replace(fresh, splits=False)))
     return rows
