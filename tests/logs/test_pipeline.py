@@ -14,6 +14,7 @@ from watchkeeper.logs.miner import TemplateMiner
 from watchkeeper.logs.pipeline import LogPipeline
 from watchkeeper.logs.record import LogRecord
 from watchkeeper.model import Event, Severity
+from watchkeeper.storage.types import SecondStamps, sqlite_stamp
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 SSH = Path(__file__).parent / "data" / "loghub" / "OpenSSH" / "OpenSSH_2k.log"
@@ -83,7 +84,7 @@ def described(events: list[Event]) -> list[tuple[object, ...]]:
 
 def test_a_batched_pipeline_equals_one_line_at_a_time() -> None:
     config = LogsConfig(anomalies=AnomalyConfig(learn_minutes=5, warmup_minutes=5, burst_errors=30))
-    pipeline = LogPipeline(config)
+    pipeline = LogPipeline(config, stamp=SecondStamps())  # the rows in SQLite's form, as the server makes them
     miners: dict[str, TemplateMiner] = {}
     reference = LogAnomalies(config.anomalies)
     known: set[tuple[str, str]] = set()
@@ -105,6 +106,7 @@ def test_a_batched_pipeline_equals_one_line_at_a_time() -> None:
             per[0] += n
             per[1] += errors
         assert [row[6] for row in batch.lines] == [r.body for r in records]
+        assert [row[:2] for row in batch.lines] == [(sqlite_stamp(received), sqlite_stamp(r.at)) for r in records]
         for rec in records:
             parsed = miners.setdefault(rec.service, TemplateMiner()).add(rec.body)
             key = (rec.service, parsed.template_id)
