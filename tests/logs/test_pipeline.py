@@ -8,9 +8,11 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from watchkeeper.logs.anomaly import LogAnomalies, minute_of
 from watchkeeper.logs.config import AnomalyConfig, LogsConfig
-from watchkeeper.logs.miner import TemplateMiner
+from watchkeeper.logs.miner import MinerConfig, TemplateMiner
 from watchkeeper.logs.pipeline import LogPipeline
 from watchkeeper.logs.record import LogRecord
 from watchkeeper.model import Event, Severity
@@ -40,9 +42,11 @@ def test_identify_and_add_interleaved_learn_what_add_alone_learns() -> None:
     assert mixed.state() == by_add.state()
 
 
-def test_identify_and_add_learn_the_same() -> None:
+@pytest.mark.parametrize("config", [MinerConfig(), MinerConfig(max_templates=8, max_shapes=16, max_line_chars=40)])
+def test_identify_and_add_learn_the_same(config: MinerConfig) -> None:
+    """Also under tight bounds: evicted templates, dropped shapes, clipped lines."""
     messages = [line.split(": ", 1)[-1] for line in SSH.read_text().splitlines()]
-    by_add, by_identify = TemplateMiner(), TemplateMiner()
+    by_add, by_identify = TemplateMiner(config), TemplateMiner(config)
     for message in messages * 2:
         parsed = by_add.add(message)
         assert by_identify.identify(message) == (parsed.template_id, parsed.template)
