@@ -2,14 +2,19 @@
 ``synchronous=FULL``, and with ``--postgres-url`` to PostgreSQL), against a baseline measured in the
 same run on the same database, and the peak RSS of the process.
 
-Three rates, one process, one core (the CPU time of this process is printed beside the wall time):
+Four rates, one process, one core (the CPU time of this process is printed beside the wall time):
 
 1. baseline: the raw insert ceiling, DBAPI ``executemany`` (PostgreSQL: ``COPY``) of ready rows into
    ``log_lines`` and a commit per batch (no parsing, no mining, no counts);
 2. ``LogIngest.submit``: the template miner per service, per-minute counts and template upserts,
    raw lines, anomaly bookkeeping, one commit per batch (what syslog and file inputs call);
 3. OTLP: an ``ExportLogsServiceRequest`` in protobuf decoded, then ``submit`` (what ``POST /v1/logs``
-   does after reading the body; HTTP itself not included).
+   does after reading the body; HTTP itself not included);
+4. the same request in the OTLP JSON mapping.
+
+With ``--clients 1,4`` the OTLP requests (protobuf, then JSON) also go over HTTP to a real
+``watchkeeper serve`` on 127.0.0.1 (SQLite, or the PostgreSQL of ``--postgres-url``), from N client
+threads; lines per second of wall time and per CPU-second of the server process (``/proc``).
 
 Lines are synthetic (seeded): 40 templates of web, database and auth lines with numbers, ids and
 addresses as parameters, across 5 services. It prints figures and asserts nothing about time.
@@ -17,6 +22,7 @@ addresses as parameters, across 5 services. It prints figures and asserts nothin
     .venv/bin/python benchmarks/logs_ingest.py             # 200,000 lines per rate
     .venv/bin/python benchmarks/logs_ingest.py --lines 20000   # a smoke check
     .venv/bin/python benchmarks/logs_ingest.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/logs_ingest.py --clients 1,4   # and through watchkeeper serve over HTTP
 """
 
 from __future__ import annotations
@@ -25,14 +31,20 @@ import argparse
 import os
 import random
 import resource
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import psycopg
+import yaml
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbRecord
@@ -92,8 +104,15 @@ def otlp_bodies(batches: list[list[tuple[str, str]]]) -> list[bytes]:
     return bodies
 
 
-def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes]) -> list[tuple[str, float, float]]:
-    """(path, wall seconds, CPU seconds) of the three paths, each on an empty database at ``url``
+def json_bodies(bodies: list[bytes]) -> list[bytes]:
+    """The same requests in the OTLP JSON mapping (what an exporter with ``encoding: json`` sends)."""
+    return [json_format.MessageToJson(ExportLogsServiceRequest.FromString(b), indent=None,
+                                    use_integers_for_enums=True).encode() for b in bodies]
+
+
+def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes],
+            jsons: list[bytes]) -> list[tuple[str, float, float]]:
+    """(path, wall seconds, CPU seconds) of the four paths, each on an empty database at ``url``
     (``url`` is called with the path's name)."""
     wk = fresh(url.format(name="baseline"))
     sqlite = wk.db.is_sqlite
@@ -138,7 +157,80 @@ def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes])
 
     out.append(("OTLP protobuf decode + submit", *timed(otlp)))
     wk.close()
+
+    wk = fresh(url.format(name="json"))
+    logs = LogIngest(wk, LogsConfig())
+
+    def otlp_json() -> None:
+        for body in jsons:
+            logs.otlp(body, "application/json")
+
+    out.append(("OTLP JSON decode + submit", *timed(otlp_json)))
+    wk.close()
     print(f"(submit: {stored:,} lines stored, {templates} templates)")
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_rates(folder: Path, url: str, requests: dict[str, list[bytes]], lines_sent: int,
+               clients: list[int]) -> list[tuple[str, int, float, float]]:
+    """(encoding, clients, lines per wall second, lines per server CPU-second) of the requests sent
+    to one ``watchkeeper serve`` on 127.0.0.1 (its own database at ``url``), each 200 awaited."""
+    otlp_json = "application/json"
+    script = Path(sys.executable).parent / "watchkeeper"
+    port = _free_port()
+    config = folder / "watchkeeper.yaml"
+    config.write_text(yaml.safe_dump({"database_url": url, "port": port, "log_level": "warning"}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
+    token = subprocess.run([str(script), "--config", str(config), "token", "create", "--role", "ingest"],
+                           capture_output=True, check=True, env=env, timeout=120).stdout.decode().split()[-1]
+    log = (folder / "serve.log").open("wb")
+    server = subprocess.Popen([str(script), "--config", str(config), "serve"], cwd=folder, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    out = []
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            while True:
+                try:
+                    if client.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"serve did not start; see {folder / 'serve.log'}")
+                time.sleep(0.2)
+        for media, bodies in requests.items():
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": media}
+
+            def send(share: list[bytes], headers: dict[str, str] = headers) -> None:
+                with httpx.Client(trust_env=False, timeout=120) as client:
+                    for body in share:
+                        client.post(f"{base}/v1/logs", content=body, headers=headers).raise_for_status()
+
+            send(bodies[:1])  # warm: the server's first request of a kind (imports, miners) is not timed
+            for n in clients:
+                cpu, wall = _cpu_seconds(server.pid), time.perf_counter()
+                with ThreadPoolExecutor(n) as pool:
+                    list(pool.map(send, [bodies[i::n] for i in range(n)]))
+                wall, cpu = time.perf_counter() - wall, _cpu_seconds(server.pid) - cpu
+                encoding = "JSON" if media == otlp_json else "protobuf"
+                out.append((encoding, n, lines_sent / wall, lines_sent / max(cpu, 1e-9)))
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
     return out
 
 
@@ -162,17 +254,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2000, help="lines per commit (one OTLP request, one UDP drain)")
+    parser.add_argument("--clients", default="", help="also over HTTP into watchkeeper serve from these numbers "
+                        "of client threads, e.g. 1,4 (each count sends every request once)")
     parser.add_argument("--postgres-url", help="also on this PostgreSQL (a schema per path, dropped at the end), "
                         "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     data = lines(args.lines)
     batches = [data[i:i + args.batch] for i in range(0, len(data), args.batch)]
     bodies = otlp_bodies(batches)
+    jsons = json_bodies(bodies)
+    clients = [int(c) for c in args.clients.split(",") if c.strip()]
     print(f"{args.lines:,} lines in batches of {args.batch:,}; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (shared machine: compare ratios, not rates)")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = args.lines
-    names = ["baseline", "submit", "otlp"]
+    names = ["baseline", "submit", "otlp", "json"] + (["http0"] if clients else [])
     with tempfile.TemporaryDirectory(prefix="wk-logs-bench-") as tmp:
         targets = [("SQLite (WAL, synchronous=FULL)", f"sqlite:///{Path(tmp)}/{{name}}.db")]
         pg = _pg_schemas(args.postgres_url, names) if args.postgres_url else None
@@ -181,12 +277,20 @@ def main() -> None:
         try:
             for title, url in targets:
                 print(f"-- {title}")
-                results = run_all(url, batches, bodies)
+                results = run_all(url, batches, bodies, jsons)
                 base_wall, base_cpu = results[0][1], results[0][2]
                 print(f"{'path':<44}{'lines/s':>12}{'per CPU-s':>12}{'vs baseline':>13}{'(CPU)':>8}")
                 for name, wall, cpu in results:
                     print(f"{name:<44}{n / wall:>12,.0f}{n / cpu:>12,.0f}{base_wall / wall:>12.2f}x"
                           f"{base_cpu / cpu:>7.2f}x")
+                if clients:
+                    print(f"{'over HTTP into watchkeeper serve':<44}{'lines/s':>12}{'per server CPU-s':>18}")
+                    folder = Path(tmp) / f"serve-{title.split()[0]}"
+                    folder.mkdir()
+                    got = http_rates(folder, url.format(name="http0"), {"application/x-protobuf": bodies,
+                                                                        "application/json": jsons}, n, clients)
+                    for encoding, count, wall_rate, cpu_rate in got:
+                        print(f"{f'OTLP {encoding}, {count} client(s)':<44}{wall_rate:>12,.0f}{cpu_rate:>18,.0f}")
         finally:
             if pg:
                 _drop_pg(args.postgres_url, pg[1], names)

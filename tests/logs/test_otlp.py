@@ -13,6 +13,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from watchkeeper.logs.otlp import BadRequest, decode, response
+from watchkeeper.logs.record import NO_ATTRIBUTES
 from watchkeeper.model import Severity
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -48,6 +49,30 @@ def test_json_mapping_with_hex_ids_string_ints_and_structured_bodies() -> None:
     assert first.service == "fallback" and first.severity is Severity.ERROR and first.body == '{"msg":"hi","n":3}'
     assert first.attributes["trace_id"] == "ab" * 16
     assert second.severity is Severity.WARNING and second.at == NOW
+
+
+@pytest.mark.parametrize("media", ["application/x-protobuf", "application/json"])
+def test_without_attributes_the_records_are_the_same_but_for_them(media: str) -> None:
+    records = [PbRecord(time_unix_nano=1_764_763_200_123_456_000 + i, severity_number=n, severity_text=text,
+                        body=AnyValue(string_value=body), trace_id=b"\x01" * 16,
+                        attributes=[KeyValue(key="k", value=AnyValue(int_value=i))])
+               for i, (n, text, body) in enumerate([(0, "", "ERROR db down"), (0, "warn", "x"), (24, "", "y"),
+                                                    (30, "", "z"), (9, "", "w"), (0, "", "plain")])]
+    records.append(PbRecord(body=AnyValue(int_value=7)))
+    request = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])])
+    body = request.SerializeToString()
+    if media == "application/json":
+        from google.protobuf import json_format
+
+        body = json_format.MessageToJson(request, use_integers_for_enums=True).encode()
+    full = decode(body, media, NOW, "svc")
+    bare = decode(body, media, NOW, "svc", attributes=False)
+    assert [r._replace(attributes=NO_ATTRIBUTES) for r in full.records] == bare.records
+    assert all(r.attributes is NO_ATTRIBUTES for r in bare.records) and full.records[0].attributes["k"] == "0"
+    assert [r.severity for r in bare.records] == [Severity.ERROR, Severity.WARNING, Severity.CRITICAL,
+                                                  Severity.CRITICAL, Severity.INFO, Severity.INFO, Severity.INFO]
+    assert bare.records[0].at == datetime(2025, 12, 3, 12, 0, 0, 123456, tzinfo=UTC) and bare.records[-1].at == NOW
+    assert bare.records[-1].body == "7"
 
 
 @pytest.mark.parametrize(("body", "media", "why"), [

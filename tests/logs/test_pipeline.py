@@ -8,12 +8,15 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from watchkeeper.logs.anomaly import LogAnomalies, minute_of
 from watchkeeper.logs.config import AnomalyConfig, LogsConfig
-from watchkeeper.logs.miner import TemplateMiner
+from watchkeeper.logs.miner import MinerConfig, TemplateMiner
 from watchkeeper.logs.pipeline import LogPipeline
 from watchkeeper.logs.record import LogRecord
 from watchkeeper.model import Event, Severity
+from watchkeeper.storage.types import SecondStamps, sqlite_stamp
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 SSH = Path(__file__).parent / "data" / "loghub" / "OpenSSH" / "OpenSSH_2k.log"
@@ -39,9 +42,11 @@ def test_identify_and_add_interleaved_learn_what_add_alone_learns() -> None:
     assert mixed.state() == by_add.state()
 
 
-def test_identify_and_add_learn_the_same() -> None:
+@pytest.mark.parametrize("config", [MinerConfig(), MinerConfig(max_templates=8, max_shapes=16, max_line_chars=40)])
+def test_identify_and_add_learn_the_same(config: MinerConfig) -> None:
+    """Also under tight bounds: evicted templates, dropped shapes, clipped lines."""
     messages = [line.split(": ", 1)[-1] for line in SSH.read_text().splitlines()]
-    by_add, by_identify = TemplateMiner(), TemplateMiner()
+    by_add, by_identify = TemplateMiner(config), TemplateMiner(config)
     for message in messages * 2:
         parsed = by_add.add(message)
         assert by_identify.identify(message) == (parsed.template_id, parsed.template)
@@ -83,7 +88,7 @@ def described(events: list[Event]) -> list[tuple[object, ...]]:
 
 def test_a_batched_pipeline_equals_one_line_at_a_time() -> None:
     config = LogsConfig(anomalies=AnomalyConfig(learn_minutes=5, warmup_minutes=5, burst_errors=30))
-    pipeline = LogPipeline(config)
+    pipeline = LogPipeline(config, stamp=SecondStamps())  # the rows in SQLite's form, as the server makes them
     miners: dict[str, TemplateMiner] = {}
     reference = LogAnomalies(config.anomalies)
     known: set[tuple[str, str]] = set()
@@ -105,6 +110,7 @@ def test_a_batched_pipeline_equals_one_line_at_a_time() -> None:
             per[0] += n
             per[1] += errors
         assert [row[6] for row in batch.lines] == [r.body for r in records]
+        assert [row[:2] for row in batch.lines] == [(sqlite_stamp(received), sqlite_stamp(r.at)) for r in records]
         for rec in records:
             parsed = miners.setdefault(rec.service, TemplateMiner()).add(rec.body)
             key = (rec.service, parsed.template_id)

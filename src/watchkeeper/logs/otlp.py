@@ -45,6 +45,10 @@ class Decoded:
     problem: str = ""
 
 
+#: SeverityNumber 1-24 → level (index 0 unused): what :func:`severity_of` gives, looked up.
+_BY_NUMBER = (None, *[Severity.INFO] * 12, *[Severity.WARNING] * 4, *[Severity.ERROR] * 4, *[Severity.CRITICAL] * 4)
+
+
 def severity_of(number: int, text: str, body: str) -> Severity:
     """OTLP's SeverityNumber (1-24) onto the four levels; the text, then the body, when unset."""
     if number >= 21:
@@ -116,13 +120,17 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def decode_json(body: bytes, received: datetime, default_service: str, max_line: int = 65_536) -> Decoded:
+def decode_json(body: bytes, received: datetime, default_service: str, max_line: int = 65_536, *,
+                attributes: bool = True) -> Decoded:
+    """The records of a JSON body; ``attributes=False``: without the records' attributes and trace
+    context (what the server stores has no place for them), which are then not read at all."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     try:
         out = Decoded()
+        append = out.records.append
         if not isinstance(doc, dict):
             raise BadRequest("the body must be an object")
         for rl in _list(doc.get("resourceLogs", []), "resourceLogs"):
@@ -131,20 +139,29 @@ def decode_json(body: bytes, received: datetime, default_service: str, max_line:
             service = resource.get("service.name") or default_service
             for sl in _list(rl.get("scopeLogs", []), "scopeLogs"):
                 for rec in _list(sl.get("logRecords", []), "logRecords"):
-                    text = _text(_any_json(rec.get("body")))
-                    if len(text.encode()) > max_line:
+                    value = rec.get("body")
+                    # the usual body, a string, without the generic AnyValue walk
+                    text = value.get("stringValue") if type(value) is dict else None
+                    if type(text) is not str:
+                        text = _text(_any_json(value))
+                    if len(text) * 4 > max_line and len(text.encode()) > max_line:  # UTF-8: at most 4 bytes each
                         out.rejected += 1
                         out.problem = f"a log body longer than {max_line} bytes"
                         continue
-                    attrs = _attrs_json(_list(rec.get("attributes", []), "attributes"))
-                    for key, name in (("traceId", "trace_id"), ("spanId", "span_id")):
-                        if rec.get(key):
-                            attrs[name] = str(rec[key]).lower()
+                    attrs: Mapping[str, str] = NO_ATTRIBUTES
+                    if attributes:
+                        found = _attrs_json(_list(rec.get("attributes", []), "attributes"))
+                        for key, name in (("traceId", "trace_id"), ("spanId", "span_id")):
+                            if rec.get(key):
+                                found[name] = str(rec[key]).lower()
+                        attrs = found
                     at = _time(int(rec.get("timeUnixNano") or 0) or int(rec.get("observedTimeUnixNano") or 0),
                                received)
-                    severity = severity_of(int(rec.get("severityNumber") or 0), str(rec.get("severityText") or ""),
-                                           text)
-                    out.records.append(LogRecord(service, at, text, severity, "otlp", attrs))
+                    number = int(rec.get("severityNumber") or 0)
+                    severity = _BY_NUMBER[number] if 0 < number <= 24 else None
+                    if severity is None:
+                        severity = severity_of(number, str(rec.get("severityText") or ""), text)
+                    append(LogRecord(service, at, text, severity, "otlp", attrs))
         return out
     except BadRequest as exc:
         raise BadRequest(f"not an OTLP ExportLogsServiceRequest in JSON: {exc}") from None
@@ -175,13 +192,18 @@ def _attrs_pb(items: Iterable[Any]) -> dict[str, str]:
     return out
 
 
-def decode_protobuf(body: bytes, received: datetime, default_service: str, max_line: int = 65_536) -> Decoded:
+def decode_protobuf(body: bytes, received: datetime, default_service: str, max_line: int = 65_536, *,
+                    attributes: bool = True) -> Decoded:
+    """The records of a protobuf body, each field of a record read once; ``attributes=False``: as
+    :func:`decode_json`."""
     try:
         request = ExportLogsServiceRequest.FromString(body)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
         raise BadRequest(f"not an OTLP ExportLogsServiceRequest in protobuf: {exc}") from None
     out = Decoded()
     append = out.records.append
+    from_seconds = datetime.fromtimestamp
+    by_number = _BY_NUMBER
     for rl in request.resource_logs:
         resource = _attrs_pb(rl.resource.attributes)
         service = resource.get("service.name") or default_service
@@ -194,25 +216,39 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
                     out.rejected += 1
                     out.problem = f"a log body longer than {max_line} bytes"
                     continue
-                attrs = _attrs_pb(rec.attributes) if rec.attributes else {}
-                if rec.trace_id:
-                    attrs["trace_id"] = rec.trace_id.hex()
-                if rec.span_id:
-                    attrs["span_id"] = rec.span_id.hex()
-                at = _time(rec.time_unix_nano or rec.observed_time_unix_nano, received)
-                append(LogRecord(service, at, text, severity_of(rec.severity_number, rec.severity_text, text), "otlp",
-                                 attrs or NO_ATTRIBUTES))
+                attrs: Mapping[str, str] = NO_ATTRIBUTES
+                if attributes:
+                    found = _attrs_pb(rec.attributes) if rec.attributes else {}
+                    if rec.trace_id:
+                        found["trace_id"] = rec.trace_id.hex()
+                    if rec.span_id:
+                        found["span_id"] = rec.span_id.hex()
+                    attrs = found or NO_ATTRIBUTES
+                nanos = rec.time_unix_nano or rec.observed_time_unix_nano
+                if not nanos:
+                    at = received
+                else:
+                    try:
+                        at = from_seconds(nanos / 1e9, UTC)
+                    except (OverflowError, OSError, ValueError):
+                        at = received
+                number = rec.severity_number
+                severity = by_number[number] if 0 < number <= 24 else None
+                if severity is None:
+                    severity = severity_of(number, rec.severity_text, text)
+                append(LogRecord(service, at, text, severity, "otlp", attrs))
     return out
 
 
 def decode(body: bytes, content_type: str | None, received: datetime, default_service: str,
-           max_line: int = 65_536) -> Decoded:
-    """The records of one request body by its content type (protobuf or JSON)."""
+           max_line: int = 65_536, *, attributes: bool = True) -> Decoded:
+    """The records of one request body by its content type (protobuf or JSON); ``attributes=False``:
+    without the records' attributes and trace context (the server: it does not store them)."""
     media = (content_type or "").split(";")[0].strip().lower()
     if media == PROTOBUF:
-        return decode_protobuf(body, received, default_service, max_line)
+        return decode_protobuf(body, received, default_service, max_line, attributes=attributes)
     if media == JSON:
-        return decode_json(body, received, default_service, max_line)
+        return decode_json(body, received, default_service, max_line, attributes=attributes)
     raise BadRequest(f"unsupported content type {media or 'none'!r}; send {PROTOBUF} or {JSON}")
 
 

@@ -6,7 +6,7 @@ batch of records and returns a :class:`LogBatch` (raw lines, template upserts, p
 and the new-template events; :meth:`LogPipeline.tick` closes the minutes and returns the rate and
 burst events.
 
->>> from datetime import UTC, datetime
+>>> from datetime import UTC, datetime, timedelta
 >>> now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 >>> p = LogPipeline(LogsConfig())
 >>> rec = [LogRecord("cart", now, f"user {i} logged in", Severity.INFO, "otlp") for i in range(3)]
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper.logs.anomaly import SAMPLES, Lines, LogAnomalies
@@ -35,6 +35,9 @@ STATE_VERSION = f"{MINER_NAME}/{MINER_VERSION}"
 ANOMALY_STATE = "anomalies"
 
 
+_MINUTE = timedelta(minutes=1)
+
+
 def miner_key(service: str) -> str:
     return f"miner:{service}"
 
@@ -43,14 +46,17 @@ def miner_key(service: str) -> str:
 class LogBatch:
     """What one commit writes: raw lines, template upserts, per-minute counts, file offsets."""
 
-    #: (received_at, at, service, template_id, severity, input, line, size)
-    lines: list[tuple[datetime, datetime, str, str, str, str, str, int]] = field(default_factory=list)
+    #: (received_at, at, service, template_id, severity, input, line, size); the two times as the
+    #: pipeline's ``stamp`` made them (the store's own form: the rows go to the driver as they are)
+    lines: list[tuple[Any, Any, str, str, str, str, str, int]] = field(default_factory=list)
     #: (service, template_id) -> [template, first_seen, last_seen, count]
     templates: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     #: (service, template_id, minute start) -> [lines, error lines]
     counts: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
     #: input name -> (offset, lines read)
     offsets: dict[str, tuple[Offset, int]] = field(default_factory=dict)
+    #: the times in ``lines`` went through a ``stamp`` (else they are datetimes)
+    stamped: bool = False
 
 
 class _Seen:
@@ -74,8 +80,10 @@ class LogPipeline:
 
     def __init__(self, config: LogsConfig, *, miner_config: MinerConfig | None = None,
                  load: Callable[[str], Mapping[str, Any] | None] = lambda _name: None,
-                 known: set[tuple[str, str]] | None = None) -> None:
+                 known: set[tuple[str, str]] | None = None, stamp: Callable[[datetime], Any] | None = None) -> None:
         self.config = config
+        #: the raw rows' times as the store writes them (None: datetimes), made once per distinct time
+        self.stamp = stamp
         self.miner_config = miner_config or MinerConfig()
         self.load = load
         self.miners: dict[str, TemplateMiner] = {}
@@ -105,7 +113,8 @@ class LogPipeline:
         """Mine ``records`` (in order) into one batch. Per line only what must be: the miner, the
         raw row and a few counters on the line's (service, template); templates, per-minute counts
         and the anomaly bookkeeping are then done once per (service, template)."""
-        batch = LogBatch()
+        stamp = self.stamp
+        batch = LogBatch(stamped=stamp is not None)
         lines = batch.lines
         append = lines.append
         known = self.known
@@ -114,15 +123,20 @@ class LogPipeline:
         errors: dict[str, deque[str]] = {}  # the last error lines of each service, in order
         critical, error = Severity.CRITICAL, Severity.ERROR
         last_at: datetime | None = None
-        minute_at = received
+        minute_at = minute_end = received  # an empty minute: the first line finds its own
+        received_value = at_value = received if stamp is None else stamp(received)
         for service, at, body, severity, input_name, _attributes in records:
             mine = identify.get(service)
             if mine is None:
                 mine = identify[service] = self.miner(service).identify
                 self.dirty.add(service)
             tid, template = mine(body)
-            if at is not last_at:
-                minute_at, last_at = self._minute(at), at
+            if at is not last_at:  # the lines of a file or syslog drain share one time
+                if not minute_at <= at < minute_end:
+                    minute_at = self._minute(at)
+                    minute_end = minute_at + _MINUTE
+                at_value = at if stamp is None else stamp(at)
+                last_at = at
             key = (service, tid)
             got = seen.get(key)
             if got is None:
@@ -148,7 +162,7 @@ class LogPipeline:
                 if samples is None:
                     samples = errors[service] = deque(maxlen=SAMPLES)
                 samples.append(body)
-            append((received, at, service, tid, severity._value_, input_name, body, len(body)))
+            append((received_value, at_value, service, tid, severity._value_, input_name, body, len(body)))
         templates, counts = batch.templates, batch.counts
         for (service, tid), got in seen.items():
             templates[(service, tid)] = [got.template, got.first, got.last, got.lines]

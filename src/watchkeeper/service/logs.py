@@ -107,7 +107,7 @@ class LogIngest:
     def pipeline(self) -> LogPipeline:
         if self._pipeline is None:
             self._pipeline = LogPipeline(self.config, load=lambda name: self.store.load_state(name, STATE_VERSION),
-                                         known=self.store.known_templates())
+                                         known=self.store.known_templates(), stamp=self.store.line_stamp)
         return self._pipeline
 
     def submit(self, records: list[LogRecord], offsets: dict[str, tuple[Offset, int]] | None = None) -> None:
@@ -196,7 +196,7 @@ class LogIngest:
         media = (content_type or "").split(";")[0].strip().lower()
         try:
             decoded = otlp.decode(body, content_type, self.clock(), self.config.otlp_service,
-                                  self.config.max_line_bytes)
+                                  self.config.max_line_bytes, attributes=False)  # log_lines has no place for them
         except otlp.BadRequest as exc:
             status = 415 if str(exc).startswith("unsupported content type") else 400
             self.refuse("otlp", body, str(exc), status, content_type, always=True)

@@ -14,7 +14,7 @@ from watchkeeper.logs.pipeline import LogBatch
 from watchkeeper.logs.tail import Offset
 from watchkeeper.storage.db import Database, json_text
 from watchkeeper.storage.tables import dead_letters, log_counts, log_lines, log_offsets, log_state, log_templates
-from watchkeeper.storage.types import pg_stamp, sqlite_stamp
+from watchkeeper.storage.types import SecondStamps, pg_stamp, sqlite_stamp
 
 _LINE_COLUMNS = "received_at, at, service, template_id, severity, input, line, size"
 _SQLITE_LINES = f"INSERT INTO log_lines ({_LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
@@ -60,6 +60,9 @@ class LogStore:
         self.db = db
         sqlite = db.is_sqlite
         self._stamp = sqlite_stamp if sqlite else pg_stamp
+        #: the raw lines' times as this database's driver takes them (a pipeline's ``stamp``; SQLite:
+        #: stateful, call it from one thread at a time)
+        self.line_stamp: Callable[[datetime], Any] = SecondStamps() if sqlite else pg_stamp
         self._templates, self._counts = _sql(_TEMPLATES, sqlite), _sql(_COUNTS, sqlite)
         self._offsets, self._state = _sql(_OFFSETS, sqlite), _sql(_STATE, sqlite)
 
@@ -72,9 +75,11 @@ class LogStore:
     def write_in(self, conn: Connection, batch: LogBatch, now: datetime) -> None:
         stamp = self._stamp
         if batch.lines:
-            stamps = _Stamps(stamp)  # each distinct time formatted once; a hit is a plain dict lookup
-            rows = [(stamps[received], stamps[at], service, tid, severity, name, line, size)
-                    for received, at, service, tid, severity, name, line, size in batch.lines]
+            rows = batch.lines
+            if not batch.stamped:
+                stamps = _Stamps(stamp)  # each distinct time formatted once; a hit is a plain dict lookup
+                rows = [(stamps[received], stamps[at], service, tid, severity, name, line, size)
+                        for received, at, service, tid, severity, name, line, size in batch.lines]
             if self.db.is_sqlite:
                 conn.exec_driver_sql(_SQLITE_LINES, rows)
             else:

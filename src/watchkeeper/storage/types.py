@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
@@ -39,6 +39,40 @@ def sqlite_stamp(value: datetime) -> str:
 #: start are written again and again, and a datetime caches its own hash.
 _STAMPS: dict[datetime, str] = {}
 _STAMPS_MAX = 16384
+
+
+class SecondStamps:
+    """:func:`sqlite_stamp` for a stream of distinct times that mostly stay in one second (the
+    records of an OTLP request): the text up to the second is made once per second, the
+    microseconds appended. The same text as :func:`sqlite_stamp`, about four times cheaper there.
+
+    >>> stamp = SecondStamps()
+    >>> at = datetime(2026, 12, 3, 12, 0, 1, 123, tzinfo=UTC)
+    >>> stamp(at), stamp(at.replace(microsecond=999_999)), stamp(at) == sqlite_stamp(at)
+    ('2026-12-03 12:00:01.000123', '2026-12-03 12:00:01.999999', True)
+    """
+
+    __slots__ = ("_second",)
+
+    def __init__(self) -> None:
+        #: (start of the current second, start of the next, its text up to the second)
+        self._second: tuple[datetime, datetime, str] | None = None
+
+    def __call__(self, value: datetime) -> str:
+        second = self._second
+        if value.tzinfo is UTC and second is not None and second[0] <= value < second[1]:
+            return f"{second[2]}.{value.microsecond:06d}"
+        if value.tzinfo is not UTC:
+            return sqlite_stamp(value)
+        start = value.replace(microsecond=0)
+        try:
+            self._second = (start, start + _SECOND, start.isoformat(" ")[:-6])
+        except OverflowError:  # the last second of year 9999
+            return sqlite_stamp(value)
+        return f"{self._second[2]}.{value.microsecond:06d}"
+
+
+_SECOND = timedelta(seconds=1)
 
 
 def pg_stamp(value: datetime) -> datetime:
