@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from conftest import Api
+from watchkeeper.errors import InputError
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.service.intake import IntakeStage
 from watchkeeper.storage.journal import Entry, Journal
@@ -132,3 +133,26 @@ def test_a_journal_that_cannot_take_it_is_a_503_and_the_next_body_is_taken(
     assert "retry shortly" in answer.json()["error"]
     again = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
     assert (again.status_code, again.json()) == (202, {"accepted": 3})
+
+
+@pytest.mark.parametrize("body", [
+    orjson.dumps(BODY),
+    b"[{",
+    b'{"labels": {}}',
+    b'[{"labels": {"a": 1}}]',
+    b'[{"labels": {"a": "\\u0000"}}]',
+    orjson.dumps([{"labels": {"alertname": "Down", "instance": "h" * 300}}]),
+    orjson.dumps([{"labels": {"alertname": "Down"}, "startsAt": "yesterday"}]),
+])
+def test_the_request_path_count_says_what_check_says(make_service: Any, sqlite_url: str, body: bytes) -> None:
+    service = make_service(sqlite_url)
+    at = service.clock()
+    try:
+        checked: Any = len(service.check("prometheus", body, "application/json", at))
+    except InputError as exc:
+        checked = (exc.status, str(exc))
+    try:
+        counted: Any = service.count("prometheus", body, "application/json", at)
+    except InputError as exc:
+        counted = (exc.status, str(exc))
+    assert counted == checked

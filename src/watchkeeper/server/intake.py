@@ -1,8 +1,9 @@
 """The lean intake route: ``POST /api/v2/alerts`` on the journal (docs/scaling.md, "Intake").
 
 Pure ASGI, in front of FastAPI's routing: the bearer token (cached), the body under the size
-limit, the same checks and normalization as every ingest route (a refused body is a 4xx and a
-dead letter), then a group-committed append to the intake journal; 202 only after that commit.
+limit, the same checks as every ingest route (a plain body is counted in one pass, no events
+built; a refused body is a 4xx and a dead letter), then a group-committed append to the intake
+journal; 202 only after that commit.
 ``service/intake.py`` processes the journal. Without a journal (PostgreSQL, a bus) the FastAPI
 route of the same path answers, committing in the request.
 """
@@ -116,7 +117,7 @@ class LeanIntake:
         try:
             if truncated:
                 raise InputError(f"body of {size}+ bytes exceeds the limit of {self.limit}", status=413)
-            events = service.check(SOURCE, body, content_type, received_at)
+            accepted = service.count(SOURCE, body, content_type, received_at)  # no events built here
         except InputError as exc:
             await run_in_threadpool(
                 partial(service.dead_letter, SOURCE, body, exc, content_type, size=size, truncated=truncated)
@@ -124,8 +125,8 @@ class LeanIntake:
             raise
         if self.stage.full:
             raise InputError("the intake backlog is full; retry shortly", status=503)
-        await self.appender.append(Entry(received_at, SOURCE, f"token:{who.name}", len(events), body))
-        return 202, orjson.dumps({"accepted": len(events)})
+        await self.appender.append(Entry(received_at, SOURCE, f"token:{who.name}", accepted, body))
+        return 202, orjson.dumps({"accepted": accepted})
 
 
 async def _read(headers: dict[bytes, bytes], receive: Any, limit: int) -> tuple[bytes, int, bool]:
