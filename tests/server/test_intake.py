@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -156,3 +157,25 @@ def test_the_request_path_count_says_what_check_says(make_service: Any, sqlite_u
     except InputError as exc:
         counted = (exc.status, str(exc))
     assert counted == checked
+
+
+def test_the_backlog_counts_another_objects_drops(tmp_path: Any) -> None:
+    """The API process appends, the drainer drops: the backlog read by the first sees both."""
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    earlier = Journal(tmp_path / "j")
+    earlier.append([Entry(at, "prometheus", "token:t", 5, b"[]")])  # left by a previous run
+    earlier.close()
+    api, drainer = Journal(tmp_path / "j"), Journal(tmp_path / "j")
+    try:
+        api.append([Entry(at, "prometheus", "token:t", n, b"[]") for n in (2, 3)])
+        assert api.backlog() == 10
+        drainer.drop(drainer.take(7))  # the first two bodies: 5 + 2 alerts
+        assert api.backlog() == 3
+        drainer.drop(drainer.take(100))
+        assert api.backlog() == 0
+        again = Journal(tmp_path / "j")  # a restart: the file's counter carries on
+        assert again.backlog() == 0 and again.bodies == 0
+        again.close()
+    finally:
+        api.close()
+        drainer.close()
