@@ -179,3 +179,37 @@ def test_the_backlog_counts_another_objects_drops(tmp_path: Any) -> None:
     finally:
         api.close()
         drainer.close()
+
+
+def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from watchkeeper.server.intake import Appender
+
+    class Stage:
+        journal = Journal(tmp_path / "j")
+        notified = 0
+
+        def notify(self) -> None:
+            self.notified += 1
+
+    stage = Stage()
+    appender = Appender(stage)  # type: ignore[arg-type]
+    monkeypatch.setattr(Appender, "IDLE", 0.05)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    async def burst() -> None:
+        await asyncio.gather(*(appender.append(Entry(at, "prometheus", "token:t", 2, b"[]")) for _ in range(20)))
+
+    try:
+        asyncio.run(burst())
+        assert (stage.journal.bodies, stage.journal.backlog()) == (20, 40)  # committed before the answers
+        assert 1 <= stage.notified < 20  # in groups
+        deadline = time.monotonic() + 10
+        while appender._thread is not None and time.monotonic() < deadline:  # bounded
+            time.sleep(0.01)
+        assert appender._thread is None  # idle: gone
+        asyncio.run(burst())  # and back at the next body
+        assert stage.journal.bodies == 40
+    finally:
+        stage.journal.close()
