@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from conftest import Api
+from watchkeeper.errors import InputError
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.service.intake import IntakeStage
 from watchkeeper.storage.journal import Entry, Journal
@@ -132,3 +134,82 @@ def test_a_journal_that_cannot_take_it_is_a_503_and_the_next_body_is_taken(
     assert "retry shortly" in answer.json()["error"]
     again = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
     assert (again.status_code, again.json()) == (202, {"accepted": 3})
+
+
+@pytest.mark.parametrize("body", [
+    orjson.dumps(BODY),
+    b"[{",
+    b'{"labels": {}}',
+    b'[{"labels": {"a": 1}}]',
+    b'[{"labels": {"a": "\\u0000"}}]',
+    orjson.dumps([{"labels": {"alertname": "Down", "instance": "h" * 300}}]),
+    orjson.dumps([{"labels": {"alertname": "Down"}, "startsAt": "yesterday"}]),
+])
+def test_the_request_path_count_says_what_check_says(make_service: Any, sqlite_url: str, body: bytes) -> None:
+    service = make_service(sqlite_url)
+    at = service.clock()
+    try:
+        checked: Any = len(service.check("prometheus", body, "application/json", at))
+    except InputError as exc:
+        checked = (exc.status, str(exc))
+    try:
+        counted: Any = service.count("prometheus", body, "application/json", at)
+    except InputError as exc:
+        counted = (exc.status, str(exc))
+    assert counted == checked
+
+
+def test_the_backlog_counts_another_objects_drops(tmp_path: Any) -> None:
+    """The API process appends, the drainer drops: the backlog read by the first sees both."""
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    earlier = Journal(tmp_path / "j")
+    earlier.append([Entry(at, "prometheus", "token:t", 5, b"[]")])  # left by a previous run
+    earlier.close()
+    api, drainer = Journal(tmp_path / "j"), Journal(tmp_path / "j")
+    try:
+        api.append([Entry(at, "prometheus", "token:t", n, b"[]") for n in (2, 3)])
+        assert api.backlog() == 10
+        drainer.drop(drainer.take(7))  # the first two bodies: 5 + 2 alerts
+        assert api.backlog() == 3
+        drainer.drop(drainer.take(100))
+        assert api.backlog() == 0
+        again = Journal(tmp_path / "j")  # a restart: the file's counter carries on
+        assert again.backlog() == 0 and again.bodies == 0
+        again.close()
+    finally:
+        api.close()
+        drainer.close()
+
+
+def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from watchkeeper.server.intake import Appender
+
+    class Stage:
+        journal = Journal(tmp_path / "j")
+        notified = 0
+
+        def notify(self) -> None:
+            self.notified += 1
+
+    stage = Stage()
+    appender = Appender(stage)  # type: ignore[arg-type]
+    monkeypatch.setattr(Appender, "IDLE", 0.05)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    async def burst() -> None:
+        await asyncio.gather(*(appender.append(Entry(at, "prometheus", "token:t", 2, b"[]")) for _ in range(20)))
+
+    try:
+        asyncio.run(burst())
+        assert (stage.journal.bodies, stage.journal.backlog()) == (20, 40)  # committed before the answers
+        assert 1 <= stage.notified < 20  # in groups
+        deadline = time.monotonic() + 10
+        while appender._thread is not None and time.monotonic() < deadline:  # bounded
+            time.sleep(0.01)
+        assert appender._thread is None  # idle: gone
+        asyncio.run(burst())  # and back at the next body
+        assert stage.journal.bodies == 40
+    finally:
+        stage.journal.close()

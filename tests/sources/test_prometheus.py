@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import Severity, Status
 from watchkeeper.sources import detect, registry
 from watchkeeper.sources.base import fingerprint_of
-from watchkeeper.sources.prometheus import PrometheusSource, fast_normalize, validated_normalize
+from watchkeeper.sources.limits import size_problem
+from watchkeeper.sources.prometheus import PrometheusSource, fast_normalize, plain_body, validated_normalize
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
@@ -86,3 +89,67 @@ def test_refusals_say_why(body: Any, says: str) -> None:
 def test_detected_in_a_mixed_replay() -> None:
     assert detect(REAL, registry(plugins=False)).name == "prometheus"
     assert detect([{"service": "db", "summary": "x", "labels": {}}], registry(plugins=False)).name == "events"
+
+
+# -- plain_body: the journalled intake's one-pass count accepts only what normalize accepts ------
+_TEXT = st.one_of(st.text(max_size=6), st.sampled_from(["db", "x" * 300, "2026-11-22T06:00:00Z", "\x00"]))
+_VALUE = st.one_of(_TEXT, st.integers(), st.none(), st.lists(st.text(max_size=2), max_size=1))
+_KEYS = st.sampled_from(["alertname", "service", "instance", "job", "pod", "severity", "a"])
+_TIME = st.sampled_from(["2026-11-22T06:00:00Z", "0001-01-01T00:00:00Z", "2026-11-22T08:00:00.5+02:00", "later", ""])
+
+
+def _alert(value: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Alerts whose fields are mostly of the right type (``value``: what a field may be instead)."""
+    return st.fixed_dictionaries(
+        {"labels": st.one_of(st.dictionaries(_KEYS, _TEXT, min_size=1, max_size=4),
+                             st.dictionaries(_KEYS, value, max_size=3))},
+        optional={
+            "annotations": st.one_of(st.dictionaries(st.sampled_from(["summary", "b"]), _TEXT, max_size=2), value),
+            "startsAt": st.one_of(_TIME, value),
+            "endsAt": st.one_of(_TIME, value),
+            "generatorURL": st.one_of(_TEXT, value),
+        },
+    )
+
+
+_ALERT = st.one_of(_alert(st.nothing()), _alert(_VALUE))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_ALERT, max_size=4), st.lists(st.one_of(_ALERT, _VALUE), max_size=3), _VALUE))
+def test_plain_body_counts_only_what_normalize_accepts(body: Any) -> None:
+    counted = plain_body(body)
+    try:
+        events = PrometheusSource().normalize(body, NOW)
+        refused = size_problem(events)
+    except InputError as exc:
+        events, refused = [], str(exc)
+    if counted is not None:
+        assert (refused, len(events)) == (None, counted)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        REAL,
+        [{"labels": {"alertname": "Down", "note": "n" * 400}}],  # long, but in no stored field
+        [{"labels": {"alertname": "Down"}, "startsAt": "0001-01-01T00:00:00Z"}],
+        [],
+    ],
+)
+def test_plain_body_counts_plain_bodies(body: Any) -> None:
+    assert plain_body(body) == len(body) == len(PrometheusSource().normalize(body, NOW))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"labels": {"alertname": "Down", "instance": "h" * 300}}],  # over the resource column
+        [{"labels": {"a": "b"}, "annotations": None}],
+        [{"labels": {"a": "b"}, "generatorURL": 1}],
+        [{"labels": {"a": "b"}, "endsAt": "later"}],
+        {"labels": {"a": "b"}},
+    ],
+)
+def test_plain_body_leaves_the_unusual_to_normalize(body: Any) -> None:
+    assert plain_body(body) is None

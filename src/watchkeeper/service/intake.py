@@ -228,7 +228,8 @@ class IntakeProcess:
 
     @property
     def full(self) -> bool:
-        """More than ``max_backlog`` alerts wait (recounted at most every 0.2 s: the child drops)."""
+        """More than ``max_backlog`` alerts wait (re-read at most every 0.2 s: the child drops;
+        O(1), and never waits for an append in progress)."""
         journal = self.journal
         if journal is None:
             return False

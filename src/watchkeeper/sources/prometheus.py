@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from watchkeeper.model import Event, EventKind, Status, utc
 from watchkeeper.sources.alertmanager import _severity, _str_map, _time
 from watchkeeper.sources.base import RESOURCE_LABELS, SERVICE_LABELS, fingerprint_of, first_label, validate
-from watchkeeper.sources.limits import UtcTime
+from watchkeeper.sources.limits import FIELD_LIMITS, UtcTime
 
 #: Alerts in one body at most (Prometheus sends ``max_alerts_per_request``-sized bodies, 64 by default).
 MAX_ALERTS = 10_000
@@ -67,6 +67,10 @@ class PrometheusSource:
         fast = fast_normalize(payload, received_at)
         return fast if fast is not None else validated_normalize(payload, received_at)
 
+    def plain_count(self, payload: Any) -> int | None:
+        """See :func:`plain_body`."""
+        return plain_body(payload)
+
 
 def validated_normalize(payload: Any, received_at: datetime) -> list[Event]:
     """The reference path: pydantic validation, exact error messages."""
@@ -106,7 +110,44 @@ def fast_normalize(payload: Any, received_at: datetime) -> list[Event] | None:
     return events
 
 
+def plain_body(payload: Any) -> int | None:
+    """The number of alerts of a plain body, checked in one pass without building events (the
+    journalled intake's request path), or None for anything unusual: then ``normalize`` and
+    ``size_problem`` decide, with their messages. Whatever it counts, they accept.
+
+    >>> plain_body([{"labels": {"alertname": "Down"}, "startsAt": "2026-01-01T11:00:00Z"}])
+    1
+    >>> plain_body([{"labels": {"alertname": 1}}]) is None, plain_body([{"labels": {}}]) is None
+    (True, True)
+    """
+    if type(payload) is not list or len(payload) > MAX_ALERTS:
+        return None
+    for raw in payload:
+        if type(raw) is not dict:
+            return None
+        labels, annotations = raw.get("labels"), raw.get("annotations", _EMPTY)
+        if type(labels) is not dict or not labels or type(annotations) is not dict:
+            return None
+        try:  # every value a str (checked in C); their total length bounds each one's
+            size = len("".join(labels.values()))
+            "".join(annotations.values())
+        except TypeError:
+            return None
+        if size > _SIZED_LIMIT and any(len(labels.get(key, "")) > _SIZED_LIMIT for key in _SIZED_LABELS):
+            return None  # a field may be over its column: size_problem words it
+        if "generatorURL" in raw and type(raw["generatorURL"]) is not str:
+            return None
+        if (text := raw.get("startsAt")) is not None and _time(text) is None:
+            return None
+        if (text := raw.get("endsAt")) is not None and _time(text) is None:
+            return None
+    return len(payload)
+
+
 _EMPTY: dict[str, str] = {}
+#: The labels an event's sized fields (name, service, resource) are taken from, and the smallest limit.
+_SIZED_LABELS = ("alertname", *SERVICE_LABELS, *RESOURCE_LABELS)
+_SIZED_LIMIT = min(FIELD_LIMITS["name"], FIELD_LIMITS["service"], FIELD_LIMITS["resource"])
 _SOURCE, _ALERT = PrometheusSource.name, EventKind.ALERT
 
 
@@ -144,4 +185,4 @@ def _event(
     )
 
 
-__all__ = ["PostableAlert", "PostableAlerts", "PrometheusSource", "fast_normalize", "validated_normalize"]
+__all__ = ["PostableAlert", "PostableAlerts", "PrometheusSource", "fast_normalize", "plain_body", "validated_normalize"]

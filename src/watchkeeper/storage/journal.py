@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS intake (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
+# meta: 'uid' (the file's identity), 'dropped' (alerts dropped since the file was made: the
+# backlog of another process's drops is read from this one row, not summed over the rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,21 @@ class Journal:
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.executescript(_SCHEMA)
         self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex[:16],))
+        self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('dropped', '0')")
         #: This journal file's identity: its ids are message ids only together with it.
         self.uid = str(self._conn.execute("SELECT value FROM meta WHERE key = 'uid'").fetchone()[0])
-        row = self._conn.execute("SELECT count(*), coalesce(sum(alerts), 0) FROM intake").fetchone()
-        #: Bodies and alerts appended and not yet dropped (kept here: no count(*) per request).
+        self._conn.execute("BEGIN")  # one snapshot: what waits, and the drops counted so far
+        try:
+            row = self._conn.execute("SELECT count(*), coalesce(sum(alerts), 0) FROM intake").fetchone()
+            self._dropped_at_open = self._dropped(self._conn)
+        finally:
+            self._conn.execute("COMMIT")
+        #: Bodies and alerts appended and not yet dropped by this object (no count(*) per request).
         self.bodies, self.alerts = int(row[0]), int(row[1])
+        self._alerts_at_open, self._appended = self.alerts, 0
+        # The backlog's reader: never waits for an append in progress (WAL readers do not block).
+        self._reader = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._reader_lock = threading.Lock()
 
     def append(self, entries: list[Entry]) -> None:
         """Durably append ``entries`` in one transaction (returns after the commit)."""
@@ -75,8 +87,10 @@ class Journal:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            added = sum(e.alerts for e in entries)
             self.bodies += len(entries)
-            self.alerts += sum(e.alerts for e in entries)
+            self.alerts += added
+            self._appended += added
 
     def take(self, max_alerts: int) -> list[Entry]:
         """The oldest entries, about ``max_alerts`` alerts' worth (at least one entry)."""
@@ -98,24 +112,36 @@ class Journal:
         """Forget entries whose events are committed."""
         if not entries:
             return
+        dropped = sum(e.alerts for e in entries)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany("DELETE FROM intake WHERE id = ?", [(e.id,) for e in entries])
+                self._conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'dropped'", (dropped,)
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self.bodies -= len(entries)
-            self.alerts -= sum(e.alerts for e in entries)
+            self.alerts -= dropped
 
     def backlog(self) -> int:
-        """Alerts appended and not yet dropped, counted in the file (another process drops)."""
-        with self._lock:
-            return int(self._conn.execute("SELECT coalesce(sum(alerts), 0) FROM intake").fetchone()[0])
+        """Alerts appended and not yet dropped, as the appending object sees it (another process
+        drops): what waited at open, plus what this object appended, less the drops counted in
+        the file since (one row, O(1)). Exact in the one object that appends (the server's)."""
+        with self._reader_lock:
+            dropped = self._dropped(self._reader)
+        return self._alerts_at_open + self._appended - (dropped - self._dropped_at_open)
+
+    @staticmethod
+    def _dropped(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._reader_lock:
+            self._reader.close()
             self._conn.close()
 
 
