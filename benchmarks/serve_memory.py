@@ -263,7 +263,7 @@ def mib(kib: int | None) -> str:
 
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     print(f"\n{args.distinct:,} distinct alerts, {args.per_body} per body, {args.connections} connections; "
-          f"SQLite; load average {load_average()} (1 min), {open('/proc/loadavg').read().strip()}")
+          f"SQLite; load average {load_average()} (1 min), {Path('/proc/loadavg').read_text().strip()}")
     print("baseline (a fresh interpreter, MiB): RSS / peak RSS / PSS")
     for run in runs:
         for what, (rss, hwm, pss) in run.baseline.items():
