@@ -20,16 +20,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.errors import InputError
 from watchkeeper.model import Change, ChangeKind, Incident, utc
-from watchkeeper.rca import Change as RcaChange
 from watchkeeper.sources.limits import UtcTime
 from watchkeeper.storage import Database, audit
 from watchkeeper.storage import changes as store
+
+if TYPE_CHECKING:  # the ranker (networkx, numpy) is imported when it ranks
+    from watchkeeper.rca import Change as RcaChange
 
 #: The largest batch one request may carry.
 MAX_BATCH = 1000
@@ -98,6 +100,8 @@ def parse(doc: Any) -> list[ChangeIn]:
 def suspects(found: Sequence[ServiceChange], onset: datetime) -> list[RcaChange]:
     """The changes the ranker may blame: not rollbacks (they restore a known-good state), and not a
     change already rolled back on its service between it and the onset."""
+    from watchkeeper.rca import Change as RcaChange
+
     ordered = sorted(found, key=lambda c: (c.at, c.id))
     out = []
     for i, c in enumerate(ordered):

@@ -533,7 +533,7 @@ def make_ranker(service: Watchkeeper, source: SeriesSource | None = None, *, tra
     watch with ``rca: true``, or traces taken in (``traces.enabled``; their RED rows and call graph are
     evidence on their own) — with the trace and log sources when given."""
     settings = service.settings
-    if not settings.rca.enabled or not (any(w.rca for w in settings.watch.watches) or settings.traces.enabled):
+    if not settings.ranks():
         return None
     return Ranker(service, source or PrometheusSource(settings.watch), traces=traces, logs=logs)
 

@@ -162,6 +162,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
         return value
 
+    def ranks(self) -> bool:
+        """Whether ``serve`` runs the ranker: ranking enabled and evidence to rank on — at least one
+        watch with ``rca: true``, or traces taken in (``watchkeeper.ranking.make_ranker``)."""
+        return self.rca.enabled and (any(w.rca for w in self.watch.watches) or self.traces.enabled)
+
 
 def load_settings(env: Mapping[str, str], config_file: Path | None = None) -> Settings:
     """Build Settings from ``env`` (e.g. ``os.environ``) and an optional YAML file.

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtri
 
 from watchkeeper.errors import InputError
 
@@ -190,6 +189,8 @@ class EtsBatch:
         var = np.concatenate([np.ones((mean.shape[0], 1)), 1.0 + np.cumsum(c**2, axis=1)], axis=1)
         if self.horizons:
             var = self._measured_variance(var)
+        from scipy.special import ndtri  # ~27 MiB: imported by the first forecast, not by every serve
+
         z = float(ndtri(0.5 + level / 200.0))
         half = z * self.sigma[:, None] * np.sqrt(var)
         return Prediction(mean=mean, lower=mean - half, upper=mean + half, level=level)

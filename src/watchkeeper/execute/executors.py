@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watchkeeper.errors import ConfigError
 from watchkeeper.execute.runbook import Step, render
+
+if TYPE_CHECKING:  # httpx is imported by the HTTP step that runs
+    import httpx
 
 MAX_OUTPUT = 4096
 _SECRETISH = re.compile(
@@ -174,6 +175,8 @@ class HttpExecutor:
         if refused is not None:
             return StepResult(False, f"{method} {redact(url, secrets)} refused: {refused}",
                               duration_s=time.monotonic() - started, request=plan)
+        import httpx
+
         try:
             with httpx.Client(timeout=spec.timeout, transport=self.transport, trust_env=False) as client:
                 response = client.request(method, url, headers=headers, json=body if body is not None else None)
@@ -216,6 +219,8 @@ def refused_host(template: str, rendered: str, allowed: list[str]) -> str | None
     "host '169.254.169.254' is link-local or cloud metadata; list it in allowed_hosts to reach it"
     """
     import ipaddress
+
+    import httpx
 
     try:
         parsed = httpx.URL(rendered)

@@ -140,11 +140,14 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
     ``"process"`` (a child process: the other core; what ``serve`` uses), ``"thread"`` (one of
     this process), ``"off"`` (the default here: that route commits in the request, as every other
     ingest route; tests and embedders get no extra thread or process unless they ask)."""
-    from watchkeeper.ranking import make_ranker
     from watchkeeper.server.rca_api import add_routes
 
     watcher = make_watcher(service) if watch else None
-    ranker = make_ranker(service) if rank else None
+    ranker = None
+    if rank and service.settings.ranks():  # the ranker (networkx, numpy) only when it will rank
+        from watchkeeper.ranking import make_ranker
+
+        ranker = make_ranker(service)
     journal = journal_path(service) if bus is None and intake != "off" else None  # server/intake.py
     stage = None if journal is None else IntakeProcess(service, journal) if intake == "process" else (
         IntakeStage(service, journal))

@@ -3,9 +3,12 @@ the service's ingest, the database's detector-state table and the app's metrics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from watchkeeper.service import Watchkeeper
-from watchkeeper.storage.watch import DetectorStateStore
-from watchkeeper.watch.runner import Watcher
+
+if TYPE_CHECKING:
+    from watchkeeper.watch.runner import Watcher
 
 
 def make_watcher(service: Watchkeeper) -> Watcher | None:
@@ -15,5 +18,8 @@ def make_watcher(service: Watchkeeper) -> Watcher | None:
     config = service.settings.watch
     if not config.watches and not config.forecasts:
         return None
+    from watchkeeper.storage.watch import DetectorStateStore  # the detectors (numpy, scipy) only when watching
+    from watchkeeper.watch.runner import Watcher
+
     return Watcher(config, lambda events: service.ingest_events("watch", events, actor="watch"),
                    DetectorStateStore(service.db, service.clock), metrics=service.metrics)

@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -104,6 +100,9 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to ``revision`` (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -114,10 +113,15 @@ class Database:
             raise ConfigError(f"cannot reach the database {_redact(self.url)}: {exc.orig}") from exc
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.read() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def is_current(self) -> bool:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         return self.current_revision() == ScriptDirectory.from_config(cfg).get_current_head()

@@ -15,6 +15,7 @@ To ship another model version, append its builder to :data:`SHIPPED` (a function
 
 >>> [m.kind.value for m in shipped_models()]
 ['detector', 'rca', 'correlation', 'template_miner']
+>>> from watchkeeper.detect.default import DEFAULT
 >>> shipped_models()[0].params["threshold"] == DEFAULT.threshold
 True
 >>> shipped_models()[0].scores.held_out["nab_pooled"] > 0
@@ -32,12 +33,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from watchkeeper import rca
 from watchkeeper.correlate.pipeline_config import PipelineConfig
 from watchkeeper.correlate.window import CORRELATOR_VERSION
-from watchkeeper.detect.default import DEFAULT, make
-from watchkeeper.rca.calibration import CALIBRATION
-from watchkeeper.rca.scoring import Params
 from watchkeeper.value.drift import ModelKind, ModelVersion, Scores
 
 HERE = Path(__file__).resolve().parent.parent
@@ -67,6 +64,8 @@ def scores_file(path: Path, key: str, version: str) -> tuple[Scores, dict[str, A
 
 
 def _detector() -> ModelVersion:
+    from watchkeeper.detect.default import DEFAULT, make  # imported when a model is registered (numpy)
+
     built = make("default").params()
     key = f"{ModelKind.DETECTOR.value}:{DEFAULT.name}"
     scores, provenance = scores_file(DETECTOR_SCORES, key, DEFAULT.version)
@@ -78,10 +77,17 @@ def _detector() -> ModelVersion:
 def rca_version() -> str:
     """Named as causes name their model (``rca.MODEL``); its version changes with the fitted
     calibration (``eval rca --calibrate``), which changes what a confidence means."""
+    from watchkeeper import rca  # imported when a model is registered, not by every service
+    from watchkeeper.rca.calibration import CALIBRATION
+
     return f"{rca.MODEL}+cal.{digest(dict(CALIBRATION))}"
 
 
 def _rca() -> ModelVersion:
+    from watchkeeper import rca
+    from watchkeeper.rca.calibration import CALIBRATION
+    from watchkeeper.rca.scoring import Params
+
     version = rca_version()
     scores, provenance = scores_file(RCA_SCORES, f"{ModelKind.RCA.value}:{rca.MODEL}", version)
     params: dict[str, Any] = {"scoring": asdict(Params()), "calibration": dict(CALIBRATION)}

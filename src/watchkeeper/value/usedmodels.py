@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from watchkeeper.detect.default import shipped
 from watchkeeper.value.drift import ModelVersion
 from watchkeeper.watch.config import Watch
 
@@ -40,6 +39,8 @@ class ModelsInUse:
         self.correlation = correlation
         self.detectors: dict[str, tuple[str, str]] = {}
         for w in watches:
+            from watchkeeper.detect.default import shipped  # the detectors (numpy) only with watches
+
             config = shipped(w.detector)
             self.detectors[w.name] = (f"detector:{config.name}", config.version)
 
