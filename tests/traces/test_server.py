@@ -176,6 +176,10 @@ def test_red_rows_topology_and_trace_source(make_client: Callable[..., Client], 
     assert all(r["p95"] > 0 and r["error_ratio"] == 0 for r in edge_rows)
     assert c.get("/api/v1/traces/red", edge="web->db").json() == edge_rows  # the last hour by default
     assert c.get("/api/v1/traces/red", edge="nonsense").status_code == 422
+    # an 'end' at the first instant a datetime has: a 4xx with a sentence, not an overflow (a 500)
+    first = c.get("/api/v1/traces/red", end="0001-01-01T00:00:00Z")
+    assert first.status_code == 422 and "after 'start'" in first.text
+    assert c.get("/api/v1/traces/red", end="0001-01-01T00:30:00Z").json() == []  # within its first hour: empty
     # the configured graph says db → web: the traces' web → db conflicts with it, and the configuration wins
     topo = c.get("/api/v1/topology").json()
     assert [(e["source"], e["target"], e["sources"]) for e in topo["edges"]] == [("db", "web", ["settings"])]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -102,7 +102,9 @@ def add_routes(app: FastAPI, service: Watchkeeper) -> Traces | None:
         in seconds, ``at`` the step's end in unix seconds), oldest first: of one service (its own, the
         calls into it and its operations), one edge, or all; default: the last hour."""
         until = utc(end) if end is not None else service.clock()
-        since = utc(start) if start is not None else until - timedelta(hours=1)
+        hour = timedelta(hours=1)  # the default range: the hour before 'end' (not before the first instant there is)
+        first = datetime.min.replace(tzinfo=UTC)
+        since = utc(start) if start is not None else max(until, first + hour) - hour
         if until <= since:
             raise InputError("'end' must be after 'start'")
         if until - since > MAX_RANGE:
