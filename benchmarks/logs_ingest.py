@@ -31,8 +31,6 @@ import argparse
 import os
 import random
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -51,6 +48,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbRecord
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from traces_ingest import _cpu_seconds, serving  # benchmarks/ is on sys.path when this script runs
 from watchkeeper.logs.config import LogsConfig
 from watchkeeper.logs.record import LogRecord, level_of
 from watchkeeper.service import Watchkeeper
@@ -171,46 +169,13 @@ def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes],
     return out
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_rates(folder: Path, url: str, requests: dict[str, list[bytes]], lines_sent: int,
                clients: list[int]) -> list[tuple[str, int, float, float]]:
     """(encoding, clients, lines per wall second, lines per server CPU-second) of the requests sent
     to one ``watchkeeper serve`` on 127.0.0.1 (its own database at ``url``), each 200 awaited."""
     otlp_json = "application/json"
-    script = Path(sys.executable).parent / "watchkeeper"
-    port = _free_port()
-    config = folder / "watchkeeper.yaml"
-    config.write_text(yaml.safe_dump({"database_url": url, "port": port, "log_level": "warning"}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
-    token = subprocess.run([str(script), "--config", str(config), "token", "create", "--role", "ingest"],
-                           capture_output=True, check=True, env=env, timeout=120).stdout.decode().split()[-1]
-    log = (folder / "serve.log").open("wb")
-    server = subprocess.Popen([str(script), "--config", str(config), "serve"], cwd=folder, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     out = []
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(trust_env=False, timeout=30) as client:
-            while True:
-                try:
-                    if client.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"serve did not start; see {folder / 'serve.log'}")
-                time.sleep(0.2)
+    with serving(folder, url) as (server, base, token):
         for media, bodies in requests.items():
             headers = {"Authorization": f"Bearer {token}", "Content-Type": media}
 
@@ -227,10 +192,6 @@ def http_rates(folder: Path, url: str, requests: dict[str, list[bytes]], lines_s
                 wall, cpu = time.perf_counter() - wall, _cpu_seconds(server.pid) - cpu
                 encoding = "JSON" if media == otlp_json else "protobuf"
                 out.append((encoding, n, lines_sent / wall, lines_sent / max(cpu, 1e-9)))
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
     return out
 
 

@@ -19,6 +19,7 @@ It prints figures and ratios and asserts nothing about time. Everything runs on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import random
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,9 +102,10 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tuple[float, float, float, float]:
-    """(spans per wall second, spans per server CPU second, server CPU seconds per wall second — the
-    cores it used —, the server's peak RSS in MiB) into one ``watchkeeper serve`` process."""
+@contextlib.contextmanager
+def serving(folder: Path, url: str) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """A ``watchkeeper serve`` on 127.0.0.1 with its database at ``url`` (config and log in ``folder``),
+    answering /healthz: ``(process, base URL, ingest token)``; terminated on leaving."""
     script = Path(sys.executable).parent / "watchkeeper"
     port = _free_port()
     config = folder / "watchkeeper.yaml"
@@ -110,22 +113,32 @@ def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tup
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
     token = subprocess.run([str(script), "--config", str(config), "token", "create", "--role", "ingest"],
                            capture_output=True, check=True, env=env, timeout=120).stdout.decode().split()[-1]
-    log = (folder / "serve.log").open("wb")
-    server = subprocess.Popen([str(script), "--config", str(config), "serve"], cwd=folder, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(trust_env=False, timeout=30) as client:
-            while True:
-                try:
-                    if client.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"serve did not start; see {folder / 'serve.log'}")
-                time.sleep(0.2)
+    with (folder / "serve.log").open("wb") as log:
+        server = subprocess.Popen([str(script), "--config", str(config), "serve"], cwd=folder, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            with httpx.Client(trust_env=False, timeout=30) as client:
+                while True:
+                    try:
+                        if client.get(f"{base}/healthz").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise SystemExit(f"serve did not start; see {folder / 'serve.log'}")
+                    time.sleep(0.2)
+            yield server, base, token
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tuple[float, float, float, float]:
+    """(spans per wall second, spans per server CPU second, server CPU seconds per wall second — the
+    cores it used —, the server's peak RSS in MiB) into one ``watchkeeper serve`` process."""
+    with serving(folder, url) as (server, base, token):
         bodies = [gzip.compress(b, compresslevel=1) for b in exports]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": otlp.PROTOBUF, "Content-Encoding": "gzip"}
 
@@ -142,10 +155,6 @@ def http_rate(folder: Path, url: str, exports: list[bytes], clients: int) -> tup
         wall, cpu = time.perf_counter() - wall, _cpu_seconds(server.pid) - cpu
         spans = sent * len(otlp.decode_protobuf(exports[0]).spans)
         return spans / wall, spans / max(cpu, 1e-9), cpu / wall, _peak_rss_mib(server.pid)
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
 
 
 def _free_port() -> int:
