@@ -221,24 +221,13 @@ class TemplateMiner:
         >>> miner.identify("user 1 logged in"), miner.add("user 2 logged in").template_id
         (('8db321b96511', 'user <*> logged in'), '8db321b96511')
         """
-        # _clip and _seen written out (one call per line, not three): this runs for every stored line
-        self._tick += 1
-        if len(line) > self._max_chars:
-            line = line[: self._max_chars]
-        line = line.strip()
+        line = self._clip(line)
         masked = self._mask.sub(WILDCARD, line)  # what add() joins from its split: the same text
-        entry = self._shapes.get(masked)
-        if entry is not None:
-            cluster = entry[0]
-            if cluster.alive:
-                cluster.count += 1
-                cluster.last = self._tick
-                if entry[1] != cluster.version:
-                    entry[1], entry[2] = cluster.version, cluster.tokens == masked.split()
-                return cluster.id, cluster.template
-            del self._shapes[masked]
-        parsed = self._add_shape(line, masked)
-        return parsed.template_id, parsed.template
+        seen = self._seen(masked)
+        if seen is None:
+            parsed = self._add_shape(line, masked)
+            return parsed.template_id, parsed.template
+        return seen[0].id, seen[0].template
 
     def _clip(self, line: str) -> str:
         """Count the message (the clock eviction reads) and cut it to ``max_line_chars``, stripped."""

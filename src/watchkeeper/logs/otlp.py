@@ -45,20 +45,16 @@ class Decoded:
     problem: str = ""
 
 
-#: SeverityNumber 1-24 → level (index 0 unused): what :func:`severity_of` gives, looked up.
+#: SeverityNumber 1-24 → level (index 0 unused): TRACE/DEBUG/INFO, WARN, ERROR, FATAL.
 _BY_NUMBER = (None, *[Severity.INFO] * 12, *[Severity.WARNING] * 4, *[Severity.ERROR] * 4, *[Severity.CRITICAL] * 4)
 
 
 def severity_of(number: int, text: str, body: str) -> Severity:
     """OTLP's SeverityNumber (1-24) onto the four levels; the text, then the body, when unset."""
-    if number >= 21:
+    if 0 < number <= 24:
+        return _BY_NUMBER[number]  # type: ignore[return-value]  # index 0 is never read
+    if number > 24:
         return Severity.CRITICAL
-    if number >= 17:
-        return Severity.ERROR
-    if number >= 13:
-        return Severity.WARNING
-    if number >= 1:
-        return Severity.INFO
     if text:
         return Severity.parse(text) if Severity.known(text) else Severity.INFO
     return level_of(body)
@@ -157,10 +153,8 @@ def decode_json(body: bytes, received: datetime, default_service: str, max_line:
                         attrs = found
                     at = _time(int(rec.get("timeUnixNano") or 0) or int(rec.get("observedTimeUnixNano") or 0),
                                received)
-                    number = int(rec.get("severityNumber") or 0)
-                    severity = _BY_NUMBER[number] if 0 < number <= 24 else None
-                    if severity is None:
-                        severity = severity_of(number, str(rec.get("severityText") or ""), text)
+                    severity = severity_of(int(rec.get("severityNumber") or 0), str(rec.get("severityText") or ""),
+                                           text)
                     append(LogRecord(service, at, text, severity, "otlp", attrs))
         return out
     except BadRequest as exc:
@@ -202,8 +196,6 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
         raise BadRequest(f"not an OTLP ExportLogsServiceRequest in protobuf: {exc}") from None
     out = Decoded()
     append = out.records.append
-    from_seconds = datetime.fromtimestamp
-    by_number = _BY_NUMBER
     for rl in request.resource_logs:
         resource = _attrs_pb(rl.resource.attributes)
         service = resource.get("service.name") or default_service
@@ -224,19 +216,9 @@ def decode_protobuf(body: bytes, received: datetime, default_service: str, max_l
                     if rec.span_id:
                         found["span_id"] = rec.span_id.hex()
                     attrs = found or NO_ATTRIBUTES
-                nanos = rec.time_unix_nano or rec.observed_time_unix_nano
-                if not nanos:
-                    at = received
-                else:
-                    try:
-                        at = from_seconds(nanos / 1e9, UTC)
-                    except (OverflowError, OSError, ValueError):
-                        at = received
-                number = rec.severity_number
-                severity = by_number[number] if 0 < number <= 24 else None
-                if severity is None:
-                    severity = severity_of(number, rec.severity_text, text)
-                append(LogRecord(service, at, text, severity, "otlp", attrs))
+                at = _time(rec.time_unix_nano or rec.observed_time_unix_nano, received)
+                append(LogRecord(service, at, text, severity_of(rec.severity_number, rec.severity_text, text), "otlp",
+                                 attrs))
     return out
 
 
