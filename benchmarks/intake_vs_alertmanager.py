@@ -351,9 +351,14 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
 def wait_drained(target: Target, limit: float = 180.0) -> float:
     """Seconds until Watchkeeper's intake journal is empty (alerts acknowledged, not yet
     correlated and committed to the database), read from /healthz; bounded by ``limit``."""
+    return drained(target.base, limit)
+
+
+def drained(base: str, limit: float = 180.0) -> float:
+    """Seconds until the intake journal of the ``serve`` at ``base`` is empty (``/healthz``), bounded by ``limit``."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        details = httpx.get(f"{target.base}/healthz", timeout=10).json().get("details", {})
+        details = httpx.get(f"{base}/healthz", timeout=10).json().get("details", {})
         if not details.get("intake", {}).get("backlog", 0):
             break
         time.sleep(0.2)

@@ -146,25 +146,17 @@ def run_all(url: str, batches: list[list[tuple[str, str]]], bodies: list[bytes],
     stored, templates = logs.store.size()[0], len(logs.store.templates(limit=10_000))
     wk.close()
 
-    wk = fresh(url.format(name="otlp"))
-    logs = LogIngest(wk, LogsConfig())
+    for name, label, media, sent in (("otlp", "protobuf", "application/x-protobuf", bodies),
+                                     ("json", "JSON", "application/json", jsons)):
+        wk = fresh(url.format(name=name))
+        logs = LogIngest(wk, LogsConfig())
 
-    def otlp() -> None:
-        for body in bodies:
-            logs.otlp(body, "application/x-protobuf")
+        def otlp(logs: LogIngest = logs, media: str = media, sent: list[bytes] = sent) -> None:
+            for body in sent:
+                logs.otlp(body, media)
 
-    out.append(("OTLP protobuf decode + submit", *timed(otlp)))
-    wk.close()
-
-    wk = fresh(url.format(name="json"))
-    logs = LogIngest(wk, LogsConfig())
-
-    def otlp_json() -> None:
-        for body in jsons:
-            logs.otlp(body, "application/json")
-
-    out.append(("OTLP JSON decode + submit", *timed(otlp_json)))
-    wk.close()
+        out.append((f"OTLP {label} decode + submit", *timed(otlp)))
+        wk.close()
     print(f"(submit: {stored:,} lines stored, {templates} templates)")
     return out
 

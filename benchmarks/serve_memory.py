@@ -38,7 +38,7 @@ import httpx
 import orjson
 
 from ingest import free_port, load_average  # benchmarks/ is on sys.path when this script runs
-from intake_vs_alertmanager import alerts, family, stop, wait_ready
+from intake_vs_alertmanager import alerts, drained, family, stop, wait_ready
 
 ROLES = ("api", "drainer", "tracker")
 
@@ -171,17 +171,6 @@ def serve(workdir: Path, env: dict[str, str]) -> Iterator[tuple[int, str, str]]:
             stop(proc)
 
 
-def drained(base: str, limit: float = 300.0) -> float:
-    """Seconds until the intake journal is empty (read from /healthz), bounded by ``limit``."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        details = httpx.get(f"{base}/healthz", timeout=10).json().get("details", {})
-        if not details.get("intake", {}).get("backlog", 0):
-            break
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 def post_all(base: str, auth: str, bodies: list[bytes], connections: int) -> tuple[int, int]:
     """Every body once, ``connections`` at a time; 503s are retried after a pause. (accepted, refused)."""
     headers = {"content-type": "application/json", "authorization": auth}
@@ -241,7 +230,7 @@ def one_run(label: str, env: dict[str, str], args: argparse.Namespace) -> Run:
         time.sleep(args.settle)
         idle = snapshot(pid)
         post_all(base, auth, [orjson.dumps(alerts(1, "warm-" + uuid.uuid4().hex[:8]))], 1)
-        drained(base)
+        drained(base, 300.0)
         time.sleep(args.settle)
         settled = snapshot(pid)
         sampler = Sampler(pid)
@@ -249,7 +238,7 @@ def one_run(label: str, env: dict[str, str], args: argparse.Namespace) -> Run:
             started = time.monotonic()
             accepted, refused = post_all(base, auth, bodies, args.connections)
             storm_s = time.monotonic() - started
-            drain_s = drained(base)
+            drain_s = drained(base, 300.0)
         peak = snapshot(pid)
         time.sleep(args.settle)
         after = snapshot(pid)
