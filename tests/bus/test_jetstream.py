@@ -46,6 +46,28 @@ def test_a_partition_count_other_than_the_stream_s_is_refused(js: JetStreamBus, 
         open_jetstream(s)
 
 
+def test_a_consumer_a_peer_is_making_anew_is_waited_for_and_a_missing_one_refused(
+        js: JetStreamBus, nats_server: NatsServer) -> None:
+    """A worker starting while another rewinds a partition (delete, then add its consumer) finds the
+    consumer missing for a moment: the start-up check asks again instead of exiting; a consumer that
+    stays missing is still a sentence."""
+    import threading
+
+    def delete(p: int) -> None:
+        js._run(js._jetstream().delete_consumer(js.stream, f"wk-p{p}"))
+
+    delete(1)
+    again = threading.Timer(0.5, lambda: js._run(js._jetstream().add_consumer(js.stream, js._consumer_config(1))))
+    again.start()
+    try:
+        open_jetstream(settings_for(nats_server.url)).close()  # waited for the consumer: no error
+    finally:
+        again.join()
+    delete(2)
+    with pytest.raises(ConfigError, match=r"'wk-p2' .* is missing; run 'watchkeeper bus init'"):
+        open_jetstream(settings_for(nats_server.url))
+
+
 def test_unreachable_nats_is_a_sentence() -> None:
     from watchkeeper.lab.prometheus import free_port
 

@@ -42,6 +42,10 @@ def consumer_name(partition: int) -> str:
     return f"wk-p{partition}"
 
 
+#: How often the start-up check asks for a missing consumer, 0.1 s apart (a peer's rewind re-creates it).
+CHECK_ATTEMPTS = 30
+
+
 @dataclass(slots=True)
 class JsDelivery:
     bus: JetStreamBus
@@ -138,11 +142,17 @@ class JetStreamBus:
                               f"{self.partitions} (bus_partitions); run 'watchkeeper bus init' with the same "
                               "settings everywhere")
         for p in range(self.partitions):
-            try:
-                await js.consumer_info(self.stream, consumer_name(p))
-            except nats.js.errors.NotFoundError:
-                raise ConfigError(f"the consumer {consumer_name(p)!r} of stream {self.stream!r} is missing; "
-                                  "run 'watchkeeper bus init'") from None
+            for attempt in range(CHECK_ATTEMPTS):
+                try:
+                    await js.consumer_info(self.stream, consumer_name(p))
+                    break
+                except nats.js.errors.NotFoundError:
+                    if attempt == CHECK_ATTEMPTS - 1:
+                        raise ConfigError(f"the consumer {consumer_name(p)!r} of stream {self.stream!r} is missing; "
+                                          "run 'watchkeeper bus init'") from None
+                    # a running worker taking the partition over makes its consumer anew (rewind): the
+                    # consumer is missing for a moment, not for good
+                    await asyncio.sleep(0.1)
 
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
