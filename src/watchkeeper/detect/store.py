@@ -20,10 +20,13 @@ from watchkeeper.detect.context import ContextNovelty, LikelihoodContext
 from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.detect.spatial import RangeLikelihood
 
 #: Every built-in detector, by the ``kind`` its state carries.
 DETECTORS: Mapping[str, type[Estimator]] = {
-    cls.__name__: cls for cls in (AnomalyLikelihood, RobustSeasonal, Cusum, MaxZ, ContextNovelty, LikelihoodContext)
+    cls.__name__: cls for cls in (
+        AnomalyLikelihood, RangeLikelihood, RobustSeasonal, Cusum, MaxZ, ContextNovelty, LikelihoodContext,
+    )
 }
 
 

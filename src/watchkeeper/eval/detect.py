@@ -480,9 +480,11 @@ ENSEMBLES: Mapping[str, Mapping[str, Any]] = {
 
 def candidates() -> dict[str, Candidate]:
     """Every candidate ``eval detect --candidate`` accepts: the shipped configurations,
-    :data:`VARIANTS` of the default and :data:`ENSEMBLES`."""
+    :data:`VARIANTS` of the default, :data:`ENSEMBLES` and ``likelihood+range`` (round 5, declared
+    in docs/detect.md before it was run: :class:`~watchkeeper.detect.spatial.RangeLikelihood`)."""
     from watchkeeper.detect.context import LikelihoodContext
     from watchkeeper.detect.default import DEFAULT
+    from watchkeeper.detect.spatial import RangeLikelihood
 
     out = shipped_candidates()
     for name, params in VARIANTS.items():
@@ -490,4 +492,5 @@ def candidates() -> dict[str, Candidate]:
                               DEFAULT.threshold)
     for name, params in ENSEMBLES.items():
         out[name] = Candidate(name, "experimental", partial(LikelihoodContext, **params), 0)
+    out.setdefault("likelihood+range", Candidate("likelihood+range", "experimental", RangeLikelihood, 0))
     return out

@@ -1,0 +1,110 @@
+"""The range break ("spatial anomaly") joined with the anomaly likelihood.
+
+A value beyond the range a metric has shown is what a person reading the chart calls an anomaly,
+however the deviations before it were distributed. Numenta's NAB detector joins exactly this to
+its anomaly likelihood (``spatialTolerance``: a value beyond the minimum or maximum seen so far by
+more than 5 % of their range scores 1.0), and it is what lets it hold on categories it was not
+built on. :class:`RangeLikelihood` is the default's :class:`~watchkeeper.detect.likelihood.AnomalyLikelihood`
+(unchanged, same parameters, learning every point) with that rule, written from the idea:
+
+* the range is that of the last ``memory`` to ``2 · memory`` values: two blocks of ``memory``
+  values, the older dropped when a new block is full (a live metric runs for months, and a range
+  that never forgets would stop seeing anything; O(1) per point);
+* a value more than ``tolerance`` (5 %, Numenta's) of that range beyond it scores 1.0 — only once
+  the likelihood itself scores (its tails hold ``MIN_HISTORY`` values), so that a new series does
+  not alarm on its first points;
+* the value then widens the range, so a level that stays is reported once, not at every point.
+
+>>> det = RangeLikelihood(window=32, memory=500)
+>>> for i in range(600):
+...     det.learn_one(10.0 + (i % 7) * 0.1, t=60.0 * i)
+>>> det.score_one(10.3, 36_000.0) < 0.5, det.score_one(10.7, 36_000.0), det.score_one(9.98, 36_000.0) < 1.0
+(True, 1.0, True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from watchkeeper.detect.likelihood import MIN_HISTORY, AnomalyLikelihood
+
+#: Numenta's ``SPATIAL_TOLERANCE``: how far beyond the range, as a share of it, is a break.
+TOLERANCE = 0.05
+
+
+class RangeLikelihood(AnomalyLikelihood):
+    """:class:`AnomalyLikelihood` whose score is 1.0 at a break of the recent range by more than
+    ``tolerance`` of it (see the module's docstring)."""
+
+    def __init__(
+        self, window: int = 256, season: str = "auto", short: int = 50, memory: int = 4000, warmup: int = 16,
+        tolerance: float = TOLERANCE,
+    ) -> None:
+        if not tolerance >= 0.0:
+            raise ValueError("tolerance >= 0 is required")
+        self.tolerance = tolerance
+        super().__init__(window=window, season=season, short=short, memory=memory, warmup=warmup)
+
+    def _reset(self) -> None:
+        super()._reset()
+        # The range of the current block (its count) and of the block before it.
+        self._lo, self._hi, self._count = math.inf, -math.inf, 0
+        self._old_lo, self._old_hi = math.inf, -math.inf
+
+    def _breaks(self, x: float) -> bool:
+        """Whether ``x`` breaks the remembered range by more than ``tolerance`` of it."""
+        if len(self._point.values) < MIN_HISTORY:
+            return False
+        lo = self._lo if self._lo < self._old_lo else self._old_lo
+        hi = self._hi if self._hi > self._old_hi else self._old_hi
+        span = hi - lo
+        if not span > 0.0:
+            return False
+        slack = self.tolerance * span
+        return x > hi + slack or x < lo - slack
+
+    def _widen(self, x: float) -> None:
+        if x > self._hi:
+            self._hi = x
+        if x < self._lo:
+            self._lo = x
+        self._count += 1
+        if self._count >= self.memory:
+            self._old_lo, self._old_hi = self._lo, self._hi
+            self._lo, self._hi, self._count = math.inf, -math.inf, 0
+
+    def score_one(self, x: float, t: float) -> float:
+        score = super().score_one(x, t)  # first: learn_one relies on the score it remembers
+        return 1.0 if self._breaks(x) else score
+
+    def learn_one(self, x: float, t: float) -> None:
+        super().learn_one(x, t)
+        self._widen(x)
+
+    def score_learn_one(self, x: float, t: float) -> float:
+        broke = self._breaks(x)
+        score = super().score_learn_one(x, t)
+        self._widen(x)
+        return 1.0 if broke else score
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        state["range"] = [_finite(v) for v in (self._lo, self._hi, self._old_lo, self._old_hi)] + [self._count]
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        lo, hi, old_lo, old_hi, count = state["range"]
+        self._lo, self._old_lo = _bound(lo, math.inf), _bound(old_lo, math.inf)
+        self._hi, self._old_hi = _bound(hi, -math.inf), _bound(old_hi, -math.inf)
+        self._count = int(count)
+
+
+def _finite(v: float) -> float | None:
+    """A bound as JSON can hold it (``None`` for an empty block's infinite bound)."""
+    return v if math.isfinite(v) else None
+
+
+def _bound(v: float | None, empty: float) -> float:
+    return empty if v is None else float(v)
