@@ -15,11 +15,14 @@ from watchkeeper.detect.context import ContextNovelty, LikelihoodContext
 from watchkeeper.detect.likelihood import AnomalyLikelihood
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.detect.spatial import RangeLikelihood
 from watchkeeper.detect.store import DETECTORS, restore
 
 UNIVARIATE: list[Callable[[], Estimator]] = [
     AnomalyLikelihood,
     lambda: AnomalyLikelihood(window=16, short=1, memory=200, warmup=4),
+    RangeLikelihood,
+    lambda: RangeLikelihood(window=16, short=1, memory=200, warmup=4, tolerance=0.0),
     RobustSeasonal,
     lambda: RobustSeasonal(window=8, warmup=4),
     lambda: RobustSeasonal(window=16, season="daily"),
