@@ -26,6 +26,7 @@ from watchkeeper.detect.default import DEFAULT
 from watchkeeper.detect.filter import AnomalyFilter
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.detect.spatial import RangeLikelihood
 
 #: Each figure is the best of this many runs (the machine may be shared).
 REPEATS = 3
@@ -89,7 +90,8 @@ def main() -> None:
     for name, det, max_skip in ((f"default ({DEFAULT.version})", DEFAULT.build(), DEFAULT.max_skip),
                                 ("RobustSeasonal", RobustSeasonal(), AnomalyFilter.max_skip),
                                 ("Cusum", Cusum(), AnomalyFilter.max_skip),
-                                ("likelihood+context", LikelihoodContext(), 0)):
+                                ("likelihood+context", LikelihoodContext(), 0),
+                                ("likelihood+range", RangeLikelihood(), 0)):
         took = math.inf
         for _ in range(REPEATS):
             # The default (AnomalyLikelihood) learns every point: max_skip=0, as shipped.

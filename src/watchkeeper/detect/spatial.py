@@ -83,9 +83,27 @@ class RangeLikelihood(AnomalyLikelihood):
         self._widen(x)
 
     def score_learn_one(self, x: float, t: float) -> float:
-        broke = self._breaks(x)
+        """:meth:`_breaks`, the likelihood's one pass, then :meth:`_widen`, inlined (the hot path)."""
+        lo, hi = self._lo, self._hi
+        old_lo, old_hi = self._old_lo, self._old_hi
+        broke = False
+        if len(self._point.values) >= MIN_HISTORY:
+            low = lo if lo < old_lo else old_lo
+            high = hi if hi > old_hi else old_hi
+            span = high - low
+            if span > 0.0:
+                slack = self.tolerance * span
+                broke = x > high + slack or x < low - slack
         score = super().score_learn_one(x, t)
-        self._widen(x)
+        if x > hi:
+            self._hi = x
+        if x < lo:
+            self._lo = x
+        count = self._count + 1
+        if count >= self.memory:
+            self._old_lo, self._old_hi = self._lo, self._hi
+            self._lo, self._hi, count = math.inf, -math.inf, 0
+        self._count = count
         return 1.0 if broke else score
 
     def _get_state(self) -> dict[str, Any]:
