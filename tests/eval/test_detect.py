@@ -196,3 +196,42 @@ def test_ensemble_candidates_are_experimental_and_learn_everything() -> None:
         assert det.join == params["join"]
         assert (cand.version, cand.max_skip) == ("experimental", 0)
         assert name not in SHIPPED
+
+
+def test_smoothed_mean_steps_back_from_a_cliff_the_mean_sits_on() -> None:
+    """x peaks at one grid point next to a cliff, y is flat: the mean takes the peak, the
+    smoothed mean a threshold where x holds over ±0.25 log-odds (away from the cliff)."""
+    n = len(THRESHOLDS)
+    x = np.full(n, 0.6)
+    x[1000:1031] = 0.62
+    x[1030] = 0.9  # the peak, the last point before the cliff
+    x[1031:] = 0.1
+    curves = {"only": {"x": Curve(x, None, 0), "y": Curve(np.full(n, 0.5), None, 0)}}
+    _, i_mean, _ = detect.choose(curves, ["x", "y"], "mean")
+    _, i_smooth, value = detect.choose(curves, ["x", "y"], "smoothed-mean")
+    assert i_mean == 1030
+    assert i_smooth < 1030 - 10
+    expected = detect.smoothed(np.mean([x, np.full(n, 0.5)], axis=0), detect.SMOOTH_MEAN_POINTS)
+    assert value == pytest.approx(float(expected.max()))
+
+
+def test_smoothed_mean_never_looks_at_the_held_out_source() -> None:
+    n = len(THRESHOLDS)
+    base = {s: Curve(np.linspace(0.2, 0.8, n), None, 0) for s in ("x", "y")}
+    hostile = np.zeros(n)
+    hostile[7] = 1.0
+    folds_a = detect.leave_one_source_out({"c": {**base, "z": Curve(hostile, None, 0)}}, "smoothed-mean")
+    folds_b = detect.leave_one_source_out({"c": {**base, "z": Curve(np.zeros(n), None, 0)}}, "smoothed-mean")
+    za, zb = (next(f for f in folds if f.source == "z") for folds in (folds_a, folds_b))
+    assert za.index == zb.index and za.index != 7
+
+
+def test_the_range_candidate_is_experimental_and_learns_everything() -> None:
+    """Round 5's candidate can be rerun on new sources but ships nothing."""
+    from watchkeeper.detect.default import SHIPPED
+    from watchkeeper.detect.spatial import RangeLikelihood
+
+    cand = detect.candidates()["likelihood+range"]
+    assert isinstance(cand.build(), RangeLikelihood)
+    assert (cand.version, cand.max_skip) == ("experimental", 0)
+    assert "likelihood+range" not in SHIPPED

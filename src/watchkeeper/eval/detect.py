@@ -322,7 +322,8 @@ def smoothed_mean_objective(curves: Mapping[str, Mapping[str, Curve]], sources: 
     """Per candidate, the mean over ``sources`` of each source's figure smoothed over
     ±:data:`SMOOTH_MEAN_POINTS` grid points: a threshold is chosen where the figure holds when the
     surprise it stands for is somewhat off, not on a peak next to a cliff."""
-    return {name: smoothed(objective, SMOOTH_MEAN_POINTS) for name, objective in mean_objective(curves, sources).items()}
+    means = mean_objective(curves, sources)
+    return {name: smoothed(objective, SMOOTH_MEAN_POINTS) for name, objective in means.items()}
 
 
 #: How ``choose`` may rank candidate and threshold: ``mean`` (the protocol's rule since round 1),
