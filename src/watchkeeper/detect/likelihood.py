@@ -191,6 +191,9 @@ class AnomalyLikelihood(Detector):
     (True, True)
     """
 
+    #: The short mean's cap (:data:`MEAN_CAP`); a subclass may set its own on the instance.
+    _cap: float = MEAN_CAP
+
     def __init__(
         self, window: int = 256, season: str = "auto", short: int = 50, memory: int = 4000, warmup: int = 16,
     ) -> None:
@@ -253,7 +256,8 @@ class AnomalyLikelihood(Detector):
         z = model.deviation_learn(x, t)
         if z < 0.0:
             z = -z
-        capped = z if z < MEAN_CAP else MEAN_CAP
+        cap = self._cap
+        capped = z if z < cap else cap
         recent = self._recent
         mean = (self._recent_sum + capped) / (len(recent) + 1)
         point, tail = self._point, self._mean
@@ -320,7 +324,8 @@ class AnomalyLikelihood(Detector):
         if z < 0.0:
             z = -z
         two = self._two_views
-        capped = z if z < MEAN_CAP else MEAN_CAP
+        cap = self._cap
+        capped = z if z < cap else cap
         mean = (self._recent_sum + capped) / (len(self._recent) + 1) if two else z
         score = 0.0
         point = self._point
@@ -362,7 +367,8 @@ class AnomalyLikelihood(Detector):
         if self._two_views:
             self._mean.add(mean)
             recent = self._recent
-            z = z if z < MEAN_CAP else MEAN_CAP  # (NaN too, as the short mean counts it)
+            cap = self._cap
+            z = z if z < cap else cap  # (NaN too, as the short mean counts it)
             age = self._recent_age + 1
             if age >= self.short:
                 recent.append(z)

@@ -13,7 +13,10 @@ built on. :class:`RangeLikelihood` is the default's :class:`~watchkeeper.detect.
 * a value more than ``tolerance`` (5 %, Numenta's) of that range beyond it scores 1.0 — only once
   the likelihood itself scores (its tails hold ``MIN_HISTORY`` values), so that a new series does
   not alarm on its first points;
-* the value then widens the range, so a level that stays is reported once, not at every point.
+* the value then widens the range, so a level that stays is reported once, not at every point;
+* ``mean_cap``: the short mean counts a deviation beyond it as it (the default's
+  :data:`~watchkeeper.detect.likelihood.MEAN_CAP`, 10); ``None`` counts every deviation as it is,
+  so a sustained anomaly is not squeezed under the mean of an earlier one (round 7).
 
 >>> det = RangeLikelihood(window=32, memory=500)
 >>> for i in range(600):
@@ -27,10 +30,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from watchkeeper.detect.likelihood import MIN_HISTORY, AnomalyLikelihood
+from watchkeeper.detect.likelihood import MEAN_CAP, MIN_HISTORY, AnomalyLikelihood
 
 #: Numenta's ``SPATIAL_TOLERANCE``: how far beyond the range, as a share of it, is a break.
 TOLERANCE = 0.05
+#: What the short mean counts a deviation as when ``mean_cap`` is ``None`` and the deviation is
+#: not finite (a NaN or infinite value): large, but the running sum of ``short`` of them is finite.
+NO_CAP = 1e300
 
 
 class RangeLikelihood(AnomalyLikelihood):
@@ -39,12 +45,17 @@ class RangeLikelihood(AnomalyLikelihood):
 
     def __init__(
         self, window: int = 256, season: str = "auto", short: int = 50, memory: int = 4000, warmup: int = 16,
-        tolerance: float = TOLERANCE,
+        tolerance: float = TOLERANCE, mean_cap: float | None = MEAN_CAP,
     ) -> None:
         if not tolerance >= 0.0:
             raise ValueError("tolerance >= 0 is required")
+        if mean_cap is not None and not mean_cap > 0.0:
+            raise ValueError("mean_cap > 0 (or None: no cap) is required")
         self.tolerance = tolerance
+        self.mean_cap = mean_cap
         super().__init__(window=window, season=season, short=short, memory=memory, warmup=warmup)
+        #: ``mean_cap=None``: the short mean counts every deviation as it is (round 7).
+        self._cap = NO_CAP if mean_cap is None else float(mean_cap)
 
     def _reset(self) -> None:
         super()._reset()

@@ -494,8 +494,9 @@ ENSEMBLES: Mapping[str, Mapping[str, Any]] = {
 
 def candidates() -> dict[str, Candidate]:
     """Every candidate ``eval detect --candidate`` accepts: the shipped configurations,
-    :data:`VARIANTS` of the default, :data:`ENSEMBLES` and ``likelihood+range`` (round 5, declared
-    in docs/detect.md before it was run: :class:`~watchkeeper.detect.spatial.RangeLikelihood`)."""
+    :data:`VARIANTS` of the default, :data:`ENSEMBLES` ``likelihood+range`` (round 5, declared
+    in docs/detect.md before it was run: :class:`~watchkeeper.detect.spatial.RangeLikelihood`) and
+    ``likelihood+range cap=none`` (round 7: the same without the short mean's cap)."""
     from watchkeeper.detect.context import LikelihoodContext
     from watchkeeper.detect.default import DEFAULT
     from watchkeeper.detect.spatial import RangeLikelihood
@@ -507,4 +508,6 @@ def candidates() -> dict[str, Candidate]:
     for name, params in ENSEMBLES.items():
         out[name] = Candidate(name, "experimental", partial(LikelihoodContext, **params), 0)
     out.setdefault("likelihood+range", Candidate("likelihood+range", "experimental", RangeLikelihood, 0))
+    out.setdefault("likelihood+range cap=none",
+                   Candidate("likelihood+range cap=none", "experimental", partial(RangeLikelihood, mean_cap=None), 0))
     return out
