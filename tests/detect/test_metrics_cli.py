@@ -76,3 +76,17 @@ def test_bad_file_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["detect", str(tmp_path / "bad.csv")])
     assert result.exit_code == 2
     assert "not a timestamp" in result.output
+
+
+def test_max_skip_follows_the_saved_detectors_own_class() -> None:
+    """``metrics detect`` learns as the saved detector's shipped configuration does: every point for
+    the likelihood, at most 30 anomalous points in a row kept out for the others; a subclass of a
+    shipped class (the experimental range break) is not taken for it."""
+    from watchkeeper.detect.default import SHIPPED, make, max_skip_of
+    from watchkeeper.detect.spatial import RangeLikelihood
+
+    assert max_skip_of(make("default")) == DEFAULT.max_skip == 0
+    assert [max_skip_of(make(name)) for name in ("robust", "cusum")] == [30, 30]
+    assert {name: max_skip_of(config.build()) for name, config in SHIPPED.items()} == {
+        name: config.max_skip for name, config in SHIPPED.items()}
+    assert max_skip_of(RangeLikelihood(window=32, memory=500)) is None

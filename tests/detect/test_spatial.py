@@ -95,3 +95,26 @@ def test_the_state_of_the_plain_likelihood_is_refused_with_a_sentence() -> None:
 def test_negative_tolerance_is_refused() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         RangeLikelihood(tolerance=-0.1)
+
+
+def test_no_cap_counts_a_sustained_deviation_as_it_is() -> None:
+    """``mean_cap=None`` (round 7's candidate): the short mean is not held at 10 robust standard
+    deviations, so a shift far beyond an earlier one scores higher than with the cap; the cap is
+    a parameter (saved with the state) and the default's 10 is what round 5's candidate had."""
+    xs = (10.0 + np.random.default_rng(7).normal(0.0, 1.0, 1500)).tolist()
+    xs[600:700] = [x + 15.0 for x in xs[600:700]]  # a first shift: beyond the cap already
+    xs[1200:1300] = [x + 60.0 for x in xs[1200:1300]]  # a second, four times as far
+    capped, free = RangeLikelihood(window=32, memory=500), RangeLikelihood(window=32, memory=500, mean_cap=None)
+    assert capped.params()["mean_cap"] == 10.0 and free.params()["mean_cap"] is None
+    scores = {}
+    for det in (capped, free):
+        scores[det.mean_cap] = [det.score_learn_one(x, 60.0 * i) for i, x in enumerate(xs[:1230])]
+    # the second shift's first point breaks the range (1.0 either way); the points after it are
+    # inside the widened range, where only the likelihood speaks
+    assert scores[None][1200] == scores[10.0][1200] == 1.0
+    assert sum(scores[None][1201:1211]) > sum(scores[10.0][1201:1211]) + 1.0
+    back = RangeLikelihood.from_state(json.loads(json.dumps(free.to_state())))
+    assert back.params()["mean_cap"] is None
+    assert back.score_one(70.1, 1230 * 60.0) == free.score_one(70.1, 1230 * 60.0)
+    with pytest.raises(ValueError, match="mean_cap"):
+        RangeLikelihood(mean_cap=0.0)

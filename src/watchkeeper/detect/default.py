@@ -75,5 +75,19 @@ def make(name: str = "default", options: Mapping[str, Any] | None = None) -> Det
         raise ValueError(f"detector {name!r}: {exc}") from None
 
 
+def max_skip_of(detector: Detector) -> int | None:
+    """How many anomalous points in a row a filter keeps out of ``detector``'s training: that of
+    the shipped configuration of its very class (a subclass is another detector), or ``None``
+    when no shipped configuration builds that class.
+
+    >>> max_skip_of(make("default")), max_skip_of(make("robust"))
+    (0, 30)
+    """
+    for config in SHIPPED.values():
+        if type(detector) is config.build:
+            return config.max_skip
+    return None
+
+
 def threshold_for(name: str = "default") -> float:
     return shipped(name).threshold

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.detect.base import Detector
-from watchkeeper.detect.default import DEFAULT
+from watchkeeper.detect.default import DEFAULT, max_skip_of
 from watchkeeper.detect.filter import AnomalyFilter, windows_of
 from watchkeeper.detect.store import FileStore
 from watchkeeper.errors import WatchkeeperError
@@ -54,8 +54,11 @@ def score_series(series: Series, threshold: float, store: FileStore | None) -> n
         detector = DEFAULT.build()
     if not isinstance(detector, Detector):
         raise WatchkeeperError(f"state of {series.name} holds a {type(detector).__name__}")
-    # The default learns every point (max_skip=0): its tails must see the anomalies too.
-    max_skip = DEFAULT.max_skip if isinstance(detector, type(DEFAULT.build())) else AnomalyFilter.max_skip
+    # The default learns every point (max_skip=0): its tails must see the anomalies too. Matched by
+    # the saved detector's own class, without building a default to compare with.
+    max_skip = max_skip_of(detector)
+    if max_skip is None:
+        max_skip = AnomalyFilter.max_skip
     f = AnomalyFilter(detector, series=series.name, threshold=threshold, max_skip=max_skip,
                       version=DEFAULT.version)
     scores = np.array([
