@@ -118,3 +118,26 @@ def test_no_cap_counts_a_sustained_deviation_as_it_is() -> None:
     assert back.score_one(70.1, 1230 * 60.0) == free.score_one(70.1, 1230 * 60.0)
     with pytest.raises(ValueError, match="mean_cap"):
         RangeLikelihood(mean_cap=0.0)
+
+
+def test_relearn_forgets_the_tails_at_a_new_level() -> None:
+    """``relearn=True`` (round 8's candidate): 50 points in a row beyond the range a break crossed
+    are a new level; the tails start afresh there (the likelihood silent while they refill, the
+    break still armed), so the new level stops looking rare; the one-pass path equals the two
+    calls, and the state round trip keeps the episode."""
+    xs = (10.0 + np.random.default_rng(3).normal(0.0, 1.0, 1400)).tolist()
+    xs[800:] = [x + 40.0 for x in xs[800:]]
+    plain, fresh, calls = (RangeLikelihood(window=32, memory=1000, relearn=r) for r in (False, True, True))
+    a = [plain.score_learn_one(x, 60.0 * i) for i, x in enumerate(xs)]
+    b = [fresh.score_learn_one(x, 60.0 * i) for i, x in enumerate(xs)]
+    c = []
+    for i, x in enumerate(xs):
+        c.append(calls.score_one(x, 60.0 * i))
+        calls.learn_one(x, 60.0 * i)
+    assert b == c and a[:850] == b[:850]  # the 50th point at the new level is 849
+    assert b[800] == 1.0 and len(fresh._point) == 1400 - 850 < len(plain._point) == 1000
+    assert all(v == 0.0 for v in b[850:850 + 64]) and max(a[850:850 + 64]) > 0.0  # the tails refill
+    assert fresh.score_one(200.0, 1400 * 60.0) == 1.0  # a break is still a break
+    back = RangeLikelihood.from_state(json.loads(json.dumps(fresh.to_state())))
+    assert back.score_one(50.5, 1400 * 60.0) == fresh.score_one(50.5, 1400 * 60.0)
+    assert back.to_state() == fresh.to_state()

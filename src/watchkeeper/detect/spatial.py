@@ -16,7 +16,9 @@ built on. :class:`RangeLikelihood` is the default's :class:`~watchkeeper.detect.
 * the value then widens the range, so a level that stays is reported once, not at every point;
 * ``mean_cap``: the short mean counts a deviation beyond it as it (the default's
   :data:`~watchkeeper.detect.likelihood.MEAN_CAP`, 10); ``None`` counts every deviation as it is,
-  so a sustained anomaly is not squeezed under the mean of an earlier one (round 7).
+  so a sustained anomaly is not squeezed under the mean of an earlier one (round 7);
+* ``relearn``: once ``short`` points in a row after a break have stayed beyond the range it broke
+  (a new level), the tails and the short window are forgotten and learned afresh (round 8).
 
 >>> det = RangeLikelihood(window=32, memory=500)
 >>> for i in range(600):
@@ -30,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from watchkeeper.detect.likelihood import MEAN_CAP, MIN_HISTORY, AnomalyLikelihood
+from watchkeeper.detect.likelihood import MEAN_CAP, MIN_HISTORY, AnomalyLikelihood, Tail
 
 #: Numenta's ``SPATIAL_TOLERANCE``: how far beyond the range, as a share of it, is a break.
 TOLERANCE = 0.05
@@ -45,7 +47,7 @@ class RangeLikelihood(AnomalyLikelihood):
 
     def __init__(
         self, window: int = 256, season: str = "auto", short: int = 50, memory: int = 4000, warmup: int = 16,
-        tolerance: float = TOLERANCE, mean_cap: float | None = MEAN_CAP,
+        tolerance: float = TOLERANCE, mean_cap: float | None = MEAN_CAP, relearn: bool = False,
     ) -> None:
         if not tolerance >= 0.0:
             raise ValueError("tolerance >= 0 is required")
@@ -53,6 +55,7 @@ class RangeLikelihood(AnomalyLikelihood):
             raise ValueError("mean_cap > 0 (or None: no cap) is required")
         self.tolerance = tolerance
         self.mean_cap = mean_cap
+        self.relearn = relearn
         super().__init__(window=window, season=season, short=short, memory=memory, warmup=warmup)
         #: ``mean_cap=None``: the short mean counts every deviation as it is (round 7).
         self._cap = NO_CAP if mean_cap is None else float(mean_cap)
@@ -62,10 +65,14 @@ class RangeLikelihood(AnomalyLikelihood):
         # The range of the current block (its count) and of the block before it.
         self._lo, self._hi, self._count = math.inf, -math.inf, 0
         self._old_lo, self._old_hi = math.inf, -math.inf
+        # relearn: the side of the last break (+1 above, -1 below, 0 none), the edge of the range
+        # it broke (with the tolerance), and how many points in a row have stayed beyond it.
+        self._side, self._edge, self._run = 0, 0.0, 0
+        self._armed = False  # whether the tails were forgotten once (the break needs no history then)
 
     def _breaks(self, x: float) -> bool:
         """Whether ``x`` breaks the remembered range by more than ``tolerance`` of it."""
-        if len(self._point.values) < MIN_HISTORY:
+        if not self._armed and len(self._point.values) < MIN_HISTORY:
             return False
         lo = self._lo if self._lo < self._old_lo else self._old_lo
         hi = self._hi if self._hi > self._old_hi else self._old_hi
@@ -74,6 +81,37 @@ class RangeLikelihood(AnomalyLikelihood):
             return False
         slack = self.tolerance * span
         return x > hi + slack or x < lo - slack
+
+    def _follow(self, x: float, broke: bool) -> None:
+        """``relearn``: count the points in a row beyond the edge the last break crossed; at
+        ``short`` of them the metric is at a new level, and the tails and the short window are
+        forgotten, to be learned afresh there."""
+        side = self._side
+        if broke and side == 0:
+            lo = self._lo if self._lo < self._old_lo else self._old_lo
+            hi = self._hi if self._hi > self._old_hi else self._old_hi
+            slack = self.tolerance * (hi - lo)
+            if x > hi:
+                self._side, self._edge, self._run = 1, hi + slack, 1
+            else:
+                self._side, self._edge, self._run = -1, lo - slack, 1
+            return
+        if side == 0:
+            return
+        if (x > self._edge) if side > 0 else (x < self._edge):
+            self._run += 1
+            if self._run >= self.short:
+                self._forget()
+        else:
+            self._side, self._run = 0, 0
+
+    def _forget(self) -> None:
+        self._side, self._run, self._armed = 0, 0, True
+        self._point = Tail(self.memory)
+        self._mean = Tail(self.memory)
+        self._recent.clear()
+        self._recent_sum, self._recent_age = 0.0, 0
+        self._scale_n = -1
 
     def _widen(self, x: float) -> None:
         if x > self._hi:
@@ -90,7 +128,12 @@ class RangeLikelihood(AnomalyLikelihood):
         return 1.0 if self._breaks(x) else score
 
     def learn_one(self, x: float, t: float) -> None:
-        super().learn_one(x, t)
+        if self.relearn:  # (before the widening and the tails' learning, as score_learn_one)
+            broke = self._breaks(x)
+            super().learn_one(x, t)
+            self._follow(x, broke)
+        else:
+            super().learn_one(x, t)
         self._widen(x)
 
     def score_learn_one(self, x: float, t: float) -> float:
@@ -98,7 +141,7 @@ class RangeLikelihood(AnomalyLikelihood):
         lo, hi = self._lo, self._hi
         old_lo, old_hi = self._old_lo, self._old_hi
         broke = False
-        if len(self._point.values) >= MIN_HISTORY:
+        if self._armed or len(self._point.values) >= MIN_HISTORY:
             low = lo if lo < old_lo else old_lo
             high = hi if hi > old_hi else old_hi
             span = high - low
@@ -106,6 +149,8 @@ class RangeLikelihood(AnomalyLikelihood):
                 slack = self.tolerance * span
                 broke = x > high + slack or x < low - slack
         score = super().score_learn_one(x, t)
+        if self.relearn:
+            self._follow(x, broke)
         if x > hi:
             self._hi = x
         if x < lo:
@@ -120,6 +165,8 @@ class RangeLikelihood(AnomalyLikelihood):
     def _get_state(self) -> dict[str, Any]:
         state = super()._get_state()
         state["range"] = [_finite(v) for v in (self._lo, self._hi, self._old_lo, self._old_hi)] + [self._count]
+        if self.relearn:
+            state["shift"] = [self._side, self._edge, self._run, self._armed]
         return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -128,6 +175,8 @@ class RangeLikelihood(AnomalyLikelihood):
         self._lo, self._old_lo = _bound(lo, math.inf), _bound(old_lo, math.inf)
         self._hi, self._old_hi = _bound(hi, -math.inf), _bound(old_hi, -math.inf)
         self._count = int(count)
+        side, edge, run, armed = state.get("shift", (0, 0.0, 0, False))
+        self._side, self._edge, self._run, self._armed = int(side), float(edge), int(run), bool(armed)
 
 
 def _finite(v: float) -> float | None:

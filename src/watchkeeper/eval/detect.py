@@ -496,7 +496,8 @@ def candidates() -> dict[str, Candidate]:
     """Every candidate ``eval detect --candidate`` accepts: the shipped configurations,
     :data:`VARIANTS` of the default, :data:`ENSEMBLES` ``likelihood+range`` (round 5, declared
     in docs/detect.md before it was run: :class:`~watchkeeper.detect.spatial.RangeLikelihood`) and
-    ``likelihood+range cap=none`` (round 7: the same without the short mean's cap)."""
+    ``likelihood+range cap=none`` (round 7: the same without the short mean's cap) and
+    ``likelihood+range relearn`` (round 8: the same, forgetting its tails at a new level)."""
     from watchkeeper.detect.context import LikelihoodContext
     from watchkeeper.detect.default import DEFAULT
     from watchkeeper.detect.spatial import RangeLikelihood
@@ -510,4 +511,6 @@ def candidates() -> dict[str, Candidate]:
     out.setdefault("likelihood+range", Candidate("likelihood+range", "experimental", RangeLikelihood, 0))
     out.setdefault("likelihood+range cap=none",
                    Candidate("likelihood+range cap=none", "experimental", partial(RangeLikelihood, mean_cap=None), 0))
+    out.setdefault("likelihood+range relearn",
+                   Candidate("likelihood+range relearn", "experimental", partial(RangeLikelihood, relearn=True), 0))
     return out
