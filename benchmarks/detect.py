@@ -91,7 +91,8 @@ def main() -> None:
                                 ("RobustSeasonal", RobustSeasonal(), AnomalyFilter.max_skip),
                                 ("Cusum", Cusum(), AnomalyFilter.max_skip),
                                 ("likelihood+context", LikelihoodContext(), 0),
-                                ("likelihood+range", RangeLikelihood(), 0)):
+                                ("likelihood+range", RangeLikelihood(), 0),
+                                ("+range relearn", RangeLikelihood(relearn=True), 0)):
         took = math.inf
         for _ in range(REPEATS):
             # The default (AnomalyLikelihood) learns every point: max_skip=0, as shipped.
