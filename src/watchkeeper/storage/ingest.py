@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, BindParameter, Connection, Integer, Text, any_, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, HoldReason, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
@@ -66,6 +66,24 @@ _ACTIVE_BY_KEY = (
 _INCIDENTS_IN = select(incidents).where(incidents.c.id.in_(_VALUES))
 _SERVICES_OF = select(incident_services).where(incident_services.c.incident_id.in_(_VALUES))
 _KEYS_OF = select(incident_keys).where(incident_keys.c.incident_id.in_(_VALUES))
+# PostgreSQL: the same reads with one array parameter (``= ANY(...)``) instead of an IN list of up
+# to CHUNK parameters: one short statement, parsed once by the driver and prepared by the server.
+_TEXTS: BindParameter[Any] = bindparam("values", type_=ARRAY(Text))
+_INTS: BindParameter[Any] = bindparam("values", type_=ARRAY(Integer))
+_PG_READS = {
+    id(_ALERTS_IN): select(alerts).where(alerts.c.fingerprint == any_(_TEXTS)),
+    id(_INHIBITORS_IN): select(inhibitors).where(inhibitors.c.key == any_(_TEXTS)),
+    id(_ACTIVE_BY_KEY): (
+        select(incident_keys.c.key, incidents.c.id)
+        .join(incidents, incidents.c.id == incident_keys.c.incident_id)
+        .where(incident_keys.c.key == any_(_TEXTS))
+        .where(incidents.c.status != IncidentStatus.RESOLVED.value)
+        .order_by(incidents.c.last_activity_at)
+    ),
+    id(_INCIDENTS_IN): select(incidents).where(incidents.c.id == any_(_INTS)),
+    id(_SERVICES_OF): select(incident_services).where(incident_services.c.incident_id == any_(_INTS)),
+    id(_KEYS_OF): select(incident_keys).where(incident_keys.c.incident_id == any_(_INTS)),
+}
 _SILENCES_AT = select(silences).where(silences.c.starts_at <= bindparam("at"), silences.c.ends_at > bindparam("at"))
 _NEXT_INCIDENT_ID = select(func.coalesce(func.max(incidents.c.id), 0))
 
@@ -80,6 +98,11 @@ def load_state(
 ) -> tuple[State, Loaded]:
     """Alerts these events name, and the active incidents indexed under ``keys``. Given a State
     kept from earlier batches (valid: nothing else wrote since), only what it lacks is read."""
+    pg = conn.dialect.name == "postgresql"
+
+    def read(statement: Any, values: Sequence[Any]) -> Any:
+        return conn.execute(_PG_READS[id(statement)] if pg else statement, {"values": list(values)})
+
     fresh = state is None or loaded is None
     state = State() if state is None else state
     loaded = Loaded() if loaded is None else loaded
@@ -88,24 +111,24 @@ def load_state(
     keys = keys - loaded.known_keys
     loaded.known_keys.update(keys)
     for part in _chunks(fingerprints):
-        for row in conn.execute(_ALERTS_IN, {"values": part}):
+        for row in read(_ALERTS_IN, part):
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
     incident_ids = {state.alerts[f].incident_id for f in fingerprints if f in state.alerts} - {None}
     inhibit_keys = sorted(k for k in keys if k.startswith("inhibit:"))
     for part in _chunks(inhibit_keys):
-        for row in conn.execute(_INHIBITORS_IN, {"values": part}):
+        for row in read(_INHIBITORS_IN, part):
             state.inhibiting.setdefault(row.key, set()).add(row.fingerprint)
     for part in _chunks(sorted(k for k in keys if not k.startswith("inhibit:"))):
-        for row in conn.execute(_ACTIVE_BY_KEY, {"values": part}):
+        for row in read(_ACTIVE_BY_KEY, part):
             state.active_by_key[row.key] = row.id  # the most recently active wins
             incident_ids.add(row.id)
     for part in _chunks(sorted(i for i in incident_ids if i is not None and i not in state.incidents)):
-        for row in conn.execute(_INCIDENTS_IN, {"values": part}):
+        for row in read(_INCIDENTS_IN, part):
             state.incidents[row.id] = incident_from_row(row)
-        for row in conn.execute(_SERVICES_OF, {"values": part}):
+        for row in read(_SERVICES_OF, part):
             loaded.incident_services.add((row.incident_id, row.service))
-        for row in conn.execute(_KEYS_OF, {"values": part}):
+        for row in read(_KEYS_OF, part):
             loaded.incident_keys.add((row.incident_id, row.key))
             state.incidents[row.incident_id].keys.append(row.key)
     now = max((e.received_at for e in batch), default=None)
@@ -114,6 +137,11 @@ def load_state(
     if fresh:
         loaded.next_id = next_incident_id(conn)
     return state, loaded
+
+
+def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Write events rows made by ``event_rows`` (``persist`` then gets ``rows=[]``)."""
+    _Driver.of(conn).insert_events(conn, rows)
 
 
 def event_rows(dialect: str, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
