@@ -219,13 +219,12 @@ class Ingest(Core):
         records: list[Any] = []
         keys_of = Pipeline(self.config, _no_ids).keys  # pure CPU: outside the database's write lock
         item_keys = [keys_of(item.batch) for item in group]
-        # The write lock is taken late: the fence, the processed ids and the events are rows of
-        # this batch alone (a partition has one owner), so they need no global order; the state
-        # the pipeline reads and the audit chain's head are read only once it is held.
+        # The write lock is taken late: the processed ids and the events are rows of this batch
+        # alone (a partition has one owner; a second commit of a message fails on bus_processed's
+        # key), so they need no global order; the fence, the state the pipeline reads and the audit
+        # chain's head are checked and read only once it is held.
         with self.db.write(deferred=True) as conn:
             if any(item.message is not None for item in group):  # from the bus: each message at most once
-                for guard in {id(i.guard): i.guard for i in group if i.guard is not None}.values():
-                    guard(conn)
                 done = bus_store.processed(conn, [i.message[0] for i in group if i.message is not None])
                 skipped = {id(i) for i in group if i.message is not None and i.message[0] in done}
                 bus_store.mark(conn, [(i.message[0], i.message[1], len(i.batch)) for i in group
@@ -238,6 +237,8 @@ class Ingest(Core):
             if rows:
                 ingest.insert_events(conn, rows)
             self.db.serialize(conn)
+            for guard in {id(i.guard): i.guard for i in group if i.guard is not None}.values():
+                guard(conn)  # the fence: after the wait for the lock, while the partition may have moved
             chain = audit.head(conn)
             if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
                 kept = None  # someone else wrote since (every change appends to the audit log)
