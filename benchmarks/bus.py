@@ -178,13 +178,16 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def workers_rate(n: int, data: list[bytes], per_body: int, partitions: int, workdir: Path) -> float:
+def workers_rate(n: int, data: list[bytes], per_body: int, partitions: int, workdir: Path,
+                 src: str | None = None) -> float:
     """Alerts/s of ``n`` workers draining a pre-filled stream: the events committed after the first
     commit, over the time from the first commit to the last (commit times from ``bus_processed``;
     batches of 50 messages per partition, so a drain is many commits)."""
     stream = f"BENCH{uuid.uuid4().hex[:8]}".upper()
     with schema() as url, nats_server(workdir / f"nats-{stream}") as nats_url:
         env = env_for(url, nats_url, partitions, stream)
+        if src is not None:  # the workers run another version of the code (--compare-src)
+            env["PYTHONPATH"] = src
         settings = Settings(database_url=url, bus_url=nats_url, bus_partitions=partitions, bus_stream=stream,
                             bus_max_messages=5_000_000)
         wk = Watchkeeper(settings, metrics=False)
@@ -330,6 +333,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="alerts/s of the end-to-end run")
     parser.add_argument("--seconds", type=float, default=None, help="length of the end-to-end run")
     parser.add_argument("--no-throughput", action="store_true", help="only the end-to-end runs (no baseline rates)")
+    parser.add_argument("--no-e2e", action="store_true", help="only the throughput runs (no end-to-end runs)")
+    parser.add_argument("--compare-src", default=None, metavar="DIR",
+                        help="also run the workers from another checkout's src/ (e.g. `git archive main src`), "
+                             "alternating with this one for each worker count: before/after in one run")
     parser.add_argument("--own-database", action="store_true",
                         help="run in a temporary database, apart from other work's advisory locks on 'test'")
     args = parser.parse_args()
@@ -345,6 +352,8 @@ def run(args: argparse.Namespace) -> None:
         workdir = Path(tmp)
         if not args.no_throughput:
             throughput(args, n, workdir)
+        if args.no_e2e:
+            return
         embedded = end_to_end(args.rate, seconds, args.partitions, workdir, bus=False)
         e2e = end_to_end(args.rate, seconds, args.partitions, workdir)
         for label, r in (("embedded serve on SQLite (baseline)", embedded),
@@ -367,12 +376,15 @@ def throughput(args: argparse.Namespace, n: int, workdir: Path) -> None:
     print(f"  SQLite      {sqlite_rate:9.0f} alerts/s  = 1.00x")
     print(f"  PostgreSQL  {pg_rate:9.0f} alerts/s  = {pg_rate / sqlite_rate:.2f}x")
     print(f"\nNATS JetStream + PostgreSQL, {args.partitions} partitions, workers draining a pre-filled stream:")
-    one = None
+    versions = [(f"{args.compare_src} ", args.compare_src), ("this src ", None)] if args.compare_src else [("", None)]
+    one: dict[str | None, float] = {}
     for k in (int(x) for x in args.workers.split(",")):
-        rate = workers_rate(k, data, args.per_body, args.partitions, workdir)
-        one = one if one is not None else rate
-        print(f"  {k} worker{'s' if k > 1 else ' '} {rate:9.0f} alerts/s  = {rate / sqlite_rate:.2f}x "
-              f"embedded SQLite, {rate / pg_rate:.2f}x embedded PostgreSQL, {rate / one:.2f}x one worker")
+        for label, src in versions:
+            rate = workers_rate(k, data, args.per_body, args.partitions, workdir, src)
+            one.setdefault(src, rate)
+            print(f"  {label}{k} worker{'s' if k > 1 else ' '} {rate:9.0f} alerts/s  = {rate / sqlite_rate:.2f}x "
+                  f"embedded SQLite, {rate / pg_rate:.2f}x embedded PostgreSQL, {rate / one[src]:.2f}x one worker",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The SQLite connection settings that durability and ingest speed depend on."""
+"""The SQLite connection settings that durability and ingest speed depend on, and PostgreSQL's global write lock."""
 
 from __future__ import annotations
 
@@ -55,3 +55,29 @@ def test_a_database_dropped_without_dispose_ends_its_checkpoint_thread(sqlite_ur
     gc.collect()
     checkpointer._thread.join(timeout=10)
     assert not checkpointer._thread.is_alive()
+
+
+def test_a_deferred_write_takes_the_global_lock_only_when_asked(pg_url: str) -> None:
+    """``write(deferred=True)`` (a bus batch writing its own rows first) holds no global write lock
+    until ``serialize``; then it holds it until the transaction ends."""
+    from sqlalchemy import text
+
+    from watchkeeper.storage.db import WRITE_LOCK
+
+    db = Database(pg_url)
+    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k "
+                 "AND objsubid = 1 AND granted AND pid = :pid")
+    try:
+        with db.write(deferred=True) as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with db.engine.connect() as other:
+                assert other.execute(query, {"k": WRITE_LOCK, "pid": pid}).scalar_one() == 0
+                db.serialize(conn)
+                assert other.execute(query, {"k": WRITE_LOCK, "pid": pid}).scalar_one() == 1
+        with db.engine.connect() as other:
+            assert other.execute(query, {"k": WRITE_LOCK, "pid": pid}).scalar_one() == 0
+        with db.write() as conn, db.engine.connect() as other:  # the default: taken at the start
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            assert other.execute(query, {"k": WRITE_LOCK, "pid": pid}).scalar_one() == 1
+    finally:
+        db.dispose()

@@ -129,7 +129,7 @@ def test_a_failed_request_leaves_nothing_kept(make_service: Callable[..., Watchk
     assert wk._kept is not None
     original = wk.db.write
 
-    def broken():  # type: ignore[no-untyped-def]
+    def broken(**_kw):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
 
     wk.db.write = broken  # type: ignore[method-assign]

@@ -217,10 +217,14 @@ class Ingest(Core):
         kept, self._kept = self._kept, None  # taken: put back only after a successful commit
         results: list[IngestResult] = []
         records: list[Any] = []
-        with self.db.write() as conn:
+        keys_of = Pipeline(self.config, _no_ids).keys  # pure CPU: outside the database's write lock
+        item_keys = [keys_of(item.batch) for item in group]
+        # The write lock is taken late: the processed ids and the events are rows of this batch
+        # alone (a partition has one owner; a second commit of a message fails on bus_processed's
+        # key), so they need no global order; the fence, the state the pipeline reads and the audit
+        # chain's head are checked and read only once it is held.
+        with self.db.write(deferred=True) as conn:
             if any(item.message is not None for item in group):  # from the bus: each message at most once
-                for guard in {id(i.guard): i.guard for i in group if i.guard is not None}.values():
-                    guard(conn)
                 done = bus_store.processed(conn, [i.message[0] for i in group if i.message is not None])
                 skipped = {id(i) for i in group if i.message is not None and i.message[0] in done}
                 bus_store.mark(conn, [(i.message[0], i.message[1], len(i.batch)) for i in group
@@ -230,10 +234,16 @@ class Ingest(Core):
             live = [item for item in group if id(item) not in skipped]
             every = [e for item in live for e in item.batch]
             rows = None if any(item.rows is None for item in live) else [r for item in live for r in item.rows or ()]
+            if rows:
+                ingest.insert_events(conn, rows)
+            self.db.serialize(conn)
+            for guard in {id(i.guard): i.guard for i in group if i.guard is not None}.values():
+                guard(conn)  # the fence: after the wait for the lock, while the partition may have moved
             chain = audit.head(conn)
             if kept is None or kept[0] != chain.seq or kept[3] is not self.config:
                 kept = None  # someone else wrote since (every change appends to the audit log)
-            state, loaded = ingest.load_state(conn, every, self.keys(every), *(kept[1:3] if kept else ()))
+            keys = set().union(*(k for item, k in zip(group, item_keys, strict=True) if id(item) not in skipped))
+            state, loaded = ingest.load_state(conn, every, keys, *(kept[1:3] if kept else ()))
             pipeline = Pipeline(self.config, loaded.new_incident_id)
             changes: list[list[Change]] = []
             accepted = _Accepted()
@@ -249,7 +259,7 @@ class Ingest(Core):
                 touched = sorted({i for e in item.batch if (i := state.alerts[e.fingerprint].incident_id) is not None})
                 results.append(IngestResult(len(item.batch), touched, sorted(state.new_incidents - opened_before)))
             accepted.close()
-            ingest.persist(conn, every, state, loaded, rows)
+            ingest.persist(conn, every, state, loaded, [] if rows is not None else None)
             for actor, actor_changes in _runs(live, changes):
                 records = audit.append(conn, actor, actor_changes, chain)
         for item in live:

@@ -80,8 +80,13 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that holds the global write lock until it commits or rolls back."""
+    def write(self, *, deferred: bool = False) -> Iterator[Connection]:
+        """A transaction that holds the global write lock until it commits or rolls back.
+
+        ``deferred`` (PostgreSQL): the lock is not taken at the start; the caller first writes
+        what needs no global order (rows only it writes: a partition's events, its processed
+        message ids) and then calls :meth:`serialize`, before reading any shared state. SQLite
+        takes its one write lock at ``BEGIN IMMEDIATE`` either way."""
         if self.is_sqlite and self._checkpointer is None:
             self._checkpointer = _Checkpointer.start(self.engine.url.database)
             if self._checkpointer is not None:  # a Database dropped without dispose() ends it too
@@ -89,9 +94,14 @@ class Database:
         with self._write_lock, self.engine.connect() as conn:
             conn = conn.execution_options(wk_write=True, wk_audit_hook=self.audit_hook)
             with conn.begin():
-                if not self.is_sqlite:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+                if not deferred:
+                    self.serialize(conn)
                 yield conn
+
+    def serialize(self, conn: Connection) -> None:
+        """Take the global write lock in ``conn``'s transaction (PostgreSQL; held until it ends)."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
 
     def ping(self) -> None:
         """``SELECT 1`` on a fresh transaction; raises what the driver raises when it cannot."""

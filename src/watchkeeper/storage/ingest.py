@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, BindParameter, Connection, Integer, Text, any_, bindparam, func, insert, select, update
 
 from watchkeeper.model import Alert, Event, HoldReason, Incident, IncidentStatus, Severity, Status
 from watchkeeper.pipeline import State
@@ -54,18 +54,34 @@ class Loaded:
 # Read statements built once: building a statement and its cache key costs more than running
 # these small queries.
 _VALUES: BindParameter[Any] = bindparam("values", expanding=True)
-_ALERTS_IN = select(alerts).where(alerts.c.fingerprint.in_(_VALUES))
-_INHIBITORS_IN = select(inhibitors).where(inhibitors.c.key.in_(_VALUES))
-_ACTIVE_BY_KEY = (
-    select(incident_keys.c.key, incidents.c.id)
-    .join(incidents, incidents.c.id == incident_keys.c.incident_id)
-    .where(incident_keys.c.key.in_(_VALUES))
-    .where(incidents.c.status != IncidentStatus.RESOLVED.value)
-    .order_by(incidents.c.last_activity_at)
-)
-_INCIDENTS_IN = select(incidents).where(incidents.c.id.in_(_VALUES))
-_SERVICES_OF = select(incident_services).where(incident_services.c.incident_id.in_(_VALUES))
-_KEYS_OF = select(incident_keys).where(incident_keys.c.incident_id.in_(_VALUES))
+# PostgreSQL: one array parameter (``= ANY(...)``) instead of an IN list of up to CHUNK
+# parameters: one short statement, parsed once by the driver and prepared by the server.
+_TEXTS: BindParameter[Any] = bindparam("values", type_=ARRAY(Text))
+_INTS: BindParameter[Any] = bindparam("values", type_=ARRAY(Integer))
+
+
+def _reads(pg: bool) -> dict[str, Any]:
+    """``load_state``'s reads, each taking the list parameter ``values``."""
+    def among(column: Any, ints: bool = False) -> Any:
+        return column == any_(_INTS if ints else _TEXTS) if pg else column.in_(_VALUES)
+
+    return {
+        "alerts": select(alerts).where(among(alerts.c.fingerprint)),
+        "inhibitors": select(inhibitors).where(among(inhibitors.c.key)),
+        "active_by_key": (
+            select(incident_keys.c.key, incidents.c.id)
+            .join(incidents, incidents.c.id == incident_keys.c.incident_id)
+            .where(among(incident_keys.c.key))
+            .where(incidents.c.status != IncidentStatus.RESOLVED.value)
+            .order_by(incidents.c.last_activity_at)
+        ),
+        "incidents": select(incidents).where(among(incidents.c.id, ints=True)),
+        "services_of": select(incident_services).where(among(incident_services.c.incident_id, ints=True)),
+        "keys_of": select(incident_keys).where(among(incident_keys.c.incident_id, ints=True)),
+    }
+
+
+_READS = {False: _reads(False), True: _reads(True)}
 _SILENCES_AT = select(silences).where(silences.c.starts_at <= bindparam("at"), silences.c.ends_at > bindparam("at"))
 _NEXT_INCIDENT_ID = select(func.coalesce(func.max(incidents.c.id), 0))
 
@@ -80,6 +96,11 @@ def load_state(
 ) -> tuple[State, Loaded]:
     """Alerts these events name, and the active incidents indexed under ``keys``. Given a State
     kept from earlier batches (valid: nothing else wrote since), only what it lacks is read."""
+    reads = _READS[conn.dialect.name == "postgresql"]
+
+    def read(name: str, values: Sequence[Any]) -> Any:
+        return conn.execute(reads[name], {"values": list(values)})
+
     fresh = state is None or loaded is None
     state = State() if state is None else state
     loaded = Loaded() if loaded is None else loaded
@@ -88,24 +109,24 @@ def load_state(
     keys = keys - loaded.known_keys
     loaded.known_keys.update(keys)
     for part in _chunks(fingerprints):
-        for row in conn.execute(_ALERTS_IN, {"values": part}):
+        for row in read("alerts", part):
             state.alerts[row.fingerprint] = alert_from_row(row)
             loaded.alerts.add(row.fingerprint)
     incident_ids = {state.alerts[f].incident_id for f in fingerprints if f in state.alerts} - {None}
     inhibit_keys = sorted(k for k in keys if k.startswith("inhibit:"))
     for part in _chunks(inhibit_keys):
-        for row in conn.execute(_INHIBITORS_IN, {"values": part}):
+        for row in read("inhibitors", part):
             state.inhibiting.setdefault(row.key, set()).add(row.fingerprint)
     for part in _chunks(sorted(k for k in keys if not k.startswith("inhibit:"))):
-        for row in conn.execute(_ACTIVE_BY_KEY, {"values": part}):
+        for row in read("active_by_key", part):
             state.active_by_key[row.key] = row.id  # the most recently active wins
             incident_ids.add(row.id)
     for part in _chunks(sorted(i for i in incident_ids if i is not None and i not in state.incidents)):
-        for row in conn.execute(_INCIDENTS_IN, {"values": part}):
+        for row in read("incidents", part):
             state.incidents[row.id] = incident_from_row(row)
-        for row in conn.execute(_SERVICES_OF, {"values": part}):
+        for row in read("services_of", part):
             loaded.incident_services.add((row.incident_id, row.service))
-        for row in conn.execute(_KEYS_OF, {"values": part}):
+        for row in read("keys_of", part):
             loaded.incident_keys.add((row.incident_id, row.key))
             state.incidents[row.incident_id].keys.append(row.key)
     now = max((e.received_at for e in batch), default=None)
@@ -114,6 +135,11 @@ def load_state(
     if fresh:
         loaded.next_id = next_incident_id(conn)
     return state, loaded
+
+
+def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Write events rows made by ``event_rows`` (``persist`` then gets ``rows=[]``)."""
+    _Driver.of(conn).insert_events(conn, rows)
 
 
 def event_rows(dialect: str, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
