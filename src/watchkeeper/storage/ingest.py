@@ -142,8 +142,10 @@ def forget(state: State, loaded: Loaded, keep: int) -> int:
     for fingerprint in gone:
         del state.alerts[fingerprint]
     loaded.alerts.difference_update(gone)
-    # what was looked up and not found (a resolve of an unseen alert) is looked up again too
+    # what was looked up and not found (a resolve of an unseen alert; a key no active incident
+    # holds) is looked up again too: the database has nothing the state lacks
     loaded.known_fingerprints.intersection_update(state.alerts)
+    loaded.known_keys = {k for k in loaded.known_keys if k in state.active_by_key or k.startswith("inhibit:")}
     return len(gone)
 
 
