@@ -371,7 +371,7 @@ def causes(name: str) -> frozenset[str] | None:
 
 
 #: Probes kept per strategy, at most: a cache of values (cleared when full, so it never changes a
-#: result); ~0.7 KiB an entry with its strings (Host: two probes per host), so ~7 MiB when full.
+#: result); ~0.8 KiB an entry with its strings (Host: two probes per host; tracemalloc), so ~8 MiB when full.
 PROBES_KEPT = 10_000
 
 
