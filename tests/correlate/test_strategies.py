@@ -238,3 +238,30 @@ def test_correlator_keys_are_the_index_and_probe_keys(strategies: tuple[object, 
         assert keys == set(correlator.index_keys(alert) + correlator.probe_keys(alert))
         found |= keys
     assert found  # not vacuous: some alert has keys
+
+
+def test_host_remembers_the_services_of_its_most_recently_seen_hosts_only() -> None:
+    """A host seen under more than ``max_services`` services is no evidence; beyond ``max_hosts``
+    hosts the least recently seen one is forgotten and starts afresh (memory bounded in a storm)."""
+    from watchkeeper.correlate import Host
+    from watchkeeper.model import Alert
+
+    def on(host: str, service: str) -> Alert:
+        return Alert(f"{host}/{service}", "am", "Down", service, f"{host}:9100", Severity.CRITICAL, Status.FIRING,
+                     {}, "x", T0, T0)
+
+    strategy = Host(max_services=2, max_hosts=3)
+    for service in ("a", "b", "c"):
+        strategy.probe(on("shared", service))
+    assert strategy.probe(on("shared", "a")) == []  # three services: shared too widely
+    for host in ("h1", "h2"):
+        strategy.probe(on(host, "a"))
+    assert strategy.probe(on("shared", "a")) == []  # seen again: the most recent of three
+    assert list(strategy.services) == ["h1", "h2", "shared"]
+    strategy.probe(on("h3", "a"))  # a fourth host: h1, the least recently seen, is forgotten
+    assert list(strategy.services) == ["h2", "shared", "h3"]
+    for host in ("h4", "h5"):
+        strategy.probe(on(host, "a"))
+    assert "shared" not in strategy.services
+    assert [p.key for p in strategy.probe(on("shared", "a"))] == ["node:shared", "host:shared"]  # afresh
+    assert len(strategy.services) == 3

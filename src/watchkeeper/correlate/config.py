@@ -83,6 +83,8 @@ class HostSpec(_Strict):
     max_services: int = Field(3, ge=1, description="a host seen under more services is no evidence")
     node_jobs: list[str] = Field(default_factory=lambda: list(Host.NODE_JOBS),
                                  description="job/service values of host-level alerts (node exporter)")
+    max_hosts: int = Field(Host.MAX_HOSTS, ge=1,
+                           description="hosts whose services are remembered (the least recently seen forgotten first)")
 
 
 class MentionsSpec(_Strict):
@@ -153,7 +155,7 @@ class CorrelationConfig(_Strict):
                 built.append(Topology(graph, spec.hops, spec.labels) if isinstance(spec, TopologySpec)
                              else CoOccurring(graph))
             elif isinstance(spec, HostSpec):
-                built.append(Host(spec.max_services, spec.node_jobs))
+                built.append(Host(spec.max_services, spec.node_jobs, spec.max_hosts))
             elif isinstance(spec, MentionsSpec):
                 built.append(Mentions(spec.labels))
             else:

@@ -370,7 +370,12 @@ def causes(name: str) -> frozenset[str] | None:
     return frozenset().union(*found) if found else None
 
 
-def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = 100_000) -> None:
+#: Probes kept per strategy, at most: a cache of values (cleared when full, so it never changes a
+#: result); ~0.8 KiB an entry with its strings (Host: two probes per host; tracemalloc), so ~8 MiB when full.
+PROBES_KEPT = 10_000
+
+
+def _remember(cache: dict[Any, list[Probe]], key: Any, probes: list[Probe], limit: int = PROBES_KEPT) -> None:
     """Probes are values: keep them per key, within a bound (cleared when full)."""
     if len(cache) >= limit:
         cache.clear()
@@ -389,7 +394,9 @@ class Host:
     host fault or a victim of that incident's load); two service alerts that merely share a host are
     only possibly related (0.3). Loopback
     addresses carry nothing (every lab service runs on 127.0.0.1), and a host seen under more than
-    ``max_services`` services is shared too widely to be evidence.
+    ``max_services`` services is shared too widely to be evidence. The services seen are kept for
+    the ``max_hosts`` most recently seen hosts (a tuple each, ~0.2 KiB): a host quiet for longer
+    than the others is forgotten first and starts afresh when seen again.
 
     >>> from datetime import UTC, datetime
     >>> from watchkeeper.model import Severity, Status
@@ -406,10 +413,15 @@ class Host:
     LOOPBACK = ("127.", "localhost", "::1", "[::1]", "0.0.0.0")  # noqa: S104 - names, not a bind
     NODE_JOBS = ("node", "node-exporter", "node_exporter", "host")
 
-    def __init__(self, max_services: int = 3, node_jobs: Iterable[str] = NODE_JOBS) -> None:
+    #: hosts whose services are remembered, at most (~4 MiB when full)
+    MAX_HOSTS = 20_000
+
+    def __init__(self, max_services: int = 3, node_jobs: Iterable[str] = NODE_JOBS, max_hosts: int = MAX_HOSTS) -> None:
         self.max_services = max_services
         self.node_jobs = frozenset(node_jobs)
-        self.services: dict[str, set[str]] = {}
+        self.max_hosts = max_hosts
+        #: host → the services seen on it (up to one more than ``max_services``), least recently seen first
+        self.services: dict[str, tuple[str, ...]] = {}
         self._cache: dict[tuple[str, bool], list[Probe]] = {}
 
     @staticmethod
@@ -440,9 +452,13 @@ class Host:
         host = self.host(alert.resource)
         if host is None:
             return []
-        seen = self.services.setdefault(host, set())
+        services = self.services
+        seen = services.pop(host, ())  # put back last: the most recently seen
         if len(seen) <= self.max_services and alert.service not in seen:
-            seen.add(alert.service)
+            seen = (*seen, alert.service)
+        services[host] = seen
+        if len(services) > self.max_hosts:
+            del services[next(iter(services))]
         if len(seen) > self.max_services:
             return []
         node = self.is_node(alert)

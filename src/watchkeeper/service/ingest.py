@@ -25,8 +25,9 @@ from watchkeeper.storage import bus as bus_store
 from watchkeeper.storage.db import refused_data
 from watchkeeper.views import DeadLetter
 
-#: Keep the pipeline state between requests while it holds at most this many alerts.
-KEEP_ALERTS = 200_000
+#: Pipeline state kept between commits; past this many alerts the least recently seen are forgotten down to
+#: 3/4 of it (``storage.ingest.forget``; read again when named). ~1.3 KiB an alert: ~26 MiB when full.
+KEEP_ALERTS = 20_000
 #: Accepted ingest content types (a missing header is taken as JSON: some senders set none; documented).
 JSON_TYPES = ("application/json", "text/json")
 
@@ -267,7 +268,9 @@ class Ingest(Core):
                 self.metrics.events.labels(item.source).inc(len(item.batch))
                 self.metrics.pipeline_seconds.labels(item.source).observe(time.perf_counter() - item.started)
         state.clear_changes()
-        if records and len(state.alerts) <= KEEP_ALERTS:
+        if records:
+            if len(state.alerts) > KEEP_ALERTS:
+                ingest.forget(state, loaded, KEEP_ALERTS * 3 // 4)
             self._kept = (records[-1].seq, state, loaded, self.config)
         return results
 

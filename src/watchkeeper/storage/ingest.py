@@ -142,6 +142,39 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     _Driver.of(conn).insert_events(conn, rows)
 
 
+def forget(state: State, loaded: Loaded, keep: int) -> int:
+    """Bound a kept State (committed: nothing in it is unwritten) to ``keep`` alerts: the least
+    recently seen are forgotten, except those an incident's footprint names (a split reads them
+    from the state); ``load_state`` reads a forgotten alert back when a batch names it. The
+    number forgotten.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> state, loaded = State(), Loaded()
+    >>> for k in range(4):
+    ...     fp = f"f{k}"
+    ...     state.alerts[fp] = Alert(fp, "s", "X", "db", "", Severity.WARNING, Status.FIRING, {}, "x", t,
+    ...                              t + timedelta(seconds=k))
+    ...     loaded.alerts.add(fp)
+    ...     loaded.known_fingerprints.add(fp)
+    >>> forget(state, loaded, 2), sorted(state.alerts), sorted(loaded.known_fingerprints)
+    (2, ['f2', 'f3'], ['f2', 'f3'])
+    """
+    if len(state.alerts) <= keep:
+        return 0
+    named = {fp for footprint in state.footprints.values() for fp in (footprint.origin, *footprint.members)}
+    oldest = sorted((a for fp, a in state.alerts.items() if fp not in named), key=lambda a: a.last_seen)
+    gone = [a.fingerprint for a in oldest[: len(state.alerts) - keep]]
+    for fingerprint in gone:
+        del state.alerts[fingerprint]
+    loaded.alerts.difference_update(gone)
+    # what was looked up and not found (a resolve of an unseen alert; a key no active incident
+    # holds) is looked up again too: the database has nothing the state lacks
+    loaded.known_fingerprints.intersection_update(state.alerts)
+    loaded.known_keys = {k for k in loaded.known_keys if k in state.active_by_key or k.startswith("inhibit:")}
+    return len(gone)
+
+
 def event_rows(dialect: str, batch: Sequence[Event]) -> list[tuple[Any, ...]]:
     """The events table's rows for ``batch`` on ``dialect`` (``sqlite``, ``postgresql``), for
     ``persist``: they can be made before the write transaction starts."""
