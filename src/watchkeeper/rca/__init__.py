@@ -149,6 +149,8 @@ def rank(
         first[s] = min(onsets, default=None)
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
+    starts = [(t, s) for s, t in first.items() if t is not None and base[s] >= p.threshold]
+    earliest = min(starts, default=None)
     for s in names:
         value = base[s]
         reasons: dict[str, Any] = {}
@@ -166,6 +168,10 @@ def rank(
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
+        own = first[s]
+        if earliest is not None and own is not None and base[s] >= p.threshold and own - earliest[0] > p.late_after_s:
+            reasons["later_than"] = {"service": earliest[1], "by_s": finite(own - earliest[0])}
+            value *= p.late_discount
         callers = sorted(
             str(u) for u in (graph.predecessors(s) if s in graph else ())
             if base.get(str(u), 0.0) >= p.threshold
