@@ -168,9 +168,9 @@ def rank(
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
-        own = first[s]
-        if earliest is not None and own is not None and base[s] >= p.threshold and own - earliest[0] > p.late_after_s:
-            reasons["later_than"] = {"service": earliest[1], "by_s": finite(own - earliest[0])}
+        began = first[s]
+        if earliest is not None and began is not None and base[s] >= p.threshold and began - earliest[0] > p.late_after_s:
+            reasons["later_than"] = {"service": earliest[1], "by_s": finite(began - earliest[0])}
             value *= p.late_discount
         callers = sorted(
             str(u) for u in (graph.predecessors(s) if s in graph else ())
