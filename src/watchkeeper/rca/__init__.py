@@ -169,7 +169,8 @@ def rank(
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
         began = first[s]
-        if earliest is not None and began is not None and base[s] >= p.threshold and began - earliest[0] > p.late_after_s:
+        if earliest is not None and began is not None and base[s] >= p.threshold and (
+                began - earliest[0] > p.late_after_s):  # a later symptom, not where it started
             reasons["later_than"] = {"service": earliest[1], "by_s": finite(began - earliest[0])}
             value *= p.late_discount
         callers = sorted(
