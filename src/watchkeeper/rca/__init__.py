@@ -6,7 +6,8 @@ and as well, when the evidence has them, of its trace RED series (:mod:`watchkee
 own time, the errors it returns, the link time of calls into it, its latency as a symptom) and of its
 log templates (:mod:`watchkeeper.rca.logs`); combines the three signals (``Params.signal_mix``),
 multiplies in recent change events, discounts services whose anomaly is explained by an earlier
-anomalous callee (in the configured graph merged with the one the traces show), and returns
+anomalous callee (in the configured graph merged with the one the traces show) and those whose anomaly
+began more than ``Params.late_after_s`` after the first anomalous service's (temporal precedence), and returns
 :class:`~watchkeeper.model.Cause` objects sorted best first, each with a JSON-able explanation that
 names which signal said what (``evidence["signals"]``). Pure: no IO.
 
