@@ -481,7 +481,7 @@ GRID: dict[str, tuple[float, ...]] = {"reference_s": (900.0, 1800.0, 3600.0), "w
 #: The grid of the traces' and logs' knobs (tuned with the default windows).
 SIGNAL_GRID: dict[str, tuple[float, ...]] = {
     "signal_mix": (0.0, 0.5, 1.0), "trace_weight": (0.25, 0.5, 1.0), "trace_latency_floor_s": (0.001, 0.005, 0.02),
-    "trace_abort_weight": (0.5, 1.0), "trace_abort_callers": (1, 2), "late_after_s": (math.inf, 60.0, 120.0)}
+    "trace_abort_weight": (0.5, 1.0), "trace_abort_callers": (1, 2)}
 
 
 def tune(cases: Sequence[Case], grid: Mapping[str, Sequence[float]] | None = None) -> tuple[Params, Summary]:

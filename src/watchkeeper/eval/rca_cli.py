@@ -6,7 +6,6 @@ Mounted by the main CLI (the command function is :func:`rca`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -161,11 +160,6 @@ def _bin_doc(b: ev.Bin) -> dict[str, Any]:
     return {"low": b.low, "high": b.high, "count": b.count, "correct": b.correct, "accuracy": b.accuracy}
 
 
-def _knob(value: float) -> float | None:
-    """A knob's value for JSON: ``None`` for ``inf`` (a rule turned off)."""
-    return value if math.isfinite(value) else None
-
-
 def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome], loo: bool) -> dict[str, Any]:
     """Metrics only against metrics + traces (+ logs): over every fault, over the faults whose evidence
     window has spans, per fault kind; and held out by group (the signal knobs tuned on the others)."""
@@ -195,7 +189,7 @@ def _signal_comparison(cases: Sequence[ev.Case], outcomes: Sequence[ev.Outcome],
             with_spans = [o for o in test_out if o.case.has_traces]
             plain_test = ev.run([c.metrics_only() for c in test_cases])
             out["held_out"].append({
-                "test": g, "params": {k: _knob(getattr(p, k)) for k in ev.SIGNAL_GRID},
+                "test": g, "params": {k: getattr(p, k) for k in ev.SIGNAL_GRID},
                 "tuned_on": _summary_doc(train), "test_result": doc(test_out),
                 "test_with_spans_by_kind": doc(with_spans)["by_kind"] if with_spans else None,
                 "test_with_spans": _summary_doc(ev.summarize(with_spans)) if with_spans else None,
@@ -219,7 +213,7 @@ def _print_comparison(doc: dict[str, Any]) -> None:
             table.add_row(f"{label}, {subset.replace('_', ' ')}", str(d["n"]), _pct(d["top1"]), _pct(d["top3"]),
                           _pct(d["top5"]), _pct(d["avg5"]))
     for h in doc["held_out"]:
-        knobs = ", ".join(f"{k}={'off' if v is None else format(v, 'g')}" for k, v in h["params"].items())
+        knobs = ", ".join(f"{k}={v:g}" for k, v in h["params"].items())
         for label, d in (("all signals", h["test_result"]), ("metrics only", h["metrics_only_test"]),
                          ("all signals, with spans", h["test_with_spans"]),
                          ("metrics only, with spans", h["metrics_only_test_with_spans"])):
