@@ -87,9 +87,10 @@ def test_graph_discount_demotes_a_caller_explained_by_an_earlier_callee() -> Non
     metrics = {"front": {"latency": stepped(1, 1.0, 30.0, start=ONSET + 120)},
                "db": {"latency": stepped(2, 1.0, 20.0)}}
     ev = Evidence(g, metrics, ONSET)
-    off = rank(None, ev)
+    alone = Params(late_after_s=float("inf"))  # the graph step alone (front also starts 120 s after db)
+    off = rank(None, ev, params=alone)
     assert off[0].component == "front" and off[0].evidence["explained_by"] == ["db"]
-    on = rank(None, ev, params=Params(graph_discount=0.25))
+    on = rank(None, ev, params=Params(graph_discount=0.25, late_after_s=float("inf")))
     assert on[0].component == "db"
     assert on[0].evidence["onset_order"] == 1 and on[1].evidence["onset_order"] == 2
 
@@ -144,3 +145,32 @@ def test_a_spec_is_validated() -> None:
     with pytest.raises(ValueError, match="direction"):
         MetricSpec.from_direction("sideways")
     assert MetricSpec.from_direction("both", 0.0) == MetricSpec(0, None)
+
+
+def test_a_service_whose_anomaly_starts_well_after_the_first_one_is_discounted() -> None:
+    # ads starts at the onset (cpu ×3); catalog, with no edge between them, jumps ×6 three minutes later
+    ev = Evidence(graph=nx.DiGraph([("web", "ads"), ("web", "catalog")]),
+                  metrics={"ads": {"cpu": stepped(1, 10.0, 30.0)},
+                           "catalog": {"cpu": stepped(2, 10.0, 60.0, start=ONSET + 180.0)},
+                           "web": {"cpu": quiet(3)}},
+                  onset=ONSET)
+    off = rank(None, ev, params=Params(late_after_s=float("inf")))
+    assert [c.component for c in off][:2] == ["catalog", "ads"]
+    assert "later_than" not in off[0].evidence
+    on = rank(None, ev, params=Params(late_after_s=60.0))
+    assert [c.component for c in on][:2] == ["ads", "catalog"]
+    late = on[1].evidence["later_than"]
+    assert late == {"service": "ads", "by_s": 180.0}
+    assert on[1].score == pytest.approx(off[0].score * Params().late_discount, abs=1e-3)  # scores are rounded
+    assert "later_than" not in on[0].evidence
+    json.dumps(on[1].evidence)
+
+
+def test_anomalies_starting_within_late_after_s_of_each_other_are_not_discounted() -> None:
+    ev = Evidence(graph=nx.DiGraph(),
+                  metrics={"ads": {"cpu": stepped(1, 10.0, 30.0)},
+                           "catalog": {"cpu": stepped(2, 10.0, 60.0, start=ONSET + 60.0)}},
+                  onset=ONSET)
+    causes = rank(None, ev, params=Params(late_after_s=60.0))
+    assert [c.component for c in causes] == ["catalog", "ads"]
+    assert all("later_than" not in c.evidence for c in causes)

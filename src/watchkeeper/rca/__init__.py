@@ -6,7 +6,8 @@ and as well, when the evidence has them, of its trace RED series (:mod:`watchkee
 own time, the errors it returns, the link time of calls into it, its latency as a symptom) and of its
 log templates (:mod:`watchkeeper.rca.logs`); combines the three signals (``Params.signal_mix``),
 multiplies in recent change events, discounts services whose anomaly is explained by an earlier
-anomalous callee (in the configured graph merged with the one the traces show), and returns
+anomalous callee (in the configured graph merged with the one the traces show) and those whose anomaly
+began more than ``Params.late_after_s`` after the first anomalous service's (temporal precedence), and returns
 :class:`~watchkeeper.model.Cause` objects sorted best first, each with a JSON-able explanation that
 names which signal said what (``evidence["signals"]``). Pure: no IO.
 
@@ -149,6 +150,8 @@ def rank(
         first[s] = min(onsets, default=None)
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
+    starts = [(t, s) for s, t in first.items() if t is not None and base[s] >= p.threshold]
+    earliest = min(starts, default=None)
     for s in names:
         value = base[s]
         reasons: dict[str, Any] = {}
@@ -166,6 +169,11 @@ def rank(
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
+        began = first[s]
+        if earliest is not None and began is not None and base[s] >= p.threshold and (
+                began - earliest[0] > p.late_after_s):  # a later symptom, not where it started
+            reasons["later_than"] = {"service": earliest[1], "by_s": finite(began - earliest[0])}
+            value *= p.late_discount
         callers = sorted(
             str(u) for u in (graph.predecessors(s) if s in graph else ())
             if base.get(str(u), 0.0) >= p.threshold

@@ -87,6 +87,12 @@ class Params:
     # who owns such a stop (watchkeeper.rca.signals.abort_owners): the callee when at least this many callers
     # stop at it (or it changed itself), else the caller; 1 = always the callee (the rule before it)
     trace_abort_callers: int = 2
+    # temporal precedence (watchkeeper.rca.rank): a service whose first anomaly comes more than this many
+    # seconds after the earliest anomalous service's is scored × ``late_discount`` (a later symptom, not the
+    # start); ``inf`` (the default) turns it off — held out on Nezha it raised top-1 but cost top-3
+    # (docs/rca.md, "Temporal precedence: tried, not adopted")
+    late_after_s: float = math.inf
+    late_discount: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
