@@ -15,6 +15,7 @@ with Retry-After instead of queueing more.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import multiprocessing
 import os
@@ -39,8 +40,9 @@ log = structlog.get_logger("watchkeeper.intake")
 BATCH_ALERTS = 2_000
 #: ``sys.setswitchinterval`` while the stage runs (seconds; Python's default is 0.005).
 SWITCH_INTERVAL = 0.0005
-#: Alerts accepted but not yet processed, at most; beyond it the route answers 503.
-MAX_BACKLOG = 100_000
+#: Niceness the drainer process adds to its own: under a storm on a busy host the API process, which
+#: answers senders waiting for a durable append, gets the CPU first; the drainer takes what is left.
+DRAINER_NICE = 10
 
 
 def journal_path(service: Watchkeeper) -> Path | None:
@@ -59,14 +61,15 @@ class IntakeStage:
     """Drains the intake journal into the pipeline from a thread of its own."""
 
     def __init__(
-        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int = MAX_BACKLOG
+        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int | None = None
     ) -> None:
         self.service = service
         self.path = path
         #: Opened by ``start`` (the server's start-up), closed by ``stop``.
         self.journal: Journal | None = None
         self.batch_alerts = batch_alerts
-        self.max_backlog = max_backlog
+        #: Alerts accepted but not yet processed, at most; beyond it the route answers 503.
+        self.max_backlog = service.settings.intake_max_backlog if max_backlog is None else max_backlog
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,10 +214,10 @@ def _runs(entries: list[Entry]) -> list[list[Entry]]:
 class IntakeProcess:
     """The API side: appends to the journal; a spawned child process drains it."""
 
-    def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int | None = None) -> None:
         self.service = service
         self.path = path
-        self.max_backlog = max_backlog
+        self.max_backlog = service.settings.intake_max_backlog if max_backlog is None else max_backlog
         self.journal: Journal | None = None
         self._process: Any = None
         self._wake: Any = None
@@ -290,6 +293,8 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
     until the parent is gone (then stop after the batch in hand; its successor resumes)."""
     from watchkeeper.service import Watchkeeper
 
+    with contextlib.suppress(OSError):
+        os.nice(DRAINER_NICE)
     with open(path + ".lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the previous drainer (orphaned by a crash) finishes first
         service = Watchkeeper(settings, metrics=False)
@@ -314,4 +319,4 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
             service.db.dispose()
 
 
-__all__ = ["BATCH_ALERTS", "MAX_BACKLOG", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
+__all__ = ["BATCH_ALERTS", "DRAINER_NICE", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
