@@ -15,7 +15,6 @@ with Retry-After instead of queueing more.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import multiprocessing
 import os
@@ -40,9 +39,6 @@ log = structlog.get_logger("watchkeeper.intake")
 BATCH_ALERTS = 2_000
 #: ``sys.setswitchinterval`` while the stage runs (seconds; Python's default is 0.005).
 SWITCH_INTERVAL = 0.0005
-#: Niceness the drainer process adds to its own: under a storm on a busy host the API process, which
-#: answers senders waiting for a durable append, gets the CPU first; the drainer takes what is left.
-DRAINER_NICE = 10
 
 
 def journal_path(service: Watchkeeper) -> Path | None:
@@ -293,8 +289,6 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
     until the parent is gone (then stop after the batch in hand; its successor resumes)."""
     from watchkeeper.service import Watchkeeper
 
-    with contextlib.suppress(OSError):
-        os.nice(DRAINER_NICE)
     with open(path + ".lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the previous drainer (orphaned by a crash) finishes first
         service = Watchkeeper(settings, metrics=False)
@@ -319,4 +313,4 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
             service.db.dispose()
 
 
-__all__ = ["BATCH_ALERTS", "DRAINER_NICE", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
+__all__ = ["BATCH_ALERTS", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
