@@ -84,7 +84,8 @@ class Appender:
 
 
 class LeanIntake:
-    """ASGI middleware answering ``POST /api/v2/alerts`` from the journal; everything else passes."""
+    """The ASGI app answering ``POST /api/v2/alerts`` from the journal; anything else, or any request while
+    the journal is closed, goes to ``app`` (FastAPI, server/app.py ``_App``)."""
 
     def __init__(self, app: Any, *, service: Watchkeeper, stage: IntakeStage | IntakeProcess) -> None:
         self.app = app
