@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         True, description="Resolve an incident by itself when all its alerts have resolved"
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body, on every route")
+    intake_max_backlog: int = Field(
+        500_000, gt=0, description="Alerts accepted on POST /api/v2/alerts (SQLite) and not yet processed, at "
+        "most: a storm's burst waits on disk (~0.3-1 KB an alert), beyond it the route answers 503 + Retry-After",
+    )
     retention_days: float = Field(
         90, ge=0, description="Delete events and dead letters received longer ago than this (0: keep them "
         "forever); serve prunes hourly, 'watchkeeper db prune' on demand",

@@ -83,6 +83,19 @@ def test_too_large_is_a_413(make_service: Any, db_url: str) -> None:
     assert answer.status_code == 413
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_backlog_bound_is_a_setting_and_beyond_it_a_503(
+        make_service: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(IntakeStage, "drain_once", lambda _stage: 0)  # nothing drains: the backlog only grows
+    api = Api(make_service(db_url, intake_max_backlog=4), intake="thread")
+    with api.client:
+        posted = [api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+                  for _ in range(3)]
+        assert [a.status_code for a in posted] == [202, 202, 503]  # 0, then 3 waiting: taken; 6 >= 4: refused
+        assert posted[2].headers["retry-after"] == "1" and "backlog is full" in posted[2].json()["error"]
+        assert api.client.get("/healthz").json()["details"]["intake"] == {"backlog": 6}
+
+
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:
     api = Api(make_service(pg_url), intake="thread")  # asked for, yet PostgreSQL commits in the request
     with api.client:

@@ -4,6 +4,7 @@
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from watchkeeper import __version__
 from watchkeeper.errors import AuthError, InputError, WatchkeeperError
@@ -23,6 +25,7 @@ from watchkeeper.lifecycle import Action
 from watchkeeper.model import Cause
 from watchkeeper.retention import Pruner
 from watchkeeper.server.console import install as install_console
+from watchkeeper.server.intake import PATH as INTAKE_PATH
 from watchkeeper.server.intake import LeanIntake
 from watchkeeper.server.limits import RequestLimits
 from watchkeeper.server.outage import install as install_outage
@@ -134,6 +137,20 @@ Approver = Annotated[Principal, Depends(principal(Permission.APPROVE))]
 Ingester = Annotated[Principal, Depends(principal(Permission.INGEST))]
 
 
+class _App(FastAPI):
+    """FastAPI, with ``POST /api/v2/alerts`` handed to the lean intake (``server/intake.py``) before
+    FastAPI's own per-request work (its telemetry check, the middleware stack, the router)."""
+
+    lean: LeanIntake | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lean = self.lean
+        if lean is not None and scope["type"] == "http" and scope["path"] == INTAKE_PATH and scope["method"] == "POST":
+            await lean(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = True, watch: bool = True,
                rank: bool = True, bus: Any = None, intake: str = "off") -> FastAPI:
     """The application. ``intake``: who drains the journal of ``POST /api/v2/alerts`` on SQLite —
@@ -183,14 +200,16 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         title="Watchkeeper", version=__version__, lifespan=lifespan, default_response_class=Json,
         description="Alerts in, a few explained incidents out, every step audited.",
     )
+    app.__class__ = _App  # FastAPIOffline is a factory of FastAPI objects; _App adds one branch, no state
     app.state.service = service
     app.state.watcher = watcher
     app.add_middleware(RequestLimits, max_body_bytes=service.settings.max_body_bytes)
     app.state.ranker = ranker
     app.add_middleware(AccessLog)
     install_outage(app, service.db)  # database unreachable: 503 + Retry-After, /healthz says why
-    if stage is not None:  # outermost: POST /api/v2/alerts never walks the middleware stack or the router
-        app.add_middleware(LeanIntake, service=service, stage=stage)
+    if stage is not None:  # before FastAPI: POST /api/v2/alerts never walks the middleware stack or the router
+        assert isinstance(app, _App)
+        app.lean = LeanIntake(partial(FastAPI.__call__, app), service=service, stage=stage)
 
     @app.exception_handler(WatchkeeperError)
     async def _known(_request: Request, exc: WatchkeeperError) -> Response:

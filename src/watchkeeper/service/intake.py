@@ -39,8 +39,6 @@ log = structlog.get_logger("watchkeeper.intake")
 BATCH_ALERTS = 2_000
 #: ``sys.setswitchinterval`` while the stage runs (seconds; Python's default is 0.005).
 SWITCH_INTERVAL = 0.0005
-#: Alerts accepted but not yet processed, at most; beyond it the route answers 503.
-MAX_BACKLOG = 100_000
 
 
 def journal_path(service: Watchkeeper) -> Path | None:
@@ -59,14 +57,15 @@ class IntakeStage:
     """Drains the intake journal into the pipeline from a thread of its own."""
 
     def __init__(
-        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int = MAX_BACKLOG
+        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int | None = None
     ) -> None:
         self.service = service
         self.path = path
         #: Opened by ``start`` (the server's start-up), closed by ``stop``.
         self.journal: Journal | None = None
         self.batch_alerts = batch_alerts
-        self.max_backlog = max_backlog
+        #: Alerts accepted but not yet processed, at most; beyond it the route answers 503.
+        self.max_backlog = service.settings.intake_max_backlog if max_backlog is None else max_backlog
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,10 +210,10 @@ def _runs(entries: list[Entry]) -> list[list[Entry]]:
 class IntakeProcess:
     """The API side: appends to the journal; a spawned child process drains it."""
 
-    def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int | None = None) -> None:
         self.service = service
         self.path = path
-        self.max_backlog = max_backlog
+        self.max_backlog = service.settings.intake_max_backlog if max_backlog is None else max_backlog
         self.journal: Journal | None = None
         self._process: Any = None
         self._wake: Any = None
@@ -314,4 +313,4 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
             service.db.dispose()
 
 
-__all__ = ["BATCH_ALERTS", "MAX_BACKLOG", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
+__all__ = ["BATCH_ALERTS", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
