@@ -219,6 +219,7 @@ class IntakeProcess:
         self._wake: Any = None
         self._stop: Any = None
         self._counted = 0.0
+        self._checked = 0.0
         self._backlog = 0
 
     @property
@@ -244,7 +245,12 @@ class IntakeProcess:
             return
         if self._process is None:  # the first body since start-up: a server nobody posts to runs no drainer
             self._spawn()
-        elif not self._process.is_alive():
+            return
+        now = time.monotonic()
+        if now - self._checked < 0.2:  # is the drainer alive? (a waitpid: not for every group)
+            return
+        self._checked = now
+        if not self._process.is_alive():
             log.error("intake drainer exited; starting another", exitcode=self._process.exitcode)
             self._spawn()
 
