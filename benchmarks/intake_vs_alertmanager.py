@@ -134,13 +134,18 @@ def cpu_seconds(pid: int) -> float:
 
 def memory_mib(pid: int, key: str) -> float:
     """Summed VmRSS (now) or VmHWM (peak) of the process family, MiB."""
-    total = 0
+    return sum(each_mib(pid, key))
+
+
+def each_mib(pid: int, key: str) -> list[float]:
+    """VmRSS or VmHWM of ``pid`` and of each descendant (MiB), ``pid`` first."""
+    out = []
     for p in family(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith(key + ":"):
-                    total += int(line.split()[1])
-    return total / 1024
+                    out.append(int(line.split()[1]) / 1024)
+    return out
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -324,6 +329,7 @@ class Measured:
     idle_mib: float
     peak_mib: float
     drain_s: float = 0.0
+    peaks: tuple[float, ...] = ()  # each process's peak, the server's first
 
     @property
     def alerts_per_s(self) -> float:
@@ -345,7 +351,8 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
         load = drive_python(target, bodies, count, args)
     cores = (cpu_seconds(target.pid) - cpu0) / load.seconds
     drain = wait_drained(target) if target.label == "Watchkeeper" else 0.0
-    return Measured(target.label, size, load, cores, idle, memory_mib(target.pid, "VmHWM"), drain)
+    peaks = tuple(each_mib(target.pid, "VmHWM"))
+    return Measured(target.label, size, load, cores, idle, sum(peaks), drain, peaks)
 
 
 def wait_drained(target: Target, limit: float = 180.0) -> float:
@@ -436,6 +443,9 @@ def run(args: argparse.Namespace) -> int:
                 f"processed end to end {wk.processed_per_s:,.0f} alerts/s "
                 f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)"
             )
+        if len(wk.peaks) > 1:
+            print(f"{'':>6} peak RSS by process: serve {wk.peaks[0]:.0f} MiB, intake drainer "
+                  + ", ".join(f"{p:.0f}" for p in wk.peaks[1:]) + " MiB")
         print(f"{'':>6} durability: {verdict}")
     return 0 if all(v.startswith("OK") for _, _, v in results) else 1
 
