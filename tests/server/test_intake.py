@@ -194,6 +194,31 @@ def test_the_backlog_counts_another_objects_drops(tmp_path: Any) -> None:
         drainer.close()
 
 
+@pytest.mark.parametrize(("sizes", "limit", "taken"), [
+    ([100, 100, 100], 200, [100, 100]),  # exactly full
+    ([100, 100, 100], 150, [100]),  # the next would overflow
+    ([500, 1, 1], 10, [500]),  # the oldest alone is bigger than a batch: taken alone
+    ([0, 0, 3, 4], 3, [0, 0, 3]),  # empty bodies count nothing
+    ([1] * 30, 2_000, [1] * 30),  # everything, when it fits
+])
+def test_take_returns_the_oldest_bodies_up_to_the_batch(tmp_path: Any, sizes: list[int], limit: int,
+                                                        taken: list[int]) -> None:
+    """Bodies of many alerts: the batch limit counts alerts, not rows (at 100 alerts a body a batch
+    of 2,000 alerts is 20 bodies), and the bodies come back whole and in order."""
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    journal = Journal(tmp_path / "j")
+    try:
+        journal.append([Entry(at, "prometheus", "token:t", n, b"body-%d" % k) for k, n in enumerate(sizes)])
+        got = journal.take(limit)
+        assert [e.alerts for e in got] == taken
+        assert [e.body for e in got] == [b"body-%d" % k for k in range(len(taken))]
+        assert [e.id for e in got] == sorted(e.id for e in got) and all(e.received_at == at for e in got)
+        journal.drop(got)
+        assert [e.alerts for e in journal.take(10**6)] == sizes[len(taken):]  # the rest, untouched
+    finally:
+        journal.close()
+
+
 def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
