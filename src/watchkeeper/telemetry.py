@@ -55,6 +55,16 @@ class Metrics:
         if active_incidents is not None:
             self.registry.register(_ActiveIncidents(active_incidents))
         self._made: dict[str, Counter] = {}
+        self._collectors: dict[str, Collector] = {}
+
+    def collector(self, key: str, collector: Collector) -> None:
+        """Register ``collector`` under ``key``, replacing the one a previous app over the same
+        service registered (a scrape must not show a series twice)."""
+        old = self._collectors.pop(key, None)
+        if old is not None:
+            self.registry.unregister(old)
+        self.registry.register(collector)
+        self._collectors[key] = collector
 
     def counter(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> Counter:
         """A counter on this registry, made once: a component built again for the same service (a second

@@ -48,6 +48,31 @@ def test_acknowledged_after_the_journal_then_processed(api: Api) -> None:
     assert sum(i["alert_count"] for i in incidents) == 3
 
 
+def _metric(api: Api, name: str) -> float | None:
+    """One sample of the server's ``/metrics`` (None when it is not there)."""
+    for line in api.client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_metrics_show_the_backlog_and_count_each_alert_once(make_service: Any, db_url: str, mode: str) -> None:
+    """A drainer thread counts the alerts it commits; a drainer process counts nothing in the API's
+    registry, so the API counts what it appends: either way each alert once."""
+    api = Api(make_service(db_url), intake=mode)
+    with api.client:
+        for _ in range(2):
+            answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+            assert answer.status_code == 202
+        _drained(api, within=60.0)
+        assert _metric(api, 'watchkeeper_events_ingested_total{source="prometheus"}') == 6
+        assert _metric(api, "watchkeeper_intake_backlog") == 0
+        assert _metric(api, "watchkeeper_intake_backlog_limit") == api.service.settings.intake_max_backlog
+        assert _metric(api, "watchkeeper_intake_refused_total") == 0
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("body", "content_type", "status"), [
     (b"[{", "application/json", 400),
@@ -94,6 +119,8 @@ def test_the_backlog_bound_is_a_setting_and_beyond_it_a_503(
         assert [a.status_code for a in posted] == [202, 202, 503]  # 0, then 3 waiting: taken; 6 >= 4: refused
         assert posted[2].headers["retry-after"] == "1" and "backlog is full" in posted[2].json()["error"]
         assert api.client.get("/healthz").json()["details"]["intake"] == {"backlog": 6}
+        assert (_metric(api, "watchkeeper_intake_backlog"), _metric(api, "watchkeeper_intake_backlog_limit"),
+                _metric(api, "watchkeeper_intake_refused_total")) == (6, 4, 1)
 
 
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:

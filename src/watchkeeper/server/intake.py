@@ -14,11 +14,14 @@ import asyncio
 import contextlib
 import queue
 import threading
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 import orjson
 import structlog
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import AuthError, InputError, WatchkeeperError
@@ -83,6 +86,23 @@ class Appender:
                 self.stage.notify()
 
 
+class IntakeGauges(Collector):
+    """``/metrics``: the journal's backlog and its bound (read at each scrape, O(1))."""
+
+    def __init__(self, stage: IntakeStage | IntakeProcess) -> None:
+        self.stage = stage
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if not self.stage.running:
+            return
+        yield GaugeMetricFamily("watchkeeper_intake_backlog",
+                                "Alerts acknowledged on /api/v2/alerts and not yet processed (the intake journal)",
+                                value=self.stage.backlog())
+        yield GaugeMetricFamily("watchkeeper_intake_backlog_limit",
+                                "intake_max_backlog: with this many alerts waiting, /api/v2/alerts answers 503",
+                                value=self.stage.max_backlog)
+
+
 class LeanIntake:
     """The ASGI app answering ``POST /api/v2/alerts`` from the journal; anything else, or any request while
     the journal is closed, goes to ``app`` (FastAPI, server/app.py ``_App``)."""
@@ -93,6 +113,15 @@ class LeanIntake:
         self.stage = stage
         self.appender = Appender(stage)
         self.limit = service.settings.max_body_bytes
+        metrics = service.metrics
+        # A drainer in another process counts nothing here: this process counts the alerts it appends
+        # (durably accepted, as ``watchkeeper_events_ingested`` says); a drainer thread counts its commits.
+        counts_here = metrics is not None and isinstance(stage, IntakeProcess)
+        self.events = metrics.events.labels(SOURCE) if metrics is not None and counts_here else None
+        self.refused = None if metrics is None else metrics.counter(
+            "watchkeeper_intake_refused", "Requests to /api/v2/alerts answered 503 because the backlog was full")
+        if metrics is not None:
+            metrics.collector("intake", IntakeGauges(stage))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not self.stage.running:
@@ -139,8 +168,12 @@ class LeanIntake:
             )
             raise
         if self.stage.full:
+            if self.refused is not None:
+                self.refused.inc()
             raise InputError("the intake backlog is full; retry shortly", status=503)
         await self.appender.append(Entry(received_at, SOURCE, f"token:{who.name}", accepted, body))
+        if self.events is not None:
+            self.events.inc(accepted)
         return 202, orjson.dumps({"accepted": accepted})
 
 
@@ -182,4 +215,4 @@ async def _read(headers: dict[bytes, bytes], receive: Any, limit: int) -> tuple[
             return b"".join(chunks), size, False
 
 
-__all__ = ["PATH", "Appender", "LeanIntake"]
+__all__ = ["PATH", "Appender", "IntakeGauges", "LeanIntake"]
