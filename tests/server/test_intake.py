@@ -71,6 +71,7 @@ def test_metrics_show_the_backlog_and_count_each_alert_once(make_service: Any, d
         assert _metric(api, "watchkeeper_intake_backlog") == 0
         assert _metric(api, "watchkeeper_intake_backlog_limit") == api.service.settings.intake_max_backlog
         assert _metric(api, "watchkeeper_intake_refused_total") == 0
+        assert _metric(api, "watchkeeper_intake_oldest_seconds") == 0
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -110,7 +111,7 @@ def test_too_large_is_a_413(make_service: Any, db_url: str) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_backlog_bound_is_a_setting_and_beyond_it_a_503(
-        make_service: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_service: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:
     monkeypatch.setattr(IntakeStage, "drain_once", lambda _stage: 0)  # nothing drains: the backlog only grows
     api = Api(make_service(db_url, intake_max_backlog=4), intake="thread")
     with api.client:
@@ -121,6 +122,8 @@ def test_the_backlog_bound_is_a_setting_and_beyond_it_a_503(
         assert api.client.get("/healthz").json()["details"]["intake"] == {"backlog": 6}
         assert (_metric(api, "watchkeeper_intake_backlog"), _metric(api, "watchkeeper_intake_backlog_limit"),
                 _metric(api, "watchkeeper_intake_refused_total")) == (6, 4, 1)
+        clock.advance(seconds=90)
+        assert _metric(api, "watchkeeper_intake_oldest_seconds") == 90  # the first body still waits
 
 
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:

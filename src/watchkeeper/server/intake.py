@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -87,10 +88,11 @@ class Appender:
 
 
 class IntakeGauges(Collector):
-    """``/metrics``: the journal's backlog and its bound (read at each scrape, O(1))."""
+    """``/metrics``: the journal's backlog, its bound and the age of its oldest body (read at each
+    scrape, O(1))."""
 
-    def __init__(self, stage: IntakeStage | IntakeProcess) -> None:
-        self.stage = stage
+    def __init__(self, stage: IntakeStage | IntakeProcess, clock: Callable[[], datetime]) -> None:
+        self.stage, self.clock = stage, clock
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         if not self.stage.running:
@@ -101,6 +103,12 @@ class IntakeGauges(Collector):
         yield GaugeMetricFamily("watchkeeper_intake_backlog_limit",
                                 "intake_max_backlog: with this many alerts waiting, /api/v2/alerts answers 503",
                                 value=self.stage.max_backlog)
+        journal = self.stage.journal
+        oldest = journal.oldest() if journal is not None else None
+        age = max(0.0, (self.clock() - oldest).total_seconds()) if oldest is not None else 0.0
+        yield GaugeMetricFamily("watchkeeper_intake_oldest_seconds",
+                                "Age of the oldest alert body waiting in the intake journal (0: none waits)",
+                                value=age)
 
 
 class LeanIntake:
@@ -121,7 +129,7 @@ class LeanIntake:
         self.refused = None if metrics is None else metrics.counter(
             "watchkeeper_intake_refused", "Requests to /api/v2/alerts answered 503 because the backlog was full")
         if metrics is not None:
-            metrics.collector("intake", IntakeGauges(stage))
+            metrics.collector("intake", IntakeGauges(stage, service.clock))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not self.stage.running:

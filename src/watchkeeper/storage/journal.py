@@ -140,6 +140,13 @@ class Journal:
             dropped = self._dropped(self._reader)
         return self._alerts_at_open + self._appended - (dropped - self._dropped_at_open)
 
+    def oldest(self) -> datetime | None:
+        """When the oldest body still in the journal was received (None: empty); one indexed read,
+        never waiting for an append in progress."""
+        with self._reader_lock:
+            row = self._reader.execute("SELECT received_at FROM intake ORDER BY id LIMIT 1").fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
     @staticmethod
     def _dropped(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0])
