@@ -75,6 +75,19 @@ def test_metrics_show_the_backlog_and_count_each_alert_once(make_service: Any, d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_journal_closed_under_the_scrape_leaves_out_its_series(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    def closed(_journal: Journal) -> None:
+        raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    monkeypatch.setattr(Journal, "oldest", closed)
+    answer = api.client.get("/metrics")
+    assert answer.status_code == 200 and "watchkeeper_events_ingested" in answer.text
+    assert "watchkeeper_intake_backlog" not in answer.text and "watchkeeper_intake_oldest" not in answer.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("body", "content_type", "status"), [
     (b"[{", "application/json", 400),
     (b'{"labels": {}}', "application/json", 422),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -95,16 +96,20 @@ class IntakeGauges(Collector):
         self.stage, self.clock = stage, clock
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        if not self.stage.running:
+        journal = self.stage.journal
+        if journal is None or not self.stage.running:
+            return
+        try:  # the journal closed under the scrape (the server stopping): no intake series, not a 500
+            backlog, oldest = self.stage.backlog(), journal.oldest()
+        except sqlite3.Error as exc:
+            log.warning("intake metrics unavailable", error=str(exc))
             return
         yield GaugeMetricFamily("watchkeeper_intake_backlog",
                                 "Alerts acknowledged on /api/v2/alerts and not yet processed (the intake journal)",
-                                value=self.stage.backlog())
+                                value=backlog)
         yield GaugeMetricFamily("watchkeeper_intake_backlog_limit",
                                 "intake_max_backlog: with this many alerts waiting, /api/v2/alerts answers 503",
                                 value=self.stage.max_backlog)
-        journal = self.stage.journal
-        oldest = journal.oldest() if journal is not None else None
         age = max(0.0, (self.clock() - oldest).total_seconds()) if oldest is not None else 0.0
         yield GaugeMetricFamily("watchkeeper_intake_oldest_seconds",
                                 "Age of the oldest alert body waiting in the intake journal (0: none waits)",
