@@ -63,9 +63,9 @@ def run_size(size: int, args: argparse.Namespace) -> None:
         stage = IntakeStage(service, path)
         stage.open()
         wall, cpu = time.perf_counter(), time.process_time()
-        done = 0
         while stage.drain_once():
-            done = stage.processed
+            pass
+        done = stage.processed
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert stage.journal is not None
         left = stage.journal.bodies

@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -134,18 +134,33 @@ def cpu_seconds(pid: int) -> float:
 
 def memory_mib(pid: int, key: str) -> float:
     """Summed VmRSS (now) or VmHWM (peak) of the process family, MiB."""
-    return sum(each_mib(pid, key))
+    return sum(by_role_mib(pid, key).values())
 
 
-def each_mib(pid: int, key: str) -> list[float]:
-    """VmRSS or VmHWM of ``pid`` and of each descendant (MiB), ``pid`` first."""
-    out = []
+def by_role_mib(pid: int, key: str) -> dict[str, float]:
+    """VmRSS or VmHWM of ``pid`` and of each descendant (MiB), by :func:`role`."""
+    out: dict[str, float] = {}
     for p in family(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith(key + ":"):
-                    out.append(int(line.split()[1]) / 1024)
+                    out[role(p, pid) or f"pid {p}"] = int(line.split()[1]) / 1024
     return out
+
+
+def role(pid: int, api: int) -> str | None:
+    """Which of serve's processes ``pid`` is: the API, the intake drainer, multiprocessing's tracker."""
+    if pid == api:
+        return "api"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return None
+    if b"resource_tracker" in cmdline:
+        return "tracker"
+    if b"spawn_main" in cmdline:
+        return "drainer"
+    return None
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -329,7 +344,7 @@ class Measured:
     idle_mib: float
     peak_mib: float
     drain_s: float = 0.0
-    peaks: tuple[float, ...] = ()  # each process's peak, the server's first
+    peaks: dict[str, float] = field(default_factory=dict)  # each process's peak, by role
 
     @property
     def alerts_per_s(self) -> float:
@@ -351,8 +366,8 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
         load = drive_python(target, bodies, count, args)
     cores = (cpu_seconds(target.pid) - cpu0) / load.seconds
     drain = wait_drained(target) if target.label == "Watchkeeper" else 0.0
-    peaks = tuple(each_mib(target.pid, "VmHWM"))
-    return Measured(target.label, size, load, cores, idle, sum(peaks), drain, peaks)
+    peaks = by_role_mib(target.pid, "VmHWM")
+    return Measured(target.label, size, load, cores, idle, sum(peaks.values()), drain, peaks)
 
 
 def wait_drained(target: Target, limit: float = 180.0) -> float:
@@ -444,8 +459,7 @@ def run(args: argparse.Namespace) -> int:
                 f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)"
             )
         if len(wk.peaks) > 1:
-            print(f"{'':>6} peak RSS by process: serve {wk.peaks[0]:.0f} MiB, intake drainer "
-                  + ", ".join(f"{p:.0f}" for p in wk.peaks[1:]) + " MiB")
+            print(f"{'':>6} peak RSS by process: " + ", ".join(f"{r} {m:.0f}" for r, m in wk.peaks.items()) + " MiB")
         print(f"{'':>6} durability: {verdict}")
     return 0 if all(v.startswith("OK") for _, _, v in results) else 1
 

@@ -38,24 +38,9 @@ import httpx
 import orjson
 
 from ingest import free_port, load_average  # benchmarks/ is on sys.path when this script runs
-from intake_vs_alertmanager import alerts, drained, family, stop, wait_ready
+from intake_vs_alertmanager import alerts, drained, family, role, stop, wait_ready
 
 ROLES = ("api", "drainer", "tracker")
-
-
-def role(pid: int, api: int) -> str | None:
-    """Which of serve's processes ``pid`` is: the API, the intake drainer, multiprocessing's tracker."""
-    if pid == api:
-        return "api"
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return None
-    if b"resource_tracker" in cmdline:
-        return "tracker"
-    if b"spawn_main" in cmdline:
-        return "drainer"
-    return None
 
 
 def status_kib(pid: int) -> dict[str, int]:

@@ -43,7 +43,7 @@ def worker(
         from watchkeeper.server.bus_ingest import BusLag
 
         if wk.metrics is not None:
-            wk.metrics.registry.register(BusLag(bus))
+            wk.metrics.collector("bus", BusLag(bus))
             start_http_server(metrics_port, "127.0.0.1", registry=wk.metrics.registry)
     node = WorkerNode(wk, bus, loop=not no_loop, batch=batch).start()
     stopped = threading.Event()

@@ -282,7 +282,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
 
         publisher = app.state.publisher = Publisher(service, bus)
         if service.metrics is not None:
-            service.metrics.registry.register(BusLag(bus))
+            service.metrics.collector("bus", BusLag(bus))
     for name, source in service.sources.items():
         _add_ingest_route(app, service, name, source.schema, publisher)
     from watchkeeper.server.rca_api import SCHEMAS

@@ -129,8 +129,8 @@ class LeanIntake:
         metrics = service.metrics
         # A drainer in another process counts nothing here: this process counts the alerts it appends
         # (durably accepted, as ``watchkeeper_events_ingested`` says); a drainer thread counts its commits.
-        counts_here = metrics is not None and isinstance(stage, IntakeProcess)
-        self.events = metrics.events.labels(SOURCE) if metrics is not None and counts_here else None
+        self.events = (metrics.events.labels(SOURCE)
+                       if metrics is not None and isinstance(stage, IntakeProcess) else None)
         self.refused = None if metrics is None else metrics.counter(
             "watchkeeper_intake_refused", "Requests to /api/v2/alerts answered 503 because the backlog was full")
         if metrics is not None:
