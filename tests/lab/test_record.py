@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -17,6 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from typer.testing import CliRunner
 
 from watchkeeper.cli import app
+from watchkeeper.eval.lab_series import campaign_entity
 from watchkeeper.eval.rca import read_lab
 from watchkeeper.lab.net import request
 from watchkeeper.lab.record import CampaignTiming, FaultSpec, parse_campaign, record_campaign
@@ -118,4 +120,7 @@ def test_a_short_campaign_records_metrics_spans_logs_and_ground_truth(tmp_path: 
     assert (out / "metrics" / "checkout.csv").read_text().startswith("timestamp,")
     cases = read_lab(out)
     assert [(c.kind, c.truth) for c in cases] == [("exception", "checkout"), ("edge_delay", "cache")]
+    entity, step = campaign_entity(out)  # a labelled series for 'eval detect --lab'
+    assert step == pytest.approx(1.0, abs=0.2)
+    assert len(entity.train) >= 2 and entity.labels.any() and np.isfinite(entity.test).all()
     assert not list(tmp_path.glob("watchkeeper-lab-record-*"))

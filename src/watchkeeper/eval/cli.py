@@ -19,6 +19,7 @@ from watchkeeper.detect.filter import onsets, run
 from watchkeeper.detect.likelihood import AnomalyLikelihood, peak_onsets
 from watchkeeper.detect.multivariate import MaxZ
 from watchkeeper.detect.robust import RobustSeasonal
+from watchkeeper.errors import InputError
 from watchkeeper.eval import detect as protocol
 from watchkeeper.eval import nab as nab_scoring
 from watchkeeper.eval import smd as smd_scoring
@@ -175,6 +176,9 @@ def detect_protocol(
     nab_root: Annotated[Path | None, typer.Option(
         "--nab", help="NAB checkout: data/, labels/ (one source per category)")] = None,
     smd_root: Annotated[Path | None, typer.Option("--smd", help="smd_asd/: one source per set (smd, asd)")] = None,
+    lab_root: Annotated[Path | None, typer.Option(
+        "--lab", help="a campaign recorded by 'watchkeeper lab record', or a folder of them (one source, lab)")]
+    = None,
     candidate: Annotated[list[str] | None, typer.Option(
         help="candidate configurations to choose among (default: every shipped one)")] = None,
     out: Annotated[Path, typer.Option(help="write the results here as JSON")] = Path("eval-detect.json"),
@@ -194,14 +198,14 @@ def detect_protocol(
     if unknown:
         raise typer.BadParameter(f"unknown candidate {unknown[0]!r}; known: {', '.join(known)}",
                                  param_hint="--candidate")
-    if nab_root is None and smd_root is None:
-        raise typer.BadParameter("give --nab DIR and/or --smd DIR")
-    for root, option in ((nab_root, "--nab"), (smd_root, "--smd")):
+    if nab_root is None and smd_root is None and lab_root is None:
+        raise typer.BadParameter("give --nab DIR, --smd DIR and/or --lab DIR")
+    for root, option in ((nab_root, "--nab"), (smd_root, "--smd"), (lab_root, "--lab")):
         if root is not None and not root.is_dir():
             raise typer.BadParameter(f"{root} is not a directory", param_hint=option)
     try:
-        sources = protocol.load_sources(nab_root, smd_root)
-    except (OSError, ValueError, KeyError) as exc:
+        sources = protocol.load_sources(nab_root, smd_root, lab_root)
+    except (OSError, ValueError, KeyError, InputError) as exc:
         raise typer.BadParameter(f"cannot read the data: {exc}") from None
     if len(sources) < 2:
         raise typer.BadParameter("leaving one source out needs at least two labelled sources")

@@ -42,7 +42,7 @@ import numpy as np
 from watchkeeper.detect.base import Detector
 from watchkeeper.detect.filter import run
 from watchkeeper.detect.likelihood import peak_onsets
-from watchkeeper.eval import nab, smd
+from watchkeeper.eval import lab_series, nab, smd
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -178,9 +178,10 @@ class PaSource:
 Source = NabSource | PaSource
 
 
-def load_sources(nab_root: Path | None, smd_root: Path | None) -> list[Source]:
-    """Every labelled source under the NAB checkout (one per category) and the SMD/ASD folder
-    (one per set: its sub-folder's name)."""
+def load_sources(nab_root: Path | None, smd_root: Path | None, lab_root: Path | None = None) -> list[Source]:
+    """Every labelled source under the NAB checkout (one per category), the SMD/ASD folder
+    (one per set: its sub-folder's name) and the recorded lab campaigns (one source, ``lab``:
+    :mod:`watchkeeper.eval.lab_series`)."""
     sources: list[Source] = []
     if nab_root is not None:
         files = nab.load_corpus(nab_root)
@@ -191,6 +192,9 @@ def load_sources(nab_root: Path | None, smd_root: Path | None) -> list[Source]:
         for group in sorted({e.name.split("/", 1)[0] for e in entities}):
             sources.append(PaSource(group, tuple(e for e in entities if e.name.split("/", 1)[0] == group),
                                     STEPS.get(group, 60.0)))
+    if lab_root is not None:
+        entities, step = lab_series.load(lab_root)
+        sources.append(PaSource("lab", tuple(entities), step))
     return sources
 
 

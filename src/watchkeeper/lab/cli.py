@@ -220,6 +220,7 @@ def record(
     gap: Annotated[float, typer.Option(min=0, help="Healthy seconds after each group of faults")] = 20.0,
     concurrent: Annotated[int, typer.Option(min=1, max=3, help="Faults at once (different targets)")] = 2,
     rps: Annotated[float, typer.Option(help="Load generator requests per second")] = 20.0,
+    interval: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds between metric scrapes")] = 2.0,
 ) -> None:
     """Record a campaign with every signal (metrics, spans, JSON logs, ground truth) in a lab of its
     own, for 'watchkeeper eval rca --format lab OUT_DIR'."""
@@ -232,8 +233,8 @@ def record(
             raise ValueError(f"unknown fault {', '.join(unknown)}; the lab's faults are: {', '.join(FAULTS)}")
         if not specs:
             raise ValueError("--faults names no fault")
-        summary = record_campaign(out_dir, specs, CampaignTiming(warmup, fault_seconds, gap, concurrent), rps=rps,
-                                  progress=lambda msg: err.print(msg, markup=False))
+        timing = CampaignTiming(warmup, fault_seconds, gap, concurrent, interval)
+        summary = record_campaign(out_dir, specs, timing, rps=rps, progress=lambda msg: err.print(msg, markup=False))
     except (ValueError, LabError) as exc:
         raise _fail(exc) from None
     _show(summary)
