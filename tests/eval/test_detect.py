@@ -115,7 +115,7 @@ def test_eval_detect_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "--nab DIR and/or --smd DIR"),
+        ([], "--nab DIR, --smd DIR and/or --lab DIR"),
         (["--nab", "{missing}"], "is not a directory"),
         (["--nab", "{nab}", "--candidate", "nope"], "unknown candidate 'nope'"),
         (["--smd", "{smd}"], "at least two labelled sources"),

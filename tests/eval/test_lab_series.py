@@ -95,6 +95,9 @@ def test_eval_detect_scores_the_lab_beside_nab(tmp_path: Path) -> None:
     # Four faults, each a jump of tens of standard deviations in some metric: every one is found.
     assert lab["hindsight"] == pytest.approx(100.0)
     assert lab["held_out"] > 50.0
+    # The floor: an alarm at every point; 4 × 63 labelled of 2,160 − 720 test scrapes.
+    assert body["every_point"] == {"lab": round(100 * 2 * 252 / (1440 + 252), 1)}
+    assert "alarm at every point" in result.output
 
 
 def test_eval_detect_refuses_a_folder_without_campaigns(tmp_path: Path) -> None:

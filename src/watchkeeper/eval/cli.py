@@ -171,6 +171,10 @@ def smd(
     console.print("best-threshold columns choose the threshold in hindsight (as published results do)")
 
 
+def _pct_of(share: float) -> float:
+    return round(100.0 * share, 1)
+
+
 @app.command("detect")
 def detect_protocol(
     nab_root: Annotated[Path | None, typer.Option(
@@ -233,9 +237,14 @@ def detect_protocol(
         console.print(f"NAB standard, all categories pooled: held-out {result.nab_held_out:.1f}, "
                       f"in-sample {result.nab_in_sample:.1f}")
     console.print(f"chosen on all sources (what ships): {result.in_sample[0]} @ {result.in_sample[1]:.4f}")
+    floors = [f"{s.name} {_pct_of(s.every_point())}" for s in sources if isinstance(s, protocol.PaSource)]
+    if floors:
+        console.print("point-adjusted F1 of an alarm at every point (the floor to beat): " + ", ".join(floors))
     console.print("in-sample: chosen on all sources; hindsight: the source's best alone (optimistic, "
                   "as published tables are); no-window NAB categories: 100 × (1 + raw / files)")
-    out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    body = result.as_json() | {"every_point": {s.name: _pct_of(s.every_point()) for s in sources
+                                               if isinstance(s, protocol.PaSource)}}
+    out.write_text(json.dumps(body, indent=2) + "\n")
     console.print(f"wrote {out}")
 
 

@@ -161,6 +161,18 @@ class PaSource:
             np.maximum(out, candidate.scores(times, column)[len(e.train):], out=out)
         return out
 
+    def every_point(self) -> float:
+        """The figure of an alarm at every point (recall 1, precision the labelled share): the
+        floor a detector must clear on this source, since point adjustment rewards alarming.
+
+        >>> e = smd.Entity("x/a", np.zeros((4, 1)), np.zeros((4, 1)), np.array([0, 1, 1, 0], dtype=bool))
+        >>> PaSource("x", (e,), 60.0).every_point()
+        0.6666666666666666
+        """
+        positives = sum(int(e.labels.sum()) for e in self.entities)
+        total = sum(len(e.labels) for e in self.entities)
+        return 2.0 * positives / (total + positives) if total else 0.0
+
     def curve(self, scores: Sequence[FloatArray]) -> Curve:
         tp = np.zeros(len(THRESHOLDS))
         fp = np.zeros(len(THRESHOLDS))
