@@ -294,3 +294,70 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
         assert stage.journal.bodies == 40
     finally:
         stage.journal.close()
+
+
+def _appender(tmp_path: Any) -> Any:
+    from watchkeeper.server.intake import Appender
+
+    class Stage:
+        journal = Journal(tmp_path / "j")
+        groups: list[int] = []  # bodies per transaction, recorded before anyone is answered
+
+        def notify(self) -> None:
+            pass
+
+    stage = Stage()
+    append = stage.journal.append
+
+    def recorded(entries: list[Entry]) -> None:
+        append(entries)
+        stage.groups.append(len(entries))
+
+    stage.journal.append = recorded  # type: ignore[method-assign]
+    return Appender(stage)  # type: ignore[arg-type]
+
+
+def test_senders_that_come_back_share_one_commit(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight keep-alive senders, each sending its next body when the last is acknowledged: the
+    appender waits for the ones it just answered instead of committing half of them at a time."""
+    import asyncio
+
+    from watchkeeper.server import intake
+
+    monkeypatch.setattr(intake, "LINGER", 1.0)  # generous: they come back within microseconds here
+    appender = _appender(tmp_path)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    async def sender() -> None:
+        for _ in range(10):
+            await appender.append(Entry(at, "prometheus", "token:t", 1, b"[]"))
+
+    async def senders() -> None:
+        await asyncio.wait_for(asyncio.gather(*(sender() for _ in range(8))), timeout=60)
+
+    try:
+        asyncio.run(senders())
+        assert appender.stage.journal.bodies == 80
+        assert len(appender.stage.groups) <= 12  # 80 bodies in groups of 8 (the very first may be split)
+    finally:
+        appender.stage.journal.close()
+
+
+def test_a_lone_sender_never_waits_for_company(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from watchkeeper.server import intake
+
+    monkeypatch.setattr(intake, "LINGER", 60.0)  # a wait would show as a timeout below
+    appender = _appender(tmp_path)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    async def sender() -> None:
+        for _ in range(20):
+            await asyncio.wait_for(appender.append(Entry(at, "prometheus", "token:t", 1, b"[]")), timeout=30)
+
+    try:
+        asyncio.run(sender())
+        assert appender.stage.journal.bodies == 20 and appender.stage.groups == [1] * 20
+    finally:
+        appender.stage.journal.close()
