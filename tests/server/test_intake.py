@@ -300,8 +300,9 @@ def _appender(tmp_path: Any) -> Any:
     from watchkeeper.server.intake import Appender
 
     class Stage:
-        journal = Journal(tmp_path / "j")
-        groups: list[int] = []  # bodies per transaction, recorded before anyone is answered
+        def __init__(self) -> None:
+            self.journal = Journal(tmp_path / "j")
+            self.groups: list[int] = []  # bodies per transaction, recorded before anyone is answered
 
         def notify(self) -> None:
             pass
