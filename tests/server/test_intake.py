@@ -300,9 +300,8 @@ def _appender(tmp_path: Any) -> Any:
     from watchkeeper.server.intake import Appender
 
     class Stage:
-        def __init__(self) -> None:
-            self.journal = Journal(tmp_path / "j")
-            self.groups: list[int] = []  # bodies per transaction, recorded before anyone is answered
+        journal = Journal(tmp_path / "j")
+        groups: list[int] = []  # bodies per transaction, recorded before anyone is answered
 
         def notify(self) -> None:
             pass
