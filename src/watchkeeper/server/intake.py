@@ -15,7 +15,6 @@ import contextlib
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -37,11 +36,6 @@ log = structlog.get_logger("watchkeeper.intake")
 PATH = "/api/v2/alerts"
 SOURCE = "prometheus"
 _HEADERS = [(b"content-type", b"application/json")]
-
-
-#: The longest a group commit waits for the senders of the previous group to come back (seconds;
-#: well under one commit's fsync).
-LINGER = 0.0005
 
 
 class Appender:
@@ -69,7 +63,6 @@ class Appender:
         await done
 
     def _work(self) -> None:
-        expected = 0  # bodies the next transaction should hold: see _gather
         while True:
             try:
                 group = [self._jobs.get(timeout=self.IDLE)]
@@ -79,7 +72,9 @@ class Appender:
                         self._thread = None
                         return
                 continue
-            self._gather(group, expected)
+            with contextlib.suppress(queue.Empty):
+                while True:  # everything queued while the previous transaction committed
+                    group.append(self._jobs.get_nowait())
             failure: BaseException | None = None
             try:
                 journal = self.stage.journal
@@ -88,31 +83,9 @@ class Appender:
                 journal.append([entry for entry, _ in group])
             except BaseException as exc:  # handed to the requests waiting for it
                 failure = exc
-            # Counted before the answers go out: what arrived during the commit, not a sender answered now.
-            expected = len(group) + self._jobs.qsize()
             _settle([done for _, done in group], failure)
             if failure is None:
                 self.stage.notify()
-
-    def _gather(self, group: list[tuple[Entry, asyncio.Future[None]]], expected: int) -> None:
-        """Take everything queued; then, while fewer than ``expected`` are in hand, wait up to
-        :data:`LINGER` for the rest: the senders the previous transaction answered send their next
-        request within a fraction of a commit, and one transaction for all of them costs one fsync
-        instead of two (with keep-alive senders the groups otherwise settle into two alternating
-        halves). A lone sender, or senders that do not come back, cost at most one wait, after
-        which ``expected`` follows what came."""
-        with contextlib.suppress(queue.Empty):
-            while True:
-                group.append(self._jobs.get_nowait())
-        if len(group) >= expected:
-            return
-        deadline = time.monotonic() + LINGER
-        with contextlib.suppress(queue.Empty):
-            while len(group) < expected:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                group.append(self._jobs.get(timeout=left))
 
 
 class IntakeGauges(Collector):
