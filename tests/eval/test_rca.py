@@ -275,6 +275,24 @@ def test_cli_json_and_calibrate(tmp_path: Path) -> None:
     assert sum(b["count"] for b in doc["reliability"]) == 8 * 4
 
 
+def test_faults_that_start_together_are_scored_within_their_set(tmp_path: Path) -> None:
+    make_lab(tmp_path / "c", seed=3)
+    faults = tmp_path / "c" / "faults.jsonl"
+    t0 = 1_700_000_000.0  # f-2 (bad deploy at payment) now starts 2 s after f-1 (error burst at checkout)
+    faults.write_text(faults.read_text().replace(iso(t0 + 5400), iso(t0 + 3602)))
+    outcomes = ev.run(ev.read_lab(tmp_path / "c"))
+    sets = ev.started_together(outcomes)
+    assert [[o.case.id for o in group] for group in sets] == [["f-1", "f-2"]]
+    n, share = ev.together_top(outcomes) or (0, 0.0)
+    assert n == 2 and share == sum(0 < o.rank <= 2 for o in sets[0]) / 2
+    assert ev.together_top([o for o in outcomes if o.case.id != "f-2"]) is None  # no fault had company
+    result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["started_together"] == {"faults": 2, "within_set_size": share}
+    result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo"], env=WIDE)
+    assert "Faults that started together (2) share one ranking" in result.output
+
+
 def test_cli_bad_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "rca", "--format", "nezha", str(tmp_path)])
     assert result.exit_code == 2 and "fault_list" in result.output

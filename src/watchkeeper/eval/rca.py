@@ -432,6 +432,43 @@ def run(
     return [Outcome(c, rank(None, c.evidence, params=params, calibration=calibration)) for c in cases]
 
 
+#: Faults whose onsets are this close (seconds, same group) started together: one ranking serves them all.
+TOGETHER_S = 5.0
+
+
+def started_together(outcomes: Sequence[Outcome], within_s: float = TOGETHER_S) -> list[list[Outcome]]:
+    """The sets of faults that started together (onsets chained within ``within_s`` in one group),
+    each of two or more faults."""
+    sets: list[list[Outcome]] = []
+    ordered = sorted(outcomes, key=lambda o: (o.case.group, o.case.evidence.onset))
+    for o in ordered:
+        last = sets[-1][-1] if sets else None
+        if (last is not None and last.case.group == o.case.group
+                and o.case.evidence.onset - last.case.evidence.onset <= within_s):
+            sets[-1].append(o)
+        else:
+            sets.append([o])
+    return [group for group in sets if len(group) > 1]
+
+
+def together_top(outcomes: Sequence[Outcome], within_s: float = TOGETHER_S) -> tuple[int, float] | None:
+    """Faults that started together share one ranking, so at most one of them can be first: the
+    share of such faults whose truth is within the first ``n`` of its ranking, ``n`` = faults in
+    its set (``None`` when no fault had company), with how many faults that is.
+
+    >>> from types import SimpleNamespace as NS
+    >>> def o(truth, ranking, onset):
+    ...     return NS(case=NS(group="c", truth=truth, evidence=NS(onset=onset)), rank=ranking.index(truth) + 1)
+    >>> together_top([o("a", ["a", "b", "x"], 10.0), o("b", ["a", "b", "x"], 11.0), o("y", ["y"], 99.0)])
+    (2, 1.0)
+    """
+    sets = started_together(outcomes, within_s)
+    if not sets:
+        return None
+    hits = [0 < o.rank <= len(group) for group in sets for o in group]
+    return len(hits), sum(hits) / len(hits)
+
+
 def summarize(outcomes: Sequence[Outcome]) -> Summary:
     ranks = [o.rank for o in outcomes]
     by_kind: dict[str, tuple[int, float, float]] = {}

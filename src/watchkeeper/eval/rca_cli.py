@@ -114,6 +114,7 @@ def rca(
             "loo_reliability": [_bin_doc(b) for b in ev.reliability(held_out)] if held_out else None,
             "calibration": calibration,
             "signals": compare,
+            "started_together": _together_doc(outcomes),
         }
         _out.print(json.dumps(doc), markup=False, soft_wrap=True)
         return
@@ -125,6 +126,10 @@ def rca(
     for k, (n, t1, t3) in sorted(overall.by_kind.items()):
         kinds.add_row(k, str(n), _pct(t1), _pct(t3))
     _out.print(kinds)
+    together = ev.together_top(outcomes)
+    if together is not None:
+        _out.print(f"Faults that started together ({together[0]}) share one ranking, so top-1 counts one of each "
+                   f"set: truth within the first n, n = faults in its set, {_pct(together[1])} %", markup=False)
     _out.print(_reliability_table("Reliability of the confidences (every ranked cause)",
                                   ev.reliability(outcomes)))
     if loo_rows:
@@ -140,6 +145,11 @@ def rca(
         _out.print(f"calibration written to {target}", markup=False)
     if out is not None:
         _out.print(f"rankings written to {out}", markup=False)
+
+
+def _together_doc(outcomes: Sequence[ev.Outcome]) -> dict[str, Any] | None:
+    together = ev.together_top(outcomes)
+    return None if together is None else {"faults": together[0], "within_set_size": together[1]}
 
 
 def _random_summary(cases: Sequence[ev.Case]) -> ev.Summary:
