@@ -89,6 +89,8 @@ def campaign_entity(directory: Path) -> tuple[smd.Entity, float]:
     if not windows:
         raise InputError(f"{directory / 'faults.jsonl'}: no fault in it, so nothing to detect")
     grid = np.unique(np.concatenate([t for series in metrics.values() for t, _ in series.values()]))
+    if not np.isfinite(grid).all():
+        raise InputError(f"{directory / 'metrics'}: a timestamp is not a finite number")
     if len(grid) < 3:
         raise InputError(f"{directory}: fewer than three scrapes")
     step = float(np.median(np.diff(grid)))
@@ -108,6 +110,8 @@ def campaign_entity(directory: Path) -> tuple[smd.Entity, float]:
     train = grid < first
     if not train.any():
         raise InputError(f"{directory}: the first fault starts at the first scrape; no healthy part to learn")
+    if train.all():
+        raise InputError(f"{directory}: no scrape after the first fault started; nothing to detect")
     labels = np.zeros(len(grid), dtype=bool)
     for start, end in windows:
         stop = grid[-1] if end is None else end + LABEL_TAIL_SCRAPES * step
