@@ -62,7 +62,8 @@ def test_a_fault_that_never_ended_is_anomalous_to_the_end(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda c: (c / "faults.jsonl").write_text("{nope\n"), "not JSON"),
-    (lambda c: (c / "faults.jsonl").write_text('{"id": "f", "started_at": "soon"}\n'), "not an ISO-8601 time"),
+    (lambda c: (c / "faults.jsonl").write_text('{"id": "f", "target": "a", "started_at": "soon"}\n'), "not an ISO-8601 time"),
+    (lambda c: (c / "faults.jsonl").write_text('{"id": "f", "started_at": "2026-01-01T00:00:00Z"}\n'), "needs 'id' and 'target'"),
     (lambda c: (c / "faults.jsonl").write_text(""), "no fault in it"),
     (lambda c: [p.unlink() for p in (c / "metrics").glob("*.csv")], "no <service>.csv"),
     (lambda c: (c / "metrics" / "cache.csv").write_text("time,up\n1,1\n"), "first column must be 'timestamp'"),
@@ -70,7 +71,7 @@ def test_a_fault_that_never_ended_is_anomalous_to_the_end(tmp_path: Path) -> Non
         json.dumps({"id": "f", "target": "a", "started_at": "2023-11-14T22:13:20Z"}) + "\n"), "no healthy part"),
     (lambda c: (c / "faults.jsonl").write_text(
         json.dumps({"id": "f", "target": "a", "started_at": "2030-01-01T00:00:00Z"}) + "\n"), "no scrape after"),
-    (lambda c: (c / "faults.jsonl").write_text('{"id": "f", "started_at": 1700000000}\n'), "expected an ISO-8601 time"),
+    (lambda c: (c / "faults.jsonl").write_text('{"id": "f", "target": "a", "started_at": 1700000000}\n'), "expected an ISO-8601 time"),
     (lambda c: (c / "faults.jsonl").write_text('[1, 2]\n'), "expected a JSON object"),
     (lambda c: (c / "metrics" / "cache.csv").write_text("timestamp,up\nnan,1\n1,1\n"), "not a finite number"),
     (lambda c: (c / "metrics" / "cache.csv").write_text("timestamp,up\nsoon,1\n"), "not a number"),

@@ -239,14 +239,13 @@ def detect_protocol(
     shipped = ("(what ships is chosen without --lab: a recording differs per run and machine, so it is "
                "held-out evidence)" if lab_root is not None else "(what ships)")
     console.print(f"chosen on all sources {shipped}: {result.in_sample[0]} @ {result.in_sample[1]:.4f}")
-    floors = [f"{s.name} {_pct_of(s.every_point())}" for s in sources if isinstance(s, protocol.PaSource)]
+    floors = {s.name: _pct_of(s.every_point()) for s in sources if isinstance(s, protocol.PaSource)}
     if floors:
-        console.print("point-adjusted F1 of an alarm at every point (the floor to beat): " + ", ".join(floors))
+        console.print("point-adjusted F1 of an alarm at every point (the floor to beat): "
+                      + ", ".join(f"{name} {figure}" for name, figure in floors.items()))
     console.print("in-sample: chosen on all sources; hindsight: the source's best alone (optimistic, "
                   "as published tables are); no-window NAB categories: 100 × (1 + raw / files)")
-    body = result.as_json() | {"every_point": {s.name: _pct_of(s.every_point()) for s in sources
-                                               if isinstance(s, protocol.PaSource)}}
-    out.write_text(json.dumps(body, indent=2) + "\n")
+    out.write_text(json.dumps(result.as_json() | {"every_point": floors}, indent=2) + "\n")
     console.print(f"wrote {out}")
 
 

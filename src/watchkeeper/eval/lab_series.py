@@ -27,7 +27,7 @@ import numpy as np
 
 from watchkeeper.errors import InputError
 from watchkeeper.eval import smd
-from watchkeeper.eval.rca import _iso, _jsonl, read_lab_metrics
+from watchkeeper.eval.rca import read_lab_faults, read_lab_metrics
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -40,28 +40,6 @@ def campaigns(root: Path) -> list[Path]:
     if (root / "faults.jsonl").exists():
         return [root]
     return sorted(p.parent for p in root.glob("*/faults.jsonl"))
-
-
-def fault_windows(path: Path) -> list[tuple[float, float | None]]:
-    """Each fault's (start, end or ``None``) in unix seconds, from ``faults.jsonl``.
-
-    >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp()) / "faults.jsonl"
-    >>> _ = d.write_text('{"id": "f1", "target": "a", "started_at": "2026-01-01T00:00:00Z"}\\n'
-    ...                  '{"id": "f1", "ended_at": "2026-01-01T00:01:00Z"}\\n')
-    >>> [(b - a) for a, b in fault_windows(d)]
-    [60.0]
-    """
-    starts: dict[str, float] = {}
-    ends: dict[str, float] = {}
-    for i, doc in _jsonl(path):
-        where = f"{path}:{i}"
-        key = str(doc.get("id"))
-        if "started_at" in doc:
-            starts.setdefault(key, _iso(doc["started_at"], where))
-        if doc.get("ended_at"):
-            ends.setdefault(key, _iso(doc["ended_at"], where))
-    return [(start, ends.get(key)) for key, start in starts.items()]
 
 
 def filled(values: FloatArray) -> FloatArray | None:
@@ -85,7 +63,7 @@ def campaign_entity(directory: Path) -> tuple[smd.Entity, float]:
     metrics = read_lab_metrics(directory / "metrics")
     if not metrics:
         raise InputError(f"{directory / 'metrics'}: no <service>.csv here (is this a recorded campaign?)")
-    windows = fault_windows(directory / "faults.jsonl")
+    windows = [(f.onset, f.end) for f in read_lab_faults(directory / "faults.jsonl")]
     if not windows:
         raise InputError(f"{directory / 'faults.jsonl'}: no fault in it, so nothing to detect")
     grid = np.unique(np.concatenate([t for series in metrics.values() for t, _ in series.values()]))

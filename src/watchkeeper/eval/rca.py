@@ -358,6 +358,37 @@ def lab_changes(docs: Sequence[Mapping[str, Any]], onset: float) -> list[Change]
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class LabFault:
+    """One injected fault of a recorded campaign; ``end`` is ``None`` when it never ended."""
+
+    id: str
+    target: str
+    kind: str
+    onset: float
+    end: float | None
+
+
+def read_lab_faults(path: Path) -> list[LabFault]:
+    """A campaign's ``faults.jsonl``: each fault's ``started_at`` line, with the first ``ended_at``
+    written for its id."""
+    lines = list(_jsonl(path))
+    ended: dict[str, float] = {}
+    for i, doc in lines:
+        if doc.get("ended_at") and str(doc.get("id")) not in ended:
+            ended[str(doc.get("id"))] = _iso(doc["ended_at"], f"{path}:{i}")
+    faults = []
+    for i, doc in lines:
+        if "started_at" not in doc:
+            continue  # an ended_at line
+        where = f"{path}:{i}"
+        if not isinstance(doc.get("target"), str) or not isinstance(doc.get("id"), str):
+            raise InputError(f"{where}: a fault needs 'id' and 'target'")
+        faults.append(LabFault(doc["id"], doc["target"], str(doc.get("fault", "?")), _iso(doc["started_at"], where),
+                               ended.get(doc["id"])))
+    return faults
+
+
 def read_lab(directory: Path, *, signals: bool = True, params: Params | None = None) -> list[Case]:
     """One recorded campaign (``DIR/faults.jsonl``) or several (``DIR/*/faults.jsonl``); with ``signals``,
     also its ``spans.jsonl`` (through ``serve``'s RED rows) and ``logs/`` (:mod:`watchkeeper.eval.lab_signals`),
@@ -378,21 +409,10 @@ def read_lab(directory: Path, *, signals: bool = True, params: Params | None = N
             change_docs.append(doc | {"at": _iso(doc.get("at"), f"{camp / 'changes.jsonl'}:{i}")})
         rows = lab_signals.stored_rows(lab_signals.read_spans(camp / "spans.jsonl")) if signals else []
         log_lines = lab_signals.read_logs(camp / "logs") if signals else []
-        lines = list(_jsonl(camp / "faults.jsonl"))
-        ended: dict[str, float] = {}
-        for i, doc in lines:
-            if doc.get("ended_at") and str(doc.get("id")) not in ended:
-                ended[str(doc.get("id"))] = _iso(doc["ended_at"], f"{camp / 'faults.jsonl'}:{i}")
-        for i, doc in lines:
-            if "started_at" not in doc:
-                continue  # an ended_at line
-            where = f"{camp / 'faults.jsonl'}:{i}"
-            if not isinstance(doc.get("target"), str) or not isinstance(doc.get("id"), str):
-                raise InputError(f"{where}: a fault needs 'id' and 'target'")
-            onset = _iso(doc["started_at"], where)
+        for fault in read_lab_faults(camp / "faults.jsonl"):
+            onset, end = fault.onset, fault.end
             # What a live ranker could see: the series up to the fault's end (a campaign injects the
             # next fault soon after, and its symptoms must not count for this one).
-            end = ended.get(doc["id"])
             seen = metrics if end is None else {
                 s: {m: (t[t <= end], v[t <= end]) for m, (t, v) in ms.items()} for s, ms in metrics.items()}
             known = change_docs if end is None else [c for c in change_docs if c["at"] <= end]
@@ -409,7 +429,7 @@ def read_lab(directory: Path, *, signals: bool = True, params: Params | None = N
                                                                         p.window_s))
                 has_logs = any(onset <= x[0] < onset + p.window_s and (end is None or x[0] <= end)
                                for x in log_lines)
-            cases.append(Case(doc["id"], doc["target"], str(doc.get("fault", "?")), camp.name, ev, has_traces,
+            cases.append(Case(fault.id, fault.target, fault.kind, camp.name, ev, has_traces,
                               has_logs, at_onset))
     return cases
 
