@@ -273,8 +273,43 @@ def test_a_reopened_incident_is_repaired_again(tmp_path: Path, make_service: Any
     clock.advance(seconds=20)
     again = wk.ingest("events", orjson.dumps(body), "application/json", "test").incidents
     assert again == [incident] and "incident.reopened" in kinds(wk, incident)
-    assert wk.governance.respond() == 1  # decided again, after the reopen
+    # decided again, after the reopen — as a new incident is before its ranking: the cause ranked
+    # before the reopen was the earlier episode's, so nothing runs on it
+    assert wk.governance.respond() == 1 and wk.governance.work() == 0
+    [_, waiting] = wk.incident(incident)["decisions"]
+    assert (waiting["reason"], waiting["inputs"]["cause"]) == ("no_confidence", None)
+    clock.advance(seconds=5)  # ranked again on the episode that came back
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1
     assert wk.governance.work() == 1
     assert marker.read_text() == "web-1:8080\nweb-1:8080\n"
     assert [a["status"] for a in wk.incident(incident)["actions"]] == ["succeeded", "succeeded"]
     assert wk.governance.respond() == 0  # and only once per reopen
+
+
+def test_a_cause_ranked_before_a_reopen_does_not_run_a_runbook_after_it(
+        tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    """The alert that came back can have another cause (a caller's error alert refires for a fault
+    elsewhere): a runbook aimed at the ranked cause waits for the new episode's ranking."""
+    marker = tmp_path / "ran.txt"
+    aimed = runbook("restart", marker=marker)
+    aimed["selector"] = {"causes": {"min_confidence": 0.5}}
+    aimed["parameters"] = {"instance": {"from": "cause.component"}}
+    wk = setup(tmp_path, make_service, db_url, aimed)
+    incident = fire(wk, "frontend", "Errors", "frontend-1:80")
+    wk.governance.set_causes(incident, [Cause("payment", confidence=0.99, model="baro-v1")], "rca")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 1
+    assert marker.read_text() == "payment\n"
+    body = {"service": "frontend", "name": "Errors", "summary": "errors", "resource": "frontend-1:80",
+            "severity": "critical", "fingerprint": "frontend-Errors-frontend-1:80"}
+    clock.advance(seconds=30)
+    wk.ingest("events", orjson.dumps({**body, "status": "resolved"}), "application/json", "test")
+    clock.advance(seconds=60)
+    assert wk.ingest("events", orjson.dumps(body), "application/json", "test").incidents == [incident]
+    assert "incident.reopened" in kinds(wk, incident)
+    assert wk.governance.respond() == 0 and wk.governance.work() == 0  # payment's ranking is stale
+    assert marker.read_text() == "payment\n"
+    clock.advance(seconds=5)
+    wk.governance.set_causes(incident, [Cause("catalog", confidence=0.99, model="baro-v1")], "rca")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 1
+    assert marker.read_text() == "payment\ncatalog\n"

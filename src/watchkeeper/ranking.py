@@ -263,6 +263,7 @@ def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
 class _Seen:
     services: frozenset[str]
     complete: bool
+    episode: datetime | None = None  # the last reopen it was ranked after (None: never reopened)
 
 
 class Ranker:
@@ -328,6 +329,7 @@ class Ranker:
         try:
             with self.service.db.read() as conn:
                 active = store.active_incidents(conn)
+                reopened = governance_store.reopened_at(conn, [x.id for x in active])
         except Exception as exc:  # the database is down: say so, try again next time
             self._failed(None, exc)
             return 0
@@ -335,13 +337,15 @@ class Ranker:
         self._seen = {i: s for i, s in self._seen.items() if i in {x.id for x in active}}
         stored = 0
         for incident in active:
-            if (now - incident.opened_at).total_seconds() < self.cfg.delay:
+            episode = reopened.get(incident.id)
+            if (now - max(incident.opened_at, episode or incident.opened_at)).total_seconds() < self.cfg.delay:
                 continue
             seen = self._seen.get(incident.id)
-            if seen is not None and seen.complete and seen.services == frozenset(incident.services):
+            if seen is not None and seen.complete and seen.services == frozenset(incident.services) and (
+                    seen.episode == episode):
                 continue
             try:
-                stored += self.rank_one(incident, now)
+                stored += self.rank_one(incident, now, episode)
             except Exception as exc:  # Prometheus down, a bad answer: count, log once, carry on
                 self._failed(incident.id, exc)
                 continue
@@ -350,17 +354,24 @@ class Ranker:
             self.failing = False
         return stored
 
-    def rank_one(self, incident: Incident, now: datetime) -> int:
-        """Rank one incident now; 1 when the ranking was stored, 0 when its top three did not change."""
+    def rank_one(self, incident: Incident, now: datetime, episode: datetime | None = None) -> int:
+        """Rank one incident now; 1 when the ranking was stored, 0 when its top three did not change.
+        ``episode``: when it was last reopened. A reopened incident is ranked from the reopen — the
+        problem that came back — and the causes ranked before it are replaced even when the same."""
         with self.service.db.read() as conn:
             onset = self.service.changelog.onset(conn, incident)
+            if episode is not None and episode > onset:
+                onset = episode
             window_end = onset.timestamp() + self.cfg.window
             end = min(now.timestamp(), window_end)
             found = [changelog.from_row(r) for r in store.list_changes(
                 conn, since=datetime.fromtimestamp(onset.timestamp() - self.cfg.change_window, onset.tzinfo),
                 until=datetime.fromtimestamp(end, onset.tzinfo))]
             earlier = governance_store.causes_of(conn, incident.id)
-        seen = _Seen(frozenset(incident.services), end >= window_end)
+            ranked_at = governance_store.causes_ranked_at(conn, incident.id) if episode is not None else None
+        if ranked_at is not None and episode is not None and ranked_at < episode:
+            earlier = []  # the episode before the reopen's: stale, whoever ranked it
+        seen = _Seen(frozenset(incident.services), end >= window_end, episode)
         if earlier and any(c.model != rca.MODEL for c in earlier):
             self._seen[incident.id] = seen
             return 0  # a person (or another model) ranked this incident: theirs stands
@@ -392,8 +403,9 @@ class Ranker:
             updated = [replace(c, evidence={**c.evidence, "series": fresh[c.component]["series"],
                                             "series_onset": fresh[c.component]["series_onset"]})
                        if c.component in fresh else c for c in stored]
-            if updated != stored:
-                governance_store.replace_causes(conn, incident_id, updated, self.service.clock())
+            if updated != stored:  # ranked when they were, not now: a reopen's staleness reads that
+                at = governance_store.causes_ranked_at(conn, incident_id) or self.service.clock()
+                governance_store.replace_causes(conn, incident_id, updated, at)
 
     def _failed(self, incident_id: int | None, exc: Exception) -> None:
         self.errors += 1

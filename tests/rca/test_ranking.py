@@ -138,6 +138,42 @@ def test_a_complete_ranking_is_redone_only_when_the_incident_gains_a_service(
     assert ranker.rankings == 2
 
 
+def test_a_reopened_incident_is_ranked_from_its_reopen(
+        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
+    """api's alert resolves and fires again 90 s later, now for a fault in cache: the ranking of the
+    episode before (db) is not kept — the incident is ranked again from the reopen, even though its
+    first ranking was complete and no service was added."""
+    wk = make_service(sqlite_url, **settings(window="30s"))
+    reopen = ONSET + 240
+
+    def db(t: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.where((t >= ONSET) & (t < ONSET + 120), 2.0, 0.01 * (1 + 0.01 * np.sin(t)))
+
+    def cache(t: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.where(t >= reopen, 2.0, 0.01 * (1 + 0.01 * np.sin(t)))
+
+    source = FakeSource({"latency": {"api": step(0.02, 0.3), "db": db, "cache": cache}})
+    ranker = Ranker(wk, source)
+    incident = open_incident(wk)
+    clock.advance(seconds=60)
+    assert ranker.tick() == 1
+    assert wk.incident(incident)["causes"][0]["component"] == "db"
+    clock.advance(seconds=90)
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("Slow", "api", status="resolved",
+                                                               ends="2026-11-22T06:02:00Z"))), "application/json", "t")
+    assert wk.incident(incident)["status"] == "resolved"
+    clock.advance(seconds=90)  # 06:04, the fault is now in cache
+    again = am_alert("Slow", "api", starts="2026-11-22T06:04:00Z")
+    assert wk.ingest("alertmanager", orjson.dumps(am_webhook(again)), "application/json", "t").incidents == [incident]
+    assert wk.incident(incident)["status"] == "open"
+    assert ranker.tick() == 0  # younger than rca.delay since the reopen
+    clock.advance(seconds=60)
+    assert ranker.tick() == 1
+    assert wk.incident(incident)["causes"][0]["component"] == "cache"
+    assert source.asked[-1][1] == reopen - 3600  # the reference hour before the reopen
+    assert len(ranked_records(wk, incident)) == 2
+
+
 def test_a_person_s_ranking_stands(wk: Watchkeeper, clock: Clock) -> None:
     incident = open_incident(wk)
     wk.governance.set_causes(incident, [Cause("cache", confidence=0.9)], "token:alice")

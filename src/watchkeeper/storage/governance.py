@@ -100,6 +100,13 @@ def causes_of(conn: Connection, incident_id: int) -> list[Cause]:
     return [Cause(r.component, r.kind, r.score, r.confidence, r.model, r.evidence) for r in rows]
 
 
+def causes_ranked_at(conn: Connection, incident_id: int) -> datetime | None:
+    """When the incident's stored causes were ranked (None: it has none)."""
+    found: datetime | None = conn.execute(select(func.min(incident_causes.c.created_at)).where(
+        incident_causes.c.incident_id == incident_id)).scalar()
+    return found
+
+
 def top_causes_of(conn: Connection, incident_ids: Sequence[int], top: int = 3) -> dict[int, list[dict[str, Any]]]:
     """The ``top`` ranked causes of each incident (component, kind, confidence, model), in one query."""
     found: dict[int, list[dict[str, Any]]] = {i: [] for i in incident_ids}
@@ -131,6 +138,17 @@ def last_reopened_at(conn: Connection, incident_id: int) -> datetime | None:
         audit_log.c.subject == f"incident:{incident_id}", audit_log.c.kind == "incident.reopened",
     ).order_by(audit_log.c.seq.desc()).limit(1)).scalar()
     return found
+
+
+def reopened_at(conn: Connection, incident_ids: Sequence[int]) -> dict[int, datetime]:
+    """When each of these incidents was last reopened (those never reopened are absent), in one query."""
+    if not incident_ids:
+        return {}
+    subjects = {f"incident:{i}": i for i in incident_ids}
+    rows = conn.execute(select(audit_log.c.subject, func.max(audit_log.c.at)).where(
+        audit_log.c.subject.in_(list(subjects)), audit_log.c.kind == "incident.reopened",
+    ).group_by(audit_log.c.subject))
+    return {subjects[subject]: at for subject, at in rows}
 
 
 def decision_records(conn: Connection, incident_id: int, since: datetime | None = None) -> list[DecisionRecord]:
