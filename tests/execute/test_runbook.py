@@ -131,4 +131,7 @@ def test_a_cause_aimed_runbook_answers_the_causes_own_alerts() -> None:
     assert match(restart, crash, causes) is not None
     # the cause has no firing alert of its own: any accepted alert justifies the runbook (a silent cause)
     silent = {"services": ["catalog"], "alerts": [incident["alerts"][0]]}
-    assert match(restart, silent, causes) is not None
+    found = match(restart, silent, causes)
+    assert found is not None and found.alert is not None and found.alert["service"] == "catalog"
+    # …and the action is on the cause: its per-service limits and its record name store, not the caller
+    assert found.service == "store"

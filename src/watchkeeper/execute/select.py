@@ -67,7 +67,9 @@ def match(runbook: Runbook, incident: Mapping[str, Any], causes: Sequence[Cause]
             alert = next((a for a in own if _alert_ok(selector, a)), None)
             if alert is None:
                 return None
-            service = alert["service"]
+        # it acts on the cause, so the cause is the service its limits and its record name, also when
+        # only a caller still alerts (a restarted checkout is no action "on frontend")
+        service = cause.component
     return Match(alert, cause, service)
 
 
