@@ -174,6 +174,24 @@ def test_a_reopened_incident_is_ranked_from_its_reopen(
     assert len(ranked_records(wk, incident)) == 2
 
 
+def test_a_person_s_ranking_before_a_reopen_is_ranked_again_after_it(wk: Watchkeeper, clock: Clock) -> None:
+    """Theirs stands for the episode they ranked; the problem that came back is ranked afresh."""
+    incident = open_incident(wk)
+    wk.governance.set_causes(incident, [Cause("cache", confidence=0.9)], "token:alice")
+    clock.advance(seconds=60)
+    ranker = Ranker(wk, FakeSource(SHAPES))
+    assert ranker.tick() == 0
+    clock.advance(seconds=30)
+    wk.ingest("alertmanager", orjson.dumps(am_webhook(am_alert("Slow", "api", status="resolved",
+                                                               ends="2026-11-22T06:01:30Z"))), "application/json", "t")
+    clock.advance(seconds=30)
+    again = am_alert("Slow", "api", starts="2026-11-22T06:02:00Z")
+    assert wk.ingest("alertmanager", orjson.dumps(am_webhook(again)), "application/json", "t").incidents == [incident]
+    clock.advance(seconds=30)
+    assert ranker.tick() == 1
+    assert wk.incident(incident)["causes"][0]["model"] == "baro-v1"
+
+
 def test_a_person_s_ranking_stands(wk: Watchkeeper, clock: Clock) -> None:
     incident = open_incident(wk)
     wk.governance.set_causes(incident, [Cause("cache", confidence=0.9)], "token:alice")
