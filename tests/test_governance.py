@@ -257,6 +257,32 @@ def test_a_new_ranking_leaves_an_approval_that_confidence_did_not_cause(
     assert wk.governance.work() == 1 and marker.exists()
 
 
+def test_a_mitigated_incident_gets_no_second_unattended_fix(
+        tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    """A fix is in (verified, the incident mitigated) while its alerts clear: an alert that joins now
+    (the demo's error alert relabelled after a rollback) proposes another runbook, which waits for a
+    human instead of running on top of the fix."""
+    marker = tmp_path / "ran.txt"
+    first = runbook("rollback", marker=marker, on_success="mitigate")
+    second = runbook("restart", marker=marker)
+    second["selector"] = {"alertnames": ["Errors"]}
+    wk = setup(tmp_path, make_service, db_url, first, second)
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 1
+    assert wk.incident(incident)["status"] == "mitigated"
+    clock.advance(seconds=5)
+    assert fire(wk, name="Errors") == incident
+    assert wk.governance.respond() == 1 and wk.governance.work() == 0
+    later = wk.incident(incident)["decisions"][-1]
+    assert (later["runbook_id"], later["verdict"], later["reason"]) == ("restart", "needs_approval",
+                                                                         "already_mitigated")
+    assert later["inputs"]["mitigated"] is True
+    assert marker.read_text() == "web-1:8080\n"  # the rollback's only
+    [pending] = wk.governance.approvals()
+    assert pending["runbook_id"] == "restart"
+
+
 def test_a_reopened_incident_is_repaired_again(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
     """The problem came back (its alert refired and the incident reopened): what was decided and done
     before the reopen does not hold, so the runbook may run again."""

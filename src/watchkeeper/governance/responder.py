@@ -32,7 +32,7 @@ from watchkeeper.governance.model import (
     ShadowOutcome,
     Voted,
 )
-from watchkeeper.model import Change
+from watchkeeper.model import Change, IncidentStatus
 from watchkeeper.policy import Autonomy, Context, PolicyConfig, Proposal, Reason, Verdict, decide
 from watchkeeper.policy.approvals import ApprovalStatus, Vote, cast, required_approvals
 from watchkeeper.storage import Database, audit, queries
@@ -146,7 +146,7 @@ class Responder:
         except ParameterError as exc:
             return Proposed(runbook, found, {}, str(exc), models)
 
-    def _context(self, conn: Connection, runbook_id: str, service: str) -> Context:
+    def _context(self, conn: Connection, runbook_id: str, service: str, incident_id: int) -> Context:
         now = self.clock()
         hour = now - timedelta(hours=1)
         return Context(
@@ -155,6 +155,7 @@ class Responder:
             actions_last_hour=store.count_since(conn, hour),
             runbook_actions_last_hour=store.count_since(conn, hour, runbook_id),
             breaker_open=store.breaker(conn, runbook_id)[1],
+            mitigated=queries.get_incident(conn, incident_id).status is IncidentStatus.MITIGATED,
         )
 
     def plan(self, rb: Runbook, params: Mapping[str, Any], incident_id: int) -> dict[str, Any]:
@@ -165,7 +166,7 @@ class Responder:
         autonomy = value_store.autonomy(conn, rb.id, rb.autonomy)  # its use cases' stages may lower it
         proposal = Proposal(incident_id, rb.id, p.found.service, autonomy, rb.risk, p.found.confidence,
                             rb.confidence_threshold, params_valid=not p.error, params_error=p.error)
-        decision = decide(proposal, self._context(conn, rb.id, p.found.service), self.policy)
+        decision = decide(proposal, self._context(conn, rb.id, p.found.service, incident_id), self.policy)
         cause = p.found.cause
         used = {**p.models, **value_store.named_versions(conn, [("rca", cause.model)] if cause else [])}
         inputs = {**decision.inputs, "incident_id": incident_id, "service": p.found.service,

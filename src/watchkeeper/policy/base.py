@@ -48,6 +48,7 @@ class Reason(StrEnum):
     RUNBOOK_BUSY = "runbook_busy"
     HOURLY_LIMIT = "hourly_limit"
     RUNBOOK_HOURLY_LIMIT = "runbook_hourly_limit"
+    ALREADY_MITIGATED = "already_mitigated"
     NO_CONFIDENCE = "no_confidence"
     LOW_CONFIDENCE = "low_confidence"
     RISK_TOO_HIGH = "risk_too_high"
@@ -71,6 +72,8 @@ _TEXT = {
     Reason.RUNBOOK_BUSY: "this runbook already runs at its concurrency limit (blast radius)",
     Reason.HOURLY_LIMIT: "the hourly limit of automated actions is reached",
     Reason.RUNBOOK_HOURLY_LIMIT: "this runbook's hourly limit is reached",
+    Reason.ALREADY_MITIGATED: "a fix already mitigated this incident (its alerts have not all cleared yet): "
+                              "a further fix waits for a human",
     Reason.NO_CONFIDENCE: "no ranked cause with a confidence supports this runbook",
     Reason.LOW_CONFIDENCE: "the confidence of the cause is below the threshold",
     Reason.RISK_TOO_HIGH: "the runbook's risk class is above what may run unattended",
@@ -104,6 +107,7 @@ class Context:
     actions_last_hour: int = 0
     runbook_actions_last_hour: int = 0
     breaker_open: bool = False
+    mitigated: bool = False  # the incident is mitigated: a fix is in, its alerts not all cleared
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ def decide(proposal: Proposal, context: Context, config: PolicyConfig) -> Decisi
         "running_of_runbook": context.running_of_runbook,
         "actions_last_hour": context.actions_last_hour,
         "runbook_actions_last_hour": context.runbook_actions_last_hour,
-        "breaker_open": context.breaker_open,
+        "breaker_open": context.breaker_open, "mitigated": context.mitigated,
     }
 
     def verdict(v: Verdict, reason: Reason, rule: str, **extra: object) -> Decision:
@@ -65,6 +65,8 @@ def decide(proposal: Proposal, context: Context, config: PolicyConfig) -> Decisi
         return verdict(Verdict.NEEDS_APPROVAL, Reason.RUNBOOK_HOURLY_LIMIT, "rate.runbook")
     if proposal.autonomy is Autonomy.APPROVE:
         return verdict(Verdict.NEEDS_APPROVAL, Reason.AUTONOMY_APPROVE, "autonomy")
+    if context.mitigated:  # one unattended fix per episode: a second one on top of it is a human's call
+        return verdict(Verdict.NEEDS_APPROVAL, Reason.ALREADY_MITIGATED, "episode")
 
     # autonomy == auto: every gate must hold, otherwise a human decides.
     if proposal.confidence is None:
