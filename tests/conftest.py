@@ -14,11 +14,22 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from watchkeeper.server import create_app
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_configured_by_no_one() -> Iterator[None]:
+    """A test that runs the CLI in process configures logging (``logconfig.configure``: loggers cached
+    on first use); left so, a later test's ``structlog.testing.capture_logs`` sees nothing from a logger
+    first used meanwhile. Every test starts from structlog's defaults."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
