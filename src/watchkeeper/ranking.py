@@ -259,17 +259,6 @@ def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
     return [c.component for c in causes[:n]]
 
 
-#: ``evidence["provisional"]`` on a top cause: named by one ranking of an evidence window still filling;
-#: the responder runs nothing on it until a later ranking names it again (``rca.confirm``)
-PROVISIONAL = "provisional"
-
-
-def provisional(causes: Sequence[Cause]) -> list[Cause]:
-    """The ranking with its top cause marked provisional."""
-    first, *rest = causes
-    return [replace(first, evidence={**first.evidence, PROVISIONAL: True}), *rest]
-
-
 @dataclass(slots=True)
 class _Seen:
     services: frozenset[str]
@@ -396,11 +385,7 @@ class Ranker:
         self.last_ranked_at = now
         if not causes or causes[0].score <= 0:
             return 0  # no signal said anything (no metrics, spans or logs of these services): nothing to store
-        before = earlier[0] if earlier else None
-        if self.cfg.confirm and end < window_end and (before is None or before.component != causes[0].component):
-            causes = provisional(causes)  # a new top cause on part of its evidence: confirmed by the next pass
-        elif not (before is not None and before.evidence.get(PROVISIONAL) and before.component == causes[0].component) \
-                and top(causes) == top(earlier):
+        if top(causes) == top(earlier):
             self._refresh_series(incident.id, causes)
             return 0
         self.service.governance.set_causes(incident.id, causes, "rca")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,59 +116,10 @@ def test_top_three_unchanged_writes_no_second_record(wk: Watchkeeper, clock: Clo
     ranker = Ranker(wk, FakeSource(SHAPES))
     clock.advance(seconds=60)
     assert ranker.tick() == 1
-    clock.advance(seconds=30)  # the evidence window (5 min) is still filling: ranked again, same top: confirmed
-    assert ranker.tick() == 1
-    clock.advance(seconds=30)  # and again, same top three: nothing new to store
+    clock.advance(seconds=30)  # the evidence window (5 min) is still filling: ranked again, same top three
     assert ranker.tick() == 0
-    assert ranker.rankings == 3 and ranker.stored == 2
-    assert len(ranked_records(wk, incident)) == 2
-
-
-def test_a_new_top_cause_is_provisional_until_the_next_ranking_names_it_again(
-        tmp_path: Path, make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
-    """The first ranking sees a few samples of its window: its top cause is provisional and nothing
-    runs unattended on it; the next ranking that names the same top cause confirms it, and only then
-    does the runbook aimed at it run."""
-    runbooks = tmp_path / "runbooks"
-    runbooks.mkdir()
-    (runbooks / "restart.yaml").write_text(orjson.dumps({
-        "id": "restart", "title": "restart", "risk": "low", "autonomy": "auto", "confidence_threshold": 0.01,
-        "selector": {"causes": {"kinds": ["service"]}},
-        "parameters": {"service": {"from": "cause.component"}},
-        "steps": [{"name": "s", "command": {"argv": ["true"]}}]}).decode())
-    wk = make_service(sqlite_url, runbooks_dir=runbooks, **settings())
-    incident = open_incident(wk)
-    ranker = Ranker(wk, FakeSource(SHAPES))
-    clock.advance(seconds=10)
-    assert ranker.tick() == 1
-    [first, *_] = wk.incident(incident)["causes"]
-    assert (first["component"], first["evidence"]["provisional"]) == ("db", True)
-    assert wk.governance.respond() == 0  # aimed at the cause: it waits
-    clock.advance(seconds=30)
-    assert ranker.tick() == 1
-    [confirmed, *_] = wk.incident(incident)["causes"]
-    assert confirmed["component"] == "db" and "provisional" not in confirmed["evidence"]
-    assert wk.governance.respond() == 1
-    [decision] = wk.incident(incident)["decisions"]
-    assert (decision["verdict"], decision["inputs"]["cause"]["component"]) == ("auto", "db")
-
-
-def test_with_confirm_off_the_first_ranking_is_acted_on(
-        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
-    wk = make_service(sqlite_url, **settings(confirm=False))
-    incident = open_incident(wk)
-    clock.advance(seconds=10)
-    assert Ranker(wk, FakeSource(SHAPES)).tick() == 1
-    assert "provisional" not in wk.incident(incident)["causes"][0]["evidence"]
-
-
-def test_a_ranking_made_on_a_complete_window_is_not_provisional(
-        make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
-    wk = make_service(sqlite_url, **settings(window="30s"))
-    incident = open_incident(wk)
-    clock.advance(seconds=60)
-    assert Ranker(wk, FakeSource(SHAPES)).tick() == 1
-    assert "provisional" not in wk.incident(incident)["causes"][0]["evidence"]
+    assert ranker.rankings == 2 and ranker.stored == 1
+    assert len(ranked_records(wk, incident)) == 1
 
 
 def test_a_complete_ranking_is_redone_only_when_the_incident_gains_a_service(
@@ -345,13 +295,11 @@ def test_the_plot_grows_with_the_window_without_audit_noise(wk: Watchkeeper, clo
     ranker = Ranker(wk, FakeSource(SHAPES))
     clock.advance(seconds=10)
     assert ranker.tick() == 1
-    clock.advance(seconds=10)
-    assert ranker.tick() == 1  # the same top cause again: confirmed (stored, audited)
     first = wk.incident(incident)["causes"][0]
     clock.advance(seconds=120)
     assert ranker.tick() == 0  # same top three: not stored again ...
     later = wk.incident(incident)["causes"][0]
-    assert len(ranked_records(wk, incident)) == 2  # ... nor audited
+    assert len(ranked_records(wk, incident)) == 1  # ... nor audited
     assert later["evidence"]["series"]["latency"][-1][0] > first["evidence"]["series"]["latency"][-1][0]
     assert (later["score"], later["confidence"]) == (first["score"], first["confidence"])  # as audited
 

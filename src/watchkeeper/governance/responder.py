@@ -108,8 +108,6 @@ class Responder:
         if causes and since is not None and (ranked := store.causes_ranked_at(conn, incident_id)) is not None \
                 and ranked < since:
             causes = []
-        if causes and causes[0].evidence.get("provisional"):  # ranked once on part of its evidence window:
-            causes = []  # the next ranking confirms it (rca.confirm, docs/rca.md); until then as if unranked
         earlier = {d.runbook_id: d for d in store.decision_records(conn, incident_id, since)}
         made = 0
         for runbook in self.catalog.runbooks.values():

@@ -192,8 +192,5 @@ class RcaConfig(_Strict):
     step: Duration | None = Field(None, description="query_range resolution (default: the watch's interval)")
     delay: Duration = Field(5.0, description="wait this long after an incident opens before the first ranking")
     rerank: Duration = Field(30.0, description="rank an open incident again this often while evidence grows")
-    confirm: bool = Field(True, description="a new top cause, ranked while its evidence window still fills, is "
-                                            "provisional until the next ranking names it again; nothing runs "
-                                            "unattended on a provisional cause")
     calibration: Path | None = Field(None, description="confidence model JSON (default: the shipped one)")
     change_window: Duration = Field(1800.0, description="a change this long before the onset is a suspect")
