@@ -283,6 +283,33 @@ def test_a_mitigated_incident_gets_no_second_unattended_fix(
     assert pending["runbook_id"] == "restart"
 
 
+def test_an_approval_request_is_withdrawn_when_its_incident_resolves(
+        tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    """Nothing is left to approve once the problem is gone: a late approval would run a fix on a
+    healthy service (the demo's stand-in approver did, 45 s after the incident resolved)."""
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", autonomy="approve", marker=marker))
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1
+    [pending] = wk.governance.approvals()
+    clock.advance(seconds=20)
+    body = {"service": "web", "name": "Down", "summary": "web is down", "resource": "web-1:8080",
+            "severity": "critical", "fingerprint": "web-Down-web-1:8080", "status": "resolved"}
+    wk.ingest("events", orjson.dumps(body), "application/json", "test")
+    assert wk.incident(incident)["status"] == "resolved"
+    wk.governance.respond()
+    assert wk.governance.approvals() == []
+    [withdrawn] = wk.governance.approvals("expired")
+    assert withdrawn["id"] == pending["id"]
+    with pytest.raises(Conflict, match="already expired"):
+        wk.governance.vote(pending["id"], "token:bob", True)
+    assert wk.governance.work() == 0 and not marker.exists()
+    [record] = [t for t in wk.incident(incident)["timeline"] if t["kind"] == "approval.expired"]
+    assert "resolved before anyone decided" in orjson.dumps(record).decode()
+    assert wk.verify_audit().ok
+
+
 def test_a_reopened_incident_is_repaired_again(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
     """The problem came back (its alert refired and the incident reopened): what was decided and done
     before the reopen does not hold, so the runbook may run again."""

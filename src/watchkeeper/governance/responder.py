@@ -223,14 +223,20 @@ class Responder:
         return approval_id
 
     def expire(self, conn: Connection) -> int:
+        """Close the pending approval requests nobody may act on any more: past their deadline, or of an
+        incident that has resolved (an approval arriving later would run a fix for a problem gone)."""
         now = self.clock()
-        expired = store.expired_approvals(conn, now)
-        for req in expired:
+        closed = [(req, "no decision before the deadline: rejected automatically")
+                  for req in store.expired_approvals(conn, now)]
+        seen = {req.id for req, _ in closed}
+        closed += [(req, f"incident {req.incident_id} resolved before anyone decided: withdrawn")
+                   for req in store.pending_of_resolved(conn) if req.id not in seen]
+        for req, reason in closed:
             store.set_approval_status(conn, req.id, ApprovalStatus.EXPIRED, now)
             audit.append(conn, "policy", [Change("approval.expired", f"incident:{req.incident_id}", now, {
                 "approval_id": req.id, "incident_id": req.incident_id, "runbook_id": req.runbook_id,
-                "reason": "no decision before the deadline: rejected automatically"})])
-        return len(expired)
+                "reason": reason})])
+        return len(closed)
 
     # -- approvals -----------------------------------------------------------------------
     def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:

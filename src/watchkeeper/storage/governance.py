@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from watchkeeper.errors import NotFound
 from watchkeeper.execute.actions import ActionRun, ActionStatus, Lease, Trigger
-from watchkeeper.model import Cause
+from watchkeeper.model import Cause, IncidentStatus
 from watchkeeper.policy import Reason, Risk, Verdict
 from watchkeeper.policy.approvals import ApprovalStatus
 from watchkeeper.storage.tables import (
@@ -26,6 +26,7 @@ from watchkeeper.storage.tables import (
     cursors,
     decisions,
     incident_causes,
+    incidents,
     runbook_state,
 )
 
@@ -237,6 +238,13 @@ def set_approval_status(conn: Connection, approval_id: int, status: ApprovalStat
 def expired_approvals(conn: Connection, now: datetime) -> list[ApprovalRequest]:
     rows = conn.execute(select(approvals).where(
         approvals.c.status == ApprovalStatus.PENDING.value, approvals.c.expires_at <= now))
+    return [_request(r) for r in rows]
+
+
+def pending_of_resolved(conn: Connection) -> list[ApprovalRequest]:
+    """Pending approval requests whose incident has resolved (nothing left to approve)."""
+    rows = conn.execute(select(approvals).join(incidents, incidents.c.id == approvals.c.incident_id).where(
+        approvals.c.status == ApprovalStatus.PENDING.value, incidents.c.status == IncidentStatus.RESOLVED.value))
     return [_request(r) for r in rows]
 
 
