@@ -367,10 +367,7 @@ class Ranker:
             found = [changelog.from_row(r) for r in store.list_changes(
                 conn, since=datetime.fromtimestamp(onset.timestamp() - self.cfg.change_window, onset.tzinfo),
                 until=datetime.fromtimestamp(end, onset.tzinfo))]
-            earlier = governance_store.causes_of(conn, incident.id)
-            ranked_at = governance_store.causes_ranked_at(conn, incident.id) if episode is not None else None
-        if ranked_at is not None and episode is not None and ranked_at < episode:
-            earlier = []  # the episode before the reopen's: stale, whoever ranked it
+            earlier = governance_store.causes_of(conn, incident.id, episode)  # none if ranked before it
         seen = _Seen(frozenset(incident.services), end >= window_end, episode)
         if earlier and any(c.model != rca.MODEL for c in earlier):
             self._seen[incident.id] = seen

@@ -99,15 +99,12 @@ class Responder:
         view["models"] = self.models(view)
         if not active or not self.catalog.runbooks:
             return 0
-        causes = store.causes_of(conn, incident_id)
         # a reopened incident is the problem back: what was decided and done before the reopen does
         # not hold now (rate limits and the circuit breaker still do), and neither does the ranking of
         # the episode before: the alert that came back may have another cause (a caller's error alert
         # fires again for a fault elsewhere). Until it is ranked again it is decided as a new one is.
         since = store.last_reopened_at(conn, incident_id)
-        if causes and since is not None and (ranked := store.causes_ranked_at(conn, incident_id)) is not None \
-                and ranked < since:
-            causes = []
+        causes = store.causes_of(conn, incident_id, since)
         earlier = {d.runbook_id: d for d in store.decision_records(conn, incident_id, since)}
         made = 0
         for runbook in self.catalog.runbooks.values():

@@ -95,9 +95,15 @@ def replace_causes(conn: Connection, incident_id: int, causes: Sequence[Cause], 
         ])
 
 
-def causes_of(conn: Connection, incident_id: int) -> list[Cause]:
-    rows = conn.execute(select(incident_causes).where(incident_causes.c.incident_id == incident_id)
-                        .order_by(incident_causes.c.rank))
+def causes_of(conn: Connection, incident_id: int, since: datetime | None = None) -> list[Cause]:
+    """The incident's ranked causes; with ``since`` (its last reopen), none when they were ranked
+    before it — the episode before's ranking, stale for the one that came back."""
+    query = select(incident_causes).where(incident_causes.c.incident_id == incident_id)
+    if since is not None:
+        ranked = causes_ranked_at(conn, incident_id)
+        if ranked is not None and ranked < since:
+            return []
+    rows = conn.execute(query.order_by(incident_causes.c.rank))
     return [Cause(r.component, r.kind, r.score, r.confidence, r.model, r.evidence) for r in rows]
 
 
@@ -135,10 +141,7 @@ def decisions_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
 
 def last_reopened_at(conn: Connection, incident_id: int) -> datetime | None:
     """When the incident was last reopened (from the audit log), or None if never."""
-    found: datetime | None = conn.execute(select(audit_log.c.at).where(
-        audit_log.c.subject == f"incident:{incident_id}", audit_log.c.kind == "incident.reopened",
-    ).order_by(audit_log.c.seq.desc()).limit(1)).scalar()
-    return found
+    return reopened_at(conn, [incident_id]).get(incident_id)
 
 
 def reopened_at(conn: Connection, incident_ids: Sequence[int]) -> dict[int, datetime]:
