@@ -206,7 +206,8 @@ def test_limits_hold_under_concurrent_storms(
     Queued actions never run here (no worker), so they stay active and keep counting."""
     wk = setup(tmp_path, make_service, db_url, runbook("restart"),
                policy={"limits": {"max_concurrent_per_service": 1, "max_concurrent_per_runbook": 100,
-                                  "max_actions_per_hour": per_hour, "max_runbook_actions_per_hour": per_hour}})
+                                  "max_actions_per_hour": per_hour, "max_runbook_actions_per_hour": per_hour,
+                                  "cooldown_seconds": 0}})
     errors: list[BaseException] = []
 
     def storm(worker: int) -> None:
@@ -283,6 +284,37 @@ def test_a_mitigated_incident_gets_no_second_unattended_fix(
     assert pending["runbook_id"] == "restart"
 
 
+def test_the_same_fix_on_the_same_service_waits_out_its_cooldown(
+        tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
+    """Two incidents of one fault (the demo's error burst on catalog opened one and reopened another):
+    the first restart fixed it, the second incident's restart of the same service a second later
+    waits for a human; after the cool-down the same fix runs unattended again."""
+    marker = tmp_path / "ran.txt"
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker),
+               policy={"limits": {"cooldown_seconds": 60}})
+    first = fire(wk, instance="web-1:8080")
+    wk.governance.set_causes(first, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 1
+    clock.advance(seconds=1)
+    second = fire(wk, instance="web-2:8080")
+    assert second != first
+    wk.governance.set_causes(second, [Cause("web", confidence=0.99, model="test")], "test")
+    assert wk.governance.respond() == 1 and wk.governance.work() == 0
+    [decision] = wk.incident(second)["decisions"]
+    assert (decision["verdict"], decision["reason"]) == ("needs_approval", "cooldown")
+    assert 0 < decision["inputs"]["last_run_age_s"] < 60
+    assert marker.read_text() == "web-1:8080\n"  # the first restart only
+    wk.act(second, Action.RESOLVE, "test")  # a human looked, and closed it
+    clock.advance(seconds=120)
+    third = fire(wk, instance="web-3:8080")
+    assert third not in (first, second)
+    wk.governance.set_causes(third, [Cause("web", confidence=0.99, model="test")], "test")
+    wk.governance.respond()
+    assert wk.governance.work() == 1
+    [decision] = wk.incident(third)["decisions"]
+    assert (decision["verdict"], decision["reason"]) == ("auto", "all_checks_passed")
+
+
 def test_an_approval_request_is_withdrawn_when_its_incident_resolves(
         tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
     """Nothing is left to approve once the problem is gone: a late approval would run a fix on a
@@ -312,9 +344,10 @@ def test_an_approval_request_is_withdrawn_when_its_incident_resolves(
 
 def test_a_reopened_incident_is_repaired_again(tmp_path: Path, make_service: Any, db_url: str, clock: Clock) -> None:
     """The problem came back (its alert refired and the incident reopened): what was decided and done
-    before the reopen does not hold, so the runbook may run again."""
+    before the reopen does not hold, so the runbook may run again (no cool-down here: it has its own test)."""
     marker = tmp_path / "ran.txt"
-    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker))
+    wk = setup(tmp_path, make_service, db_url, runbook("restart", marker=marker),
+               policy={"limits": {"cooldown_seconds": 0}})
     incident = fire(wk)
     wk.governance.set_causes(incident, [Cause("web", confidence=0.99, model="test")], "test")
     assert wk.governance.respond() == 1 and wk.governance.work() == 1

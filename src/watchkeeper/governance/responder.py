@@ -146,6 +146,7 @@ class Responder:
     def _context(self, conn: Connection, runbook_id: str, service: str, incident_id: int) -> Context:
         now = self.clock()
         hour = now - timedelta(hours=1)
+        last = store.last_run_at(conn, runbook_id, service)
         return Context(
             now=now, running_on_service=store.count_active(conn, service=service),
             running_of_runbook=store.count_active(conn, runbook_id=runbook_id),
@@ -153,6 +154,7 @@ class Responder:
             runbook_actions_last_hour=store.count_since(conn, hour, runbook_id),
             breaker_open=store.breaker(conn, runbook_id)[1],
             mitigated=queries.get_incident(conn, incident_id).status is IncidentStatus.MITIGATED,
+            last_run_age_s=None if last is None else max(0.0, (now - last).total_seconds()),
         )
 
     def plan(self, rb: Runbook, params: Mapping[str, Any], incident_id: int) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     HOURLY_LIMIT = "hourly_limit"
     RUNBOOK_HOURLY_LIMIT = "runbook_hourly_limit"
     ALREADY_MITIGATED = "already_mitigated"
+    COOLDOWN = "cooldown"
     NO_CONFIDENCE = "no_confidence"
     LOW_CONFIDENCE = "low_confidence"
     RISK_TOO_HIGH = "risk_too_high"
@@ -74,6 +75,8 @@ _TEXT = {
     Reason.RUNBOOK_HOURLY_LIMIT: "this runbook's hourly limit is reached",
     Reason.ALREADY_MITIGATED: "a fix already mitigated this incident (its alerts have not all cleared yet): "
                               "a further fix waits for a human",
+    Reason.COOLDOWN: "this runbook ran on this service moments ago (for this or another incident): "
+                     "running it again before its effect shows waits for a human",
     Reason.NO_CONFIDENCE: "no ranked cause with a confidence supports this runbook",
     Reason.LOW_CONFIDENCE: "the confidence of the cause is below the threshold",
     Reason.RISK_TOO_HIGH: "the runbook's risk class is above what may run unattended",
@@ -108,6 +111,8 @@ class Context:
     runbook_actions_last_hour: int = 0
     breaker_open: bool = False
     mitigated: bool = False  # the incident is mitigated: a fix is in, its alerts not all cleared
+    #: seconds since this runbook last ran (or was queued) on this service, for any incident; None: never
+    last_run_age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,9 @@ class Limits(BaseModel):
     max_concurrent_per_runbook: int = Field(2, ge=0)
     max_actions_per_hour: int = Field(20, ge=0)
     max_runbook_actions_per_hour: int = Field(10, ge=0)
+    cooldown_seconds: float = Field(
+        300, ge=0, description="the same runbook on the same service again within this many seconds of its "
+        "last run (for any incident) waits for a human; 0: off")
 
 
 class PolicyConfig(BaseModel):

@@ -36,6 +36,7 @@ def decide(proposal: Proposal, context: Context, config: PolicyConfig) -> Decisi
         "actions_last_hour": context.actions_last_hour,
         "runbook_actions_last_hour": context.runbook_actions_last_hour,
         "breaker_open": context.breaker_open, "mitigated": context.mitigated,
+        "last_run_age_s": None if context.last_run_age_s is None else round(context.last_run_age_s, 3),
     }
 
     def verdict(v: Verdict, reason: Reason, rule: str, **extra: object) -> Decision:
@@ -67,6 +68,10 @@ def decide(proposal: Proposal, context: Context, config: PolicyConfig) -> Decisi
         return verdict(Verdict.NEEDS_APPROVAL, Reason.AUTONOMY_APPROVE, "autonomy")
     if context.mitigated:  # one unattended fix per episode: a second one on top of it is a human's call
         return verdict(Verdict.NEEDS_APPROVAL, Reason.ALREADY_MITIGATED, "episode")
+    if context.last_run_age_s is not None and context.last_run_age_s < limits.cooldown_seconds:
+        # the same fix again before the last one could show its effect: a duplicate incident of the
+        # same problem, or a fix that did not hold (a restart loop) — either way a human's call
+        return verdict(Verdict.NEEDS_APPROVAL, Reason.COOLDOWN, "rate.cooldown")
 
     # autonomy == auto: every gate must hold, otherwise a human decides.
     if proposal.confidence is None:

@@ -292,6 +292,16 @@ def count_running(conn: Connection, service: str) -> int:
         and_(action_runs.c.status == ActionStatus.RUNNING.value, action_runs.c.service == service))).scalar_one())
 
 
+def last_run_at(conn: Connection, runbook_id: str, service: str) -> datetime | None:
+    """When ``runbook_id`` last ran on ``service``, for any incident and any outcome: the latest
+    queued run's finish, else its start, else its queueing; None if it never did."""
+    row = conn.execute(
+        select(action_runs.c.finished_at, action_runs.c.started_at, action_runs.c.queued_at)
+        .where(action_runs.c.runbook_id == runbook_id, action_runs.c.service == service)
+        .order_by(action_runs.c.queued_at.desc(), action_runs.c.id.desc()).limit(1)).first()
+    return None if row is None else row.finished_at or row.started_at or row.queued_at
+
+
 def count_since(conn: Connection, since: datetime, runbook_id: str | None = None) -> int:
     query = select(func.count()).select_from(action_runs).where(
         action_runs.c.queued_at >= since, action_runs.c.trigger == "auto")
