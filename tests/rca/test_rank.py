@@ -174,3 +174,40 @@ def test_anomalies_starting_within_late_after_s_of_each_other_are_not_discounted
     causes = rank(None, ev, params=Params(late_after_s=60.0))
     assert [c.component for c in causes] == ["catalog", "ads"]
     assert all("later_than" not in c.evidence for c in causes)
+
+
+def scraped(step_s: float, level: float, after: float, start: float) -> tuple[Any, Any]:
+    """A series sampled every ``step_s`` seconds over the hour before ONSET and 10 min after it."""
+    t = np.arange(0.0, ONSET + 600.0, step_s)
+    v = level * (1.0 + 0.05 * np.random.default_rng(int(step_s)).standard_normal(len(t)))
+    v[t >= start] = after
+    return t, v
+
+
+def test_a_callee_seen_one_scrape_after_its_caller_still_explains_it() -> None:
+    """The demo's error burst on catalog: the frontend's error ratio crossed at one 2-s sample, catalog's
+    at the next (the scrapes' phases, not the order of events): catalog explains the frontend."""
+    g = nx.DiGraph([("frontend", "catalog")])
+    ratio = MetricSpec(side=1, floor=0.02)
+    ev = Evidence(g, {"frontend": {"error_ratio": scraped(2.0, 0.0, 1.0, ONSET)},
+                      "catalog": {"error_ratio": scraped(2.0, 0.0, 0.96, ONSET + 2.0)}},
+                  ONSET, specs={"error_ratio": ratio})
+    causes = rank(None, ev)
+    assert [c.component for c in causes] == ["catalog", "frontend"]
+    assert causes[1].evidence["explained_by"] == ["catalog"]
+    exact = rank(None, ev, params=Params(simultaneous_cap_s=0.0))  # the order of first samples alone
+    assert [c.component for c in exact] == ["frontend", "catalog"]
+    assert "explained_by" not in exact[0].evidence
+
+
+def test_a_callee_a_whole_minute_later_does_not_explain_its_caller() -> None:
+    """One-minute samples: a callee that crossed a sample after its caller is a later symptom, not the
+    start (the slack is capped at ``simultaneous_cap_s``)."""
+    g = nx.DiGraph([("frontend", "catalog")])
+    ratio = MetricSpec(side=1, floor=0.02)
+    ev = Evidence(g, {"frontend": {"error_ratio": scraped(60.0, 0.0, 1.0, ONSET)},
+                      "catalog": {"error_ratio": scraped(60.0, 0.0, 0.96, ONSET + 60.0)}},
+                  ONSET, specs={"error_ratio": ratio})
+    causes = rank(None, ev)
+    assert [c.component for c in causes] == ["frontend", "catalog"]
+    assert "explained_by" not in causes[0].evidence

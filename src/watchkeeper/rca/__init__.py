@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import networkx as nx
+import numpy as np
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
@@ -148,6 +149,8 @@ def rank(
         if isinstance(log_doc, LogAnomaly) and log_doc.first_at is not None and log_doc.score >= p.threshold:
             onsets.append(log_doc.first_at)
         first[s] = min(onsets, default=None)
+    slack = {s: min(_finest_step(evidence.metrics.get(s, {}), evidence.traces.get(s, {})), p.simultaneous_cap_s)
+             for s in names} if p.simultaneous_cap_s > 0 else {}
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
     starts = [(t, s) for s, t in first.items() if t is not None and base[s] >= p.threshold]
@@ -165,7 +168,7 @@ def rank(
         if suspects and value >= p.threshold:
             value *= p.change_boost
             reasons["changes"] = [{"at": c.at, "description": c.description} for c in suspects]
-        explained_by = _explained_by(s, graph, base, first, p)
+        explained_by = _explained_by(s, graph, base, first, p, slack)
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
@@ -236,15 +239,29 @@ def _signals(
 
 
 def _explained_by(
-    s: str, graph: nx.DiGraph, base: Mapping[str, float], first: Mapping[str, float | None], p: Params
+    s: str, graph: nx.DiGraph, base: Mapping[str, float], first: Mapping[str, float | None], p: Params,
+    slack: Mapping[str, float] | None = None,
 ) -> list[str]:
-    """Anomalous direct callees of ``s`` that became anomalous strictly before ``s`` did."""
+    """Anomalous direct callees of ``s`` that became anomalous no later than ``s`` did, to within the
+    callee's ``slack`` (its sampling step, capped: ``Params.simultaneous_cap_s``)."""
     own = first.get(s)
     if s not in graph or own is None or base.get(s, 0.0) < p.threshold:
         return []
     out = []
     for callee in graph.successors(s):
         t = first.get(str(callee))
-        if t is not None and t <= own and base.get(str(callee), 0.0) >= p.threshold:
+        late = (slack or {}).get(str(callee), 0.0)
+        if t is not None and t <= own + late + 1e-6 and base.get(str(callee), 0.0) >= p.threshold:
             out.append(str(callee))
     return sorted(out)
+
+
+def _finest_step(*groups: Mapping[str, tuple[Array, Array]]) -> float:
+    """The finest median sampling step among a service's series (0 when none has two points)."""
+    steps = []
+    for series in groups:
+        for t, _ in series.values():
+            t = np.asarray(t, dtype=np.float64)
+            if len(t) >= 2:
+                steps.append(float(np.median(np.diff(t))))
+    return max(0.0, min(steps, default=0.0))

@@ -93,6 +93,12 @@ class Params:
     # (docs/rca.md, "Temporal precedence: tried, not adopted")
     late_after_s: float = math.inf
     late_discount: float = 0.5
+    # onsets seen by sampled series are ordered only to within a sampling step: a callee whose anomaly was
+    # first seen at most one of its own sampling steps after its caller's — and at most this many seconds —
+    # still explains the caller (the graph step). The cap keeps coarse data ordered: with one-minute samples
+    # a minute's slack let symptoms' callees explain true causes away (docs/rca.md, "Onsets one sample
+    # apart"); 15 s is Prometheus's usual scrape interval, not a tuned value. 0: exact order only.
+    simultaneous_cap_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
