@@ -158,7 +158,7 @@ def role(pid: int, api: int) -> str | None:
         return None
     if b"resource_tracker" in cmdline:
         return "tracker"
-    if b"spawn_main" in cmdline:
+    if b"watchkeeper.service.drainer" in cmdline or b"spawn_main" in cmdline:  # spawn_main: before 2026-12-04
         return "drainer"
     return None
 

@@ -15,7 +15,7 @@ HEAVY = ("networkx", "numpy", "scipy", "alembic", "httpx", "watchkeeper.rca", "w
          "watchkeeper.watch.runner")
 
 
-@pytest.mark.parametrize("module", ["watchkeeper.server.app", "watchkeeper.service.intake"])
+@pytest.mark.parametrize("module", ["watchkeeper.server.app", "watchkeeper.service.intake", "watchkeeper.service.drainer"])
 def test_importing_leaves_the_heavy_libraries_out(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

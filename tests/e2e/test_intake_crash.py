@@ -84,3 +84,46 @@ def test_kill_9_loses_no_acknowledged_alert_and_counts_none_twice(tmp_path: Path
     assert acknowledged <= stored, f"{len(acknowledged - stored)} acknowledged alerts were lost"
     # bodies journalled whose answer never arrived may be stored too: whole bodies, never parts
     assert len(stored) % PER_BODY == 0
+
+
+def children(pid: int) -> dict[int, str]:
+    """``pid``'s child processes: their pids and command lines."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return out
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not reaped
+    except OSError:
+        return True
+
+
+def test_serve_drains_in_one_child_and_stops_it(tmp_path: Path) -> None:
+    """The drainer is the API's only child (no multiprocessing resource tracker beside it), started at
+    the first body; a graceful stop drains what is left and ends it."""
+    with Servers() as servers:
+        wk = start_watchkeeper(servers, tmp_path / "wk", roles=("ingest",))
+        proc = wk.server.proc
+        assert proc is not None
+        assert children(proc.pid) == {}  # nobody posted yet: no drainer
+        with http() as client:
+            answer = client.post(f"{wk.url}/api/v2/alerts", json=body(0, 0), headers=wk.headers("ingest"))
+            assert answer.status_code == 202, answer.text
+            wait_until(lambda: client.get(f"{wk.url}/healthz").json()["details"]["intake"]["backlog"] == 0,
+                       what="the intake journal to drain", timeout=60, servers=servers)
+        [(drainer, command)] = children(proc.pid).items()
+        assert "watchkeeper.service.drainer" in command
+        wk.server.stop()
+        wait_until(lambda: gone(drainer), what="the drainer to exit", timeout=30, servers=servers)
+    with sqlite3.connect(tmp_path / "wk" / "watchkeeper.db") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == PER_BODY

@@ -2,5 +2,5 @@
 
 from watchkeeper.cli import app
 
-if __name__ == "__main__":  # not when multiprocessing's spawn imports the main module (serve's intake drainer)
+if __name__ == "__main__":
     app()

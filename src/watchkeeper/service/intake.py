@@ -15,9 +15,13 @@ with Retry-After instead of queueing more.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import multiprocessing
 import os
+import pickle
+import select
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -208,16 +212,18 @@ def _runs(entries: list[Entry]) -> list[list[Entry]]:
 
 
 class IntakeProcess:
-    """The API side: appends to the journal; a spawned child process drains it."""
+    """The API side: appends to the journal; a child process (``python -m watchkeeper.service.drainer``)
+    drains it. Woken through a pipe — a byte per append group, ``s`` then end of file to stop — so no
+    multiprocessing semaphores and no resource-tracker process (12 MiB of RSS) are needed."""
 
     def __init__(self, service: Watchkeeper, path: Path, *, max_backlog: int | None = None) -> None:
         self.service = service
         self.path = path
         self.max_backlog = service.settings.intake_max_backlog if max_backlog is None else max_backlog
         self.journal: Journal | None = None
-        self._process: Any = None
-        self._wake: Any = None
-        self._stop: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: int | None = None  # the write end of the child's wake-up pipe
+        self._stopping = False
         self._counted = 0.0
         self._checked = 0.0
         self._backlog = 0
@@ -239,50 +245,70 @@ class IntakeProcess:
         return self._backlog >= self.max_backlog
 
     def notify(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-        if self._stop is None or self._stop.is_set():
+        if self._stopping or self.journal is None:
             return
         if self._process is None:  # the first body since start-up: a server nobody posts to runs no drainer
             self._spawn()
             return
+        self._signal(WAKE)
         now = time.monotonic()
         if now - self._checked < 0.2:  # is the drainer alive? (a waitpid: not for every group)
             return
         self._checked = now
-        if not self._process.is_alive():
-            log.error("intake drainer exited; starting another", exitcode=self._process.exitcode)
+        if self._process.poll() is not None:
+            log.error("intake drainer exited; starting another", exitcode=self._process.returncode)
             self._spawn()
 
     def start(self) -> IntakeProcess:
-        context = multiprocessing.get_context("spawn")
         self.journal = Journal(self.path)
-        self._wake, self._stop = context.Event(), context.Event()
+        self._stopping = False
         if self.journal.bodies:  # left by the previous run: drain it now
             self._spawn()
         return self
 
+    def _signal(self, what: bytes) -> None:
+        if self._pipe is not None:
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):  # a full pipe wakes it anyway
+                os.write(self._pipe, what)
+
     def _spawn(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._process = context.Process(
-            target=drain_forever,
-            name="watchkeeper-intake",
-            args=(self.service.settings, str(self.path), os.getpid(), self._wake, self._stop),
-            daemon=True,
-        )
-        self._process.start()
+        self._close_pipe()
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        package = str(Path(__file__).resolve().parents[2])  # the directory that holds ``watchkeeper``
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH")) if p)}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "watchkeeper.service.drainer", str(read)],
+                stdin=subprocess.PIPE, pass_fds=(read,), env=env)
+        finally:
+            os.close(read)
+        self._pipe = write
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.write(pickle.dumps((self.service.settings, str(self.path), os.getpid())))
+            self._process.stdin.close()
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pipe)
+            self._pipe = None
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the child drain what is left (bounded by ``timeout``), then stop it."""
         if self.journal is None:
             return
-        self._stop.set()
-        self._wake.set()
+        self._stopping = True
+        self._signal(STOP)
+        self._close_pipe()  # end of file: the child stops once the journal is drained
         if self._process is not None:
-            self._process.join(timeout)
-            if self._process.is_alive():
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 self._process.terminate()
-                self._process.join(10)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(10)
         self.journal.close()
         self.journal = None
 
@@ -290,7 +316,29 @@ class IntakeProcess:
         return self.journal.backlog() if self.journal is not None else 0
 
 
-def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -> None:
+#: What the API writes to the drainer's pipe: wake up (bodies were appended), or stop once drained.
+WAKE, STOP = b"w", b"s"
+
+
+class Wakeup:
+    """The child's end of the pipe: ``wait`` returns when woken or after ``timeout``; ``stopped`` once
+    the API said stop or closed its end (it stopped, or died)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.stopped = False
+
+    def wait(self, timeout: float) -> None:
+        if self.stopped:
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            data = os.read(self.fd, 4096)
+            if not data or STOP in data:
+                self.stopped = True
+
+
+def drain_forever(settings: Any, path: str, parent: int, wake: Wakeup) -> None:
     """The child process: drain the journal until told to stop (then drain what is left) or
     until the parent is gone (then stop after the batch in hand; its successor resumes)."""
     from watchkeeper.service import Watchkeeper
@@ -309,14 +357,22 @@ def drain_forever(settings: Any, path: str, parent: int, wake: Any, stop: Any) -
                     log.error("intake journal not drained; retrying", error=str(exc))
                     time.sleep(1.0)
                     continue
-                if stop.is_set():
+                if wake.stopped:
                     break
                 wake.wait(0.2)
-                wake.clear()
         finally:
             if stage.journal is not None:
                 stage.journal.close()
             service.db.dispose()
 
 
-__all__ = ["BATCH_ALERTS", "IntakeProcess", "IntakeStage", "drain_forever", "journal_path"]
+def main(argv: list[str]) -> None:
+    """``python -m watchkeeper.service.drainer FD``: settings, journal path and the parent's pid come
+    pickled on stdin from :class:`IntakeProcess` (its own child, through a pipe), FD is the wake-up pipe.
+    Ctrl-C in the terminal reaches the whole process group: the drainer leaves stopping to its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings, path, parent = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 -- from our parent, as spawn did
+    drain_forever(settings, path, parent, Wakeup(int(argv[0])))
+
+
+__all__ = ["BATCH_ALERTS", "IntakeProcess", "IntakeStage", "Wakeup", "drain_forever", "journal_path", "main"]
