@@ -224,6 +224,7 @@ class IntakeProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: int | None = None  # the write end of the child's wake-up pipe
         self._stopping = False
+        self._lock = threading.Lock()  # the pipe: written by the appender thread, closed by ``stop``
         self._counted = 0.0
         self._checked = 0.0
         self._backlog = 0
@@ -245,33 +246,35 @@ class IntakeProcess:
         return self._backlog >= self.max_backlog
 
     def notify(self) -> None:
-        if self._stopping or self.journal is None:
-            return
-        if self._process is None:  # the first body since start-up: a server nobody posts to runs no drainer
-            self._spawn()
-            return
-        self._signal(WAKE)
-        now = time.monotonic()
-        if now - self._checked < 0.2:  # is the drainer alive? (a waitpid: not for every group)
-            return
-        self._checked = now
-        if self._process.poll() is not None:
-            log.error("intake drainer exited; starting another", exitcode=self._process.returncode)
-            self._spawn()
+        with self._lock:
+            if self._stopping or self.journal is None:
+                return
+            if self._process is None:  # the first body since start-up: a server nobody posts to runs no drainer
+                self._spawn()
+                return
+            self._signal(WAKE)
+            now = time.monotonic()
+            if now - self._checked < 0.2:  # is the drainer alive? (a waitpid: not for every group)
+                return
+            self._checked = now
+            if self._process.poll() is not None:
+                log.error("intake drainer exited; starting another", exitcode=self._process.returncode)
+                self._spawn()
 
     def start(self) -> IntakeProcess:
         self.journal = Journal(self.path)
-        self._stopping = False
-        if self.journal.bodies:  # left by the previous run: drain it now
-            self._spawn()
+        with self._lock:
+            self._stopping = False
+            if self.journal.bodies:  # left by the previous run: drain it now
+                self._spawn()
         return self
 
-    def _signal(self, what: bytes) -> None:
+    def _signal(self, what: bytes) -> None:  # under ``_lock``
         if self._pipe is not None:
             with contextlib.suppress(BlockingIOError, BrokenPipeError):  # a full pipe wakes it anyway
                 os.write(self._pipe, what)
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> None:  # under ``_lock``
         self._close_pipe()
         read, write = os.pipe()
         os.set_blocking(write, False)
@@ -289,7 +292,7 @@ class IntakeProcess:
             self._process.stdin.write(pickle.dumps((self.service.settings, str(self.path), os.getpid())))
             self._process.stdin.close()
 
-    def _close_pipe(self) -> None:
+    def _close_pipe(self) -> None:  # under ``_lock``
         if self._pipe is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pipe)
@@ -299,9 +302,10 @@ class IntakeProcess:
         """Let the child drain what is left (bounded by ``timeout``), then stop it."""
         if self.journal is None:
             return
-        self._stopping = True
-        self._signal(STOP)
-        self._close_pipe()  # end of file: the child stops once the journal is drained
+        with self._lock:
+            self._stopping = True
+            self._signal(STOP)
+            self._close_pipe()  # end of file: the child stops once the journal is drained
         if self._process is not None:
             try:
                 self._process.wait(timeout)
