@@ -11,7 +11,7 @@ import pytest
 
 #: Imported by the code that needs them (migrations, the ranker, the watch runner, a forecast, an
 #: HTTP runbook step), never by importing the app or the drainer's module.
-HEAVY = ("networkx", "numpy", "scipy", "alembic", "httpx", "watchkeeper.rca", "watchkeeper.ranking",
+HEAVY = ("networkx", "numpy", "scipy", "alembic", "httpx", "sqlalchemy.orm", "watchkeeper.rca", "watchkeeper.ranking",
          "watchkeeper.watch.runner")
 
 

@@ -20,7 +20,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, delete, exists, func, insert, literal_column, or_, select, update
-from sqlalchemy.orm import aliased
 
 from watchkeeper.errors import Conflict, NotFound
 from watchkeeper.integrations.base import AUDIT_KINDS, EventKind, Message
@@ -193,7 +192,7 @@ def claim(conn: Connection, owner: str, now: datetime, lease_until: datetime, li
     Each message carries what its target gave back last for its incident (``integration_refs``),
     read in the same statement. Call in a write transaction (writers are serialized: two servers
     never lease one message)."""
-    earlier = aliased(outbox)
+    earlier = outbox.alias("earlier")  # Core's alias: the ORM (5 MiB of imports) is not needed
     blocked = exists().where(
         earlier.c.incident_id == outbox.c.incident_id,
         earlier.c.target == outbox.c.target,
