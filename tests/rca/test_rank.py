@@ -199,3 +199,30 @@ def test_a_callee_one_sample_after_its_caller_explains_it_within_the_cap(step_s:
     exact = rank(None, ev, params=Params(simultaneous_cap_s=0.0))  # the order of first samples alone
     assert [c.component for c in exact] == ["frontend", "catalog"]
     assert "explained_by" not in exact[0].evidence
+
+
+def test_a_slow_link_explains_its_caller_and_the_callers_above_it() -> None:
+    """The lab's edge delay (payment, from checkout): checkout's latency jumps (z in the hundreds on its
+    relative floor) and so does the frontend's; the spans say checkout's own time is flat and its calls
+    to payment spend 0.3 s on the link. The caller's latency is the link's: payment first, then the
+    callers it explains, whatever the onset order and the scales."""
+    g = nx.DiGraph([("frontend", "checkout"), ("checkout", "payment"), ("checkout", "cache")])
+    ev = Evidence(
+        g,
+        {"frontend": {"latency_p90_s": scraped(2.0, 0.047, 0.475, ONSET)},
+         "checkout": {"latency_p90_s": scraped(2.0, 0.023, 0.475, ONSET)},
+         "payment": {"latency_p90_s": scraped(2.0, 0.008, 0.008, ONSET)},
+         "cache": {"latency_p90_s": scraped(2.0, 0.004, 0.004, ONSET)}},
+        ONSET,
+        specs={"latency_p90_s": MetricSpec(side=1)},
+        traces={"payment": {"edge:checkout->payment.net_p50": scraped(10.0, 0.001, 0.308, ONSET + 10.0)},
+                "cache": {"edge:checkout->cache.net_p50": scraped(10.0, 0.001, 0.001, ONSET)},
+                "checkout": {"trace.self_p50": scraped(10.0, 0.004, 0.004, ONSET)}},
+    )
+    causes = rank(None, ev)
+    assert [c.component for c in causes][:3] == ["payment", "checkout", "frontend"]
+    checkout = causes[1].evidence
+    assert checkout["slow_link_to"] == ["payment"] and checkout["ranked_below"] == ["payment"]
+    assert causes[2].evidence["ranked_below"] == ["checkout"]
+    before = rank(None, ev, params=Params(edge_explains=False, explained_below="none"))
+    assert before[0].component == "checkout"  # the caller, by the scale of its latency

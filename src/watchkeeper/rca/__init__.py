@@ -6,7 +6,8 @@ and as well, when the evidence has them, of its trace RED series (:mod:`watchkee
 own time, the errors it returns, the link time of calls into it, its latency as a symptom) and of its
 log templates (:mod:`watchkeeper.rca.logs`); combines the three signals (``Params.signal_mix``),
 multiplies in recent change events, discounts services whose anomaly is explained by an earlier
-anomalous callee (in the configured graph merged with the one the traces show) and those whose anomaly
+anomalous callee (in the configured graph merged with the one the traces show) or by a slow link to one
+callee (and ranks such a caller, and the callers it explains, below that callee), and those whose anomaly
 began more than ``Params.late_after_s`` after the first anomalous service's (temporal precedence), and returns
 :class:`~watchkeeper.model.Cause` objects sorted best first, each with a JSON-able explanation that
 names which signal said what (``evidence["signals"]``). Pure: no IO.
@@ -151,6 +152,7 @@ def rank(
         first[s] = min(onsets, default=None)
     slack = {s: min(_finest_step(evidence.metrics.get(s, {}), evidence.traces.get(s, {})), p.simultaneous_cap_s)
              for s in names} if p.simultaneous_cap_s > 0 else {}
+    slow_edges = _slow_edges(trace_items, common, p) if p.edge_explains else {}
     score: dict[str, float] = {}
     why: dict[str, dict[str, Any]] = {}
     starts = [(t, s) for s, t in first.items() if t is not None and base[s] >= p.threshold]
@@ -169,6 +171,9 @@ def rank(
             value *= p.change_boost
             reasons["changes"] = [{"at": c.at, "description": c.description} for c in suspects]
         explained_by = _explained_by(s, graph, base, first, p, slack)
+        if slow_edges.get(s):
+            explained_by = sorted(set(explained_by) | set(slow_edges[s]))
+            reasons["slow_link_to"] = slow_edges[s]
         if explained_by:
             reasons["explained_by"] = explained_by
             value *= p.graph_discount
@@ -188,6 +193,8 @@ def rank(
         score[s] = value
         why[s] = reasons
 
+    if p.explained_below in ("edge", "all"):
+        _rank_below(names, score, why, slow_edges, p)
     order = sorted(names, key=lambda s: (-score[s], first[s] if first[s] is not None else float("inf"), s))
     conf = confidences([score[s] for s in order], calibration or CALIBRATION)
     onset_rank = {s: i + 1 for i, s in enumerate(sorted((s for s in names if first[s] is not None),
@@ -254,6 +261,46 @@ def _explained_by(
         if t is not None and t <= own + late + 1e-6 and base.get(str(callee), 0.0) >= p.threshold:
             out.append(str(callee))
     return sorted(out)
+
+
+def _rank_below(names: Sequence[str], score: dict[str, float], why: Mapping[str, dict[str, Any]],
+                slow_edges: Mapping[str, Sequence[str]], p: Params) -> None:
+    """An explained caller scores at most ``graph_discount`` × what explains it, callees first, to a fixpoint
+    (scores only fall, so it ends): with ``explained_below`` "edge", a caller explained by a slow link and
+    the callers explained by such a caller; with "all", every explained caller. Each capped cause says so
+    (``ranked_below``)."""
+    capped: set[str] = set()
+    for _ in range(len(names)):
+        changed = False
+        for s in names:
+            by = why[s].get("explained_by") or ()
+            if p.explained_below == "edge":
+                by = [c for c in by if c in slow_edges.get(s, ()) or c in capped]
+            below = [c for c in by if c in score]
+            cap = min((score[c] * p.graph_discount for c in below), default=None)
+            if cap is not None and score[s] > cap + 1e-12:
+                score[s], changed = cap, True
+                capped.add(s)
+                why[s]["ranked_below"] = sorted(below)
+        if not changed:
+            break
+
+
+def _slow_edges(trace_items: Mapping[str, Any], common: Mapping[str, float], p: Params) -> dict[str, list[str]]:
+    """Callers whose call to one callee got slow on the link (``edge:caller->callee.net_*`` z ≥ threshold)
+    while they are not slow themselves (their own time and their calls to every callee flat): the caller's
+    latency is that edge's, whatever the onset order."""
+    own: dict[str, float] = {s: max((m.z for _, role, m in items if role == "self"), default=0.0)
+                             for s, items in trace_items.items()}
+    out: dict[str, set[str]] = {}
+    for callee, items in trace_items.items():
+        for metric, role, m in items:
+            caller = metric[5:].partition("->")[0] if metric.startswith("edge:") else None
+            if role != "link" or caller is None or caller == callee or m.z < p.threshold:
+                continue
+            if max(own.get(caller, 0.0), common.get(caller, 0.0)) < p.threshold:
+                out.setdefault(caller, set()).add(callee)
+    return {s: sorted(c) for s, c in out.items()}
 
 
 def _finest_step(*groups: Mapping[str, tuple[Array, Array]]) -> float:

@@ -99,6 +99,13 @@ class Params:
     # a minute's slack let symptoms' callees explain true causes away (docs/rca.md, "Onsets one sample
     # apart"); 15 s is Prometheus's usual scrape interval, not a tuned value. 0: exact order only.
     simultaneous_cap_s: float = 15.0
+    # a slow edge (docs/rca.md, "A slow link explains its caller"): a caller not slow itself (its own time and its
+    # calls to every callee flat) whose calls to one callee got slow on the link is explained by that callee,
+    # whatever the onset order; and ``explained_below``: "edge" — such a caller, and the callers explained by it,
+    # score at most ``graph_discount`` × what explains them; "all" — every explained caller (measured worse);
+    # "none" — halved only, as before
+    edge_explains: bool = True
+    explained_below: str = "edge"
 
 
 @dataclass(frozen=True, slots=True)
