@@ -37,7 +37,7 @@ from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
 from watchkeeper.rca.logs import LogAnomaly, log_score
 from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
-from watchkeeper.rca.signals import TraceScore, assign_stops, caller_side, score_series, trace_score
+from watchkeeper.rca.signals import TraceScore, assign_stops, caller_of, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
 
@@ -295,7 +295,7 @@ def _slow_edges(trace_items: Mapping[str, Any], common: Mapping[str, float], p: 
     out: dict[str, set[str]] = {}
     for callee, items in trace_items.items():
         for metric, role, m in items:
-            caller = metric[5:].partition("->")[0] if metric.startswith("edge:") else None
+            caller = caller_of(metric)
             if role != "link" or caller is None or caller == callee or m.z < p.threshold:
                 continue
             if max(own.get(caller, 0.0), common.get(caller, 0.0)) < p.threshold:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class Params:
     # score at most ``graph_discount`` × what explains them; "all" — every explained caller (measured worse);
     # "none" — halved only, as before
     edge_explains: bool = True
-    explained_below: str = "edge"
+    explained_below: Literal["none", "edge", "all"] = "edge"
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,12 +98,10 @@ def replace_causes(conn: Connection, incident_id: int, causes: Sequence[Cause], 
 def causes_of(conn: Connection, incident_id: int, since: datetime | None = None) -> list[Cause]:
     """The incident's ranked causes; with ``since`` (its last reopen), none when they were ranked
     before it — the episode before's ranking, stale for the one that came back."""
-    query = select(incident_causes).where(incident_causes.c.incident_id == incident_id)
-    if since is not None:
-        ranked = causes_ranked_at(conn, incident_id)
-        if ranked is not None and ranked < since:
-            return []
-    rows = conn.execute(query.order_by(incident_causes.c.rank))
+    if since is not None and (ranked := causes_ranked_at(conn, incident_id)) is not None and ranked < since:
+        return []
+    rows = conn.execute(select(incident_causes).where(incident_causes.c.incident_id == incident_id)
+                        .order_by(incident_causes.c.rank))
     return [Cause(r.component, r.kind, r.score, r.confidence, r.model, r.evidence) for r in rows]
 
 
