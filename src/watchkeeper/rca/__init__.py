@@ -35,6 +35,7 @@ import numpy as np
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
+from watchkeeper.rca.doubt import doubts
 from watchkeeper.rca.logs import LogAnomaly, log_score
 from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
 from watchkeeper.rca.signals import TraceScore, assign_stops, caller_of, caller_side, score_series, trace_score
@@ -197,6 +198,11 @@ def rank(
         _rank_below(names, score, why, slow_edges, p)
     order = sorted(names, key=lambda s: (-score[s], first[s] if first[s] is not None else float("inf"), s))
     conf = confidences([score[s] for s in order], calibration or CALIBRATION)
+    cap, doubted = doubts(order, score, first, graph, (evidence.metrics, evidence.traces), evidence.changes,
+                          evidence.onset, slack, p)
+    if doubted:  # what the ranking could not rule out: the top's confidence, never its place
+        why[order[0]]["doubts"] = {**doubted, "calibrated": finite(conf[0]), "cap": finite(cap)}
+        conf[0] = min(conf[0], cap)
     onset_rank = {s: i + 1 for i, s in enumerate(sorted((s for s in names if first[s] is not None),
                                                          key=lambda s: (first[s], s)))}
     causes = []

@@ -106,6 +106,14 @@ class Params:
     # "none" — halved only, as before
     edge_explains: bool = True
     explained_below: Literal["none", "edge", "all"] = "edge"
+    # doubts (watchkeeper.rca.doubt; docs/rca.md, "What the ranking could not rule out"): caps on the top
+    # cause's confidence only, never on the ranking. Declared before measuring, not tuned: the top must score
+    # ``tie_margin`` × the runner-up for its calibrated confidence to stand (1: off); a callee not yet seen
+    # through its slack, or a change below the top within ``window_s`` of the onset, caps it at ``doubt_cap``
+    tie_margin: float = 2.0
+    await_callees: bool = True
+    doubt_changes_below: bool = True
+    doubt_cap: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

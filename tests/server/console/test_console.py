@@ -257,6 +257,17 @@ def test_incident_detail_shows_alerts_causes_and_the_evidence_plot(
         in operator_page
 
 
+def test_a_capped_confidence_says_what_was_not_ruled_out(wk: Watchkeeper, browser: Callable[[str], Browser]) -> None:
+    """The approver sees why the top cause is not trusted (watchkeeper.rca.doubt)."""
+    incident = fire(wk)
+    doubts = {"callees_not_seen_yet": ["db"], "changed_below": [{"service": "db", "at": 1.0, "description": "deploy v2"}],
+              "calibrated": 0.98, "cap": 0.5}
+    wk.governance.set_causes(incident, [Cause("web", "service", 30.0, 0.5, "baro-v1", {"doubts": doubts})], "rca")
+    page = browser("viewer").get(f"/console/incidents/{incident}").text
+    assert "confidence capped at 50 %" in page and "calibrated 98 %" in page
+    assert "not seen yet: db" in page and "changed below it: db (deploy v2)" in page
+
+
 def test_the_ranker_s_series_shape_is_plotted_with_the_incident_onset_as_marker(
     wk: Watchkeeper, browser: Callable[[str], Browser],
 ) -> None:
