@@ -308,3 +308,35 @@ def test_plain_baro_reader_keeps_every_pod_column_and_no_call_tables(tmp_path: P
     assert {"CpuUsage(m)", "PodWorkload(Ops)", "PodSuccessRate(%)"} <= set(cart)
     assert not any(name.startswith("call_latency") for name in cart)
     assert "entry_SuccessRate(%)" not in cases[0].evidence.metrics["frontend"]
+
+
+def test_early_rankings_see_only_what_was_there_and_count_trusted_mistakes(tmp_path: Path) -> None:
+    """``eval rca --early``: each fault ranked on what a live ranker had so many seconds after its onset."""
+    make_lab(tmp_path / "c", seed=3)
+    cases = ev.read_lab(tmp_path / "c")
+    burst = ev.seen_by(cases[0], 0.0)  # the onset's own scrape only: checkout's callees not seen after it
+    assert all(float(t.max()) <= burst.evidence.onset for ms in burst.evidence.metrics.values() for t, _ in ms.values())
+    top = ev.run([burst])[0].causes[0]
+    assert top.component == "checkout" and top.evidence["doubts"]["callees_not_seen_yet"] == ["cache", "payment"]
+    assert "doubts" not in ev.run([ev.seen_by(cases[0], 5.0)])[0].causes[0].evidence  # one 5-s scrape later
+    assert [c.service for c in ev.seen_by(cases[1], 0.0).evidence.changes] == ["payment"]  # deployed 2 s before
+    rows, first, wrong = ev.early(cases, [300.0, 0.0], trust=0.5)
+    assert [r.after_s for r in rows] == [0.0, 300.0]
+    assert rows[-1].ranked == 4 and rows[-1].right == sum(o.rank == 1 for o in ev.run(cases))
+    assert all(r.trusted_wrong <= r.trusted <= r.ranked for r in rows)
+    assert wrong <= first <= 4
+    result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo", "--json",
+                                 "--early", "0,5,300", "--trust", "0.5"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)["early"]
+    assert [r["after_s"] for r in doc["rows"]] == [0.0, 5.0, 300.0] and doc["trust"] == 0.5
+    result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo", "--early", "0,300"],
+                           env=WIDE)
+    assert result.exit_code == 0 and "Early rankings (4 faults" in result.output
+
+
+@pytest.mark.parametrize("bad", ["soon", "-2", "nan", ","])
+def test_early_needs_seconds(tmp_path: Path, bad: str) -> None:
+    make_lab(tmp_path / "c", seed=3)
+    result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo", "--early", bad])
+    assert result.exit_code == 2 and "--early" in result.output

@@ -38,6 +38,7 @@ from watchkeeper.model import Cause, ChangeKind
 from watchkeeper.ranking import trace_graph
 from watchkeeper.rca import Change, Evidence, MetricSpec, Params, rank
 from watchkeeper.rca.calibration import fit
+from watchkeeper.rca.logs import LogAnomaly
 from watchkeeper.rca.scoring import Array
 
 #: Per-pod Nezha columns the ranker reads: saturation (CPU, memory) and latency. Traffic columns
@@ -450,6 +451,59 @@ def run(
 ) -> list[Outcome]:
     """Rank every case (all services are candidates)."""
     return [Outcome(c, rank(None, c.evidence, params=params, calibration=calibration)) for c in cases]
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """Rankings made ``after_s`` seconds after every fault's onset: how many named anything, how many named
+    the truth first, how many were trusted (top confidence ≥ the trust level) and how many of those were
+    wrong — what a policy acting on a ranking that early would have done."""
+
+    after_s: float
+    ranked: int
+    right: int
+    trusted: int
+    trusted_wrong: int
+
+
+def seen_by(case: Case, after_s: float) -> Case:
+    """The case as a live ranker saw it ``after_s`` seconds after the onset: series points, changes and
+    log anomalies (by when their template first appeared; a bare score has no time and is left out) up
+    to then."""
+    ev = case.evidence
+    end = ev.onset + after_s
+
+    def upto(groups: Mapping[str, Mapping[str, tuple[Array, Array]]]) -> dict[str, dict[str, tuple[Array, Array]]]:
+        out: dict[str, dict[str, tuple[Array, Array]]] = {}
+        for s, series in groups.items():
+            out[s] = {}
+            for m, (t, v) in series.items():
+                t, v = np.asarray(t), np.asarray(v)
+                out[s][m] = (t[t <= end], v[t <= end])
+        return out
+
+    logs = {s: a for s, a in ev.log_anomalies.items()
+            if isinstance(a, LogAnomaly) and a.first_at is not None and a.first_at <= end}
+    return replace(case, evidence=replace(ev, metrics=upto(ev.metrics), traces=upto(ev.traces), log_anomalies=logs,
+                                          changes=tuple(c for c in ev.changes if c.at <= end)))
+
+
+def early(cases: Sequence[Case], after_s: Sequence[float], trust: float, params: Params | None = None,
+          calibration: dict[str, Any] | None = None) -> tuple[list[Early], int, int]:
+    """Rank every case as seen at each of ``after_s`` seconds after its onset; and, per case, the first
+    trusted ranking — what a policy acting at ``trust`` would have acted on: ``(rows, first trusted,
+    first trusted and wrong)``."""
+    rows: list[Early] = []
+    first: dict[str, bool] = {}
+    for cut in sorted(after_s):
+        outcomes = [o for o in run([seen_by(c, cut) for c in cases], params, calibration)
+                    if o.causes and o.causes[0].score > 0]
+        trusted = [o for o in outcomes if o.causes[0].confidence >= trust]
+        for o in trusted:
+            first.setdefault(o.case.id, o.rank == 1)
+        rows.append(Early(cut, len(outcomes), sum(1 for o in outcomes if o.rank == 1), len(trusted),
+                          sum(1 for o in trusted if o.rank != 1)))
+    return rows, len(first), sum(1 for right in first.values() if not right)
 
 
 #: Faults whose onsets are this close (seconds, same group) started together: one ranking serves them all.

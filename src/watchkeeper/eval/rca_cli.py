@@ -6,6 +6,7 @@ Mounted by the main CLI (the command function is :func:`rca`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -68,6 +69,10 @@ def rca(
         help="Also read the spans and logs when present (nezha: trace/, log/; lab: spans.jsonl, logs/)")] = True,
     cache: Annotated[Path, typer.Option(help="Where parsed spans and logs are cached")] = Path(
         ".watchkeeper-cache/eval-rca"),
+    early: Annotated[str | None, typer.Option(
+        help="Also rank every fault as seen these many seconds after its onset (comma-separated, e.g. "
+             "2,4,6,10,30): how often a ranking that early is trusted (--trust) and wrong")] = None,
+    trust: Annotated[float, typer.Option(min=0.0, max=1.0, help="The confidence a policy acts on, for --early")] = 0.95,
 ) -> None:
     """Service-level top-1/3/5 and Avg@5 of the root-cause ranking, per fault kind, with the reliability
     table of its confidences; leave-one-group-out figures are tuned and calibrated without the test group."""
@@ -99,6 +104,7 @@ def rca(
         fitted_g = ev.calibrate(ev.run([o.case for o in train], params))
         held_out += ev.run([c for c in cases if c.group == g], params, fitted_g)
     compare = _signal_comparison(cases, outcomes, loo) if any(c.has_traces or c.has_logs for c in cases) else None
+    early_doc = _early(cases, early, trust, calibration) if early else None
     if out is not None:
         with out.open("w", encoding="utf-8") as fh:
             ev.write_rankings(outcomes, fh)
@@ -115,6 +121,7 @@ def rca(
             "calibration": calibration,
             "signals": compare,
             "started_together": _together_doc(outcomes),
+            "early": early_doc,
         }
         _out.print(json.dumps(doc), markup=False, soft_wrap=True)
         return
@@ -141,6 +148,8 @@ def rca(
                                       ev.reliability(held_out)))
     if compare is not None:
         _print_comparison(compare)
+    if early_doc is not None:
+        _print_early(early_doc)
     if calibrate:
         _out.print(f"calibration written to {target}", markup=False)
     if out is not None:
@@ -246,3 +255,29 @@ def _print_comparison(doc: dict[str, Any]) -> None:
         kinds.add_row(k, str(m_all[k]["n"]), pair(m_all[k]), pair(s_all.get(k)), str(m_sp.get(k, {}).get("n", 0)),
                       pair(m_sp.get(k)), pair(s_sp.get(k)))
     _out.print(kinds)
+
+
+def _early(cases: Sequence[ev.Case], spec: str, trust: float, calibration: dict[str, Any]) -> dict[str, Any]:
+    try:
+        after = sorted({float(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--early {spec!r}: give seconds after the onset, comma-separated (2,4,6,10)"
+                                 ) from None
+    if not after or any(a < 0 or not math.isfinite(a) for a in after):
+        raise typer.BadParameter(f"--early {spec!r}: give at least one finite number of seconds, none negative")
+    rows, first, first_wrong = ev.early(cases, after, trust, calibration=calibration)
+    return {"trust": trust, "faults": len(cases), "first_trusted": first, "first_trusted_wrong": first_wrong,
+            "rows": [{"after_s": r.after_s, "ranked": r.ranked, "right": r.right, "trusted": r.trusted,
+                      "trusted_wrong": r.trusted_wrong} for r in rows]}
+
+
+def _print_early(doc: dict[str, Any]) -> None:
+    table = Table(title=f"Early rankings ({doc['faults']} faults; trusted = top confidence ≥ {doc['trust']:g}): "
+                        f"the first trusted ranking of {doc['first_trusted']} faults, "
+                        f"{doc['first_trusted_wrong']} of them wrong", title_justify="left")
+    for col in ("s after onset", "ranked", "top-1 right", "trusted", "trusted, wrong"):
+        table.add_column(col, justify="right")
+    for r in doc["rows"]:
+        table.add_row(f"{r['after_s']:g}", str(r["ranked"]), str(r["right"]), str(r["trusted"]),
+                      str(r["trusted_wrong"]))
+    _out.print(table)
