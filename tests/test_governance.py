@@ -107,6 +107,33 @@ def test_a_later_ranking_supersedes_an_untouched_approval(tmp_path: Path, make_s
     assert wk.governance.approvals() == []
 
 
+def test_a_new_top_cause_supersedes_the_untouched_approval_at_once(tmp_path: Path, make_service: Any,
+                                                                  db_url: str) -> None:
+    """Seen in ``watchkeeper demo``: a ranking named ``frontend`` (capped, so an approval was asked), the next
+    named ``catalog``, and a vote 0.16 s later — before the responder's next pass — approved restarting
+    ``frontend``. The request is superseded in the transaction that stores the new top cause; a vote on it is
+    a 409. A request someone already voted on is theirs to finish."""
+    wk = setup(tmp_path, make_service, db_url, runbook("restart"), runbook("two", risk="high"),
+               policy={"two_approvals_risk": "high"})
+    incident = fire(wk)
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.5, model="baro-v1")], "rca")
+    wk.governance.respond()
+    pending = {a["runbook_id"]: a["id"] for a in wk.governance.approvals()}
+    assert set(pending) == {"restart", "two"}
+    wk.governance.vote(pending["two"], "token:bob", True)  # one of two approvals: still pending
+    wk.governance.set_causes(incident, [Cause("web", confidence=0.5, model="baro-v1")], "rca")  # same top
+    assert {a["runbook_id"] for a in wk.governance.approvals()} == {"restart", "two"}
+    wk.governance.set_causes(incident, [Cause("db", confidence=0.9, model="baro-v1"),
+                                        Cause("web", confidence=0.1, model="baro-v1")], "rca")
+    assert [a["runbook_id"] for a in wk.governance.approvals("superseded")] == ["restart"]
+    with pytest.raises(Conflict, match="already superseded"):
+        wk.governance.vote(pending["restart"], "token:carol", True)
+    assert [a["runbook_id"] for a in wk.governance.approvals()] == ["two"]
+    superseded = [t for t in wk.incident(incident)["timeline"] if t["kind"] == "approval.superseded"]
+    assert len(superseded) == 1 and "from web to db" in superseded[0]["reason"]
+    assert wk.verify_audit().ok
+
+
 def test_four_eyes_for_high_risk_manual_runs(tmp_path: Path, make_service: Any, db_url: str) -> None:
     wk = setup(tmp_path, make_service, db_url, runbook("failover", autonomy="suggest", risk="high"))
     incident = fire(wk)

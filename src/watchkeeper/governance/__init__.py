@@ -89,11 +89,16 @@ class Governance:
         now = self.clock()
         with self.db.write() as conn:
             queries.get_incident(conn, incident_id)
+            before = store.causes_of(conn, incident_id)
             store.replace_causes(conn, incident_id, causes, now)
-            audit.append(conn, actor, [Change("incident.causes_ranked", f"incident:{incident_id}", now, {
+            changes = [Change("incident.causes_ranked", f"incident:{incident_id}", now, {
                 "id": incident_id, "incident_id": incident_id,
                 "causes": [{"component": c.component, "kind": c.kind, "score": c.score,
-                            "confidence": c.confidence, "model": c.model} for c in causes]})])
+                            "confidence": c.confidence, "model": c.model} for c in causes]})]
+            if before and causes and before[0].component != causes[0].component:
+                changes += self.responder.supersede_unvoted(conn, incident_id, before[0].component,
+                                                            causes[0].component)
+            audit.append(conn, actor, changes)
 
     # -- deciding (the responder) --------------------------------------------------------
     def respond(self, batch: int = 500) -> int:

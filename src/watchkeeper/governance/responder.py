@@ -135,6 +135,21 @@ class Responder:
             store.set_approval_status(conn, p.id, ApprovalStatus.SUPERSEDED, self.clock())
         return None
 
+    def supersede_unvoted(self, conn: Connection, incident_id: int, was: str, now_top: str) -> list[Change]:
+        """The top cause changed (``was`` → ``now_top``): the incident's pending approval requests that the
+        policy made and nobody has voted on are superseded in the transaction that stores the new ranking,
+        so no vote can approve a fix for a cause no longer believed (the responder decides afresh on its
+        next pass, as :meth:`_hold` says). Audited as ``approval.superseded``."""
+        now, changes = self.clock(), []
+        for req in store.pending_approvals_of(conn, incident_id):
+            if req.decision_id is None or store.votes(conn, req.id):
+                continue  # a person asked for it, or someone has voted: theirs to finish
+            store.set_approval_status(conn, req.id, ApprovalStatus.SUPERSEDED, now)
+            changes.append(Change("approval.superseded", f"incident:{incident_id}", now, {
+                "approval_id": req.id, "incident_id": incident_id, "runbook_id": req.runbook_id,
+                "reason": f"the top cause changed from {was} to {now_top} before anyone voted"}))
+        return changes
+
     # -- deciding ------------------------------------------------------------------------
     def propose(self, runbook: Runbook, view: Mapping[str, Any], found: Match) -> Proposed:
         models = dict(view.get("models") or {})

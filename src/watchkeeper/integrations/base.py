@@ -28,7 +28,7 @@ class EventKind(StrEnum):
     REOPENED = "reopened"
     CAUSES = "causes"  # the ranked causes changed
     APPROVAL_REQUESTED = "approval_requested"
-    APPROVAL_DECIDED = "approval_decided"  # approved, rejected or expired
+    APPROVAL_DECIDED = "approval_decided"  # approved, rejected, expired or superseded
     ACTION_FINISHED = "action_finished"
     ESCALATED = "escalated"
 
@@ -46,6 +46,7 @@ AUDIT_KINDS: dict[str, EventKind] = {
     "approval.approved": EventKind.APPROVAL_DECIDED,
     "approval.rejected": EventKind.APPROVAL_DECIDED,
     "approval.expired": EventKind.APPROVAL_DECIDED,
+    "approval.superseded": EventKind.APPROVAL_DECIDED,
     "action.finished": EventKind.ACTION_FINISHED,
     "incident.escalated": EventKind.ESCALATED,
 }

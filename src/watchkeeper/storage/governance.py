@@ -215,11 +215,13 @@ def list_approvals(conn: Connection, status: str | None = None, limit: int = 100
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def pending_approvals_of(conn: Connection, incident_id: int, runbook_id: str) -> list[ApprovalRequest]:
-    rows = conn.execute(select(approvals).where(
-        approvals.c.incident_id == incident_id, approvals.c.runbook_id == runbook_id,
-        approvals.c.status == ApprovalStatus.PENDING.value))
-    return [_request(r) for r in rows]
+def pending_approvals_of(conn: Connection, incident_id: int, runbook_id: str | None = None) -> list[ApprovalRequest]:
+    """The incident's pending approval requests (of one runbook, when given)."""
+    query = select(approvals).where(approvals.c.incident_id == incident_id,
+                                    approvals.c.status == ApprovalStatus.PENDING.value)
+    if runbook_id is not None:
+        query = query.where(approvals.c.runbook_id == runbook_id)
+    return [_request(r) for r in conn.execute(query.order_by(approvals.c.id))]
 
 
 def votes(conn: Connection, approval_id: int) -> list[dict[str, Any]]:
