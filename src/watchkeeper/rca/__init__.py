@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -37,23 +37,12 @@ from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
 from watchkeeper.rca.doubt import doubts
 from watchkeeper.rca.logs import LogAnomaly, log_score
-from watchkeeper.rca.scoring import PLAIN, Array, MetricScore, MetricSpec, Params, finite, score_metric
+from watchkeeper.rca.scoring import PLAIN, Array, ChangeLike, MetricScore, MetricSpec, Params, finite, score_metric
 from watchkeeper.rca.signals import TraceScore, assign_stops, caller_of, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
 
 __all__ = ["MODEL", "Cause", "Change", "ChangeLike", "Evidence", "LogAnomaly", "MetricSpec", "Params", "rank"]
-
-
-class ChangeLike(Protocol):
-    """Anything with ``at`` (unix seconds), ``service`` and ``description``."""
-
-    @property
-    def at(self) -> float: ...
-    @property
-    def service(self) -> str: ...
-    @property
-    def description(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

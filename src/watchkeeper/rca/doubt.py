@@ -25,21 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from watchkeeper.rca.scoring import Array, Params
-
-
-class _Change(Protocol):
-    @property
-    def at(self) -> float: ...
-    @property
-    def service(self) -> str: ...
-    @property
-    def description(self) -> str: ...
+from watchkeeper.rca.scoring import Array, ChangeLike, Params
 
 
 def tie_cap(top: float, second: float, p: Params) -> float:
@@ -70,7 +61,7 @@ def unseen_callees(
     return sorted(out)
 
 
-def changes_below(top: str, graph: nx.DiGraph, changes: Sequence[_Change], onset: float, p: Params
+def changes_below(top: str, graph: nx.DiGraph, changes: Sequence[ChangeLike], onset: float, p: Params
                   ) -> list[dict[str, Any]]:
     """Changes within ``window_s`` of ``onset`` on services ``top`` depends on, when ``top`` itself did not
     change then."""
@@ -84,7 +75,7 @@ def changes_below(top: str, graph: nx.DiGraph, changes: Sequence[_Change], onset
 
 def doubts(
     order: Sequence[str], scores: Mapping[str, float], first: Mapping[str, float | None], graph: nx.DiGraph,
-    series: Sequence[Mapping[str, Mapping[str, tuple[Array, Array]]]], changes: Sequence[_Change],
+    series: Sequence[Mapping[str, Mapping[str, tuple[Array, Array]]]], changes: Sequence[ChangeLike],
     onset: float, slack: Mapping[str, float], p: Params,
 ) -> tuple[float, dict[str, Any]]:
     """``(cap, reasons)`` for the top of ``order``: the most its confidence can be, and why (empty: 1.0)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -56,6 +56,17 @@ class MetricSpec:
         if direction not in sides:
             raise ValueError(f"direction must be up, down or both, not {direction!r}")
         return cls(sides[direction], floor if floor else None)
+
+
+class ChangeLike(Protocol):
+    """Anything with ``at`` (unix seconds), ``service`` and ``description``."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def description(self) -> str: ...
 
 
 #: No knowledge: both directions count, the relative floor applies.
