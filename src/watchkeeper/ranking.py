@@ -11,7 +11,9 @@ each one (again while its evidence window is still filling, and whenever it gain
    watch's ``direction`` and ``floor``; the recorded changes still in effect;
 3. :func:`watchkeeper.rca.rank` with the configured (or shipped) calibration;
 4. :meth:`Governance.set_causes` (stored, audited ``incident.causes_ranked``, the policy re-decides)
-   only when the top three components changed, so reranking writes no audit noise. Causes a person
+   only when the top three components changed, or the top cause's doubts came or went (its confidence
+   capped by what the ranking could not rule out yet, :mod:`watchkeeper.rca.doubt`), so reranking
+   writes no audit noise. Causes a person
    recorded (another model) are left alone.
 
 Each of the top causes also carries ``evidence.series``: its top metrics around the onset (from
@@ -259,6 +261,13 @@ def top(causes: Sequence[Cause], n: int = TOP) -> list[str]:
     return [c.component for c in causes[:n]]
 
 
+def doubted(causes: Sequence[Cause]) -> bool:
+    """Whether the top cause's confidence is capped by what the ranking could not rule out yet
+    (``evidence.doubts``, :mod:`watchkeeper.rca.doubt`): when that ends, the ranking is stored again even
+    with the same top three, so the policy sees the confidence the evidence now gives."""
+    return bool(causes) and bool(causes[0].evidence.get("doubts"))
+
+
 @dataclass(slots=True)
 class _Seen:
     services: frozenset[str]
@@ -382,7 +391,7 @@ class Ranker:
         self.last_ranked_at = now
         if not causes or causes[0].score <= 0:
             return 0  # no signal said anything (no metrics, spans or logs of these services): nothing to store
-        if top(causes) == top(earlier):
+        if top(causes) == top(earlier) and doubted(causes) == doubted(earlier):
             self._refresh_series(incident.id, causes)
             return 0
         self.service.governance.set_causes(incident.id, causes, "rca")

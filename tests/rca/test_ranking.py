@@ -122,6 +122,29 @@ def test_top_three_unchanged_writes_no_second_record(wk: Watchkeeper, clock: Clo
     assert len(ranked_records(wk, incident)) == 1
 
 
+def test_a_ranking_stored_with_a_doubt_is_stored_again_when_the_doubt_is_gone(wk: Watchkeeper, clock: Clock) -> None:
+    """Ranked 6 s after the onset on 15-s samples, the callees of ``api`` (the only one anomalous) were last
+    seen at the onset: they could still explain it, so its confidence is capped. Once they are seen flat a
+    step later, the same top three is stored again with the calibrated confidence, or the policy would go on
+    seeing the cap."""
+    incident = open_incident(wk)
+    ranker = Ranker(wk, FakeSource({"latency": {"api": step(0.02, 30.0), "db": step(0.01, 0.01),
+                                                 "cache": step(1.0, 1.0)}}))
+    clock.advance(seconds=6)
+    assert ranker.tick() == 1
+    first = wk.incident(incident)["causes"][0]
+    assert first["component"] == "api" and first["evidence"]["doubts"]["callees_not_seen_yet"] == ["cache", "db"]
+    assert first["confidence"] <= 0.5
+    clock.advance(seconds=30)
+    assert ranker.tick() == 1
+    again = wk.incident(incident)["causes"][0]
+    assert again["component"] == "api" and "doubts" not in again["evidence"]
+    assert again["confidence"] == first["evidence"]["doubts"]["calibrated"] > first["confidence"]
+    assert len(ranked_records(wk, incident)) == 2
+    clock.advance(seconds=30)
+    assert ranker.tick() == 0  # nothing material changed: no third record
+
+
 def test_a_complete_ranking_is_redone_only_when_the_incident_gains_a_service(
         make_service: Callable[..., Watchkeeper], sqlite_url: str, clock: Clock) -> None:
     wk = make_service(sqlite_url, **settings(window="30s"))
