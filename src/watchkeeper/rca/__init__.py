@@ -188,7 +188,7 @@ def rank(
     order = sorted(names, key=lambda s: (-score[s], first[s] if first[s] is not None else float("inf"), s))
     conf = confidences([score[s] for s in order], calibration or CALIBRATION)
     cap, doubted = doubts(order, score, first, graph, (evidence.metrics, evidence.traces), evidence.changes,
-                          evidence.onset, slack, p)
+                          evidence.onset, p)
     if doubted:  # what the ranking could not rule out: the top's confidence, never its place
         why[order[0]]["doubts"] = {**doubted, "calibrated": finite(conf[0]), "cap": finite(cap)}
         conf[0] = min(conf[0], cap)

@@ -7,10 +7,11 @@ tie is a coin flip. Three doubts cap the top cause's confidence — the ranking 
 * **a near tie** — the runner-up scores more than ``1 / Params.tie_margin`` of the top: the top's
   confidence is at most ``0.5 + 0.5 · log(top / second) / log(tie_margin)`` (0.5 for equal scores, no cap
   from ``tie_margin`` × the runner-up up);
-* **a callee not seen yet** — a direct callee of the top that had data before the onset has not been
-  observed through the top's first anomaly plus the callee's slack (one of its sampling steps, capped:
-  the graph step lets a callee whose anomaly is first seen that much later explain its caller, so until
-  then the graph step cannot have decided): at most ``Params.doubt_cap``;
+* **a callee not seen yet** — one signal (metrics, traces) of a direct callee of the top had data before
+  the onset and has not been observed through the top's first anomaly plus that signal's slack (its
+  sampling step, at most ``Params.simultaneous_cap_s``: the graph step lets a callee first seen anomalous
+  that much later explain its caller, so until then the graph step cannot have decided; and a slow link
+  shows only in the callee's spans): at most ``Params.doubt_cap``;
 * **a change below** — a service the top depends on (directly or not) changed within ``Params.window_s``
   of the onset and the top did not: the change can break the top's calls without its own service
   showing it yet (or ever, e.g. a wrong return value): at most ``Params.doubt_cap``.
@@ -42,22 +43,26 @@ def tie_cap(top: float, second: float, p: Params) -> float:
 
 def unseen_callees(
     top: str, graph: nx.DiGraph, series: Sequence[Mapping[str, Mapping[str, tuple[Array, Array]]]],
-    since: float, onset: float, slack: Mapping[str, float],
+    since: float, onset: float, cap_s: float,
 ) -> list[str]:
-    """Direct callees of ``top`` with data before ``onset`` whose latest point is earlier than ``since``
-    plus their slack: not yet seen through the time they could still explain ``top`` in."""
+    """Direct callees of ``top`` of which one signal (a group of ``series``: metrics, traces) had data before
+    ``onset`` and has not been seen through ``since`` plus that signal's slack (its finest sampling step, at
+    most ``cap_s``): not yet seen through the time in which that signal could still explain ``top``."""
     if top not in graph:
         return []
     out = []
     for callee in graph.successors(top):
         c = str(callee)
-        times = [np.asarray(t, dtype=np.float64) for group in series for t, _ in group.get(c, {}).values()]
-        times = [t[np.isfinite(t)] for t in times]
-        if not any(bool(np.any(t < onset)) for t in times):
-            continue  # never observed: nothing would ever come, the ranking cannot wait for it
-        last = max((float(t.max()) for t in times if t.size), default=-math.inf)
-        if last < since + slack.get(c, 0.0) - 1e-6:
-            out.append(c)
+        for group in series:
+            times = [t[np.isfinite(t)] for t in (np.asarray(t, dtype=np.float64) for t, _ in group.get(c, {}).values())]
+            if not any(bool(np.any(t < onset)) for t in times):
+                continue  # this signal never observed the callee: nothing would come, the ranking cannot wait
+            steps = [float(np.median(np.diff(t))) for t in times if t.size >= 2]
+            slack = min(min(steps, default=0.0), cap_s) if cap_s > 0 else 0.0
+            last = max((float(t.max()) for t in times if t.size), default=-math.inf)
+            if last < since + slack - 1e-6:
+                out.append(c)
+                break
     return sorted(out)
 
 
@@ -76,7 +81,7 @@ def changes_below(top: str, graph: nx.DiGraph, changes: Sequence[ChangeLike], on
 def doubts(
     order: Sequence[str], scores: Mapping[str, float], first: Mapping[str, float | None], graph: nx.DiGraph,
     series: Sequence[Mapping[str, Mapping[str, tuple[Array, Array]]]], changes: Sequence[ChangeLike],
-    onset: float, slack: Mapping[str, float], p: Params,
+    onset: float, p: Params,
 ) -> tuple[float, dict[str, Any]]:
     """``(cap, reasons)`` for the top of ``order``: the most its confidence can be, and why (empty: 1.0)."""
     if not order:
@@ -91,7 +96,7 @@ def doubts(
             cap = min(cap, tie)
     if p.await_callees:
         began = first.get(top)
-        waiting = unseen_callees(top, graph, series, onset if began is None else began, onset, slack)
+        waiting = unseen_callees(top, graph, series, onset if began is None else began, onset, p.simultaneous_cap_s)
         if waiting:
             reasons["callees_not_seen_yet"] = waiting
             cap = min(cap, p.doubt_cap)
