@@ -291,6 +291,10 @@ def test_faults_that_start_together_are_scored_within_their_set(tmp_path: Path) 
     assert json.loads(result.output)["started_together"] == {"faults": 2, "within_set_size": share}
     result = runner.invoke(app, ["eval", "rca", "--format", "lab", str(tmp_path / "c"), "--no-loo"], env=WIDE)
     assert "Faults that started together (2) share one ranking" in result.output
+    # early rankings: naming the pair's other fault is no mistake
+    rows, first, wrong = ev.early(ev.read_lab(tmp_path / "c"), [300.0], trust=0.0)
+    assert rows[0].trusted == 4 and rows[0].trusted_wrong == 0 and (first, wrong) == (4, 0)
+    assert rows[0].right == 3  # one of the pair is not first
 
 
 def test_cli_bad_directory_is_a_usage_error(tmp_path: Path) -> None:

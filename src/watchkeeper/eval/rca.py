@@ -457,7 +457,8 @@ def run(
 class Early:
     """Rankings made ``after_s`` seconds after every fault's onset: how many named anything, how many named
     the truth first, how many were trusted (top confidence ≥ the trust level) and how many of those were
-    wrong — what a policy acting on a ranking that early would have done."""
+    wrong (a top cause none of the faults that started together) — what a policy acting that early would
+    have done."""
 
     after_s: float
     ranked: int
@@ -492,7 +493,13 @@ def early(cases: Sequence[Case], after_s: Sequence[float], trust: float, params:
           calibration: dict[str, Any] | None = None) -> tuple[list[Early], int, int]:
     """Rank every case as seen at each of ``after_s`` seconds after its onset; and, per case, the first
     trusted ranking — what a policy acting at ``trust`` would have acted on: ``(rows, first trusted,
-    first trusted and wrong)``."""
+    first trusted and wrong)``. A trusted ranking is wrong when its top cause is none of the faults that
+    started together with the case (:func:`started_together`; the case's own truth when alone): fixing
+    the other fault of a pair is no mistake."""
+    peers = {c.id: {c.truth} for c in cases}
+    for together in started_together([Outcome(c, []) for c in cases]):
+        for o in together:
+            peers[o.case.id] = {x.case.truth for x in together}
     rows: list[Early] = []
     first: dict[str, bool] = {}
     for cut in sorted(after_s):
@@ -500,9 +507,9 @@ def early(cases: Sequence[Case], after_s: Sequence[float], trust: float, params:
                     if o.causes and o.causes[0].score > 0]
         trusted = [o for o in outcomes if o.causes[0].confidence >= trust]
         for o in trusted:
-            first.setdefault(o.case.id, o.rank == 1)
+            first.setdefault(o.case.id, o.causes[0].component in peers[o.case.id])
         rows.append(Early(cut, len(outcomes), sum(1 for o in outcomes if o.rank == 1), len(trusted),
-                          sum(1 for o in trusted if o.rank != 1)))
+                          sum(1 for o in trusted if o.causes[0].component not in peers[o.case.id])))
     return rows, len(first), sum(1 for right in first.values() if not right)
 
 

@@ -274,7 +274,8 @@ def _early(cases: Sequence[ev.Case], spec: str, trust: float, calibration: dict[
 def _print_early(doc: dict[str, Any]) -> None:
     table = Table(title=f"Early rankings ({doc['faults']} faults; trusted = top confidence ≥ {doc['trust']:g}): "
                         f"the first trusted ranking of {doc['first_trusted']} faults, "
-                        f"{doc['first_trusted_wrong']} of them wrong", title_justify="left")
+                        f"{doc['first_trusted_wrong']} of them wrong (a top cause none of the faults that "
+                        f"started together)", title_justify="left")
     for col in ("s after onset", "ranked", "top-1 right", "trusted", "trusted, wrong"):
         table.add_column(col, justify="right")
     for r in doc["rows"]:
