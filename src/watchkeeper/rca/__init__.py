@@ -31,13 +31,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
 from watchkeeper.model import Cause
 from watchkeeper.rca.calibration import CALIBRATION, confidences
 from watchkeeper.rca.doubt import doubts
 from watchkeeper.rca.logs import LogAnomaly, log_score
-from watchkeeper.rca.scoring import PLAIN, Array, ChangeLike, MetricScore, MetricSpec, Params, finite, score_metric
+from watchkeeper.rca.scoring import (
+    PLAIN,
+    Array,
+    ChangeLike,
+    MetricScore,
+    MetricSpec,
+    Params,
+    finest_step,
+    finite,
+    score_metric,
+)
 from watchkeeper.rca.signals import TraceScore, assign_stops, caller_of, caller_side, score_series, trace_score
 
 MODEL = "baro-v1"
@@ -140,7 +149,7 @@ def rank(
         if isinstance(log_doc, LogAnomaly) and log_doc.first_at is not None and log_doc.score >= p.threshold:
             onsets.append(log_doc.first_at)
         first[s] = min(onsets, default=None)
-    slack = {s: min(_finest_step(evidence.metrics.get(s, {}), evidence.traces.get(s, {})), p.simultaneous_cap_s)
+    slack = {s: min(finest_step(evidence.metrics.get(s, {}), evidence.traces.get(s, {})), p.simultaneous_cap_s)
              for s in names} if p.simultaneous_cap_s > 0 else {}
     slow_edges = _slow_edges(trace_items, common, p) if p.edge_explains else {}
     score: dict[str, float] = {}
@@ -296,14 +305,3 @@ def _slow_edges(trace_items: Mapping[str, Any], common: Mapping[str, float], p: 
             if max(own.get(caller, 0.0), common.get(caller, 0.0)) < p.threshold:
                 out.setdefault(caller, set()).add(callee)
     return {s: sorted(c) for s, c in out.items()}
-
-
-def _finest_step(*groups: Mapping[str, tuple[Array, Array]]) -> float:
-    """The finest median sampling step among a service's series (0 when none has two points)."""
-    steps = []
-    for series in groups:
-        for t, _ in series.values():
-            t = np.asarray(t, dtype=np.float64)
-            if len(t) >= 2:
-                steps.append(float(np.median(np.diff(t))))
-    return max(0.0, min(steps, default=0.0))

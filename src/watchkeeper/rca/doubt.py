@@ -31,7 +31,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from watchkeeper.rca.scoring import Array, ChangeLike, Params
+from watchkeeper.rca.scoring import Array, ChangeLike, Params, finest_step
 
 
 def tie_cap(top: float, second: float, p: Params) -> float:
@@ -57,8 +57,7 @@ def unseen_callees(
             times = [t[np.isfinite(t)] for t in (np.asarray(t, dtype=np.float64) for t, _ in group.get(c, {}).values())]
             if not any(bool(np.any(t < onset)) for t in times):
                 continue  # this signal never observed the callee: nothing would come, the ranking cannot wait
-            steps = [float(np.median(np.diff(t))) for t in times if t.size >= 2]
-            slack = min(min(steps, default=0.0), cap_s) if cap_s > 0 else 0.0
+            slack = min(finest_step(group.get(c, {})), cap_s) if cap_s > 0 else 0.0  # as the graph step's
             last = max((float(t.max()) for t in times if t.size), default=-math.inf)
             if last < since + slack - 1e-6:
                 out.append(c)

@@ -20,6 +20,7 @@ metric's :class:`MetricSpec` (configuration), never from its name.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -164,3 +165,14 @@ def score_metric(t: Array, v: Array, onset: float, params: Params, spec: MetricS
 def finite(x: float) -> float:
     """JSON-safe float (NaN/inf → 0) rounded for explanations."""
     return round(x, 4) if math.isfinite(x) else 0.0
+
+
+def finest_step(*groups: Mapping[str, tuple[Array, Array]]) -> float:
+    """The finest median sampling step among a service's series (0 when none has two points)."""
+    steps = []
+    for series in groups:
+        for t, _ in series.values():
+            t = np.asarray(t, dtype=np.float64)
+            if len(t) >= 2:
+                steps.append(float(np.median(np.diff(t))))
+    return max(0.0, min(steps, default=0.0))
