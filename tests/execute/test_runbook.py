@@ -135,3 +135,41 @@ def test_a_cause_aimed_runbook_answers_the_causes_own_alerts() -> None:
     assert found is not None and found.alert is not None and found.alert["service"] == "catalog"
     # …and the action is on the cause: its per-service limits and its record name store, not the caller
     assert found.service == "store"
+
+
+def test_causes_changed_is_checked_on_the_selected_cause_and_never_moves_to_another() -> None:
+    """``causes.changed``: a restart cannot undo a deploy. The demo's reopened incident (2026-12-05): only
+    the caller's alert (v1) was in it, the top cause had just been deployed, and lab-restart ran on it."""
+    from importlib.resources import files
+
+    from watchkeeper.execute.runbook import Runbook
+    from watchkeeper.execute.select import match
+    from watchkeeper.model import Cause
+
+    def runbook(changed: bool | None) -> Runbook:
+        return Runbook.model_validate({
+            "id": "r", "title": "t", "risk": "low", "autonomy": "auto",
+            "selector": {"alertnames": ["HighErrorRatio"], "causes": {"kinds": ["service"], "changed": changed}},
+            "steps": [{"name": "s", "command": {"argv": ["true"]}}]})
+
+    deploy = {"changes": [{"at": "2026-12-05T03:00:00+00:00", "description": "deploy v1 -> v2"}]}
+    reopened = {"services": ["frontend", "checkout"], "alerts": [
+        {"name": "HighErrorRatio", "service": "frontend", "status": "firing", "labels": {"version": "v1"}}]}
+    changed_top = [Cause("checkout", confidence=0.998, evidence=deploy), Cause("frontend", confidence=0.4)]
+    plain_top = [Cause("checkout", confidence=0.998), Cause("frontend", confidence=0.4, evidence=deploy)]
+
+    assert match(runbook(False), reopened, changed_top) is None  # not frontend instead: it is not the cause
+    found = match(runbook(False), reopened, plain_top)
+    assert found is not None and found.service == "checkout"
+    found = match(runbook(True), reopened, changed_top)
+    assert found is not None and found.service == "checkout" and found.cause is not None
+    assert match(runbook(True), reopened, plain_top) is None
+    found = match(runbook(None), reopened, changed_top)  # unset: as before
+    assert found is not None and found.service == "checkout"
+
+    catalog = load_catalog(Path(str(files("watchkeeper.lab") / "runbooks")))
+    restart = catalog.runbooks.get("lab-restart")
+    assert restart is not None
+    assert match(restart, reopened, changed_top) is None
+    found = match(restart, reopened, plain_top)
+    assert found is not None and found.service == "checkout"

@@ -130,6 +130,10 @@ class CauseSelector(_Strict):
     components: list[str] = Field(default_factory=list, description="glob patterns")
     kinds: list[str] = Field(default_factory=list)
     min_confidence: float = Field(0.0, ge=0, le=1)
+    changed: bool | None = Field(
+        None, description="true: only when the selected cause's ranking names a change of it (a deploy) near "
+        "the onset; false: only when it names none. Checked on the cause the other criteria select: a "
+        "mismatch means the runbook does not apply, never that a lower-ranked cause is taken instead")
 
 
 class Selector(_Strict):

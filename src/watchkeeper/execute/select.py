@@ -59,6 +59,9 @@ def match(runbook: Runbook, incident: Mapping[str, Any], causes: Sequence[Cause]
     cause = _best_cause(selector, causes, service)
     if selector.causes is not None and cause is None:
         return None
+    if selector.causes is not None and selector.causes.changed is not None and cause is not None and (
+            bool(cause.evidence.get("changes")) != selector.causes.changed):
+        return None  # e.g. a restart cannot undo a deploy: leave a changed cause to a rollback or a person
     if selector.causes is not None and cause is not None:
         # A runbook aimed at the ranked cause answers the cause's own alerts when it has any: a caller's
         # error alert must not send a restart to a service whose own alerts name a bad deploy.
