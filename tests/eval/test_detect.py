@@ -235,3 +235,27 @@ def test_the_range_candidate_is_experimental_and_learns_everything() -> None:
     assert isinstance(cand.build(), RangeLikelihood)
     assert (cand.version, cand.max_skip) == ("experimental", 0)
     assert "likelihood+range" not in SHIPPED
+
+
+def test_familywise_vectors_score_one_metric_alike_and_many_lower() -> None:
+    """Round 10's candidate: one scored metric, the same scores as the plain maximum; twenty, never
+    higher, and lower where the plain maximum is only moderately anomalous."""
+    rng = np.random.default_rng(10)
+    cands = detect.candidates()
+    plain, family = cands["likelihood"], cands["likelihood familywise"]
+    assert family.vector == "familywise" and plain.vector == "max" and family.key() != plain.key()
+
+    def entity(d: int) -> smd.Entity:
+        train = rng.normal(0.0, 1.0, (600, d))
+        test = rng.normal(0.0, 1.0, (300, d))
+        test[150, 0] += 12.0  # one clear anomaly
+        return smd.Entity("x/e", train, test, np.zeros(300, dtype=bool))
+
+    one = detect.PaSource("s", (entity(1),), 60.0)
+    np.testing.assert_allclose(one.run(family, 0), one.run(plain, 0))
+    many = detect.PaSource("s", (entity(20),), 60.0)
+    a, b = many.run(plain, 0), many.run(family, 0)
+    assert (b <= a + 1e-12).all()
+    calm = np.r_[0:140, 170:300]
+    assert b[calm].mean() < a[calm].mean()
+    assert b[150:160].max() > 0.9  # a clear anomaly stays clear

@@ -399,12 +399,46 @@ class AnomalyLikelihood(Detector):
         self._mean.load(state["mean"])
 
     @property
+    def remembered(self) -> int:
+        """How many deviations the tails compare against now (at most ``memory``): the ``n`` of the
+        surprise, for :func:`familywise`."""
+        return len(self._point.values)
+
+    @property
     def season_lag(self) -> int:
         """The season of the robust model in points (0: none)."""
         return self._model.season_lag
 
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def familywise(scores: FloatArray | float, series: int, remembered: FloatArray | float,
+               views: int = 2) -> FloatArray:
+    """:class:`AnomalyLikelihood` scores made comparable across *groups* of series: the score of one
+    of ``series`` series scored together, with the Bonferroni correction applied to the tail
+    probability behind it (``p`` → ``series · p``), so that the most anomalous of D series crosses a
+    threshold about as often as one series does (docs/detect.md, round 10).
+
+    A score is ``squash(σ, ½·√views)`` of the surprise ``σ = −log10 p / log10(n + 2)`` (``n`` the
+    values ``remembered``); the corrected surprise is ``σ − log10(series) / log10(n + 2)``, at least 0.
+    One series changes nothing.
+
+    >>> familywise(np.array([0.5, 0.8, 0.95]), 1, 4000.0).round(4).tolist()
+    [0.5, 0.8, 0.95]
+    >>> [round(float(v), 3) for v in familywise(np.array([0.5, 0.8, 0.95, 0.0]), 38, 4000.0)]
+    [0.126, 0.656, 0.933, 0.0]
+    """
+    s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    if series <= 1:
+        return s
+    half2 = RECORD_HALF2 * (2.0 if views > 1 else 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.sqrt(half2 * s / (1.0 - s))  # inf where s == 1
+        scale = np.log10(np.maximum(np.asarray(remembered, dtype=np.float64), 0.0) + 2.0)
+        sigma = np.maximum(sigma - math.log10(series) / scale, 0.0)
+        out = np.where(np.isinf(sigma), 1.0, sigma * sigma / (sigma * sigma + half2))
+    return np.asarray(out, dtype=np.float64)
 
 
 def peak_onsets(scores: FloatArray, horizon: int, delay: int) -> FloatArray:

@@ -41,7 +41,7 @@ import numpy as np
 
 from watchkeeper.detect.base import Detector
 from watchkeeper.detect.filter import run
-from watchkeeper.detect.likelihood import peak_onsets
+from watchkeeper.detect.likelihood import familywise, peak_onsets
 from watchkeeper.eval import lab_series, nab, smd
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -71,6 +71,10 @@ class Candidate:
     build: Callable[[], Detector]
     max_skip: int = 0
     learn_threshold: float = 1.0
+    #: How a vector of D scored metrics is scored: ``max`` (its most anomalous metric) or
+    #: ``familywise`` (the most anomalous after :func:`~watchkeeper.detect.likelihood.familywise`'s
+    #: correction for D; round 10). Single series are scored alike either way.
+    vector: str = "max"
 
     def key(self) -> str:
         """What the cached scores depend on: the configuration and how it behaves (its scores of
@@ -84,7 +88,7 @@ class Candidate:
             times, values = probe(step, KEY_PROBE_POINTS)
             h.update(np.round(self.scores(times, values), 12).tobytes())
         behaviour = h.hexdigest()[:16]
-        return f"{self.name}|{self.build()!r}|{behaviour}"
+        return f"{self.name}|{self.build()!r}|{self.vector}|{behaviour}"
 
     def scores(self, times: FloatArray, values: FloatArray) -> FloatArray:
         """Each point scored, then learned (as a watch does), in time order."""
@@ -154,11 +158,17 @@ class PaSource:
         both = np.concatenate([e.train, e.test])
         times = np.arange(len(both), dtype=float) * self.step
         out = np.zeros(len(e.test))
-        for c in range(both.shape[1]):
-            column = both[:, c]
-            if not np.isfinite(column).all() or column.min() == column.max():
-                continue  # a constant metric carries no anomaly
-            np.maximum(out, candidate.scores(times, column)[len(e.train):], out=out)
+        # a constant metric carries no anomaly
+        scored = [c for c in range(both.shape[1])
+                  if np.isfinite(both[:, c]).all() and both[:, c].min() != both[:, c].max()]
+        # the values remembered when each test point is scored (for the familywise correction)
+        memory = float(getattr(candidate.build(), "memory", 4000))
+        remembered = np.minimum(np.arange(len(e.train), len(both), dtype=float), memory)
+        for c in scored:
+            column = candidate.scores(times, both[:, c])[len(e.train):]
+            if candidate.vector == "familywise":
+                column = familywise(column, len(scored), remembered)
+            np.maximum(out, column, out=out)
         return out
 
     def every_point(self) -> float:
@@ -527,6 +537,9 @@ def candidates() -> dict[str, Candidate]:
     out.setdefault("likelihood+range", Candidate("likelihood+range", "experimental", RangeLikelihood, 0))
     out.setdefault("likelihood+range cap=none",
                    Candidate("likelihood+range cap=none", "experimental", partial(RangeLikelihood, mean_cap=None), 0))
+    out.setdefault("likelihood familywise",
+                   Candidate("likelihood familywise", DEFAULT.version, DEFAULT.build, DEFAULT.max_skip,
+                             DEFAULT.threshold, vector="familywise"))
     out.setdefault("likelihood+range relearn",
                    Candidate("likelihood+range relearn", "experimental", partial(RangeLikelihood, relearn=True), 0))
     return out
