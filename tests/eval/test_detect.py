@@ -242,8 +242,9 @@ def test_familywise_vectors_score_one_metric_alike_and_many_lower() -> None:
     higher, and lower where the plain maximum is only moderately anomalous."""
     rng = np.random.default_rng(10)
     cands = detect.candidates()
-    plain, family = cands["likelihood"], cands["likelihood familywise"]
+    plain, family = cands["likelihood max"], cands["likelihood familywise"]
     assert family.vector == "familywise" and plain.vector == "max" and family.key() != plain.key()
+    assert cands["likelihood"].vector == "familywise"  # what ships since round 10 (likelihood-v3)
 
     def entity(d: int) -> smd.Entity:
         train = rng.normal(0.0, 1.0, (600, d))

@@ -254,3 +254,44 @@ def test_a_forecast_series_that_disappears_resolves() -> None:
     assert (resolved.status, resolved.fingerprint, resolved.raw["resolved_because"]) == (
         Status.RESOLVED, firing.fingerprint, "absent")
     assert engine.firing == 0 and engine.evaluate([], now=float(times[-1]) + 600.0).events == []
+
+
+def _family_run(w: Watch, one_service: bool, spike: float) -> tuple[WatchEngine, list[Event]]:
+    """Twenty series of one watch, trained alike on the same noise; series 0 then deviates by ``spike``."""
+    rng = np.random.default_rng(19)
+    noise = rng.normal(1.0, 0.05, (400, 20))
+    engine = WatchEngine(w)
+
+    def labels(k: int) -> dict[str, str]:
+        return {"service": "api" if one_service else f"svc{k}", "instance": f"i{k}"}
+
+    for i in range(400):
+        engine.evaluate([(labels(k), 10.0 * i, float(noise[i, k])) for k in range(20)])
+    events = engine.evaluate([(labels(k), 4000.0, (1.0 + spike) if k == 0 else 1.0) for k in range(20)]).events
+    return engine, events
+
+
+def test_the_series_of_one_service_are_scored_as_a_family() -> None:
+    """likelihood-v3 (docs/detect.md, round 10): one of twenty series of a service needs a rarer value to
+    fire than the only series of its service — the service's false alarms do not grow twentyfold."""
+    w = watch(detector="default", options={}, direction="both")
+    for spike in (0.16, 0.2, 0.25):
+        family, _ = _family_run(w, True, spike)
+        alone, _ = _family_run(w, False, spike)
+        key_f = series_key("latency", {"service": "api", "instance": "i0"})
+        key_a = series_key("latency", {"service": "svc0", "instance": "i0"})
+        assert family._series[key_f].last_score < alone._series[key_a].last_score
+        assert family._series[key_f].group == 20 and alone._series[key_a].group == 1
+    _, events = _family_run(w, True, 3.0)  # a clear anomaly still fires, and says how many series it was among
+    [event] = events
+    assert event.status is Status.FIRING and event.raw["series_of_service"] == 20
+    assert event.raw["detector_version"] == shipped("default").version == "likelihood-v3"
+
+
+def test_a_detector_not_shipped_familywise_scores_each_series_alone() -> None:
+    w = watch(direction="both")  # robust-v1
+    family, _ = _family_run(w, True, 0.3)
+    alone, _ = _family_run(w, False, 0.3)
+    key_f = series_key("latency", {"service": "api", "instance": "i0"})
+    key_a = series_key("latency", {"service": "svc0", "instance": "i0"})
+    assert family._series[key_f].last_score == alone._series[key_a].last_score

@@ -497,7 +497,8 @@ def shipped_candidates() -> dict[str, Candidate]:
     candidate; a point is kept out of training at the configuration's own shipped threshold."""
     from watchkeeper.detect.default import SHIPPED
 
-    return {name: Candidate(name, s.version, s.build, s.max_skip, s.threshold) for name, s in SHIPPED.items()}
+    return {name: Candidate(name, s.version, s.build, s.max_skip, s.threshold,
+                            vector="familywise" if s.familywise else "max") for name, s in SHIPPED.items()}
 
 
 #: Parameter variants the protocol may choose among besides the shipped configurations:
@@ -540,6 +541,9 @@ def candidates() -> dict[str, Candidate]:
     out.setdefault("likelihood familywise",
                    Candidate("likelihood familywise", DEFAULT.version, DEFAULT.build, DEFAULT.max_skip,
                              DEFAULT.threshold, vector="familywise"))
+    # likelihood-v2's vectors (the plain maximum), for comparisons with the rounds before round 10
+    out.setdefault("likelihood max",
+                   Candidate("likelihood max", "likelihood-v2", DEFAULT.build, DEFAULT.max_skip, 0.7773))
     out.setdefault("likelihood+range relearn",
                    Candidate("likelihood+range relearn", "experimental", partial(RangeLikelihood, relearn=True), 0))
     return out

@@ -5,7 +5,7 @@ start-up when they are not there yet, so decisions and drift checks can name the
 registering them by hand (docs/value.md).
 
 Their evaluation scores, held out and in-sample, are not constants in the code: each comes from a
-data file next to the model (``detect/likelihood-v2.scores.json``, ``rca/scores.json``,
+data file next to the model (``detect/likelihood-v3.scores.json``, ``rca/scores.json``,
 ``correlate/scores.json``) holding the figures with the command that produced them and the commit
 it ran on. A file whose model version is not the shipped one (the calibration was refitted, the
 default correlation changed) gives no scores: the figures belong to the version they measured.
@@ -38,7 +38,7 @@ from watchkeeper.correlate.window import CORRELATOR_VERSION
 from watchkeeper.value.drift import ModelKind, ModelVersion, Scores
 
 HERE = Path(__file__).resolve().parent.parent
-DETECTOR_SCORES = HERE / "detect" / "likelihood-v2.scores.json"
+DETECTOR_SCORES = HERE / "detect" / "likelihood-v3.scores.json"
 RCA_SCORES = HERE / "rca" / "scores.json"
 CORRELATION_SCORES = HERE / "correlate" / "scores.json"
 MINER_SCORES = HERE / "logs" / "miner.scores.json"

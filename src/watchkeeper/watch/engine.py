@@ -44,6 +44,7 @@ from watchkeeper.detect.filter import OpenWindow
 from watchkeeper.detect.forecast import Direction as ForecastDirection
 from watchkeeper.detect.forecast import Forecaster
 from watchkeeper.detect.forecast import Series as ForecastSeries
+from watchkeeper.detect.likelihood import AnomalyLikelihood, familywise
 from watchkeeper.detect.store import restore
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
@@ -96,6 +97,8 @@ class _Series:
     last_value: float = math.nan
     last_score: float = 0.0
     last_expected: tuple[float, float] | None = None
+    #: the series of its service in the watch's last result (the familywise correction's D)
+    group: int = 1
 
     def to_json(self) -> dict[str, Any]:
         w = self.window
@@ -215,6 +218,8 @@ class WatchEngine:
         present: set[str] = set()
         unlabelled = 0
         latest = -math.inf
+        points = list(points)
+        group = self._groups(points)
         for labels, t, x in points:
             if not labels.get(w.service_label):
                 unlabelled += 1
@@ -232,7 +237,7 @@ class WatchEngine:
             if not math.isfinite(x) or not t > s.last_at:
                 seen.append(self._view(key, s, x))
                 continue  # NaN / Inf, or a sample already seen (the series is not updating)
-            events.extend(self._step(key, s, x, t))
+            events.extend(self._step(key, s, x, t, group.get(labels[w.service_label], 1)))
             self._dirty.add(key)
             seen.append(self._view(key, s, x))
         clock = now if now is not None else latest
@@ -249,9 +254,25 @@ class WatchEngine:
                 self._dropped.add(key)
         return Evaluation(events, len(present), unlabelled, self.firing, seen)
 
-    def _step(self, key: str, s: _Series, x: float, t: float) -> list[Event]:
+    def _groups(self, points: Sequence[Point]) -> dict[str, int]:
+        """How many series of each service this result holds (label sets counted once): the D of
+        :func:`~watchkeeper.detect.likelihood.familywise`, so that a service whose query returns 40
+        series does not raise 40 times the false alarms of one that returns one (docs/detect.md)."""
+        label = self.watch.service_label
+        keys: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        for labels, _t, _x in points:
+            service = labels.get(label)
+            if service:
+                keys.setdefault(service, set()).add(tuple(sorted(labels.items())))
+        return {service: len(k) for service, k in keys.items()}
+
+    def _step(self, key: str, s: _Series, x: float, t: float, group: int = 1) -> list[Event]:
         expected = s.detector.expected_range(t)
-        score = gate(s.detector.score_one(x, t), x, expected, self.watch.direction, self.watch.floor)
+        raw = s.detector.score_one(x, t)
+        if group > 1 and self.shipped.familywise and isinstance(s.detector, AnomalyLikelihood):
+            raw = float(familywise(raw, group, s.detector.remembered))
+        s.group = group
+        score = gate(raw, x, expected, self.watch.direction, self.watch.floor)
         # AnomalyFilter.step's rule: keep anomalous points out of training, at most max_skip in a row.
         if score < self.threshold:
             s.skipped = 0
@@ -302,6 +323,7 @@ class WatchEngine:
             "direction": w.direction, "floor": w.floor,
             "detector": self.shipped.name, "detector_version": self.shipped.version,
             "detector_params": _jsonable(s.detector.params()),
+            "series_of_service": s.group,
             "window": {"start": _iso(window.start), "end": None if end is None else _iso(end)},
             "peak_at": _iso(window.peak_at), "last_value": s.last_value,
         }
