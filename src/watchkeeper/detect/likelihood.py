@@ -441,6 +441,24 @@ def familywise(scores: FloatArray | float, series: int, remembered: FloatArray |
     return np.asarray(out, dtype=np.float64)
 
 
+
+def familywise_one(score: float, series: int, remembered: float, views: int = 2) -> float:
+    """:func:`familywise` of one score, without numpy (a watch's hot path).
+
+    >>> [round(familywise_one(v, 38, 4000.0), 3) for v in (0.5, 0.8, 0.95, 0.0, 1.0)]
+    [0.126, 0.656, 0.933, 0.0, 1.0]
+    """
+    if series <= 1 or not score > 0.0:
+        return min(max(score, 0.0), 1.0) if score == score else 0.0
+    if score >= 1.0:
+        return 1.0
+    half2 = RECORD_HALF2 * (2.0 if views > 1 else 1.0)
+    sigma = math.sqrt(half2 * score / (1.0 - score)) - math.log10(series) / math.log10(max(remembered, 0.0) + 2.0)
+    if sigma <= 0.0:
+        return 0.0
+    return sigma * sigma / (sigma * sigma + half2)
+
+
 def peak_onsets(scores: FloatArray, horizon: int, delay: int) -> FloatArray:
     """Report each anomaly once, ``delay`` points after its peak: the output at ``i`` is the score
     of point ``j = i - delay`` when it is the largest of ``[j - horizon, i]`` (0 elsewhere; of

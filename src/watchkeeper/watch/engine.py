@@ -44,7 +44,7 @@ from watchkeeper.detect.filter import OpenWindow
 from watchkeeper.detect.forecast import Direction as ForecastDirection
 from watchkeeper.detect.forecast import Forecaster
 from watchkeeper.detect.forecast import Series as ForecastSeries
-from watchkeeper.detect.likelihood import AnomalyLikelihood, familywise
+from watchkeeper.detect.likelihood import AnomalyLikelihood, familywise_one
 from watchkeeper.detect.store import restore
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, EventKind, Severity, Status
@@ -270,7 +270,7 @@ class WatchEngine:
         expected = s.detector.expected_range(t)
         raw = s.detector.score_one(x, t)
         if group > 1 and self.shipped.familywise and isinstance(s.detector, AnomalyLikelihood):
-            raw = float(familywise(raw, group, s.detector.remembered))
+            raw = familywise_one(raw, group, s.detector.remembered)
         s.group = group
         score = gate(raw, x, expected, self.watch.direction, self.watch.floor)
         # AnomalyFilter.step's rule: keep anomalous points out of training, at most max_skip in a row.
