@@ -220,9 +220,35 @@ def test_a_slow_link_explains_its_caller_and_the_callers_above_it() -> None:
                 "checkout": {"trace.self_p50": scraped(10.0, 0.004, 0.004, ONSET)}},
     )
     causes = rank(None, ev)
-    assert [c.component for c in causes][:3] == ["payment", "checkout", "frontend"]
+    assert [c.component for c in causes][:2] == ["payment", "checkout"]
     checkout = causes[1].evidence
     assert checkout["slow_link_to"] == ["payment"] and checkout["ranked_below"] == ["payment"]
-    assert causes[2].evidence["ranked_below"] == ["checkout"]
+    frontend = next(c.evidence for c in causes if c.component == "frontend")
+    # the frontend waits as long as checkout does: its latency is checkout's (nothing of its own is left)
+    assert frontend["inherited"] == [{"metric": "latency_p90_s", "from": "checkout"}]
+    kept = rank(None, ev, params=Params(inherit_tolerance=0.0))
+    assert [c.component for c in kept][:3] == ["payment", "checkout", "frontend"]
+    assert kept[2].evidence["ranked_below"] == ["checkout"]
     before = rank(None, ev, params=Params(edge_explains=False, explained_below="none"))
     assert before[0].component == "checkout"  # the caller, by the scale of its latency
+
+
+def test_a_symptom_inheriting_its_callees_metric_ranks_below_a_second_fault() -> None:
+    """Two faults at once (lab c3, 2026-12-05: a hang on store and an error burst on payment): the hang's
+    caller waits as long as its callee, so its latency z — larger than the second fault's whole anomaly —
+    is the callee's, not its own; with it inherited, the second fault ranks second."""
+    g = nx.DiGraph([("front", "db"), ("front", "pay")])
+    metrics = {"front": {"latency": stepped(1, 0.05, 2.3)},
+               "db": {"latency": stepped(2, 0.01, 2.3)},
+               "pay": {"errors": stepped(3, 0.2, 0.5), "latency": quiet(4, 0.01)}}
+    ev = Evidence(g, metrics, ONSET)
+    off = rank(None, ev, params=Params(inherit_tolerance=0.0))
+    assert [c.component for c in off] == ["db", "front", "pay"]
+    on = rank(None, ev)
+    assert [c.component for c in on][:2] == ["db", "pay"]
+    front = next(c for c in on if c.component == "front")
+    assert front.evidence["inherited"] == [{"metric": "latency", "from": "db"}]
+    # a caller whose latency rose four times as much as its callee's keeps it: part of it is its own
+    metrics["front"]["latency"] = stepped(1, 0.05, 9.2)
+    mine = rank(None, Evidence(g, metrics, ONSET))
+    assert "inherited" not in next(c for c in mine if c.component == "front").evidence

@@ -159,6 +159,12 @@ def rank(
     for s in names:
         value = base[s]
         reasons: dict[str, Any] = {}
+        explained_by = _explained_by(s, graph, base, first, p, slack)
+        inherited = _inherited(per_service, s, explained_by, p) if explained_by else {}
+        if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs
+            own = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
+            value = _combine((own, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
+            reasons["inherited"] = [{"metric": name, "from": u} for name, u in sorted(inherited.items())]
         log_value = logs.get(s, 0.0)
         if log_value > metric_base[s] and log_value >= (traced[s].score if s in traced else 0.0):
             reasons["log_anomaly"] = finite(log_value)
@@ -169,7 +175,6 @@ def rank(
         if suspects and value >= p.threshold:
             value *= p.change_boost
             reasons["changes"] = [{"at": c.at, "description": c.description} for c in suspects]
-        explained_by = _explained_by(s, graph, base, first, p, slack)
         if slow_edges.get(s):
             explained_by = sorted(set(explained_by) | set(slow_edges[s]))
             reasons["slow_link_to"] = slow_edges[s]
@@ -265,6 +270,38 @@ def _explained_by(
         if t is not None and t <= own + late + 1e-6 and base.get(str(callee), 0.0) >= p.threshold:
             out.append(str(callee))
     return sorted(out)
+
+
+def _inherited(per_service: Mapping[str, Mapping[str, MetricScore]], s: str, callees: Sequence[str],
+               p: Params) -> dict[str, str]:
+    """The anomalous metrics of ``s`` that a callee explaining it shows too: the same metric, moved the same
+    way by at least 1 / ``inherit_tolerance`` of as much (``metric → callee``).
+
+    >>> m = lambda z, median, peak: MetricScore(z, 0.0, median, 1.0, peak)
+    >>> svc = {"api": {"lat": m(900.0, 0.02, 2.3), "cpu": m(2.0, 0.1, 0.2)},
+    ...        "db": {"lat": m(800.0, 0.01, 2.3)}}
+    >>> _inherited(svc, "api", ["db"], Params())
+    {'lat': 'db'}
+    >>> svc["api"]["lat"] = m(900.0, 0.02, 9.0)  # four times the callee's rise: partly its own
+    >>> _inherited(svc, "api", ["db"], Params())
+    {}
+    """
+    if p.inherit_tolerance <= 0:
+        return {}
+    out: dict[str, str] = {}
+    for name, mine in per_service.get(s, {}).items():
+        if mine.z < p.threshold:
+            continue
+        rise = mine.peak - mine.median
+        for u in callees:
+            theirs = per_service.get(u, {}).get(name)
+            if theirs is None or theirs.z < p.threshold:
+                continue
+            cause = theirs.peak - theirs.median
+            if rise * cause > 0 and abs(rise) <= p.inherit_tolerance * abs(cause):
+                out[name] = u
+                break
+    return out
 
 
 def _rank_below(names: Sequence[str], score: dict[str, float], why: Mapping[str, dict[str, Any]],
