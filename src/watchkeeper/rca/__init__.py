@@ -162,8 +162,8 @@ def rank(
         explained_by = _explained_by(s, graph, base, first, p, slack)
         inherited = _inherited(per_service, s, explained_by, p) if explained_by else {}
         if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs
-            own = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
-            value = _combine((own, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
+            left = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
+            value = _combine((left, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
             reasons["inherited"] = [{"metric": name, "from": u} for name, u in sorted(inherited.items())]
         log_value = logs.get(s, 0.0)
         if log_value > metric_base[s] and log_value >= (traced[s].score if s in traced else 0.0):
