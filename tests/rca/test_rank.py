@@ -225,7 +225,7 @@ def test_a_slow_link_explains_its_caller_and_the_callers_above_it() -> None:
     assert checkout["slow_link_to"] == ["payment"] and checkout["ranked_below"] == ["payment"]
     frontend = next(c.evidence for c in causes if c.component == "frontend")
     # the frontend waits as long as checkout does: its latency is checkout's (nothing of its own is left)
-    assert frontend["inherited"] == [{"metric": "latency_p90_s", "from": "checkout"}]
+    assert frontend["inherited"] == [{"metric": "latency_p90_s", "from": ["checkout"]}]
     kept = rank(None, ev, params=Params(inherit_tolerance=0.0))
     assert [c.component for c in kept][:3] == ["payment", "checkout", "frontend"]
     assert kept[2].evidence["ranked_below"] == ["checkout"]
@@ -247,7 +247,7 @@ def test_a_symptom_inheriting_its_callees_metric_ranks_below_a_second_fault() ->
     on = rank(None, ev)
     assert [c.component for c in on][:2] == ["db", "pay"]
     front = next(c for c in on if c.component == "front")
-    assert front.evidence["inherited"] == [{"metric": "latency", "from": "db"}]
+    assert front.evidence["inherited"] == [{"metric": "latency", "from": ["db"]}]
     # a caller whose latency rose four times as much as its callee's keeps it: part of it is its own
     metrics["front"]["latency"] = stepped(1, 0.05, 9.2)
     mine = rank(None, Evidence(g, metrics, ONSET))

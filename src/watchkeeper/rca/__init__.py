@@ -160,11 +160,12 @@ def rank(
         value = base[s]
         reasons: dict[str, Any] = {}
         explained_by = _explained_by(s, graph, base, first, p, slack)
-        inherited = _inherited(per_service, s, explained_by, p) if explained_by else {}
+        below = [str(u) for u in graph.successors(s) if base.get(str(u), 0.0) >= p.threshold] if explained_by else []
+        inherited = _inherited(per_service, s, below, p) if explained_by else {}
         if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs
             left = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
             value = _combine((left, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
-            reasons["inherited"] = [{"metric": name, "from": u} for name, u in sorted(inherited.items())]
+            reasons["inherited"] = [{"metric": name, "from": us} for name, us in sorted(inherited.items())]
         log_value = logs.get(s, 0.0)
         if log_value > metric_base[s] and log_value >= (traced[s].score if s in traced else 0.0):
             reasons["log_anomaly"] = finite(log_value)
@@ -273,34 +274,36 @@ def _explained_by(
 
 
 def _inherited(per_service: Mapping[str, Mapping[str, MetricScore]], s: str, callees: Sequence[str],
-               p: Params) -> dict[str, str]:
-    """The anomalous metrics of ``s`` that a callee explaining it shows too: the same metric, moved the same
-    way by at least 1 / ``inherit_tolerance`` of as much (``metric → callee``).
+               p: Params) -> dict[str, list[str]]:
+    """The anomalous metrics of ``s`` that its anomalous ``callees`` account for: the same metric moved the
+    same way in them, by at least 1 / ``inherit_tolerance`` of its rise *in sum* — a caller that calls two
+    slow callees one after the other waits for both (``metric → the callees``).
 
     >>> m = lambda z, median, peak: MetricScore(z, 0.0, median, 1.0, peak)
     >>> svc = {"api": {"lat": m(900.0, 0.02, 2.3), "cpu": m(2.0, 0.1, 0.2)},
-    ...        "db": {"lat": m(800.0, 0.01, 2.3)}}
+    ...        "db": {"lat": m(800.0, 0.01, 2.3)}, "cache": {"lat": m(700.0, 0.01, 2.3)}}
     >>> _inherited(svc, "api", ["db"], Params())
-    {'lat': 'db'}
-    >>> svc["api"]["lat"] = m(900.0, 0.02, 9.0)  # four times the callee's rise: partly its own
-    >>> _inherited(svc, "api", ["db"], Params())
-    {}
+    {'lat': ['db']}
+    >>> svc["api"]["lat"] = m(900.0, 0.02, 4.6)  # twice one callee's rise: both callees' together
+    >>> _inherited(svc, "api", ["db"], Params()), _inherited(svc, "api", ["cache", "db"], Params())
+    ({}, {'lat': ['cache', 'db']})
     """
     if p.inherit_tolerance <= 0:
         return {}
-    out: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
     for name, mine in per_service.get(s, {}).items():
         if mine.z < p.threshold:
             continue
         rise = mine.peak - mine.median
-        for u in callees:
+        total, sources = 0.0, []
+        for u in sorted(callees):
             theirs = per_service.get(u, {}).get(name)
-            if theirs is None or theirs.z < p.threshold:
+            if theirs is None or theirs.z < p.threshold or (theirs.peak - theirs.median) * rise <= 0:
                 continue
-            cause = theirs.peak - theirs.median
-            if rise * cause > 0 and abs(rise) <= p.inherit_tolerance * abs(cause):
-                out[name] = u
-                break
+            total += abs(theirs.peak - theirs.median)
+            sources.append(u)
+        if sources and abs(rise) <= p.inherit_tolerance * total:
+            out[name] = sources
     return out
 
 
