@@ -163,7 +163,10 @@ def rank(
         below = [str(u) for u in graph.successors(s) if base.get(str(u), 0.0) >= p.threshold] if explained_by else []
         inherited = _inherited(per_service, s, below, p) if explained_by else {}
         if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs
-            left = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
+            # an inherited anomaly still says the service is anomalous, at the threshold's strength only: above
+            # the services that show nothing, below any anomaly of its own
+            left = max(max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0),
+                       p.threshold)
             value = _combine((left, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
             reasons["inherited"] = [{"metric": name, "from": us} for name, us in sorted(inherited.items())]
         log_value = logs.get(s, 0.0)
