@@ -441,7 +441,6 @@ def familywise(scores: FloatArray | float, series: int, remembered: FloatArray |
     return np.asarray(out, dtype=np.float64)
 
 
-
 def familywise_one(score: float, series: int, remembered: float, views: int = 2) -> float:
     """:func:`familywise` of one score, without numpy (a watch's hot path).
 

@@ -127,9 +127,9 @@ class Params:
     doubt_changes_below: bool = True
     doubt_cap: float = 0.5
     # inherited anomalies (docs/rca.md, "A symptom's inherited metrics"; declared before measuring, not
-    # tuned): a metric of a service explained by a callee does not count for it when the callee's metric of
-    # the same name moved the same way by at least 1 / this of as much — a caller waits for its callee's
-    # latency and returns its errors; 0: off
+    # tuned): a metric of a service explained by a callee counts for it only at the threshold's z when its
+    # anomalous direct callees' metric of the same name moved the same way by at least 1 / this of as much
+    # in sum — a caller waits for its callees' latency and returns their errors; 0: off
     inherit_tolerance: float = 1.25
 
 
