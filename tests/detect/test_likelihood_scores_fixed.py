@@ -96,13 +96,3 @@ def test_seasonal_medians_found_ahead_are_those_found_point_by_point() -> None:
         det.learn_one(xi, ti)
     assert det.season_lag == 48 and det._ahead and checked > 12_000
 
-
-def test_familywise_one_is_familywise_of_one_score() -> None:
-    from watchkeeper.detect.likelihood import familywise, familywise_one
-
-    rng = np.random.default_rng(5)
-    scores = np.r_[rng.random(500), 0.0, 1.0, 0.999999]
-    for d in (1, 2, 7, 40):
-        for n in (64.0, 600.0, 4000.0):
-            np.testing.assert_allclose([familywise_one(float(v), d, n) for v in scores], familywise(scores, d, n),
-                                       rtol=1e-12, atol=1e-15)

@@ -413,39 +413,20 @@ class AnomalyLikelihood(Detector):
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
-def familywise(scores: FloatArray | float, series: int, remembered: FloatArray | float,
-               views: int = 2) -> FloatArray:
-    """:class:`AnomalyLikelihood` scores made comparable across *groups* of series: the score of one
-    of ``series`` series scored together, with the Bonferroni correction applied to the tail
-    probability behind it (``p`` → ``series · p``), so that the most anomalous of D series crosses a
-    threshold about as often as one series does (docs/detect.md, round 10).
+def familywise_one(score: float, series: int, remembered: float, views: int = 2) -> float:
+    """:class:`AnomalyLikelihood`'s ``score`` made comparable across *groups* of series: the score of one of
+    ``series`` series scored together, with the Bonferroni correction applied to the tail probability
+    behind it (``p`` → ``series · p``), so that the most anomalous of D series crosses a threshold about as
+    often as one series does (docs/detect.md, round 10). Pure Python: a watch's per-point path.
 
     A score is ``squash(σ, ½·√views)`` of the surprise ``σ = −log10 p / log10(n + 2)`` (``n`` the
     values ``remembered``); the corrected surprise is ``σ − log10(series) / log10(n + 2)``, at least 0.
     One series changes nothing.
 
-    >>> familywise(np.array([0.5, 0.8, 0.95]), 1, 4000.0).round(4).tolist()
-    [0.5, 0.8, 0.95]
-    >>> [round(float(v), 3) for v in familywise(np.array([0.5, 0.8, 0.95, 0.0]), 38, 4000.0)]
-    [0.126, 0.656, 0.933, 0.0]
-    """
-    s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
-    if series <= 1:
-        return s
-    half2 = RECORD_HALF2 * (2.0 if views > 1 else 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = np.sqrt(half2 * s / (1.0 - s))  # inf where s == 1
-        scale = np.log10(np.maximum(np.asarray(remembered, dtype=np.float64), 0.0) + 2.0)
-        sigma = np.maximum(sigma - math.log10(series) / scale, 0.0)
-        out = np.where(np.isinf(sigma), 1.0, sigma * sigma / (sigma * sigma + half2))
-    return np.asarray(out, dtype=np.float64)
-
-
-def familywise_one(score: float, series: int, remembered: float, views: int = 2) -> float:
-    """:func:`familywise` of one score, without numpy (a watch's hot path).
-
     >>> [round(familywise_one(v, 38, 4000.0), 3) for v in (0.5, 0.8, 0.95, 0.0, 1.0)]
     [0.126, 0.656, 0.933, 0.0, 1.0]
+    >>> familywise_one(0.8, 1, 4000.0)
+    0.8
     """
     if series <= 1 or not score > 0.0:
         return min(max(score, 0.0), 1.0) if score == score else 0.0
@@ -456,6 +437,18 @@ def familywise_one(score: float, series: int, remembered: float, views: int = 2)
     if sigma <= 0.0:
         return 0.0
     return sigma * sigma / (sigma * sigma + half2)
+
+
+def familywise(scores: FloatArray, series: int, remembered: FloatArray | float, views: int = 2) -> FloatArray:
+    """:func:`familywise_one` of every score (``remembered`` one value, or one per score).
+
+    >>> familywise(np.array([0.5, 0.8, 0.95, 0.0]), 38, 4000.0).round(3).tolist()
+    [0.126, 0.656, 0.933, 0.0]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    n = np.broadcast_to(np.asarray(remembered, dtype=np.float64), s.shape)
+    return np.fromiter((familywise_one(a, series, b, views) for a, b in zip(s.tolist(), n.tolist(), strict=True)),
+                       dtype=np.float64, count=s.size)
 
 
 def peak_onsets(scores: FloatArray, horizon: int, delay: int) -> FloatArray:

@@ -136,9 +136,12 @@ def rank(
 
     metric_base = {s: max((m.z for m in own.values()), default=0.0) for s, own in per_service.items()}
     logs = {s: log_score(evidence.log_anomalies[s]) for s in names if s in evidence.log_anomalies}
-    base = {s: _combine((metric_base[s], p.trace_weight * traced[s].score if s in traced else 0.0,
-                         logs.get(s, 0.0)), p)
-            for s in names}
+
+    def combined(s: str, metric_z: float) -> float:
+        """A service's signals joined: its metric z, its traces (weighted) and its logs."""
+        return _combine((metric_z, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
+
+    base = {s: combined(s, metric_base[s]) for s in names}
     first: dict[str, float | None] = {}
     for s, own in per_service.items():
         onsets = [m.onset_at for m in own.values() if m.onset_at is not None]
@@ -160,14 +163,15 @@ def rank(
         value = base[s]
         reasons: dict[str, Any] = {}
         explained_by = _explained_by(s, graph, base, first, p, slack)
-        below = [str(u) for u in graph.successors(s) if base.get(str(u), 0.0) >= p.threshold] if explained_by else []
-        inherited = _inherited(per_service, s, below, p) if explained_by else {}
-        if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs
+        inherited: dict[str, list[str]] = {}
+        if explained_by:  # then s is in the graph
+            anomalous = [str(u) for u in graph.successors(s) if base.get(str(u), 0.0) >= p.threshold]
+            inherited = _inherited(per_service, s, anomalous, p)
+        if inherited:  # what is left of its own: the metrics its callees do not explain, traces and logs;
             # an inherited anomaly still says the service is anomalous, at the threshold's strength only: above
             # the services that show nothing, below any anomaly of its own
-            left = max(max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0),
-                       p.threshold)
-            value = _combine((left, p.trace_weight * traced[s].score if s in traced else 0.0, logs.get(s, 0.0)), p)
+            left = max((m.z for name, m in per_service[s].items() if name not in inherited), default=0.0)
+            value = combined(s, max(left, p.threshold))
             reasons["inherited"] = [{"metric": name, "from": us} for name, us in sorted(inherited.items())]
         log_value = logs.get(s, 0.0)
         if log_value > metric_base[s] and log_value >= (traced[s].score if s in traced else 0.0):

@@ -258,12 +258,12 @@ class WatchEngine:
         """How many series of each service this result holds (label sets counted once): the D of
         :func:`~watchkeeper.detect.likelihood.familywise`, so that a service whose query returns 40
         series does not raise 40 times the false alarms of one that returns one (docs/detect.md)."""
-        label = self.watch.service_label
-        keys: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        w = self.watch
+        keys: dict[str, set[str]] = {}
         for labels, _t, _x in points:
-            service = labels.get(label)
+            service = labels.get(w.service_label)
             if service:
-                keys.setdefault(service, set()).add(tuple(sorted(labels.items())))
+                keys.setdefault(service, set()).add(series_key(w.name, labels))
         return {service: len(k) for service, k in keys.items()}
 
     def _step(self, key: str, s: _Series, x: float, t: float, group: int = 1) -> list[Event]:
