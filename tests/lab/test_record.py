@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from watchkeeper.cli import app
 from watchkeeper.eval.lab_series import campaign_entity
 from watchkeeper.eval.rca import read_lab
+from watchkeeper.lab.control import LabError, check_topology, read_topology
 from watchkeeper.lab.net import request
 from watchkeeper.lab.record import CampaignTiming, FaultSpec, parse_campaign, record_campaign
 from watchkeeper.lab.spans import SpanSink, read_spans
@@ -124,3 +125,59 @@ def test_a_short_campaign_records_metrics_spans_logs_and_ground_truth(tmp_path: 
     assert step == pytest.approx(1.0, abs=0.2)
     assert len(entity.train) >= 2 and entity.labels.any() and np.isfinite(entity.test).all()
     assert not list(tmp_path.glob("watchkeeper-lab-record-*"))
+
+
+def test_a_topology_of_ones_own_is_checked_with_a_sentence(tmp_path: Path) -> None:
+    assert check_topology(["gw", "api", "db"], [("gw", "api"), ("gw", "db"), ("api", "db")])[0] == ["gw", "api", "db"]
+    refused = {
+        "names no service": ([], []),
+        "not in the lab: x": (["gw"], [("gw", "x")]),
+        "cannot call itself": (["gw"], [("gw", "gw")]),
+        "cycle \\(gw → api → gw\\)": (["gw", "api"], [("gw", "api"), ("api", "gw")]),
+        "db: not reachable from gw": (["gw", "db"], []),
+        "twice": (["gw", "gw"], []),
+        "lower case": (["gw", "../etc"], [("gw", "../etc")]),
+        "at most 24": ([f"s{i}" for i in range(25)], []),
+        "an edge is": (["gw", "api"], [("gw", "api", "db")]),
+    }
+    for message, (services, edges) in refused.items():
+        with pytest.raises(LabError, match=message):
+            check_topology(services, edges)
+    bodies = {"not JSON": b"{", "a topology is": b"[1, 2]", "are names": b'{"services": [1], "edges": []}',
+              "cannot read": None, "not JSON ": b"\xff\xfe\x00binary"}
+    for message, body in bodies.items():
+        path = tmp_path / "t.json"
+        path.unlink(missing_ok=True)
+        if body is not None:
+            path.write_bytes(body)
+        with pytest.raises(LabError, match=message.strip()):
+            read_topology(path)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"services": ["gw", "api"], "edges": [["gw", "api"]]}))
+    assert read_topology(good) == (["gw", "api"], [("gw", "api")])
+    cli = CliRunner()
+    result = cli.invoke(app, ["lab", "record", str(tmp_path / "out"), "--topology", str(good)])
+    assert result.exit_code == 2 and "name the faults with --faults" in result.output
+    result = cli.invoke(app, ["lab", "record", str(tmp_path / "out"), "--topology", str(good), "--faults", "hang:store"])
+    assert result.exit_code == 2 and "no service store" in result.output
+    (tmp_path / "loop.json").write_text(json.dumps({"services": ["gw", "api"], "edges": [["gw", "api"], ["api", "gw"]]}))
+    result = cli.invoke(app, ["lab", "up", "--no-monitoring", "--dir", str(tmp_path / "lab"),
+                              "--topology", str(tmp_path / "loop.json")])
+    assert result.exit_code == 2 and "cycle" in result.output and not (tmp_path / "lab" / "lab.json").exists()
+
+
+def test_a_campaign_runs_on_a_topology_of_ones_own(tmp_path: Path) -> None:
+    out = tmp_path / "campaign"
+    shape = (["gateway", "orders", "ledger"], [("gateway", "orders"), ("gateway", "ledger"), ("orders", "ledger")])
+    summary = record_campaign(out, parse_campaign("exception:orders"),
+                              CampaignTiming(warmup=3, fault=6, gap=2, concurrent=1, interval=1.0), rps=10,
+                              topology=shape)
+    assert summary["faults"] == 1
+    assert json.loads((out / "topology.json").read_text()) == {
+        "services": ["gateway", "orders", "ledger"], "edges": [["gateway", "orders"], ["gateway", "ledger"],
+                                                               ["orders", "ledger"]]}
+    assert {p.stem for p in (out / "metrics").glob("*.csv")} == {"gateway", "orders", "ledger"}
+    spans = read_spans(out / "spans.jsonl")
+    assert {s["service"] for s in spans} == {"gateway", "orders", "ledger"}
+    assert any(s["error"] and s["service"] == "orders" and s["kind"] == "server" for s in spans)
+    assert [(c.kind, c.truth) for c in read_lab(out)] == [("exception", "orders")]

@@ -46,14 +46,19 @@ def up(
         "--signals/--no-signals",
         help="Traces to the lab's Watchkeeper and its log files in watchkeeper.yaml (logs: and traces: "
              "sections; needs a server that has them)")] = False,
+    topology: Annotated[Path | None, typer.Option(
+        "--topology", help="A topology file, {\"services\": [...], \"edges\": [[caller, callee], ...]} (the first "
+                           "service is the one the load generator calls); default: the lab's six services")] = None,
 ) -> None:
     """Start the services and the load generator on 127.0.0.1; write lab.json and topology.json; with
     monitoring, start the lab's Prometheus and Alertmanager and write watchkeeper.yaml for `serve`."""
+    from watchkeeper.lab.control import EDGES, SERVICES, read_topology
     from watchkeeper.lab.otel import endpoint_from
 
     lab = Lab(directory)
     try:
-        state = lab.up(rps=rps, capacity_mb=capacity_mb, monitoring=monitoring,
+        services, edges = read_topology(topology) if topology else (list(SERVICES), list(EDGES))
+        state = lab.up(rps=rps, capacity_mb=capacity_mb, monitoring=monitoring, services=services, edges=edges,
                        otlp_endpoint=None if signals else endpoint_from(otlp_endpoint), signals=signals)
     except LabError as exc:
         raise _fail(exc) from None
@@ -221,12 +226,20 @@ def record(
     concurrent: Annotated[int, typer.Option(min=1, max=3, help="Faults at once (different targets)")] = 2,
     rps: Annotated[float, typer.Option(help="Load generator requests per second")] = 20.0,
     interval: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds between metric scrapes")] = 2.0,
+    topology: Annotated[Path | None, typer.Option(
+        "--topology", help="A topology file, {\"services\": [...], \"edges\": [[caller, callee], ...]} (the first "
+                           "service is the one the load generator calls); default: the lab's six services")] = None,
 ) -> None:
     """Record a campaign with every signal (metrics, spans, JSON logs, ground truth) in a lab of its
     own, for 'watchkeeper eval rca --format lab OUT_DIR'."""
+    from watchkeeper.lab.control import read_topology
     from watchkeeper.lab.record import DEFAULT_CAMPAIGN, CampaignTiming, parse_campaign, record_campaign
 
     try:
+        shape = read_topology(topology) if topology else None
+        if shape and not faults_:
+            raise ValueError("with --topology, name the faults with --faults (the default campaign names the "
+                             "lab's own services)")
         specs = parse_campaign(faults_ or DEFAULT_CAMPAIGN)
         unknown = sorted({s.kind for s in specs} - set(FAULTS))
         if unknown:
@@ -234,7 +247,8 @@ def record(
         if not specs:
             raise ValueError("--faults names no fault")
         timing = CampaignTiming(warmup, fault_seconds, gap, concurrent, interval)
-        summary = record_campaign(out_dir, specs, timing, rps=rps, progress=lambda msg: err.print(msg, markup=False))
+        summary = record_campaign(out_dir, specs, timing, rps=rps, progress=lambda msg: err.print(msg, markup=False),
+                                  topology=shape)
     except (ValueError, LabError) as exc:
         raise _fail(exc) from None
     _show(summary)

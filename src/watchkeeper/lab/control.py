@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,86 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started here: kept so they
 class LabError(WatchkeeperError):
     """A request the lab cannot carry out, in one sentence (the CLI exits 2 with it): part of the one
     error hierarchy, so any command that drives the lab reports it the same way."""
+
+
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def check_topology(services: Sequence[str], edges: Iterable[Sequence[str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The lab's services and caller → callee edges, checked: names a file can carry (lower case,
+    digits, ``-``), no duplicate, no edge to an unknown service or to itself, no cycle (a request would
+    loop), and every service reachable from the first one, which the load generator calls. Raises
+    :class:`LabError` with a sentence.
+
+    >>> check_topology(["gw", "api", "db"], [["gw", "api"], ["api", "db"]])
+    (['gw', 'api', 'db'], [('gw', 'api'), ('api', 'db')])
+    >>> check_topology(["gw", "db"], [])
+    Traceback (most recent call last):
+    ...
+    watchkeeper.lab.control.LabError: db: not reachable from gw, the first service (the load generator calls it)
+    """
+    names = [str(n) for n in services]
+    if not names:
+        raise LabError("the topology names no service")
+    if len(names) > 24:
+        raise LabError(f"the topology names {len(names)} services; the lab runs at most 24 (one process each)")
+    bad = [n for n in names if not _SERVICE_NAME.match(n)]
+    if bad:
+        raise LabError(f"service names are lower case letters, digits and '-' (at most 40), starting with a "
+                       f"letter: not {', '.join(map(repr, bad))}")
+    if len(set(names)) != len(names):
+        raise LabError("the topology names a service twice")
+    pairs: list[tuple[str, str]] = []
+    for e in edges:
+        if isinstance(e, str) or len(e) != 2:
+            raise LabError(f"an edge is [caller, callee], not {e!r}")
+        pairs.append((str(e[0]), str(e[1])))
+    unknown = sorted({n for e in pairs for n in e} - set(names))
+    if unknown:
+        raise LabError(f"edges name services that are not in the lab: {', '.join(unknown)}")
+    if any(a == b for a, b in pairs):
+        raise LabError("a service cannot call itself")
+    if len(set(pairs)) != len(pairs):
+        raise LabError("the topology names an edge twice")
+    callees: dict[str, list[str]] = {n: [] for n in names}
+    for a, b in pairs:
+        callees[a].append(b)
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in callees[node]:
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt):], node, nxt] if nxt in path else [node, nxt]
+                raise LabError(f"the topology has a cycle ({' → '.join(cycle)}): a request would loop")
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    visit(names[0], [])
+    unreached = [n for n in names if n not in state]
+    if unreached:
+        raise LabError(f"{', '.join(unreached)}: not reachable from {names[0]}, the first service (the load "
+                       "generator calls it)")
+    return names, pairs
+
+
+def read_topology(path: str | Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """A topology file, ``{"services": [...], "edges": [[caller, callee], ...]}`` (what ``topology.json``
+    holds; the first service is the entry the load generator calls), checked by :func:`check_topology`."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise LabError(f"{path}: cannot read the topology ({e.strerror or e})") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LabError(f"{path}: the topology is not JSON ({e})") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), list) \
+            or not isinstance(doc.get("edges", []), list):
+        raise LabError(f"{path}: a topology is {{\"services\": [...], \"edges\": [[caller, callee], ...]}}")
+    if not all(isinstance(n, str) for n in doc["services"]) or not all(
+            isinstance(e, list) and all(isinstance(x, str) for x in e) for e in doc.get("edges", [])):
+        raise LabError(f"{path}: services are names and edges are [caller, callee] pairs of names")
+    return check_topology(doc["services"], doc.get("edges", []))
 
 
 class Lab:
@@ -198,11 +279,7 @@ class Lab:
             pids = ", ".join(str(p) for p in _pids(self.state()) if _alive(p))
             raise LabError(f"the lab in {self.dir} is already up (pids {pids}); "
                            f"run 'watchkeeper lab down --dir {self.dir}' first")
-        edges = [(str(a), str(b)) for a, b in edges]
-        names = list(services)
-        unknown = sorted({n for e in edges for n in e} - set(names))
-        if unknown:
-            raise LabError(f"edges name services that are not in the lab: {', '.join(unknown)}")
+        names, edges = check_topology(services, edges)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in ("faults.jsonl", "changes.jsonl", "lab.json", "watchkeeper.db", "watchkeeper.db-wal",
                       "watchkeeper.db-shm"):

@@ -132,19 +132,26 @@ class CampaignTiming:
 def record_campaign(
     out: Path, faults: Sequence[FaultSpec], timing: CampaignTiming = CampaignTiming(), *, rps: float = 20.0,
     progress: Callable[[str], None] | None = None,
+    topology: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None,
 ) -> dict[str, Any]:
     """Run a lab with every signal on and record a campaign into ``out`` for ``watchkeeper eval rca
     --format lab``: ``metrics/<service>.csv`` (scraped every ``interval``), ``spans.jsonl`` (every span
     the services exported, through a local OTLP receiver), ``logs/<service>.log`` (the services' JSON
     logs), ``faults.jsonl`` (ground truth), ``topology.json`` and ``changes.jsonl``. Faults run in
     groups of ``concurrent`` (overlapping: started together, each ending by itself after
-    ``timing.fault`` s; a crash is restarted then). Returns a summary."""
-    from watchkeeper.lab.control import Lab
+    ``timing.fault`` s; a crash is restarted then). ``topology``: ``(services, edges)`` instead of the
+    lab's own (an unseen system for the ranker; see :func:`watchkeeper.lab.control.check_topology`).
+    Returns a summary."""
+    from watchkeeper.lab.control import EDGES, SERVICES, Lab, LabError, check_topology
     from watchkeeper.lab.signals import Scraper
     from watchkeeper.lab.spans import SpanSink
 
     say = progress or (lambda _msg: None)
+    services, edges = check_topology(*(topology or (SERVICES, EDGES)))
     for spec in faults:
+        if spec.target not in services:
+            raise LabError(f"{spec.kind}:{spec.target}: the lab has no service {spec.target} "
+                           f"(its services: {', '.join(services)})")
         if spec.kind == "crash" and spec.params:
             raise ValueError("a crash takes no parameters")
     groups = [list(faults[i:i + timing.concurrent]) for i in range(0, len(faults), max(1, timing.concurrent))]
@@ -164,7 +171,7 @@ def record_campaign(
     started = time.time()
     try:
         say(f"starting the lab (spans to {sink.url})")
-        lab.up(rps=rps, monitoring=False, otlp_endpoint=sink.url)
+        lab.up(rps=rps, monitoring=False, otlp_endpoint=sink.url, services=services, edges=edges)
         scraper, recorder = Scraper.from_lab(lab.dir), Recorder(out)
 
         def scrape() -> None:
