@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     intake_max_backlog: int = Field(
         500_000, gt=0, description="Alerts accepted on POST /api/v2/alerts (SQLite) and not yet processed, at "
         "most: a storm's burst waits on disk (~0.3-1 KB an alert), beyond it the route answers 503 + Retry-After",
+    )
+    intake_drainer: Literal["process", "thread"] = Field(
+        "process", description="Who turns POST /api/v2/alerts' journal (SQLite) into incidents in serve: a child "
+        "process (the other core: faster intake, a second Python process's memory) or a thread of the API's "
+        "(one process: less memory, slower intake; docs/scaling.md)",
     )
     retention_days: float = Field(
         90, ge=0, description="Delete events and dead letters received longer ago than this (0: keep them "

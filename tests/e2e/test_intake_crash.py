@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.servers import Servers, http, start_watchkeeper, wait_until
+from e2e.servers import Servers, http, start_watchkeeper, wait_until, watchkeeper_command
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +128,30 @@ def test_serve_drains_in_one_child_and_stops_it(tmp_path: Path) -> None:
         wait_until(lambda: gone(drainer), what="the drainer to exit", timeout=30, servers=servers)
     with sqlite3.connect(tmp_path / "wk" / "watchkeeper.db") as db:
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == PER_BODY
+
+
+def test_serve_drains_in_a_thread_of_its_own_when_told(tmp_path: Path) -> None:
+    """``intake_drainer: thread`` (less memory, slower intake): one process; the journal drains the same."""
+    with Servers() as servers:
+        wk = start_watchkeeper(servers, tmp_path / "wk", roles=("ingest",),
+                               env={"WATCHKEEPER_INTAKE_DRAINER": "thread"})
+        proc = wk.server.proc
+        assert proc is not None
+        with http() as client:
+            for n in range(3):
+                answer = client.post(f"{wk.url}/api/v2/alerts", json=body(n, n), headers=wk.headers("ingest"))
+                assert answer.status_code == 202, answer.text
+            wait_until(lambda: client.get(f"{wk.url}/healthz").json()["details"]["intake"]["backlog"] == 0,
+                       what="the intake journal to drain", timeout=60, servers=servers)
+            assert children(proc.pid) == {}  # no drainer process
+        wk.server.stop()
+    with sqlite3.connect(tmp_path / "wk" / "watchkeeper.db") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 3 * PER_BODY
+
+
+def test_a_drainer_that_is_neither_is_refused_with_a_sentence(tmp_path: Path) -> None:
+    env = {**os.environ, "WATCHKEEPER_INTAKE_DRAINER": "fork",
+           "WATCHKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'wk.db'}"}
+    result = subprocess.run([str(watchkeeper_command()), "serve", "--port", "0"], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 2 and "intake_drainer" in result.stderr and "process" in result.stderr

@@ -61,7 +61,7 @@ def serve(
               f"http://{bind_host}:{bind_port}{'' if loop else ' (API only)'}")
     try:
         uvicorn.run(
-            create_app(wk, upgrade=False, responder=loop, watch=loop, rank=loop, bus=bus, intake="process"),
+            create_app(wk, upgrade=False, responder=loop, watch=loop, rank=loop, bus=bus, intake=cfg.intake_drainer),
             host=bind_host,
             port=bind_port, log_level=cfg.log_level, access_log=False,
         )
