@@ -15,12 +15,16 @@ from watchkeeper.service.logs import LogIngest
 
 def names(text: str, service: str) -> bool:
     """Whether a log template names ``service`` as a word (``call to checkout failed`` names
-    ``checkout``, not ``checkout-db``).
+    ``checkout``, not ``checkout-db``) — not as the attribute or the tail of a dotted name, which is code
+    (a stack trace's ``total = subtotal + quote.shipping`` does not name a service ``shipping``; a host
+    name ``shipping.prod.svc`` still does).
 
     >>> names("call to checkout GET <*> failed", "checkout"), names("checkout-db timeout", "checkout")
     (True, False)
+    >>> names("total = subtotal + quote.shipping", "shipping"), names("GET http://shipping.svc:80/ failed", "shipping")
+    (False, True)
     """
-    return re.search(rf"(?<![\w-]){re.escape(service)}(?![\w-])", text) is not None
+    return re.search(rf"(?<![\w.-]){re.escape(service)}(?![\w-])", text) is not None
 
 
 class RankerLogs:
