@@ -185,3 +185,18 @@ def test_a_request_whose_child_is_the_frameworks_error_handler_failed(tmp_path: 
     spans = {s.span_id: s for s in nezha_signals.read_spans(path, service_of_pod)}
     assert [k for k, s in sorted(spans.items()) if s.error] == ["b"]  # the request the handler served, only
     assert spans["d"].service == "ts-preserve" and spans["e"].error is False
+
+
+def test_a_log_line_that_names_one_other_service_is_its_evidence_as_serve_attributes_it() -> None:
+    from watchkeeper.eval.nezha_signals import LogLine, LogTable
+
+    lines = [LogLine(100.0 + i, "frontend", "ERROR", f"call to cartservice failed after {i} ms") for i in range(20)]
+    lines += [LogLine(100.0 + i, "frontend", "ERROR", "cartservice or checkoutservice: both failed") for i in range(5)]
+    lines += [LogLine(100.0 + i, "cartservice", "INFO", f"GetCart user={i} total = quote.checkoutservice")
+              for i in range(5)]
+    lines += [LogLine(100.0, "checkoutservice", "INFO", "started")]
+    table = LogTable.of(lines)
+    writer = [table.services[i] for i in table.service]
+    assert writer.count("cartservice") == 25  # the 20 lines naming it, and its own 5 (a dotted name is code)
+    assert writer.count("frontend") == 5  # naming two services: still its writer's
+    assert writer.count("checkoutservice") == 1

@@ -39,11 +39,12 @@ import numpy as np
 
 from watchkeeper.errors import InputError
 from watchkeeper.rca.logs import LogAnomaly, score_counts, template_of
+from watchkeeper.service.log_evidence import names
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span, is_error_handler
 
 #: Bumped when the parsing or the aggregation changes, so that old caches are not read.
-CACHE_VERSION = "nezha-signals-6"  # 6: a span whose child is an error handler failed
+CACHE_VERSION = "nezha-signals-7"  # 7: a log template that names one other service is its evidence
 DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
@@ -278,7 +279,10 @@ def read_logs(path: Path, service_of: Any) -> Iterator[LogLine]:
 @dataclass(frozen=True, slots=True)
 class LogTable:
     """A day's log lines, compact: sorted times and, per line, indexes into the service, severity and
-    template tables (templates by :func:`watchkeeper.rca.logs.template_of`, computed once per line)."""
+    template tables (templates by :func:`watchkeeper.rca.logs.template_of`, computed once per line). A
+    line's service is the one it is evidence about, as ``serve`` attributes it
+    (:func:`watchkeeper.service.log_evidence.names`): the one other service its template names
+    (``call to ts-order-service failed`` is that service's symptom), else the one that wrote it."""
 
     at: np.ndarray[Any, np.dtype[np.float64]]
     service: np.ndarray[Any, np.dtype[np.int32]]
@@ -305,13 +309,20 @@ class LogTable:
                 if i is None:
                     i = table[value] = len(table)
                 cols[name].append(i)
+        services, templates = tuple(ids["service"]), tuple(ids["template"])
+        attributed: dict[tuple[int, int], int] = {}  # (writer, template) -> the service it is evidence about
+        for pair in set(zip(cols["service"], cols["template"], strict=True)):
+            writer = services[pair[0]]
+            named = [i for i, other in enumerate(services) if other != writer and names(templates[pair[1]], other)]
+            attributed[pair] = named[0] if len(named) == 1 else pair[0]
+        cols["service"] = [attributed[pair] for pair in zip(cols["service"], cols["template"], strict=True)]
         order = np.argsort(np.asarray(at, dtype=np.float64), kind="stable")
 
         def column(n: str) -> np.ndarray[Any, np.dtype[np.int32]]:
             return np.asarray(cols[n], dtype=np.int32)[order]
 
         return cls(np.asarray(at, dtype=np.float64)[order], column("service"), column("severity"),
-                   column("template"), tuple(ids["service"]), tuple(ids["severity"]), tuple(ids["template"]))
+                   column("template"), services, tuple(ids["severity"]), templates)
 
     def has_lines(self, start: float, end: float) -> bool:
         """Any line in ``[start, end)``."""
