@@ -12,19 +12,32 @@ from watchkeeper import rca
 from watchkeeper.logs.anomaly import LogAnomaly
 from watchkeeper.service.logs import LogIngest
 
+#: Where a log message's statement ends and a stack trace (code, not a statement about a service) begins:
+#: a new line, Python's ``Traceback (most recent call last)``, a Java/.NET frame ``at pkg.Class.method(``,
+#: a Go ``goroutine N [``. A template flattened onto one line keeps the markers.
+_TRACE_START = re.compile(r"\n|Traceback \(most recent call last\)|(?:^|\s)at [\w$.<>]+\(|goroutine \d+ \[")
+
 
 def names(text: str, service: str) -> bool:
     """Whether a log template names ``service`` as a word (``call to checkout failed`` names
-    ``checkout``, not ``checkout-db``) — not as the attribute or the tail of a dotted name, which is code
-    (a stack trace's ``total = subtotal + quote.shipping`` does not name a service ``shipping``; a host
-    name ``shipping.prod.svc`` still does).
+    ``checkout``, not ``checkout-db``) in its statement — not in a stack trace after it, and not as the
+    attribute or the tail of a dotted name, both of which are code (a trace's ``total = subtotal +
+    quote.shipping`` or ``price = self.prices[item]`` names no service; a host name ``shipping.prod.svc``
+    still does).
 
     >>> names("call to checkout GET <*> failed", "checkout"), names("checkout-db timeout", "checkout")
     (True, False)
     >>> names("total = subtotal + quote.shipping", "shipping"), names("GET http://shipping.svc:80/ failed", "shipping")
     (False, True)
+    >>> names("KeyError: <*> Traceback (most recent call last): File <*> price = self.prices[item]", "price")
+    False
+    >>> names("Request failed: NullPointerException at order.Api.find(Api.java:42)", "order")
+    False
+    >>> names("call to order failed\\n  File <*> in call_order", "order")
+    True
     """
-    return re.search(rf"(?<![\w.-]){re.escape(service)}(?![\w-])", text) is not None
+    statement = text[:m.start()] if (m := _TRACE_START.search(text)) else text
+    return re.search(rf"(?<![\w.-]){re.escape(service)}(?![\w-])", statement) is not None
 
 
 class RankerLogs:
