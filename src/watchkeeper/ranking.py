@@ -90,7 +90,7 @@ class LogSource(Protocol):
     """Each service's log anomaly score after ``start`` (a float on the scale of a robust z, or an
     :class:`watchkeeper.rca.LogAnomaly` naming its templates)."""
 
-    def anomalies(self, services: Sequence[str], start: float, end: float
+    def anomalies(self, services: Sequence[str], start: float, end: float, graph: nx.DiGraph | None = None
                   ) -> Mapping[str, float | rca.LogAnomaly]: ...
 
 
@@ -249,10 +249,12 @@ def rank_at(
     start = onset.timestamp() - cfg.reference
     metrics, specs = collect(watches, source, start, max(end, start), cfg.step, params.threshold)
     trace_series = _optional("traces", lambda: traces.series(services, start, max(end, start))) if traces else None
-    log_scores = _optional("logs", lambda: logs.anomalies(services, start, max(end, start))) if logs else None
     evidence = rca.Evidence(graph, metrics, onset.timestamp(), changes=tuple(changelog.suspects(found, onset)),
-                            specs=specs, traces=trace_series or {}, log_anomalies=log_scores or {},
+                            specs=specs, traces=trace_series or {},
                             trace_graph=trace_graph(trace_series) if trace_series else None)
+    known = evidence.topology()  # whom a log line can name: the writer's neighbours (log_evidence.named_services)
+    log_scores = _optional("logs", lambda: logs.anomalies(services, start, max(end, start), known)) if logs else None
+    evidence = replace(evidence, log_anomalies=log_scores or {})
     causes = rca.rank(services, evidence, params=params, calibration=calibration)
     return with_series(causes, metrics, onset.timestamp(), cfg.window, cfg.window)
 

@@ -190,3 +190,10 @@ def test_log_lines_naming_a_failing_dependency_blame_it(service: Watchkeeper, cl
     causes = rca.rank(["web"], rca.Evidence(graph=nx.DiGraph([("web", "cart")]), metrics={}, onset=onset,
                                             log_anomalies=found))
     assert causes[0].component == "cart"
+    # with the topology, a template can name only the writer's neighbours: had cart been no neighbour of
+    # web ("cart" a mere word there), web's lines stay web's
+    near = RankerLogs(logs).anomalies(["web", "cart"], onset - 60, clock().timestamp(), nx.DiGraph([("web", "cart")]))
+    assert set(near) == set(found) and near["cart"].score == found["cart"].score
+    apart = RankerLogs(logs).anomalies(["web", "cart"], onset - 60, clock().timestamp(),
+                                       nx.DiGraph([("web", "db"), ("cart", "db")]))
+    assert "cart" not in apart and apart["web"].score >= found["cart"].score

@@ -371,7 +371,7 @@ class FakeTraces:
 
 
 class FakeLogs:
-    def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, float]:
+    def anomalies(self, services: Sequence[str], start: float, end: float, graph: object = None) -> dict[str, float]:
         return {"db": 40.0}
 
 
@@ -379,7 +379,7 @@ class Broken:
     def series(self, services: Sequence[str], start: float, end: float) -> dict[str, Any]:
         raise OSError("trace store unreachable")
 
-    def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, float]:
+    def anomalies(self, services: Sequence[str], start: float, end: float, graph: object = None) -> dict[str, float]:
         raise OSError("log store unreachable")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from watchkeeper.eval.nezha_signals import parse_time
 from watchkeeper.logs.miner import TemplateMiner
 from watchkeeper.rca.logs import LogAnomaly, log_anomalies
-from watchkeeper.service.log_evidence import names
+from watchkeeper.service.log_evidence import named_services
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.rows import RedRow, rows_of, series_of
 from watchkeeper.traces.spans import KINDS, Span
@@ -117,11 +117,12 @@ def read_logs(folder: Path, *, mine: bool = False) -> list[tuple[float, str, str
     ]
 
 
-def _named(message: str, service: str, services: list[str]) -> str:
+def _named(message: str, service: str, services: list[str], graph: Any = None) -> str:
     """The service a line is evidence about: the one other service it names (``call to payment failed``
-    is payment's symptom), as ``serve``'s log evidence attributes it (:func:`watchkeeper.service.log_evidence.names`);
-    else the one that wrote it."""
-    named = [other for other in services if other != service and names(message, other)]
+    is payment's symptom), as ``serve``'s log evidence attributes it
+    (:func:`watchkeeper.service.log_evidence.named_services`: a neighbour of the writer when the topology
+    knows it); else the one that wrote it."""
+    named = named_services(message, service, services, graph)
     return named[0] if len(named) == 1 else service
 
 
@@ -133,9 +134,12 @@ def log_evidence(
     window_s: float,
     *,
     templated: bool = False,
+    graph: Any = None,
 ) -> dict[str, LogAnomaly]:
-    """Each service's log anomaly around ``onset`` from the lines written by ``end``."""
+    """Each service's log anomaly around ``onset`` from the lines written by ``end`` (``graph``: the
+    topology, for whom a line can name)."""
     seen = [x for x in lines if end is None or x[0] <= end]
     services = sorted({x[1] for x in seen})
-    seen = [(at, _named(message, service, services), severity, message) for at, service, severity, message in seen]
+    seen = [(at, _named(message, service, services, graph), severity, message)
+            for at, service, severity, message in seen]
     return log_anomalies(seen, onset, reference_s=reference_s, window_s=window_s, templated=templated)

@@ -39,12 +39,12 @@ import numpy as np
 
 from watchkeeper.errors import InputError
 from watchkeeper.rca.logs import LogAnomaly, score_counts, template_of
-from watchkeeper.service.log_evidence import names
+from watchkeeper.service.log_evidence import named_services
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span, is_error_handler
 
 #: Bumped when the parsing or the aggregation changes, so that old caches are not read.
-CACHE_VERSION = "nezha-signals-7"  # 7: a log template that names one other service is its evidence
+CACHE_VERSION = "nezha-signals-8"  # 7, 8: a log template that names one other service (a neighbour) is its evidence
 DEFAULT_CACHE = Path(".watchkeeper-cache/eval-rca")
 _ERROR_STATUS = frozenset({"2", "error", "status_code_error"})
 _SEVERITY = re.compile(r"\b(FATAL|CRITICAL|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
@@ -296,7 +296,9 @@ class LogTable:
         return len(self.at)
 
     @classmethod
-    def of(cls, lines: Iterable[LogLine]) -> LogTable:
+    def of(cls, lines: Iterable[LogLine], graph: Any = None) -> LogTable:
+        """The table of ``lines``; ``graph``, the day's topology: whom a line can name
+        (:func:`watchkeeper.service.log_evidence.named_services`)."""
         ids: dict[str, dict[str, int]] = {"service": {}, "severity": {}, "template": {}}
         cols: dict[str, list[int]] = {"service": [], "severity": [], "template": []}
         at: list[float] = []
@@ -313,8 +315,8 @@ class LogTable:
         attributed: dict[tuple[int, int], int] = {}  # (writer, template) -> the service it is evidence about
         for pair in set(zip(cols["service"], cols["template"], strict=True)):
             writer = services[pair[0]]
-            named = [i for i, other in enumerate(services) if other != writer and names(templates[pair[1]], other)]
-            attributed[pair] = named[0] if len(named) == 1 else pair[0]
+            named = named_services(templates[pair[1]], writer, services, graph)
+            attributed[pair] = services.index(named[0]) if len(named) == 1 else pair[0]
         cols["service"] = [attributed[pair] for pair in zip(cols["service"], cols["template"], strict=True)]
         order = np.argsort(np.asarray(at, dtype=np.float64), kind="stable")
 
@@ -351,14 +353,16 @@ class LogTable:
         return score_counts(before, after, severity, first, window_s / reference_s if reference_s > 0 else 0.0)
 
 
-def day_logs(day_dir: Path, service_of: Any, cache: Path | None = DEFAULT_CACHE) -> LogTable | None:
-    """A day's log lines (``None`` when the day has no log files)."""
+def day_logs(day_dir: Path, service_of: Any, cache: Path | None = DEFAULT_CACHE, graph: Any = None
+             ) -> LogTable | None:
+    """A day's log lines (``None`` when the day has no log files); ``graph``: the day's topology."""
     paths = _files(day_dir, "log")
     if not paths:
         return None
 
     def build() -> LogTable:
-        return LogTable.of(line for p in paths for line in read_logs(p, service_of))
+        return LogTable.of((line for p in paths for line in read_logs(p, service_of)), graph)
 
-    result: LogTable = _cached(cache, _fingerprint(paths, "logs"), build)
+    edges = "" if graph is None else ";".join(sorted(f"{a}>{b}" for a, b in graph.edges))
+    result: LogTable = _cached(cache, _fingerprint(paths, "logs" + edges), build)
     return result

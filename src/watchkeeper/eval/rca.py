@@ -209,7 +209,8 @@ def read_nezha(directory: Path, *, pod_metrics: Sequence[str] | None = NEZHA_POD
         metrics, graph = _nezha_day(day_dir / "metric", pod_metrics, call_tables)
         specs = lab_specs(metrics)
         traced = nezha_signals.day_traces(day_dir, trace_step, service_of_pod, cache) if traces else None
-        lines = nezha_signals.day_logs(day_dir, service_of_pod, cache) if logs else None
+        known = Evidence(graph, metrics, 0.0, trace_graph=traced[1] if traced else None).topology()
+        lines = nezha_signals.day_logs(day_dir, service_of_pod, cache, known) if logs else None
         try:
             doc = json.loads(fault_list.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -427,7 +428,7 @@ def read_lab(directory: Path, *, signals: bool = True, params: Params | None = N
                 at_onset = has_traces
             if log_lines:
                 ev = replace(ev, log_anomalies=lab_signals.log_evidence(log_lines, onset, end, p.reference_s,
-                                                                        p.window_s))
+                                                                        p.window_s, graph=ev.topology()))
                 has_logs = any(onset <= x[0] < onset + p.window_s and (end is None or x[0] <= end)
                                for x in log_lines)
             cases.append(Case(fault.id, fault.target, fault.kind, camp.name, ev, has_traces,

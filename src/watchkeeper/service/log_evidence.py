@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from watchkeeper import rca
 from watchkeeper.logs.anomaly import LogAnomaly
@@ -40,6 +41,27 @@ def names(text: str, service: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(service)}(?![\w-])", statement) is not None
 
 
+def named_services(text: str, writer: str, candidates: Iterable[str], graph: Any = None) -> list[str]:
+    """The other candidate services a log template of ``writer`` names (:func:`names`), sorted. When the
+    topology (``graph``, a networkx DiGraph) knows the writer, only its neighbours count — its callees and
+    its callers: a service observes the services it talks to, and a word that happens to be another
+    service's name (``list index out of range`` in a system with a service ``index``) is no reference.
+
+    >>> import networkx as nx
+    >>> g = nx.DiGraph([("media", "transcode"), ("search", "index")])
+    >>> named_services("IndexError: list index out of range", "transcode", ["index", "media", "transcode"], g)
+    []
+    >>> named_services("call to index failed", "search", ["index", "search"], g)
+    ['index']
+    >>> named_services("call to index failed", "batch", ["index", "batch"], g)  # the writer is not in the graph
+    ['index']
+    """
+    near: set[str] | None = None
+    if graph is not None and writer in graph and graph.degree(writer) > 0:
+        near = {str(n) for n in graph.predecessors(writer)} | {str(n) for n in graph.successors(writer)}
+    return sorted(d for d in candidates if d != writer and (near is None or d in near) and names(text, d))
+
+
 class RankerLogs:
     """The root-cause ranker's log evidence (``ranking.LogSource``) from the stored per-minute counts:
     per service, its strongest log anomaly's z as the score, with the templates that gave it (reason,
@@ -53,7 +75,10 @@ class RankerLogs:
     def __init__(self, logs: LogIngest, limit: int = 5) -> None:
         self.logs, self.limit = logs, limit
 
-    def anomalies(self, services: Sequence[str], start: float, end: float) -> dict[str, rca.LogAnomaly]:
+    def anomalies(self, services: Sequence[str], start: float, end: float, graph: Any = None
+                  ) -> dict[str, rca.LogAnomaly]:
+        """Per service, its log anomaly; ``graph`` (the incident's topology) limits whom a template can
+        name to the writer's neighbours (:func:`named_services`)."""
         begin, finish = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         candidates = set(services)
         held: dict[str, list[tuple[LogAnomaly, str, str | None]]] = {}  # service -> (anomaly, text, named by)
@@ -67,8 +92,7 @@ class RankerLogs:
                 if key not in best or a.z > best[key].z:
                     best[key] = a
             texts = {t["template_id"]: t["template"] for t in self.logs.store.templates(service=service)}
-            named = {tid: sorted(d for d in candidates if d != service and names(text, d))
-                     for tid, text in texts.items()}
+            named = {tid: named_services(text, service, candidates, graph) for tid, text in texts.items()}
             errors: Counter[str] = Counter()
             for row in self.logs.store.counts(service=service, start=begin, end=finish):
                 errors[row["template_id"]] += int(row["errors"])
