@@ -281,8 +281,9 @@ class LogTable:
     """A day's log lines, compact: sorted times and, per line, indexes into the service, severity and
     template tables (templates by :func:`watchkeeper.rca.logs.template_of`, computed once per line). A
     line's service is the one it is evidence about, as ``serve`` attributes it
-    (:func:`watchkeeper.service.log_evidence.names`): the one other service its template names
-    (``call to ts-order-service failed`` is that service's symptom), else the one that wrote it."""
+    (:func:`watchkeeper.service.log_evidence.named_services`): the one other service its template names
+    — a neighbour of the writer in the day's topology when that knows it — (``call to ts-order-service
+    failed`` is that service's symptom), else the one that wrote it."""
 
     at: np.ndarray[Any, np.dtype[np.float64]]
     service: np.ndarray[Any, np.dtype[np.int32]]
