@@ -221,6 +221,25 @@ def alertmanager(workdir: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
+def floor(workdir: Path) -> Iterator[Target]:
+    """``asgi_floor.py``: one uvicorn process that reads each body and answers 202, storing nothing."""
+    port = free_port()
+    log = workdir / "floor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("asgi_floor.py")), str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/", proc, log, "the ASGI floor")
+            yield Target("Python floor", proc.pid, base, "")
+        finally:
+            stop(proc)
+
+
+@contextlib.contextmanager
 def watchkeeper(workdir: Path, url: str) -> Iterator[Target]:
     exe = Path(sys.executable).parent / "watchkeeper"
     env = {**os.environ, "WATCHKEEPER_DATABASE_URL": url, "WATCHKEEPER_LOG_LEVEL": "warning"}
@@ -414,6 +433,7 @@ def run(args: argparse.Namespace) -> int:
     if not shutil.which("wrk"):
         print("note: wrk is not installed (apt-get install wrk): using the Python load generator instead")
     results: list[tuple[Measured, Measured, str]] = []
+    floors: dict[int, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="wk-intake-") as tmp:
         work = Path(tmp)
         script = work / "cycle.lua"
@@ -427,6 +447,9 @@ def run(args: argparse.Namespace) -> int:
             am_dir.mkdir()
             with alertmanager(am_dir) as target:
                 am = measure(target, size, bodies, count, args, script)
+            if args.floor:
+                with floor(am_dir) as target:
+                    floors[size] = measure(target, size, bodies, count, args, script)
             wk_dir = work / f"wk-{size}"
             wk_dir.mkdir()
             with database(args, wk_dir) as url, watchkeeper(wk_dir, url) as target:
@@ -446,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
         f"{'idle MiB':>9} {'peak MiB':>9} {'failed':>7}"
     )
     for am, wk, verdict in results:
-        for m in (am, wk):
+        for m in (am, *([floors[am.size]] if am.size in floors else []), wk):
             ratio = m.alerts_per_s / am.alerts_per_s if am.alerts_per_s else float("nan")
             print(
                 f"{m.size:>6} {m.label:<13} {m.alerts_per_s:>10,.0f} {ratio:>6.2f}x {m.load.p99_ms:>8.1f} "
@@ -494,6 +517,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="run Watchkeeper on PostgreSQL (a fresh schema, dropped afterwards), e.g. "
         "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also drive benchmarks/asgi_floor.py: one uvicorn process that reads each body and answers 202, "
+        "storing nothing (the most one Python process on this stack takes)",
     )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     return parser.parse_args(argv)

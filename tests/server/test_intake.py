@@ -270,9 +270,11 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
     class Stage:
         journal = Journal(tmp_path / "j")
         notified = 0
+        bodies: list[int] = []
 
-        def notify(self) -> None:
+        def notify(self, bodies: int = 1) -> None:
             self.notified += 1
+            self.bodies.append(bodies)
 
     stage = Stage()
     appender = Appender(stage)  # type: ignore[arg-type]
@@ -286,6 +288,7 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
         asyncio.run(burst())
         assert (stage.journal.bodies, stage.journal.backlog()) == (20, 40)  # committed before the answers
         assert 1 <= stage.notified < 20  # in groups
+        assert sum(stage.bodies) == 20  # each group says how many bodies it held
         deadline = time.monotonic() + 10
         while appender._thread is not None and time.monotonic() < deadline:  # bounded
             time.sleep(0.01)
@@ -294,3 +297,64 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
         assert stage.journal.bodies == 40
     finally:
         stage.journal.close()
+
+
+def test_a_drainer_thread_defers_while_the_api_is_saturated(make_service: Any, sqlite_url: str, tmp_path: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``intake_drainer: thread``: while group commits hold several bodies (requests queue behind the
+    journal) the stage holds its batches back — at most ``MAX_DEFER`` between two, in batches of at most
+    ``BUSY_BATCH`` — and drains at full speed once arrivals slow or the backlog nears its bound."""
+    from watchkeeper.service import intake
+
+    service = make_service(sqlite_url)
+    path = tmp_path / "wk.db-intake"
+    clock = [1000.0]
+    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
+    stage = IntakeStage(service, path, defer=True, max_backlog=100)
+    plain = IntakeStage(service, tmp_path / "other-intake", defer=False, max_backlog=100)
+    for s in (stage, plain):
+        s.open()
+    try:
+        assert stage.journal is not None and plain.journal is not None
+        stage.journal.append([Entry(service.clock(), "prometheus", "token:t", 3, orjson.dumps(BODY))] * 4)
+        assert not stage.deferred()  # nothing drained yet: the first batch goes at once
+        stage.notify(1)
+        assert stage.drain_once() and not stage.deferred()  # one body a commit: not saturated
+        stage._drained_at = clock[0]
+        stage.notify(3)
+        plain.notify(3)
+        assert stage.deferred() and not plain.deferred()  # only a stage told to defer does
+        clock[0] += intake.MAX_DEFER + 0.01
+        stage.notify(3)
+        assert not stage.deferred()  # a batch at least every MAX_DEFER
+        stage._drained_at = clock[0]
+        assert stage.deferred()
+        clock[0] += intake.BUSY_WINDOW + 0.01
+        assert not stage.deferred()  # the arrivals slowed down: full speed
+        stage.notify(3)
+        stage.journal.append([Entry(service.clock(), "prometheus", "token:t", 80, b"[]")])
+        assert not stage.deferred()  # the backlog near its bound: full speed
+    finally:
+        for s in (stage, plain):
+            if s.journal is not None:
+                s.journal.close()
+
+
+def test_a_saturated_drainer_thread_takes_short_batches(make_service: Any, sqlite_url: str, tmp_path: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchkeeper.service import intake
+
+    monkeypatch.setattr(intake, "BUSY_BATCH", 6)
+    service = make_service(sqlite_url)
+    stage = IntakeStage(service, tmp_path / "wk.db-intake", defer=True)
+    stage.open()
+    try:
+        assert stage.journal is not None
+        stage.journal.append([Entry(service.clock(), "prometheus", "token:t", 3, orjson.dumps(BODY))] * 8)
+        stage.notify(2)
+        assert stage.drain_once() == 6  # two bodies: BUSY_BATCH alerts
+        stage._saturated_at = float("-inf")
+        assert stage.drain_once() == 18  # the rest at once
+    finally:
+        if stage.journal is not None:
+            stage.journal.close()

@@ -167,7 +167,7 @@ def create_app(service: Watchkeeper, *, upgrade: bool = True, responder: bool = 
         ranker = make_ranker(service)
     journal = journal_path(service) if bus is None and intake != "off" else None  # server/intake.py
     stage = None if journal is None else IntakeProcess(service, journal) if intake == "process" else (
-        IntakeStage(service, journal))
+        IntakeStage(service, journal, defer=True))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

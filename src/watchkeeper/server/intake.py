@@ -85,7 +85,7 @@ class Appender:
                 failure = exc
             _settle([done for _, done in group], failure)
             if failure is None:
-                self.stage.notify()
+                self.stage.notify(len(group))
 
 
 class IntakeGauges(Collector):

@@ -43,6 +43,17 @@ log = structlog.get_logger("watchkeeper.intake")
 BATCH_ALERTS = 2_000
 #: ``sys.setswitchinterval`` while the stage runs (seconds; Python's default is 0.005).
 SWITCH_INTERVAL = 0.0005
+#: A drainer thread in the API's process (``intake_drainer: thread``) shares the GIL with the requests.
+#: While the API is saturated — the last group commit held more than one body (requests queue behind
+#: the journal's commit) within ``BUSY_WINDOW`` seconds — it defers its batches, at most ``MAX_DEFER``
+#: seconds between two: alerts are acknowledged first and correlated just after. At full speed again
+#: once the arrivals slow down or the backlog reaches half of ``intake_max_backlog``.
+BUSY_WINDOW = 0.5
+MAX_DEFER = 1.0
+#: The share of ``intake_max_backlog`` from which the drainer no longer defers.
+FULL_SPEED_AT = 0.8
+#: Alerts per batch while the API is saturated (a request waits on such a batch for the GIL).
+BUSY_BATCH = 500
 
 
 def journal_path(service: Watchkeeper) -> Path | None:
@@ -61,7 +72,8 @@ class IntakeStage:
     """Drains the intake journal into the pipeline from a thread of its own."""
 
     def __init__(
-        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int | None = None
+        self, service: Watchkeeper, path: Path, *, batch_alerts: int = BATCH_ALERTS, max_backlog: int | None = None,
+        defer: bool = False,
     ) -> None:
         self.service = service
         self.path = path
@@ -75,6 +87,10 @@ class IntakeStage:
         self._thread: threading.Thread | None = None
         self._done_upto = 0
         self.processed = 0  # alerts committed by this stage since start
+        #: Defer batches while the API is saturated (``serve``'s drainer thread; see ``MAX_DEFER``).
+        self.defer = defer
+        self._saturated_at = float("-inf")  # monotonic time of the last group commit of several bodies
+        self._drained_at = float("-inf")  # ... and of the last batch
 
     @property
     def running(self) -> bool:
@@ -88,9 +104,19 @@ class IntakeStage:
         """Alerts accepted and not yet processed."""
         return self.journal.alerts if self.journal is not None else 0
 
-    def notify(self) -> None:
-        """Entries were appended: drain them now rather than at the next poll."""
+    def notify(self, bodies: int = 1) -> None:
+        """``bodies`` entries were appended in one group commit: drain them now rather than at the next poll."""
+        if bodies > 1:
+            self._saturated_at = time.monotonic()
         self._wake.set()
+
+    def deferred(self) -> bool:
+        """Whether to hold the next batch back: ``defer`` is on, the API was saturated in the last
+        ``BUSY_WINDOW`` seconds, the last batch was less than ``MAX_DEFER`` ago and the backlog is under
+        half its bound."""
+        journal, now = self.journal, time.monotonic()
+        return (self.defer and journal is not None and now - self._saturated_at < BUSY_WINDOW
+                and now - self._drained_at < MAX_DEFER and journal.alerts < FULL_SPEED_AT * self.max_backlog)
 
     def open(self) -> Journal:
         """Open the journal; what a previous run committed and did not drop is skipped."""
@@ -130,7 +156,8 @@ class IntakeStage:
         journal = self.journal
         if journal is None:
             return 0
-        entries = journal.take(self.batch_alerts)
+        saturated = self.defer and time.monotonic() - self._saturated_at < BUSY_WINDOW
+        entries = journal.take(min(self.batch_alerts, BUSY_BATCH) if saturated else self.batch_alerts)
         if not entries:
             return 0
         done = [e for e in entries if e.id <= self._done_upto]  # committed before a crash: skip
@@ -176,8 +203,13 @@ class IntakeStage:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.deferred():
+                self._stop.wait(0.025)
+                continue
             try:
-                if self.drain_once():
+                n = self.drain_once()
+                self._drained_at = time.monotonic()
+                if n:
                     continue
             except Exception as exc:  # the database away, locked, full: retry, never drop
                 log.error("intake journal not drained; retrying", error=str(exc))
@@ -245,7 +277,7 @@ class IntakeProcess:
             self._backlog, self._counted = journal.backlog(), now
         return self._backlog >= self.max_backlog
 
-    def notify(self) -> None:
+    def notify(self, bodies: int = 1) -> None:
         with self._lock:
             if self._stopping or self.journal is None:
                 return
