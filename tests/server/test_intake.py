@@ -270,7 +270,9 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
     class Stage:
         journal = Journal(tmp_path / "j")
         notified = 0
-        bodies: list[int] = []
+
+        def __init__(self) -> None:
+            self.bodies: list[int] = []
 
         def notify(self, bodies: int = 1) -> None:
             self.notified += 1
