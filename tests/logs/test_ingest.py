@@ -197,3 +197,22 @@ def test_log_lines_naming_a_failing_dependency_blame_it(service: Watchkeeper, cl
     apart = RankerLogs(logs).anomalies(["web", "cart"], onset - 60, clock().timestamp(),
                                        nx.DiGraph([("web", "db"), ("cart", "db")]))
     assert "cart" not in apart and apart["web"].score >= found["cart"].score
+
+
+def test_a_line_naming_several_services_stays_with_its_writer(service: Watchkeeper, clock: Clock) -> None:
+    """As in every evaluation (``log_evidence.evidence_of``): a template that names two other services
+    names no one of them in particular; it stays the writer's evidence, its errors blame neither."""
+    from watchkeeper.service.log_evidence import RankerLogs
+
+    logs = LogIngest(service, LogsConfig(anomalies=AnomalyConfig(learn_minutes=0)))
+    for _ in range(30):
+        logs.submit(records(clock, 5, service="web"))
+        clock.advance(minutes=1)
+    onset = clock().timestamp()
+    for _ in range(3):
+        logs.submit(records(clock, 50, "cart and search timed out for request {i}", Severity.ERROR, service="web")
+                    + records(clock, 5, service="web"))
+        clock.advance(minutes=1)
+    found = RankerLogs(logs).anomalies(["web", "cart", "search"], onset - 60, clock().timestamp())
+    assert set(found) == {"web"}
+    assert all("named_by" not in t for t in found["web"].templates)

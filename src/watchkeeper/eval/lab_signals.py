@@ -25,7 +25,7 @@ from typing import Any
 from watchkeeper.eval.nezha_signals import parse_time
 from watchkeeper.logs.miner import TemplateMiner
 from watchkeeper.rca.logs import LogAnomaly, log_anomalies
-from watchkeeper.service.log_evidence import named_services
+from watchkeeper.service.log_evidence import evidence_of
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.rows import RedRow, rows_of, series_of
 from watchkeeper.traces.spans import KINDS, Span
@@ -120,10 +120,9 @@ def read_logs(folder: Path, *, mine: bool = False) -> list[tuple[float, str, str
 def _named(message: str, service: str, services: list[str], graph: Any = None) -> str:
     """The service a line is evidence about: the one other service it names (``call to payment failed``
     is payment's symptom), as ``serve``'s log evidence attributes it
-    (:func:`watchkeeper.service.log_evidence.named_services`: a neighbour of the writer when the topology
+    (:func:`watchkeeper.service.log_evidence.evidence_of`: a neighbour of the writer when the topology
     knows it); else the one that wrote it."""
-    named = named_services(message, service, services, graph)
-    return named[0] if len(named) == 1 else service
+    return evidence_of(message, service, services, graph)
 
 
 def log_evidence(

@@ -39,7 +39,7 @@ import numpy as np
 
 from watchkeeper.errors import InputError
 from watchkeeper.rca.logs import LogAnomaly, score_counts, template_of
-from watchkeeper.service.log_evidence import named_services
+from watchkeeper.service.log_evidence import evidence_of
 from watchkeeper.traces.red import RedAggregator, Series
 from watchkeeper.traces.spans import Span, is_error_handler
 
@@ -281,7 +281,7 @@ class LogTable:
     """A day's log lines, compact: sorted times and, per line, indexes into the service, severity and
     template tables (templates by :func:`watchkeeper.rca.logs.template_of`, computed once per line). A
     line's service is the one it is evidence about, as ``serve`` attributes it
-    (:func:`watchkeeper.service.log_evidence.named_services`): the one other service its template names
+    (:func:`watchkeeper.service.log_evidence.evidence_of`): the one other service its template names
     — a neighbour of the writer in the day's topology when that knows it — (``call to ts-order-service
     failed`` is that service's symptom), else the one that wrote it."""
 
@@ -299,7 +299,7 @@ class LogTable:
     @classmethod
     def of(cls, lines: Iterable[LogLine], graph: Any = None) -> LogTable:
         """The table of ``lines``; ``graph``, the day's topology: whom a line can name
-        (:func:`watchkeeper.service.log_evidence.named_services`)."""
+        (:func:`watchkeeper.service.log_evidence.evidence_of`)."""
         ids: dict[str, dict[str, int]] = {"service": {}, "severity": {}, "template": {}}
         cols: dict[str, list[int]] = {"service": [], "severity": [], "template": []}
         at: list[float] = []
@@ -316,8 +316,7 @@ class LogTable:
         attributed: dict[tuple[int, int], int] = {}  # (writer, template) -> the service it is evidence about
         for pair in set(zip(cols["service"], cols["template"], strict=True)):
             writer = services[pair[0]]
-            named = named_services(templates[pair[1]], writer, services, graph)
-            attributed[pair] = services.index(named[0]) if len(named) == 1 else pair[0]
+            attributed[pair] = services.index(evidence_of(templates[pair[1]], writer, services, graph))
         cols["service"] = [attributed[pair] for pair in zip(cols["service"], cols["template"], strict=True)]
         order = np.argsort(np.asarray(at, dtype=np.float64), kind="stable")
 

@@ -62,6 +62,20 @@ def named_services(text: str, writer: str, candidates: Iterable[str], graph: Any
     return sorted(d for d in candidates if d != writer and (near is None or d in near) and names(text, d))
 
 
+def evidence_of(text: str, writer: str, candidates: Iterable[str], graph: Any = None) -> str:
+    """The service a log template of ``writer`` is evidence about: the one other service it names
+    (:func:`named_services`; ``call to payment failed`` is payment's symptom), else — none, or several, so
+    no one of them in particular — the writer. ``serve``'s ranker and every evaluation attribute by this.
+
+    >>> evidence_of("call to payment failed", "checkout", ["payment", "checkout", "cart"])
+    'payment'
+    >>> evidence_of("payment and cart timed out", "checkout", ["payment", "checkout", "cart"])
+    'checkout'
+    """
+    named = named_services(text, writer, candidates, graph)
+    return named[0] if len(named) == 1 else writer
+
+
 class RankerLogs:
     """The root-cause ranker's log evidence (``ranking.LogSource``) from the stored per-minute counts:
     per service, its strongest log anomaly's z as the score, with the templates that gave it (reason,
@@ -92,21 +106,20 @@ class RankerLogs:
                 if key not in best or a.z > best[key].z:
                     best[key] = a
             texts = {t["template_id"]: t["template"] for t in self.logs.store.templates(service=service)}
-            named = {tid: named_services(text, service, candidates, graph) for tid, text in texts.items()}
+            named = {tid: evidence_of(text, service, candidates, graph) for tid, text in texts.items()}
             errors: Counter[str] = Counter()
             for row in self.logs.store.counts(service=service, start=begin, end=finish):
                 errors[row["template_id"]] += int(row["errors"])
             blamed: Counter[str] = Counter()
             for tid, n in errors.items():
-                for other in named.get(tid, ()):
-                    blamed[other] += n
+                if named.get(tid, service) != service:
+                    blamed[named[tid]] += n
             for a in best.values():
                 text = texts.get(a.template_id, "") if a.template_id else "(all error lines)"
-                to = named.get(a.template_id) if a.template_id else None
+                target = named.get(a.template_id, service) if a.template_id else service
                 if not a.template_id and blamed and 2 * blamed.most_common(1)[0][1] >= sum(errors.values()):
-                    to = [blamed.most_common(1)[0][0]]  # its error lines mostly name that service
-                target = to[0] if to else service
-                held.setdefault(target, []).append((a, text, service if to else None))
+                    target = blamed.most_common(1)[0][0]  # its error lines mostly name that service
+                held.setdefault(target, []).append((a, text, service if target != service else None))
         found: dict[str, rca.LogAnomaly] = {}
         for service, items in held.items():
             items.sort(key=lambda item: (-item[0].z, item[0].minute))
