@@ -301,8 +301,7 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
         stage.journal.close()
 
 
-def test_a_drainer_thread_defers_while_the_api_is_saturated(make_service: Any, sqlite_url: str, tmp_path: Any,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drainer_thread_defers_while_the_api_is_saturated(make_service: Any, sqlite_url: str, tmp_path: Any) -> None:
     """``intake_drainer: thread``: while group commits hold several bodies (requests queue behind the
     journal) the stage holds its batches back — at most ``MAX_DEFER`` between two, in batches of at most
     ``BUSY_BATCH`` — and drains at full speed once arrivals slow or the backlog nears its bound."""
@@ -311,10 +310,10 @@ def test_a_drainer_thread_defers_while_the_api_is_saturated(make_service: Any, s
     service = make_service(sqlite_url)
     path = tmp_path / "wk.db-intake"
     clock = [1000.0]
-    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
     stage = IntakeStage(service, path, defer=True, max_backlog=100)
     plain = IntakeStage(service, tmp_path / "other-intake", defer=False, max_backlog=100)
     for s in (stage, plain):
+        s.clock = lambda: clock[0]
         s.open()
     try:
         assert stage.journal is not None and plain.journal is not None

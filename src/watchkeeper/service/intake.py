@@ -89,6 +89,7 @@ class IntakeStage:
         self.processed = 0  # alerts committed by this stage since start
         #: Defer batches while the API is saturated (``serve``'s drainer thread; see ``MAX_DEFER``).
         self.defer = defer
+        self.clock = time.monotonic  # what the deferral measures time with (tests set their own)
         self._saturated_at = float("-inf")  # monotonic time of the last group commit of several bodies
         self._drained_at = float("-inf")  # ... and of the last batch
 
@@ -107,14 +108,14 @@ class IntakeStage:
     def notify(self, bodies: int = 1) -> None:
         """``bodies`` entries were appended in one group commit: drain them now rather than at the next poll."""
         if bodies > 1:
-            self._saturated_at = time.monotonic()
+            self._saturated_at = self.clock()
         self._wake.set()
 
     def deferred(self) -> bool:
         """Whether to hold the next batch back: ``defer`` is on, the API was saturated in the last
         ``BUSY_WINDOW`` seconds, the last batch was less than ``MAX_DEFER`` ago and the backlog is under
         half its bound."""
-        journal, now = self.journal, time.monotonic()
+        journal, now = self.journal, self.clock()
         return (self.defer and journal is not None and now - self._saturated_at < BUSY_WINDOW
                 and now - self._drained_at < MAX_DEFER and journal.alerts < FULL_SPEED_AT * self.max_backlog)
 
@@ -156,7 +157,7 @@ class IntakeStage:
         journal = self.journal
         if journal is None:
             return 0
-        saturated = self.defer and time.monotonic() - self._saturated_at < BUSY_WINDOW
+        saturated = self.defer and self.clock() - self._saturated_at < BUSY_WINDOW
         entries = journal.take(min(self.batch_alerts, BUSY_BATCH) if saturated else self.batch_alerts)
         if not entries:
             return 0
@@ -208,7 +209,7 @@ class IntakeStage:
                 continue
             try:
                 n = self.drain_once()
-                self._drained_at = time.monotonic()
+                self._drained_at = self.clock()
                 if n:
                     continue
             except Exception as exc:  # the database away, locked, full: retry, never drop
