@@ -194,49 +194,45 @@ class Target:
 
 
 @contextlib.contextmanager
+def started(
+    command: list[str], log: Path, ready: str, label: str, port: int, auth: str = "", env: dict[str, str] | None = None
+) -> Iterator[Target]:
+    """Run ``command`` (logging to ``log``) until the block ends; ``ready``: the path that answers 200 once
+    it listens on ``port``."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}{ready}", proc, log, label)
+            yield Target(label, proc.pid, base, auth)
+        finally:
+            stop(proc)
+
+
+@contextlib.contextmanager
 def alertmanager(workdir: Path) -> Iterator[Target]:
     config = workdir / "alertmanager.yml"
     config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     port = free_port()
-    log = workdir / "alertmanager.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'am-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/-/ready", proc, log, "alertmanager")
-            yield Target("Alertmanager", proc.pid, base, "")
-        finally:
-            stop(proc)
+    command = [
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+    with started(command, workdir / "alertmanager.log", "/-/ready", "Alertmanager", port) as target:
+        yield target
 
 
 @contextlib.contextmanager
 def floor(workdir: Path) -> Iterator[Target]:
     """``asgi_floor.py``: one uvicorn process that reads each body and answers 202, storing nothing."""
     port = free_port()
-    log = workdir / "floor.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("asgi_floor.py")), str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/", proc, log, "the ASGI floor")
-            yield Target("Python floor", proc.pid, base, "")
-        finally:
-            stop(proc)
+    command = [sys.executable, str(Path(__file__).with_name("asgi_floor.py")), str(port)]
+    with started(command, workdir / "floor.log", "/", "Python floor", port) as target:
+        yield target
 
 
 @contextlib.contextmanager
@@ -256,16 +252,9 @@ def watchkeeper(workdir: Path, url: str) -> Iterator[Target]:
         raise RuntimeError(f"watchkeeper token create failed: {made.stderr.strip()}")
     token = made.stdout.strip().splitlines()[-1].strip()
     port = free_port()
-    log = workdir / "serve.log"
     command = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/healthz", proc, log, "watchkeeper serve")
-            yield Target("Watchkeeper", proc.pid, base, f"Bearer {token}")
-        finally:
-            stop(proc)
+    with started(command, workdir / "serve.log", "/healthz", "Watchkeeper", port, f"Bearer {token}", env) as target:
+        yield target
 
 
 # -- load -------------------------------------------------------------------------------------
