@@ -47,7 +47,7 @@ SWITCH_INTERVAL = 0.0005
 #: While the API is saturated — the last group commit held more than one body (requests queue behind
 #: the journal's commit) within ``BUSY_WINDOW`` seconds — it defers its batches, at most ``MAX_DEFER``
 #: seconds between two: alerts are acknowledged first and correlated just after. At full speed again
-#: once the arrivals slow down or the backlog reaches half of ``intake_max_backlog``.
+#: once the arrivals slow down or the backlog reaches ``FULL_SPEED_AT`` of ``intake_max_backlog``.
 BUSY_WINDOW = 0.5
 MAX_DEFER = 1.0
 #: The share of ``intake_max_backlog`` from which the drainer no longer defers.
@@ -114,7 +114,7 @@ class IntakeStage:
     def deferred(self) -> bool:
         """Whether to hold the next batch back: ``defer`` is on, the API was saturated in the last
         ``BUSY_WINDOW`` seconds, the last batch was less than ``MAX_DEFER`` ago and the backlog is under
-        half its bound."""
+        ``FULL_SPEED_AT`` of its bound."""
         journal, now = self.journal, self.clock()
         return (self.defer and journal is not None and now - self._saturated_at < BUSY_WINDOW
                 and now - self._drained_at < MAX_DEFER and journal.alerts < FULL_SPEED_AT * self.max_backlog)
