@@ -252,7 +252,7 @@ def rank_at(
     evidence = rca.Evidence(graph, metrics, onset.timestamp(), changes=tuple(changelog.suspects(found, onset)),
                             specs=specs, traces=trace_series or {},
                             trace_graph=trace_graph(trace_series) if trace_series else None)
-    known = evidence.topology()  # whom a log line can name: the writer's neighbours (log_evidence.named_services)
+    known = evidence.topology()  # whom a log line can name: the writer's neighbours (log_evidence.evidence_of)
     log_scores = _optional("logs", lambda: logs.anomalies(services, start, max(end, start), known)) if logs else None
     evidence = replace(evidence, log_anomalies=log_scores or {})
     causes = rca.rank(services, evidence, params=params, calibration=calibration)

@@ -112,9 +112,13 @@ class IntakeStage:
         """Whether to hold the next batch back: ``defer`` is on, the API was saturated in the last
         ``BUSY_WINDOW`` seconds, the last batch was less than ``MAX_DEFER`` ago and the backlog is under
         ``FULL_SPEED_AT`` of its bound."""
-        journal, now = self.journal, self.clock()
-        return (self.defer and journal is not None and now - self._saturated_at < BUSY_WINDOW
-                and now - self._drained_at < MAX_DEFER and journal.alerts < FULL_SPEED_AT * self.max_backlog)
+        journal = self.journal
+        return (self.saturated() and journal is not None and self.clock() - self._drained_at < MAX_DEFER
+                and journal.alerts < FULL_SPEED_AT * self.max_backlog)
+
+    def saturated(self) -> bool:
+        """``defer`` is on and a group commit of several bodies came in the last ``BUSY_WINDOW`` seconds."""
+        return self.defer and self.clock() - self._saturated_at < BUSY_WINDOW
 
     def open(self) -> Journal:
         """Open the journal; what a previous run committed and did not drop is skipped."""
@@ -154,8 +158,7 @@ class IntakeStage:
         journal = self.journal
         if journal is None:
             return 0
-        saturated = self.defer and self.clock() - self._saturated_at < BUSY_WINDOW
-        entries = journal.take(min(self.batch_alerts, BUSY_BATCH) if saturated else self.batch_alerts)
+        entries = journal.take(min(self.batch_alerts, BUSY_BATCH) if self.saturated() else self.batch_alerts)
         if not entries:
             return 0
         done = [e for e in entries if e.id <= self._done_upto]  # committed before a crash: skip
