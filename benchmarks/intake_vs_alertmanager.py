@@ -353,6 +353,7 @@ class Measured:
     peak_mib: float
     drain_s: float = 0.0
     peaks: dict[str, float] = field(default_factory=dict)  # each process's peak, by role
+    commits: str = ""  # Watchkeeper's journal group commits, from its /metrics
 
     @property
     def alerts_per_s(self) -> float:
@@ -375,7 +376,24 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
     cores = (cpu_seconds(target.pid) - cpu0) / load.seconds
     drain = wait_drained(target) if target.label == "Watchkeeper" else 0.0
     peaks = by_role_mib(target.pid, "VmHWM")
-    return Measured(target.label, size, load, cores, idle, sum(peaks.values()), drain, peaks)
+    commits = group_commits(target.base) if target.label == "Watchkeeper" else ""
+    return Measured(target.label, size, load, cores, idle, sum(peaks.values()), drain, peaks, commits)
+
+
+def group_commits(base: str) -> str:
+    """Where a request's durability wait goes, from ``serve``'s ``/metrics``: the journal's group commits,
+    bodies per commit, a commit's mean time (fsync included) and a group's oldest request's mean wait."""
+    sums: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("watchkeeper_intake_") and name.endswith(("_sum", "_count")):
+            sums[name] = float(value)
+    groups = sums.get("watchkeeper_intake_commit_seconds_count", 0.0)
+    if not groups:
+        return "no group commit seen in /metrics"
+    return (f"{groups:,.0f} group commits of {sums['watchkeeper_intake_group_bodies_sum'] / groups:.1f} bodies; "
+            f"a commit {sums['watchkeeper_intake_commit_seconds_sum'] / groups * 1000:.2f} ms, its oldest request's "
+            f"wait from append to commit {sums['watchkeeper_intake_wait_seconds_sum'] / groups * 1000:.2f} ms (means)")
 
 
 def wait_drained(target: Target, limit: float = 180.0) -> float:
@@ -470,6 +488,8 @@ def run(args: argparse.Namespace) -> int:
                 f"processed end to end {wk.processed_per_s:,.0f} alerts/s "
                 f"({wk.processed_per_s / am.alerts_per_s:.2f}x Alertmanager's intake)"
             )
+        if wk.commits:
+            print(f"{'':>6} journal: {wk.commits}")
         if len(wk.peaks) > 1:
             print(f"{'':>6} peak RSS by process: " + ", ".join(f"{r} {m:.0f}" for r, m in wk.peaks.items()) + " MiB")
         print(f"{'':>6} durability: {verdict}")

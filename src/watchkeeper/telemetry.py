@@ -55,6 +55,7 @@ class Metrics:
         if active_incidents is not None:
             self.registry.register(_ActiveIncidents(active_incidents))
         self._made: dict[str, Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
         self._collectors: dict[str, Collector] = {}
 
     def collector(self, key: str, collector: Collector) -> None:
@@ -72,4 +73,12 @@ class Metrics:
         found = self._made.get(name)
         if found is None:
             found = self._made[name] = Counter(name, documentation, list(labelnames), registry=self.registry)
+        return found
+
+    def histogram(self, name: str, documentation: str, buckets: Iterable[float]) -> Histogram:
+        """A histogram on this registry, made once (as :meth:`counter`)."""
+        found = self._histograms.get(name)
+        if found is None:
+            found = self._histograms[name] = Histogram(name, documentation, registry=self.registry,
+                                                       buckets=tuple(buckets))
         return found

@@ -75,6 +75,21 @@ def test_metrics_show_the_backlog_and_count_each_alert_once(make_service: Any, d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_metrics_show_each_group_commit_of_the_journal(api: Api) -> None:
+    """Three requests one after the other: three group commits of one body each; a request's wait to the
+    end of its commit is at least the commit."""
+    for _ in range(3):
+        answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+        assert answer.status_code == 202
+    assert _metric(api, "watchkeeper_intake_group_bodies_count") == 3
+    assert _metric(api, "watchkeeper_intake_group_bodies_sum") == 3
+    assert _metric(api, 'watchkeeper_intake_group_bodies_bucket{le="1.0"}') == 3
+    assert _metric(api, "watchkeeper_intake_commit_seconds_count") == 3
+    commit, wait = _metric(api, "watchkeeper_intake_commit_seconds_sum"), _metric(api, "watchkeeper_intake_wait_seconds_sum")
+    assert commit is not None and wait is not None and 0 < commit <= wait
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_journal_closed_under_the_scrape_leaves_out_its_series(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 

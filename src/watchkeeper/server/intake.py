@@ -15,6 +15,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -31,11 +32,16 @@ from watchkeeper.server.responses import challenge, error
 from watchkeeper.service import Permission, Watchkeeper
 from watchkeeper.service.intake import IntakeProcess, IntakeStage
 from watchkeeper.storage.journal import Entry
+from watchkeeper.telemetry import Metrics
 
 log = structlog.get_logger("watchkeeper.intake")
 PATH = "/api/v2/alerts"
 SOURCE = "prometheus"
 _HEADERS = [(b"content-type", b"application/json")]
+
+
+#: ``Appender.observe``: (bodies in the group, seconds of its commit, seconds its first request waited in all).
+CommitObserver = Callable[[int, float, float], None]
 
 
 class Appender:
@@ -46,15 +52,17 @@ class Appender:
 
     IDLE = 1.0  # seconds without an append before the thread exits
 
-    def __init__(self, stage: IntakeStage | IntakeProcess) -> None:
+    def __init__(self, stage: IntakeStage | IntakeProcess, observe: CommitObserver | None = None) -> None:
         self.stage = stage
-        self._jobs: queue.SimpleQueue[tuple[Entry, asyncio.Future[None]]] = queue.SimpleQueue()
+        #: Told of each group commit: bodies, seconds of the commit, seconds its oldest request waited.
+        self.observe = observe
+        self._jobs: queue.SimpleQueue[tuple[Entry, asyncio.Future[None], float]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     async def append(self, entry: Entry) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put((entry, done))
+        self._jobs.put((entry, done, time.perf_counter()))
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -76,14 +84,18 @@ class Appender:
                 while True:  # everything queued while the previous transaction committed
                     group.append(self._jobs.get_nowait())
             failure: BaseException | None = None
+            began = time.perf_counter()
             try:
                 journal = self.stage.journal
                 if journal is None:
                     raise InputError("the server is stopping; retry shortly", status=503)
-                journal.append([entry for entry, _ in group])
+                journal.append([entry for entry, _, _ in group])
             except BaseException as exc:  # handed to the requests waiting for it
                 failure = exc
-            _settle([done for _, done in group], failure)
+            if failure is None and self.observe is not None:  # before the answers: a scrape after one sees it
+                ended = time.perf_counter()
+                self.observe(len(group), ended - began, ended - group[0][2])
+            _settle([done for _, done, _ in group], failure)
             if failure is None:
                 self.stage.notify(len(group))
 
@@ -124,9 +136,9 @@ class LeanIntake:
         self.app = app
         self.service = service
         self.stage = stage
-        self.appender = Appender(stage)
-        self.limit = service.settings.max_body_bytes
         metrics = service.metrics
+        self.appender = Appender(stage, None if metrics is None else _commit_metrics(metrics))
+        self.limit = service.settings.max_body_bytes
         # A drainer in another process counts nothing here: this process counts the alerts it appends
         # (durably accepted, as ``watchkeeper_events_ingested`` says); a drainer thread counts its commits.
         self.events = (metrics.events.labels(SOURCE)
@@ -188,6 +200,26 @@ class LeanIntake:
         if self.events is not None:
             self.events.inc(accepted)
         return 202, orjson.dumps({"accepted": accepted})
+
+
+def _commit_metrics(metrics: Metrics) -> CommitObserver:
+    """``/metrics`` of the journal's group commits: how long a commit (fsync included) takes, how many
+    bodies it holds, and how long its oldest request waited from its append to the commit's end — the
+    durability's share of a request's latency (docs/scaling.md, "Where a small body's time goes")."""
+    seconds = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+    commit = metrics.histogram("watchkeeper_intake_commit_seconds",
+                               "Duration of one group commit of the intake journal (fsync included)", seconds)
+    wait = metrics.histogram("watchkeeper_intake_wait_seconds",
+                             "From a group's oldest request queueing its body to the group's commit", seconds)
+    bodies = metrics.histogram("watchkeeper_intake_group_bodies", "Request bodies per group commit of the journal",
+                               (1, 2, 4, 8, 16, 32, 64, 128, 256))
+
+    def observe(group: int, took: float, waited: float) -> None:
+        commit.observe(took)
+        wait.observe(waited)
+        bodies.observe(group)
+
+    return observe
 
 
 def _settle(waiting: list[asyncio.Future[None]], exc: BaseException | None) -> None:
