@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         "process (the other core: faster intake, a second Python process's memory) or a thread of the API's "
         "(one process: less memory, slower intake; docs/scaling.md)",
     )
+    intake_journal_dir: Path | None = Field(
+        None, description="Directory of POST /api/v2/alerts' journal (SQLite; default: next to the database "
+        "file): a device of its own keeps its fsyncs from queueing behind the database's writes. Drain before "
+        "moving it: a journal left behind is not read (docs/scaling.md)",
+    )
     retention_days: float = Field(
         90, ge=0, description="Delete events and dead letters received longer ago than this (0: keep them "
         "forever); serve prunes hourly, 'watchkeeper db prune' on demand",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from conftest import Api
-from watchkeeper.errors import InputError
+from watchkeeper.errors import ConfigError, InputError
+from watchkeeper.server.app import create_app
 from watchkeeper.service import Role, Watchkeeper
 from watchkeeper.service.intake import IntakeStage
 from watchkeeper.storage.journal import Entry, Journal
@@ -152,6 +154,28 @@ def test_the_backlog_bound_is_a_setting_and_beyond_it_a_503(
                 _metric(api, "watchkeeper_intake_refused_total")) == (6, 4, 1)
         clock.advance(seconds=90)
         assert _metric(api, "watchkeeper_intake_oldest_seconds") == 90  # the first body still waits
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_journal_goes_where_intake_journal_dir_says(make_service: Any, db_url: str, tmp_path: Any) -> None:
+    where = tmp_path / "journal-device"
+    where.mkdir()
+    service = make_service(db_url, intake_journal_dir=where)
+    api = Api(service, intake="thread")
+    with api.client:
+        answer = api.client.post("/api/v2/alerts", content=orjson.dumps(BODY), headers=api.headers(Role.INGEST))
+        assert answer.status_code == 202
+        assert [p.name for p in where.iterdir() if p.name.endswith("-intake")] == [
+            Path(service.db.engine.url.database or "").name + "-intake"]
+        assert "intake" in _drained(api)
+        incidents = api.client.get("/api/v1/incidents", headers=api.headers(Role.VIEWER)).json()
+        assert sum(i["alert_count"] for i in incidents) == 3
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_missing_journal_dir_is_a_clear_error(make_service: Any, db_url: str, tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match=r"intake_journal_dir .*nowhere.* is not a directory"):
+        create_app(make_service(db_url, intake_journal_dir=tmp_path / "nowhere"), upgrade=False, intake="thread")
 
 
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from watchkeeper.errors import InputError
+from watchkeeper.errors import ConfigError, InputError
 from watchkeeper.service.ingest import Delivered
 from watchkeeper.storage.journal import Entry, Journal, committed_upto, message_id
 
@@ -54,15 +54,19 @@ BUSY_BATCH = 500
 
 
 def journal_path(service: Watchkeeper) -> Path | None:
-    """Where the journal lives: next to a SQLite database file; None for any other database
-    (PostgreSQL, an in-memory SQLite) or with a bus (JetStream is the journal there)."""
+    """Where the journal lives: next to a SQLite database file, or in ``intake_journal_dir``; None for any
+    other database (PostgreSQL, an in-memory SQLite) or with a bus (JetStream is the journal there)."""
     db = service.db
     if not db.is_sqlite or service.settings.bus_url:
         return None
     name = db.engine.url.database
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
-    return Path(name).with_name(Path(name).name + "-intake")
+    where = service.settings.intake_journal_dir
+    if where is not None and not where.is_dir():
+        raise ConfigError(f"intake_journal_dir {str(where)!r} is not a directory; create it, or unset it to keep "
+                          "the journal next to the database")
+    return (where or Path(name).parent) / (Path(name).name + "-intake")
 
 
 class IntakeStage:
