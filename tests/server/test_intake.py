@@ -15,7 +15,7 @@ from conftest import Api
 from watchkeeper.errors import ConfigError, InputError
 from watchkeeper.server.app import create_app
 from watchkeeper.service import Role, Watchkeeper
-from watchkeeper.service.intake import IntakeStage
+from watchkeeper.service.intake import IntakeStage, journal_path
 from watchkeeper.storage.journal import Entry, Journal
 
 BODY = [{"labels": {"alertname": "Down", "service": "db", "instance": f"h{k}"},
@@ -176,6 +176,20 @@ def test_the_journal_goes_where_intake_journal_dir_says(make_service: Any, db_ur
 def test_a_missing_journal_dir_is_a_clear_error(make_service: Any, db_url: str, tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match=r"intake_journal_dir .*nowhere.* is not a directory"):
         create_app(make_service(db_url, intake_journal_dir=tmp_path / "nowhere"), upgrade=False, intake="thread")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_journal_dir_that_would_strand_acknowledged_bodies_is_refused(
+        make_service: Any, db_url: str, tmp_path: Any) -> None:
+    beside = journal_path(make_service(db_url))  # a body acknowledged by an earlier run, not yet drained
+    assert beside is not None
+    journal = Journal(beside)
+    journal.append([Entry(datetime.now(UTC), "prometheus", "token:t", 3, orjson.dumps(BODY))])
+    journal.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(ConfigError, match="1 acknowledged request bodies wait in the journal"):
+        create_app(make_service(db_url, intake_journal_dir=elsewhere), upgrade=False, intake="thread")
 
 
 def test_postgres_commits_in_the_request(pg_url: str, make_service: Any) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -66,7 +67,26 @@ def journal_path(service: Watchkeeper) -> Path | None:
     if where is not None and not where.is_dir():
         raise ConfigError(f"intake_journal_dir {str(where)!r} is not a directory; create it, or unset it to keep "
                           "the journal next to the database")
-    return (where or Path(name).parent) / (Path(name).name + "-intake")
+    beside = Path(name).with_name(Path(name).name + "-intake")
+    if where is None:
+        return beside
+    path = where / beside.name
+    if path.resolve() != beside.resolve() and (waiting := _bodies_in(beside)):
+        raise ConfigError(f"{waiting} acknowledged request bodies wait in the journal {str(beside)!r}, which "
+                          f"intake_journal_dir {str(where)!r} would leave unread: start once without "
+                          "intake_journal_dir to drain it, or move its files there while serve is stopped")
+    return path
+
+
+def _bodies_in(path: Path) -> int:
+    """Bodies waiting in the journal file at ``path`` (0: none, or no journal there)."""
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM intake").fetchone()[0])
+        except sqlite3.OperationalError:  # not a journal yet (no table)
+            return 0
 
 
 class IntakeStage:
