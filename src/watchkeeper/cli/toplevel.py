@@ -18,6 +18,7 @@ from watchkeeper.cli.common import (
     settings,
 )
 from watchkeeper.errors import ConfigError, WatchkeeperError
+from watchkeeper.runtime import tune_gc
 from watchkeeper.service import Watchkeeper
 from watchkeeper.settings import Settings
 
@@ -45,6 +46,7 @@ def serve(
     bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
     _check_free(bind_host, bind_port)
     logconfig.configure(cfg.log_level)
+    tune_gc()
     wk = Watchkeeper(cfg)
     wk.upgrade()
     _register_shipped_models(wk)

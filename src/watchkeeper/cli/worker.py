@@ -27,6 +27,7 @@ def worker(
     from watchkeeper.bus import open_jetstream
     from watchkeeper.bus.node import WorkerNode
     from watchkeeper.errors import ConfigError
+    from watchkeeper.runtime import tune_gc
     from watchkeeper.service import Watchkeeper
 
     cfg = settings()
@@ -34,6 +35,7 @@ def worker(
         raise ConfigError("the worker needs a bus: set WATCHKEEPER_BUS_URL (e.g. nats://127.0.0.1:4222) and run "
                           "'watchkeeper bus init'")
     logconfig.configure(cfg.log_level)
+    tune_gc()
     wk = Watchkeeper(cfg)
     wk.upgrade()
     bus = open_jetstream(cfg, patience=60.0)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from watchkeeper.runtime import tune_gc
 from watchkeeper.service.intake import STOP, IntakeStage
 
 log = structlog.get_logger("watchkeeper.intake")
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> None:
     pickled on stdin from :class:`IntakeProcess` (its own child, through a pipe), FD is the wake-up pipe.
     Ctrl-C in the terminal reaches the whole process group: the drainer leaves stopping to its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_gc()
     settings, path, parent = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 -- from our parent, as spawn did
     drain_forever(settings, path, parent, Wakeup(int(argv[0])))
 
