@@ -342,6 +342,9 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
     try:
         asyncio.run(burst())
         assert (stage.journal.bodies, stage.journal.backlog()) == (20, 40)  # committed before the answers
+        deadline = time.monotonic() + 10  # the drainer is told just after the answers: wait for the last group
+        while sum(stage.bodies) < 20 and time.monotonic() < deadline:  # bounded
+            time.sleep(0.01)
         assert 1 <= stage.notified < 20  # in groups
         assert sum(stage.bodies) == 20  # each group says how many bodies it held
         deadline = time.monotonic() + 10
@@ -350,6 +353,39 @@ def test_the_appender_thread_commits_groups_and_leaves_when_idle(tmp_path: Any, 
         assert appender._thread is None  # idle: gone
         asyncio.run(burst())  # and back at the next body
         assert stage.journal.bodies == 40
+    finally:
+        stage.journal.close()
+
+
+def test_the_appender_reports_each_group_and_a_failing_report_holds_no_answer(tmp_path: Any) -> None:
+    import asyncio
+
+    from watchkeeper.server.intake import Appender
+
+    class Stage:
+        journal = Journal(tmp_path / "j")
+
+        def notify(self, bodies: int = 1) -> None:
+            pass
+
+    seen: list[tuple[int, float, float]] = []
+
+    def observe(group: int, took: float, waited: float) -> None:
+        seen.append((group, took, waited))
+        raise RuntimeError("a broken metric")
+
+    stage = Stage()
+    appender = Appender(stage, observe)  # type: ignore[arg-type]
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    async def burst() -> None:
+        await asyncio.wait_for(asyncio.gather(
+            *(appender.append(Entry(at, "prometheus", "token:t", 1, b"[]")) for _ in range(10))), timeout=30)
+
+    try:
+        asyncio.run(burst())  # answered although every report raised
+        assert stage.journal.bodies == 10 and sum(g for g, _, _ in seen) == 10
+        assert all(0 < took <= waited for _, took, waited in seen)
     finally:
         stage.journal.close()
 

@@ -94,7 +94,10 @@ class Appender:
                 failure = exc
             if failure is None and self.observe is not None:  # before the answers: a scrape after one sees it
                 ended = time.perf_counter()
-                self.observe(len(group), ended - began, ended - group[0][2])
+                try:
+                    self.observe(len(group), ended - began, ended - group[0][2])
+                except Exception as exc:  # a metric never holds the answers back
+                    log.warning("intake commit metrics not recorded", error=str(exc))
             _settle([done for _, done, _ in group], failure)
             if failure is None:
                 self.stage.notify(len(group))

@@ -82,11 +82,13 @@ def _bodies_in(path: Path) -> int:
     """Bodies waiting in the journal file at ``path`` (0: none, or no journal there)."""
     if not path.exists():
         return 0
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:  # read-write: a crash's WAL is recovered
         try:
             return int(conn.execute("SELECT count(*) FROM intake").fetchone()[0])
-        except sqlite3.OperationalError:  # not a journal yet (no table)
-            return 0
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # not a journal yet
+                return 0
+            raise ConfigError(f"cannot read the journal {str(path)!r} to check it is drained: {exc}") from exc
 
 
 class IntakeStage:
