@@ -29,9 +29,11 @@ def body(sender: int, n: int) -> list[dict[str, object]]:
              "annotations": {"summary": "down"}, "startsAt": "2026-12-03T10:00:00Z"} for k in range(PER_BODY)]
 
 
-def test_kill_9_loses_no_acknowledged_alert_and_counts_none_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drainer", ["process", "thread"])
+def test_kill_9_loses_no_acknowledged_alert_and_counts_none_twice(tmp_path: Path, drainer: str) -> None:
+    """Either drainer (``intake_drainer``): a child process left orphaned mid-batch, or a thread killed with the API."""
     with Servers() as servers:
-        wk = start_watchkeeper(servers, tmp_path / "wk", roles=("ingest",))
+        wk = start_watchkeeper(servers, tmp_path / "wk", roles=("ingest",), env={"WATCHKEEPER_INTAKE_DRAINER": drainer})
         acknowledged: set[str] = set()
         lock, stop = threading.Lock(), threading.Event()
 
@@ -59,7 +61,7 @@ def test_kill_9_loses_no_acknowledged_alert_and_counts_none_twice(tmp_path: Path
                    servers=servers)
         proc = wk.server.proc
         assert proc is not None
-        os.kill(proc.pid, signal.SIGKILL)  # the API process only: its drainer child is orphaned
+        os.kill(proc.pid, signal.SIGKILL)  # the API process only: a drainer child is orphaned
         time.sleep(1.0)
         stop.set()
         for t in senders:
