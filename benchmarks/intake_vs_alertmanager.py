@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from ingest import (  # benchmarks/ is on sys.path when this script runs
@@ -383,11 +384,9 @@ def measure(target: Target, size: int, bodies: Path, count: int, args: argparse.
 def group_commits(base: str) -> str:
     """Where a request's durability wait goes, from ``serve``'s ``/metrics``: the journal's group commits,
     bodies per commit, a commit's mean time (fsync included) and a group's oldest request's mean wait."""
-    sums: dict[str, float] = {}
-    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("watchkeeper_intake_") and name.endswith(("_sum", "_count")):
-            sums[name] = float(value)
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    sums = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("watchkeeper_intake_") and s.name.endswith(("_sum", "_count"))}
     groups = sums.get("watchkeeper_intake_commit_seconds_count", 0.0)
     if not groups:
         return "no group commit seen in /metrics"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+M = TypeVar("M", Counter, Histogram)
 
 
 class _ActiveIncidents(Collector):
@@ -54,8 +57,7 @@ class Metrics:
         )
         if active_incidents is not None:
             self.registry.register(_ActiveIncidents(active_incidents))
-        self._made: dict[str, Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        self._made: dict[str, Counter | Histogram] = {}
         self._collectors: dict[str, Collector] = {}
 
     def collector(self, key: str, collector: Collector) -> None:
@@ -70,15 +72,16 @@ class Metrics:
     def counter(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> Counter:
         """A counter on this registry, made once: a component built again for the same service (a second
         app over one ``Watchkeeper``, as tests and a reload do) counts on the same one."""
-        found = self._made.get(name)
-        if found is None:
-            found = self._made[name] = Counter(name, documentation, list(labelnames), registry=self.registry)
-        return found
+        return self._once(name, Counter, lambda: Counter(name, documentation, list(labelnames), registry=self.registry))
 
     def histogram(self, name: str, documentation: str, buckets: Iterable[float]) -> Histogram:
         """A histogram on this registry, made once (as :meth:`counter`)."""
-        found = self._histograms.get(name)
+        return self._once(name, Histogram,
+                          lambda: Histogram(name, documentation, registry=self.registry, buckets=tuple(buckets)))
+
+    def _once(self, name: str, kind: type[M], make: Callable[[], M]) -> M:
+        found = self._made.get(name)
         if found is None:
-            found = self._histograms[name] = Histogram(name, documentation, registry=self.registry,
-                                                       buckets=tuple(buckets))
+            found = self._made[name] = make()
+        assert isinstance(found, kind), f"{name} is already a {type(found).__name__}"
         return found

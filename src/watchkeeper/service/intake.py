@@ -63,13 +63,13 @@ def journal_path(service: Watchkeeper) -> Path | None:
     name = db.engine.url.database
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
-    where = service.settings.intake_journal_dir
-    if where is not None and not where.is_dir():
-        raise ConfigError(f"intake_journal_dir {str(where)!r} is not a directory; create it, or unset it to keep "
-                          "the journal next to the database")
     beside = Path(name).with_name(Path(name).name + "-intake")
+    where = service.settings.intake_journal_dir
     if where is None:
         return beside
+    if not where.is_dir():
+        raise ConfigError(f"intake_journal_dir {str(where)!r} is not a directory; create it, or unset it to keep "
+                          "the journal next to the database")
     path = where / beside.name
     if path.resolve() != beside.resolve() and (waiting := _bodies_in(beside)):
         raise ConfigError(f"{waiting} acknowledged request bodies wait in the journal {str(beside)!r}, which "
@@ -79,16 +79,15 @@ def journal_path(service: Watchkeeper) -> Path | None:
 
 
 def _bodies_in(path: Path) -> int:
-    """Bodies waiting in the journal file at ``path`` (0: none, or no journal there)."""
+    """Bodies waiting in the journal at ``path`` (0: no journal there); opening it recovers a crash's WAL."""
     if not path.exists():
         return 0
-    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:  # read-write: a crash's WAL is recovered
-        try:
-            return int(conn.execute("SELECT count(*) FROM intake").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):  # not a journal yet
-                return 0
-            raise ConfigError(f"cannot read the journal {str(path)!r} to check it is drained: {exc}") from exc
+    try:
+        journal = Journal(path)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read the journal {str(path)!r} to check it is drained: {exc}") from exc
+    journal.close()
+    return journal.bodies
 
 
 class IntakeStage:
