@@ -80,7 +80,17 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
                             record=record, manual=manual, signals=signals)
     out.print(view.summary_table(result.outcomes, result.totals()))
     k = result.kpis
-    out.print(f"KPIs: MTTA {k.get('mtta', {}).get('mean')} s, MTTR {k.get('mttr', {}).get('mean')} s over "
-              f"{k.get('incidents')} incidents · audit: {result.audit}")
+    out.print(f"KPIs: MTTA {_mean_s(k, 'mtta')}, MTTR {_mean_s(k, 'mttr')} over {k.get('incidents')} incidents "
+              f"· audit: {result.audit}")
     out.print(f"Explore it: [bold]watchkeeper --config {config} incidents list[/bold]")
     return 0 if result.audit_ok else 1
+
+
+def _mean_s(kpis: dict[str, Any], name: str) -> str:
+    """A KPI's mean in seconds, as the summary prints it (``–`` when there was none).
+
+    >>> _mean_s({"mtta": {"mean": 28.399933}}, "mtta"), _mean_s({}, "mttr")
+    ('28.4 s', '–')
+    """
+    mean = (kpis.get(name) or {}).get("mean")
+    return "–" if mean is None else f"{float(mean):.1f} s"

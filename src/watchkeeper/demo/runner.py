@@ -255,7 +255,7 @@ def run(
             result.kpis = api.kpis()
             verdict = api.audit_verify()
             result.audit_ok = bool(verdict.get("ok"))
-            result.audit = str(verdict.get("detail") or verdict)
+            result.audit = str(verdict.get("message") or verdict.get("detail") or verdict)
         finally:
             api.close()
     finally:
