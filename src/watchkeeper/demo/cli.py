@@ -79,18 +79,7 @@ def main(out: Console, *, directory: Path, faults: str | None, headless: bool, a
         result = runner.run(directory, chosen, approve_after=approve_after, timing=timing, show=show,
                             record=record, manual=manual, signals=signals)
     out.print(view.summary_table(result.outcomes, result.totals()))
-    k = result.kpis
-    out.print(f"KPIs: MTTA {_mean_s(k, 'mtta')}, MTTR {_mean_s(k, 'mttr')} over {k.get('incidents')} incidents "
-              f"· audit: {result.audit}")
+    out.print(view.kpi_line(result.kpis, result.audit))
     out.print(f"Explore it: [bold]watchkeeper --config {config} incidents list[/bold]")
     return 0 if result.audit_ok else 1
 
-
-def _mean_s(kpis: dict[str, Any], name: str) -> str:
-    """A KPI's mean in seconds, as the summary prints it (``–`` when there was none).
-
-    >>> _mean_s({"mtta": {"mean": 28.399933}}, "mtta"), _mean_s({}, "mttr")
-    ('28.4 s', '–')
-    """
-    mean = (kpis.get(name) or {}).get("mean")
-    return "–" if mean is None else f"{float(mean):.1f} s"

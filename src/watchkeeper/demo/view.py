@@ -22,6 +22,18 @@ def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 
     return f"{value * scale:.{digits}f}{unit}"
 
 
+def kpi_line(kpis: Mapping[str, Any], audit: str) -> str:
+    """The KPIs' means (MTTA, MTTR) and the audit's verdict, as the demo's last line.
+
+    >>> kpi_line({"mtta": {"mean": 28.399933}, "mttr": {}, "incidents": 8}, "OK")
+    'KPIs: MTTA 28.4 s, MTTR – over 8 incidents · audit: OK'
+    """
+    def mean(name: str) -> str:
+        return _fmt((kpis.get(name) or {}).get("mean"), " s")
+
+    return f"KPIs: MTTA {mean('mtta')}, MTTR {mean('mttr')} over {kpis.get('incidents')} incidents · audit: {audit}"
+
+
 def incidents_table(observer: Observer) -> Table:
     table = Table("id", "status", "services", "alerts", "top cause (confidence)", "decision", "action",
                   title="incidents (GET /api/v1/incidents)", expand=True)
